@@ -1,0 +1,52 @@
+"""C-MAPSS RUL benchmark: transformer vs LSTM vs MiniRocket over seeds, plus compression.
+
+Run (full protocol, hours on 2 CPU cores)::
+
+    python benchmarks/rul.py --data-dir ../shared/datasets/cmapss
+
+Reduced run (what the committed results/rul_cmapss.json holds is stated in its ``meta``)::
+
+    python benchmarks/rul.py --data-dir ../shared/datasets/cmapss --subset FD001 --seeds 2 \
+        --max-epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from models.benchmark import run_benchmark  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run, write ``benchmarks/results/rul_cmapss.json``."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/datasets/cmapss")
+    p.add_argument("--subset", action="append", dest="subsets")
+    p.add_argument("--model", action="append", dest="models")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--max-epochs", type=int, default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rul_cmapss.json")
+    args = p.parse_args(argv)
+    res = run_benchmark(
+        args.data_dir,
+        subsets=args.subsets or ["FD001", "FD002", "FD003", "FD004"],
+        models=args.models or ["transformer", "lstm", "minirocket"],
+        seeds=list(range(args.seeds)),
+        max_epochs=args.max_epochs,
+        out=args.out,
+        threads=args.threads,
+    )
+    print(json.dumps(res["summary"], indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""The one typed configuration object of GenEdge.
+
+Built once at the entry point (``Settings.load(config_file)``) and passed down; nothing else
+reads ``os.environ``. Precedence, highest first: explicit overrides (CLI flags), environment
+variables (``GENEDGE_`` prefix, ``__`` between sections, e.g. ``GENEDGE_MQTT__PORT=1884``),
+the TOML file given with ``--config``, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from core.assets import AssetConfig
+from core.errors import ConfigError
+
+__all__ = [
+    "DashboardSettings",
+    "EdgeSettings",
+    "IngestSettings",
+    "LLMSettings",
+    "ModelsSettings",
+    "MqttSettings",
+    "Settings",
+    "SimSettings",
+    "StoreSettings",
+]
+
+
+class MqttSettings(BaseModel):
+    """Broker connection. With ``embedded`` the demo starts its own broker on host:port."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str = "genedge"
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    embedded: bool = Field(default=True, description="start an in-process broker when none is configured")
+    site: str = Field(default="plant1", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+class StoreSettings(BaseModel):
+    """Database. SQLite (WAL) by default; PostgreSQL by URL ``postgresql+psycopg://...``."""
+
+    url: SecretStr = SecretStr("sqlite:///var/genedge.db")
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, v: SecretStr) -> SecretStr:
+        raw = v.get_secret_value()
+        if not raw.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"store url must start with sqlite or postgresql, got {raw.split(':', 1)[0]!r}")
+        return v
+
+
+class IngestSettings(BaseModel):
+    """Validation limits and subscription of the ingest service."""
+
+    share_group: str | None = Field(default=None, description="MQTT 5 shared subscription group")
+    max_payload_bytes: int = Field(default=2_000_000, ge=1024)
+    max_future_s: float = Field(default=300.0, ge=0, description="reject timestamps further ahead than this")
+    max_abs_value: float = Field(default=1e6, gt=0)
+    flush_interval_s: float = Field(default=0.25, gt=0)
+    client_id: str = "genedge-ingest"
+
+
+class SimSettings(BaseModel):
+    """Plant simulator used by the demo."""
+
+    seed: int = 7
+    time_acceleration: float = Field(default=3600.0, gt=0, description="simulated seconds per wall second")
+    publish_interval_s: float = Field(default=1.0, gt=0, description="wall seconds between snapshots per asset")
+    vibration_samples: int = Field(default=2048, ge=64, le=262_144, description="samples per published batch")
+
+
+class EdgeSettings(BaseModel):
+    """Edge agent on the gateway."""
+
+    agent_id: str = Field(default="edge-01", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    queue_path: Path = Path("var/edge-queue.db")
+    queue_max_messages: int = Field(default=100_000, ge=10)
+    overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    iso_class: str = "II"
+
+
+class ModelsSettings(BaseModel):
+    """Model training and registry."""
+
+    registry_dir: Path = Path("var/registry")
+    data_dir: Path | None = None
+    seed: int = 42
+    max_epochs: int = Field(default=40, ge=1)
+    accelerator: str = "cpu"
+
+
+class LLMSettings(BaseModel):
+    """Prescriber backends."""
+
+    backend: Literal["auto", "local", "openai", "rules"] = "auto"
+    model_path: Path | None = None
+    openai_url: str | None = None
+    openai_key: SecretStr | None = None
+    openai_model: str = "qwen2.5-coder"
+    threads: int = Field(default=2, ge=1)
+
+
+class DashboardSettings(BaseModel):
+    """Streamlit dashboard."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8501, ge=1, le=65535)
+    users: dict[str, dict[str, str]] = Field(default_factory=dict, description="user -> {role, password_hash}")
+
+
+class Settings(BaseSettings):
+    """All of GenEdge's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GENEDGE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+    _toml_file: ClassVar[Path | None] = None
+
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    assets: list[AssetConfig] = Field(default_factory=list, description="empty: the simulator's default plant")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Build the settings from defaults, an optional TOML file, the environment and overrides.
+
+        Raises:
+            ConfigError: the file is missing or unreadable, or a value is invalid.
+        """
+        if config_file is not None:
+            if not config_file.is_file():
+                raise ConfigError(f"config file {str(config_file)!r} does not exist")
+            try:
+                tomllib.loads(config_file.read_text())
+            except (OSError, tomllib.TOMLDecodeError) as err:
+                raise ConfigError(f"config file {str(config_file)!r} is not valid TOML: {err}") from err
+        cls._toml_file = config_file
+        try:
+            return cls(**overrides)
+        except ValidationError as err:
+            raise ConfigError(f"invalid configuration: {err}") from err
+        finally:
+            cls._toml_file = None
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as plain data with secrets shown as ``**********``."""
+        return json.loads(self.model_dump_json())

@@ -1,0 +1,347 @@
+"""Wire schema: every message GenEdge puts on MQTT, versioned, plus the topic scheme.
+
+Topics are ``genedge/v1/<site>/<asset>/<type>`` where ``<type>`` is one of :class:`MessageType`.
+Payloads are UTF-8 JSON objects; each carries ``v`` (schema version), a unique ``msg_id``,
+the ``publisher`` and its per-publisher ``seq`` number, and ``type`` (which must match the
+topic). :func:`decode` turns arbitrary bytes into a message or raises :class:`WireError` with a
+reason code; it never raises anything else. See ``docs/wire.md`` for examples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from core.assets import UNITS, Quantity
+from core.errors import WireError
+
+__all__ = [
+    "ID_PATTERN",
+    "TOPIC_ROOT",
+    "WIRE_VERSION",
+    "BirthMessage",
+    "DataQuality",
+    "DeathMessage",
+    "FeatureFrame",
+    "Limits",
+    "Message",
+    "MessageType",
+    "Prediction",
+    "ReadingBatch",
+    "StatusReport",
+    "Topic",
+    "check_limits",
+    "decode",
+    "encode",
+    "new_msg_id",
+    "parse_topic",
+    "topic_for",
+    "utcnow",
+]
+
+WIRE_VERSION = 1
+TOPIC_ROOT = "genedge/v1"
+ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+_Id = Annotated[str, Field(pattern=ID_PATTERN)]
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def utcnow() -> datetime:
+    """Current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_msg_id() -> str:
+    """A fresh unique message id (UUID4, hex)."""
+    return uuid.uuid4().hex
+
+
+class MessageType(StrEnum):
+    READINGS = "readings"
+    FEATURES = "features"
+    STATUS = "status"
+    PREDICTION = "prediction"
+    BIRTH = "birth"
+    DEATH = "death"
+
+
+class DataQuality(StrEnum):
+    """Quality of a reading batch, told apart at the edge."""
+
+    GOOD = "good"
+    FLATLINE = "flatline"  # the sensor answers but its signal is frozen
+    DEVICE_SILENT = "device_silent"  # the device stopped answering
+    SUSPECT = "suspect"
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    v: Literal[1] = WIRE_VERSION
+    msg_id: str = Field(default_factory=new_msg_id, pattern=r"^[A-Za-z0-9_\-]{8,64}$")
+    publisher: _Id
+    seq: int = Field(ge=0, le=2**63 - 1)
+    sent_at: AwareDatetime = Field(default_factory=utcnow)
+    historical: bool = Field(default=False, description="replayed from the edge queue after an outage")
+
+    @field_validator("sent_at")
+    @classmethod
+    def _to_utc(cls, v: datetime) -> datetime:
+        return v.astimezone(UTC)
+
+
+class ReadingBatch(_Envelope):
+    """A batch of consecutive samples from one channel of one asset."""
+
+    type: Literal["readings"] = "readings"
+    asset_id: _Id
+    channel: _Id
+    quantity: Quantity
+    unit: str = Field(max_length=16)
+    sample_rate_hz: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
+    start: AwareDatetime
+    values: list[_Finite] = Field(min_length=1, max_length=1_048_576)
+    quality: DataQuality = DataQuality.GOOD
+
+    @field_validator("start")
+    @classmethod
+    def _start_utc(cls, v: datetime) -> datetime:
+        return v.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _unit_for_quantity(self) -> ReadingBatch:
+        allowed = UNITS[self.quantity]
+        if self.unit not in allowed:
+            raise ValueError(
+                f"unit {self.unit!r} is wrong for quantity {self.quantity.value!r}; expected one of {sorted(allowed)}"
+            )
+        return self
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(seconds=len(self.values) / self.sample_rate_hz)
+
+
+class FeatureFrame(_Envelope):
+    """Features computed at the edge for one asset over one window: channel -> name -> value."""
+
+    type: Literal["features"] = "features"
+    asset_id: _Id
+    window_start: AwareDatetime
+    window_s: float = Field(gt=0, allow_inf_nan=False)
+    features: dict[_Id, dict[Annotated[str, Field(max_length=64)], _Finite]] = Field(min_length=1)
+    quality: DataQuality = DataQuality.GOOD
+
+
+class StatusReport(_Envelope):
+    """Health of an edge agent or one of its assets."""
+
+    type: Literal["status"] = "status"
+    asset_id: _Id
+    state: Literal["online", "degraded", "offline"]
+    uptime_s: float = Field(ge=0, allow_inf_nan=False)
+    queue_depth: int = Field(default=0, ge=0)
+    detail: str = Field(default="", max_length=2000)
+
+
+class Prediction(_Envelope):
+    """A RUL / health prediction as a distribution: median and a calibrated interval."""
+
+    type: Literal["prediction"] = "prediction"
+    asset_id: _Id
+    model_name: str = Field(max_length=128)
+    model_version: str = Field(max_length=64)
+    at: AwareDatetime
+    rul_unit: Literal["h", "cycles"] = "h"
+    rul_median: float = Field(ge=0, allow_inf_nan=False)
+    rul_lower: float = Field(ge=0, allow_inf_nan=False)
+    rul_upper: float = Field(ge=0, allow_inf_nan=False)
+    coverage: float = Field(gt=0, lt=1)
+    health_index: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Prediction:
+        if not self.rul_lower <= self.rul_median <= self.rul_upper:
+            raise ValueError(
+                f"interval must satisfy lower <= median <= upper, got "
+                f"{self.rul_lower} <= {self.rul_median} <= {self.rul_upper}"
+            )
+        return self
+
+
+class BirthMessage(_Envelope):
+    """Publisher (agent or asset) came online; ``seq`` restarts here (Sparkplug-style)."""
+
+    type: Literal["birth"] = "birth"
+    asset_id: _Id
+    channels: list[_Id] = Field(default_factory=list)
+
+
+class DeathMessage(_Envelope):
+    """Publisher went offline (sent as MQTT last will, or on a clean shutdown)."""
+
+    type: Literal["death"] = "death"
+    asset_id: _Id
+    reason: str = Field(default="", max_length=500)
+
+
+Message = Annotated[
+    ReadingBatch | FeatureFrame | StatusReport | Prediction | BirthMessage | DeathMessage,
+    Field(discriminator="type"),
+]
+_MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)
+
+
+class Topic(BaseModel):
+    """A parsed topic ``genedge/v1/<site>/<asset>/<type>``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    site: _Id
+    asset_id: _Id
+    type: MessageType
+
+    def __str__(self) -> str:
+        return f"{TOPIC_ROOT}/{self.site}/{self.asset_id}/{self.type.value}"
+
+
+def topic_for(site: str, asset_id: str, kind: MessageType | str) -> str:
+    """The topic a message of ``kind`` about ``asset_id`` is published on."""
+    return str(Topic(site=site, asset_id=asset_id, type=MessageType(kind)))
+
+
+def parse_topic(topic: str) -> Topic:
+    """Parse a topic string.
+
+    Raises:
+        WireError: reason ``unknown_topic`` when it is not ``genedge/v1/<site>/<asset>/<type>``.
+    """
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT:
+        raise WireError("unknown_topic", f"expected {TOPIC_ROOT}/<site>/<asset>/<type>, got {topic!r}")
+    try:
+        return Topic(site=parts[2], asset_id=parts[3], type=MessageType(parts[4]))
+    except (ValueError, ValidationError) as err:
+        raise WireError(
+            "unknown_topic",
+            f"topic {topic!r}: site/asset must match {ID_PATTERN} and type be one of "
+            f"{[t.value for t in MessageType]}",
+        ) from err
+
+
+def encode(message: BaseModel) -> bytes:
+    """Serialise a message to its JSON payload."""
+    return message.model_dump_json().encode()
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not allowed in a GenEdge payload")
+
+
+def decode(payload: bytes | bytearray | memoryview | str, topic: str | None = None, *, max_bytes: int = 2_000_000) -> Message:
+    """Decode and validate a payload; check it agrees with its topic when one is given.
+
+    Raises:
+        WireError: reasons ``oversize``, ``malformed`` (not UTF-8 JSON object), ``invalid``
+            (schema or range violation, e.g. NaN, wrong unit), ``unknown_topic`` or
+            ``topic_mismatch``.
+    """
+    raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+    if len(raw) > max_bytes:
+        raise WireError("oversize", f"payload is {len(raw)} bytes, limit is {max_bytes}")
+    parsed_topic = parse_topic(topic) if topic is not None else None
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise WireError("malformed", f"payload is not UTF-8 JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise WireError("malformed", f"payload must be a JSON object, got {type(data).__name__}")
+    try:
+        message = _MESSAGE.validate_python(data)
+    except ValidationError as err:
+        raise WireError("invalid", _summarise(err)) from err
+    except (ValueError, TypeError, RecursionError) as err:  # defensive: odd inputs inside validators
+        raise WireError("invalid", str(err)) from err
+    if parsed_topic is not None:
+        _check_topic(message, parsed_topic)
+    return message
+
+
+def _check_topic(message: Message, topic: Topic) -> None:
+    if message.type != topic.type.value:
+        raise WireError("topic_mismatch", f"topic says type {topic.type.value!r}, payload says {message.type!r}")
+    if message.asset_id != topic.asset_id:
+        raise WireError(
+            "topic_mismatch", f"topic says asset {topic.asset_id!r}, payload says {message.asset_id!r}"
+        )
+
+
+def _summarise(err: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for e in err.errors()[:limit]:
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        parts.append(f"{loc}: {e['msg']}")
+    more = err.error_count() - limit
+    if more > 0:
+        parts.append(f"... and {more} more")
+    return "; ".join(parts)
+
+
+class Limits(BaseModel):
+    """Range checks that need context (the clock, the configured channel) beyond the schema."""
+
+    max_future_s: float = 300.0
+    max_abs_value: float = 1e6
+    channel_ranges: Mapping[tuple[str, str], tuple[float, float]] = Field(default_factory=dict)
+
+
+def check_limits(message: Message, limits: Limits, now: datetime | None = None) -> None:
+    """Reject messages that are well-formed but implausible.
+
+    Raises:
+        WireError: reason ``out_of_range`` naming the field, the bound and the value.
+    """
+    now = now or utcnow()
+    horizon = now + timedelta(seconds=limits.max_future_s)
+    stamps: dict[str, datetime] = {"sent_at": message.sent_at}
+    if isinstance(message, ReadingBatch):
+        stamps["start"] = message.start
+    elif isinstance(message, FeatureFrame):
+        stamps["window_start"] = message.window_start
+    elif isinstance(message, Prediction):
+        stamps["at"] = message.at
+    for name, stamp in stamps.items():
+        if stamp > horizon:
+            raise WireError(
+                "out_of_range",
+                f"{name} {stamp.isoformat()} is more than {limits.max_future_s:.0f} s in the future (now {now.isoformat()})",
+            )
+    if isinstance(message, ReadingBatch):
+        lo, hi = limits.channel_ranges.get((message.asset_id, message.channel), (-limits.max_abs_value, limits.max_abs_value))
+        vmin, vmax = min(message.values), max(message.values)
+        if vmin < lo or vmax > hi:
+            raise WireError(
+                "out_of_range",
+                f"values of {message.asset_id}/{message.channel} must lie in [{lo}, {hi}], got [{vmin}, {vmax}]",
+            )
+    elif isinstance(message, FeatureFrame):
+        for ch, feats in message.features.items():
+            for name, value in feats.items():
+                if not math.isfinite(value) or abs(value) > limits.max_abs_value:
+                    raise WireError("out_of_range", f"feature {ch}.{name} = {value} exceeds {limits.max_abs_value}")

@@ -1,0 +1,3 @@
+from genedge.cli import main
+
+main()

@@ -1,0 +1,108 @@
+"""The ``genedge`` command line: one console script, Typer groups."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core.errors import GenEdgeError
+from core.settings import Settings
+
+app = typer.Typer(help="GenEdge: edge predictive and prescriptive maintenance.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+ingest_app = typer.Typer(help="MQTT -> database ingest service.", no_args_is_help=True)
+sim_app = typer.Typer(help="Physics-based plant simulator.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(sim_app, name="sim")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=False)]
+DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (overrides store.url)")]
+BrokerOpt = Annotated[str | None, typer.Option("--broker", help="HOST:PORT of an external MQTT broker")]
+
+
+def load_settings(config: Path | None, db: str | None = None, broker: str | None = None) -> Settings:
+    """Build the one Settings object from file, environment and CLI overrides."""
+    settings = Settings.load(config)
+    updates: dict[str, Any] = {}
+    if db:
+        updates["store"] = settings.store.model_copy(update={"url": _secret(db)})
+    if broker:
+        host, _, port = broker.rpartition(":")
+        if not host or not port.isdigit():
+            raise typer.BadParameter(f"--broker must be HOST:PORT, got {broker!r}")
+        updates["mqtt"] = settings.mqtt.model_copy(update={"host": host, "port": int(port), "embedded": False})
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _secret(value: str) -> Any:
+    from pydantic import SecretStr
+
+    return SecretStr(value)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT/SIGTERM, for clean shutdowns."""
+    stop = threading.Event()
+
+    def _handler(_sig: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    return stop
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = True) -> None:
+    """Print the effective configuration, secrets masked."""
+    typer.echo(json.dumps(load_settings(config).masked(), indent=2, default=str))
+
+
+@ingest_app.command("run")
+def ingest_run(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    broker: BrokerOpt = None,
+    client_id: Annotated[str | None, typer.Option(help="MQTT client id (one per worker)")] = None,
+    share_group: Annotated[str | None, typer.Option(help="MQTT 5 shared subscription group")] = None,
+    protocol: Annotated[str, typer.Option(help="MQTT protocol: 5 or 3.1.1")] = "5",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Subscribe to genedge/v1/# and store every message; dead-letter the bad ones."""
+    from ingest.service import IngestService
+    from ingest.store import Store
+
+    _setup_logging(verbose)
+    settings = load_settings(config, db, broker)
+    ingest = settings.ingest.model_copy(update={k: v for k, v in {"client_id": client_id, "share_group": share_group}.items() if v})
+    store = Store(settings.store.url.get_secret_value())
+    service = IngestService(settings.mqtt, ingest, store, batch_size=settings.store.batch_size, protocol=protocol)
+    stop = stop_on_signals()
+    stats = service.run(stop)
+    typer.echo(json.dumps(stats.__dict__))
+
+
+def main() -> None:
+    try:
+        app()
+    except GenEdgeError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise SystemExit(2) from err
+
+
+if __name__ == "__main__":
+    main()

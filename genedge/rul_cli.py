@@ -1,0 +1,220 @@
+"""``genedge rul ...`` and ``genedge models ...`` commands (Typer apps mounted by ``genedge.cli``).
+
+Heavy imports (torch, Lightning, sktime) happen inside the commands that need them, so
+``genedge --help`` and ``genedge models list`` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core.errors import GenEdgeError
+
+__all__ = ["DEFAULT_SHIPPED_DIR", "models_app", "rul_app"]
+
+#: the registry of trained models that ship with the package
+DEFAULT_SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models" / "shipped"
+
+rul_app = typer.Typer(help="Remaining-useful-life models: train, evaluate, quantize, benchmark.",
+                      no_args_is_help=True)
+models_app = typer.Typer(help="Model registry: list, promote, roll back.", no_args_is_help=True)
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Directory with C-MAPSS text files.")]
+Subset = Annotated[str, typer.Option("--subset", help="C-MAPSS subset FD001..FD004.")]
+RegistryDir = Annotated[
+    Path, typer.Option("--registry-dir", help="Model registry directory.")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line.")]
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _emit(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, sort_keys=False, default=float))
+    else:
+        for key, value in data.items():
+            typer.echo(f"{key:>24}: {value}")
+
+
+@rul_app.command("train")
+def train(
+    data_dir: DataDir,
+    subset: Subset = "FD001",
+    model: Annotated[str, typer.Option(help="transformer | lstm | minirocket")] = "transformer",
+    seed: Annotated[int, typer.Option(help="Seed of split, truncations and model.")] = 42,
+    max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
+    window: Annotated[int | None, typer.Option(help="Override the window length.")] = None,
+    registry_dir: RegistryDir = Path("var/registry"),
+    register: Annotated[bool, typer.Option(help="Export and register the model.")] = True,
+    promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
+    variant: Annotated[str, typer.Option(help="Registered variant: fp32 | int8-dynamic | "
+                                               "int8-static | fp16 | int4")] = "int8-dynamic",
+    as_json: JsonFlag = False,
+) -> None:
+    """Train a model on a C-MAPSS subset (validation split by unit) and register it."""
+    from models.pipeline import register_result, train_cmapss
+
+    try:
+        result = train_cmapss(
+            data_dir, subset, model=model, seed=seed, max_epochs=max_epochs, window=window,
+            progress_bar=not as_json and sys.stderr.isatty(),
+        )
+        out: dict[str, Any] = {"subset": subset, "model": model, "seed": seed,
+                               **{k: v for k, v in result.metrics.items()}}
+        if register:
+            mv = register_result(result, registry_dir, variant=variant, promote=promote)
+            out.update({"name": mv.name, "version": mv.version, "path": str(mv.model_path),
+                        "val_rmse_onnx": mv.card["metrics"]["val_rmse_onnx"]})
+    except GenEdgeError as err:
+        _fail(err)
+    _emit(out, as_json)
+
+
+@rul_app.command("evaluate")
+def evaluate(
+    data_dir: DataDir,
+    subset: Subset = "FD001",
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="Version directory or model.onnx with card.json beside it "
+                        "(default: the promoted shipped model of the subset).")] = None,
+    registry_dir: RegistryDir = DEFAULT_SHIPPED_DIR,
+    coverage: Annotated[float, typer.Option(help="Nominal interval coverage.")] = 0.9,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score a model on test_FD00X.txt against RUL_FD00X.txt (onnxruntime, no torch)."""
+    from models.pipeline import evaluate_predictor, registry_name
+    from models.runtime import OnnxRULPredictor
+
+    try:
+        predictor = (OnnxRULPredictor.from_path(model) if model is not None
+                     else OnnxRULPredictor.from_registry(registry_dir, registry_name(subset)))
+        out = evaluate_predictor(predictor, data_dir, subset, coverage=coverage)
+    except GenEdgeError as err:
+        _fail(err)
+    _emit(out, as_json)
+
+
+@rul_app.command("quantize")
+def quantize(
+    data_dir: DataDir,
+    subset: Subset = "FD001",
+    seed: Annotated[int, typer.Option(help="Seed of the training run.")] = 42,
+    max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
+    out_dir: Annotated[Path, typer.Option(help="Where to write the ONNX variants.")] = Path(
+        "var/quantized"),
+    threads: Annotated[int, typer.Option(help="CPU threads for timing.")] = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train, export fp32 ONNX and every compressed variant; print the compression table."""
+    from models.export.compare import compression_report
+    from models.pipeline import export_variants, train_cmapss
+
+    try:
+        result = train_cmapss(data_dir, subset, seed=seed, max_epochs=max_epochs,
+                              progress_bar=not as_json and sys.stderr.isatty())
+        paths = export_variants(result, out_dir / subset)
+        rows = compression_report(result.estimator.network, paths, result.datamodule.X_val,
+                                  result.datamodule.y_val, threads=threads)
+    except GenEdgeError as err:
+        _fail(err)
+    if as_json:
+        typer.echo(json.dumps({"subset": subset, "rows": rows}, default=float))
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['variant']:>18} size={row['size_bytes']!s:>8} "
+            f"({row['size_change_pct']:+.1f}%) b1={row['latency_b1_ms']:.3f}ms "
+            f"(x{row['speedup_b1']:.1f}) b64={row['latency_b64_ms']:.3f}ms "
+            f"(x{row['speedup_b64']:.1f}) rmse={row['rmse']:.3f} ({row['rmse_change_pct']:+.2f}%)"
+        )
+
+
+@rul_app.command("benchmark")
+def benchmark(
+    data_dir: DataDir,
+    subsets: Annotated[list[str] | None, typer.Option("--subset", help="Repeatable.")] = None,
+    models: Annotated[list[str] | None, typer.Option("--model", help="Repeatable.")] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per model and subset.")] = 5,
+    max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
+    out: Annotated[Path, typer.Option(help="Result JSON.")] = Path(
+        "benchmarks/results/rul_cmapss.json"),
+) -> None:
+    """Transformer vs LSTM vs MiniRocket over seeds, plus the compression table; writes JSON."""
+    from models.benchmark import run_benchmark
+
+    try:
+        res = run_benchmark(data_dir, subsets=subsets or ["FD001"],
+                            models=models or ["transformer", "lstm", "minirocket"],
+                            seeds=list(range(seeds)), max_epochs=max_epochs, out=out,
+                            log=lambda msg: typer.echo(msg, err=True))
+    except GenEdgeError as err:
+        _fail(err)
+    typer.echo(json.dumps(res["summary"], default=float))
+
+
+@models_app.command("list")
+def list_models(
+    registry_dir: RegistryDir = Path("var/registry"),
+    name: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List registered versions (``*`` marks the promoted one)."""
+    from models.registry import ModelRegistry
+
+    try:
+        versions = ModelRegistry(registry_dir).list(name)
+    except GenEdgeError as err:
+        _fail(err)
+    rows = [
+        {"name": v.name, "version": v.version, "promoted": v.promoted,
+         "variant": v.card.get("variant"), "created_at": v.card.get("created_at"),
+         "val_rmse": v.card.get("metrics", {}).get("val_rmse_onnx")}
+        for v in versions
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        mark = "*" if r["promoted"] else " "
+        typer.echo(f"{mark} {r['name']:<16} {r['version']:<5} {r['variant']!s:<13} "
+                   f"val_rmse={r['val_rmse']} {r['created_at']}")
+
+
+@models_app.command("promote")
+def promote(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. cmapss-FD001.")],
+    version: Annotated[str, typer.Argument(help="Version, e.g. v2.")],
+    registry_dir: RegistryDir = Path("var/registry"),
+) -> None:
+    """Promote a version: the edge agent loads it next."""
+    from models.registry import ModelRegistry
+
+    try:
+        mv = ModelRegistry(registry_dir).promote(name, version)
+    except GenEdgeError as err:
+        _fail(err)
+    typer.echo(f"promoted {mv.name} {mv.version}")
+
+
+@models_app.command("rollback")
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. cmapss-FD001.")],
+    registry_dir: RegistryDir = Path("var/registry"),
+) -> None:
+    """Re-promote the previously promoted version."""
+    from models.registry import ModelRegistry
+
+    try:
+        mv = ModelRegistry(registry_dir).rollback(name)
+    except GenEdgeError as err:
+        _fail(err)
+    typer.echo(f"rolled back {mv.name} to {mv.version}")

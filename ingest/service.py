@@ -1,0 +1,240 @@
+"""The ingest service: MQTT subscriber -> validation -> batched, idempotent store writes.
+
+Delivery guarantee: messages are acknowledged to the broker (QoS 1, paho manual ack) only after
+the transaction holding them has committed. A crash before the commit makes the broker redeliver
+them (persistent session); a crash between commit and ack makes it redeliver messages that are
+already stored, which the store skips by ``msg_id``. So nothing is lost and nothing is stored
+twice. Several workers may share the stream through an MQTT 5 shared subscription.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from core.errors import IngestError, StoreError, WireError
+from core.settings import IngestSettings, MqttSettings
+from core.wire import TOPIC_ROOT, Limits, Message, check_limits, decode, utcnow
+from ingest.store import DeadLetterIn, Store
+
+__all__ = ["IngestService", "IngestStats", "make_client"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    store_failures: int = 0
+    reconnects: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    messages: list[tuple[Message, datetime]] = field(default_factory=list)
+    dead: list[DeadLetterIn] = field(default_factory=list)
+    mids: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos) to ack after commit
+    since: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.messages) + len(self.dead)
+
+
+def make_client(settings: MqttSettings, client_id: str, *, protocol: str = "5") -> mqtt.Client:
+    """A paho client configured from settings (auth, TLS); not yet connected."""
+    proto = MQTTProtocolVersion.MQTTv5 if protocol == "5" else MQTTProtocolVersion.MQTTv311
+    kwargs: dict[str, object] = {"client_id": client_id, "protocol": proto}
+    if proto != MQTTProtocolVersion.MQTTv5:
+        kwargs["clean_session"] = False
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)  # type: ignore[arg-type]
+    if settings.username:
+        password = settings.password.get_secret_value() if settings.password else None
+        client.username_pw_set(settings.username, password)
+    if settings.tls:
+        client.tls_set(
+            ca_certs=str(settings.ca_file) if settings.ca_file else None,
+            certfile=str(settings.cert_file) if settings.cert_file else None,
+            keyfile=str(settings.key_file) if settings.key_file else None,
+        )
+    return client
+
+
+class IngestService:
+    """Subscribe to ``genedge/v1/#`` and store every valid message, dead-letter the rest.
+
+    Args:
+        mqtt_settings: broker connection.
+        ingest_settings: limits, batching, shared-subscription group and client id.
+        store: where messages go.
+        limits: context range checks (channel ranges of configured assets).
+        protocol: ``"5"`` (default; needed for shared subscriptions) or ``"3.1.1"``.
+    """
+
+    def __init__(
+        self,
+        mqtt_settings: MqttSettings,
+        ingest_settings: IngestSettings,
+        store: Store,
+        *,
+        batch_size: int = 500,
+        limits: Limits | None = None,
+        protocol: str = "5",
+        on_flush: Callable[[IngestStats], None] | None = None,
+    ) -> None:
+        self.mqtt_settings = mqtt_settings
+        self.settings = ingest_settings
+        self.store = store
+        self.batch_size = batch_size
+        self.limits = limits or Limits(max_future_s=ingest_settings.max_future_s, max_abs_value=ingest_settings.max_abs_value)
+        self.protocol = protocol
+        self.stats = IngestStats()
+        self._on_flush = on_flush
+        self._pending = _Pending()
+        self._connected = threading.Event()
+        self._client = make_client(mqtt_settings, ingest_settings.client_id, protocol=protocol)
+        self._client.manual_ack_set(True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    @property
+    def topic_filter(self) -> str:
+        base = f"{TOPIC_ROOT}/#"
+        return f"$share/{self.settings.share_group}/{base}" if self.settings.share_group else base
+
+    @property
+    def connected(self) -> threading.Event:
+        return self._connected
+
+    # ------------------------------------------------------------- callbacks
+    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, rc: object, _p: object = None) -> None:
+        if getattr(rc, "is_failure", False):
+            log.error("broker refused connection: %s", rc)
+            return
+        client.subscribe(self.topic_filter, qos=1)
+        self._connected.set()
+        log.info("ingest %s subscribed to %s", self.settings.client_id, self.topic_filter)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, rc: object, _p: object = None) -> None:
+        self._connected.clear()
+        log.warning("ingest disconnected from broker: %s", rc)
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        self.stats.received += 1
+        received_at = utcnow()
+        if not self._pending:
+            self._pending.since = time.monotonic()
+        self._pending.mids.append((msg.mid, msg.qos))
+        try:
+            message = decode(msg.payload, msg.topic, max_bytes=self.settings.max_payload_bytes)
+            check_limits(message, self.limits, now=received_at)
+        except WireError as err:
+            self.stats.by_reason[err.reason] = self.stats.by_reason.get(err.reason, 0) + 1
+            self._pending.dead.append(
+                DeadLetterIn(topic=msg.topic, payload=bytes(msg.payload),
+                             reason=err.reason, detail=err.detail, received_at=received_at)
+            )
+            return
+        self._pending.messages.append((message, received_at))
+
+    # ------------------------------------------------------------- main loop
+    def connect(self) -> None:
+        props = None
+        if self.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 24 * 3600  # keep our queue across restarts
+            props.ReceiveMaximum = max(self.batch_size * 2, 100)
+        try:
+            self._client.connect(
+                self.mqtt_settings.host, self.mqtt_settings.port, keepalive=self.mqtt_settings.keepalive_s,
+                clean_start=False if self.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                properties=props,
+            )
+        except OSError as err:
+            raise IngestError(f"cannot reach broker {self.mqtt_settings.host}:{self.mqtt_settings.port}: {err}") from err
+
+    def run(self, stop: threading.Event, *, drain_s: float = 0.0) -> IngestStats:
+        """Process messages until ``stop`` is set, then flush what is pending and disconnect."""
+        backoff = 0.5
+        try:
+            self.connect()
+        except IngestError as err:
+            log.warning("%s; retrying", err)
+        while not stop.is_set():
+            rc = self._client.loop(timeout=0.05)
+            if rc != mqtt.MQTT_ERR_SUCCESS and not self._client.is_connected():
+                self._drop_unacked()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                try:
+                    self._client.reconnect()
+                    self.stats.reconnects += 1
+                    backoff = 0.5
+                except OSError as err:  # broker still down: keep trying, keep nothing unacked
+                    log.warning("reconnect failed: %s", err)
+                continue
+            self._maybe_flush()
+        end = time.monotonic() + drain_s
+        while time.monotonic() < end:
+            self._client.loop(timeout=0.05)
+            self._maybe_flush()
+        self._flush()
+        self._client.disconnect()
+        return self.stats
+
+    def _maybe_flush(self) -> None:
+        if not self._pending:
+            return
+        due = time.monotonic() - self._pending.since >= self.settings.flush_interval_s
+        if due or len(self._pending) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        pending = self._pending
+        try:
+            result = self.store.write(pending.messages, pending.dead)
+        except StoreError as err:
+            # Keep everything unacked: the broker holds it until we manage to commit.
+            self.stats.store_failures += 1
+            log.error("store write failed, will retry: %s", err)
+            pending.since = time.monotonic()
+            time.sleep(0.5)
+            return
+        self._pending = _Pending()
+        for mid, qos in pending.mids:
+            if qos > 0:
+                self._client.ack(mid, qos)
+        self.stats.stored += result.inserted
+        self.stats.duplicates += result.duplicates
+        self.stats.dead_lettered += result.dead_lettered
+        if self._on_flush is not None:
+            self._on_flush(self.stats)
+
+    def _drop_unacked(self) -> None:
+        """After a disconnect, old mids mean nothing: commit what we have, ack nothing.
+
+        The broker redelivers these messages; the store skips them as duplicates.
+        """
+        if self._pending:
+            pending = self._pending
+            pending.mids.clear()
+            try:
+                self.store.write(pending.messages, pending.dead)
+            except StoreError as err:
+                log.error("store write failed during reconnect (broker will redeliver): %s", err)
+            self._pending = _Pending()

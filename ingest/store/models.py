@@ -1,0 +1,190 @@
+"""SQLAlchemy 2.x table definitions. Sessions never leave ``ingest.store``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: GenEdge stores timezone-aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class Asset(Base):
+    __tablename__ = "assets"
+
+    asset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    line: Mapped[str] = mapped_column(String(64), default="")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(32), default="")
+    criticality: Mapped[int] = mapped_column(Integer, default=2)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_seen: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class _Received:
+    """Columns every stored wire message has."""
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    msg_id: Mapped[str] = mapped_column(String(64), unique=True)
+    publisher: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+    sent_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
+class Reading(_Received, Base):
+    __tablename__ = "readings"
+    __table_args__ = (
+        Index("ix_readings_asset_channel_start", "asset_id", "channel", "start"),
+        Index("ix_readings_publisher_seq", "publisher", "seq"),
+    )
+
+    asset_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str] = mapped_column(String(16))
+    sample_rate_hz: Mapped[float] = mapped_column(Float)
+    start: Mapped[datetime]
+    n_samples: Mapped[int] = mapped_column(Integer)
+    # float32 little-endian samples; summary columns serve dashboards without decoding.
+    samples: Mapped[bytes] = mapped_column(LargeBinary)
+    v_min: Mapped[float] = mapped_column(Float)
+    v_max: Mapped[float] = mapped_column(Float)
+    v_mean: Mapped[float] = mapped_column(Float)
+    v_rms: Mapped[float] = mapped_column(Float)
+    quality: Mapped[str] = mapped_column(String(16), default="good")
+
+
+class FeatureRow(_Received, Base):
+    __tablename__ = "features"
+    __table_args__ = (Index("ix_features_asset_window", "asset_id", "window_start"),)
+
+    asset_id: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime]
+    window_s: Mapped[float] = mapped_column(Float)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
+    quality: Mapped[str] = mapped_column(String(16), default="good")
+
+
+class PredictionRow(_Received, Base):
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_asset_at", "asset_id", "at"),)
+
+    asset_id: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    rul_unit: Mapped[str] = mapped_column(String(8))
+    rul_median: Mapped[float] = mapped_column(Float)
+    rul_lower: Mapped[float] = mapped_column(Float)
+    rul_upper: Mapped[float] = mapped_column(Float)
+    coverage: Mapped[float] = mapped_column(Float)
+    health_index: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class StatusRow(_Received, Base):
+    """Status reports and birth/death certificates."""
+
+    __tablename__ = "status_reports"
+    __table_args__ = (Index("ix_status_asset_sent", "asset_id", "sent_at"),)
+
+    asset_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    # msg_id when the payload had one, else sha256 of topic and payload: redeliveries land once.
+    dedup_key: Mapped[str] = mapped_column(String(96), unique=True)
+    topic: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Alarm(Base):
+    """ISA-18.2 style alarm: active -> acknowledged / shelved -> cleared."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (Index("ix_alarms_asset_state", "asset_id", "state"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    asset_id: Mapped[str] = mapped_column(String(64), ForeignKey("assets.asset_id"))
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    message: Mapped[str] = mapped_column(Text, default="")
+    raised_at: Mapped[datetime]
+    acked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    acked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    shelved_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    shelve_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cleared_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class WorkOrder(Base):
+    """Draft -> approved / rejected -> done, with who and when."""
+
+    __tablename__ = "work_orders"
+    __table_args__ = (Index("ix_work_orders_asset_status", "asset_id", "status"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    asset_id: Mapped[str] = mapped_column(String(64), ForeignKey("assets.asset_id"))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    title: Mapped[str] = mapped_column(String(200))
+    priority: Mapped[str] = mapped_column(String(16), default="medium")
+    due_by: Mapped[datetime | None] = mapped_column(nullable=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,0 +1,340 @@
+"""Repository: the store's public API. Sessions and SQL stay inside this module."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, Table, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.assets import AssetConfig
+from core.errors import StoreError
+from core.wire import (
+    BirthMessage,
+    DeathMessage,
+    FeatureFrame,
+    Message,
+    Prediction,
+    ReadingBatch,
+    StatusReport,
+    utcnow,
+)
+from ingest.store._engine import make_engine, migrate
+from ingest.store.models import (
+    Asset,
+    DeadLetter,
+    FeatureRow,
+    PredictionRow,
+    Reading,
+    StatusRow,
+)
+
+__all__ = ["DeadLetterIn", "ReadingRecord", "Store", "WriteResult"]
+
+
+@dataclass(frozen=True)
+class DeadLetterIn:
+    """A message that failed validation, kept with its raw payload and the reason."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+    received_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def dedup_key(self) -> str:
+        """Redelivery of the same bad message (same topic and bytes) is stored once."""
+        digest = hashlib.sha256(self.topic.encode() + b"\0" + self.payload).hexdigest()
+        return f"sha256:{digest}"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    inserted: int
+    duplicates: int
+    dead_lettered: int
+
+
+@dataclass(frozen=True)
+class ReadingRecord:
+    msg_id: str
+    publisher: str
+    seq: int
+    asset_id: str
+    channel: str
+    quantity: str
+    unit: str
+    sample_rate_hz: float
+    start: datetime
+    values: np.ndarray
+    quality: str
+    historical: bool
+    received_at: datetime
+
+
+def _common(m: Message, received_at: datetime) -> dict[str, Any]:
+    return {
+        "msg_id": m.msg_id,
+        "publisher": m.publisher,
+        "seq": m.seq,
+        "historical": m.historical,
+        "sent_at": m.sent_at,
+        "received_at": received_at,
+    }
+
+
+def _reading_row(m: ReadingBatch, received_at: datetime) -> dict[str, Any]:
+    arr = np.asarray(m.values, dtype=np.float64)
+    return {
+        **_common(m, received_at),
+        "asset_id": m.asset_id,
+        "channel": m.channel,
+        "quantity": m.quantity.value,
+        "unit": m.unit,
+        "sample_rate_hz": m.sample_rate_hz,
+        "start": m.start,
+        "n_samples": int(arr.size),
+        "samples": arr.astype("<f4").tobytes(),
+        "v_min": float(arr.min()),
+        "v_max": float(arr.max()),
+        "v_mean": float(arr.mean()),
+        "v_rms": float(np.sqrt(np.mean(arr * arr))),
+        "quality": m.quality.value,
+    }
+
+
+#: Raw payloads above this are kept truncated in the dead-letter table (the reason says so).
+MAX_DEAD_PAYLOAD = 1 << 20
+
+
+def _dead_row(d: DeadLetterIn) -> dict[str, Any]:
+    payload, detail = d.payload, d.detail
+    if len(payload) > MAX_DEAD_PAYLOAD:
+        detail = f"{detail} [payload truncated to {MAX_DEAD_PAYLOAD} of {len(payload)} bytes]"
+        payload = payload[:MAX_DEAD_PAYLOAD]
+    return {"dedup_key": d.dedup_key, "topic": d.topic[:1024], "payload": payload, "reason": d.reason,
+            "detail": detail[:4000], "received_at": d.received_at}
+
+
+def _row_for(m: Message, received_at: datetime) -> tuple[Table, dict[str, Any]]:
+    if isinstance(m, ReadingBatch):
+        return Reading.__table__, _reading_row(m, received_at)  # type: ignore[return-value]
+    if isinstance(m, FeatureFrame):
+        return FeatureRow.__table__, {  # type: ignore[return-value]
+            **_common(m, received_at),
+            "asset_id": m.asset_id,
+            "window_start": m.window_start,
+            "window_s": m.window_s,
+            "features": m.features,
+            "quality": m.quality.value,
+        }
+    if isinstance(m, Prediction):
+        return PredictionRow.__table__, {  # type: ignore[return-value]
+            **_common(m, received_at),
+            **m.model_dump(include={"asset_id", "model_name", "model_version", "at", "rul_unit", "rul_median",
+                                    "rul_lower", "rul_upper", "coverage", "health_index"}),
+        }
+    if isinstance(m, StatusReport | BirthMessage | DeathMessage):
+        state = m.state if isinstance(m, StatusReport) else ("online" if isinstance(m, BirthMessage) else "offline")
+        detail = m.detail if isinstance(m, StatusReport) else getattr(m, "reason", "")
+        return StatusRow.__table__, {  # type: ignore[return-value]
+            **_common(m, received_at),
+            "asset_id": m.asset_id,
+            "kind": m.type,
+            "state": state,
+            "detail": detail,
+            "body": m.model_dump(mode="json"),
+        }
+    raise StoreError(f"no table for message type {type(m).__name__}")
+
+
+class Store:
+    """Persistent store of GenEdge data on SQLite or PostgreSQL.
+
+    Args:
+        url: SQLAlchemy URL, e.g. ``sqlite:///var/genedge.db`` or ``postgresql+psycopg://...``.
+        migrate_schema: run Alembic migrations up to head on open.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, migrate_schema: bool = True) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = make_engine(url, echo=echo)
+            if migrate_schema:
+                migrate(self.engine)
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot open store at {self._safe_url()}: {err}") from err
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.dialect = self.engine.dialect.name
+
+    def _safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") else "<url>"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+    def _insert_ignore(self, session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> int:
+        """Insert rows, skipping those whose unique ``key`` exists; return how many were inserted."""
+        if not rows:
+            return 0
+        if self.dialect == "postgresql" and table.name == "readings" and len(rows) >= 50:
+            return self._copy_ignore(session, table, rows, key)
+        dialect_insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+        return len(session.execute(stmt, rows).all())
+
+    def _copy_ignore(self, session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> int:
+        """PostgreSQL bulk path: COPY into a temp table, then insert what is new."""
+        cols = [c.name for c in table.columns if c.name != "id"]
+        conn = session.connection()
+        conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS _stage_{table.name} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
+        dbapi = conn.connection.dbapi_connection
+        bind = {c.name: c.type for c in table.columns}
+        with dbapi.cursor() as cur:  # type: ignore[union-attr]
+            with cur.copy(f"COPY _stage_{table.name} ({', '.join(cols)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([_copy_value(bind[c], row[c], self.engine.dialect) for c in cols])
+        col_list = ", ".join(cols)
+        result = conn.execute(
+            text(
+                f"INSERT INTO {table.name} ({col_list}) SELECT {col_list} FROM _stage_{table.name} "
+                f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+            )
+        )
+        inserted = len(result.all())
+        conn.execute(text(f"TRUNCATE _stage_{table.name}"))
+        return inserted
+
+    def write(self, messages: Sequence[tuple[Message, datetime]], dead: Sequence[DeadLetterIn] = ()) -> WriteResult:
+        """Store validated messages and dead letters in one transaction.
+
+        Idempotent: a message whose ``msg_id`` is already stored is counted as a duplicate and
+        skipped, so redelivery after a crash never stores anything twice.
+
+        Raises:
+            StoreError: the transaction failed; nothing of it was stored.
+        """
+        by_table: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
+        asset_ids: dict[str, str] = {}
+        for m, received_at in messages:
+            table, row = _row_for(m, received_at)
+            by_table.setdefault(table.name, (table, []))[1].append(row)
+            asset_ids[m.asset_id] = m.publisher
+        dead_rows = [_dead_row(d) for d in dead]
+        try:
+            with self._sessions.begin() as session:
+                self._touch_assets(session, asset_ids)
+                inserted = sum(self._insert_ignore(session, t, rows, "msg_id") for t, rows in by_table.values())
+                n_dead = self._insert_ignore(session, DeadLetter.__table__, dead_rows, "dedup_key")  # type: ignore[arg-type]
+        except SQLAlchemyError as err:
+            raise StoreError(f"write of {len(messages)} messages and {len(dead)} dead letters failed: {err}") from err
+        return WriteResult(inserted=inserted, duplicates=len(messages) - inserted, dead_lettered=n_dead)
+
+    def _touch_assets(self, session: Session, asset_ids: dict[str, str]) -> None:
+        if not asset_ids:
+            return
+        known = set(session.scalars(select(Asset.asset_id).where(Asset.asset_id.in_(asset_ids))))
+        missing = [{"asset_id": a, "site": "", "line": "", "name": a, "kind": "", "criticality": 2, "config": {}}
+                   for a in asset_ids if a not in known]
+        if missing:
+            self._insert_ignore(session, Asset.__table__, missing, "asset_id")  # type: ignore[arg-type]
+
+    def upsert_assets(self, assets: Iterable[AssetConfig]) -> None:
+        """Register or update the configured assets."""
+        with self._sessions.begin() as session:
+            for a in assets:
+                session.merge(
+                    Asset(asset_id=a.asset_id, site=a.site, line=a.line, name=a.name or a.asset_id,
+                          kind=a.kind.value, criticality=a.criticality, config=a.model_dump(mode="json"))
+                )
+
+    # ------------------------------------------------------------------ reads
+    def count_readings(self, publisher: str | None = None) -> int:
+        stmt = select(func.count()).select_from(Reading)
+        if publisher is not None:
+            stmt = stmt.where(Reading.publisher == publisher)
+        with self._sessions() as s:
+            return int(s.scalar(stmt) or 0)
+
+    def count_duplicate_readings(self, publisher: str | None = None) -> int:
+        """Readings stored more than once for the same publisher and sequence number."""
+        distinct = select(Reading.publisher, Reading.seq).distinct()
+        total = select(func.count()).select_from(Reading)
+        if publisher is not None:
+            distinct = distinct.where(Reading.publisher == publisher)
+            total = total.where(Reading.publisher == publisher)
+        with self._sessions() as s:
+            n_distinct = int(s.scalar(select(func.count()).select_from(distinct.subquery())) or 0)
+            return int(s.scalar(total) or 0) - n_distinct
+
+    def stored_msg_ids(self, msg_ids: Sequence[str]) -> set[str]:
+        with self._sessions() as s:
+            found: set[str] = set()
+            for i in range(0, len(msg_ids), 500):
+                found.update(s.scalars(select(Reading.msg_id).where(Reading.msg_id.in_(msg_ids[i:i + 500]))))
+            return found
+
+    def reading_sequences(self, publisher: str) -> list[tuple[int, bool]]:
+        """(seq, historical) of a publisher's readings in arrival order."""
+        with self._sessions() as s:
+            rows = s.execute(select(Reading.seq, Reading.historical).where(Reading.publisher == publisher).order_by(Reading.id))
+            return [(int(r[0]), bool(r[1])) for r in rows]
+
+    def count_dead_letters(self, since: datetime | None = None) -> int:
+        stmt = select(func.count()).select_from(DeadLetter)
+        if since is not None:
+            stmt = stmt.where(DeadLetter.received_at >= since)
+        with self._sessions() as s:
+            return int(s.scalar(stmt) or 0)
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetterIn]:
+        with self._sessions() as s:
+            rows = s.scalars(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit))
+            return [DeadLetterIn(topic=r.topic, payload=r.payload, reason=r.reason, detail=r.detail,
+                                 received_at=r.received_at) for r in rows]
+
+    def readings(self, asset_id: str, channel: str | None = None, *, limit: int = 100,
+                 since: datetime | None = None) -> list[ReadingRecord]:
+        """Most recent readings of an asset (newest first)."""
+        stmt = select(Reading).where(Reading.asset_id == asset_id)
+        if channel is not None:
+            stmt = stmt.where(Reading.channel == channel)
+        if since is not None:
+            stmt = stmt.where(Reading.start >= since)
+        stmt = stmt.order_by(Reading.start.desc(), Reading.id.desc()).limit(limit)
+        with self._sessions() as s:
+            return [
+                ReadingRecord(
+                    msg_id=r.msg_id, publisher=r.publisher, seq=r.seq, asset_id=r.asset_id, channel=r.channel,
+                    quantity=r.quantity, unit=r.unit, sample_rate_hz=r.sample_rate_hz, start=r.start,
+                    values=np.frombuffer(r.samples, dtype="<f4").copy(), quality=r.quality,
+                    historical=r.historical, received_at=r.received_at,
+                )
+                for r in s.scalars(stmt)
+            ]
+
+    def asset_ids(self) -> list[str]:
+        with self._sessions() as s:
+            return list(s.scalars(select(Asset.asset_id).order_by(Asset.asset_id)))
+
+
+def _copy_value(coltype: Any, value: Any, dialect: Any) -> Any:
+    """Apply the column type's bind processing (UTC datetimes, JSON) before COPY."""
+    proc = coltype.bind_processor(dialect)
+    return proc(value) if proc is not None else value

@@ -1,0 +1,137 @@
+"""C-MAPSS preprocessing that runs on the edge: numpy only (no torch, sklearn or pandas).
+
+The fitted state (:class:`ConditionNormalizer`) is serialised into the model card, so the edge
+runtime applies exactly the normalisation the model was trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.errors import ModelError
+
+__all__ = [
+    "N_RAW_COLUMNS",
+    "N_SENSORS",
+    "N_SETTINGS",
+    "ConditionNormalizer",
+    "last_window",
+    "sliding_windows",
+]
+
+N_SETTINGS = 3
+N_SENSORS = 21
+#: unit, cycle, 3 operating settings, 21 sensors
+N_RAW_COLUMNS = 2 + N_SETTINGS + N_SENSORS
+
+
+@dataclass
+class ConditionNormalizer:
+    """Per-operating-condition z-score normalisation of the informative sensors.
+
+    Attributes:
+        centroids: ``(n_conditions, 3)`` operating-setting centroids; a row is assigned to the
+            nearest one.
+        sensor_index: 0-based indices (into the 21 sensors) of the sensors kept.
+        mean: ``(n_conditions, n_kept)`` per-condition sensor means.
+        std: ``(n_conditions, n_kept)`` per-condition sensor standard deviations.
+    """
+
+    centroids: np.ndarray
+    sensor_index: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def n_conditions(self) -> int:
+        """Number of operating conditions."""
+        return int(self.centroids.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Number of output channels."""
+        return int(self.sensor_index.size)
+
+    def assign(self, settings: np.ndarray) -> np.ndarray:
+        """Return the operating-condition index of each row of ``settings`` ``(n, 3)``."""
+        d = ((settings[:, None, :] - self.centroids[None, :, :]) ** 2).sum(-1)
+        return np.argmin(d, axis=1)
+
+    def transform(self, settings: np.ndarray, sensors: np.ndarray) -> np.ndarray:
+        """Normalise raw rows.
+
+        Args:
+            settings: ``(n, 3)`` operating settings.
+            sensors: ``(n, 21)`` raw sensor readings.
+
+        Returns:
+            ``(n, n_features)`` float32 normalised informative sensors.
+        """
+        cond = self.assign(np.asarray(settings, dtype=np.float64))
+        x = np.asarray(sensors, dtype=np.float64)[:, self.sensor_index]
+        return ((x - self.mean[cond]) / self.std[cond]).astype(np.float32)
+
+    def transform_raw(self, rows: Any) -> np.ndarray:
+        """Normalise rows of the raw 26-column (or 24-column, no unit/cycle) layout."""
+        arr = np.asarray(rows, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] not in (N_RAW_COLUMNS, N_RAW_COLUMNS - 2):
+            raise ModelError(
+                f"rows must have shape (n_cycles, {N_RAW_COLUMNS}) or (n_cycles, "
+                f"{N_RAW_COLUMNS - 2}), got {arr.shape}"
+            )
+        off = arr.shape[1] - (N_SETTINGS + N_SENSORS)
+        return self.transform(arr[:, off : off + N_SETTINGS], arr[:, off + N_SETTINGS :])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise to JSON-compatible data."""
+        return {
+            "centroids": self.centroids.tolist(),
+            "sensor_index": self.sensor_index.tolist(),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConditionNormalizer:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(
+            centroids=np.asarray(data["centroids"], dtype=np.float64),
+            sensor_index=np.asarray(data["sensor_index"], dtype=np.int64),
+            mean=np.asarray(data["mean"], dtype=np.float64),
+            std=np.asarray(data["std"], dtype=np.float64),
+        )
+
+
+def last_window(features: np.ndarray, window: int) -> np.ndarray:
+    """Return the last ``window`` cycles as ``(n_channels, window)``, left-padded if short.
+
+    Short histories are padded by repeating their first cycle, as in training.
+    """
+    n = features.shape[0]
+    if n == 0:
+        raise ModelError("need at least one cycle to build a window, got 0")
+    if n < window:
+        pad = np.repeat(features[:1], window - n, axis=0)
+        features = np.concatenate([pad, features], axis=0)
+    return np.ascontiguousarray(features[-window:].T, dtype=np.float32)
+
+
+def sliding_windows(features: np.ndarray, window: int, ends: np.ndarray) -> np.ndarray:
+    """Windows ending at each (0-based, inclusive) index in ``ends``.
+
+    Args:
+        features: ``(n_cycles, n_channels)`` of one unit.
+        window: window length.
+        ends: indices of the last cycle of each window.
+
+    Returns:
+        ``(len(ends), n_channels, window)`` float32, left-padded with the first cycle.
+    """
+    pad = np.repeat(features[:1], window - 1, axis=0)
+    padded = np.concatenate([pad, features], axis=0)
+    view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
+    # view[i] covers padded[i : i + window] = cycles ending at original index i
+    return np.ascontiguousarray(view[np.asarray(ends)], dtype=np.float32)

@@ -1,0 +1,347 @@
+"""NASA C-MAPSS turbofan data: loaders and the Lightning data module.
+
+Standard protocol (Saxena et al. 2008; Heimes 2008; Zheng et al. 2017):
+
+* target: remaining useful life capped at ``rul_cap`` (125 cycles, piece-wise linear);
+* constant sensors dropped, per-operating-condition z-score normalisation (conditions found
+  by KMeans on the three operating settings: 6 for FD002/FD004, 1 for FD001/FD003);
+* sliding windows over each unit, short histories left-padded with their first cycle;
+* validation split *by unit*; each validation trajectory is truncated at random points so
+  validation looks like the test set (one prediction at the last cycle of the cut);
+* test: the last window of each unit of ``test_FD00X.txt``; truth, where present, from
+  ``RUL_FD00X.txt`` (one line per unit, not capped).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from sklearn.cluster import KMeans
+from torch.utils.data import DataLoader, TensorDataset
+
+from core.errors import ModelError
+from models._preprocess import (
+    N_SENSORS,
+    N_SETTINGS,
+    ConditionNormalizer,
+    last_window,
+    sliding_windows,
+)
+
+__all__ = [
+    "COLUMNS",
+    "SUBSETS",
+    "CMAPSSDataModule",
+    "data_hash",
+    "fit_normalizer",
+    "load_cmapss",
+    "load_rul_truth",
+]
+
+SUBSETS = ("FD001", "FD002", "FD003", "FD004")
+SETTING_COLUMNS = [f"setting{i}" for i in range(1, N_SETTINGS + 1)]
+SENSOR_COLUMNS = [f"s{i}" for i in range(1, N_SENSORS + 1)]
+COLUMNS = ["unit", "cycle", *SETTING_COLUMNS, *SENSOR_COLUMNS]
+#: operating conditions of each subset (Saxena et al. 2008)
+DEFAULT_CONDITIONS = {"FD001": 1, "FD002": 6, "FD003": 1, "FD004": 6}
+
+
+def _check_subset(subset: str) -> str:
+    if subset not in SUBSETS:
+        raise ModelError(f"subset must be one of {SUBSETS}, got {subset!r}")
+    return subset
+
+
+def load_cmapss(data_dir: str | Path, subset: str, split: str = "train") -> pd.DataFrame:
+    """Load ``{split}_{subset}.txt`` as a DataFrame with named columns.
+
+    Args:
+        data_dir: directory with the C-MAPSS text files.
+        subset: ``"FD001"`` .. ``"FD004"``.
+        split: ``"train"`` or ``"test"``.
+
+    Returns:
+        DataFrame with columns :data:`COLUMNS`; ``unit`` and ``cycle`` are integers.
+
+    Raises:
+        ModelError: if the subset, split or file is wrong.
+    """
+    _check_subset(subset)
+    if split not in ("train", "test"):
+        raise ModelError(f"split must be 'train' or 'test', got {split!r}")
+    path = Path(data_dir) / f"{split}_{subset}.txt"
+    if not path.is_file():
+        raise ModelError(f"C-MAPSS file not found: expected {path}")
+    arr = np.loadtxt(path, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != len(COLUMNS):
+        raise ModelError(f"{path} must have {len(COLUMNS)} columns, got shape {arr.shape}")
+    df = pd.DataFrame(arr, columns=COLUMNS)
+    df["unit"] = df["unit"].astype(np.int64)
+    df["cycle"] = df["cycle"].astype(np.int64)
+    return df
+
+
+def load_rul_truth(data_dir: str | Path, subset: str) -> np.ndarray:
+    """Load ``RUL_{subset}.txt``: the true RUL at the last test cycle of each unit (uncapped).
+
+    Raises:
+        ModelError: if the file is missing or malformed.
+    """
+    path = Path(data_dir) / f"RUL_{_check_subset(subset)}.txt"
+    if not path.is_file():
+        raise ModelError(f"RUL truth file not found: expected {path}")
+    return np.loadtxt(path, dtype=np.float64).reshape(-1)
+
+
+def data_hash(data_dir: str | Path, subset: str) -> str:
+    """SHA-256 of the training file of ``subset`` (recorded in model cards)."""
+    path = Path(data_dir) / f"train_{_check_subset(subset)}.txt"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fit_normalizer(
+    df: pd.DataFrame, n_conditions: int, *, constant_tol: float = 0.01, seed: int = 0
+) -> ConditionNormalizer:
+    """Fit per-condition normalisation on training rows.
+
+    Args:
+        df: training rows (columns :data:`COLUMNS`).
+        n_conditions: operating conditions to find with KMeans on the settings.
+        constant_tol: sensors whose within-condition standard deviation stays below this in
+            every condition carry no information and are dropped.
+        seed: KMeans seed.
+
+    Returns:
+        The fitted :class:`~models._preprocess.ConditionNormalizer`.
+    """
+    settings = df[SETTING_COLUMNS].to_numpy(np.float64)
+    sensors = df[SENSOR_COLUMNS].to_numpy(np.float64)
+    if n_conditions == 1:
+        centroids = settings.mean(axis=0, keepdims=True)
+        labels = np.zeros(len(df), dtype=np.int64)
+    else:
+        km = KMeans(n_clusters=n_conditions, n_init=10, random_state=seed).fit(settings)
+        # order conditions deterministically so cards do not depend on KMeans' label order
+        order = np.lexsort(km.cluster_centers_.T[::-1])
+        centroids = km.cluster_centers_[order]
+        labels = np.argsort(order)[km.labels_]
+    std = np.stack([sensors[labels == c].std(axis=0) for c in range(n_conditions)])
+    keep = np.flatnonzero((std >= constant_tol).any(axis=0))
+    if keep.size == 0:
+        raise ModelError("all sensors are constant within conditions; nothing to learn from")
+    mean = np.stack([sensors[labels == c][:, keep].mean(axis=0) for c in range(n_conditions)])
+    std_keep = np.maximum(std[:, keep], 1e-6)
+    return ConditionNormalizer(centroids=centroids, sensor_index=keep, mean=mean, std=std_keep)
+
+
+class CMAPSSDataModule(pl.LightningDataModule):
+    """C-MAPSS subset as sliding windows, with a by-unit, test-like validation split.
+
+    After :meth:`setup`, the arrays are available in sktime ``numpy3D`` layout
+    ``(n_instances, n_channels, window)``: ``X_train``/``y_train`` (every window of every
+    training unit), ``X_val``/``y_val`` (``n_val_cuts`` random truncations of each validation
+    unit, one window at the last cycle of each cut; used for early stopping and conformal
+    calibration), and, when ``test_{subset}.txt`` exists, ``X_test`` (last window of each test
+    unit) with ``y_test`` (capped truth) if ``RUL_{subset}.txt`` is present too.
+
+    Args:
+        data_dir: directory with ``train_FD00X.txt`` (and optionally test / RUL files).
+        subset: ``"FD001"`` .. ``"FD004"``.
+        window: window length in cycles.
+        rul_cap: cap of the piece-wise linear RUL target.
+        val_fraction: fraction of training units held out for validation.
+        n_val_cuts: random truncations per validation unit.
+        val_max_rul: largest RUL at which a validation trajectory is cut (the test set's
+            truths go up to ~145 for FD001/FD003 and ~195 for FD002/FD004).
+        min_cut_length: shortest truncated validation history, in cycles.
+        n_conditions: operating conditions; ``None`` for the subset's default (1 or 6).
+        constant_tol: see :func:`fit_normalizer`.
+        batch_size: batch size of the data loaders.
+        seed: seed of the unit split, the truncations and KMeans.
+        max_train_units: keep only this many training units (fast tests); ``None`` keeps all.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        subset: str = "FD001",
+        *,
+        window: int = 30,
+        rul_cap: int = 125,
+        val_fraction: float = 0.2,
+        n_val_cuts: int = 5,
+        val_max_rul: int = 150,
+        min_cut_length: int = 20,
+        n_conditions: int | None = None,
+        constant_tol: float = 0.01,
+        batch_size: int = 256,
+        seed: int = 42,
+        max_train_units: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.subset = _check_subset(subset)
+        if window < 1:
+            raise ModelError(f"window must be >= 1, got {window}")
+        if not 0.0 < val_fraction < 1.0:
+            raise ModelError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.window = window
+        self.rul_cap = rul_cap
+        self.val_fraction = val_fraction
+        self.n_val_cuts = n_val_cuts
+        self.val_max_rul = val_max_rul
+        self.min_cut_length = min_cut_length
+        self.n_conditions = n_conditions or DEFAULT_CONDITIONS[subset]
+        self.constant_tol = constant_tol
+        self.batch_size = batch_size
+        self.seed = seed
+        self.max_train_units = max_train_units
+        self.normalizer: ConditionNormalizer | None = None
+
+    # -- Lightning hooks ----------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Check that the training file is there (nothing is downloaded)."""
+        path = self.data_dir / f"train_{self.subset}.txt"
+        if not path.is_file():
+            raise ModelError(f"C-MAPSS file not found: expected {path}")
+
+    def setup(self, stage: str | None = None) -> None:  # noqa: ARG002 - Lightning API
+        """Load, split, normalise and window the data (idempotent)."""
+        if self.normalizer is not None:
+            return
+        df = load_cmapss(self.data_dir, self.subset, "train")
+        units = np.unique(df["unit"].to_numpy())
+        rng = np.random.default_rng(self.seed)
+        if self.max_train_units is not None:
+            units = np.sort(rng.choice(units, size=min(self.max_train_units, units.size),
+                                       replace=False))
+        n_val = max(1, round(units.size * self.val_fraction))
+        perm = rng.permutation(units)
+        self.val_units = np.sort(perm[:n_val])
+        self.train_units = np.sort(perm[n_val:])
+
+        train_df = df[df["unit"].isin(self.train_units)]
+        self.normalizer = fit_normalizer(
+            train_df, self.n_conditions, constant_tol=self.constant_tol, seed=self.seed
+        )
+        self.X_train, self.y_train = self._train_windows(train_df)
+        self.X_val, self.y_val, self.val_cut_units = self._val_cuts(
+            df[df["unit"].isin(self.val_units)], rng
+        )
+        self._setup_test()
+
+    def _features(self, df: pd.DataFrame) -> np.ndarray:
+        assert self.normalizer is not None
+        return self.normalizer.transform(
+            df[SETTING_COLUMNS].to_numpy(np.float64), df[SENSOR_COLUMNS].to_numpy(np.float64)
+        )
+
+    def _train_windows(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for _, g in df.groupby("unit", sort=True):
+            feats = self._features(g)
+            n = feats.shape[0]
+            xs.append(sliding_windows(feats, self.window, np.arange(n)))
+            ys.append(np.minimum(np.arange(n - 1, -1, -1), self.rul_cap))
+        return np.concatenate(xs), np.concatenate(ys).astype(np.float32)
+
+    def _val_cuts(
+        self, df: pd.DataFrame, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xs, ys, us = [], [], []
+        for unit, g in df.groupby("unit", sort=True):
+            feats = self._features(g)
+            n = feats.shape[0]
+            hi = min(self.val_max_rul, n - self.min_cut_length)
+            ruls = rng.integers(1, max(hi, 1) + 1, size=self.n_val_cuts)
+            ends = n - 1 - ruls
+            xs.append(sliding_windows(feats, self.window, ends))
+            ys.append(np.minimum(ruls, self.rul_cap))
+            us.append(np.full(self.n_val_cuts, unit))
+        return (
+            np.concatenate(xs),
+            np.concatenate(ys).astype(np.float32),
+            np.concatenate(us),
+        )
+
+    def _setup_test(self) -> None:
+        self.X_test: np.ndarray | None = None
+        self.y_test: np.ndarray | None = None
+        self.y_test_uncapped: np.ndarray | None = None
+        if not (self.data_dir / f"test_{self.subset}.txt").is_file():
+            return
+        test_df = load_cmapss(self.data_dir, self.subset, "test")
+        self.X_test, self.test_units = self.last_windows(test_df)
+        if (self.data_dir / f"RUL_{self.subset}.txt").is_file():
+            truth = load_rul_truth(self.data_dir, self.subset)
+            if truth.size != self.X_test.shape[0]:
+                raise ModelError(
+                    f"RUL_{self.subset}.txt has {truth.size} lines, expected one per test unit "
+                    f"({self.X_test.shape[0]})"
+                )
+            self.y_test_uncapped = truth.astype(np.float32)
+            self.y_test = np.minimum(truth, self.rul_cap).astype(np.float32)
+
+    def last_windows(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Return the last window of each unit in ``df`` and the unit ids (sorted)."""
+        xs, units = [], []
+        for unit, g in df.sort_values(["unit", "cycle"]).groupby("unit", sort=True):
+            xs.append(last_window(self._features(g), self.window))
+            units.append(unit)
+        return np.stack(xs), np.asarray(units)
+
+    @property
+    def n_channels(self) -> int:
+        """Channels per window (informative sensors); needs :meth:`setup`."""
+        if self.normalizer is None:
+            raise ModelError("call setup() before reading n_channels")
+        return self.normalizer.n_features
+
+    def preprocessing_card(self) -> dict[str, Any]:
+        """What the edge runtime needs to reproduce the inputs (stored in the model card)."""
+        if self.normalizer is None:
+            raise ModelError("call setup() before preprocessing_card()")
+        return {
+            "dataset": "cmapss",
+            "subset": self.subset,
+            "window": self.window,
+            "rul_cap": self.rul_cap,
+            "input_layout": "batch, channel, time",
+            "normalizer": self.normalizer.to_dict(),
+        }
+
+    # -- loaders ------------------------------------------------------------------------------
+    def _loader(self, X: np.ndarray, y: np.ndarray | None, *, shuffle: bool) -> DataLoader:
+        tensors = [torch.from_numpy(X)]
+        if y is not None:
+            tensors.append(torch.from_numpy(y))
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            TensorDataset(*tensors), batch_size=self.batch_size, shuffle=shuffle, generator=gen
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training windows."""
+        return self._loader(self.X_train, self.y_train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Truncated validation windows."""
+        return self._loader(self.X_val, self.y_val, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Last window of each test unit, with capped truth when ``RUL_*.txt`` is present."""
+        if self.X_test is None:
+            raise ModelError(f"test_{self.subset}.txt not found in {self.data_dir}")
+        return self._loader(self.X_test, self.y_test, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Last window of each test unit, no targets."""
+        if self.X_test is None:
+            raise ModelError(f"test_{self.subset}.txt not found in {self.data_dir}")
+        return self._loader(self.X_test, None, shuffle=False)

@@ -1,0 +1,27 @@
+"""ONNX export, quantisation and the compression report."""
+
+from models.export.compare import compression_report, onnx_session, time_call
+from models.export.onnx import (
+    INPUT_NAME,
+    OPSET,
+    OUTPUT_NAME,
+    convert_fp16,
+    export_onnx,
+    quantize_int4_weight_only,
+    quantize_int8_dynamic,
+    quantize_int8_static,
+)
+
+__all__ = [
+    "INPUT_NAME",
+    "OPSET",
+    "OUTPUT_NAME",
+    "compression_report",
+    "convert_fp16",
+    "export_onnx",
+    "onnx_session",
+    "quantize_int4_weight_only",
+    "quantize_int8_dynamic",
+    "quantize_int8_static",
+    "time_call",
+]

@@ -1,0 +1,125 @@
+"""Size, latency and quality of compressed variants against fp32 eager PyTorch, same process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from models.export.onnx import INPUT_NAME
+from models.metrics import phm08_score, rmse
+
+__all__ = ["compression_report", "onnx_session", "time_call"]
+
+
+def onnx_session(path: str | Path, *, threads: int = 1) -> ort.InferenceSession:
+    """CPU inference session with a fixed number of intra-op threads."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def time_call(fn: Callable[[], Any], *, repeats: int = 50, warmup: int = 5) -> float:
+    """Median wall time of ``fn()`` in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def _onnx_predict(sess: ort.InferenceSession, X: np.ndarray, batch: int = 1024) -> np.ndarray:
+    outs = [
+        sess.run(None, {INPUT_NAME: X[i : i + batch]})[0].reshape(-1)
+        for i in range(0, X.shape[0], batch)
+    ]
+    return np.concatenate(outs).astype(np.float64)
+
+
+def compression_report(
+    net: torch.nn.Module,
+    variants: dict[str, Path],
+    X_eval: np.ndarray,
+    y_eval: np.ndarray,
+    *,
+    threads: int = 1,
+    repeats: int = 50,
+    baseline_size_path: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Compare eager fp32 PyTorch with each ONNX variant.
+
+    Args:
+        net: the trained fp32 module (eager baseline).
+        variants: name -> ONNX file (include ``"fp32"`` for the plain export).
+        X_eval: windows to score (e.g. validation cuts), float32 ``(n, c, t)``.
+        y_eval: capped truths for ``X_eval``.
+        threads: CPU threads for both torch and onnxruntime.
+        repeats: timed calls per measurement (median reported).
+        baseline_size_path: file whose size is the 100% reference (default: ``variants["fp32"]``).
+
+    Returns:
+        One dict per row (``"torch-fp32-eager"`` first) with ``size_bytes``,
+        ``size_change_pct``, ``latency_b1_ms``, ``latency_b64_ms``, ``speedup_b1``,
+        ``speedup_b64``, ``rmse``, ``score``, ``rmse_change_pct``.
+    """
+    torch.set_num_threads(threads)
+    net = net.eval()
+    X_eval = np.ascontiguousarray(X_eval, dtype=np.float32)
+    x1 = X_eval[:1]
+    x64 = X_eval[np.arange(64) % X_eval.shape[0]]
+    ref_path = baseline_size_path or variants.get("fp32")
+    ref_size = Path(ref_path).stat().st_size if ref_path else None
+
+    with torch.inference_mode():
+        t1, t64 = torch.from_numpy(x1), torch.from_numpy(x64)
+        base_b1 = time_call(lambda: net(t1), repeats=repeats)
+        base_b64 = time_call(lambda: net(t64), repeats=repeats)
+        base_pred = net(torch.from_numpy(X_eval)).numpy().astype(np.float64)
+    base_rmse = rmse(y_eval, base_pred)
+    rows: list[dict[str, Any]] = [
+        {
+            "variant": "torch-fp32-eager",
+            "size_bytes": ref_size,
+            "size_change_pct": 0.0,
+            "latency_b1_ms": base_b1,
+            "latency_b64_ms": base_b64,
+            "speedup_b1": 1.0,
+            "speedup_b64": 1.0,
+            "rmse": base_rmse,
+            "score": phm08_score(y_eval, base_pred),
+            "rmse_change_pct": 0.0,
+        }
+    ]
+    for name, path in variants.items():
+        sess = onnx_session(path, threads=threads)
+        lat1 = time_call(lambda s=sess: s.run(None, {INPUT_NAME: x1}), repeats=repeats)
+        lat64 = time_call(lambda s=sess: s.run(None, {INPUT_NAME: x64}), repeats=repeats)
+        pred = _onnx_predict(sess, X_eval)
+        r = rmse(y_eval, pred)
+        size = Path(path).stat().st_size
+        rows.append(
+            {
+                "variant": name,
+                "size_bytes": size,
+                "size_change_pct": (100.0 * (size - ref_size) / ref_size) if ref_size else None,
+                "latency_b1_ms": lat1,
+                "latency_b64_ms": lat64,
+                "speedup_b1": base_b1 / lat1,
+                "speedup_b64": base_b64 / lat64,
+                "rmse": r,
+                "score": phm08_score(y_eval, pred),
+                "rmse_change_pct": 100.0 * (r - base_rmse) / base_rmse,
+                "max_abs_diff_vs_torch": float(np.max(np.abs(pred - base_pred))),
+            }
+        )
+    return rows

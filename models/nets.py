@@ -1,0 +1,239 @@
+"""Lightning modules for RUL regression on ``(batch, channel, time)`` windows.
+
+The attention is written out with plain ``Linear``/``matmul``/``softmax`` (no fused
+``nn.MultiheadAttention`` fast path) so that the ONNX graph is simple and every projection is a
+``MatMul`` that onnxruntime can quantise to int8.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+__all__ = ["LSTMRULNet", "RULModule", "TransformerRULNet"]
+
+
+class RULModule(pl.LightningModule):
+    """Shared training logic: MSE on capped RUL scaled to ``[0, 1]``, validation RMSE in cycles.
+
+    Subclasses implement :meth:`encode` returning the regression output in ``[0, 1]``-ish units;
+    :meth:`forward` maps it back to cycles.
+
+    Args:
+        rul_cap: target scale (the RUL cap); outputs are ``rul_cap * head(x)``.
+        learning_rate: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        lr_patience: epochs without validation improvement before the LR is halved.
+    """
+
+    def __init__(
+        self,
+        *,
+        rul_cap: float = 125.0,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-4,
+        lr_patience: int = 3,
+    ) -> None:
+        super().__init__()
+        self.rul_cap = float(rul_cap)
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.lr_patience = lr_patience
+        self._val_sq_err = 0.0
+        self._val_n = 0
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Map ``(batch, channel, time)`` to ``(batch,)`` scaled RUL."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Predict RUL in cycles, shape ``(batch,)``, clipped at 0."""
+        return (self.encode(x) * self.rul_cap).clamp(min=0.0)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:  # noqa: ARG002
+        """MSE on capped RUL divided by the cap."""
+        x, y = batch
+        loss = nn.functional.mse_loss(self.encode(x), y / self.rul_cap)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        """Reset the RMSE accumulators."""
+        self._val_sq_err, self._val_n = 0.0, 0
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:  # noqa: ARG002
+        """Accumulate squared errors in cycles."""
+        x, y = batch
+        pred = self(x)
+        self._val_sq_err += float(((pred - y) ** 2).sum())
+        self._val_n += int(y.numel())
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val_rmse`` over the whole validation set (not a mean of batch RMSEs)."""
+        rmse = math.sqrt(self._val_sq_err / max(self._val_n, 1))
+        self.log("val_rmse", rmse, prog_bar=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW with LR halving on validation plateaus."""
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        )
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=0.5, patience=self.lr_patience
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_rmse"}}
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.d_head = d_model // n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor) -> Tensor:
+        b, t, d = h.shape
+        qkv = self.qkv(h).reshape(b, t, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d_head), dim=-1)
+        y = (self.drop(att) @ v).transpose(1, 2).reshape(b, t, d)
+        return self.out(y)
+
+
+class _EncoderLayer(nn.Module):
+    """Pre-norm transformer encoder layer."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attn = _SelfAttention(d_model, n_heads, dropout)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(
+            nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor) -> Tensor:
+        h = h + self.drop(self.attn(self.norm1(h)))
+        return h + self.drop(self.ff(self.norm2(h)))
+
+
+class TransformerRULNet(RULModule):
+    """Dual-aspect transformer: attention over time steps and (optionally) over sensors.
+
+    The time branch embeds each cycle's sensor vector and attends across cycles; the sensor
+    branch (as in DAST, Zhang et al. 2022) embeds each sensor's whole trajectory in the window
+    and attends across sensors. Pooled features of both are fused by a small MLP head.
+
+    Args:
+        n_channels: sensors per cycle.
+        window: cycles per window.
+        d_model: embedding width.
+        n_heads: attention heads.
+        n_layers: encoder layers in the time branch.
+        n_sensor_layers: encoder layers in the sensor branch (0 disables it).
+        d_ff: feed-forward width.
+        dropout: dropout rate.
+        **kwargs: optimisation options of :class:`RULModule`.
+    """
+
+    def __init__(
+        self,
+        n_channels: int,
+        window: int,
+        *,
+        d_model: int = 32,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        n_sensor_layers: int = 1,
+        d_ff: int = 64,
+        dropout: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.time_embed = nn.Linear(n_channels, d_model)
+        self.time_pos = nn.Parameter(torch.randn(1, window, d_model) * 0.02)
+        self.time_layers = nn.ModuleList(
+            _EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers)
+        )
+        self.time_norm = nn.LayerNorm(d_model)
+        self.n_sensor_layers = n_sensor_layers
+        fused = 2 * d_model
+        if n_sensor_layers > 0:
+            self.sensor_embed = nn.Linear(window, d_model)
+            self.sensor_pos = nn.Parameter(torch.randn(1, n_channels, d_model) * 0.02)
+            self.sensor_layers = nn.ModuleList(
+                _EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_sensor_layers)
+            )
+            self.sensor_norm = nn.LayerNorm(d_model)
+            fused += d_model
+        self.head = nn.Sequential(
+            nn.Linear(fused, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
+        )
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Fuse time- and sensor-attention features into a scaled RUL."""
+        h = self.time_embed(x.transpose(1, 2)) + self.time_pos
+        for layer in self.time_layers:
+            h = layer(h)
+        h = self.time_norm(h)
+        feats = [h[:, -1], h.mean(dim=1)]
+        if self.n_sensor_layers > 0:
+            s = self.sensor_embed(x) + self.sensor_pos
+            for layer in self.sensor_layers:
+                s = layer(s)
+            feats.append(self.sensor_norm(s).mean(dim=1))
+        return self.head(torch.cat(feats, dim=-1)).squeeze(-1)
+
+
+class LSTMRULNet(RULModule):
+    """Stacked LSTM over time, last hidden state to an MLP head (Zheng et al. 2017).
+
+    Args:
+        n_channels: sensors per cycle.
+        window: cycles per window (unused by the LSTM; kept for a uniform signature).
+        hidden_size: LSTM width.
+        num_layers: stacked LSTM layers.
+        dropout: dropout between layers and in the head.
+        **kwargs: optimisation options of :class:`RULModule`.
+    """
+
+    def __init__(
+        self,
+        n_channels: int,
+        window: int,
+        *,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.lstm = nn.LSTM(
+            n_channels,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.head = nn.Sequential(
+            nn.Linear(hidden_size, hidden_size // 2),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_size // 2, 1),
+        )
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Run the LSTM over the window; regress from the last step."""
+        out, _ = self.lstm(x.transpose(1, 2))
+        return self.head(out[:, -1]).squeeze(-1)

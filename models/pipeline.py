@@ -1,0 +1,316 @@
+"""End-to-end C-MAPSS workflows: train, evaluate, export, register (used by the CLI).
+
+Everything takes plain arguments (paths, ints); the composition root passes settings in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import ModelError
+from models.base import BaseRULEstimator
+from models.calibration import SplitConformal, empirical_coverage, interval_width
+from models.data.cmapss import CMAPSSDataModule, data_hash, load_cmapss, load_rul_truth
+from models.metrics import phm08_score, rmse
+from models.registry import ModelRegistry, ModelVersion, git_commit
+
+__all__ = [
+    "MODEL_NAMES",
+    "TrainResult",
+    "build_card",
+    "default_config",
+    "evaluate_predictor",
+    "export_variants",
+    "make_estimator",
+    "register_result",
+    "registry_name",
+    "train_cmapss",
+]
+
+MODEL_NAMES = ("transformer", "lstm", "minirocket")
+VARIANTS = ("fp32", "int8-dynamic", "int8-static", "fp16", "int4")
+
+#: per-subset defaults chosen on validation RMSE (see benchmarks/rul.py)
+_DATA_DEFAULTS: dict[str, dict[str, Any]] = {
+    "FD001": {"window": 30},
+    "FD002": {"window": 30},
+    "FD003": {"window": 30},
+    "FD004": {"window": 30},
+}
+_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "transformer": {"max_epochs": 30, "batch_size": 256, "patience": 6},
+    "lstm": {"max_epochs": 30, "batch_size": 256, "patience": 6},
+    "minirocket": {"num_kernels": 2000},
+}
+
+
+def registry_name(subset: str) -> str:
+    """Registry name of the shipped model of a C-MAPSS subset."""
+    return f"cmapss-{subset}"
+
+
+def default_config(subset: str, model: str = "transformer") -> dict[str, Any]:
+    """Default data and model parameters for a subset."""
+    if model not in MODEL_NAMES:
+        raise ModelError(f"model must be one of {MODEL_NAMES}, got {model!r}")
+    return {
+        "data": dict(_DATA_DEFAULTS.get(subset, {"window": 30})),
+        "model": dict(_MODEL_DEFAULTS[model]),
+    }
+
+
+def make_estimator(model: str, **params: Any) -> BaseRULEstimator:
+    """Instantiate an estimator by name (imports torch only for the deep ones)."""
+    if model == "transformer":
+        from models.transformer import TransformerRUL
+
+        return TransformerRUL(**params)
+    if model == "lstm":
+        from models.lstm import LSTMRUL
+
+        return LSTMRUL(**params)
+    if model == "minirocket":
+        from models.minirocket import MiniRocketRUL
+
+        return MiniRocketRUL(**params)
+    raise ModelError(f"model must be one of {MODEL_NAMES}, got {model!r}")
+
+
+@dataclass
+class TrainResult:
+    """A trained estimator with its data module, configuration and metrics."""
+
+    model: str
+    subset: str
+    seed: int
+    estimator: BaseRULEstimator
+    datamodule: CMAPSSDataModule
+    config: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_dir: Path | None = None
+
+
+def _interval_metrics(
+    y: np.ndarray, pred: np.ndarray, conformal: SplitConformal, prefix: str, coverage: float
+) -> dict[str, float]:
+    lower, upper = conformal.interval(pred, coverage)
+    return {
+        f"{prefix}_coverage": empirical_coverage(y, lower, upper),
+        f"{prefix}_interval_width": interval_width(lower, upper),
+    }
+
+
+def _cross_coverage(
+    dm: CMAPSSDataModule, pred: np.ndarray, coverage: float, seed: int
+) -> float:
+    """Out-of-sample coverage on validation: calibrate on half the units, test on the other."""
+    units = np.unique(dm.val_cut_units)
+    if units.size < 4:
+        return float("nan")
+    perm = np.random.default_rng(seed).permutation(units)
+    halves = [perm[: units.size // 2], perm[units.size // 2 :]]
+    hits = []
+    for cal_units, test_units in (halves, halves[::-1]):
+        cal = np.isin(dm.val_cut_units, cal_units)
+        test = np.isin(dm.val_cut_units, test_units)
+        conf = SplitConformal().fit(dm.y_val[cal], pred[cal])
+        lo, hi = conf.interval(pred[test], coverage)
+        hits.append((dm.y_val[test] >= lo) & (dm.y_val[test] <= hi))
+    return float(np.mean(np.concatenate(hits)))
+
+
+def evaluate_estimator(
+    est: BaseRULEstimator, dm: CMAPSSDataModule, *, coverage: float = 0.9, seed: int = 0
+) -> dict[str, Any]:
+    """Validation (and, with truth files, test) metrics of a fitted estimator."""
+    pred = est.predict(dm.X_val)
+    metrics: dict[str, Any] = {
+        "val_rmse": rmse(dm.y_val, pred),
+        "val_score": phm08_score(dm.y_val, pred),
+        "val_n_units": int(np.unique(dm.val_cut_units).size),
+        "val_n_cuts": int(dm.y_val.size),
+        "val_coverage_cross": _cross_coverage(dm, pred, coverage, seed),
+        "coverage_nominal": coverage,
+    }
+    metrics["val_interval_width"] = interval_width(*est.conformal_.interval(pred, coverage))
+    if dm.X_test is not None and dm.y_test is not None:
+        tpred = est.predict(dm.X_test)
+        metrics.update(
+            {
+                "test_rmse": rmse(dm.y_test, tpred),
+                "test_score": phm08_score(dm.y_test, tpred),
+                "test_n_units": int(dm.y_test.size),
+            }
+        )
+        metrics.update(_interval_metrics(dm.y_test, tpred, est.conformal_, "test", coverage))
+    return metrics
+
+
+def train_cmapss(
+    data_dir: str | Path,
+    subset: str,
+    *,
+    model: str = "transformer",
+    seed: int = 42,
+    max_epochs: int | None = None,
+    window: int | None = None,
+    progress_bar: bool = False,
+    model_params: dict[str, Any] | None = None,
+    data_params: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train one estimator on a C-MAPSS subset with the standard protocol.
+
+    Args:
+        data_dir: directory with ``train_FD00X.txt`` (and optionally test / RUL files).
+        subset: ``"FD001"`` .. ``"FD004"``.
+        model: ``"transformer"``, ``"lstm"`` or ``"minirocket"``.
+        seed: seeds the unit split, truncations and the model.
+        max_epochs: overrides the default epochs of deep models.
+        window: overrides the default window length.
+        progress_bar: show Lightning's progress bar.
+        model_params: extra estimator parameters.
+        data_params: extra :class:`CMAPSSDataModule` parameters.
+
+    Returns:
+        The trained result with validation (and test, where truth exists) metrics.
+    """
+    config = default_config(subset, model)
+    config["data"].update(data_params or {})
+    config["model"].update(model_params or {})
+    if window is not None:
+        config["data"]["window"] = window
+    if max_epochs is not None and model != "minirocket":
+        config["model"]["max_epochs"] = max_epochs
+    if model != "minirocket":
+        config["model"]["progress_bar"] = progress_bar
+    dm = CMAPSSDataModule(data_dir, subset, seed=seed, **config["data"])
+    dm.setup()
+    est = make_estimator(model, random_state=seed, **config["model"])
+    est.fit(dm.X_train, dm.y_train, X_val=dm.X_val, y_val=dm.y_val)
+    config["model"].pop("progress_bar", None)
+    result = TrainResult(model, subset, seed, est, dm, config, data_dir=Path(data_dir))
+    result.metrics = evaluate_estimator(est, dm, seed=seed)
+    return result
+
+
+def export_variants(
+    result: TrainResult, out_dir: str | Path, variants: tuple[str, ...] = VARIANTS
+) -> dict[str, Path]:
+    """Export the trained network to ONNX and build the requested compressed variants."""
+    from models.export.onnx import (
+        convert_fp16,
+        export_onnx,
+        quantize_int4_weight_only,
+        quantize_int8_dynamic,
+        quantize_int8_static,
+    )
+
+    net = getattr(result.estimator, "network", None)
+    if net is None:
+        raise ModelError(f"{result.model} has no network to export to ONNX")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dm = result.datamodule
+    paths = {"fp32": export_onnx(net, dm.n_channels, dm.window, out / "fp32.onnx")}
+    builders = {
+        "int8-dynamic": lambda: quantize_int8_dynamic(paths["fp32"], out / "int8-dynamic.onnx"),
+        "int8-static": lambda: quantize_int8_static(
+            paths["fp32"], out / "int8-static.onnx", dm.X_train, seed=result.seed
+        ),
+        "fp16": lambda: convert_fp16(paths["fp32"], out / "fp16.onnx"),
+        "int4": lambda: quantize_int4_weight_only(paths["fp32"], out / "int4.onnx"),
+    }
+    for name in variants:
+        if name != "fp32":
+            paths[name] = builders[name]()
+    return {k: v for k, v in paths.items() if k in variants}
+
+
+def build_card(result: TrainResult, *, variant: str, extra_metrics: dict[str, Any]) -> dict[str, Any]:
+    """The model card: provenance, configuration, preprocessing, calibration and metrics."""
+    dm = result.datamodule
+    return {
+        "task": "rul",
+        "model": result.model,
+        "variant": variant,
+        "dataset": {
+            "name": "cmapss",
+            "subset": result.subset,
+            "train_file_sha256": data_hash(dm.data_dir, result.subset),
+            "train_units": dm.train_units.tolist(),
+            "val_units": dm.val_units.tolist(),
+        },
+        "seed": result.seed,
+        "config": result.config,
+        "preprocessing": dm.preprocessing_card(),
+        "calibration": result.estimator.conformal_.to_dict(),
+        "metrics": {**result.metrics, **extra_metrics},
+        "git_commit": git_commit(Path(__file__).resolve().parent),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "onnx": {"input": "x", "output": "rul", "layout": "batch, channel, time"},
+    }
+
+
+def register_result(
+    result: TrainResult,
+    registry_dir: str | Path,
+    *,
+    variant: str = "int8-dynamic",
+    promote: bool = True,
+    name: str | None = None,
+) -> ModelVersion:
+    """Export ``variant``, measure its validation RMSE with onnxruntime, register (and promote)."""
+    from models.runtime import OnnxRULPredictor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = export_variants(result, tmp, ("fp32", variant) if variant != "fp32" else ("fp32",))
+        dm = result.datamodule
+        card = build_card(result, variant=variant, extra_metrics={})
+        pred = OnnxRULPredictor(paths[variant], card).predict_windows(dm.X_val)
+        fp32 = OnnxRULPredictor(paths["fp32"], card).predict_windows(dm.X_val)
+        card["metrics"].update(
+            {
+                "val_rmse_onnx": rmse(dm.y_val, pred),
+                "val_rmse_onnx_fp32": rmse(dm.y_val, fp32),
+                "val_score_onnx": phm08_score(dm.y_val, pred),
+                "fp32_size_bytes": paths["fp32"].stat().st_size,
+            }
+        )
+        return ModelRegistry(registry_dir).register(
+            name or registry_name(result.subset), paths[variant], card, promote=promote
+        )
+
+
+def evaluate_predictor(
+    predictor: Any, data_dir: str | Path, subset: str, *, coverage: float = 0.9
+) -> dict[str, Any]:
+    """Score an :class:`~models.runtime.OnnxRULPredictor` on ``test_`` + ``RUL_`` files.
+
+    Returns:
+        ``subset``, ``rmse`` and ``score`` (truth capped at the card's RUL cap),
+        ``rmse_uncapped``, ``coverage`` (of the conformal interval, capped truth) and
+        ``n_units``.
+    """
+    test = load_cmapss(data_dir, subset, "test").sort_values(["unit", "cycle"])
+    truth = load_rul_truth(data_dir, subset)
+    rows = [g.to_numpy(np.float64) for _, g in test.groupby("unit", sort=True)]
+    if len(rows) != truth.size:
+        raise ModelError(
+            f"RUL_{subset}.txt has {truth.size} lines, expected one per test unit ({len(rows)})"
+        )
+    pred, lower, upper = predictor.predict_units(rows, coverage)
+    capped = np.minimum(truth, predictor.rul_cap)
+    return {
+        "subset": subset,
+        "rmse": round(rmse(capped, pred), 4),
+        "score": round(phm08_score(capped, pred), 4),
+        "rmse_uncapped": round(rmse(truth, pred), 4),
+        "coverage": round(empirical_coverage(capped, lower, upper), 4),
+        "n_units": int(truth.size),
+    }

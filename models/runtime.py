@@ -1,0 +1,125 @@
+"""Edge inference of promoted RUL models: numpy + onnxruntime only (no torch, no Lightning).
+
+The model card carries everything needed to turn raw C-MAPSS-layout rows (settings + sensors per
+cycle) into model inputs: operating-condition centroids, kept sensors, per-condition mean/std,
+window length, and the conformal calibration scores for intervals.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from core.errors import ModelError
+from models._preprocess import ConditionNormalizer, last_window
+from models.calibration import SplitConformal
+from models.registry import CARD_FILE, MODEL_FILE, ModelRegistry
+
+__all__ = ["OnnxRULPredictor", "RULPrediction"]
+
+
+class RULPrediction(dict[str, float]):
+    """``{"rul": ..., "lower": ..., "upper": ..., "coverage": ...}`` for one asset (cycles)."""
+
+
+class OnnxRULPredictor:
+    """Run a registered ONNX RUL model on raw per-cycle rows.
+
+    Args:
+        model_path: the ONNX file.
+        card: its model card (see :func:`models.pipeline.build_card`).
+        threads: onnxruntime intra-op threads.
+    """
+
+    def __init__(self, model_path: str | Path, card: dict[str, Any], *, threads: int = 1) -> None:
+        self.model_path = Path(model_path)
+        self.card = card
+        try:
+            pre = card["preprocessing"]
+            self.window = int(pre["window"])
+            self.rul_cap = float(pre["rul_cap"])
+            self.normalizer = ConditionNormalizer.from_dict(pre["normalizer"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(f"model card lacks valid 'preprocessing' data: {err!r}") from err
+        cal = card.get("calibration")
+        self.conformal = SplitConformal.from_dict(cal) if cal else None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(self.model_path), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"cannot load ONNX model {self.model_path}: {err}") from err
+        self.input_name = self.session.get_inputs()[0].name
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_registry(cls, registry_dir: str | Path, name: str, **kwargs: Any) -> OnnxRULPredictor:
+        """Load the promoted version of ``name``."""
+        mv = ModelRegistry(registry_dir).promoted(name)
+        return cls(mv.model_path, mv.card, **kwargs)
+
+    @classmethod
+    def from_path(cls, path: str | Path, **kwargs: Any) -> OnnxRULPredictor:
+        """Load ``model.onnx`` + ``card.json`` from a version directory, or an ONNX file with
+        ``card.json`` beside it."""
+        path = Path(path)
+        model = path / MODEL_FILE if path.is_dir() else path
+        card_path = model.parent / CARD_FILE
+        if not model.is_file() or not card_path.is_file():
+            raise ModelError(f"expected {model} and {card_path} to exist")
+        return cls(model, json.loads(card_path.read_text(encoding="utf-8")), **kwargs)
+
+    # -- inference -----------------------------------------------------------------------------
+    @property
+    def n_channels(self) -> int:
+        """Channels per window."""
+        return self.normalizer.n_features
+
+    def window_from_rows(self, rows: Any) -> np.ndarray:
+        """Normalise one unit's raw rows (26 or 24 columns, oldest first) into a ``(c, w)`` window."""
+        return last_window(self.normalizer.transform_raw(rows), self.window)
+
+    def predict_windows(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Point RUL for preprocessed windows ``(n, c, w)``."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 3 or X.shape[1:] != (self.n_channels, self.window):
+            raise ModelError(
+                f"windows must have shape (n, {self.n_channels}, {self.window}), got {X.shape}"
+            )
+        outs = [
+            self.session.run(None, {self.input_name: X[i : i + batch_size]})[0].reshape(-1)
+            for i in range(0, X.shape[0], batch_size)
+        ]
+        return np.clip(np.concatenate(outs).astype(np.float64), 0.0, None)
+
+    def interval(self, y_pred: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Conformal ``(lower, upper)`` around predictions."""
+        if self.conformal is None:
+            raise ModelError("this model card has no 'calibration'; intervals are unavailable")
+        return self.conformal.interval(y_pred, coverage)
+
+    def predict_units(
+        self, units: Iterable[Any], coverage: float = 0.9
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Predict ``(rul, lower, upper)`` at the last cycle of each unit's raw rows."""
+        X = np.stack([self.window_from_rows(rows) for rows in units])
+        pred = self.predict_windows(X)
+        lower, upper = self.interval(pred, coverage)
+        return pred, lower, upper
+
+    def predict_unit(self, rows: Sequence[Sequence[float]] | np.ndarray,
+                     coverage: float = 0.9) -> RULPrediction:
+        """Predict the RUL distribution summary of one asset from its raw rows."""
+        pred, lower, upper = self.predict_units([rows], coverage)
+        return RULPrediction(
+            rul=float(pred[0]), lower=float(lower[0]), upper=float(upper[0]), coverage=coverage
+        )

@@ -1,0 +1,97 @@
+"""Transformer RUL estimator (attention over time and over sensors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models._torch_estimator import TorchRULEstimator
+from models.nets import TransformerRULNet
+
+__all__ = ["TransformerRUL"]
+
+
+class TransformerRUL(TorchRULEstimator):
+    """Dual-aspect transformer regressor of remaining useful life.
+
+    Trained by a ``pl.Trainer`` with early stopping on validation RMSE; see
+    :class:`models.nets.TransformerRULNet` for the architecture.
+
+    Args:
+        d_model: embedding width.
+        n_heads: attention heads.
+        n_layers: encoder layers over time.
+        n_sensor_layers: encoder layers over sensors (0: time attention only).
+        d_ff: feed-forward width.
+        dropout: dropout rate.
+        max_epochs: most training epochs.
+        batch_size: training batch size.
+        learning_rate: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        patience: epochs without validation improvement before stopping.
+        rul_cap: RUL cap used to scale the target.
+        random_state: seed of initialisation and shuffling.
+        num_threads: torch CPU threads.
+        progress_bar: show the training progress bar.
+        accelerator: Lightning accelerator (``"cpu"``, ``"gpu"``, ``"auto"``).
+    """
+
+    def __init__(
+        self,
+        d_model: int = 32,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        n_sensor_layers: int = 1,
+        d_ff: int = 64,
+        dropout: float = 0.1,
+        max_epochs: int = 40,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 8,
+        rul_cap: float = 125.0,
+        random_state: int | None = 42,
+        num_threads: int = 2,
+        progress_bar: bool = False,
+        accelerator: str = "cpu",
+    ) -> None:
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.n_layers = n_layers
+        self.n_sensor_layers = n_sensor_layers
+        self.d_ff = d_ff
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.rul_cap = rul_cap
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.progress_bar = progress_bar
+        self.accelerator = accelerator
+
+    def _build_net(self, n_channels: int, window: int) -> TransformerRULNet:
+        return TransformerRULNet(
+            n_channels,
+            window,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            n_layers=self.n_layers,
+            n_sensor_layers=self.n_sensor_layers,
+            d_ff=self.d_ff,
+            dropout=self.dropout,
+            rul_cap=self.rul_cap,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+        )
+
+    @classmethod
+    def get_test_params(cls) -> list[dict[str, Any]]:
+        """Tiny networks trained for two epochs."""
+        return [
+            {"d_model": 8, "n_heads": 2, "n_layers": 1, "d_ff": 16, "max_epochs": 2,
+             "batch_size": 32, "num_threads": 1},
+            {"d_model": 8, "n_heads": 2, "n_layers": 1, "n_sensor_layers": 0, "d_ff": 8,
+             "max_epochs": 1, "batch_size": 64, "num_threads": 1, "dropout": 0.0},
+        ]

@@ -1,0 +1,78 @@
+"""C-MAPSS loading, normalisation, windowing and the by-unit validation split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import ModelError
+from models._preprocess import ConditionNormalizer, last_window, sliding_windows
+from models.data import CMAPSSDataModule, load_cmapss, load_rul_truth
+
+
+def test_sliding_windows_pad_with_first_cycle() -> None:
+    feats = np.arange(10, dtype=np.float32).reshape(5, 2)  # 5 cycles, 2 channels
+    win = sliding_windows(feats, 3, np.arange(5))
+    assert win.shape == (5, 2, 3)
+    np.testing.assert_array_equal(win[0, 0], [0, 0, 0])  # padded with cycle 0
+    np.testing.assert_array_equal(win[4, 1], [5, 7, 9])  # last three cycles of channel 1
+    np.testing.assert_array_equal(last_window(feats, 3), win[4])
+    np.testing.assert_array_equal(last_window(feats[:1], 3), win[0])
+
+
+def test_last_window_of_nothing_is_an_error() -> None:
+    with pytest.raises(ModelError, match="at least one cycle"):
+        last_window(np.zeros((0, 2), dtype=np.float32), 3)
+
+
+def test_missing_files_give_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="train_FD001.txt"):
+        load_cmapss(tmp_path, "FD001")
+    with pytest.raises(ModelError, match="RUL_FD001.txt"):
+        load_rul_truth(tmp_path, "FD001")
+    with pytest.raises(ModelError, match="subset"):
+        load_cmapss(tmp_path, "FD009")
+
+
+def test_fd001_datamodule(cmapss_dir: Path) -> None:
+    dm = CMAPSSDataModule(cmapss_dir, "FD001", window=30, seed=3, n_val_cuts=4)
+    dm.setup()
+    assert set(dm.train_units).isdisjoint(dm.val_units)
+    assert dm.val_units.size == 20 and dm.train_units.size == 80
+    # the standard 14 informative sensors of FD001
+    assert dm.normalizer is not None
+    assert (dm.normalizer.sensor_index + 1).tolist() == [2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15,
+                                                        17, 20, 21]
+    assert dm.X_train.shape[1:] == (14, 30) and dm.X_train.dtype == np.float32
+    assert dm.y_train.max() == 125 and dm.y_train.min() == 0
+    assert dm.X_val.shape == (80, 14, 30) and dm.y_val.shape == (80,)
+    assert (dm.y_val >= 1).all() and (dm.y_val <= 125).all()
+    assert abs(float(dm.X_train.mean())) < 0.3
+    assert dm.X_test is not None and dm.X_test.shape == (100, 14, 30)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch[0].shape == (256, 14, 30)
+
+
+def test_fd002_has_six_conditions_and_card_round_trips(cmapss_dir: Path) -> None:
+    dm = CMAPSSDataModule(cmapss_dir, "FD002", window=20, max_train_units=30, n_val_cuts=2)
+    dm.setup()
+    norm = dm.normalizer
+    assert norm is not None and norm.n_conditions == 6
+    card = dm.preprocessing_card()
+    again = ConditionNormalizer.from_dict(card["normalizer"])
+    raw = load_cmapss(cmapss_dir, "FD002", "test").to_numpy()[:50]
+    np.testing.assert_allclose(again.transform_raw(raw), norm.transform_raw(raw), atol=1e-6)
+    # per-condition normalisation removes the operating-condition offsets
+    feats = norm.transform_raw(load_cmapss(cmapss_dir, "FD002").to_numpy()[:5000])
+    assert np.abs(feats.mean(axis=0)).max() < 0.5
+
+
+def test_split_is_seeded(cmapss_dir: Path) -> None:
+    a = CMAPSSDataModule(cmapss_dir, "FD001", seed=1, max_train_units=30)
+    b = CMAPSSDataModule(cmapss_dir, "FD001", seed=1, max_train_units=30)
+    a.setup()
+    b.setup()
+    np.testing.assert_array_equal(a.val_units, b.val_units)
+    np.testing.assert_array_equal(a.y_val, b.y_val)

@@ -1,0 +1,65 @@
+"""The file-system model registry and the torch-free edge runtime imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.errors import ModelError
+from models.registry import ModelRegistry, load_promoted
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def onnx_file(tmp_path: Path) -> Path:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"not really onnx")
+    return path
+
+
+def test_register_list_promote_rollback(tmp_path: Path, onnx_file: Path) -> None:
+    reg = ModelRegistry(tmp_path / "reg")
+    v1 = reg.register("cmapss-FD001", onnx_file, {"seed": 1, "metrics": {"val_rmse": 12.0}})
+    v2 = reg.register("cmapss-FD001", onnx_file, {"seed": 2}, promote=True)
+    assert (v1.version, v2.version) == ("v1", "v2")
+    assert v1.card["model_sha256"] and v1.card["created_at"] and "git_commit" in v1.card
+    assert [v.version for v in reg.list("cmapss-FD001")] == ["v1", "v2"]
+    assert reg.promoted("cmapss-FD001").version == "v2"
+    reg.promote("cmapss-FD001", "v1")
+    path, card = load_promoted(tmp_path / "reg", "cmapss-FD001")
+    assert path == tmp_path / "reg" / "cmapss-FD001" / "v1" / "model.onnx"
+    assert card["seed"] == 1
+    assert reg.rollback("cmapss-FD001").version == "v2"
+    with pytest.raises(ModelError, match="nothing to roll back"):
+        reg.rollback("cmapss-FD001")
+    pointer = json.loads((tmp_path / "reg" / "cmapss-FD001" / "promoted.json").read_text())
+    assert pointer == {"version": "v2", "history": ["v2"]}
+    assert reg.names() == ["cmapss-FD001"]
+
+
+def test_registry_errors(tmp_path: Path, onnx_file: Path) -> None:
+    reg = ModelRegistry(tmp_path)
+    with pytest.raises(ModelError, match="no promoted version"):
+        reg.promoted("x")
+    with pytest.raises(ModelError, match="unknown version"):
+        reg.promote("x", "v1")
+    with pytest.raises(ModelError, match="model name"):
+        reg.register("../evil", onnx_file, {})
+    with pytest.raises(ModelError, match="not found"):
+        reg.register("x", tmp_path / "missing.onnx", {})
+
+
+def test_edge_runtime_imports_no_torch() -> None:
+    code = (
+        "import sys; import models.runtime, models.registry, models.calibration; "
+        "bad = [m for m in ('torch', 'pytorch_lightning', 'lightning', 'sktime', 'sklearn') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr

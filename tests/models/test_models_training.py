@@ -1,0 +1,137 @@
+"""A short real training run on FD001, then export, quantisation, registry, runtime and CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from genedge.rul_cli import models_app, rul_app
+from models.data.cmapss import COLUMNS, load_cmapss
+from models.export.compare import compression_report
+from models.metrics import rmse
+from models.pipeline import TrainResult, export_variants, register_result, train_cmapss
+from models.registry import ModelRegistry
+from models.runtime import OnnxRULPredictor
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(cmapss_dir: Path) -> TrainResult:
+    t0 = time.perf_counter()
+    result = train_cmapss(
+        cmapss_dir,
+        "FD001",
+        model="transformer",
+        seed=0,
+        max_epochs=5,
+        model_params={"d_model": 16, "d_ff": 32, "n_layers": 1, "n_heads": 2,
+                      "learning_rate": 3e-3},
+        data_params={"max_train_units": 50, "n_val_cuts": 6},
+    )
+    result.metrics["fit_seconds"] = time.perf_counter() - t0
+    return result
+
+
+@pytest.fixture(scope="module")
+def variants(trained: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("onnx")
+    return export_variants(trained, out, ("fp32", "int8-dynamic", "int8-static", "fp16"))
+
+
+def test_short_training_beats_constant_predictor(trained: TrainResult) -> None:
+    dm = trained.datamodule
+    constant = rmse(dm.y_val, np.full_like(dm.y_val, dm.y_train.mean()))
+    val = trained.metrics["val_rmse"]
+    assert val < 0.6 * constant, f"val RMSE {val:.2f} vs constant predictor {constant:.2f}"
+    assert 0.0 < trained.metrics["val_coverage_cross"] <= 1.0
+
+
+def test_onnx_fp32_matches_torch(trained: TrainResult, variants: dict[str, Path]) -> None:
+    dm = trained.datamodule
+    torch_pred = trained.estimator.predict(dm.X_val)
+    card = {"preprocessing": dm.preprocessing_card()}
+    onnx_pred = OnnxRULPredictor(variants["fp32"], card).predict_windows(dm.X_val)
+    np.testing.assert_allclose(onnx_pred, torch_pred, atol=1e-2, rtol=1e-4)
+    fp16 = OnnxRULPredictor(variants["fp16"], card).predict_windows(dm.X_val)
+    np.testing.assert_allclose(fp16, torch_pred, atol=1.0)
+
+
+def test_int8_is_smaller_with_small_quality_change(
+    trained: TrainResult, variants: dict[str, Path]
+) -> None:
+    dm = trained.datamodule
+    rows = {r["variant"]: r for r in compression_report(
+        trained.estimator.network, variants, dm.X_val, dm.y_val, repeats=3)}
+    assert rows["fp32"]["rmse_change_pct"] == pytest.approx(0.0, abs=0.01)
+    for name in ("int8-dynamic", "int8-static"):
+        assert rows[name]["size_bytes"] < 0.75 * rows["fp32"]["size_bytes"]
+        assert abs(rows[name]["rmse_change_pct"]) < 5.0, rows[name]
+
+
+def _fake_test_dir(cmapss_dir: Path, units: np.ndarray, out: Path, seed: int = 0) -> np.ndarray:
+    """Truncate held-out training units like the test set; write test_/RUL_ files."""
+    rng = np.random.default_rng(seed)
+    df = load_cmapss(cmapss_dir, "FD001", "train")
+    parts, truth = [], []
+    for unit in units:
+        g = df[df["unit"] == unit]
+        keep = int(rng.integers(25, len(g) - 5))
+        parts.append(g.iloc[:keep].to_numpy())
+        truth.append(len(g) - keep)
+    np.savetxt(out / "test_FD001.txt", np.concatenate(parts), fmt="%.6g")
+    np.savetxt(out / "RUL_FD001.txt", np.asarray(truth), fmt="%d")
+    assert len(COLUMNS) == 26
+    return np.asarray(truth)
+
+
+def test_register_runtime_and_cli(trained: TrainResult, cmapss_dir: Path, tmp_path: Path) -> None:
+    reg_dir = tmp_path / "registry"
+    mv = register_result(trained, reg_dir, variant="int8-dynamic", promote=True)
+    assert mv.card["preprocessing"]["window"] == 30
+    assert mv.card["dataset"]["train_file_sha256"]
+    assert mv.card["metrics"]["val_rmse_onnx"] < 1.1 * trained.metrics["val_rmse"] + 1.0
+
+    data = tmp_path / "acceptance"
+    data.mkdir()
+    truth = _fake_test_dir(cmapss_dir, trained.datamodule.val_units, data)
+
+    runner = CliRunner()
+    res = runner.invoke(rul_app, ["evaluate", "--data-dir", str(data), "--subset", "FD001",
+                                  "--json", "--model", str(mv.path)])
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1
+    out = json.loads(lines[0])
+    assert list(out) == ["subset", "rmse", "score", "rmse_uncapped", "coverage", "n_units"]
+    assert out["n_units"] == truth.size
+    assert out["rmse"] < 40.0
+
+    predictor = OnnxRULPredictor.from_registry(reg_dir, "cmapss-FD001")
+    rows = load_cmapss(data, "FD001", "test")
+    one = rows[rows["unit"] == rows["unit"].iloc[0]].to_numpy()
+    pred = predictor.predict_unit(one)
+    assert pred["lower"] <= pred["rul"] <= pred["upper"]
+
+    # registry commands
+    register_result(trained, reg_dir, variant="fp32", promote=False)
+    res = runner.invoke(models_app, ["promote", "cmapss-FD001", "v2", "--registry-dir",
+                                     str(reg_dir)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(models_app, ["list", "--registry-dir", str(reg_dir), "--json"])
+    listed = json.loads(res.stdout)
+    assert [(r["version"], r["promoted"]) for r in listed] == [("v1", False), ("v2", True)]
+    res = runner.invoke(models_app, ["rollback", "cmapss-FD001", "--registry-dir", str(reg_dir)])
+    assert res.exit_code == 0 and ModelRegistry(reg_dir).promoted("cmapss-FD001").version == "v1"
+
+
+def test_evaluate_reports_missing_truth_clearly(tmp_path: Path) -> None:
+    res = CliRunner().invoke(rul_app, ["evaluate", "--data-dir", str(tmp_path), "--subset",
+                                       "FD001", "--json", "--model", str(tmp_path)])
+    assert res.exit_code == 1
+    assert "expected" in res.output
