@@ -96,6 +96,57 @@ def ingest_run(
     typer.echo(json.dumps(stats.__dict__))
 
 
+@app.command("demo")
+def demo(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    broker: BrokerOpt = None,
+    headless: Annotated[bool, typer.Option("--headless", help="no dashboard; stop after --duration")] = False,
+    duration: Annotated[float | None, typer.Option(help="seconds to run (headless default 30)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the whole plant: broker, simulated plant, ingest and (unless --headless) the dashboard.
+
+    Prints one JSON line last: {"published", "stored", "dead_lettered", "duplicates"} (readings).
+    """
+    from genedge.demo import Demo
+
+    _setup_logging(verbose)
+    settings = load_settings(config, db, broker)
+    stop = stop_on_signals()
+    run_for = duration if duration is not None else (30.0 if headless else None)
+    demo_ = Demo(settings)
+    demo_.start()
+    dashboard = None
+    if not headless:
+        from genedge.demo import start_demo_dashboard
+
+        dashboard = start_demo_dashboard(settings, config)
+    try:
+        stop.wait(run_for)
+    finally:
+        if dashboard is not None:
+            dashboard.terminate()
+        result = demo_.stop()
+    typer.echo(json.dumps(result.summary()))
+    if demo_.errors:
+        raise SystemExit(1)
+
+
+@app.command("broker")
+def broker_cmd(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 1883,
+) -> None:
+    """Run the embedded MQTT broker (amqtt, MQTT 3.1.1) until interrupted."""
+    from genedge.broker import EmbeddedBroker
+
+    stop = stop_on_signals()
+    with EmbeddedBroker(host, port):
+        typer.echo(f"embedded broker listening on {host}:{port}", err=True)
+        stop.wait()
+
+
 def main() -> None:
     try:
         app()

@@ -20,15 +20,12 @@ __all__ = ["DEFAULT_SHIPPED_DIR", "models_app", "rul_app"]
 #: the registry of trained models that ship with the package
 DEFAULT_SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models" / "shipped"
 
-rul_app = typer.Typer(help="Remaining-useful-life models: train, evaluate, quantize, benchmark.",
-                      no_args_is_help=True)
+rul_app = typer.Typer(help="Remaining-useful-life models: train, evaluate, quantize, benchmark.", no_args_is_help=True)
 models_app = typer.Typer(help="Model registry: list, promote, roll back.", no_args_is_help=True)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Directory with C-MAPSS text files.")]
 Subset = Annotated[str, typer.Option("--subset", help="C-MAPSS subset FD001..FD004.")]
-RegistryDir = Annotated[
-    Path, typer.Option("--registry-dir", help="Model registry directory.")
-]
+RegistryDir = Annotated[Path, typer.Option("--registry-dir", help="Model registry directory.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line.")]
 
 
@@ -48,6 +45,7 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
 @rul_app.command("train")
 def train(
     data_dir: DataDir,
+    *,
     subset: Subset = "FD001",
     model: Annotated[str, typer.Option(help="transformer | lstm | minirocket")] = "transformer",
     seed: Annotated[int, typer.Option(help="Seed of split, truncations and model.")] = 42,
@@ -56,8 +54,9 @@ def train(
     registry_dir: RegistryDir = Path("var/registry"),
     register: Annotated[bool, typer.Option(help="Export and register the model.")] = True,
     promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
-    variant: Annotated[str, typer.Option(help="Registered variant: fp32 | int8-dynamic | "
-                                               "int8-static | fp16 | int4")] = "int8-dynamic",
+    variant: Annotated[
+        str, typer.Option(help="Registered variant: fp32 | int8-dynamic | int8-static | fp16 | int4")
+    ] = "int8-dynamic",
     as_json: JsonFlag = False,
 ) -> None:
     """Train a model on a C-MAPSS subset (validation split by unit) and register it."""
@@ -65,15 +64,30 @@ def train(
 
     try:
         result = train_cmapss(
-            data_dir, subset, model=model, seed=seed, max_epochs=max_epochs, window=window,
+            data_dir,
+            subset,
+            model=model,
+            seed=seed,
+            max_epochs=max_epochs,
+            window=window,
             progress_bar=not as_json and sys.stderr.isatty(),
         )
-        out: dict[str, Any] = {"subset": subset, "model": model, "seed": seed,
-                               **{k: v for k, v in result.metrics.items()}}
+        out: dict[str, Any] = {
+            "subset": subset,
+            "model": model,
+            "seed": seed,
+            **{k: v for k, v in result.metrics.items()},
+        }
         if register:
             mv = register_result(result, registry_dir, variant=variant, promote=promote)
-            out.update({"name": mv.name, "version": mv.version, "path": str(mv.model_path),
-                        "val_rmse_onnx": mv.card["metrics"]["val_rmse_onnx"]})
+            out.update(
+                {
+                    "name": mv.name,
+                    "version": mv.version,
+                    "path": str(mv.model_path),
+                    "val_rmse_onnx": mv.card["metrics"]["val_rmse_onnx"],
+                }
+            )
     except GenEdgeError as err:
         _fail(err)
     _emit(out, as_json)
@@ -82,10 +96,16 @@ def train(
 @rul_app.command("evaluate")
 def evaluate(
     data_dir: DataDir,
+    *,
     subset: Subset = "FD001",
-    model: Annotated[Path | None, typer.Option(
-        "--model", help="Version directory or model.onnx with card.json beside it "
-                        "(default: the promoted shipped model of the subset).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Version directory or model.onnx with card.json beside it "
+            "(default: the promoted shipped model of the subset).",
+        ),
+    ] = None,
     registry_dir: RegistryDir = DEFAULT_SHIPPED_DIR,
     coverage: Annotated[float, typer.Option(help="Nominal interval coverage.")] = 0.9,
     as_json: JsonFlag = False,
@@ -95,8 +115,11 @@ def evaluate(
     from models.runtime import OnnxRULPredictor
 
     try:
-        predictor = (OnnxRULPredictor.from_path(model) if model is not None
-                     else OnnxRULPredictor.from_registry(registry_dir, registry_name(subset)))
+        predictor = (
+            OnnxRULPredictor.from_path(model)
+            if model is not None
+            else OnnxRULPredictor.from_registry(registry_dir, registry_name(subset))
+        )
         out = evaluate_predictor(predictor, data_dir, subset, coverage=coverage)
     except GenEdgeError as err:
         _fail(err)
@@ -106,11 +129,11 @@ def evaluate(
 @rul_app.command("quantize")
 def quantize(
     data_dir: DataDir,
+    *,
     subset: Subset = "FD001",
     seed: Annotated[int, typer.Option(help="Seed of the training run.")] = 42,
     max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
-    out_dir: Annotated[Path, typer.Option(help="Where to write the ONNX variants.")] = Path(
-        "var/quantized"),
+    out_dir: Annotated[Path, typer.Option(help="Where to write the ONNX variants.")] = Path("var/quantized"),
     threads: Annotated[int, typer.Option(help="CPU threads for timing.")] = 1,
     as_json: JsonFlag = False,
 ) -> None:
@@ -119,11 +142,13 @@ def quantize(
     from models.pipeline import export_variants, train_cmapss
 
     try:
-        result = train_cmapss(data_dir, subset, seed=seed, max_epochs=max_epochs,
-                              progress_bar=not as_json and sys.stderr.isatty())
+        result = train_cmapss(
+            data_dir, subset, seed=seed, max_epochs=max_epochs, progress_bar=not as_json and sys.stderr.isatty()
+        )
         paths = export_variants(result, out_dir / subset)
-        rows = compression_report(result.estimator.network, paths, result.datamodule.X_val,
-                                  result.datamodule.y_val, threads=threads)
+        rows = compression_report(
+            result.estimator.network, paths, result.datamodule.X_val, result.datamodule.y_val, threads=threads
+        )
     except GenEdgeError as err:
         _fail(err)
     if as_json:
@@ -141,21 +166,26 @@ def quantize(
 @rul_app.command("benchmark")
 def benchmark(
     data_dir: DataDir,
+    *,
     subsets: Annotated[list[str] | None, typer.Option("--subset", help="Repeatable.")] = None,
     models: Annotated[list[str] | None, typer.Option("--model", help="Repeatable.")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per model and subset.")] = 5,
     max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
-    out: Annotated[Path, typer.Option(help="Result JSON.")] = Path(
-        "benchmarks/results/rul_cmapss.json"),
+    out: Annotated[Path, typer.Option(help="Result JSON.")] = Path("benchmarks/results/rul_cmapss.json"),
 ) -> None:
     """Transformer vs LSTM vs MiniRocket over seeds, plus the compression table; writes JSON."""
     from models.benchmark import run_benchmark
 
     try:
-        res = run_benchmark(data_dir, subsets=subsets or ["FD001"],
-                            models=models or ["transformer", "lstm", "minirocket"],
-                            seeds=list(range(seeds)), max_epochs=max_epochs, out=out,
-                            log=lambda msg: typer.echo(msg, err=True))
+        res = run_benchmark(
+            data_dir,
+            subsets=subsets or ["FD001"],
+            models=models or ["transformer", "lstm", "minirocket"],
+            seeds=list(range(seeds)),
+            max_epochs=max_epochs,
+            out=out,
+            log=lambda msg: typer.echo(msg, err=True),
+        )
     except GenEdgeError as err:
         _fail(err)
     typer.echo(json.dumps(res["summary"], default=float))
@@ -175,9 +205,14 @@ def list_models(
     except GenEdgeError as err:
         _fail(err)
     rows = [
-        {"name": v.name, "version": v.version, "promoted": v.promoted,
-         "variant": v.card.get("variant"), "created_at": v.card.get("created_at"),
-         "val_rmse": v.card.get("metrics", {}).get("val_rmse_onnx")}
+        {
+            "name": v.name,
+            "version": v.version,
+            "promoted": v.promoted,
+            "variant": v.card.get("variant"),
+            "created_at": v.card.get("created_at"),
+            "val_rmse": v.card.get("metrics", {}).get("val_rmse_onnx"),
+        }
         for v in versions
     ]
     if as_json:
@@ -185,8 +220,9 @@ def list_models(
         return
     for r in rows:
         mark = "*" if r["promoted"] else " "
-        typer.echo(f"{mark} {r['name']:<16} {r['version']:<5} {r['variant']!s:<13} "
-                   f"val_rmse={r['val_rmse']} {r['created_at']}")
+        typer.echo(
+            f"{mark} {r['name']:<16} {r['version']:<5} {r['variant']!s:<13} val_rmse={r['val_rmse']} {r['created_at']}"
+        )
 
 
 @models_app.command("promote")

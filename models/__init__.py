@@ -11,8 +11,8 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "BaseRULEstimator",
     "LSTMRUL",
+    "BaseRULEstimator",
     "MiniRocketRUL",
     "ModelRegistry",
     "OnnxRULPredictor",

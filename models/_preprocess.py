@@ -79,8 +79,7 @@ class ConditionNormalizer:
         arr = np.asarray(rows, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] not in (N_RAW_COLUMNS, N_RAW_COLUMNS - 2):
             raise ModelError(
-                f"rows must have shape (n_cycles, {N_RAW_COLUMNS}) or (n_cycles, "
-                f"{N_RAW_COLUMNS - 2}), got {arr.shape}"
+                f"rows must have shape (n_cycles, {N_RAW_COLUMNS}) or (n_cycles, {N_RAW_COLUMNS - 2}), got {arr.shape}"
             )
         off = arr.shape[1] - (N_SETTINGS + N_SENSORS)
         return self.transform(arr[:, off : off + N_SETTINGS], arr[:, off + N_SETTINGS :])

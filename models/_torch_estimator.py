@@ -1,5 +1,7 @@
 """Shared machinery of the deep estimators: a ``pl.Trainer`` fit wrapped as ``_fit``."""
 
+# ruff: noqa: N803  (X is the panel, as in scikit-learn and sktime)
+
 from __future__ import annotations
 
 import copy
@@ -35,18 +37,21 @@ class BestWeights(Callback):
         self.best_score = float("inf")
         self.best_epoch = -1
         self._state: dict[str, torch.Tensor] | None = None
+        self.history: list[float] = []
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Snapshot the weights when the monitored metric improves."""
         if trainer.sanity_checking:
             return
         score = trainer.callback_metrics.get(self.monitor)
+        if score is not None:
+            self.history.append(round(float(score), 4))
         if score is not None and float(score) < self.best_score:
             self.best_score = float(score)
             self.best_epoch = trainer.current_epoch
             self._state = copy.deepcopy(pl_module.state_dict())
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: ARG002
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Restore the best snapshot."""
         if self._state is not None:
             pl_module.load_state_dict(self._state)
@@ -67,6 +72,7 @@ class TorchRULEstimator(BaseRULEstimator):
         net_: the trained module in eval mode.
         best_epoch_: epoch with the lowest validation RMSE.
         n_epochs_: epochs run before early stopping.
+        val_history_: validation RMSE after each epoch.
     """
 
     _tags: ClassVar[dict[str, Any]] = {"requires_torch": True, "python_dependencies": ["torch"]}
@@ -85,9 +91,7 @@ class TorchRULEstimator(BaseRULEstimator):
     def _build_net(self, n_channels: int, window: int) -> RULModule:
         """Return a fresh, untrained module for windows of this shape."""
 
-    def _fit(
-        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray
-    ) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray) -> None:
         seed = 0 if self.random_state is None else int(self.random_state)
         torch.set_num_threads(max(1, int(self.num_threads)))
         for name in _LIGHTNING_LOGGERS:
@@ -123,6 +127,7 @@ class TorchRULEstimator(BaseRULEstimator):
         self.net_ = fresh.eval()
         self.best_epoch_ = int(best.best_epoch)
         self.n_epochs_ = int(trainer.current_epoch)
+        self.val_history_ = list(best.history)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         torch.set_num_threads(max(1, int(self.num_threads)))

@@ -19,6 +19,8 @@ Predictions are distributions, not bare floats: :meth:`~BaseRULEstimator.predict
 split-conformal interval calibrated on held-out instances (see :mod:`models.calibration`).
 """
 
+# ruff: noqa: N802, N803, N806  (X is the panel, as in scikit-learn and sktime)
+
 from __future__ import annotations
 
 import copy
@@ -85,10 +87,7 @@ def check_X_y(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     if y_arr.ndim != 1:
         raise ModelError(f"y must be 1-D of shape (n_instances,), got shape {y_arr.shape}")
     if y_arr.shape[0] != X_arr.shape[0]:
-        raise ModelError(
-            f"X and y must have the same number of instances, got {X_arr.shape[0]} and "
-            f"{y_arr.shape[0]}"
-        )
+        raise ModelError(f"X and y must have the same number of instances, got {X_arr.shape[0]} and {y_arr.shape[0]}")
     if not np.isfinite(y_arr).all():
         raise ModelError("y must hold only finite values, got NaN or inf")
     return X_arr, y_arr
@@ -125,7 +124,7 @@ class BaseRULEstimator(ABC):
             if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         )
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:  # noqa: ARG002 - sklearn API
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Return the hyper-parameters given to ``__init__``.
 
         Args:
@@ -152,8 +151,7 @@ class BaseRULEstimator(ABC):
         for name, value in params.items():
             if name not in valid:
                 raise ModelError(
-                    f"invalid parameter {name!r} for {type(self).__name__}; "
-                    f"expected one of {sorted(valid)}"
+                    f"invalid parameter {name!r} for {type(self).__name__}; expected one of {sorted(valid)}"
                 )
             setattr(self, name, value)
         self.reset()
@@ -192,9 +190,7 @@ class BaseRULEstimator(ABC):
     def check_is_fitted(self) -> None:
         """Raise :class:`NotFittedError` unless the estimator is fitted."""
         if not self.is_fitted:
-            raise NotFittedError(
-                f"this {type(self).__name__} instance is not fitted yet; call fit(X, y) first"
-            )
+            raise NotFittedError(f"this {type(self).__name__} instance is not fitted yet; call fit(X, y) first")
 
     # -- public API -------------------------------------------------------------------------
     def fit(
@@ -233,8 +229,7 @@ class BaseRULEstimator(ABC):
             X_val_arr, y_val_arr = check_X_y(X_val, y_val)
             if X_val_arr.shape[1:] != X_arr.shape[1:]:
                 raise ModelError(
-                    f"X_val must have windows of shape {X_arr.shape[1:]} like X, got "
-                    f"{X_val_arr.shape[1:]}"
+                    f"X_val must have windows of shape {X_arr.shape[1:]} like X, got {X_val_arr.shape[1:]}"
                 )
         self.reset()
         self.n_channels_ = int(X_arr.shape[1])
@@ -286,9 +281,7 @@ class BaseRULEstimator(ABC):
 
     # -- hooks ------------------------------------------------------------------------------
     @abstractmethod
-    def _fit(
-        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray
-    ) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray) -> None:
         """Learn from validated ``float32`` arrays; set fitted attributes ending in ``_``."""
 
     @abstractmethod

@@ -28,8 +28,7 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and std of each metric per (subset, model)."""
     out: dict[str, Any] = {}
-    keys = ("val_rmse", "val_score", "val_coverage_cross", "test_rmse", "test_score",
-            "test_coverage", "fit_seconds")
+    keys = ("val_rmse", "val_score", "val_coverage_cross", "test_rmse", "test_score", "test_coverage", "fit_seconds")
     for run in runs:
         out.setdefault(run["subset"], {}).setdefault(run["model"], []).append(run)
     return {
@@ -85,22 +84,25 @@ def run_benchmark(
                 continue
             for seed in seeds:
                 t0 = time.perf_counter()
-                res = train_cmapss(data_dir, subset, model=model, seed=seed,
-                                   max_epochs=max_epochs)
+                res = train_cmapss(data_dir, subset, model=model, seed=seed, max_epochs=max_epochs)
                 fit_s = time.perf_counter() - t0
-                run = {"subset": subset, "model": model, "seed": seed, "fit_seconds": fit_s,
-                       **res.metrics,
-                       "epochs": getattr(res.estimator, "n_epochs_", None),
-                       "config": res.config}
+                run = {
+                    "subset": subset,
+                    "model": model,
+                    "seed": seed,
+                    "fit_seconds": fit_s,
+                    **res.metrics,
+                    "epochs": getattr(res.estimator, "n_epochs_", None),
+                    "config": res.config,
+                }
                 runs.append(run)
-                log(f"{subset} {model} seed={seed} val_rmse={res.metrics['val_rmse']:.3f} "
-                    f"({fit_s:.0f}s)")
+                log(f"{subset} {model} seed={seed} val_rmse={res.metrics['val_rmse']:.3f} ({fit_s:.0f}s)")
                 if model == "transformer" and seed == seeds[0] and subset in comp_subsets:
                     with tempfile.TemporaryDirectory() as tmp:
                         paths = export_variants(res, tmp)
                         compression[subset] = compression_report(
-                            res.estimator.network, paths, res.datamodule.X_val,
-                            res.datamodule.y_val, threads=threads)
+                            res.estimator.network, paths, res.datamodule.X_val, res.datamodule.y_val, threads=threads
+                        )
     result = {
         "meta": {
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -114,7 +116,7 @@ def run_benchmark(
             "latency_threads": threads,
             "skipped": skipped,
             "protocol": "validation split by unit (20%), 5 random truncations per validation "
-                        "unit, RUL capped at 125; test metrics only where RUL_*.txt exists",
+            "unit, RUL capped at 125; test metrics only where RUL_*.txt exists",
         },
         "runs": runs,
         "summary": summarize(runs),

@@ -64,10 +64,7 @@ class SplitConformal:
         t = np.asarray(y_true, dtype=np.float64).reshape(-1)
         p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
         if t.shape != p.shape or t.size == 0:
-            raise ModelError(
-                f"y_true and y_pred must be non-empty and of equal length, got {t.shape} and "
-                f"{p.shape}"
-            )
+            raise ModelError(f"y_true and y_pred must be non-empty and of equal length, got {t.shape} and {p.shape}")
         self.scores_ = np.sort(np.abs(t - p) / self._sigma(p))
         return self
 

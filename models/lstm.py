@@ -31,6 +31,7 @@ class LSTMRUL(TorchRULEstimator):
 
     def __init__(
         self,
+        *,
         hidden_size: int = 64,
         num_layers: int = 2,
         dropout: float = 0.1,
@@ -75,8 +76,6 @@ class LSTMRUL(TorchRULEstimator):
     def get_test_params(cls) -> list[dict[str, Any]]:
         """Tiny LSTMs trained for one or two epochs."""
         return [
-            {"hidden_size": 8, "num_layers": 1, "max_epochs": 2, "batch_size": 32,
-             "num_threads": 1},
-            {"hidden_size": 8, "num_layers": 2, "max_epochs": 1, "batch_size": 64,
-             "num_threads": 1, "dropout": 0.0},
+            {"hidden_size": 8, "num_layers": 1, "max_epochs": 2, "batch_size": 32, "num_threads": 1},
+            {"hidden_size": 8, "num_layers": 2, "max_epochs": 1, "batch_size": 64, "num_threads": 1, "dropout": 0.0},
         ]

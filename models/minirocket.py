@@ -1,5 +1,7 @@
 """Classical baseline: sktime MiniRocket features + ridge regression."""
 
+# ruff: noqa: N803  (X is the panel, as in scikit-learn and sktime)
+
 from __future__ import annotations
 
 import importlib.util
@@ -40,6 +42,7 @@ class MiniRocketRUL(BaseRULEstimator):
 
     def __init__(
         self,
+        *,
         num_kernels: int = 10_000,
         max_dilations_per_kernel: int = 32,
         alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0),
@@ -54,9 +57,7 @@ class MiniRocketRUL(BaseRULEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def _fit(
-        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray  # noqa: ARG002
-    ) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray) -> None:
         if not numba_available():
             raise ModelError(
                 "MiniRocketRUL needs the 'numba' package (sktime's MiniRocket is numba-compiled); "

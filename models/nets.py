@@ -54,7 +54,7 @@ class RULModule(pl.LightningModule):
         """Predict RUL in cycles, shape ``(batch,)``, clipped at 0."""
         return (self.encode(x) * self.rul_cap).clamp(min=0.0)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:  # noqa: ARG002
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """MSE on capped RUL divided by the cap."""
         x, y = batch
         loss = nn.functional.mse_loss(self.encode(x), y / self.rul_cap)
@@ -65,7 +65,7 @@ class RULModule(pl.LightningModule):
         """Reset the RMSE accumulators."""
         self._val_sq_err, self._val_n = 0.0, 0
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:  # noqa: ARG002
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         """Accumulate squared errors in cycles."""
         x, y = batch
         pred = self(x)
@@ -79,12 +79,8 @@ class RULModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with LR halving on validation plateaus."""
-        opt = torch.optim.AdamW(
-            self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-        )
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=0.5, patience=self.lr_patience
-        )
+        opt = torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=self.lr_patience)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_rmse"}}
 
 
@@ -116,9 +112,7 @@ class _EncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(d_model)
         self.attn = _SelfAttention(d_model, n_heads, dropout)
         self.norm2 = nn.LayerNorm(d_model)
-        self.ff = nn.Sequential(
-            nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model)
-        )
+        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, h: Tensor) -> Tensor:
@@ -162,9 +156,7 @@ class TransformerRULNet(RULModule):
         self.save_hyperparameters()
         self.time_embed = nn.Linear(n_channels, d_model)
         self.time_pos = nn.Parameter(torch.randn(1, window, d_model) * 0.02)
-        self.time_layers = nn.ModuleList(
-            _EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers)
-        )
+        self.time_layers = nn.ModuleList(_EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
         self.time_norm = nn.LayerNorm(d_model)
         self.n_sensor_layers = n_sensor_layers
         fused = 2 * d_model
@@ -176,9 +168,7 @@ class TransformerRULNet(RULModule):
             )
             self.sensor_norm = nn.LayerNorm(d_model)
             fused += d_model
-        self.head = nn.Sequential(
-            nn.Linear(fused, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
-        )
+        self.head = nn.Sequential(nn.Linear(fused, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, 1))
 
     def encode(self, x: Tensor) -> Tensor:
         """Fuse time- and sensor-attention features into a scaled RUL."""

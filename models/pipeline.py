@@ -106,9 +106,7 @@ def _interval_metrics(
     }
 
 
-def _cross_coverage(
-    dm: CMAPSSDataModule, pred: np.ndarray, coverage: float, seed: int
-) -> float:
+def _cross_coverage(dm: CMAPSSDataModule, pred: np.ndarray, coverage: float, seed: int) -> float:
     """Out-of-sample coverage on validation: calibrate on half the units, test on the other."""
     units = np.unique(dm.val_cut_units)
     if units.size < 4:
@@ -199,9 +197,7 @@ def train_cmapss(
     return result
 
 
-def export_variants(
-    result: TrainResult, out_dir: str | Path, variants: tuple[str, ...] = VARIANTS
-) -> dict[str, Path]:
+def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[str, ...] = VARIANTS) -> dict[str, Path]:
     """Export the trained network to ONNX and build the requested compressed variants."""
     from models.export.onnx import (
         convert_fp16,
@@ -287,9 +283,7 @@ def register_result(
         )
 
 
-def evaluate_predictor(
-    predictor: Any, data_dir: str | Path, subset: str, *, coverage: float = 0.9
-) -> dict[str, Any]:
+def evaluate_predictor(predictor: Any, data_dir: str | Path, subset: str, *, coverage: float = 0.9) -> dict[str, Any]:
     """Score an :class:`~models.runtime.OnnxRULPredictor` on ``test_`` + ``RUL_`` files.
 
     Returns:
@@ -301,9 +295,7 @@ def evaluate_predictor(
     truth = load_rul_truth(data_dir, subset)
     rows = [g.to_numpy(np.float64) for _, g in test.groupby("unit", sort=True)]
     if len(rows) != truth.size:
-        raise ModelError(
-            f"RUL_{subset}.txt has {truth.size} lines, expected one per test unit ({len(rows)})"
-        )
+        raise ModelError(f"RUL_{subset}.txt has {truth.size} lines, expected one per test unit ({len(rows)})")
     pred, lower, upper = predictor.predict_units(rows, coverage)
     capped = np.minimum(truth, predictor.rul_cap)
     return {

@@ -64,7 +64,7 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
     """The current git commit of ``cwd`` (``None`` outside a repository or without commits)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH is intended
+            ["git", "rev-parse", "HEAD"],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -101,18 +101,14 @@ class ModelRegistry:
     @staticmethod
     def _check_name(name: str) -> str:
         if not _NAME_RE.match(name):
-            raise ModelError(
-                f"model name must match {_NAME_RE.pattern} (letters, digits, '_', '.', '-'), "
-                f"got {name!r}"
-            )
+            raise ModelError(f"model name must match {_NAME_RE.pattern} (letters, digits, '_', '.', '-'), got {name!r}")
         return name
 
     def _versions(self, name: str) -> list[str]:
         d = self.root / self._check_name(name)
         if not d.is_dir():
             return []
-        found = [(int(m.group(1)), p.name) for p in d.iterdir()
-                 if p.is_dir() and (m := _VERSION_RE.match(p.name))]
+        found = [(int(m.group(1)), p.name) for p in d.iterdir() if p.is_dir() and (m := _VERSION_RE.match(p.name))]
         return [v for _, v in sorted(found)]
 
     def names(self) -> list[str]:
@@ -151,8 +147,7 @@ class ModelRegistry:
             {
                 "name": name,
                 "version": version,
-                "created_at": full.get("created_at")
-                or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "created_at": full.get("created_at") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "model_file": MODEL_FILE,
                 "model_sha256": _sha256(vdir / MODEL_FILE),
                 "model_size_bytes": (vdir / MODEL_FILE).stat().st_size,
@@ -167,9 +162,7 @@ class ModelRegistry:
     def promote(self, name: str, version: str) -> ModelVersion:
         """Make ``version`` the one the edge agent loads."""
         if version not in self._versions(name):
-            raise ModelError(
-                f"unknown version {version!r} of {name!r}; registered: {self._versions(name)}"
-            )
+            raise ModelError(f"unknown version {version!r} of {name!r}; registered: {self._versions(name)}")
         pointer = self._pointer(name)
         history = [v for v in pointer.get("history", []) if v in self._versions(name)]
         if not history or history[-1] != version:
@@ -187,9 +180,7 @@ class ModelRegistry:
         if len(history) < 2:
             raise ModelError(f"nothing to roll back to for {name!r}: promotion history {history}")
         history = history[:-1]
-        _write_json(
-            self.root / name / POINTER_FILE, {"version": history[-1], "history": history}
-        )
+        _write_json(self.root / name / POINTER_FILE, {"version": history[-1], "history": history})
         return self.get(name, history[-1])
 
     # -- read ----------------------------------------------------------------------------------
@@ -210,9 +201,7 @@ class ModelRegistry:
         if not card_path.is_file():
             raise ModelError(f"no card for {name!r} {version!r}: expected {card_path}")
         card = json.loads(card_path.read_text(encoding="utf-8"))
-        return ModelVersion(
-            name, version, vdir, card, promoted=self._pointer(name).get("version") == version
-        )
+        return ModelVersion(name, version, vdir, card, promoted=self._pointer(name).get("version") == version)
 
     def list(self, name: str | None = None) -> list[ModelVersion]:
         """All versions (of one model, or of every model), oldest first."""

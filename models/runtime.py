@@ -5,6 +5,8 @@ cycle) into model inputs: operating-condition centroids, kept sensors, per-condi
 window length, and the conformal calibration scores for intervals.
 """
 
+# ruff: noqa: N803, N806  (X is the panel, as in scikit-learn and sktime)
+
 from __future__ import annotations
 
 import json
@@ -53,9 +55,7 @@ class OnnxRULPredictor:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(
-                str(self.model_path), opts, providers=["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own untyped errors
             raise ModelError(f"cannot load ONNX model {self.model_path}: {err}") from err
         self.input_name = self.session.get_inputs()[0].name
@@ -92,9 +92,7 @@ class OnnxRULPredictor:
         """Point RUL for preprocessed windows ``(n, c, w)``."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         if X.ndim != 3 or X.shape[1:] != (self.n_channels, self.window):
-            raise ModelError(
-                f"windows must have shape (n, {self.n_channels}, {self.window}), got {X.shape}"
-            )
+            raise ModelError(f"windows must have shape (n, {self.n_channels}, {self.window}), got {X.shape}")
         outs = [
             self.session.run(None, {self.input_name: X[i : i + batch_size]})[0].reshape(-1)
             for i in range(0, X.shape[0], batch_size)
@@ -107,19 +105,14 @@ class OnnxRULPredictor:
             raise ModelError("this model card has no 'calibration'; intervals are unavailable")
         return self.conformal.interval(y_pred, coverage)
 
-    def predict_units(
-        self, units: Iterable[Any], coverage: float = 0.9
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict_units(self, units: Iterable[Any], coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predict ``(rul, lower, upper)`` at the last cycle of each unit's raw rows."""
         X = np.stack([self.window_from_rows(rows) for rows in units])
         pred = self.predict_windows(X)
         lower, upper = self.interval(pred, coverage)
         return pred, lower, upper
 
-    def predict_unit(self, rows: Sequence[Sequence[float]] | np.ndarray,
-                     coverage: float = 0.9) -> RULPrediction:
+    def predict_unit(self, rows: Sequence[Sequence[float]] | np.ndarray, coverage: float = 0.9) -> RULPrediction:
         """Predict the RUL distribution summary of one asset from its raw rows."""
         pred, lower, upper = self.predict_units([rows], coverage)
-        return RULPrediction(
-            rul=float(pred[0]), lower=float(lower[0]), upper=float(upper[0]), coverage=coverage
-        )
+        return RULPrediction(rul=float(pred[0]), lower=float(lower[0]), upper=float(upper[0]), coverage=coverage)

@@ -37,6 +37,7 @@ class TransformerRUL(TorchRULEstimator):
 
     def __init__(
         self,
+        *,
         d_model: int = 32,
         n_heads: int = 4,
         n_layers: int = 2,
@@ -90,8 +91,24 @@ class TransformerRUL(TorchRULEstimator):
     def get_test_params(cls) -> list[dict[str, Any]]:
         """Tiny networks trained for two epochs."""
         return [
-            {"d_model": 8, "n_heads": 2, "n_layers": 1, "d_ff": 16, "max_epochs": 2,
-             "batch_size": 32, "num_threads": 1},
-            {"d_model": 8, "n_heads": 2, "n_layers": 1, "n_sensor_layers": 0, "d_ff": 8,
-             "max_epochs": 1, "batch_size": 64, "num_threads": 1, "dropout": 0.0},
+            {
+                "d_model": 8,
+                "n_heads": 2,
+                "n_layers": 1,
+                "d_ff": 16,
+                "max_epochs": 2,
+                "batch_size": 32,
+                "num_threads": 1,
+            },
+            {
+                "d_model": 8,
+                "n_heads": 2,
+                "n_layers": 1,
+                "n_sensor_layers": 0,
+                "d_ff": 8,
+                "max_epochs": 1,
+                "batch_size": 64,
+                "num_threads": 1,
+                "dropout": 0.0,
+            },
         ]

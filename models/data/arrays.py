@@ -1,5 +1,7 @@
 """A Lightning data module over in-memory ``numpy3D`` arrays (used by the estimators)."""
 
+# ruff: noqa: N803  (X is the panel, as in scikit-learn and sktime)
+
 from __future__ import annotations
 
 import numpy as np

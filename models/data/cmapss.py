@@ -12,6 +12,8 @@ Standard protocol (Saxena et al. 2008; Heimes 2008; Zheng et al. 2017):
   ``RUL_FD00X.txt`` (one line per unit, not capped).
 """
 
+# ruff: noqa: N803  (X is the panel, as in scikit-learn and sktime)
+
 from __future__ import annotations
 
 import hashlib
@@ -211,7 +213,7 @@ class CMAPSSDataModule(pl.LightningDataModule):
         if not path.is_file():
             raise ModelError(f"C-MAPSS file not found: expected {path}")
 
-    def setup(self, stage: str | None = None) -> None:  # noqa: ARG002 - Lightning API
+    def setup(self, stage: str | None = None) -> None:
         """Load, split, normalise and window the data (idempotent)."""
         if self.normalizer is not None:
             return
@@ -219,21 +221,16 @@ class CMAPSSDataModule(pl.LightningDataModule):
         units = np.unique(df["unit"].to_numpy())
         rng = np.random.default_rng(self.seed)
         if self.max_train_units is not None:
-            units = np.sort(rng.choice(units, size=min(self.max_train_units, units.size),
-                                       replace=False))
+            units = np.sort(rng.choice(units, size=min(self.max_train_units, units.size), replace=False))
         n_val = max(1, round(units.size * self.val_fraction))
         perm = rng.permutation(units)
         self.val_units = np.sort(perm[:n_val])
         self.train_units = np.sort(perm[n_val:])
 
         train_df = df[df["unit"].isin(self.train_units)]
-        self.normalizer = fit_normalizer(
-            train_df, self.n_conditions, constant_tol=self.constant_tol, seed=self.seed
-        )
+        self.normalizer = fit_normalizer(train_df, self.n_conditions, constant_tol=self.constant_tol, seed=self.seed)
         self.X_train, self.y_train = self._train_windows(train_df)
-        self.X_val, self.y_val, self.val_cut_units = self._val_cuts(
-            df[df["unit"].isin(self.val_units)], rng
-        )
+        self.X_val, self.y_val, self.val_cut_units = self._val_cuts(df[df["unit"].isin(self.val_units)], rng)
         self._setup_test()
 
     def _features(self, df: pd.DataFrame) -> np.ndarray:
@@ -251,9 +248,7 @@ class CMAPSSDataModule(pl.LightningDataModule):
             ys.append(np.minimum(np.arange(n - 1, -1, -1), self.rul_cap))
         return np.concatenate(xs), np.concatenate(ys).astype(np.float32)
 
-    def _val_cuts(
-        self, df: pd.DataFrame, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _val_cuts(self, df: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         xs, ys, us = [], [], []
         for unit, g in df.groupby("unit", sort=True):
             feats = self._features(g)
@@ -282,8 +277,7 @@ class CMAPSSDataModule(pl.LightningDataModule):
             truth = load_rul_truth(self.data_dir, self.subset)
             if truth.size != self.X_test.shape[0]:
                 raise ModelError(
-                    f"RUL_{self.subset}.txt has {truth.size} lines, expected one per test unit "
-                    f"({self.X_test.shape[0]})"
+                    f"RUL_{self.subset}.txt has {truth.size} lines, expected one per test unit ({self.X_test.shape[0]})"
                 )
             self.y_test_uncapped = truth.astype(np.float32)
             self.y_test = np.minimum(truth, self.rul_cap).astype(np.float32)
@@ -322,9 +316,7 @@ class CMAPSSDataModule(pl.LightningDataModule):
         if y is not None:
             tensors.append(torch.from_numpy(y))
         gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            TensorDataset(*tensors), batch_size=self.batch_size, shuffle=shuffle, generator=gen
-        )
+        return DataLoader(TensorDataset(*tensors), batch_size=self.batch_size, shuffle=shuffle, generator=gen)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training windows."""

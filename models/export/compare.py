@@ -1,5 +1,7 @@
 """Size, latency and quality of compressed variants against fp32 eager PyTorch, same process."""
 
+# ruff: noqa: N803, N806  (X is the panel, as in scikit-learn and sktime)
+
 from __future__ import annotations
 
 import time
@@ -39,10 +41,7 @@ def time_call(fn: Callable[[], Any], *, repeats: int = 50, warmup: int = 5) -> f
 
 
 def _onnx_predict(sess: ort.InferenceSession, X: np.ndarray, batch: int = 1024) -> np.ndarray:
-    outs = [
-        sess.run(None, {INPUT_NAME: X[i : i + batch]})[0].reshape(-1)
-        for i in range(0, X.shape[0], batch)
-    ]
+    outs = [sess.run(None, {INPUT_NAME: X[i : i + batch]})[0].reshape(-1) for i in range(0, X.shape[0], batch)]
     return np.concatenate(outs).astype(np.float64)
 
 

@@ -52,9 +52,7 @@ OUTPUT_NAME = "rul"
 OPSET = 17
 
 
-def export_onnx(
-    net: torch.nn.Module, n_channels: int, window: int, path: str | Path, *, opset: int = OPSET
-) -> Path:
+def export_onnx(net: torch.nn.Module, n_channels: int, window: int, path: str | Path, *, opset: int = OPSET) -> Path:
     """Export a RUL network to ONNX with a dynamic batch axis.
 
     Args:
@@ -90,9 +88,8 @@ def export_onnx(
                 opset_version=opset,
                 dynamo=False,
             )
-        except Exception as legacy_err:  # noqa: BLE001 - fall back to the dynamo exporter
-            logging.getLogger(__name__).info("legacy ONNX export failed (%s); trying dynamo",
-                                             legacy_err)
+        except Exception as legacy_err:
+            logging.getLogger(__name__).info("legacy ONNX export failed (%s); trying dynamo", legacy_err)
             try:
                 batch = torch.export.Dim("batch", min=1)
                 torch.onnx.export(
@@ -153,7 +150,7 @@ def _preprocessed(src: Path, workdir: Path) -> Path:
     out = workdir / "pre.onnx"
     try:
         quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
-    except Exception:  # noqa: BLE001 - pre-processing is an optimisation, not required
+    except Exception:
         return src
     return out
 

@@ -1,5 +1,7 @@
 """Fixtures of the models tests: the C-MAPSS directory and small synthetic panels."""
 
+# ruff: noqa: N806  (X is the panel, as in scikit-learn and sktime)
+
 from __future__ import annotations
 
 import os

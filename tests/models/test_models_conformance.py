@@ -1,5 +1,7 @@
 """One conformance suite that every RUL estimator passes (like sktime's TestAllForecasters)."""
 
+# ruff: noqa: N806  (X is the panel, as in scikit-learn and sktime)
+
 from __future__ import annotations
 
 import pickle
@@ -35,9 +37,7 @@ def estimator(request: pytest.FixtureRequest) -> BaseRULEstimator:
 
 
 @pytest.fixture
-def fitted(
-    estimator: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]
-) -> BaseRULEstimator:
+def fitted(estimator: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> BaseRULEstimator:
     X, y = degradation_panel
     return estimator.fit(X, y)
 
@@ -93,9 +93,9 @@ def test_fit_returns_self_and_output_shapes(
     assert interval.shape == (7, 2)
 
 
-def test_interval_brackets_point_prediction(fitted: BaseRULEstimator,
-                                            degradation_panel: tuple[np.ndarray, np.ndarray]
-                                            ) -> None:
+def test_interval_brackets_point_prediction(
+    fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, _ = degradation_panel
     pred = fitted.predict(X)
     narrow = fitted.predict_interval(X, coverage=0.5)
@@ -106,30 +106,30 @@ def test_interval_brackets_point_prediction(fitted: BaseRULEstimator,
 
 
 @pytest.mark.parametrize("coverage", [0.0, 1.0, 1.5, "0.9"])
-def test_invalid_coverage_is_rejected(fitted: BaseRULEstimator, coverage: object,
-                                      degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
+def test_invalid_coverage_is_rejected(
+    fitted: BaseRULEstimator, coverage: object, degradation_panel: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, _ = degradation_panel
     with pytest.raises(ModelError, match="coverage"):
         fitted.predict_interval(X, coverage=coverage)  # type: ignore[arg-type]
 
 
-def test_pickle_round_trip(fitted: BaseRULEstimator,
-                           degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
+def test_pickle_round_trip(fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = degradation_panel
     restored = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_allclose(restored.predict(X), fitted.predict(X), rtol=0, atol=1e-6)
     pd.testing.assert_frame_equal(restored.predict_interval(X), fitted.predict_interval(X))
 
 
-def test_fixed_seed_is_deterministic(fitted: BaseRULEstimator,
-                                     degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
+def test_fixed_seed_is_deterministic(
+    fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, y = degradation_panel
     again = fitted.clone().fit(X, y)
     np.testing.assert_allclose(again.predict(X), fitted.predict(X), rtol=0, atol=1e-5)
 
 
-def test_bad_inputs_are_rejected(estimator: BaseRULEstimator,
-                                 degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
+def test_bad_inputs_are_rejected(estimator: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = degradation_panel
     with pytest.raises(ModelError, match="n_instances, n_channels, n_timepoints"):
         estimator.fit(X[:, 0], y)
@@ -143,15 +143,17 @@ def test_bad_inputs_are_rejected(estimator: BaseRULEstimator,
         estimator.fit(X, y, X_val=X)
 
 
-def test_predict_checks_window_shape(fitted: BaseRULEstimator,
-                                     degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
+def test_predict_checks_window_shape(
+    fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, _ = degradation_panel
     with pytest.raises(ModelError, match="as in fit"):
         fitted.predict(X[:, :2])
 
 
-def test_explicit_validation_set_is_used(estimator: BaseRULEstimator,
-                                         degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
+def test_explicit_validation_set_is_used(
+    estimator: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, y = degradation_panel
     estimator.fit(X[:70], y[:70], X_val=X[70:], y_val=y[70:])
     assert estimator.conformal_.scores_ is not None

@@ -28,9 +28,9 @@ def test_last_window_of_nothing_is_an_error() -> None:
 
 
 def test_missing_files_give_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="train_FD001.txt"):
+    with pytest.raises(ModelError, match=r"train_FD001\.txt"):
         load_cmapss(tmp_path, "FD001")
-    with pytest.raises(ModelError, match="RUL_FD001.txt"):
+    with pytest.raises(ModelError, match=r"RUL_FD001\.txt"):
         load_rul_truth(tmp_path, "FD001")
     with pytest.raises(ModelError, match="subset"):
         load_cmapss(tmp_path, "FD009")
@@ -43,8 +43,7 @@ def test_fd001_datamodule(cmapss_dir: Path) -> None:
     assert dm.val_units.size == 20 and dm.train_units.size == 80
     # the standard 14 informative sensors of FD001
     assert dm.normalizer is not None
-    assert (dm.normalizer.sensor_index + 1).tolist() == [2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15,
-                                                        17, 20, 21]
+    assert (dm.normalizer.sensor_index + 1).tolist() == [2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21]
     assert dm.X_train.shape[1:] == (14, 30) and dm.X_train.dtype == np.float32
     assert dm.y_train.max() == 125 and dm.y_train.min() == 0
     assert dm.X_val.shape == (80, 14, 30) and dm.y_val.shape == (80,)

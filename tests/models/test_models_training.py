@@ -30,8 +30,7 @@ def trained(cmapss_dir: Path) -> TrainResult:
         model="transformer",
         seed=0,
         max_epochs=5,
-        model_params={"d_model": 16, "d_ff": 32, "n_layers": 1, "n_heads": 2,
-                      "learning_rate": 3e-3},
+        model_params={"d_model": 16, "d_ff": 32, "n_layers": 1, "n_heads": 2, "learning_rate": 3e-3},
         data_params={"max_train_units": 50, "n_val_cuts": 6},
     )
     result.metrics["fit_seconds"] = time.perf_counter() - t0
@@ -62,12 +61,11 @@ def test_onnx_fp32_matches_torch(trained: TrainResult, variants: dict[str, Path]
     np.testing.assert_allclose(fp16, torch_pred, atol=1.0)
 
 
-def test_int8_is_smaller_with_small_quality_change(
-    trained: TrainResult, variants: dict[str, Path]
-) -> None:
+def test_int8_is_smaller_with_small_quality_change(trained: TrainResult, variants: dict[str, Path]) -> None:
     dm = trained.datamodule
-    rows = {r["variant"]: r for r in compression_report(
-        trained.estimator.network, variants, dm.X_val, dm.y_val, repeats=3)}
+    rows = {
+        r["variant"]: r for r in compression_report(trained.estimator.network, variants, dm.X_val, dm.y_val, repeats=3)
+    }
     assert rows["fp32"]["rmse_change_pct"] == pytest.approx(0.0, abs=0.01)
     for name in ("int8-dynamic", "int8-static"):
         assert rows[name]["size_bytes"] < 0.75 * rows["fp32"]["size_bytes"]
@@ -102,8 +100,9 @@ def test_register_runtime_and_cli(trained: TrainResult, cmapss_dir: Path, tmp_pa
     truth = _fake_test_dir(cmapss_dir, trained.datamodule.val_units, data)
 
     runner = CliRunner()
-    res = runner.invoke(rul_app, ["evaluate", "--data-dir", str(data), "--subset", "FD001",
-                                  "--json", "--model", str(mv.path)])
+    res = runner.invoke(
+        rul_app, ["evaluate", "--data-dir", str(data), "--subset", "FD001", "--json", "--model", str(mv.path)]
+    )
     assert res.exit_code == 0, res.output
     lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1
@@ -120,8 +119,7 @@ def test_register_runtime_and_cli(trained: TrainResult, cmapss_dir: Path, tmp_pa
 
     # registry commands
     register_result(trained, reg_dir, variant="fp32", promote=False)
-    res = runner.invoke(models_app, ["promote", "cmapss-FD001", "v2", "--registry-dir",
-                                     str(reg_dir)])
+    res = runner.invoke(models_app, ["promote", "cmapss-FD001", "v2", "--registry-dir", str(reg_dir)])
     assert res.exit_code == 0, res.output
     res = runner.invoke(models_app, ["list", "--registry-dir", str(reg_dir), "--json"])
     listed = json.loads(res.stdout)
@@ -131,7 +129,8 @@ def test_register_runtime_and_cli(trained: TrainResult, cmapss_dir: Path, tmp_pa
 
 
 def test_evaluate_reports_missing_truth_clearly(tmp_path: Path) -> None:
-    res = CliRunner().invoke(rul_app, ["evaluate", "--data-dir", str(tmp_path), "--subset",
-                                       "FD001", "--json", "--model", str(tmp_path)])
+    res = CliRunner().invoke(
+        rul_app, ["evaluate", "--data-dir", str(tmp_path), "--subset", "FD001", "--json", "--model", str(tmp_path)]
+    )
     assert res.exit_code == 1
     assert "expected" in res.output

@@ -1,0 +1,10 @@
+# The two commands of the README. Each installs what it needs first.
+.PHONY: demo test setup
+
+demo:
+	@bash scripts/setup.sh
+	.venv/bin/genedge demo $(ARGS)
+
+test:
+	@bash scripts/setup.sh --test
+	.venv/bin/python -m pytest $(ARGS)

@@ -1,0 +1,158 @@
+"""Demo wiring: broker + simulated plant + ingest (+ dashboard), all on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.settings import Settings
+from core.sim import default_faults, default_plant
+from core.wire import utcnow
+from edge_agent.publisher import MqttPublisher
+from edge_agent.readings import to_reading_batch
+from edge_agent.sources.simulator import SimulatorSource
+from genedge.broker import EmbeddedBroker, port_open
+from ingest.service import IngestService
+from ingest.store import Store
+
+__all__ = ["Demo", "DemoResult", "start_demo_dashboard"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoResult:
+    published: int
+    stored: int
+    dead_lettered: int
+    duplicates: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        return {"published": self.published, "stored": self.stored,
+                "dead_lettered": self.dead_lettered, "duplicates": self.duplicates}
+
+
+class Demo:
+    """The whole plant on one machine.
+
+    Starts the embedded broker unless an external one is configured (``mqtt.embedded = false``
+    or ``--broker``), the ingest service, and the simulator publishing live readings.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.assets = settings.assets or default_plant(settings.mqtt.site)
+        self.publisher_id = f"sim-{uuid.uuid4().hex[:8]}"
+        self.broker: EmbeddedBroker | None = None
+        self.store: Store | None = None
+        self._stop_sim = threading.Event()
+        self._stop_ingest = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.publisher: MqttPublisher | None = None
+        self.ingest: IngestService | None = None
+        self.started_at = utcnow()
+        self.errors: list[BaseException] = []
+
+    def start(self) -> None:
+        s = self.settings
+        # MQTT 5 is needed only for shared subscriptions; 3.1.1 works with every broker, amqtt included.
+        protocol = "5" if s.ingest.share_group else "3.1.1"
+        if s.mqtt.embedded:
+            if port_open(s.mqtt.host, s.mqtt.port):
+                log.warning("a broker already listens on %s:%d: using it", s.mqtt.host, s.mqtt.port)
+            else:
+                self.broker = EmbeddedBroker(s.mqtt.host, s.mqtt.port).start()
+                log.warning("embedded MQTT broker on %s:%d", s.mqtt.host, s.mqtt.port)
+        self.store = Store(s.store.url.get_secret_value())
+        self.store.upsert_assets(self.assets)
+        ingest_settings = s.ingest.model_copy(update={"client_id": f"{s.ingest.client_id}-demo"})
+        self.ingest = IngestService(s.mqtt, ingest_settings, self.store, batch_size=s.store.batch_size, protocol=protocol)
+        self._spawn("ingest", lambda: self.ingest.run(self._stop_ingest, drain_s=0.2))  # type: ignore[union-attr]
+        if not self.ingest.connected.wait(20):
+            raise RuntimeError("ingest could not connect to the broker")
+        self.publisher = MqttPublisher(s.mqtt, self.publisher_id)
+        self.publisher.connect()
+        self._spawn("simulator", lambda: asyncio.run(self._simulate()))
+
+    def _spawn(self, name: str, target: Any) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except BaseException as err:  # surfaced by wait()/stop()
+                log.exception("%s failed", name)
+                self.errors.append(err)
+
+        t = threading.Thread(target=guarded, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    async def _simulate(self) -> None:
+        s = self.settings
+        assert self.publisher is not None
+        source = SimulatorSource(
+            self.assets, default_faults(self.assets, s.sim.seed), seed=s.sim.seed,
+            time_acceleration=s.sim.time_acceleration, interval_s=s.sim.publish_interval_s,
+            snapshot_samples=s.sim.vibration_samples,
+        )
+        async with source:
+            async for raw in source.batches():
+                if self._stop_sim.is_set():
+                    break
+                msg = to_reading_batch(raw, self.publisher_id, self.publisher.next_seq())
+                self.publisher.publish(s.mqtt.site, msg)
+
+    def stop(self, drain_timeout: float = 60.0) -> DemoResult:
+        """Stop the simulator, let ingest store everything published, then shut down."""
+        self._stop_sim.set()
+        for t in self._threads:
+            if t.name == "simulator":
+                t.join(30)
+        published = 0
+        if self.publisher is not None:
+            self.publisher.flush(drain_timeout)
+            published = self.publisher.acked
+            self.publisher.close()
+        assert self.store is not None
+        end = time.monotonic() + drain_timeout
+        while self.store.count_readings(self.publisher_id) < published and time.monotonic() < end:
+            time.sleep(0.2)
+        self._stop_ingest.set()
+        for t in self._threads:
+            t.join(30)
+        result = DemoResult(
+            published=published,
+            stored=self.store.count_readings(self.publisher_id),
+            dead_lettered=self.store.count_dead_letters(since=self.started_at),
+            duplicates=self.store.count_duplicate_readings(self.publisher_id),
+        )
+        self.store.close()
+        if self.broker is not None:
+            self.broker.stop()
+        return result
+
+
+DEMO_USERS = {"operator": "operator", "engineer": "engineer"}
+
+
+def start_demo_dashboard(settings: Settings, config_file: Any = None) -> Any:
+    """Start the Streamlit dashboard against the demo's store, with demo-only logins."""
+    import json
+
+    from dashboard.auth import hash_password
+    from dashboard.launch import start_dashboard, wait_ready
+
+    users = settings.dashboard.users or {
+        name: {"role": name, "password_hash": hash_password(pw)} for name, pw in DEMO_USERS.items()
+    }
+    env = {"GENEDGE_STORE__URL": settings.store.url.get_secret_value(), "GENEDGE_DASHBOARD__USERS": json.dumps(users)}
+    proc = start_dashboard(config_file, settings.dashboard.host, settings.dashboard.port, env)
+    url = f"http://{settings.dashboard.host}:{settings.dashboard.port}"
+    wait_ready(url, 60)
+    log.warning("dashboard: %s  (demo logins: operator/operator, engineer/engineer)", url)
+    return proc
