@@ -130,7 +130,8 @@ class IngestService:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, rc: object, _p: object = None) -> None:
         self._connected.clear()
-        log.warning("ingest disconnected from broker: %s", rc)
+        level = logging.WARNING if getattr(rc, "is_failure", True) else logging.INFO
+        log.log(level, "ingest disconnected from broker: %s", rc)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         self.stats.received += 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._services import Mosquitto, mosquitto, postgres
+from genedge.localservices import Mosquitto, mosquitto, postgres
 
 REPO = Path(__file__).resolve().parents[1]
 

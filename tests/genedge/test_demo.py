@@ -12,7 +12,7 @@ from pathlib import Path
 from edge_agent.publisher import MqttPublisher
 from ingest.store import Store
 from tests._factories import bad_message
-from tests._services import Mosquitto, free_port
+from genedge.localservices import Mosquitto, free_port
 from tests.ingest.test_ingest_mqtt import mqtt_settings
 
 

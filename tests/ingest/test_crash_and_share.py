@@ -15,7 +15,7 @@ import pytest
 from edge_agent.publisher import MqttPublisher
 from ingest.store import Store
 from tests._factories import SITE, good_reading
-from tests._services import Mosquitto
+from genedge.localservices import Mosquitto
 from tests.ingest.test_ingest_mqtt import mqtt_settings, wait_for
 
 

@@ -16,7 +16,7 @@ from edge_agent.publisher import MqttPublisher
 from ingest.service import IngestService
 from ingest.store import Store
 from tests._factories import SITE, bad_message, good_reading
-from tests._services import Mosquitto
+from genedge.localservices import Mosquitto
 
 
 def mqtt_settings(broker: Mosquitto) -> MqttSettings:

@@ -1,4 +1,4 @@
-"""Real services for tests: Mosquitto and PostgreSQL on free loopback ports."""
+"""Local real services (Mosquitto, PostgreSQL) on free loopback ports, for tests and benchmarks."""
 
 from __future__ import annotations
 

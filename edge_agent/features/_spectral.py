@@ -1,0 +1,89 @@
+"""Spectral features: band energies, velocity RMS by frequency-domain integration, ISO zones."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "ISO_ZONE_LIMITS",
+    "ZONES",
+    "band_energies",
+    "iso_zone",
+    "octave_bands",
+    "velocity_rms_mm_s",
+]
+
+G = 9.80665
+
+#: Zone boundaries A/B, B/C, C/D of velocity RMS in mm/s per machine class (ISO 10816-1:1995 Annex B,
+#: carried into ISO 20816-1:2016 Annex B as the generic guidance for classes I-IV).
+ISO_ZONE_LIMITS: dict[str, tuple[float, float, float]] = {
+    "I": (0.71, 1.8, 4.5),
+    "II": (1.12, 2.8, 7.1),
+    "III": (1.8, 4.5, 11.2),
+    "IV": (2.8, 7.1, 18.0),
+}
+ZONES = ("A", "B", "C", "D")
+
+
+def _power_spectrum(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """One-sided power per rfft bin such that the bins sum to the mean square of ``x``."""
+    n = x.shape[-1]
+    spec = np.abs(np.fft.rfft(x, axis=-1)) ** 2 / n**2
+    spec[..., 1:] *= 2.0
+    if n % 2 == 0:
+        spec[..., -1] /= 2.0
+    return spec
+
+
+def band_energies(x: ArrayLike, fs: float, bands: Sequence[tuple[float, float]]) -> NDArray[np.float64]:
+    """Mean-square energy of ``x`` (mean removed) in each ``[lo, hi)`` band, shape ``(..., len(bands))``."""
+    a = np.asarray(x, dtype=np.float64)
+    a = a - a.mean(axis=-1, keepdims=True)
+    spec = _power_spectrum(a)
+    freqs = np.fft.rfftfreq(a.shape[-1], 1.0 / fs)
+    edges = np.asarray(bands, dtype=np.float64).reshape(-1, 2)
+    masks = (freqs[None, :] >= edges[:, :1]) & (freqs[None, :] < edges[:, 1:])
+    return np.asarray(spec @ masks.T.astype(np.float64))
+
+
+def velocity_rms_mm_s(acc: ArrayLike, fs: float, unit: str = "g", f_lo: float = 10.0,
+                      f_hi: float = 1000.0) -> NDArray[np.float64]:
+    """Velocity RMS in mm/s of an acceleration window, integrated in the frequency domain over ``[f_lo, f_hi]``.
+
+    Each rfft bin is divided by ``j 2 pi f``; bins outside the band are dropped (the band-pass
+    of ISO 20816 broadband velocity). Parseval's theorem gives the RMS without an inverse FFT.
+    """
+    if unit not in ("g", "m/s2"):
+        raise ValueError(f"unit must be 'g' or 'm/s2', got {unit!r}")
+    a = np.asarray(acc, dtype=np.float64) * (G if unit == "g" else 1.0)
+    a = a - a.mean(axis=-1, keepdims=True)
+    spec = _power_spectrum(a)
+    freqs = np.fft.rfftfreq(a.shape[-1], 1.0 / fs)
+    band = (freqs >= f_lo) & (freqs <= min(f_hi, fs / 2))
+    weights = np.zeros_like(freqs)
+    weights[band] = 1.0 / (2 * np.pi * freqs[band]) ** 2
+    return np.asarray(np.sqrt(spec @ weights) * 1000.0)
+
+
+def iso_zone(v_rms_mm_s: float, machine_class: str = "II",
+             limits: Mapping[str, tuple[float, float, float]] | None = None) -> int:
+    """ISO 20816/10816 evaluation zone as an index: 0 = A, 1 = B, 2 = C, 3 = D."""
+    table = limits or ISO_ZONE_LIMITS
+    if machine_class not in table:
+        raise ValueError(f"machine_class must be one of {sorted(table)}, got {machine_class!r}")
+    return int(np.searchsorted(np.asarray(table[machine_class]), v_rms_mm_s, side="right"))
+
+
+def octave_bands(fs: float, f_min: float = 31.5, fraction: int = 1) -> list[tuple[float, float]]:
+    """Base-2 (1/``fraction``) octave bands from ``f_min`` up to Nyquist, as ``(lo, hi)`` edges."""
+    out: list[tuple[float, float]] = []
+    centre = f_min
+    half = 2 ** (1 / (2 * fraction))
+    while centre * half <= fs / 2:
+        out.append((centre / half, centre * half))
+        centre *= 2 ** (1 / fraction)
+    return out
