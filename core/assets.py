@@ -12,13 +12,13 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "UNITS",
     "AssetConfig",
     "AssetKind",
     "BearingGeometry",
     "ChannelConfig",
     "DefectFrequencies",
     "Quantity",
-    "UNITS",
 ]
 
 

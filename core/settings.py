@@ -188,4 +188,5 @@ class Settings(BaseSettings):
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data with secrets shown as ``**********``."""
-        return json.loads(self.model_dump_json())
+        masked: dict[str, Any] = json.loads(self.model_dump_json())
+        return masked

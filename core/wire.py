@@ -55,7 +55,7 @@ __all__ = [
     "utcnow",
 ]
 
-WIRE_VERSION = 1
+WIRE_VERSION: Literal[1] = 1
 TOPIC_ROOT = "genedge/v1"
 ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 _Id = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -93,7 +93,7 @@ class DataQuality(StrEnum):
 class _Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    v: Literal[1] = WIRE_VERSION
+    v: Literal[1] = 1
     msg_id: str = Field(default_factory=new_msg_id, pattern=r"^[A-Za-z0-9_\-]{8,64}$")
     publisher: _Id
     seq: int = Field(ge=0, le=2**63 - 1)

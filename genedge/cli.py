@@ -88,12 +88,42 @@ def ingest_run(
 
     _setup_logging(verbose)
     settings = load_settings(config, db, broker)
-    ingest = settings.ingest.model_copy(update={k: v for k, v in {"client_id": client_id, "share_group": share_group}.items() if v})
+    overrides = {"client_id": client_id, "share_group": share_group}
+    ingest = settings.ingest.model_copy(update={k: v for k, v in overrides.items() if v})
     store = Store(settings.store.url.get_secret_value())
     service = IngestService(settings.mqtt, ingest, store, batch_size=settings.store.batch_size, protocol=protocol)
     stop = stop_on_signals()
     stats = service.run(stop)
     typer.echo(json.dumps(stats.__dict__))
+
+
+@sim_app.command("run")
+def sim_run(
+    config: ConfigOpt = None,
+    broker: BrokerOpt = None,
+    duration: Annotated[float | None, typer.Option(help="seconds to run (default: until interrupted)")] = None,
+    publisher_id: Annotated[str, typer.Option(help="publisher id in every message")] = "sim",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Publish the simulated plant's live readings to the configured MQTT broker."""
+    import asyncio
+
+    from core.sim import default_plant
+    from edge_agent.publisher import MqttPublisher
+    from genedge.demo import publish_simulation
+
+    _setup_logging(verbose)
+    settings = load_settings(config, None, broker)
+    stop = stop_on_signals()
+    publisher = MqttPublisher(settings.mqtt, publisher_id)
+    publisher.connect()
+    assets = settings.assets or default_plant(settings.mqtt.site)
+    try:
+        asyncio.run(publish_simulation(settings, assets, publisher, stop, duration))
+    finally:
+        publisher.flush(30)
+        publisher.close()
+    typer.echo(json.dumps({"published": publisher.acked, "assets": len(assets)}))
 
 
 @app.command("demo")

@@ -20,7 +20,7 @@ from genedge.broker import EmbeddedBroker, port_open
 from ingest.service import IngestService
 from ingest.store import Store
 
-__all__ = ["Demo", "DemoResult", "start_demo_dashboard"]
+__all__ = ["Demo", "DemoResult", "publish_simulation", "start_demo_dashboard"]
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +93,8 @@ class Demo:
         self._threads.append(t)
 
     async def _simulate(self) -> None:
-        s = self.settings
         assert self.publisher is not None
-        source = SimulatorSource(
-            self.assets, default_faults(self.assets, s.sim.seed), seed=s.sim.seed,
-            time_acceleration=s.sim.time_acceleration, interval_s=s.sim.publish_interval_s,
-            snapshot_samples=s.sim.vibration_samples,
-        )
-        async with source:
-            async for raw in source.batches():
-                if self._stop_sim.is_set():
-                    break
-                msg = to_reading_batch(raw, self.publisher_id, self.publisher.next_seq())
-                self.publisher.publish(s.mqtt.site, msg)
+        await publish_simulation(self.settings, self.assets, self.publisher, self._stop_sim)
 
     def stop(self, drain_timeout: float = 60.0) -> DemoResult:
         """Stop the simulator, let ingest store everything published, then shut down."""
@@ -135,6 +124,22 @@ class Demo:
         if self.broker is not None:
             self.broker.stop()
         return result
+
+
+async def publish_simulation(settings: Settings, assets: list[Any], publisher: MqttPublisher,
+                             stop: threading.Event, duration_s: float | None = None) -> None:
+    """Publish the simulated plant's readings until ``stop`` is set or ``duration_s`` passes."""
+    s = settings
+    source = SimulatorSource(
+        assets, default_faults(assets, s.sim.seed), seed=s.sim.seed, time_acceleration=s.sim.time_acceleration,
+        interval_s=s.sim.publish_interval_s, snapshot_samples=s.sim.vibration_samples,
+    )
+    end = None if duration_s is None else time.monotonic() + duration_s
+    async with source:
+        async for raw in source.batches():
+            if stop.is_set() or (end is not None and time.monotonic() >= end):
+                break
+            publisher.publish(s.mqtt.site, to_reading_batch(raw, publisher.publisher_id, publisher.next_seq()))
 
 
 DEMO_USERS = {"operator": "operator", "engineer": "engineer"}

@@ -57,11 +57,25 @@ def train(
     variant: Annotated[
         str, typer.Option(help="Registered variant: fp32 | int8-dynamic | int8-static | fp16 | int4")
     ] = "int8-dynamic",
+    from_card: Annotated[
+        Path | None,
+        typer.Option(help="Reproduce a model card's run: its subset, model, config and seed."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train a model on a C-MAPSS subset (validation split by unit) and register it."""
     from models.pipeline import register_result, train_cmapss
 
+    model_params: dict[str, Any] = {}
+    data_params: dict[str, Any] = {}
+    if from_card is not None:
+        card_path = from_card / "card.json" if from_card.is_dir() else from_card
+        try:
+            card = json.loads(card_path.read_text(encoding="utf-8"))
+            subset, model, seed = card["dataset"]["subset"], card["model"], int(card["seed"])
+            model_params, data_params = dict(card["config"]["model"]), dict(card["config"]["data"])
+        except (OSError, KeyError, TypeError, ValueError) as err:
+            _fail(err)
     try:
         result = train_cmapss(
             data_dir,
@@ -71,6 +85,8 @@ def train(
             max_epochs=max_epochs,
             window=window,
             progress_bar=not as_json and sys.stderr.isatty(),
+            model_params=model_params,
+            data_params=data_params,
         )
         out: dict[str, Any] = {
             "subset": subset,

@@ -18,8 +18,8 @@ from datetime import datetime
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from core.errors import IngestError, StoreError, WireError
 from core.settings import IngestSettings, MqttSettings
@@ -155,7 +155,7 @@ class IngestService:
     def connect(self) -> None:
         props = None
         if self.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = 24 * 3600  # keep our queue across restarts
             props.ReceiveMaximum = max(self.batch_size * 2, 100)
         try:

@@ -136,6 +136,8 @@ class TransformerRULNet(RULModule):
         n_sensor_layers: encoder layers in the sensor branch (0 disables it).
         d_ff: feed-forward width.
         dropout: dropout rate.
+        conv_kernel: width of the 1-D convolution that embeds each cycle together with its
+            neighbours (local smoothing of noisy sensors); 0 or 1 embeds each cycle alone.
         **kwargs: optimisation options of :class:`RULModule`.
     """
 
@@ -144,6 +146,7 @@ class TransformerRULNet(RULModule):
         n_channels: int,
         window: int,
         *,
+        conv_kernel: int = 0,
         d_model: int = 32,
         n_heads: int = 4,
         n_layers: int = 2,
@@ -154,7 +157,13 @@ class TransformerRULNet(RULModule):
     ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
-        self.time_embed = nn.Linear(n_channels, d_model)
+        self.conv_kernel = conv_kernel
+        if conv_kernel > 1:
+            self.time_conv = nn.Conv1d(
+                n_channels, d_model, conv_kernel, padding=conv_kernel // 2, padding_mode="replicate"
+            )
+        else:
+            self.time_embed = nn.Linear(n_channels, d_model)
         self.time_pos = nn.Parameter(torch.randn(1, window, d_model) * 0.02)
         self.time_layers = nn.ModuleList(_EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
         self.time_norm = nn.LayerNorm(d_model)
@@ -172,7 +181,10 @@ class TransformerRULNet(RULModule):
 
     def encode(self, x: Tensor) -> Tensor:
         """Fuse time- and sensor-attention features into a scaled RUL."""
-        h = self.time_embed(x.transpose(1, 2)) + self.time_pos
+        if self.conv_kernel > 1:
+            h = self.time_conv(x)[:, :, : x.shape[-1]].transpose(1, 2) + self.time_pos
+        else:
+            h = self.time_embed(x.transpose(1, 2)) + self.time_pos
         for layer in self.time_layers:
             h = layer(h)
         h = self.time_norm(h)

@@ -17,6 +17,7 @@ class TransformerRUL(TorchRULEstimator):
     :class:`models.nets.TransformerRULNet` for the architecture.
 
     Args:
+        conv_kernel: 1-D convolution width of the time embedding (0: per-cycle linear).
         d_model: embedding width.
         n_heads: attention heads.
         n_layers: encoder layers over time.
@@ -38,6 +39,7 @@ class TransformerRUL(TorchRULEstimator):
     def __init__(
         self,
         *,
+        conv_kernel: int = 0,
         d_model: int = 32,
         n_heads: int = 4,
         n_layers: int = 2,
@@ -55,6 +57,7 @@ class TransformerRUL(TorchRULEstimator):
         progress_bar: bool = False,
         accelerator: str = "cpu",
     ) -> None:
+        self.conv_kernel = conv_kernel
         self.d_model = d_model
         self.n_heads = n_heads
         self.n_layers = n_layers
@@ -76,6 +79,7 @@ class TransformerRUL(TorchRULEstimator):
         return TransformerRULNet(
             n_channels,
             window,
+            conv_kernel=self.conv_kernel,
             d_model=self.d_model,
             n_heads=self.n_heads,
             n_layers=self.n_layers,

@@ -52,7 +52,7 @@ __all__ = [
     "assess_quality",
     "asset",
     "assets",
-    "baseline_rms",
+    "baseline",
     "dead_letter_counts",
     "dead_letters",
     "features",
@@ -61,6 +61,7 @@ __all__ = [
     "latest_readings",
     "latest_status",
     "latest_waveform",
+    "latest_waveforms",
     "open_alarms_by_asset",
     "plant_overview",
     "predictions",
@@ -411,27 +412,34 @@ def trend(store: Store, asset_id: str, channel: str, *, limit: int = 500,
                        quality=str(r[5])) for r in reversed(rows)]
 
 
-def baseline_rms(store: Store, asset_id: str, channel: str, *, n: int = 20) -> float | None:
-    """Median RMS of the first ``n`` stored batches of a channel (its baseline), or ``None``."""
-    stmt = (select(Reading.v_rms).where(Reading.asset_id == asset_id, Reading.channel == channel)
+def baseline(store: Store, asset_id: str, channel: str, *, value: str = "v_rms", n: int = 20) -> float | None:
+    """Median of ``value`` (``v_rms`` or ``v_mean``) over the first ``n`` stored batches of a channel, or ``None``."""
+    if value not in ("v_rms", "v_mean"):
+        raise StoreError(f"value must be 'v_rms' or 'v_mean', got {value!r}")
+    stmt = (select(getattr(Reading, value)).where(Reading.asset_id == asset_id, Reading.channel == channel)
             .order_by(Reading.start.asc(), Reading.id.asc()).limit(n))
     with _read(store, f"baseline of {asset_id}/{channel}") as s:
         values = [float(v) for v in s.scalars(stmt)]
     return float(np.median(values)) if values else None
 
 
-def latest_waveform(store: Store, asset_id: str, channel: str, *, min_samples: int = 2) -> Waveform | None:
-    """Samples of the newest batch of a channel with at least ``min_samples`` samples."""
+def latest_waveforms(store: Store, asset_id: str, channel: str, n: int = 1, *,
+                     min_samples: int = 2) -> list[Waveform]:
+    """Samples of the newest ``n`` batches of a channel with at least ``min_samples`` samples, newest first."""
     stmt = (select(Reading).where(Reading.asset_id == asset_id, Reading.channel == channel,
                                   Reading.n_samples >= min_samples)
-            .order_by(Reading.start.desc(), Reading.id.desc()).limit(1))
-    with _read(store, f"waveform of {asset_id}/{channel}") as s:
-        r = s.scalars(stmt).first()
-        if r is None:
-            return None
-        return Waveform(asset_id=r.asset_id, channel=r.channel, quantity=r.quantity, unit=r.unit,
-                        sample_rate_hz=float(r.sample_rate_hz), start=r.start,
-                        values=np.frombuffer(r.samples, dtype="<f4").copy(), quality=r.quality)
+            .order_by(Reading.start.desc(), Reading.id.desc()).limit(n))
+    with _read(store, f"waveforms of {asset_id}/{channel}") as s:
+        return [Waveform(asset_id=r.asset_id, channel=r.channel, quantity=r.quantity, unit=r.unit,
+                         sample_rate_hz=float(r.sample_rate_hz), start=r.start,
+                         values=np.frombuffer(r.samples, dtype="<f4").copy(), quality=r.quality)
+                for r in s.scalars(stmt)]
+
+
+def latest_waveform(store: Store, asset_id: str, channel: str, *, min_samples: int = 2) -> Waveform | None:
+    """Samples of the newest batch of a channel with at least ``min_samples`` samples."""
+    found = latest_waveforms(store, asset_id, channel, 1, min_samples=min_samples)
+    return found[0] if found else None
 
 
 def assess_quality(latest: dict[str, ChannelLatest], now: datetime, stale_after: timedelta) -> str:

@@ -203,13 +203,13 @@ class Store:
         """PostgreSQL bulk path: COPY into a temp table, then insert what is new."""
         cols = [c.name for c in table.columns if c.name != "id"]
         conn = session.connection()
-        conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS _stage_{table.name} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
+        conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS _stage_{table.name} "
+                          f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
         dbapi = conn.connection.dbapi_connection
         bind = {c.name: c.type for c in table.columns}
-        with dbapi.cursor() as cur:  # type: ignore[union-attr]
-            with cur.copy(f"COPY _stage_{table.name} ({', '.join(cols)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([_copy_value(bind[c], row[c], self.engine.dialect) for c in cols])
+        with dbapi.cursor() as cur, cur.copy(f"COPY _stage_{table.name} ({', '.join(cols)}) FROM STDIN") as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row([_copy_value(bind[c], row[c], self.engine.dialect) for c in cols])
         col_list = ", ".join(cols)
         result = conn.execute(
             text(

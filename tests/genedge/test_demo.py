@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from edge_agent.publisher import MqttPublisher
+from genedge.localservices import Mosquitto, free_port
 from ingest.store import Store
 from tests._factories import bad_message
-from genedge.localservices import Mosquitto, free_port
 from tests.ingest.test_ingest_mqtt import mqtt_settings
 
 
@@ -55,3 +55,32 @@ def test_demo_with_embedded_broker(tmp_path: Path) -> None:
     assert proc.returncode == 0, err[-3000:]
     result = _last_json(out)
     assert result["stored"] == result["published"] > 100 and result["duplicates"] == 0
+
+
+def test_sim_run_publishes_to_a_broker(broker: Mosquitto, tmp_path: Path) -> None:
+    import threading
+
+    from core.settings import IngestSettings
+    from ingest.service import IngestService
+
+    store = Store(f"sqlite:///{tmp_path / 'sim.db'}")
+    service = IngestService(mqtt_settings(broker), IngestSettings(client_id="sim-run-ingest"), store)
+    stop = threading.Event()
+    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        assert service.connected.wait(10)
+        out = subprocess.run([sys.executable, "-m", "genedge", "sim", "run", "--duration", "3", "--broker",
+                              f"127.0.0.1:{broker.port}", "--publisher-id", "sim-cli"],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+        published = _last_json(out)["published"]
+        assert published > 50
+        end = time.monotonic() + 30
+        while store.count_readings("sim-cli") < published and time.monotonic() < end:
+            time.sleep(0.1)
+        assert store.count_readings("sim-cli") == published
+        assets = {r.asset_id for r in store.readings("P-101", limit=5)} | set(store.asset_ids())
+        assert len(set(store.asset_ids())) >= 6 and "P-101" in assets
+    finally:
+        stop.set()
+        worker.join(30)

@@ -10,8 +10,7 @@ import pytest
 
 from core.errors import StoreError
 from core.sim import default_plant
-from ingest.store import Store
-from ingest.store import actions, queries
+from ingest.store import Store, actions, queries
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -91,7 +90,7 @@ def test_cleared_unacknowledged_alarm_can_still_be_acknowledged(store: Store) ->
          "only an active or acknowledged alarm can be shelved"),
         ("cleared", lambda s, i: actions.shelve_alarm(s, i, "eve", "late", T0 + timedelta(hours=1), at=T0),
          "it is cleared"),
-        ("cleared", lambda s, i: actions.clear_alarm(s, i), "only an open alarm can be cleared"),
+        ("cleared", actions.clear_alarm, "only an open alarm can be cleared"),
     ],
 )
 def test_invalid_alarm_transitions_are_refused(store: Store, setup: str, act: object, message: str) -> None:

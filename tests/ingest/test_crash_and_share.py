@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 
 from edge_agent.publisher import MqttPublisher
+from genedge.localservices import Mosquitto
 from ingest.store import Store
 from tests._factories import SITE, good_reading
-from genedge.localservices import Mosquitto
 from tests.ingest.test_ingest_mqtt import mqtt_settings, wait_for
 
 
-def start_worker(broker: Mosquitto, db_url: str, client_id: str, log: Path, share_group: str | None = None) -> subprocess.Popen[bytes]:
+def start_worker(
+    broker: Mosquitto, db_url: str, client_id: str, log: Path, share_group: str | None = None
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "genedge", "ingest", "run", "--db", db_url, "--broker", f"127.0.0.1:{broker.port}",
            "--client-id", client_id]
     if share_group:

@@ -13,10 +13,10 @@ from core.errors import StoreError
 from core.settings import IngestSettings, MqttSettings
 from core.wire import encode, topic_for
 from edge_agent.publisher import MqttPublisher
+from genedge.localservices import Mosquitto
 from ingest.service import IngestService
 from ingest.store import Store
 from tests._factories import SITE, bad_message, good_reading
-from genedge.localservices import Mosquitto
 
 
 def mqtt_settings(broker: Mosquitto) -> MqttSettings:

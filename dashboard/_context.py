@@ -1,0 +1,94 @@
+"""Per-session context of the Streamlit app: settings, the store, the signed-in user."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import streamlit as st
+
+from core.errors import ConfigError, StoreError
+from core.settings import Settings
+from dashboard.auth import Permission, Role, User, parse_users
+from ingest.store import Store
+
+__all__ = ["config_path", "current_user", "load_settings", "require", "settings", "sign_in", "sign_out", "store"]
+
+_SETTINGS = "genedge.settings"
+_USER = "genedge.user"
+
+
+def config_path(argv: list[str]) -> Path | None:
+    """``--config FILE`` from the script arguments (those after ``--`` of ``streamlit run``)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--config", type=Path, default=None)
+    known, _ = parser.parse_known_args(argv)
+    return known.config
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Load the settings for this run and keep them in the session."""
+    s = Settings.load(path)
+    st.session_state[_SETTINGS] = s
+    return s
+
+
+def settings() -> Settings:
+    s = st.session_state.get(_SETTINGS)
+    if not isinstance(s, Settings):
+        st.error("The dashboard was opened without its entry script; start it with `genedge dashboard`.")
+        st.stop()
+    return s
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(url: str) -> Store:
+    return Store(url)
+
+
+def store_url() -> str:
+    return settings().store.url.get_secret_value()
+
+
+def store() -> Store:
+    """The store of ``settings.store.url``, one per server process."""
+    try:
+        return _open_store(store_url())
+    except StoreError as err:
+        st.error(f"Cannot open the store: {err}")
+        st.stop()
+
+
+def current_user() -> User | None:
+    """The signed-in user, if still configured with the same role."""
+    entry = st.session_state.get(_USER)
+    if not isinstance(entry, dict):
+        return None
+    try:
+        users = parse_users(settings().dashboard.users)
+    except ConfigError:
+        return None
+    known = users.get(entry.get("name", ""))
+    if known is None or known[0].value != entry.get("role"):
+        return None
+    return User(entry["name"], Role(entry["role"]))
+
+
+def sign_in(user: User) -> None:
+    st.session_state[_USER] = {"name": user.name, "role": user.role.value}
+
+
+def sign_out() -> None:
+    st.session_state.pop(_USER, None)
+
+
+def require(permission: Permission = Permission.VIEW) -> User:
+    """The signed-in user if they have ``permission``; otherwise say so and stop the page."""
+    user = current_user()
+    if user is None:
+        st.warning("Please sign in.")
+        st.stop()
+    if not user.can(permission):
+        st.error(f"This page needs the engineer role; you are signed in as {user.name} ({user.role.value}).")
+        st.stop()
+    return user

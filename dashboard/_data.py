@@ -1,0 +1,130 @@
+"""Cached data loaders: the only way pages read the store and the model registry.
+
+Each loader takes the store URL (the cache key) and returns plain values; time-to-live is
+short so live pages stay live. After an action, :func:`invalidate` drops the cached state.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dashboard._context import _open_store
+from ingest.store import queries as q
+
+__all__ = [
+    "STALE_AFTER",
+    "invalidate",
+    "load_alarms",
+    "load_asset",
+    "load_assets",
+    "load_baseline",
+    "load_dead_letter_counts",
+    "load_dead_letters",
+    "load_features",
+    "load_latest_readings",
+    "load_models",
+    "load_overview",
+    "load_predictions",
+    "load_status",
+    "load_trend",
+    "load_waveforms",
+    "load_work_orders",
+]
+
+#: An asset whose newest data is older than this shows as stale.
+STALE_AFTER = timedelta(seconds=30)
+_LIVE, _SLOW = timedelta(seconds=2), timedelta(seconds=10)
+
+
+@st.cache_data(ttl=_LIVE, show_spinner=False)
+def load_overview(url: str) -> list[q.AssetOverview]:
+    return q.plant_overview(_open_store(url), stale_after=STALE_AFTER)
+
+
+@st.cache_data(ttl=_SLOW, show_spinner=False)
+def load_assets(url: str) -> list[q.AssetInfo]:
+    return q.assets(_open_store(url))
+
+
+@st.cache_data(ttl=_SLOW, show_spinner=False)
+def load_asset(url: str, asset_id: str) -> q.AssetInfo | None:
+    return q.asset(_open_store(url), asset_id)
+
+
+@st.cache_data(ttl=_LIVE, show_spinner=False)
+def load_latest_readings(url: str, asset_id: str | None = None) -> dict[str, dict[str, q.ChannelLatest]]:
+    return q.latest_readings(_open_store(url), None if asset_id is None else [asset_id])
+
+
+@st.cache_data(ttl=_LIVE, show_spinner=False)
+def load_trend(url: str, asset_id: str, channel: str, limit: int) -> list[q.TrendPoint]:
+    return q.trend(_open_store(url), asset_id, channel, limit=limit)
+
+
+@st.cache_data(ttl=timedelta(minutes=5), show_spinner=False)
+def load_baseline(url: str, asset_id: str, channel: str, value: str) -> float | None:
+    return q.baseline(_open_store(url), asset_id, channel, value=value)
+
+
+@st.cache_data(ttl=_LIVE, show_spinner=False, max_entries=64)
+def load_waveforms(url: str, asset_id: str, channel: str, n: int) -> list[q.Waveform]:
+    """The newest ``n`` multi-sample batches of a channel, newest first."""
+    return q.latest_waveforms(_open_store(url), asset_id, channel, n)
+
+
+@st.cache_data(ttl=_LIVE, show_spinner=False)
+def load_predictions(url: str, asset_id: str, limit: int = 500) -> list[q.PredictionView]:
+    return q.predictions(_open_store(url), asset_id, limit=limit)
+
+
+@st.cache_data(ttl=_LIVE, show_spinner=False)
+def load_features(url: str, asset_id: str, limit: int = 500) -> list[q.FeatureView]:
+    return q.features(_open_store(url), asset_id, limit=limit)
+
+
+@st.cache_data(ttl=_LIVE, show_spinner=False)
+def load_alarms(url: str, states: tuple[str, ...] | None = None, asset_id: str | None = None,
+                limit: int = 500) -> list[q.AlarmView]:
+    return q.alarms(_open_store(url), states=states, asset_id=asset_id, limit=limit)
+
+
+@st.cache_data(ttl=_LIVE, show_spinner=False)
+def load_work_orders(url: str, statuses: tuple[str, ...] | None = None, asset_id: str | None = None,
+                     limit: int = 500) -> list[q.WorkOrderView]:
+    return q.work_orders(_open_store(url), statuses=statuses, asset_id=asset_id, limit=limit)
+
+
+@st.cache_data(ttl=_SLOW, show_spinner=False)
+def load_dead_letters(url: str, reason: str | None = None, limit: int = 200) -> list[q.DeadLetterView]:
+    return q.dead_letters(_open_store(url), reason=reason, limit=limit)
+
+
+@st.cache_data(ttl=_SLOW, show_spinner=False)
+def load_dead_letter_counts(url: str) -> dict[str, int]:
+    return q.dead_letter_counts(_open_store(url))
+
+
+@st.cache_data(ttl=_SLOW, show_spinner=False)
+def load_status(url: str) -> list[q.StatusView]:
+    return q.latest_status(_open_store(url))
+
+
+@st.cache_data(ttl=_SLOW, show_spinner=False)
+def load_models(registry_dir: str) -> list[dict[str, Any]]:
+    """Every registered model version as ``{name, version, promoted, card, path}``."""
+    from models.registry import ModelRegistry  # torch-free; imported late to keep the app light
+
+    if not Path(registry_dir).is_dir():
+        return []
+    return [{"name": v.name, "version": v.version, "promoted": v.promoted, "card": v.card, "path": str(v.path)}
+            for v in ModelRegistry(registry_dir).list()]
+
+
+def invalidate() -> None:
+    """Drop cached alarms, work orders, overview and models after an action."""
+    for loader in (load_overview, load_alarms, load_work_orders, load_models):
+        loader.clear()

@@ -1,0 +1,92 @@
+"""Alarm limits drawn on trends and ISO 10816 zones read from edge features.
+
+Limits come from the asset's config (``config["alarm_limits"][channel] = {"alert": x,
+"alarm": y}``) when it has them. Until assets carry configured limits, the dashboard draws
+relative limits from the channel's own baseline (the median of its first stored batches):
+vibration RMS alert at 2x (+6 dB) and alarm at 4x (+12 dB) baseline, temperature alert at
++15 K and alarm at +25 K above baseline. They are labelled as such on the charts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.store.queries import FeatureView
+
+__all__ = ["ISO_10816_ZONES", "Limit", "channel_limits", "iso_zone", "zone_from_features"]
+
+#: ISO 10816-1 zone boundaries A/B, B/C, C/D of velocity RMS (mm/s, 10-1000 Hz) by machine class.
+ISO_10816_ZONES: dict[str, tuple[float, float, float]] = {
+    "I": (0.71, 1.8, 4.5),
+    "II": (1.12, 2.8, 7.1),
+    "III": (1.8, 4.5, 11.2),
+    "IV": (2.8, 7.1, 18.0),
+}
+ZONE_COLOURS = {"A": "#2e7d32", "B": "#9ccc65", "C": "#f9a825", "D": "#c62828"}
+#: Feature names (any channel) that carry velocity RMS in mm/s, or a zone index 0..3 = A..D.
+VELOCITY_FEATURES = ("velocity_rms_mm_s", "vel_rms_mm_s", "v_rms_mm_s")
+ZONE_FEATURES = ("iso_zone", "iso10816_zone")
+
+_VIB_ALERT, _VIB_ALARM = 2.0, 4.0
+_TEMP_ALERT_K, _TEMP_ALARM_K = 15.0, 25.0
+
+
+@dataclass(frozen=True)
+class Limit:
+    label: str
+    value: float
+    level: str  # "alert" or "alarm"
+
+
+def channel_limits(config: dict[str, Any], channel: str, quantity: str, baseline: float | None) -> list[Limit]:
+    """Limits to draw on a channel's trend (configured, else relative to ``baseline``)."""
+    configured = config.get("alarm_limits", {}).get(channel) if isinstance(config.get("alarm_limits"), dict) else None
+    if isinstance(configured, dict):
+        return [Limit(f"{lvl} (configured)", float(configured[lvl]), lvl) for lvl in ("alert", "alarm")
+                if isinstance(configured.get(lvl), int | float)]
+    if baseline is None or baseline <= 0:
+        return []
+    if quantity in ("acceleration", "velocity"):
+        return [Limit("alert: 2x baseline", _VIB_ALERT * baseline, "alert"),
+                Limit("alarm: 4x baseline", _VIB_ALARM * baseline, "alarm")]
+    if quantity == "temperature":
+        return [Limit("alert: baseline +15 K", baseline + _TEMP_ALERT_K, "alert"),
+                Limit("alarm: baseline +25 K", baseline + _TEMP_ALARM_K, "alarm")]
+    return []
+
+
+def iso_zone(velocity_rms_mm_s: float, machine_class: str) -> str:
+    """ISO 10816-1 evaluation zone A-D of a velocity RMS for a machine class I-IV."""
+    ab, bc, cd = ISO_10816_ZONES.get(machine_class, ISO_10816_ZONES["II"])
+    if velocity_rms_mm_s < ab:
+        return "A"
+    if velocity_rms_mm_s < bc:
+        return "B"
+    return "C" if velocity_rms_mm_s < cd else "D"
+
+
+def zone_from_features(features: FeatureView | None, machine_class: str) -> tuple[str, float | None] | None:
+    """The ISO zone the edge features carry, with the velocity RMS it came from (if any).
+
+    Returns:
+        ``(zone, velocity_mm_s or None)``, or ``None`` when the features carry neither a zone
+        nor a velocity RMS.
+    """
+    if features is None:
+        return None
+    worst: tuple[str, float | None] | None = None
+    for values in features.features.values():
+        found: tuple[str, float | None] | None = None
+        for name in ZONE_FEATURES:
+            if name in values and 0 <= int(values[name]) <= 3:
+                found = ("ABCD"[int(values[name])], next((values[v] for v in VELOCITY_FEATURES if v in values), None))
+                break
+        if found is None:
+            for name in VELOCITY_FEATURES:
+                if name in values:
+                    found = (iso_zone(values[name], machine_class), values[name])
+                    break
+        if found is not None and (worst is None or found[0] > worst[0]):
+            worst = found
+    return worst

@@ -1,0 +1,60 @@
+"""Small presentation helpers shared by the pages: colours, badges, formatting."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from core.wire import utcnow
+from ingest.store.queries import PredictionView
+
+__all__ = ["ALARM_COLOURS", "QUALITY_COLOURS", "ago", "alarm_badge", "fmt_rul", "fmt_time", "quality_badge"]
+
+ALARM_COLOURS = {"active": "red", "acknowledged": "orange", "shelved": "violet", "cleared": "gray", "normal": "green"}
+QUALITY_COLOURS = {"good": "green", "stale": "orange", "flatline": "red", "silent": "red", "suspect": "orange",
+                   "no data": "gray"}
+ZONE_BADGE = {"A": "green", "B": "green", "C": "orange", "D": "red"}
+SEVERITY_ICONS = {"critical": ":material/error:", "high": ":material/warning:", "medium": ":material/info:",
+                  "low": ":material/info:"}
+
+
+def ago(t: datetime | None, now: datetime | None = None) -> str:
+    """``'12 s ago'``, ``'3 min ago'``, ``'2 h ago'``, ``'4 d ago'`` or ``'never'``."""
+    if t is None:
+        return "never"
+    s = max(0.0, ((now or utcnow()) - t).total_seconds())
+    if s < 90:
+        return f"{s:.0f} s ago"
+    if s < 5400:
+        return f"{s / 60:.0f} min ago"
+    return f"{s / 3600:.0f} h ago" if s < 172_800 else f"{s / 86400:.0f} d ago"
+
+
+def fmt_time(t: datetime | None) -> str:
+    return "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def fmt_rul(p: PredictionView | None) -> str:
+    """``'120 h [95-160] (90 %)'`` or ``'no prediction yet'``."""
+    if p is None:
+        return "no prediction yet"
+    return f"{p.rul_median:.0f} {p.rul_unit} [{p.rul_lower:.0f}–{p.rul_upper:.0f}] ({p.coverage:.0%})"
+
+
+def alarm_badge(state: str, severity: str | None = None) -> None:
+    label = "normal" if state == "normal" else f"{state}" + (f" · {severity}" if severity else "")
+    icon = ":material/check_circle:" if state == "normal" else ":material/notifications_active:"
+    st.badge(label, icon=icon, color=ALARM_COLOURS.get(state, "gray"))  # type: ignore[arg-type]
+
+
+def quality_badge(quality: str) -> None:
+    st.badge(f"data {quality}", icon=":material/sensors:", color=QUALITY_COLOURS.get(quality, "gray"))  # type: ignore[arg-type]
+
+
+def zone_badge(zone: str | None, velocity: float | None) -> None:
+    if zone is None:
+        st.badge("ISO zone —", color="gray", help="The edge features do not carry an ISO 10816 zone yet.")
+        return
+    text = f"ISO zone {zone}" + (f" · {velocity:.2f} mm/s" if velocity is not None else "")
+    st.badge(text, color=ZONE_BADGE[zone])  # type: ignore[arg-type]

@@ -1,0 +1,104 @@
+"""GenEdge plant dashboard: ``streamlit run dashboard/app.py -- [--config FILE]``.
+
+Settings come from :meth:`core.settings.Settings.load` (the TOML file and ``GENEDGE_*``
+variables). Nothing but the sign-in page is reachable before signing in; the pages a user
+sees depend on their role.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import streamlit as st
+
+from core.errors import ConfigError
+from dashboard import _context as ctx
+from dashboard.auth import Permission, authenticate, parse_users
+
+_VIEWS = "views"
+
+
+def _sign_in_page() -> None:
+    st.title("GenEdge plant dashboard")
+    try:
+        users = parse_users(ctx.settings().dashboard.users)
+    except ConfigError as err:
+        st.error(f"The dashboard users in the settings are invalid: {err}")
+        return
+    if not users:
+        st.warning("No dashboard users are configured, so nobody can sign in.")
+        st.markdown(
+            "Create a user with a hashed password:\n\n"
+            "```bash\npython -m dashboard.auth alice --role engineer   # or --role operator\n```\n\n"
+            "It prints the entry to put in your `--config` TOML file:\n\n"
+            '```toml\n[dashboard.users.alice]\nrole = "engineer"\npassword_hash = "scrypt$16384$8$1$..."\n```\n\n'
+            "or to set as `GENEDGE_DASHBOARD__USERS='{\"alice\": {\"role\": \"engineer\", "
+            "\"password_hash\": \"scrypt$...\"}}'`, then restart the dashboard. "
+            "`genedge demo` creates the demo users `operator` and `engineer` itself."
+        )
+        return
+    with st.form("sign_in", border=True, width=420):
+        st.subheader("Sign in")
+        name = st.text_input("User", key="sign_in_user", autocomplete="username")
+        password = st.text_input("Password", type="password", key="sign_in_password",
+                                 autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        user = authenticate(ctx.settings().dashboard.users, name.strip(), password)
+        if user is None:
+            time.sleep(0.5)  # slows down guessing a little; hashing is the real cost
+            st.error("Unknown user or wrong password.")
+            return
+        ctx.sign_in(user)
+        st.rerun()
+
+
+def _pages() -> dict[str, list[st.Page]]:
+    user = ctx.current_user()
+    assert user is not None
+    pages: dict[str, list[st.Page]] = {
+        "Plant": [
+            st.Page(f"{_VIEWS}/overview.py", title="Plant overview", icon=":material/factory:", default=True),
+            st.Page(f"{_VIEWS}/asset.py", title="Asset detail", icon=":material/precision_manufacturing:"),
+            st.Page(f"{_VIEWS}/alarms.py", title="Alarms", icon=":material/notifications_active:"),
+        ],
+        "Maintenance": [
+            st.Page(f"{_VIEWS}/work_orders.py", title="Prescriptions & work orders", icon=":material/build:"),
+        ],
+        "Integration": [
+            st.Page(f"{_VIEWS}/data_quality.py", title="Data quality", icon=":material/rule:"),
+        ],
+    }
+    engineering = []
+    if user.can(Permission.MODELS):
+        engineering.append(st.Page(f"{_VIEWS}/models.py", title="Models", icon=":material/model_training:"))
+    if user.can(Permission.SYNTH):
+        engineering.append(st.Page(f"{_VIEWS}/synthetic.py", title="Synthetic data", icon=":material/science:"))
+    if engineering:
+        pages["Engineering"] = engineering
+    return pages
+
+
+def main() -> None:
+    st.set_page_config(page_title="GenEdge plant", page_icon=":material/factory:", layout="wide")
+    try:
+        ctx.load_settings(ctx.config_path(sys.argv[1:]))
+    except ConfigError as err:
+        st.error(f"Cannot load the settings: {err}")
+        st.stop()
+    user = ctx.current_user()
+    if user is None:
+        nav = st.navigation([st.Page(_sign_in_page, title="Sign in", icon=":material/login:")], position="hidden")
+        nav.run()
+        return
+    nav = st.navigation(_pages())
+    with st.sidebar:
+        st.caption(f"Signed in as **{user.name}** ({user.role.value})")
+        if st.button("Sign out", icon=":material/logout:", key="sign_out"):
+            ctx.sign_out()
+            st.rerun()
+    nav.run()
+
+
+main()

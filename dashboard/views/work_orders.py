@@ -1,0 +1,125 @@
+"""Prescriptions and work orders: the recommendation with its evidence; approve, reject, complete; export."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import StoreError
+from dashboard import _context as ctx
+from dashboard import _data, _ui
+from dashboard.auth import Permission, User
+from ingest.store import actions
+from ingest.store.queries import WorkOrderView
+
+STATUS_COLOURS = {"draft": "blue", "approved": "orange", "rejected": "gray", "done": "green"}
+_SHOWN_KEYS = ("recommendation", "evidence", "history")
+
+
+def _record(w: WorkOrderView) -> dict[str, Any]:
+    return {"id": w.id, "asset_id": w.asset_id, "status": w.status, "title": w.title, "priority": w.priority,
+            "due_by": w.due_by.isoformat() if w.due_by else None, "created_at": w.created_at.isoformat(),
+            "updated_at": w.updated_at.isoformat(), "updated_by": w.updated_by, "outcome": w.outcome, "body": w.body}
+
+
+def _exports(orders: list[WorkOrderView]) -> None:
+    records = [_record(w) for w in orders]
+    flat = pd.DataFrame([{**{k: v for k, v in r.items() if k != "body"},
+                          "recommendation": r["body"].get("recommendation", ""),
+                          "body_json": json.dumps(r["body"], sort_keys=True)} for r in records])
+    c = st.columns([1, 1, 4])
+    c[0].download_button("Export JSON", json.dumps(records, indent=2), file_name="work_orders.json",
+                         mime="application/json", icon=":material/download:", key="export_json",
+                         disabled=not records, on_click="ignore")
+    c[1].download_button("Export CSV", flat.to_csv(index=False), file_name="work_orders.csv", mime="text/csv",
+                         icon=":material/download:", key="export_csv", disabled=not records, on_click="ignore")
+
+
+def _act(fn: Any, message: str, *args: Any, **kwargs: Any) -> None:
+    try:
+        fn(ctx.store(), *args, **kwargs)
+    except StoreError as err:
+        st.error(str(err))
+        return
+    _data.invalidate()
+    st.toast(message, icon=":material/check:")
+    st.rerun()
+
+
+def _evidence(body: dict[str, Any]) -> None:
+    if body.get("recommendation"):
+        st.markdown(f"**Recommendation:** {body['recommendation']}")
+    evidence = body.get("evidence")
+    if isinstance(evidence, dict) and evidence:
+        st.markdown("**Evidence**")
+        st.dataframe(pd.DataFrame([{"item": k, "value": json.dumps(v) if isinstance(v, dict | list) else v}
+                                   for k, v in evidence.items()]), hide_index=True)
+    elif isinstance(evidence, list) and evidence:
+        st.markdown("**Evidence**")
+        st.markdown("\n".join(f"- {e}" for e in evidence))
+    elif evidence:
+        st.markdown(f"**Evidence:** {evidence}")
+    rest = {k: v for k, v in body.items() if k not in _SHOWN_KEYS}
+    if rest:
+        with st.expander("Other details"):
+            st.json(rest)
+
+
+def _decide(w: WorkOrderView, user: User) -> None:
+    if w.status == "draft":
+        c = st.columns(2)
+        with c[0].form(f"approve-{w.id}", border=True):
+            note = st.text_input("Note (optional)", key=f"approve-note-{w.id}")
+            if st.form_submit_button("Approve", type="primary", icon=":material/thumb_up:"):
+                _act(actions.approve_work_order, f"Work order {w.id} approved", w.id, user.name, note=note)
+        with c[1].form(f"reject-{w.id}", border=True):
+            reason = st.text_input("Reason for rejecting (required)", key=f"reject-reason-{w.id}")
+            if st.form_submit_button("Reject", icon=":material/thumb_down:"):
+                _act(actions.reject_work_order, f"Work order {w.id} rejected", w.id, user.name, reason)
+    elif w.status == "approved":
+        with st.form(f"complete-{w.id}", border=True):
+            outcome = st.text_area("Outcome: what was found and done (required)", key=f"outcome-{w.id}")
+            if st.form_submit_button("Complete", type="primary", icon=":material/task_alt:"):
+                _act(actions.complete_work_order, f"Work order {w.id} completed", w.id, user.name, outcome)
+
+
+def _work_order(w: WorkOrderView, user: User) -> None:
+    label = f"#{w.id} · {w.asset_id} · {w.title} · {w.status} · {w.priority}"
+    with st.expander(label, expanded=w.status == "draft", key=f"wo-{w.id}"):
+        top = st.columns([1, 5])
+        with top[0]:
+            st.badge(w.status, color=STATUS_COLOURS.get(w.status, "gray"))  # type: ignore[arg-type]
+        top[1].caption(f"priority {w.priority} · created {_ui.fmt_time(w.created_at)}"
+                       + (f" · due {_ui.fmt_time(w.due_by)}" if w.due_by else "")
+                       + (f" · last change by {w.updated_by} {_ui.ago(w.updated_at)}" if w.updated_by else ""))
+        _evidence(w.body)
+        if w.outcome:
+            st.markdown(f"**Outcome:** {w.outcome}")
+        if w.history:
+            st.markdown("**History**")
+            st.dataframe(pd.DataFrame(list(w.history)), hide_index=True)
+        if user.can(Permission.APPROVE):
+            _decide(w, user)
+        elif w.status in ("draft", "approved"):
+            st.caption("Approving, rejecting and completing work orders needs the engineer role.")
+
+
+user = ctx.require()
+st.title("Prescriptions & work orders")
+url = ctx.store_url()
+f = st.columns([2, 1])
+statuses = f[0].multiselect("Status", list(actions.WORK_ORDER_STATUSES), default=["draft", "approved"],
+                            key="wo_status")
+asset_filter = f[1].selectbox("Asset", ["all"] + [a.asset_id for a in _data.load_assets(url)], key="wo_asset")
+orders = _data.load_work_orders(url, tuple(statuses) or None, None if asset_filter == "all" else asset_filter, 500)
+drafts = [w for w in orders if w.status == "draft"]
+st.caption(f"{len(orders)} work order(s) shown; {len(drafts)} prescription(s) awaiting a decision.")
+_exports(orders)
+if not orders:
+    st.info("No work orders match. The prescriber drafts work orders here, with its recommendation and evidence, "
+            "for an engineer to approve or reject; none have been drafted yet for this selection.")
+for w in orders:
+    _work_order(w, user)

@@ -1,0 +1,39 @@
+"""Edge features: vectorised numpy/scipy, per channel and window."""
+
+from __future__ import annotations
+
+from edge_agent.features._envelope import (
+    EnvelopeSpectrum,
+    defect_amplitudes,
+    dominant_peak,
+    envelope_spectrum,
+    spectral_kurtosis_band,
+)
+from edge_agent.features._pipeline import ChannelWindow, FeatureConfig, FeaturePipeline
+from edge_agent.features._spectral import (
+    ISO_ZONE_LIMITS,
+    ZONES,
+    band_energies,
+    iso_zone,
+    octave_bands,
+    velocity_rms_mm_s,
+)
+from edge_agent.features._stats import time_stats
+
+__all__ = [
+    "ISO_ZONE_LIMITS",
+    "ZONES",
+    "ChannelWindow",
+    "EnvelopeSpectrum",
+    "FeatureConfig",
+    "FeaturePipeline",
+    "band_energies",
+    "defect_amplitudes",
+    "dominant_peak",
+    "envelope_spectrum",
+    "iso_zone",
+    "octave_bands",
+    "spectral_kurtosis_band",
+    "time_stats",
+    "velocity_rms_mm_s",
+]

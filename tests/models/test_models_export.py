@@ -1,0 +1,75 @@
+"""ONNX export parity and quantised variants for every network, on random weights (fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from core.errors import ModelError
+from models.export import (
+    convert_fp16,
+    export_onnx,
+    onnx_session,
+    quantize_int4_weight_only,
+    quantize_int8_dynamic,
+    quantize_int8_static,
+)
+from models.nets import LSTMRULNet, RULModule, TransformerRULNet
+
+C, T = 5, 16
+
+NETS = {
+    "transformer": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32),
+    "transformer-conv": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32, conv_kernel=5),
+    "lstm": lambda: LSTMRULNet(C, T, hidden_size=16),
+}
+
+
+@pytest.fixture(params=sorted(NETS))
+def net(request: pytest.FixtureRequest) -> RULModule:
+    torch.manual_seed(0)
+    return NETS[request.param]().eval()
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    return onnx_session(path).run(None, {"x": x})[0]
+
+
+def test_fp32_export_matches_torch_with_dynamic_batch(net: RULModule, tmp_path: Path) -> None:
+    path = export_onnx(net, C, T, tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version >= 17
+    for batch in (1, 7, 64):
+        x = np.random.default_rng(batch).standard_normal((batch, C, T)).astype(np.float32)
+        with torch.inference_mode():
+            ref = net(torch.from_numpy(x)).numpy()
+        got = _run(path, x)
+        assert got.shape == (batch,)
+        np.testing.assert_allclose(got, ref, atol=1e-3, rtol=1e-4)
+
+
+def test_quantised_variants_run_and_stay_close(net: RULModule, tmp_path: Path) -> None:
+    fp32 = export_onnx(net, C, T, tmp_path / "fp32.onnx")
+    x = np.random.default_rng(0).standard_normal((32, C, T)).astype(np.float32)
+    ref = _run(fp32, x)
+    variants = {
+        "int8-dynamic": quantize_int8_dynamic(fp32, tmp_path / "d.onnx"),
+        "int8-static": quantize_int8_static(fp32, tmp_path / "s.onnx", x),
+        "fp16": convert_fp16(fp32, tmp_path / "h.onnx"),
+        "int4": quantize_int4_weight_only(fp32, tmp_path / "q4.onnx"),
+    }
+    for name, path in variants.items():
+        got = _run(path, x)
+        assert got.shape == ref.shape, name
+        # outputs are in cycles (0..~125); quantisation noise must stay a few cycles
+        assert np.abs(got - ref).mean() < 5.0, name
+        assert path.stat().st_size <= fp32.stat().st_size * 1.05, name
+
+
+def test_export_rejects_old_opset(net: RULModule, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="opset"):
+        export_onnx(net, C, T, tmp_path / "m.onnx", opset=13)
