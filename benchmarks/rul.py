@@ -4,6 +4,11 @@ Run (full protocol, hours on 2 CPU cores)::
 
     python benchmarks/rul.py --data-dir ../shared/datasets/cmapss
 
+Shipped models (one seed, transformer only, registered and promoted into models/shipped)::
+
+    python benchmarks/rul.py --subset FD001 --model transformer --seeds 1 \
+        --ship-dir models/shipped --out benchmarks/results/rul_ship_FD001.json
+
 Reduced run (what the committed results/rul_cmapss.json holds is stated in its ``meta``)::
 
     python benchmarks/rul.py --data-dir ../shared/datasets/cmapss --subset FD001 --seeds 2 \
@@ -33,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--ship-dir", type=Path, default=None, help="register + promote the first-seed transformer here (models/shipped)"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rul_cmapss.json")
     args = p.parse_args(argv)
     res = run_benchmark(
@@ -43,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         max_epochs=args.max_epochs,
         out=args.out,
         threads=args.threads,
+        ship_dir=args.ship_dir,
     )
     print(json.dumps(res["summary"], indent=2, default=float))
     return 0

@@ -26,10 +26,11 @@ _MARKER_COLOURS = {"shaft": "#546e7a", "BPFO": "#c62828", "BPFI": "#ef6c00", "BS
 
 
 def _layout(fig: go.Figure, title: str, y_title: str, x_title: str = "", height: int = 320) -> go.Figure:
+    # Legend under the plot: above it, it collides with the title and the marker labels.
     fig.update_layout(title={"text": title, "font": {"size": 15}}, height=height,
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title=y_title, xaxis_title=x_title,
                       hovermode="x unified",
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0})
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0})
     return fig
 
 
@@ -60,7 +61,8 @@ def spectrum_figure(freqs: NDArray[np.float64], amp: NDArray[np.float64], title:
     if fmax is not None:
         keep = freqs <= fmax
         freqs, amp = freqs[keep], amp[keep]
-    fig = go.Figure(go.Scatter(x=freqs, y=amp, mode="lines", name=title, line={"color": colour, "width": 1.2}))
+    fig = go.Figure(go.Scatter(x=freqs, y=amp, mode="lines", name=title.split(" · ")[0],
+                               line={"color": colour, "width": 1.2}))
     top = float(amp.max()) if amp.size else 1.0
     shown: set[str] = set()
     for label, f, family in markers:
@@ -75,7 +77,7 @@ def spectrum_figure(freqs: NDArray[np.float64], amp: NDArray[np.float64], title:
         fig.add_annotation(x=f, y=top * 1.05, text=label, showarrow=False, yanchor="bottom",
                            font={"size": 10, "color": colour_m}, textangle=-60)
     fig.update_yaxes(range=[0, top * 1.25])
-    return _layout(fig, title, unit, "frequency (Hz)", height=340)
+    return _layout(fig, title, unit, "frequency (Hz)", height=380)
 
 
 def rul_figure(preds: Sequence[PredictionView]) -> go.Figure:

@@ -12,7 +12,8 @@ from core.settings import Settings
 from dashboard.auth import Permission, Role, User, parse_users
 from ingest.store import Store
 
-__all__ = ["config_path", "current_user", "load_settings", "require", "settings", "sign_in", "sign_out", "store"]
+__all__ = ["config_path", "current_user", "load_settings", "require", "settings", "sign_in", "sign_out", "store",
+           "store_url"]
 
 _SETTINGS = "genedge.settings"
 _USER = "genedge.user"
@@ -23,7 +24,8 @@ def config_path(argv: list[str]) -> Path | None:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--config", type=Path, default=None)
     known, _ = parser.parse_known_args(argv)
-    return known.config
+    path: Path | None = known.config
+    return path
 
 
 def load_settings(path: Path | None) -> Settings:
@@ -36,7 +38,8 @@ def load_settings(path: Path | None) -> Settings:
 def settings() -> Settings:
     s = st.session_state.get(_SETTINGS)
     if not isinstance(s, Settings):
-        st.error("The dashboard was opened without its entry script; start it with `genedge dashboard`.")
+        st.error("The dashboard was opened without its entry script; start it with "
+                 "`streamlit run dashboard/app.py -- --config FILE`.")
         st.stop()
     return s
 

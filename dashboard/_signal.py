@@ -29,8 +29,9 @@ def amplitude_spectrum(x: NDArray[np.floating], fs: float) -> tuple[FloatArray, 
     v = np.asarray(x, dtype=np.float64)
     v = v - v.mean()
     w = np.hanning(v.size)
-    amp = np.abs(np.fft.rfft(v * w)) * 2.0 / w.sum()
-    return np.fft.rfftfreq(v.size, 1.0 / fs), amp
+    amp: FloatArray = np.abs(np.fft.rfft(v * w)) * 2.0 / w.sum()
+    freqs: FloatArray = np.fft.rfftfreq(v.size, 1.0 / fs).astype(np.float64)
+    return freqs, amp
 
 
 def default_band(fs: float) -> tuple[float, float]:
@@ -61,12 +62,16 @@ def averaged(spectra: Sequence[tuple[FloatArray, FloatArray]]) -> tuple[FloatArr
     return freqs, np.mean(same, axis=0)
 
 
-def defect_markers(bearing: BearingGeometry, shaft_hz: float, harmonics: int = 3) -> list[tuple[str, float, str]]:
+#: Harmonics marked per family: 2x BSF is the ball-spin signature; FTF is marked once.
+_HARMONICS = {"shaft": 3, "BPFO": 3, "BPFI": 3, "BSF": 2, "FTF": 1}
+
+
+def defect_markers(bearing: BearingGeometry, shaft_hz: float) -> list[tuple[str, float, str]]:
     """``(label, frequency, family)`` to mark: shaft orders, and BPFO, BPFI, BSF, FTF with harmonics."""
     f = bearing.defect_frequencies(shaft_hz)
     marks = []
     for name, base in (("shaft", f.shaft), ("BPFO", f.bpfo), ("BPFI", f.bpfi), ("BSF", f.bsf), ("FTF", f.ftf)):
-        for k in range(1, harmonics + 1):
+        for k in range(1, _HARMONICS[name] + 1):
             label = f"{k}x" if name == "shaft" else (name if k == 1 else f"{k}x{name}")
             marks.append((label, k * base, name))
     return marks

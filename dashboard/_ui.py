@@ -11,10 +11,11 @@ from ingest.store.queries import PredictionView
 
 __all__ = ["ALARM_COLOURS", "QUALITY_COLOURS", "ago", "alarm_badge", "fmt_rul", "fmt_time", "quality_badge"]
 
-ALARM_COLOURS = {"active": "red", "acknowledged": "orange", "shelved": "violet", "cleared": "gray", "normal": "green"}
-QUALITY_COLOURS = {"good": "green", "stale": "orange", "flatline": "red", "silent": "red", "suspect": "orange",
+# ISA-101 style: normal is muted, colour marks what is abnormal.
+ALARM_COLOURS = {"active": "red", "acknowledged": "orange", "shelved": "violet", "cleared": "gray", "normal": "gray"}
+QUALITY_COLOURS = {"good": "gray", "stale": "orange", "flatline": "red", "silent": "red", "suspect": "orange",
                    "no data": "gray"}
-ZONE_BADGE = {"A": "green", "B": "green", "C": "orange", "D": "red"}
+ZONE_BADGE = {"A": "gray", "B": "gray", "C": "orange", "D": "red"}
 SEVERITY_ICONS = {"critical": ":material/error:", "high": ":material/warning:", "medium": ":material/info:",
                   "low": ":material/info:"}
 

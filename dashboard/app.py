@@ -7,7 +7,9 @@ sees depend on their role.
 
 from __future__ import annotations
 
+import importlib
 import sys
+import threading
 import time
 
 import streamlit as st
@@ -80,6 +82,19 @@ def _pages() -> dict[str, list[st.Page]]:
     return pages
 
 
+@st.cache_resource(show_spinner=False)
+def _warm_imports() -> threading.Thread:
+    """Import the heavy analysis modules once per server while the first user signs in."""
+
+    def _load() -> None:
+        for name in ("scipy.signal", "plotly.graph_objects", "pandas", "dashboard._charts", "dashboard._signal"):
+            importlib.import_module(name)
+
+    t = threading.Thread(target=_load, name="warm-imports", daemon=True)
+    t.start()
+    return t
+
+
 def main() -> None:
     st.set_page_config(page_title="GenEdge plant", page_icon=":material/factory:", layout="wide")
     try:
@@ -87,6 +102,7 @@ def main() -> None:
     except ConfigError as err:
         st.error(f"Cannot load the settings: {err}")
         st.stop()
+    _warm_imports()
     user = ctx.current_user()
     if user is None:
         nav = st.navigation([st.Page(_sign_in_page, title="Sign in", icon=":material/login:")], position="hidden")

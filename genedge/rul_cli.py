@@ -118,8 +118,7 @@ def evaluate(
         Path | None,
         typer.Option(
             "--model",
-            help="Version directory or model.onnx with card.json beside it "
-            "(default: the promoted shipped model of the subset).",
+            help="Version directory or model.onnx with card.json beside it (default: the promoted shipped model of the subset).",
         ),
     ] = None,
     registry_dir: RegistryDir = DEFAULT_SHIPPED_DIR,
@@ -127,14 +126,14 @@ def evaluate(
     as_json: JsonFlag = False,
 ) -> None:
     """Score a model on test_FD00X.txt against RUL_FD00X.txt (onnxruntime, no torch)."""
-    from models.pipeline import evaluate_predictor, registry_name
+    from models.evaluation import evaluate_predictor
     from models.runtime import OnnxRULPredictor
 
     try:
         predictor = (
             OnnxRULPredictor.from_path(model)
             if model is not None
-            else OnnxRULPredictor.from_registry(registry_dir, registry_name(subset))
+            else OnnxRULPredictor.from_registry(registry_dir, f"cmapss-{subset}")
         )
         out = evaluate_predictor(predictor, data_dir, subset, coverage=coverage)
     except GenEdgeError as err:
@@ -236,9 +235,7 @@ def list_models(
         return
     for r in rows:
         mark = "*" if r["promoted"] else " "
-        typer.echo(
-            f"{mark} {r['name']:<16} {r['version']:<5} {r['variant']!s:<13} val_rmse={r['val_rmse']} {r['created_at']}"
-        )
+        typer.echo(f"{mark} {r['name']:<16} {r['version']:<5} {r['variant']!s:<13} val_rmse={r['val_rmse']} {r['created_at']}")
 
 
 @models_app.command("promote")

@@ -56,8 +56,7 @@ def check_X(X: Any, *, name: str = "X") -> np.ndarray:
         raise ModelError(f"{name} must be a numeric array-like, got {type(X).__name__}") from err
     if arr.ndim != 3:
         raise ModelError(
-            f"{name} must have shape (n_instances, n_channels, n_timepoints), got {arr.ndim}-D "
-            f"array of shape {arr.shape}"
+            f"{name} must have shape (n_instances, n_channels, n_timepoints), got {arr.ndim}-D array of shape {arr.shape}"
         )
     if 0 in arr.shape:
         raise ModelError(f"{name} must not be empty, got shape {arr.shape}")
@@ -119,9 +118,7 @@ class BaseRULEstimator(ABC):
     def _get_param_names(cls) -> list[str]:
         signature = inspect.signature(cls.__init__)
         return sorted(
-            name
-            for name, p in signature.parameters.items()
-            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            name for name, p in signature.parameters.items() if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         )
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -150,9 +147,7 @@ class BaseRULEstimator(ABC):
         valid = set(self._get_param_names())
         for name, value in params.items():
             if name not in valid:
-                raise ModelError(
-                    f"invalid parameter {name!r} for {type(self).__name__}; expected one of {sorted(valid)}"
-                )
+                raise ModelError(f"invalid parameter {name!r} for {type(self).__name__}; expected one of {sorted(valid)}")
             setattr(self, name, value)
         self.reset()
         return self
@@ -228,9 +223,7 @@ class BaseRULEstimator(ABC):
         else:
             X_val_arr, y_val_arr = check_X_y(X_val, y_val)
             if X_val_arr.shape[1:] != X_arr.shape[1:]:
-                raise ModelError(
-                    f"X_val must have windows of shape {X_arr.shape[1:]} like X, got {X_val_arr.shape[1:]}"
-                )
+                raise ModelError(f"X_val must have windows of shape {X_arr.shape[1:]} like X, got {X_val_arr.shape[1:]}")
         self.reset()
         self.n_channels_ = int(X_arr.shape[1])
         self.n_timepoints_ = int(X_arr.shape[2])
@@ -298,9 +291,7 @@ class BaseRULEstimator(ABC):
             )
         return X_arr
 
-    def _holdout(
-        self, X: np.ndarray, y: np.ndarray, fraction: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _holdout(self, X: np.ndarray, y: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if not 0.0 < fraction < 1.0:
             raise ModelError(f"validation_fraction must be in (0, 1), got {fraction!r}")
         n = X.shape[0]

@@ -50,6 +50,7 @@ def run_benchmark(
     compression_subsets: list[str] | None = None,
     out: str | Path | None = None,
     threads: int = 1,
+    ship_dir: str | Path | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train every model on every subset for every seed; measure compression of transformers.
@@ -64,6 +65,8 @@ def run_benchmark(
             (default: all ``subsets``).
         out: JSON file to write.
         threads: CPU threads for latency measurements.
+        ship_dir: if given, the first-seed transformer of each subset is exported as dynamic
+            int8, registered and promoted in this registry (how ``models/shipped`` is made).
         log: progress sink.
 
     Returns:
@@ -71,7 +74,7 @@ def run_benchmark(
     """
     from models.export.compare import compression_report
     from models.minirocket import numba_available
-    from models.pipeline import export_variants, train_cmapss
+    from models.pipeline import export_variants, register_result, train_cmapss
 
     runs: list[dict[str, Any]] = []
     compression: dict[str, Any] = {}
@@ -97,6 +100,14 @@ def run_benchmark(
                 }
                 runs.append(run)
                 log(f"{subset} {model} seed={seed} val_rmse={res.metrics['val_rmse']:.3f} ({fit_s:.0f}s)")
+                if model == "transformer" and seed == seeds[0] and ship_dir is not None:
+                    mv = register_result(res, ship_dir, variant="int8-dynamic", promote=True)
+                    run["shipped"] = {
+                        "name": mv.name,
+                        "version": mv.version,
+                        "val_rmse_onnx": mv.card["metrics"]["val_rmse_onnx"],
+                    }
+                    log(f"  shipped {mv.name} {mv.version} val_rmse_onnx={mv.card['metrics']['val_rmse_onnx']:.3f}")
                 if model == "transformer" and seed == seeds[0] and subset in comp_subsets:
                     with tempfile.TemporaryDirectory() as tmp:
                         paths = export_variants(res, tmp)

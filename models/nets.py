@@ -159,9 +159,7 @@ class TransformerRULNet(RULModule):
         self.save_hyperparameters()
         self.conv_kernel = conv_kernel
         if conv_kernel > 1:
-            self.time_conv = nn.Conv1d(
-                n_channels, d_model, conv_kernel, padding=conv_kernel // 2, padding_mode="replicate"
-            )
+            self.time_conv = nn.Conv1d(n_channels, d_model, conv_kernel, padding=conv_kernel // 2, padding_mode="replicate")
         else:
             self.time_embed = nn.Linear(n_channels, d_model)
         self.time_pos = nn.Parameter(torch.randn(1, window, d_model) * 0.02)
@@ -172,9 +170,7 @@ class TransformerRULNet(RULModule):
         if n_sensor_layers > 0:
             self.sensor_embed = nn.Linear(window, d_model)
             self.sensor_pos = nn.Parameter(torch.randn(1, n_channels, d_model) * 0.02)
-            self.sensor_layers = nn.ModuleList(
-                _EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_sensor_layers)
-            )
+            self.sensor_layers = nn.ModuleList(_EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_sensor_layers))
             self.sensor_norm = nn.LayerNorm(d_model)
             fused += d_model
         self.head = nn.Sequential(nn.Linear(fused, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, 1))

@@ -118,9 +118,7 @@ class ModelRegistry:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self._versions(p.name))
 
     # -- write ---------------------------------------------------------------------------------
-    def register(
-        self, name: str, model_path: str | Path, card: dict[str, Any], *, promote: bool = False
-    ) -> ModelVersion:
+    def register(self, name: str, model_path: str | Path, card: dict[str, Any], *, promote: bool = False) -> ModelVersion:
         """Copy an ONNX file into a new version with its card.
 
         Args:

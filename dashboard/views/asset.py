@@ -63,10 +63,13 @@ def _header(info: AssetInfo, cfg: AssetConfig | None, latest: dict[str, ChannelL
     m = st.columns(4)
     m[0].metric("Vibration RMS", f"{vib.v_rms:.3f} {vib.unit}" if vib else "—")
     m[1].metric("Temperature", f"{temp.v_mean:.1f} °C" if temp else "—")
-    m[2].metric("RUL", _ui.fmt_rul(p) if p else "—",
+    m[2].metric("RUL", f"{p.rul_median:.0f} {p.rul_unit}" if p else "—",
                 help=None if p else "No RUL prediction for this asset yet.")
     m[3].metric("Model", f"{p.model_name} {p.model_version}" if p else "—",
                 help=None if p else "Shown once an edge agent with a promoted model publishes predictions.")
+    if p is not None:
+        m[2].caption(f"{p.coverage:.0%} interval {p.rul_lower:.0f}–{p.rul_upper:.0f} {p.rul_unit}"
+                     + (f" · health index {p.health_index:.2f}" if p.health_index is not None else ""))
 
 
 def _trends(info: AssetInfo, latest: dict[str, ChannelLatest], url: str) -> None:
@@ -106,7 +109,7 @@ def _spectra(info: AssetInfo, cfg: AssetConfig | None, latest: dict[str, Channel
     fs = waves[0].sample_rate_hz
     lo, hi = default_band(fs)
     band = controls[1].slider("Envelope band (Hz)", 0.0, fs / 2, (float(round(lo)), float(round(hi))),
-                              step=100.0, key="env_band")
+                              step=100.0, format="%.0f", key="env_band")
     speed = _channel(latest, ("speed",))
     shaft_hz = speed.v_mean / 60.0 if speed is not None and speed.v_mean > 0 else (cfg.shaft_hz if cfg else None)
     fmax_env = controls[2].select_slider("Envelope f max (Hz)", options=[250, 500, 1000, 2000], value=1000,
@@ -120,7 +123,10 @@ def _spectra(info: AssetInfo, cfg: AssetConfig | None, latest: dict[str, Channel
     except ValueError as err:
         st.warning(f"Envelope band: {err}")
         env = None
-    markers = defect_markers(cfg.bearing, shaft_hz) if cfg is not None and shaft_hz else []
+    families = st.pills("Markers", ["shaft", "BPFO", "BPFI", "BSF", "FTF"], selection_mode="multi",
+                        default=["BPFO", "BPFI", "BSF", "FTF"], key="marker_families")
+    markers = [m for m in (defect_markers(cfg.bearing, shaft_hz) if cfg is not None and shaft_hz else [])
+               if m[2] in families]
     w0 = waves[0]
     st.caption(f"Latest batch {_ui.fmt_time(w0.start)} · {w0.values.size} samples at {fs:g} Hz "
                f"({w0.values.size / fs * 1000:.0f} ms, resolution {fs / w0.values.size:.1f} Hz) · "
@@ -130,8 +136,8 @@ def _spectra(info: AssetInfo, cfg: AssetConfig | None, latest: dict[str, Channel
         st.caption("No bearing geometry in the asset config: defect frequency markers are not shown.")
     c1, c2 = st.columns(2)
     with c1:
-        # Defect lines crowd a wide spectrum; show only shaft orders until it is zoomed in.
-        raw_marks = markers if fmax_raw <= 2000 else [m for m in markers if m[2] == "shaft"]
+        # Defect lines crowd a wide spectrum; mark them once it is zoomed in.
+        raw_marks = markers if fmax_raw <= 2000 else []
         st.plotly_chart(_charts.spectrum_figure(spec[0], spec[1], f"Spectrum · {vib.channel}", vib.unit,
                                                 markers=raw_marks, fmax=float(fmax_raw)), key="spectrum")
     with c2:

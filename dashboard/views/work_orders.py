@@ -55,7 +55,8 @@ def _evidence(body: dict[str, Any]) -> None:
     evidence = body.get("evidence")
     if isinstance(evidence, dict) and evidence:
         st.markdown("**Evidence**")
-        st.dataframe(pd.DataFrame([{"item": k, "value": json.dumps(v) if isinstance(v, dict | list) else v}
+        # One text column: evidence values mix numbers, flags and text.
+        st.dataframe(pd.DataFrame([{"item": k, "value": v if isinstance(v, str) else json.dumps(v)}
                                    for k, v in evidence.items()]), hide_index=True)
     elif isinstance(evidence, list) and evidence:
         st.markdown("**Evidence**")
@@ -115,6 +116,7 @@ statuses = f[0].multiselect("Status", list(actions.WORK_ORDER_STATUSES), default
                             key="wo_status")
 asset_filter = f[1].selectbox("Asset", ["all"] + [a.asset_id for a in _data.load_assets(url)], key="wo_asset")
 orders = _data.load_work_orders(url, tuple(statuses) or None, None if asset_filter == "all" else asset_filter, 500)
+orders = sorted(orders, key=lambda w: w.status != "draft")  # decisions first, newest first within
 drafts = [w for w in orders if w.status == "draft"]
 st.caption(f"{len(orders)} work order(s) shown; {len(drafts)} prescription(s) awaiting a decision.")
 _exports(orders)

@@ -16,6 +16,7 @@ from edge_agent.features._spectral import (
     band_energies,
     iso_zone,
     octave_bands,
+    power_spectrum,
     velocity_rms_mm_s,
 )
 from edge_agent.features._stats import time_stats
@@ -33,6 +34,7 @@ __all__ = [
     "envelope_spectrum",
     "iso_zone",
     "octave_bands",
+    "power_spectrum",
     "spectral_kurtosis_band",
     "time_stats",
     "velocity_rms_mm_s",

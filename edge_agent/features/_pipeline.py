@@ -19,6 +19,7 @@ from edge_agent.features._spectral import (
     band_energies,
     iso_zone,
     octave_bands,
+    power_spectrum,
     velocity_rms_mm_s,
 )
 from edge_agent.features._stats import time_stats
@@ -110,13 +111,14 @@ class FeaturePipeline:
         """Time statistics, band energies, velocity RMS + ISO zone and envelope defect amplitudes."""
         cfg, fs = self.config, ch.sample_rate_hz
         feats = {k: float(v) for k, v in time_stats(x).items()}
+        spectrum = power_spectrum(x, fs)
         edges = [e for e in cfg.vib_bands_hz if e < fs / 2] + [fs / 2]
         bands = list(zip(edges[:-1], edges[1:], strict=True))
-        for (lo, hi), energy in zip(bands, band_energies(x, fs, bands), strict=True):
+        for (lo, hi), energy in zip(bands, band_energies(x, fs, bands, spectrum=spectrum), strict=True):
             feats[f"band_{lo:.0f}_{hi:.0f}"] = float(energy)
         v_lo, v_hi = cfg.velocity_band_hz
         if x.size / fs >= 2.0 / v_lo:  # need two periods of the lowest frequency to resolve it
-            v = float(velocity_rms_mm_s(x, fs, ch.unit, v_lo, v_hi))
+            v = float(velocity_rms_mm_s(x, fs, ch.unit, v_lo, v_hi, spectrum=spectrum))
             feats["vel_rms_mm_s"] = v
             feats["iso_zone"] = float(iso_zone(v, self.asset.machine_class, cfg.zone_limits))
         if cfg.envelope and fs >= _MIN_ENVELOPE_RATE_HZ:

@@ -13,6 +13,7 @@ __all__ = [
     "band_energies",
     "iso_zone",
     "octave_bands",
+    "power_spectrum",
     "velocity_rms_mm_s",
 ]
 
@@ -39,34 +40,40 @@ def _power_spectrum(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return spec
 
 
-def band_energies(x: ArrayLike, fs: float, bands: Sequence[tuple[float, float]]) -> NDArray[np.float64]:
-    """Mean-square energy of ``x`` (mean removed) in each ``[lo, hi)`` band, shape ``(..., len(bands))``."""
+def power_spectrum(x: ArrayLike, fs: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(freqs, power)`` of ``x`` with its mean removed; the bins sum to its variance (Parseval)."""
     a = np.asarray(x, dtype=np.float64)
-    a = a - a.mean(axis=-1, keepdims=True)
-    spec = _power_spectrum(a)
-    freqs = np.fft.rfftfreq(a.shape[-1], 1.0 / fs)
+    return np.fft.rfftfreq(a.shape[-1], 1.0 / fs), _power_spectrum(a - a.mean(axis=-1, keepdims=True))
+
+
+def band_energies(x: ArrayLike, fs: float, bands: Sequence[tuple[float, float]], *,
+                  spectrum: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None) -> NDArray[np.float64]:
+    """Mean-square energy of ``x`` (mean removed) in each ``[lo, hi)`` band, shape ``(..., len(bands))``.
+
+    ``spectrum`` (from :func:`power_spectrum`) saves the FFT when the caller has it already.
+    """
+    freqs, spec = spectrum if spectrum is not None else power_spectrum(x, fs)
     edges = np.asarray(bands, dtype=np.float64).reshape(-1, 2)
     masks = (freqs[None, :] >= edges[:, :1]) & (freqs[None, :] < edges[:, 1:])
     return np.asarray(spec @ masks.T.astype(np.float64))
 
 
-def velocity_rms_mm_s(acc: ArrayLike, fs: float, unit: str = "g", f_lo: float = 10.0,
-                      f_hi: float = 1000.0) -> NDArray[np.float64]:
+def velocity_rms_mm_s(acc: ArrayLike, fs: float, unit: str = "g", f_lo: float = 10.0, f_hi: float = 1000.0, *,
+                      spectrum: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None) -> NDArray[np.float64]:
     """Velocity RMS in mm/s of an acceleration window, integrated in the frequency domain over ``[f_lo, f_hi]``.
 
     Each rfft bin is divided by ``j 2 pi f``; bins outside the band are dropped (the band-pass
     of ISO 20816 broadband velocity). Parseval's theorem gives the RMS without an inverse FFT.
+    ``spectrum`` (from :func:`power_spectrum` of ``acc`` in its own unit) saves the FFT.
     """
     if unit not in ("g", "m/s2"):
         raise ValueError(f"unit must be 'g' or 'm/s2', got {unit!r}")
-    a = np.asarray(acc, dtype=np.float64) * (G if unit == "g" else 1.0)
-    a = a - a.mean(axis=-1, keepdims=True)
-    spec = _power_spectrum(a)
-    freqs = np.fft.rfftfreq(a.shape[-1], 1.0 / fs)
+    freqs, spec = spectrum if spectrum is not None else power_spectrum(acc, fs)
     band = (freqs >= f_lo) & (freqs <= min(f_hi, fs / 2))
     weights = np.zeros_like(freqs)
     weights[band] = 1.0 / (2 * np.pi * freqs[band]) ** 2
-    return np.asarray(np.sqrt(spec @ weights) * 1000.0)
+    scale = G if unit == "g" else 1.0
+    return np.asarray(np.sqrt(spec @ weights) * scale * 1000.0)
 
 
 def iso_zone(v_rms_mm_s: float, machine_class: str = "II",

@@ -11,6 +11,7 @@ from models.export.onnx import (
     quantize_int8_dynamic,
     quantize_int8_static,
 )
+from models.export.prune import prune_magnitude, sparsity
 
 __all__ = [
     "INPUT_NAME",
@@ -20,8 +21,10 @@ __all__ = [
     "convert_fp16",
     "export_onnx",
     "onnx_session",
+    "prune_magnitude",
     "quantize_int4_weight_only",
     "quantize_int8_dynamic",
     "quantize_int8_static",
+    "sparsity",
     "time_call",
 ]

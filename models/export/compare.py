@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import gzip
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from models.export.onnx import INPUT_NAME
 from models.metrics import phm08_score, rmse
 
-__all__ = ["compression_report", "onnx_session", "time_call"]
+__all__ = ["compression_report", "gzip_size", "onnx_session", "time_call"]
 
 
 def onnx_session(path: str | Path, *, threads: int = 1) -> ort.InferenceSession:
@@ -38,6 +39,11 @@ def time_call(fn: Callable[[], Any], *, repeats: int = 50, warmup: int = 5) -> f
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1e3)
+
+
+def gzip_size(path: str | Path) -> int:
+    """Size of the file after gzip -9 (what a sparse, pruned model saves in transfer)."""
+    return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
 
 
 def _onnx_predict(sess: ort.InferenceSession, X: np.ndarray, batch: int = 1024) -> np.ndarray:
@@ -90,6 +96,7 @@ def compression_report(
             "variant": "torch-fp32-eager",
             "size_bytes": ref_size,
             "size_change_pct": 0.0,
+            "size_gzip_bytes": gzip_size(ref_path) if ref_path else None,
             "latency_b1_ms": base_b1,
             "latency_b64_ms": base_b64,
             "speedup_b1": 1.0,
@@ -111,6 +118,7 @@ def compression_report(
                 "variant": name,
                 "size_bytes": size,
                 "size_change_pct": (100.0 * (size - ref_size) / ref_size) if ref_size else None,
+                "size_gzip_bytes": gzip_size(path),
                 "latency_b1_ms": lat1,
                 "latency_b64_ms": lat64,
                 "speedup_b1": base_b1 / lat1,

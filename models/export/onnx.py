@@ -181,9 +181,7 @@ def quantize_int8_dynamic(src: str | Path, dst: str | Path, *, per_channel: bool
 
 class _WindowReader(CalibrationDataReader):
     def __init__(self, windows: np.ndarray, batch_size: int = 64) -> None:
-        self._batches: Iterator[np.ndarray] = iter(
-            [windows[i : i + batch_size] for i in range(0, windows.shape[0], batch_size)]
-        )
+        self._batches: Iterator[np.ndarray] = iter([windows[i : i + batch_size] for i in range(0, windows.shape[0], batch_size)])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)

@@ -85,7 +85,7 @@ def cwru_dominant_peak(path: Path) -> tuple[float, dict[str, float]]:
     rec = load_cwru(path)
     defects = BearingGeometry.skf_6205().defect_frequencies(rec.rpm / 60.0).as_dict()
     spec = envelope_spectrum(rec.de, rec.fs, f_min_band=3.0 * max(defects.values()), nperseg=2**14)
-    peak = dominant_peak(spec, defects["shaft"], f_lo=0.5 * defects["ftf"] * 2, f_hi=1.2 * defects["bpfi"])
+    peak = dominant_peak(spec, defects["shaft"], f_lo=defects["ftf"], f_hi=1.2 * defects["bpfi"])
     return peak, defects
 
 

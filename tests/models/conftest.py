@@ -20,8 +20,7 @@ def cmapss_dir() -> Path:
     path = root / "cmapss"
     if not (path / "train_FD001.txt").is_file():
         pytest.skip(
-            f"C-MAPSS data not found at {path}; set GENEDGE_TEST_DATA_DIR to the folder that "
-            "holds cmapss/train_FD001.txt"
+            f"C-MAPSS data not found at {path}; set GENEDGE_TEST_DATA_DIR to the folder that holds cmapss/train_FD001.txt"
         )
     return path
 

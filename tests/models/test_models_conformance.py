@@ -65,9 +65,7 @@ def test_set_params_rejects_unknown_names(estimator: BaseRULEstimator) -> None:
         estimator.set_params(not_a_parameter=1)
 
 
-def test_unfitted_use_raises_not_fitted(
-    estimator: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]
-) -> None:
+def test_unfitted_use_raises_not_fitted(estimator: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = degradation_panel
     with pytest.raises(NotFittedError):
         estimator.predict(X)
@@ -93,9 +91,7 @@ def test_fit_returns_self_and_output_shapes(
     assert interval.shape == (7, 2)
 
 
-def test_interval_brackets_point_prediction(
-    fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]
-) -> None:
+def test_interval_brackets_point_prediction(fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = degradation_panel
     pred = fitted.predict(X)
     narrow = fitted.predict_interval(X, coverage=0.5)
@@ -121,9 +117,7 @@ def test_pickle_round_trip(fitted: BaseRULEstimator, degradation_panel: tuple[np
     pd.testing.assert_frame_equal(restored.predict_interval(X), fitted.predict_interval(X))
 
 
-def test_fixed_seed_is_deterministic(
-    fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]
-) -> None:
+def test_fixed_seed_is_deterministic(fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = degradation_panel
     again = fitted.clone().fit(X, y)
     np.testing.assert_allclose(again.predict(X), fitted.predict(X), rtol=0, atol=1e-5)
@@ -143,17 +137,13 @@ def test_bad_inputs_are_rejected(estimator: BaseRULEstimator, degradation_panel:
         estimator.fit(X, y, X_val=X)
 
 
-def test_predict_checks_window_shape(
-    fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]
-) -> None:
+def test_predict_checks_window_shape(fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = degradation_panel
     with pytest.raises(ModelError, match="as in fit"):
         fitted.predict(X[:, :2])
 
 
-def test_explicit_validation_set_is_used(
-    estimator: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]
-) -> None:
+def test_explicit_validation_set_is_used(estimator: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = degradation_panel
     estimator.fit(X[:70], y[:70], X_val=X[70:], y_val=y[70:])
     assert estimator.conformal_.scores_ is not None

@@ -75,3 +75,21 @@ def test_split_is_seeded(cmapss_dir: Path) -> None:
     b.setup()
     np.testing.assert_array_equal(a.val_units, b.val_units)
     np.testing.assert_array_equal(a.y_val, b.y_val)
+
+
+def test_datamodule_drives_a_lightning_trainer(cmapss_dir: Path) -> None:
+    import pytorch_lightning as pl
+
+    from models.nets import TransformerRULNet
+
+    dm = CMAPSSDataModule(cmapss_dir, "FD003", window=20, max_train_units=10, batch_size=32)
+    dm.setup()
+    net = TransformerRULNet(dm.n_channels, dm.window, d_model=8, n_heads=2, d_ff=8, n_layers=1)
+    trainer = pl.Trainer(
+        fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(net, datamodule=dm)
+    assert dm.X_test is not None and dm.X_test.shape == (100, dm.n_channels, 20)
+    has_truth = (cmapss_dir / "RUL_FD003.txt").is_file()
+    assert (dm.y_test is not None) == has_truth
+    assert len(dm.val_dataloader()) >= 1

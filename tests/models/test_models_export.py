@@ -14,9 +14,11 @@ from models.export import (
     convert_fp16,
     export_onnx,
     onnx_session,
+    prune_magnitude,
     quantize_int4_weight_only,
     quantize_int8_dynamic,
     quantize_int8_static,
+    sparsity,
 )
 from models.nets import LSTMRULNet, RULModule, TransformerRULNet
 
@@ -73,3 +75,12 @@ def test_quantised_variants_run_and_stay_close(net: RULModule, tmp_path: Path) -
 def test_export_rejects_old_opset(net: RULModule, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="opset"):
         export_onnx(net, C, T, tmp_path / "m.onnx", opset=13)
+
+
+def test_magnitude_pruning_zeroes_weights_and_still_exports(net: RULModule, tmp_path: Path) -> None:
+    pruned = prune_magnitude(net, 0.5)
+    assert sparsity(pruned) == pytest.approx(0.5, abs=0.05)
+    assert sparsity(net) < 0.01  # the original is untouched
+    path = export_onnx(pruned, C, T, tmp_path / "p.onnx")
+    x = np.zeros((2, C, T), dtype=np.float32)
+    assert _run(path, x).shape == (2,)

@@ -56,11 +56,9 @@ def test_registry_errors(tmp_path: Path, onnx_file: Path) -> None:
 
 def test_edge_runtime_imports_no_torch() -> None:
     code = (
-        "import sys; import models.runtime, models.registry, models.calibration; "
+        "import sys; import models.runtime, models.registry, models.calibration, models.evaluation; "
         "bad = [m for m in ('torch', 'pytorch_lightning', 'lightning', 'sktime', 'sklearn') "
         "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
-    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -63,9 +63,7 @@ def test_onnx_fp32_matches_torch(trained: TrainResult, variants: dict[str, Path]
 
 def test_int8_is_smaller_with_small_quality_change(trained: TrainResult, variants: dict[str, Path]) -> None:
     dm = trained.datamodule
-    rows = {
-        r["variant"]: r for r in compression_report(trained.estimator.network, variants, dm.X_val, dm.y_val, repeats=3)
-    }
+    rows = {r["variant"]: r for r in compression_report(trained.estimator.network, variants, dm.X_val, dm.y_val, repeats=3)}
     assert rows["fp32"]["rmse_change_pct"] == pytest.approx(0.0, abs=0.01)
     for name in ("int8-dynamic", "int8-static"):
         assert rows[name]["size_bytes"] < 0.75 * rows["fp32"]["size_bytes"]
@@ -100,9 +98,7 @@ def test_register_runtime_and_cli(trained: TrainResult, cmapss_dir: Path, tmp_pa
     truth = _fake_test_dir(cmapss_dir, trained.datamodule.val_units, data)
 
     runner = CliRunner()
-    res = runner.invoke(
-        rul_app, ["evaluate", "--data-dir", str(data), "--subset", "FD001", "--json", "--model", str(mv.path)]
-    )
+    res = runner.invoke(rul_app, ["evaluate", "--data-dir", str(data), "--subset", "FD001", "--json", "--model", str(mv.path)])
     assert res.exit_code == 0, res.output
     lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1

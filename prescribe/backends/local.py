@@ -1,0 +1,265 @@
+"""Local backend: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF) run by xllamacpp in a worker process.
+
+The model file is checked against its sha256 before it is loaded (a mismatch refuses to
+load); the check is remembered in ``<model>.verified`` (size, mtime and digest) so it is done
+once per file, not once per start. The worker loads the model once, answers a warm-up request
+and then serves requests one at a time; answers are constrained to the request's JSON schema
+by llama.cpp's grammar engine, in compact form (no whitespace between tokens: fewer tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from core.errors import ModelError
+from prescribe.backends.base import DraftRequest
+
+__all__ = ["DEFAULT_MODEL_PATH", "MODEL_SHA256", "LocalBackend", "verify_model"]
+
+DEFAULT_MODEL_PATH = Path("var/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+
+
+def verify_model(path: Path, expected: str = MODEL_SHA256) -> None:
+    """Check the model file's sha256; remember a successful check beside it.
+
+    Raises:
+        ModelError: the file is missing or its digest is not ``expected``.
+    """
+    if not path.is_file():
+        raise ModelError(f"model file {str(path)!r} does not exist; run scripts/install_llm.sh")
+    st = path.stat()
+    stamp = path.with_name(path.name + ".verified")
+    key = f"{st.st_size} {st.st_mtime_ns} {expected}"
+    try:
+        if stamp.read_text().strip() == key:
+            return
+    except OSError:
+        pass
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    got = digest.hexdigest()
+    if got != expected:
+        raise ModelError(f"model file {str(path)!r} has sha256 {got}, expected {expected}; refusing to load it")
+    try:
+        stamp.write_text(key + "\n")
+    except OSError:
+        pass  # a read-only model directory only costs a re-check next time
+
+
+def _compact_grammar(schema: dict[str, Any]) -> str:
+    """An llguidance grammar for ``schema`` that allows no optional whitespace."""
+    options = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
+    return "%llguidance {}\nstart: %json " + json.dumps({"x-guidance": options, **schema})
+
+
+class LocalBackend:
+    """xllamacpp in its own process; the model is loaded once, on first use or :meth:`start`.
+
+    Args:
+        model_path: the GGUF file.
+        threads: llama.cpp threads (generation and prompt).
+        ctx: context length in tokens.
+        sha256: expected digest of the model file.
+        load_timeout_s: how long loading and warm-up may take.
+        request_timeout_s: how long one answer may take.
+        temperature: sampling temperature (0: greedy, reproducible).
+        nice: niceness added to the worker process (0: none).
+    """
+
+    name = "local"
+
+    def __init__(self, model_path: Path = DEFAULT_MODEL_PATH, *, threads: int = 2, ctx: int = 2048,
+                 sha256: str = MODEL_SHA256, load_timeout_s: float = 300.0, request_timeout_s: float = 180.0,
+                 temperature: float = 0.0, nice: int = 0) -> None:
+        self.model_path = Path(model_path)
+        self.threads = threads
+        self.ctx = ctx
+        self.sha256 = sha256
+        self.load_timeout_s = load_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self.temperature = temperature
+        self.nice = nice
+        self.load_s: float | None = None
+        self.warmup_s: float | None = None
+        self.last_timings: dict[str, Any] = {}
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._log: IO[bytes] | None = None
+        self._lock = threading.Lock()
+        self._next_id = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    @staticmethod
+    def available(model_path: Path = DEFAULT_MODEL_PATH) -> str | None:
+        """``None`` when the backend can run, else why not (missing package or model file)."""
+        import importlib.util
+
+        if importlib.util.find_spec("xllamacpp") is None:
+            return "the xllamacpp package is not installed (scripts/install_llm.sh installs it)"
+        if not Path(model_path).is_file():
+            return f"model file {str(model_path)!r} is missing (scripts/install_llm.sh installs it)"
+        return None
+
+    def start(self) -> None:
+        """Verify the model, start the worker and wait until it has loaded and warmed up.
+
+        Raises:
+            ModelError: missing package or model, digest mismatch, or the worker failed to load.
+        """
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                return
+            why = self.available(self.model_path)
+            if why is not None:
+                raise ModelError(why)
+            verify_model(self.model_path, self.sha256)
+            self._spawn()
+
+    def _spawn(self) -> None:
+        env = dict(os.environ)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        self._log = tempfile.TemporaryFile(prefix="genedge-llm-")  # noqa: SIM115 - lives as long as the worker
+        cmd = [sys.executable, "-m", "prescribe.backends._llm_worker", "--model", str(self.model_path),
+               "--threads", str(self.threads), "--ctx", str(self.ctx)]
+        preexec = (lambda: os.nice(self.nice)) if self.nice > 0 else None
+        root = Path(__file__).resolve().parents[2]
+        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                                      text=True, encoding="utf-8", env=env, preexec_fn=preexec)  # noqa: PLW1509
+        self._lines = queue.Queue()
+        threading.Thread(target=self._reader, args=(self._proc.stdout, self._lines), daemon=True,
+                         name="genedge-llm-reader").start()
+        first = self._read_line(self.load_timeout_s, "load the model")
+        try:
+            ready = json.loads(first)
+        except ValueError as err:
+            self._kill()
+            raise ModelError(f"local model worker said {first[:200]!r} instead of ready") from err
+        if not ready.get("ready"):
+            self._kill()
+            raise ModelError(f"local model failed to load: {ready.get('error', 'unknown error')}")
+        self.load_s, self.warmup_s = ready.get("load_s"), ready.get("warmup_s")
+
+    @staticmethod
+    def _reader(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
+        if stream is None:
+            return
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    def _log_tail(self, n: int = 800) -> str:
+        if self._log is None:
+            return ""
+        try:
+            self._log.seek(0, os.SEEK_END)
+            size = self._log.tell()
+            self._log.seek(max(size - n, 0))
+            return self._log.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+
+    def _read_line(self, timeout: float, what: str) -> str:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self._kill()
+            raise ModelError(f"local model worker did not {what} within {timeout:.0f} s") from None
+        if line is None:
+            tail = self._log_tail()
+            self._kill()
+            raise ModelError(f"local model worker exited while trying to {what}: {tail[-400:]}")
+        return line
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def close(self) -> None:
+        """Stop the worker (the model is unloaded)."""
+        with self._lock:
+            self._kill()
+
+    async def aclose(self) -> None:
+        """Stop the worker."""
+        await asyncio.to_thread(self.close)
+
+    # ------------------------------------------------------------------ requests
+    def body(self, request: DraftRequest) -> dict[str, Any]:
+        """The chat-completion request sent to llama.cpp."""
+        return {
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": self.temperature,
+            "grammar": _compact_grammar(request.schema),
+        }
+
+    def complete_sync(self, request: DraftRequest) -> str:
+        """Blocking :meth:`complete`.
+
+        Raises:
+            ModelError: the model cannot be loaded, or it failed or timed out on this request.
+        """
+        self.start()
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.stdin is None:
+                raise ModelError("local model worker is not running")
+            self._next_id += 1
+            rid = self._next_id
+            try:
+                proc.stdin.write(json.dumps({"id": rid, "body": self.body(request)}) + "\n")
+                proc.stdin.flush()
+            except OSError as err:
+                self._kill()
+                raise ModelError(f"local model worker is gone: {err}; {self._log_tail()[-300:]}") from err
+            t0 = time.perf_counter()
+            while True:
+                left = self.request_timeout_s - (time.perf_counter() - t0)
+                reply = json.loads(self._read_line(max(left, 0.1), "answer"))
+                if reply.get("id") == rid:
+                    break
+        if not reply.get("ok"):
+            raise ModelError(f"local model failed: {reply.get('error')}")
+        response = reply["response"]
+        self.last_timings = dict(response.get("timings", {}))
+        self.last_timings["wall_s"] = reply.get("wall_s")
+        self.last_timings["usage"] = response.get("usage", {})
+        try:
+            content = response["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError) as err:
+            raise ModelError(f"local model answer has no message content: {json.dumps(response)[:300]}") from err
+        if response["choices"][0].get("finish_reason") == "length":
+            raise ModelError(f"local model answer was cut at max_tokens={request.max_tokens}: {content[:200]!r}")
+        return str(content)
+
+    async def complete(self, request: DraftRequest) -> str:
+        """The model's answer, constrained to ``request.schema``."""
+        return await asyncio.to_thread(self.complete_sync, request)

@@ -1,0 +1,436 @@
+"""Evidence for one asset: gathered from the store, or built from the plant simulator.
+
+Both sources end in the same typed :class:`~prescribe.schema.Evidence`; edge feature windows
+(``features[channel][name]``, as ``edge_agent.features.FeaturePipeline`` computes them and the
+store keeps them) are read by one function, :func:`vibration_and_temperature`, whichever
+source they come from. :func:`evidence_items` turns the evidence into citable items with
+stable ids; operator-entered text (asset name and notes, alarm messages, work-order titles
+and outcomes) only ever appears there quoted by :func:`quote_data`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from core.assets import AssetConfig, Quantity
+from core.errors import GenEdgeError
+from prescribe.schema import (
+    ZONE_NAMES,
+    AlarmFact,
+    AssetFacts,
+    Evidence,
+    EvidenceItem,
+    FaultCall,
+    PastWorkOrder,
+    PeakMatch,
+    RulEstimate,
+    TemperatureTrend,
+    ZoneState,
+)
+
+__all__ = [
+    "DEFECT_FAULT",
+    "PEAK_SNR",
+    "FeatureWindow",
+    "asset_facts",
+    "diagnose_peaks",
+    "evidence_items",
+    "from_simulator",
+    "from_store",
+    "quote_data",
+    "vibration_and_temperature",
+]
+
+#: Envelope amplitude at a defect frequency over the spectrum's median floor that counts as a peak.
+#: Healthy simulated bearings stay below 4; seeded defects give 8-40 from early damage on.
+PEAK_SNR = 6.0
+#: Which bearing fault each defect frequency points to.
+DEFECT_FAULT = {"bpfo": "outer_race", "bpfi": "inner_race", "bsf": "ball", "ftf": "cage"}
+_CRITICALITY = {1: "low", 2: "medium", 3: "safety/production critical"}
+_MAX_QUOTED = 300
+
+#: One feature window: (window start, channel -> feature name -> value).
+FeatureWindow = tuple[datetime, Mapping[str, Mapping[str, float]]]
+
+
+# ------------------------------------------------------------------------------ quoting
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_DELIMS = re.compile(r"[<>`«»\"{}\[\]]")
+
+
+def quote_data(text: str, limit: int = _MAX_QUOTED) -> str:
+    """Operator-entered text made safe to show inside the prompt's evidence block.
+
+    Control characters and anything that could close a delimiter (angle brackets, back-ticks,
+    braces, brackets, quotes, guillemets) are replaced, whitespace collapsed, the length capped,
+    and the result wrapped in guillemets so it reads as a quotation, never as an instruction.
+    """
+    flat = _DELIMS.sub("'", _CONTROL.sub(" ", text or ""))
+    flat = " ".join(flat.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "…"
+    return f"«{flat}»"
+
+
+# ------------------------------------------------------------------------------- items
+def _hours(h: float) -> str:
+    return f"{h:.0f} h" if h < 72 else f"{h / 24:.1f} d"
+
+
+def evidence_items(ev: Evidence) -> list[EvidenceItem]:
+    """The citable items of ``ev``, with stable ids, in a fixed order."""
+    items: list[EvidenceItem] = []
+    add = items.append
+    if ev.rul is not None:
+        r = ev.rul
+        age_h = max((ev.at - r.at).total_seconds() / 3600.0, 0.0)
+        add(EvidenceItem(
+            id="rul:latest", kind="rul",
+            summary=(f"RUL median {_hours(r.median_h)}, {r.coverage:.0%} interval {_hours(r.lower_h)} to {_hours(r.upper_h)}"
+                     + (f", health index {r.health_index:.2f}" if r.health_index is not None else "")
+                     + f" ({age_h:.0f} h old)"),
+            values={"median_h": round(r.median_h, 2), "lower_h": round(r.lower_h, 2), "upper_h": round(r.upper_h, 2),
+                    "coverage": r.coverage, "age_h": round(age_h, 2)}))
+    if ev.fault is not None:
+        f = ev.fault
+        add(EvidenceItem(id="fault:class", kind="fault",
+                         summary=f"fault class {f.kind}, confidence {f.confidence:.2f}",
+                         values={"kind": f.kind, "confidence": round(f.confidence, 3), "source": f.source}))
+    if ev.zone is not None:
+        z = ev.zone
+        add(EvidenceItem(id="zone:latest", kind="zone",
+                         summary=f"ISO 20816 zone {ZONE_NAMES[z.zone]} (class {z.machine_class}), velocity {z.velocity_mm_s:.2f} mm/s RMS",
+                         values={"zone": ZONE_NAMES[z.zone], "velocity_mm_s": round(z.velocity_mm_s, 3)}))
+        if z.previous_zone is not None and z.previous_velocity_mm_s is not None:
+            add(EvidenceItem(
+                id="zone:trend", kind="zone",
+                summary=(f"zone {ZONE_NAMES[z.previous_zone]} to {ZONE_NAMES[z.zone]} over {_hours(z.lookback_h or 0)}, "
+                         f"velocity {z.previous_velocity_mm_s:.2f} to {z.velocity_mm_s:.2f} mm/s ({z.trend})"),
+                values={"from": ZONE_NAMES[z.previous_zone], "to": ZONE_NAMES[z.zone], "trend": z.trend,
+                        "lookback_h": z.lookback_h}))
+    for p in ev.peaks:
+        add(EvidenceItem(
+            id=f"peak:{p.defect}", kind="peak",
+            summary=(f"envelope peak at {p.defect.upper()} {p.frequency_hz:.1f} Hz, {p.snr:.0f}x floor, "
+                     f"{p.harmonics} harmonic{'s' if p.harmonics > 1 else ''}"),
+            values={"defect": p.defect, "frequency_hz": round(p.frequency_hz, 2), "snr": round(p.snr, 2),
+                    "harmonics": p.harmonics}))
+    if ev.temperature is not None:
+        t = ev.temperature
+        add(EvidenceItem(id="temp:latest", kind="temperature", summary=f"bearing temperature {t.latest_c:.1f} degC",
+                         values={"latest_c": round(t.latest_c, 2)}))
+        if t.slope_c_per_h is not None:
+            word = "rising" if t.slope_c_per_h > 0.05 else "falling" if t.slope_c_per_h < -0.05 else "steady"
+            add(EvidenceItem(id="temp:trend", kind="temperature",
+                             summary=f"temperature {word} {t.slope_c_per_h:+.2f} degC/h over {_hours(t.lookback_h or 0)}",
+                             values={"slope_c_per_h": round(t.slope_c_per_h, 4), "trend": word}))
+    for a in ev.alarms:
+        add(EvidenceItem(
+            id=f"alarm:{a.id}", kind="alarm",
+            summary=(f"alarm {a.kind} ({a.severity}, {a.state}) raised {a.raised_at:%Y-%m-%d %H:%M}"
+                     + (f", message {quote_data(a.message, 160)}" if a.message else "")),
+            values={"kind": a.kind, "severity": a.severity, "state": a.state}))
+    for w in ev.work_orders:
+        add(EvidenceItem(
+            id=f"wo:{w.id}", kind="work_order",
+            summary=(f"past work order {w.id} {quote_data(w.title, 80)} ({w.status}, {w.created_at:%Y-%m-%d})"
+                     + (f", outcome {quote_data(w.outcome, 160)}" if w.outcome else "")),
+            values={"status": w.status}))
+    a = ev.asset
+    add(EvidenceItem(id="asset:criticality", kind="asset",
+                     summary=f"asset criticality {a.criticality} of 3 ({_CRITICALITY[a.criticality]})",
+                     values={"criticality": a.criticality}))
+    add(EvidenceItem(id="spares", kind="spares",
+                     summary=("spares listed: " + "; ".join(quote_data(s, 60) for s in a.spare_parts)) if a.spare_parts
+                     else "no spare parts listed for this asset",
+                     values={"count": len(a.spare_parts)}))
+    if a.notes.strip():
+        add(EvidenceItem(id="asset:notes", kind="asset", summary=f"operator notes {quote_data(a.notes)}", values={}))
+    return items
+
+
+# ---------------------------------------------------------------------------- features
+def _vibration_channel(asset: AssetConfig | None, windows: Sequence[FeatureWindow]) -> str | None:
+    names = [c.name for c in asset.channels if c.quantity == Quantity.ACCELERATION] if asset else []
+    for w in windows[::-1]:
+        for ch in [*names, *w[1]]:
+            if "iso_zone" in w[1].get(ch, {}) or "env_bpfo_snr" in w[1].get(ch, {}):
+                return ch
+    return None
+
+
+def _temperature_channel(asset: AssetConfig | None, windows: Sequence[FeatureWindow]) -> str | None:
+    names = [c.name for c in asset.channels if c.quantity == Quantity.TEMPERATURE] if asset else []
+    for w in windows[::-1]:
+        for ch in names or [c for c in w[1] if c.startswith("temp")]:
+            if "mean" in w[1].get(ch, {}):
+                return ch
+    return None
+
+
+def _peaks(feats: Mapping[str, float], threshold: float) -> tuple[PeakMatch, ...]:
+    out = []
+    for defect in ("bpfo", "bpfi", "bsf", "ftf"):
+        snr = float(feats.get(f"env_{defect}_snr", 0.0))
+        if not math.isfinite(snr) or snr < threshold:
+            continue
+        h1 = float(feats.get(f"env_{defect}_h1", 0.0))
+        floor = h1 / snr if snr > 0 else 0.0
+        harmonics = 1 + sum(1 for k in range(2, 11) if floor > 0 and float(feats.get(f"env_{defect}_h{k}", 0.0)) >= 3 * floor)
+        freq = float(feats.get(f"env_{defect}_hz", 0.0))
+        if freq > 0:
+            out.append(PeakMatch(defect=defect, frequency_hz=freq, snr=snr, harmonics=min(harmonics, 10)))  # type: ignore[arg-type]
+    return tuple(sorted(out, key=lambda p: -p.snr))
+
+
+def vibration_and_temperature(
+    windows: Sequence[FeatureWindow], *, asset: AssetConfig | None = None, machine_class: str = "II",
+    peak_snr: float = PEAK_SNR,
+) -> tuple[ZoneState | None, tuple[PeakMatch, ...], TemperatureTrend | None]:
+    """ISO zone and its trend, envelope peaks and the temperature trend from edge feature windows.
+
+    Args:
+        windows: feature windows, oldest first.
+        asset: the asset (picks the vibration and temperature channels; gives bearing orders).
+        machine_class: ISO machine class when no asset is given.
+        peak_snr: envelope SNR from which a defect frequency counts as a peak.
+    """
+    zone = temp = None
+    peaks: tuple[PeakMatch, ...] = ()
+    if not windows:
+        return None, (), None
+    vib = _vibration_channel(asset, windows)
+    if vib is not None:
+        series = [(t, f[vib]) for t, f in windows if vib in f and "vel_rms_mm_s" in f[vib] and "iso_zone" in f[vib]]
+        if series:
+            (t0, first), (t1, last) = series[0], series[-1]
+            has_prev = t1 > t0
+            zone = ZoneState(
+                zone=int(last["iso_zone"]), velocity_mm_s=float(last["vel_rms_mm_s"]),
+                previous_zone=int(first["iso_zone"]) if has_prev else None,
+                previous_velocity_mm_s=float(first["vel_rms_mm_s"]) if has_prev else None,
+                lookback_h=(t1 - t0).total_seconds() / 3600.0 if has_prev else None,
+                machine_class=asset.machine_class if asset else machine_class)
+        latest = next((f[vib] for _, f in windows[::-1] if vib in f and "env_bpfo_snr" in f[vib]), None)
+        if latest is not None:
+            feats = dict(latest)
+            if asset is not None:
+                shaft = float(feats.get("shaft_hz", asset.shaft_hz)) or asset.shaft_hz
+                for name, hz in asset.bearing.defect_frequencies(shaft).as_dict().items():
+                    feats.setdefault(f"env_{name}_hz", hz)
+            peaks = _peaks(feats, peak_snr)
+    tch = _temperature_channel(asset, windows)
+    if tch is not None:
+        pts = [(t.timestamp() / 3600.0, float(f[tch]["mean"])) for t, f in windows if tch in f and "mean" in f[tch]]
+        if pts:
+            hours, values = np.array(pts).T
+            slope = float(np.polyfit(hours - hours[0], values, 1)[0]) if len(pts) >= 2 and np.ptp(hours) > 0 else None
+            temp = TemperatureTrend(latest_c=float(values[-1]), slope_c_per_h=slope,
+                                    lookback_h=float(np.ptp(hours)) if slope is not None else None)
+    return zone, peaks, temp
+
+
+def diagnose_peaks(peaks: Sequence[PeakMatch]) -> FaultCall | None:
+    """A bearing fault call from envelope peaks alone (until a fault classifier publishes one).
+
+    The strongest defect frequency names the fault, except that BSF with FTF sidebands is a
+    rolling element defect; confidence grows with the peak's SNR and harmonics.
+    """
+    if not peaks:
+        return None
+    found = {p.defect: p for p in peaks}
+    best = max(peaks, key=lambda p: p.snr)
+    kind = "ball" if "bsf" in found and best.defect in ("bsf", "ftf") else DEFECT_FAULT[best.defect]
+    confidence = min(0.95, 0.45 + 0.012 * best.snr + 0.05 * (best.harmonics - 1))
+    return FaultCall(kind=kind, confidence=round(confidence, 3), source="envelope peaks")
+
+
+# ----------------------------------------------------------------------------- asset facts
+def asset_facts(asset: AssetConfig) -> AssetFacts:
+    """The prescriber's view of a configured asset."""
+    return AssetFacts(asset_id=asset.asset_id, name=asset.name[:200], kind=asset.kind.value,
+                      criticality=asset.criticality, machine_class=asset.machine_class,
+                      bearing=asset.bearing.designation[:64], spare_parts=tuple(s[:120] for s in asset.spare_parts),
+                      notes=asset.notes[:4000])
+
+
+# ------------------------------------------------------------------------------ store
+def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset: AssetConfig | None = None,
+               lookback_h: float = 48.0, max_alarms: int = 5, max_work_orders: int = 3) -> Evidence:
+    """Gather an asset's evidence from the store.
+
+    Args:
+        store: an ``ingest.store.Store``.
+        asset_id: the asset.
+        now: the time the evidence is judged at (default now).
+        asset: its configuration; default the one registered in the store.
+        lookback_h: feature windows newer than ``now - lookback_h`` make the trends.
+        max_alarms: the newest open alarms (and alarms cleared within the look-back) kept.
+        max_work_orders: the newest past work orders kept.
+
+    Raises:
+        GenEdgeError: the asset is unknown (``StoreError`` from the store passes through).
+    """
+    from ingest.store import queries
+
+    now = now or datetime.now(UTC)
+    info = queries.asset(store, asset_id)
+    if asset is None:
+        if info is None:
+            raise GenEdgeError(f"asset {asset_id!r} is not registered in the store; known: {queries.assets(store)[:20]}")
+        asset = _asset_from_info(info)
+    facts = asset_facts(asset)
+    since = now - timedelta(hours=lookback_h)
+
+    preds = [p for p in queries.predictions(store, asset_id, limit=20) if p.at <= now]
+    rul = None
+    if preds:
+        p = preds[-1]
+        if p.rul_unit == "h":
+            rul = RulEstimate(median_h=p.rul_median, lower_h=p.rul_lower, upper_h=p.rul_upper, coverage=p.coverage,
+                              at=p.at, model=f"{p.model_name}:{p.model_version}"[:160], health_index=p.health_index)
+
+    windows: list[FeatureWindow] = [(f.window_start, f.features) for f in queries.features(store, asset_id, limit=500)
+                                    if since <= f.window_start <= now and f.quality == "good"]
+    zone, peaks, temp = vibration_and_temperature(windows, asset=asset)
+
+    alarms = [a for a in queries.alarms(store, asset_id=asset_id, limit=50)
+              if a.raised_at <= now and (a.is_open or (a.cleared_at is not None and a.cleared_at >= since))]
+    alarm_facts = tuple(AlarmFact(id=a.id, kind=a.kind, severity=a.severity, state=a.state, raised_at=a.raised_at,
+                                  message=a.message[:4000]) for a in alarms[:max_alarms])
+    wos = [w for w in queries.work_orders(store, asset_id=asset_id, limit=20) if w.created_at <= now]
+    past = tuple(PastWorkOrder(id=w.id, title=w.title[:200], status=w.status, created_at=w.created_at,
+                               outcome=(w.outcome or None) and w.outcome[:4000]) for w in wos[:max_work_orders])
+    return Evidence(asset=facts, at=now, source="store", rul=rul, fault=diagnose_peaks(peaks), zone=zone, peaks=peaks,
+                    alarms=alarm_facts, temperature=temp, work_orders=past)
+
+
+def _asset_from_info(info: Any) -> AssetConfig:
+    config = dict(info.config or {})
+    if config:
+        try:
+            return AssetConfig.model_validate(config)
+        except ValueError:
+            pass  # an older or partial config: fall back to the columns
+    return AssetConfig(asset_id=info.asset_id, name=info.name or "", criticality=int(info.criticality or 2))
+
+
+# -------------------------------------------------------------------------- simulator
+#: Wall-clock time the simulator's hour zero maps to in scenarios (any fixed instant works).
+SIM_EPOCH = datetime(2025, 1, 6, 6, 0, tzinfo=UTC)
+
+
+def from_simulator(
+    asset: AssetConfig,
+    fault: Any,
+    t_hours: float,
+    *,
+    seed: int = 0,
+    epoch: datetime = SIM_EPOCH,
+    lookback_h: float = 48.0,
+    n_windows: int = 3,
+    rul_rel_width: float = 0.3,
+    rul_bias: float = 0.0,
+    rul_noise: float = 0.1,
+    fault_call: FaultCall | None = None,
+    alarms: Sequence[AlarmFact] | None = None,
+    work_orders: Sequence[PastWorkOrder] = (),
+    include: frozenset[str] = frozenset({"rul", "fault", "features", "alarms"}),
+) -> Evidence:
+    """Evidence of a simulated asset at simulated hour ``t_hours``, for scenarios and tests.
+
+    Vibration windows are synthesised by :class:`core.sim.AssetSimulator` and analysed by the
+    edge feature pipeline (velocity RMS, ISO zone, envelope spectrum), exactly as on a gateway.
+    Until RUL models and a fault classifier publish, the RUL prediction and the fault call come
+    from the simulator's ground truth: the RUL median is the true RUL times a seeded log-normal
+    error (``rul_bias``, ``rul_noise``) with a relative interval half-width ``rul_rel_width``;
+    the fault class is the true one with a confidence growing with damage.
+
+    Args:
+        asset: the machine.
+        fault: its injected :class:`core.sim.FaultSpec`.
+        t_hours: simulated time of the evidence.
+        seed: seed of the simulator and the prediction error.
+        epoch: wall-clock time of simulated hour zero.
+        lookback_h: span of the feature windows (trends).
+        n_windows: feature windows in the span (the last at ``t_hours``).
+        rul_rel_width: half-width of the RUL interval relative to its median.
+        rul_bias: mean of the log error of the RUL median (negative: pessimistic).
+        rul_noise: standard deviation of the log error of the RUL median.
+        fault_call: a fault call to use instead of the ground truth (e.g. a wrong one).
+        alarms: alarms to use instead of the ones derived from zone, temperature and RUL.
+        work_orders: past work orders of the asset.
+        include: which sources are present: ``rul``, ``fault``, ``features``, ``alarms``.
+    """
+    from core.sim import AssetSimulator
+    from edge_agent.features import FeaturePipeline
+
+    if n_windows < 1:
+        raise ValueError(f"n_windows must be >= 1, got {n_windows}")
+    sim = AssetSimulator(asset, fault, seed=seed)
+    state = sim.state(t_hours)
+    now = epoch + timedelta(hours=t_hours)
+    rng = np.random.default_rng([seed, zlib.crc32(f"{asset.asset_id}/{t_hours:.3f}".encode())])
+
+    windows: list[FeatureWindow] = []
+    if "features" in include:
+        pipe = FeaturePipeline(asset)
+        vib = next((c for c in asset.channels if c.quantity == Quantity.ACCELERATION), None)
+        temp = next((c for c in asset.channels if c.quantity == Quantity.TEMPERATURE), None)
+        times = np.linspace(max(t_hours - lookback_h, 0.0), t_hours, n_windows) if n_windows > 1 else np.array([t_hours])
+        for t in np.unique(times):
+            feats: dict[str, dict[str, float]] = {}
+            st = sim.state(float(t))
+            if vib is not None:
+                n = int(min(vib.sample_rate_hz, 25600))
+                x = sim.sample(vib, float(t), n).astype(np.float64)
+                feats[vib.name] = pipe.vibration(vib, x, st.shaft_speed_rpm / 60.0)
+            if temp is not None:
+                feats[temp.name] = {"mean": st.temperature_c}
+            windows.append((epoch + timedelta(hours=float(t)), feats))
+    zone, peaks, temp_trend = vibration_and_temperature(windows, asset=asset)
+
+    rul = None
+    if "rul" in include and state.rul_hours is not None and state.fault_active:
+        median = max(state.rul_hours * math.exp(rng.normal(rul_bias, rul_noise)), 0.0)
+        rul = RulEstimate(median_h=median, lower_h=median * max(1 - rul_rel_width, 0.0),
+                          upper_h=median * (1 + rul_rel_width), coverage=0.9, at=now,
+                          model="simulator-truth", health_index=round(state.health_index, 4))
+    call = fault_call
+    if call is None and "fault" in include:
+        if state.fault_active:
+            confidence = min(0.97, 0.55 + 0.6 * state.damage + float(rng.uniform(-0.05, 0.05)))
+            call = FaultCall(kind=state.fault_kind, confidence=round(max(confidence, 0.0), 3),
+                             source="simulator ground truth")
+        else:
+            call = FaultCall(kind="none", confidence=0.9, source="simulator ground truth")
+    if alarms is None:
+        alarms = _derived_alarms(now, zone, temp_trend, rul) if "alarms" in include else ()
+    return Evidence(asset=asset_facts(asset), at=now, source="simulator", rul=rul, fault=call, zone=zone, peaks=peaks,
+                    alarms=tuple(alarms), temperature=temp_trend, work_orders=tuple(work_orders))
+
+
+def _derived_alarms(now: datetime, zone: ZoneState | None, temp: TemperatureTrend | None,
+                    rul: RulEstimate | None) -> list[AlarmFact]:
+    """The alarms the demo's alarm rules would have raised."""
+    out: list[AlarmFact] = []
+
+    def add(kind: str, severity: str, message: str) -> None:
+        out.append(AlarmFact(id=len(out) + 1, kind=kind, severity=severity, state="active",
+                             raised_at=now - timedelta(hours=1), message=message))
+
+    if zone is not None and zone.zone >= 2:
+        add("vibration_high", "high" if zone.zone == 3 else "medium",
+            f"velocity {zone.velocity_mm_s:.1f} mm/s in zone {ZONE_NAMES[zone.zone]}")
+    if temp is not None and temp.latest_c >= 70.0:
+        add("temperature_high", "high", f"bearing at {temp.latest_c:.0f} degC")
+    if rul is not None and rul.lower_h < 72.0:
+        add("rul_low", "high", f"RUL lower bound {rul.lower_h:.0f} h")
+    return out

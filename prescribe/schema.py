@@ -1,0 +1,278 @@
+"""Pydantic schema of the prescriber: evidence in, recommendation and work-order draft out.
+
+Evidence is typed (RUL interval, fault call, ISO zone, spectral peaks, alarms, temperature,
+past work orders, the asset) and every fact is exposed as an :class:`EvidenceItem` with a
+stable id (``rul:latest``, ``peak:bpfo``, ``alarm:17`` ...) that recommendations cite.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "EVIDENCE_ID_PATTERN",
+    "KB_ID_PATTERN",
+    "PRIORITIES",
+    "Action",
+    "AlarmFact",
+    "AssetFacts",
+    "Evidence",
+    "EvidenceItem",
+    "FaultCall",
+    "PastWorkOrder",
+    "PeakMatch",
+    "Priority",
+    "Recommendation",
+    "RulEstimate",
+    "Status",
+    "TemperatureTrend",
+    "WorkOrderDraft",
+    "ZoneState",
+]
+
+#: Work-order priorities, lowest first (the same as ``ingest.store.actions.PRIORITIES``).
+PRIORITIES: tuple[str, ...] = ("low", "medium", "high", "urgent")
+Priority = Literal["low", "medium", "high", "urgent"]
+Status = Literal["action", "monitor", "insufficient_evidence"]
+EVIDENCE_ID_PATTERN = r"^[a-z_]{1,24}(:[A-Za-z0-9_.\-]{1,40})?$"
+KB_ID_PATTERN = r"^kb:[a-z_]{1,32}$"
+ZONE_NAMES = ("A", "B", "C", "D")
+
+_frozen = ConfigDict(frozen=True, extra="forbid")
+
+
+class RulEstimate(BaseModel):
+    """A remaining-useful-life prediction: median and an interval of nominal ``coverage``, in hours."""
+
+    model_config = _frozen
+
+    median_h: float = Field(ge=0, allow_inf_nan=False)
+    lower_h: float = Field(ge=0, allow_inf_nan=False)
+    upper_h: float = Field(ge=0, allow_inf_nan=False)
+    coverage: float = Field(gt=0, lt=1)
+    at: AwareDatetime
+    model: str = Field(default="", max_length=160)
+    health_index: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RulEstimate:
+        if not self.lower_h <= self.median_h <= self.upper_h:
+            raise ValueError(
+                f"RUL interval must satisfy lower <= median <= upper, got {self.lower_h} <= {self.median_h} <= {self.upper_h}"
+            )
+        return self
+
+
+class FaultCall(BaseModel):
+    """The fault class a classifier (or the envelope-peak diagnosis) gives, with its confidence."""
+
+    model_config = _frozen
+
+    kind: str = Field(pattern=r"^[a-z_]{1,32}$")
+    confidence: float = Field(ge=0, le=1)
+    source: str = Field(default="", max_length=120)
+
+
+class ZoneState(BaseModel):
+    """ISO 20816 evaluation zone (0 = A ... 3 = D) now and at the start of the look-back."""
+
+    model_config = _frozen
+
+    zone: int = Field(ge=0, le=3)
+    velocity_mm_s: float = Field(ge=0, allow_inf_nan=False)
+    previous_zone: int | None = Field(default=None, ge=0, le=3)
+    previous_velocity_mm_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    lookback_h: float | None = Field(default=None, ge=0)
+    machine_class: str = "II"
+
+    @property
+    def trend(self) -> Literal["rising", "steady", "falling", "unknown"]:
+        if self.previous_velocity_mm_s is None:
+            return "unknown"
+        ratio = self.velocity_mm_s / max(self.previous_velocity_mm_s, 1e-6)
+        return "rising" if ratio > 1.15 else "falling" if ratio < 0.87 else "steady"
+
+
+class PeakMatch(BaseModel):
+    """A bearing defect frequency found in the envelope spectrum."""
+
+    model_config = _frozen
+
+    defect: Literal["bpfo", "bpfi", "bsf", "ftf"]
+    frequency_hz: float = Field(gt=0, allow_inf_nan=False)
+    snr: float = Field(ge=0, allow_inf_nan=False)
+    harmonics: int = Field(ge=1, le=10, description="harmonics (h1 included) standing above the floor")
+
+
+class AlarmFact(BaseModel):
+    """An alarm of the asset (its message is data, never an instruction)."""
+
+    model_config = _frozen
+
+    id: int = Field(ge=0)
+    kind: str = Field(max_length=64)
+    severity: str = Field(max_length=16)
+    state: str = Field(max_length=16)
+    raised_at: AwareDatetime
+    message: str = Field(default="", max_length=4000)
+
+
+class TemperatureTrend(BaseModel):
+    """Bearing temperature now and its slope over the look-back."""
+
+    model_config = _frozen
+
+    latest_c: float = Field(allow_inf_nan=False)
+    slope_c_per_h: float | None = Field(default=None, allow_inf_nan=False)
+    lookback_h: float | None = Field(default=None, ge=0)
+
+
+class PastWorkOrder(BaseModel):
+    """A previous work order of the asset and what was found."""
+
+    model_config = _frozen
+
+    id: int = Field(ge=0)
+    title: str = Field(max_length=200)
+    status: str = Field(max_length=16)
+    created_at: AwareDatetime
+    outcome: str | None = Field(default=None, max_length=4000)
+
+
+class AssetFacts(BaseModel):
+    """What the prescriber knows of the asset; name and notes are operator-entered data."""
+
+    model_config = _frozen
+
+    asset_id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    name: str = Field(default="", max_length=200)
+    kind: str = Field(default="", max_length=32)
+    criticality: int = Field(default=2, ge=1, le=3)
+    machine_class: str = "II"
+    bearing: str = Field(default="", max_length=64)
+    spare_parts: tuple[str, ...] = ()
+    notes: str = Field(default="", max_length=4000)
+
+
+class EvidenceItem(BaseModel):
+    """One citable fact: a stable id, a one-line summary made by code, and the numbers behind it."""
+
+    model_config = _frozen
+
+    id: str = Field(pattern=EVIDENCE_ID_PATTERN)
+    kind: str = Field(pattern=r"^[a-z_]{1,24}$")
+    summary: str = Field(max_length=400)
+    values: dict[str, float | int | str | None] = Field(default_factory=dict)
+
+
+class Evidence(BaseModel):
+    """Everything gathered about one asset at one time, from the store or the simulator."""
+
+    model_config = _frozen
+
+    asset: AssetFacts
+    at: AwareDatetime
+    source: Literal["store", "simulator", "manual"] = "manual"
+    rul: RulEstimate | None = None
+    fault: FaultCall | None = None
+    zone: ZoneState | None = None
+    peaks: tuple[PeakMatch, ...] = ()
+    alarms: tuple[AlarmFact, ...] = ()
+    temperature: TemperatureTrend | None = None
+    work_orders: tuple[PastWorkOrder, ...] = ()
+
+    def items(self) -> list[EvidenceItem]:
+        """The citable items, in a fixed order (see :func:`prescribe.evidence.evidence_items`)."""
+        from prescribe.evidence import evidence_items
+
+        return evidence_items(self)
+
+    def ids(self) -> list[str]:
+        """Ids of the citable items."""
+        return [i.id for i in self.items()]
+
+
+class Action(BaseModel):
+    """One thing to do: text from the backend, priority and deadline from the policy code."""
+
+    model_config = _frozen
+
+    what: str = Field(min_length=3, max_length=200)
+    why: str = Field(min_length=3, max_length=400)
+    evidence: tuple[str, ...] = Field(min_length=1, max_length=8)
+    kb: tuple[str, ...] = Field(default=(), max_length=4)
+    priority: Priority
+    deadline: AwareDatetime | None
+
+
+class WorkOrderDraft(BaseModel):
+    """A work order ready to be stored as a draft (CMMS fields)."""
+
+    model_config = _frozen
+
+    asset_id: str
+    title: str = Field(min_length=3, max_length=200)
+    priority: Priority
+    due_by: AwareDatetime | None
+    description: str = Field(max_length=4000)
+    tasks: tuple[str, ...] = Field(min_length=1)
+    parts: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    kb: tuple[str, ...] = ()
+
+
+class Recommendation(BaseModel):
+    """What to do about one asset, by when, and why.
+
+    ``status`` is ``action`` (do something before ``deadline``), ``monitor`` (healthy enough:
+    keep trending) or ``insufficient_evidence`` (weak or contradictory evidence: ``reasons``
+    says why and the only action is to collect better evidence).
+    """
+
+    model_config = _frozen
+
+    asset_id: str
+    created_at: AwareDatetime
+    status: Status
+    summary: str = Field(max_length=600)
+    priority: Priority
+    deadline: AwareDatetime | None
+    margin_h: float | None = Field(default=None, description="safety margin taken off the RUL lower bound")
+    actions: tuple[Action, ...]
+    reasons: tuple[str, ...] = ()
+    evidence: tuple[EvidenceItem, ...]
+    kb: tuple[str, ...] = ()
+    backend: str
+    notes: tuple[str, ...] = ()
+    work_order: WorkOrderDraft | None = None
+
+    @model_validator(mode="after")
+    def _cites_only_supplied(self) -> Recommendation:
+        known = {e.id for e in self.evidence}
+        for a in self.actions:
+            unknown = [i for i in a.evidence if i not in known]
+            if unknown:
+                raise ValueError(f"action {a.what!r} cites evidence {unknown} that was not supplied; supplied {sorted(known)}")
+            unknown_kb = [k for k in a.kb if k not in self.kb]
+            if unknown_kb:
+                raise ValueError(f"action {a.what!r} cites procedures {unknown_kb} that were not retrieved; retrieved {list(self.kb)}")
+        return self
+
+    def as_text(self) -> str:
+        """A plain-text rendering for terminals."""
+        lines = [f"{self.asset_id}: {self.status} - priority {self.priority}"
+                 + (f", due by {_fmt(self.deadline)}" if self.deadline else ""), self.summary]
+        lines += [f"  ! {r}" for r in self.reasons]
+        for i, a in enumerate(self.actions, 1):
+            cites = ", ".join([*a.evidence, *a.kb])
+            lines.append(f"  {i}. {a.what}\n     why: {a.why}\n     [{cites}]")
+        lines += [f"  note: {n}" for n in self.notes]
+        lines.append(f"  (backend: {self.backend})")
+        return "\n".join(lines)
+
+
+def _fmt(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,33 @@
+"""Fixtures of the dashboard tests: a seeded store and the environment the app reads it from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.dashboard._seed import Seeded, seed
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    """One store of simulator data shared by the read-mostly page tests."""
+    return seed(tmp_path_factory.mktemp("dashboard"))
+
+
+@pytest.fixture
+def app_env(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
+    """Point the app (``Settings.load``) at the seeded store, users and registry."""
+    import streamlit as st
+
+    for key, value in seeded.env().items():
+        monkeypatch.setenv(key, value)
+    st.cache_data.clear()  # loaders live for seconds; tests change the store faster than that
+    yield seeded
+
+
+@pytest.fixture
+def empty_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_env: Seeded) -> Path:
+    monkeypatch.setenv("GENEDGE_MODELS__REGISTRY_DIR", str(tmp_path / "no-registry"))
+    return tmp_path / "no-registry"

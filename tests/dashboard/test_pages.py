@@ -1,0 +1,209 @@
+"""AppTest smoke tests: every page renders from a seeded store, behind sign-in, per role."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.auth import hash_password, verify_password
+from ingest.store import Store, actions, queries
+from tests.dashboard._seed import PASSWORDS, Seeded
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+TIMEOUT = 60
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+
+
+def _signed_in(user: str, page: str | None = None, **query: str) -> AppTest:
+    at = _app()
+    at.session_state["genedge.user"] = {"name": user, "role": {"olga": "operator", "eve": "engineer"}[user]}
+    at.run()
+    if page is not None:
+        at.query_params.update(query)
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _text(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "title", "subheader", "header", "info", "warning",
+                                  "error", "success") for e in getattr(at, kind)]
+    parts += [str(m.label) + " " + str(m.value) for m in at.metric]
+    text = re.sub(r"<[^>]+>", " ", "\n".join(str(p) for p in parts))  # the overview cards are HTML
+    return re.sub(r"[ \t]+", " ", text)
+
+
+def _frames(at: AppTest) -> str:
+    return "\n".join(df.value.to_csv() for df in at.dataframe)
+
+
+# ---------------------------------------------------------------------------- sign in
+def test_passwords_are_salted_and_verified() -> None:
+    h1, h2 = hash_password("s3cret"), hash_password("s3cret")
+    assert h1 != h2 and h1.startswith("scrypt$")
+    assert verify_password("s3cret", h1) and not verify_password("S3cret", h1)
+    assert not verify_password("s3cret", "scrypt$garbage") and not verify_password("x", "")
+
+
+def test_nothing_but_sign_in_without_login(app_env: Seeded) -> None:
+    at = _app().run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["GenEdge plant dashboard"]
+    assert "P-101" not in _text(at)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("views/overview.py")
+
+
+def test_sign_in_form_checks_the_password(app_env: Seeded) -> None:
+    at = _app().run()
+    at.text_input(key="sign_in_user").input("olga")
+    at.text_input(key="sign_in_password").input("wrong")
+    at.button[0].click().run()
+    assert "Unknown user or wrong password." in [e.value for e in at.error]
+    at.text_input(key="sign_in_password").input(PASSWORDS["olga"])
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state["genedge.user"] == {"name": "olga", "role": "operator"}
+    assert "Plant overview" in [t.value for t in at.title]
+
+
+def test_no_users_tells_how_to_add_one(app_env: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENEDGE_DASHBOARD__USERS", "{}")
+    at = _app().run()
+    assert not at.exception
+    assert "No dashboard users are configured" in at.warning[0].value
+    assert "python -m dashboard.auth" in _text(at)
+
+
+def test_invalid_users_are_reported(app_env: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENEDGE_DASHBOARD__USERS", json.dumps({"bob": {"role": "boss", "password_hash": "x"}}))
+    at = _app().run()
+    assert "user 'bob': role must be one of ['operator', 'engineer'], got 'boss'" in at.error[0].value
+
+
+# ------------------------------------------------------------------------------ pages
+def test_overview_shows_every_asset_with_live_values(app_env: Seeded) -> None:
+    at = _signed_in("olga")
+    text = _text(at)
+    for asset_id in ("P-101", "M-101", "F-101", "P-102", "P-201", "M-201", "F-201", "M-202"):
+        assert f" {asset_id} " in text
+    assert "Site plant1" in text and "line1" in text and "line2" in text
+    assert re.search(r"P-101 Feed pump 101 ACTIVE · high pump · criticality 3 · class II Vib RMS 0\.5\d\d g "
+                     r"Temp 6\d\.\d °C RUL 20 h 13–27 h · 90% ", text)  # degraded, with its prediction
+    assert re.search(r"M-202 Mixer drive motor 202 normal .* RUL — none yet ", text)
+    assert "Unacknowledged alarms 1" in text
+    assert not any("Models" in str(p) for p in at.sidebar)  # operators have no engineering pages
+
+
+def test_asset_page_shows_trends_spectra_and_rul(app_env: Seeded) -> None:
+    at = _signed_in("olga", "views/asset.py", asset="P-101")
+    assert at.title[0].value == "P-101 · Feed pump 101"
+    charts = [c for c in at.get("plotly_chart")]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts]
+    assert any(t.startswith("Vibration RMS") for t in titles)
+    assert any(t.startswith("Temperature") for t in titles)
+    assert any(t.startswith("Spectrum") for t in titles)
+    assert any(t.startswith("Envelope spectrum") for t in titles)
+    assert "Remaining useful life" in titles
+    envelope = next(json.loads(c.proto.spec) for c in charts if "Envelope" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    assert any(tr.get("name") == "BPFO" for tr in envelope["data"])
+    assert "fixture-truth v1" in _text(at)
+    assert at.button(key="snapshot").disabled
+
+
+def test_asset_without_predictions_says_so(app_env: Seeded) -> None:
+    at = _signed_in("olga", "views/asset.py", asset="M-202")
+    text = _text(at)
+    assert "No RUL predictions for this asset yet" in text
+    assert "No edge features for this asset yet" in text
+
+
+def test_operator_acknowledges_and_shelves(app_env: Seeded) -> None:
+    store = Store(app_env.url)
+    fresh = actions.raise_alarm(store, "M-202", "test_ack", "medium", "raised by the test")
+    other = actions.raise_alarm(store, "M-202", "test_shelve", "low", "raised by the test")
+    at = _signed_in("olga", "views/alarms.py")
+    assert "shelved by olga" in _text(at)
+    at.button(key=f"ack-{fresh.id}").click().run()
+    assert not at.exception
+    acked = queries.alarm(store, fresh.id)
+    assert acked is not None and (acked.state, acked.acked_by) == ("acknowledged", "olga")
+
+    at.text_input(key=f"shelve-reason-{other.id}").input("test: sensor swap")
+    next(b for b in at.button if b.label == "Shelve alarm" and b.form_id == f"shelve-{other.id}").click().run()
+    assert not at.exception
+    shelved = queries.alarm(store, other.id)
+    assert shelved is not None and (shelved.state, shelved.shelved_by, shelved.shelve_reason) == (
+        "shelved", "olga", "test: sensor swap")
+    assert "Cleared" in [t.label for t in at.tabs][-1]
+    for a in (fresh, other):
+        actions.clear_alarm(store, a.id)
+    store.close()
+
+
+def test_work_orders_for_operator_are_read_only(app_env: Seeded) -> None:
+    at = _signed_in("olga", "views/work_orders.py")
+    text = _text(at)
+    assert "Replace the drive-end bearing" in text
+    assert "needs the engineer role" in text
+    assert not [b for b in at.button if b.label in ("Approve", "Reject", "Complete")]
+    assert {d.label for d in at.get("download_button")} == {"Export JSON", "Export CSV"}
+
+
+def test_engineer_approves_a_prescription(app_env: Seeded) -> None:
+    store = Store(app_env.url)
+    wo = actions.create_work_order(store, "M-202", "Test: check coupling", by="prescriber",
+                                   body={"recommendation": "Check the coupling", "evidence": ["2x shaft rising"]})
+    at = _signed_in("eve", "views/work_orders.py")
+    at.text_input(key=f"approve-note-{wo.id}").input("ok")
+    next(b for b in at.button if b.label == "Approve" and b.form_id == f"approve-{wo.id}").click().run()
+    assert not at.exception
+    done = queries.work_order(store, wo.id)
+    assert done is not None and (done.status, done.updated_by, done.history[-1]["note"]) == ("approved", "eve", "ok")
+    actions.complete_work_order(store, wo.id, "eve", "test cleanup")
+    store.close()
+
+
+def test_models_page_lists_versions_and_promotes(app_env: Seeded) -> None:
+    at = _signed_in("eve", "views/models.py")
+    assert "cmapss-FD001" in [s.value for s in at.subheader]
+    assert "promoted: v1" in _text(at)
+    assert "val_rmse_onnx" in _frames(at)
+    at.button(key="promote-cmapss-FD001").click().run()
+    assert not at.exception
+    assert "promoted: v2" in _text(at)
+    at.button(key="rollback-cmapss-FD001").click().run()
+    assert "promoted: v1" in _text(at)
+
+
+def test_models_page_without_models(empty_registry: Path) -> None:
+    at = _signed_in("eve", "views/models.py")
+    assert "No models yet" in _text(at)
+
+
+def test_operator_cannot_open_engineering_pages(app_env: Seeded) -> None:
+    at = _signed_in("olga")
+    for page in ("views/models.py", "views/synthetic.py"):
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page(page)
+
+
+def test_synthetic_page_is_honest(app_env: Seeded) -> None:
+    at = _signed_in("eve", "views/synthetic.py")
+    assert "Not built yet" in _text(at)
+
+
+def test_data_quality_lists_dead_letters(app_env: Seeded) -> None:
+    at = _signed_in("olga", "views/data_quality.py")
+    frames = _frames(at)
+    for reason in ("malformed", "invalid", "out_of_range", "unknown_topic", "topic_mismatch"):
+        assert reason in frames
+    assert "genedge/v1/plant1/fan-09/readings" in frames
+    assert "vib_de" in frames  # channel freshness table

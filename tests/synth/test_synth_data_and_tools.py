@@ -1,0 +1,110 @@
+"""CWRU loader protocol, classical augmentation, classifiers, gap filling and the CLI."""
+
+# ruff: noqa: N806
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import ModelError, NotFittedError
+from synth import (
+    ClassicalAugmenter,
+    ConditionalVAE,
+    FeatureClassifier,
+    MiniRocketClassifier,
+    add_white_noise,
+    classical_features,
+    few_shot,
+    fill_gaps,
+    load_cwru,
+)
+from synth.gaps import interpolate_gaps
+
+
+def test_cwru_split_is_disjoint_in_time(cwru_clean) -> None:
+    d = cwru_clean
+    assert d.X_train.shape[1:] == (1, 1024) and d.X_test.shape[1:] == (1, 1024)
+    assert sorted(np.unique(d.y_train)) == list(range(10)) and len(d.class_names) == 10
+    # no test window appears in the training windows (second half vs first half of each recording)
+    train_rows = {row.tobytes() for row in d.X_train[:, 0, :64]}
+    assert not any(row.tobytes() in train_rows for row in d.X_test[:, 0, :64])
+    assert np.bincount(d.y_test)[1:].min() >= 50
+
+
+def test_noise_snr_and_few_shot(cwru_clean) -> None:
+    X = cwru_clean.X_train[:50].astype(np.float64)
+    noisy = add_white_noise(X, -4.0, np.random.default_rng(0))
+    snr = 10 * np.log10(np.mean(X**2) / np.mean((noisy - X) ** 2))
+    assert snr == pytest.approx(-4.0, abs=0.3)
+    Xk, yk, idx = few_shot(cwru_clean.X_train, cwru_clean.y_train, 2, seed=0)
+    assert np.bincount(yk)[1:].tolist() == [2] * 9 and np.sum(yk == 0) == np.sum(cwru_clean.y_train == 0)
+    np.testing.assert_array_equal(Xk, cwru_clean.X_train[idx])
+    with pytest.raises(ModelError):
+        few_shot(cwru_clean.X_train, cwru_clean.y_train, 0)
+
+
+def test_loader_rejects_bad_channels(cwru_dir: Path) -> None:
+    with pytest.raises(ModelError, match="channels"):
+        load_cwru(cwru_dir, channels=("BA",))
+
+
+def test_classical_augmentation(toy_panel: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = toy_panel
+    aug = ClassicalAugmenter(n_per_class=7, random_state=1)
+    Xa, ya = aug.augment(X, y, classes=[1, 2])
+    assert Xa.shape == (14, 2, 128) and ya.tolist() == [1] * 7 + [2] * 7
+    np.testing.assert_array_equal(aug.augment(X, y, classes=[1, 2])[0], Xa)
+    assert not np.allclose(Xa[0], X[y == 1][0])
+
+
+def test_features_and_classifiers(toy_panel: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = toy_panel
+    F = classical_features(X, 128.0, defects={"a": 9.0}, shaft_hz=4.0)
+    assert F.shape[0] == 30 and np.isfinite(F).all()
+    for clf in (FeatureClassifier(fs=128.0, kind="logreg"), MiniRocketClassifier(**MiniRocketClassifier.get_test_params()[0])):
+        with pytest.raises(NotFittedError):
+            clf.predict(X)
+        assert (clf.fit(X, y).predict(X) == y).mean() > 0.9
+
+
+def test_fill_gaps_keeps_observed_samples(toy_panel: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = toy_panel
+    vae = ConditionalVAE(n_steps=60, width=4, latent_dim=4, batch_size=16).fit(X, y)
+    missing = np.zeros(X.shape, dtype=bool)
+    missing[:, 0, 40:60] = True
+    filled = fill_gaps(vae, np.where(missing, np.nan, X), missing, y, n_iter=5)
+    np.testing.assert_array_equal(filled[~missing], X[~missing])
+    assert np.isfinite(filled).all()
+    lin = interpolate_gaps(np.where(missing, 0.0, X), missing)
+    assert np.isfinite(lin).all()
+    with pytest.raises(ModelError, match="mask"):
+        fill_gaps(vae, X, missing[:, :1], y)
+
+
+def test_cli_train_sample_evaluate(cwru_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from genedge.synth_cli import synth_app
+
+    runner = CliRunner()
+    model = tmp_path / "vae.pkl"
+    res = runner.invoke(synth_app, ["train", "--data-dir", str(cwru_dir), "--out", str(model), "--model", "vae",
+                                    "--steps", "5", "--k", "2", "--no-progress", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["windows"] > 18
+    out = tmp_path / "w.npy"
+    res = runner.invoke(synth_app, ["sample", "--model-path", str(model), "--out", str(out), "--n", "300", "--label",
+                                    "outer_007", "--json"])
+    assert res.exit_code == 0, res.output
+    assert np.load(out).shape == (300, 1, 1024)
+    res = runner.invoke(synth_app, ["evaluate", "--model-path", str(model), "--data-dir", str(cwru_dir), "--report-dir",
+                                    str(tmp_path / "rep"), "--per-class", "8", "--json"])
+    # five training batches make a poor generator: the gate rejects it (exit code 2) but writes the report
+    assert res.exit_code in (0, 2), res.output
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["n_synthetic"] == 72
+    res = runner.invoke(synth_app, ["sample", "--model-path", str(model), "--out", str(out), "--label", "nope"])
+    assert res.exit_code != 0
