@@ -6,7 +6,7 @@ Full protocol (hours on 2 busy CPU cores)::
 
 Reduced run (what the committed results/synth.json holds is stated in its ``meta``)::
 
-    python benchmarks/synth.py --seeds 3 --snr -4 --vae-steps 300 --gan-steps 600 --kernels 2016
+    python benchmarks/synth.py --seeds 5 --kernels 2016
 
 Writes ``benchmarks/results/synth.json`` (after every run), ``benchmarks/results/synth.md`` (the
 README table) and small PNGs under ``benchmarks/results/synth/``.
@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snr", type=float, action="append", dest="snrs", help="dB; repeat (default -4 and 0)")
     p.add_argument("--k", type=int, action="append", dest="ks", help="real fault windows per class; repeat (default 1 and 2)")
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--vae-steps", type=int, default=500)
-    p.add_argument("--gan-steps", type=int, default=800)
+    p.add_argument("--vae-steps", type=int, default=400)
+    p.add_argument("--gan-steps", type=int, default=600)
     p.add_argument("--kernels", type=int, default=10_000, help="MiniRocket kernels")
     p.add_argument("--n-aug", type=int, default=50)
     p.add_argument("--n-gen", type=int, default=50)

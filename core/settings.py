@@ -9,6 +9,7 @@ the TOML file given with ``--config``, then the defaults below.
 from __future__ import annotations
 
 import json
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -35,6 +36,9 @@ __all__ = [
     "SimSettings",
     "StoreSettings",
 ]
+
+
+_LOAD_LOCK = threading.Lock()
 
 
 class MqttSettings(BaseModel):
@@ -127,6 +131,8 @@ class DashboardSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8501, ge=1, le=65535)
     users: dict[str, dict[str, str]] = Field(default_factory=dict, description="user -> {role, password_hash}")
+    refresh_s: float = Field(default=2.0, gt=0, description="live pages refresh interval")
+    stale_after_s: float = Field(default=30.0, gt=0, description="an asset with no data for this long is stale")
 
 
 class Settings(BaseSettings):
@@ -178,13 +184,14 @@ class Settings(BaseSettings):
                 tomllib.loads(config_file.read_text())
             except (OSError, tomllib.TOMLDecodeError) as err:
                 raise ConfigError(f"config file {str(config_file)!r} is not valid TOML: {err}") from err
-        cls._toml_file = config_file
-        try:
-            return cls(**overrides)
-        except ValidationError as err:
-            raise ConfigError(f"invalid configuration: {err}") from err
-        finally:
-            cls._toml_file = None
+        with _LOAD_LOCK:  # the TOML path travels to settings_customise_sources on the class
+            cls._toml_file = config_file
+            try:
+                return cls(**overrides)
+            except ValidationError as err:
+                raise ConfigError(f"invalid configuration: {err}") from err
+            finally:
+                cls._toml_file = None
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data with secrets shown as ``**********``."""

@@ -61,7 +61,7 @@ def spectrum_figure(freqs: NDArray[np.float64], amp: NDArray[np.float64], title:
     if fmax is not None:
         keep = freqs <= fmax
         freqs, amp = freqs[keep], amp[keep]
-    fig = go.Figure(go.Scatter(x=freqs, y=amp, mode="lines", name=title.split(" · ")[0],
+    fig = go.Figure(go.Scatter(x=freqs, y=amp, mode="lines", name=title.split(" · ", maxsplit=1)[0],
                                line={"color": colour, "width": 1.2}))
     top = float(amp.max()) if amp.size else 1.0
     shown: set[str] = set()

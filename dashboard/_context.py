@@ -28,9 +28,16 @@ def config_path(argv: list[str]) -> Path | None:
     return path
 
 
+@st.cache_resource(show_spinner=False)
+def _load_settings(path: Path | None) -> Settings:
+    # Once per server process: settings are built once at the entry point, and Settings.load
+    # keeps the TOML path in class state, which concurrent sessions must not race on.
+    return Settings.load(path)
+
+
 def load_settings(path: Path | None) -> Settings:
-    """Load the settings for this run and keep them in the session."""
-    s = Settings.load(path)
+    """The server's settings (loaded on first use), kept in the session for the pages."""
+    s = _load_settings(path)
     st.session_state[_SETTINGS] = s
     return s
 

@@ -9,7 +9,8 @@ import streamlit as st
 from core.wire import utcnow
 from ingest.store.queries import PredictionView
 
-__all__ = ["ALARM_COLOURS", "QUALITY_COLOURS", "ago", "alarm_badge", "fmt_rul", "fmt_time", "quality_badge"]
+__all__ = ["ALARM_COLOURS", "QUALITY_COLOURS", "ago", "alarm_badge", "flash", "fmt_rul", "fmt_time", "quality_badge",
+           "show_flash", "zone_badge"]
 
 # ISA-101 style: normal is muted, colour marks what is abnormal.
 ALARM_COLOURS = {"active": "red", "acknowledged": "orange", "shelved": "violet", "cleared": "gray", "normal": "gray"}
@@ -18,6 +19,19 @@ QUALITY_COLOURS = {"good": "gray", "stale": "orange", "flatline": "red", "silent
 ZONE_BADGE = {"A": "gray", "B": "gray", "C": "orange", "D": "red"}
 SEVERITY_ICONS = {"critical": ":material/error:", "high": ":material/warning:", "medium": ":material/info:",
                   "low": ":material/info:"}
+
+
+_FLASH = "genedge.flash"
+
+
+def flash(message: str) -> None:
+    """Show ``message`` as a toast on the next run (a toast raised just before ``st.rerun`` is lost)."""
+    st.session_state.setdefault(_FLASH, []).append(message)
+
+
+def show_flash() -> None:
+    for message in st.session_state.pop(_FLASH, []):
+        st.toast(message, icon=":material/check:")
 
 
 def ago(t: datetime | None, now: datetime | None = None) -> str:

@@ -16,7 +16,8 @@ import streamlit as st
 
 from core.errors import ConfigError
 from dashboard import _context as ctx
-from dashboard.auth import Permission, authenticate, parse_users
+from dashboard import _ui
+from dashboard.auth import Permission, User, authenticate, parse_users
 
 _VIEWS = "views"
 
@@ -56,9 +57,7 @@ def _sign_in_page() -> None:
         st.rerun()
 
 
-def _pages() -> dict[str, list[st.Page]]:
-    user = ctx.current_user()
-    assert user is not None
+def _pages(user: User) -> dict[str, list[st.Page]]:
     pages: dict[str, list[st.Page]] = {
         "Plant": [
             st.Page(f"{_VIEWS}/overview.py", title="Plant overview", icon=":material/factory:", default=True),
@@ -108,7 +107,8 @@ def main() -> None:
         nav = st.navigation([st.Page(_sign_in_page, title="Sign in", icon=":material/login:")], position="hidden")
         nav.run()
         return
-    nav = st.navigation(_pages())
+    nav = st.navigation(_pages(user))
+    _ui.show_flash()
     with st.sidebar:
         st.caption(f"Signed in as **{user.name}** ({user.role.value})")
         if st.button("Sign out", icon=":material/logout:", key="sign_out"):

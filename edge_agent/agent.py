@@ -91,6 +91,7 @@ class EdgeAgent:
         self.commands: queue_mod.Queue[tuple[str, bytes]] = queue_mod.Queue()
         self._silent: dict[str, set[str]] = {a: set() for a in self.assets}
         self._started = time.monotonic()
+        self.last_rul_hours: dict[str, float] = {}
         self.on_window: Callable[[WindowResult], None] | None = None
 
     # ------------------------------------------------------------------ entry points
@@ -109,6 +110,10 @@ class EdgeAgent:
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
+            for hook in self.hooks:
+                closer = getattr(hook, "close", None)
+                if closer is not None:
+                    await closer()
         return self.stats
 
     def handle_batch(self, batch: RawBatch) -> None:

@@ -144,7 +144,7 @@ class ReliablePublisher:
     each once (it skips repeated ``msg_id``) and stale data never gets a new timestamp.
 
     Each connection is a fresh MQTT session whose last will is the agent's death message; on
-    every (re)connect the agent and each asset are born again. Births and deaths are published
+    every (re)connect the agent and each asset are born again (once the link is up). Births and deaths are published
     by ``<agent_id>-state`` with their own sequence (Sparkplug's bdSeq), so the data publisher's
     ``seq`` is gap-free. With ``primary_host`` the publisher also waits, like a Sparkplug edge node,
     for the host application's retained STATE ``{"online": true}`` before sending data.
@@ -184,6 +184,8 @@ class ReliablePublisher:
         self._connected = threading.Event()
         self._host_online = primary_host is None
         self._inflight: dict[int, int] = {}  # mid -> queue row id
+        self._early_acks: set[int] = set()
+        self._untracked: set[int] = set()  # births: acknowledged but not in the queue
         self._replay_upto = queue.max_id()  # rows left by an earlier run are replays
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
@@ -286,29 +288,38 @@ class ReliablePublisher:
         client.subscribe(f"{TOPIC_ROOT}/{self.site}/+/{CMD_SUFFIX}", qos=1)
         if self.primary_host is not None:
             client.subscribe(host_state_topic(self.primary_host), qos=1)
-        client.publish(*self._birth(self.agent_id, [a for a, _ in self.assets]), qos=1)
-        for asset_id, channels in self.assets:
-            client.publish(*self._birth(asset_id, channels), qos=1)
         with self._lock:
             self.stats.connects += 1
         self._connected.set()
         self._wake.set()
 
     def _on_disconnect(self, *_args: Any) -> None:
+        # The host's STATE must be seen again on the next session: it may have gone while we were away.
+        self._host_online = self.primary_host is None
         if self._connected.is_set():
             with self._lock:
                 self.stats.disconnects += 1
         self._connected.clear()
         self._wake.set()
 
-    def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, *_rest: Any) -> None:
+    def _on_publish(self, client: mqtt.Client, _u: object, mid: int, *_rest: Any) -> None:
+        if client is not self._client:
+            return  # a late PUBACK of a session already given up: its rows are re-sent anyway
         with self._lock:
+            if mid in self._untracked:
+                self._untracked.discard(mid)
+                return
             row = self._inflight.pop(mid, None)
+            if row is None:
+                self._early_acks.add(mid)  # PUBACK before _pump recorded the mid
         if row is not None:
-            self.queue.ack(row)
-            with self._lock:
-                self.stats.acked += 1
+            self._ack(row)
         self._wake.set()
+
+    def _ack(self, row: int) -> None:
+        self.queue.ack(row)
+        with self._lock:
+            self.stats.acked += 1
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         if self.primary_host is not None and msg.topic == host_state_topic(self.primary_host):
@@ -350,28 +361,53 @@ class ReliablePublisher:
             self._client = None
             with self._lock:
                 self._inflight.clear()
+                self._early_acks.clear()
+                self._untracked.clear()
             self._replay_upto = self.queue.max_id()
+
+    def _publish_births(self, client: mqtt.Client) -> None:
+        """Birth of the agent and of each asset, once per session, when the link is up (Sparkplug order)."""
+        births = [self._birth(self.agent_id, [a for a, _ in self.assets])]
+        births += [self._birth(asset_id, channels) for asset_id, channels in self.assets]
+        for topic, payload in births:
+            info = client.publish(topic, payload, qos=1)
+            with self._lock:
+                if info.mid in self._early_acks:
+                    self._early_acks.discard(info.mid)
+                else:
+                    self._untracked.add(info.mid)
 
     def _pump(self, client: mqtt.Client) -> None:
         last_id = 0
+        born = False
         while not self._stop.is_set() and self._connected.is_set():
             self._wake.clear()
             if not self._host_online:
                 self._wake.wait(0.2)
                 continue
+            if not born:
+                self._publish_births(client)
+                born = True
             with self._lock:
                 room = self.max_inflight - len(self._inflight)
             rows = self.queue.peek(last_id, room) if room > 0 else []
             for row in rows:
                 replay = row.offline or row.id <= self._replay_upto
                 payload = _mark_historical(row.payload) if replay else row.payload
+                # Never hold our lock inside paho: its network thread calls _on_publish holding its own.
+                info = client.publish(row.topic, payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break
                 with self._lock:
-                    info = client.publish(row.topic, payload, qos=1)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        break
-                    self._inflight[info.mid] = row.id
+                    acked_early = info.mid in self._early_acks
+                    if acked_early:
+                        self._early_acks.discard(info.mid)
+                    else:
+                        self._inflight[info.mid] = row.id
                     self.stats.sent += 1
                     self.stats.replayed += int(replay)
+                if acked_early:
+                    self._ack(row.id)
                 last_id = row.id
             if not rows:
                 self._wake.wait(0.05)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.settings import Settings
 from core.sim import default_faults, default_plant
 from core.wire import utcnow
-from edge_agent.publisher import MqttPublisher
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
+from edge_agent.publisher import MqttPublisher, ReliablePublisher
+from edge_agent.queue import DiskQueue
 from edge_agent.readings import to_reading_batch
 from edge_agent.sources.simulator import SimulatorSource
 from genedge.broker import EmbeddedBroker, port_open
@@ -39,22 +44,28 @@ class DemoResult:
 
 
 class Demo:
-    """The whole plant on one machine.
+    """The whole plant on one machine: sensor -> edge agent -> broker -> ingest.
 
     Starts the embedded broker unless an external one is configured (``mqtt.embedded = false``
-    or ``--broker``), the ingest service, and the simulator publishing live readings.
+    or ``--broker``), the ingest service, and the edge agent consuming the simulated plant. The
+    agent publishes feature frames, status and the raw readings of the slow channels
+    (temperature, speed, load); ``published``/``stored`` count those reading batches.
     """
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
         self.assets = settings.assets or default_plant(settings.mqtt.site)
-        self.publisher_id = f"sim-{uuid.uuid4().hex[:8]}"
+        self.publisher_id = f"demo-{uuid.uuid4().hex[:8]}"
+        self._tmp = tempfile.TemporaryDirectory(prefix="genedge-demo-")
+        edge = settings.edge.model_copy(update={"agent_id": self.publisher_id,
+                                                "queue_path": Path(self._tmp.name) / "edge-queue.db"})
+        self.settings = settings.model_copy(update={"edge": edge})
         self.broker: EmbeddedBroker | None = None
         self.store: Store | None = None
         self._stop_sim = threading.Event()
         self._stop_ingest = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.publisher: MqttPublisher | None = None
+        self.publisher: ReliablePublisher | None = None
+        self.agent: EdgeAgent | None = None
         self.ingest: IngestService | None = None
         self.started_at = utcnow()
         self.errors: list[BaseException] = []
@@ -76,8 +87,14 @@ class Demo:
         self._spawn("ingest", lambda: self.ingest.run(self._stop_ingest, drain_s=0.2))  # type: ignore[union-attr]
         if not self.ingest.connected.wait(20):
             raise RuntimeError("ingest could not connect to the broker")
-        self.publisher = MqttPublisher(s.mqtt, self.publisher_id)
-        self.publisher.connect()
+        queue = DiskQueue(s.edge.queue_path, s.edge.queue_max_messages, s.edge.overflow)
+        self.publisher = ReliablePublisher(s.mqtt, s.mqtt.site, s.edge.agent_id, queue,
+                                           assets=[(a.asset_id, [c.name for c in a.channels]) for a in self.assets])
+        self.agent = EdgeAgent(s, self.assets, self.publisher, config=AgentConfig())
+        self.publisher.on_command = self.agent.command
+        self.publisher.start()
+        if not self.publisher.wait_connected(20):
+            raise RuntimeError("the edge agent could not connect to the broker")
         self._spawn("simulator", lambda: asyncio.run(self._simulate()))
 
     def _spawn(self, name: str, target: Any) -> None:
@@ -93,19 +110,30 @@ class Demo:
         self._threads.append(t)
 
     async def _simulate(self) -> None:
-        assert self.publisher is not None
-        await publish_simulation(self.settings, self.assets, self.publisher, self._stop_sim)
+        assert self.agent is not None
+        s = self.settings
+        source = SimulatorSource(
+            self.assets, default_faults(self.assets, s.sim.seed), seed=s.sim.seed,
+            time_acceleration=s.sim.time_acceleration, interval_s=s.sim.publish_interval_s,
+            snapshot_samples=s.sim.vibration_samples,
+        )
+        await self.agent.run(source, self._stop_sim)
 
     def stop(self, drain_timeout: float = 60.0) -> DemoResult:
-        """Stop the simulator, let ingest store everything published, then shut down."""
+        """Stop the simulator and agent, let ingest store everything published, then shut down."""
         self._stop_sim.set()
         for t in self._threads:
             if t.name == "simulator":
                 t.join(30)
         published = 0
-        if self.publisher is not None:
-            self.publisher.flush(drain_timeout)
-            published = self.publisher.acked
+        extra: dict[str, Any] = {}
+        if self.publisher is not None and self.agent is not None:
+            self.publisher.drain(drain_timeout)
+            st = self.agent.stats
+            unsent = sum(1 for m in self.publisher.queue.peek(0, 1_000_000) if m.topic.endswith("/readings"))
+            published = st.readings_sent + st.raw_snapshots_sent - unsent
+            extra = {"agent": self.publisher_id, "features": st.features_sent, "status": st.status_sent,
+                     "windows": st.windows, "alarms": st.alarms, "queue_left": len(self.publisher.queue)}
             self.publisher.close()
         assert self.store is not None
         end = time.monotonic() + drain_timeout
@@ -119,10 +147,12 @@ class Demo:
             stored=self.store.count_readings(self.publisher_id),
             dead_lettered=self.store.count_dead_letters(since=self.started_at),
             duplicates=self.store.count_duplicate_readings(self.publisher_id),
+            extra=extra,
         )
         self.store.close()
         if self.broker is not None:
             self.broker.stop()
+        self._tmp.cleanup()
         return result
 
 

@@ -53,7 +53,7 @@ __all__ = [
 PEAK_SNR = 6.0
 #: Which bearing fault each defect frequency points to.
 DEFECT_FAULT = {"bpfo": "outer_race", "bpfi": "inner_race", "bsf": "ball", "ftf": "cage"}
-_CRITICALITY = {1: "low", 2: "medium", 3: "safety/production critical"}
+_CRITICALITY = {1: "low", 2: "medium", 3: "safety critical"}
 _MAX_QUOTED = 300
 
 #: One feature window: (window start, channel -> feature name -> value).
@@ -85,7 +85,11 @@ def _hours(h: float) -> str:
 
 
 def evidence_items(ev: Evidence) -> list[EvidenceItem]:
-    """The citable items of ``ev``, with stable ids, in a fixed order."""
+    """The citable items of ``ev``, with stable ids, in a fixed order.
+
+    Summaries are short on purpose: they are what a language model reads (every token costs
+    time on a small CPU) and what a planner scans in the work order.
+    """
     items: list[EvidenceItem] = []
     add = items.append
     if ev.rul is not None:
@@ -93,66 +97,65 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
         age_h = max((ev.at - r.at).total_seconds() / 3600.0, 0.0)
         add(EvidenceItem(
             id="rul:latest", kind="rul",
-            summary=(f"RUL median {_hours(r.median_h)}, {r.coverage:.0%} interval {_hours(r.lower_h)} to {_hours(r.upper_h)}"
-                     + (f", health index {r.health_index:.2f}" if r.health_index is not None else "")
-                     + f" ({age_h:.0f} h old)"),
+            summary=(f"RUL {_hours(r.median_h)}, {r.coverage:.0%} interval {_hours(r.lower_h)} to {_hours(r.upper_h)}"
+                     + (f", {age_h:.0f} h old" if age_h >= 1 else "")),
             values={"median_h": round(r.median_h, 2), "lower_h": round(r.lower_h, 2), "upper_h": round(r.upper_h, 2),
-                    "coverage": r.coverage, "age_h": round(age_h, 2)}))
+                    "coverage": r.coverage, "age_h": round(age_h, 2), "health_index": r.health_index}))
     if ev.fault is not None:
         f = ev.fault
-        add(EvidenceItem(id="fault:class", kind="fault",
-                         summary=f"fault class {f.kind}, confidence {f.confidence:.2f}",
+        add(EvidenceItem(id="fault:class", kind="fault", summary=f"{f.kind}, confidence {f.confidence:.2f}",
                          values={"kind": f.kind, "confidence": round(f.confidence, 3), "source": f.source}))
     if ev.zone is not None:
         z = ev.zone
         add(EvidenceItem(id="zone:latest", kind="zone",
-                         summary=f"ISO 20816 zone {ZONE_NAMES[z.zone]} (class {z.machine_class}), velocity {z.velocity_mm_s:.2f} mm/s RMS",
-                         values={"zone": ZONE_NAMES[z.zone], "velocity_mm_s": round(z.velocity_mm_s, 3)}))
+                         summary=f"ISO 20816 zone {ZONE_NAMES[z.zone]}, {z.velocity_mm_s:.1f} mm/s",
+                         values={"zone": ZONE_NAMES[z.zone], "velocity_mm_s": round(z.velocity_mm_s, 3),
+                                 "machine_class": z.machine_class}))
         if z.previous_zone is not None and z.previous_velocity_mm_s is not None:
             add(EvidenceItem(
                 id="zone:trend", kind="zone",
-                summary=(f"zone {ZONE_NAMES[z.previous_zone]} to {ZONE_NAMES[z.zone]} over {_hours(z.lookback_h or 0)}, "
-                         f"velocity {z.previous_velocity_mm_s:.2f} to {z.velocity_mm_s:.2f} mm/s ({z.trend})"),
+                summary=(f"{z.trend}, {z.previous_velocity_mm_s:.1f} to {z.velocity_mm_s:.1f} mm/s "
+                         f"in {_hours(z.lookback_h or 0)}"
+                         + (f", zone {ZONE_NAMES[z.previous_zone]} to {ZONE_NAMES[z.zone]}" if z.previous_zone != z.zone else "")),
                 values={"from": ZONE_NAMES[z.previous_zone], "to": ZONE_NAMES[z.zone], "trend": z.trend,
                         "lookback_h": z.lookback_h}))
     for p in ev.peaks:
         add(EvidenceItem(
             id=f"peak:{p.defect}", kind="peak",
-            summary=(f"envelope peak at {p.defect.upper()} {p.frequency_hz:.1f} Hz, {p.snr:.0f}x floor, "
-                     f"{p.harmonics} harmonic{'s' if p.harmonics > 1 else ''}"),
+            summary=f"{p.defect.upper()} {p.frequency_hz:.0f} Hz in envelope, {p.snr:.0f}x floor, {p.harmonics} harmonics",
             values={"defect": p.defect, "frequency_hz": round(p.frequency_hz, 2), "snr": round(p.snr, 2),
                     "harmonics": p.harmonics}))
     if ev.temperature is not None:
         t = ev.temperature
-        add(EvidenceItem(id="temp:latest", kind="temperature", summary=f"bearing temperature {t.latest_c:.1f} degC",
+        add(EvidenceItem(id="temp:latest", kind="temperature", summary=f"bearing temperature {t.latest_c:.0f} degC",
                          values={"latest_c": round(t.latest_c, 2)}))
         if t.slope_c_per_h is not None:
             word = "rising" if t.slope_c_per_h > 0.05 else "falling" if t.slope_c_per_h < -0.05 else "steady"
             add(EvidenceItem(id="temp:trend", kind="temperature",
-                             summary=f"temperature {word} {t.slope_c_per_h:+.2f} degC/h over {_hours(t.lookback_h or 0)}",
-                             values={"slope_c_per_h": round(t.slope_c_per_h, 4), "trend": word}))
+                             summary=f"{word}, {t.slope_c_per_h:+.2f} degC/h",
+                             values={"slope_c_per_h": round(t.slope_c_per_h, 4), "trend": word,
+                                     "lookback_h": t.lookback_h}))
     for a in ev.alarms:
         add(EvidenceItem(
             id=f"alarm:{a.id}", kind="alarm",
-            summary=(f"alarm {a.kind} ({a.severity}, {a.state}) raised {a.raised_at:%Y-%m-%d %H:%M}"
-                     + (f", message {quote_data(a.message, 160)}" if a.message else "")),
-            values={"kind": a.kind, "severity": a.severity, "state": a.state}))
+            summary=f"{a.kind}, {a.severity}, {a.state}" + (f": {quote_data(a.message, 80)}" if a.message else ""),
+            values={"kind": a.kind, "severity": a.severity, "state": a.state, "raised_at": a.raised_at.isoformat()}))
     for w in ev.work_orders:
         add(EvidenceItem(
             id=f"wo:{w.id}", kind="work_order",
-            summary=(f"past work order {w.id} {quote_data(w.title, 80)} ({w.status}, {w.created_at:%Y-%m-%d})"
-                     + (f", outcome {quote_data(w.outcome, 160)}" if w.outcome else "")),
-            values={"status": w.status}))
-    a = ev.asset
+            summary=(f"{quote_data(w.title, 60)}, {w.status} {w.created_at:%Y-%m-%d}"
+                     + (f", outcome {quote_data(w.outcome, 100)}" if w.outcome else "")),
+            values={"status": w.status, "created_at": w.created_at.isoformat()}))
+    facts = ev.asset
     add(EvidenceItem(id="asset:criticality", kind="asset",
-                     summary=f"asset criticality {a.criticality} of 3 ({_CRITICALITY[a.criticality]})",
-                     values={"criticality": a.criticality}))
+                     summary=f"{facts.criticality} of 3, {_CRITICALITY[facts.criticality]}",
+                     values={"criticality": facts.criticality}))
     add(EvidenceItem(id="spares", kind="spares",
-                     summary=("spares listed: " + "; ".join(quote_data(s, 60) for s in a.spare_parts)) if a.spare_parts
-                     else "no spare parts listed for this asset",
-                     values={"count": len(a.spare_parts)}))
-    if a.notes.strip():
-        add(EvidenceItem(id="asset:notes", kind="asset", summary=f"operator notes {quote_data(a.notes)}", values={}))
+                     summary=", ".join(quote_data(s, 40) for s in facts.spare_parts) if facts.spare_parts
+                     else "no spare parts listed",
+                     values={"count": len(facts.spare_parts)}))
+    if facts.notes.strip():
+        add(EvidenceItem(id="asset:notes", kind="asset", summary=quote_data(facts.notes, 200), values={}))
     return items
 
 
@@ -186,7 +189,7 @@ def _peaks(feats: Mapping[str, float], threshold: float) -> tuple[PeakMatch, ...
         harmonics = 1 + sum(1 for k in range(2, 11) if floor > 0 and float(feats.get(f"env_{defect}_h{k}", 0.0)) >= 3 * floor)
         freq = float(feats.get(f"env_{defect}_hz", 0.0))
         if freq > 0:
-            out.append(PeakMatch(defect=defect, frequency_hz=freq, snr=snr, harmonics=min(harmonics, 10)))  # type: ignore[arg-type]
+            out.append(PeakMatch(defect=defect, frequency_hz=freq, snr=snr, harmonics=min(harmonics, 10)))
     return tuple(sorted(out, key=lambda p: -p.snr))
 
 

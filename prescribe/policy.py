@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from prescribe.evidence import DEFECT_FAULT
 from prescribe.schema import PRIORITIES, Evidence, Priority
 
-__all__ = ["Decision", "DeadlinePolicy", "assess"]
+__all__ = ["DeadlinePolicy", "Decision", "assess"]
 
 
 @dataclass(frozen=True)

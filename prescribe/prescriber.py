@@ -12,12 +12,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from core.errors import ModelError
-from prescribe.backends.base import Backend, DraftRequest
+from prescribe.backends.base import Backend, BackendUnavailableError, DraftRequest
 from prescribe.backends.rules import RulesBackend
 from prescribe.knowledge import KB_DIR, Procedure, retrieve
 from prescribe.policy import DeadlinePolicy, Decision, assess
@@ -63,16 +62,18 @@ class Prescriber:
         backend: the text backend (local model, OpenAI-compatible server or rules).
         policy: deadline and priority rules.
         max_tokens: generation budget of a language-model answer.
+        max_actions: most actions a language model may write (each costs about 45 tokens).
         kb_dir: knowledge-base directory.
         kb_limit: procedures retrieved into a prompt.
         notes: notes to carry on every recommendation (e.g. why the backend is the fallback).
     """
 
     def __init__(self, backend: Backend | None = None, *, policy: DeadlinePolicy | None = None, max_tokens: int = 160,
-                 kb_dir: Path = KB_DIR, kb_limit: int = 2, notes: tuple[str, ...] = ()) -> None:
+                 max_actions: int = 2, kb_dir: Path = KB_DIR, kb_limit: int = 2, notes: tuple[str, ...] = ()) -> None:
         self.backend: Backend = backend or RulesBackend()
         self.policy = policy or DeadlinePolicy()
         self.max_tokens = max_tokens
+        self.max_actions = max_actions
         self.kb_dir = kb_dir
         self.kb_limit = kb_limit
         self.notes = notes
@@ -95,7 +96,8 @@ class Prescriber:
         if decision.status != "action":
             return Outcome(self._without_backend(ev, decision, items, procedures), backend_used="policy")
         request = DraftRequest(messages=build_messages(ev, items, procedures, decision),
-                               schema=draft_schema([i.id for i in items], [p.id for p in procedures]),
+                               schema=draft_schema([i.id for i in items], [p.id for p in procedures],
+                                                   max_actions=self.max_actions),
                                max_tokens=self.max_tokens, evidence=ev, items=items, procedures=procedures,
                                decision=decision)
         draft, used, attempts, rejected, latency = await self._draft(request)
@@ -125,7 +127,7 @@ class Prescriber:
             except ModelError as err:
                 rejected.append(str(err))
                 log.warning("prescriber: %s answer rejected: %s", self.backend.name, err)
-                if isinstance(self.backend, RulesBackend) or "worker" in str(err) or "does not exist" in str(err):
+                if isinstance(self.backend, RulesBackend) or isinstance(err, BackendUnavailableError):
                     break  # retrying cannot help: deterministic templates, or no model at all
                 retry = [*request.messages, {"role": "user", "content": (
                     f"Your answer was rejected: {str(err)[:200]}. Answer again with one JSON object; "
@@ -195,7 +197,7 @@ class Prescriber:
                             evidence=cite("zone:latest", "rul:latest", "fault:class", "temp:latest"),
                             kb=(), priority=d.priority, deadline=d.deadline)
             summary = f"{ev.asset.asset_id}: no action needed; keep monitoring."
-        return Recommendation(asset_id=ev.asset.asset_id, created_at=ev.at, status=d.status,  # type: ignore[arg-type]
+        return Recommendation(asset_id=ev.asset.asset_id, created_at=ev.at, status=d.status,
                               summary=summary, priority=d.priority, deadline=d.deadline, margin_h=d.margin_h,
                               actions=(action,), reasons=d.reasons, evidence=tuple(items),
                               kb=tuple(p.id for p in procedures), backend="policy", notes=self.notes)

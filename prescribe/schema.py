@@ -258,7 +258,8 @@ class Recommendation(BaseModel):
                 raise ValueError(f"action {a.what!r} cites evidence {unknown} that was not supplied; supplied {sorted(known)}")
             unknown_kb = [k for k in a.kb if k not in self.kb]
             if unknown_kb:
-                raise ValueError(f"action {a.what!r} cites procedures {unknown_kb} that were not retrieved; retrieved {list(self.kb)}")
+                raise ValueError(f"action {a.what!r} cites procedures {unknown_kb} that were not retrieved; "
+                                 f"retrieved {list(self.kb)}")
         return self
 
     def as_text(self) -> str:

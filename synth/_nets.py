@@ -39,24 +39,35 @@ def _down_trunk(c_in: int, width: int) -> nn.Sequential:
 
 
 class _UpTrunk(nn.Module):
-    """``(latent + condition) -> (channels, L)`` by a linear layer and three x4 upsampling blocks."""
+    """``(latent + condition) -> (channels, L)`` by a linear layer and three x4 upsampling blocks.
 
-    def __init__(self, d_in: int, c_out: int, width: int, length: int, norm: bool) -> None:
+    With ``noise=True`` every block adds white noise scaled per channel by learned weights after its
+    convolution (noise injection, Karras et al., StyleGAN, CVPR 2019): broadband, sample-by-sample
+    randomness that a decoder from a small latent vector cannot otherwise produce.
+    """
+
+    def __init__(self, d_in: int, c_out: int, width: int, length: int, norm: bool, noise: bool = False) -> None:
         super().__init__()
         self.width = width
         self.l0 = length // DOWN
+        self.noise = noise
         self.fc = nn.Linear(d_in, 4 * width * self.l0)
         chans = [4 * width, 2 * width, width, width]
-        blocks: list[nn.Module] = []
-        for a, b in itertools.pairwise(chans):
-            blocks += [nn.Upsample(scale_factor=4, mode="nearest"), nn.Conv1d(a, b, kernel_size=9, padding=4)]
-            blocks += [nn.BatchNorm1d(b)] if norm else []
-            blocks += [nn.LeakyReLU(0.2)]
-        blocks += [nn.Conv1d(width, c_out, kernel_size=9, padding=4)]
-        self.body = nn.Sequential(*blocks)
+        self.convs = nn.ModuleList(
+            nn.Sequential(nn.Upsample(scale_factor=4, mode="nearest"), nn.Conv1d(a, b, kernel_size=9, padding=4))
+            for a, b in itertools.pairwise(chans))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(b) if norm else nn.Identity() for b in chans[1:])
+        self.noise_scale = nn.ParameterList(nn.Parameter(torch.full((b, 1), 0.1)) for b in chans[1:]) if noise else None
+        self.out = nn.Conv1d(width, c_out, kernel_size=9, padding=4)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.body(F.leaky_relu(self.fc(h), 0.2).view(h.shape[0], 4 * self.width, self.l0))
+    def forward(self, h: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        x = F.leaky_relu(self.fc(h), 0.2).view(h.shape[0], 4 * self.width, self.l0)
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            x = conv(x)
+            if self.noise_scale is not None:
+                x = x + self.noise_scale[i] * torch.randn((x.shape[0], 1, x.shape[2]), generator=gen, device=x.device)
+            x = F.leaky_relu(norm(x), 0.2)
+        return self.out(x)
 
 
 class CVAEModule(pl.LightningModule):
@@ -134,13 +145,13 @@ class WGANGPModule(pl.LightningModule):
     """
 
     def __init__(self, n_channels: int, length: int, cond: NDArray[np.float32], latent_dim: int = 64, width: int = 16,
-                 n_critic: int = 5, gp_weight: float = 10.0, learning_rate: float = 2e-4) -> None:
+                 n_critic: int = 5, gp_weight: float = 10.0, learning_rate: float = 2e-4, noise_injection: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["cond"])
         self.automatic_optimization = False
         self.register_buffer("cond", torch.as_tensor(np.asarray(cond, dtype=np.float32)))
         d_c = int(self.cond.shape[1])
-        self.generator = _UpTrunk(latent_dim + d_c, n_channels, width, length, norm=True)
+        self.generator = _UpTrunk(latent_dim + d_c, n_channels, width, length, norm=True, noise=noise_injection)
         self.critic = _Critic(n_channels, length, d_c, width)
 
     def _fake(self, c: torch.Tensor) -> torch.Tensor:
@@ -175,7 +186,7 @@ class WGANGPModule(pl.LightningModule):
     def generate(self, ci: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         c = self.cond[ci]
         z = torch.randn(ci.shape[0], self.hparams["latent_dim"], generator=gen)
-        return self.generator(torch.cat([z, c], dim=1))
+        return self.generator(torch.cat([z, c], dim=1), gen)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         lr = self.hparams["learning_rate"]

@@ -23,6 +23,7 @@ class ConditionalWGAN(TorchGenerator):
         n_critic: critic updates per generator update.
         gp_weight: weight of the gradient penalty.
         learning_rate: Adam step size (betas 0, 0.9).
+        noise_injection: add learned-scale white noise in every generator block (StyleGAN-style).
         n_steps: training batches (critic updates).
         batch_size: windows per batch (class-balanced).
         random_roll: random circular shifts of training windows.
@@ -41,6 +42,7 @@ class ConditionalWGAN(TorchGenerator):
         n_critic: int = 3,
         gp_weight: float = 10.0,
         learning_rate: float = 2e-4,
+        noise_injection: bool = True,
         n_steps: int = 800,
         batch_size: int = 32,
         random_roll: bool = True,
@@ -55,6 +57,7 @@ class ConditionalWGAN(TorchGenerator):
         self.n_critic = n_critic
         self.gp_weight = gp_weight
         self.learning_rate = learning_rate
+        self.noise_injection = noise_injection
         self.n_steps = n_steps
         self.batch_size = batch_size
         self.random_roll = random_roll
@@ -67,7 +70,7 @@ class ConditionalWGAN(TorchGenerator):
     def _build_net(self, n_channels: int, length: int, cond: NDArray[np.float32]) -> WGANGPModule:
         return WGANGPModule(n_channels, length, cond, latent_dim=int(self.latent_dim), width=int(self.width),
                             n_critic=int(self.n_critic), gp_weight=float(self.gp_weight),
-                            learning_rate=float(self.learning_rate))
+                            learning_rate=float(self.learning_rate), noise_injection=bool(self.noise_injection))
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:

@@ -72,4 +72,4 @@ def fill_gaps(
             mu, _ = net.encode(x, c)
             mean, _ = net.decode(mu, c)
             x = torch.where(Mt, mean, x)
-    return (x.numpy() * scale).astype(np.float32)
+    return np.where(M, x.numpy() * scale, Xa).astype(np.float32)

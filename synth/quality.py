@@ -265,7 +265,7 @@ class QualityGate:
 def plot_comparison(Xr: NDArray[np.float64], yr: NDArray[np.int64], Xs: NDArray[np.float64], ys: NDArray[np.int64],
                     fs: float, out_dir: Path, defect_frequencies: Mapping[int, float] | None = None,
                     class_names: Mapping[int, str] | None = None) -> list[str]:
-    """Small PNGs: one real and one synthetic window per class, and mean envelope spectra per class.
+    """Small PNGs: the start of one real and one synthetic window per class, and mean envelope spectra per class.
 
     Returns the written paths (empty when matplotlib is not installed).
     """
@@ -279,20 +279,21 @@ def plot_comparison(Xr: NDArray[np.float64], yr: NDArray[np.int64], Xs: NDArray[
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = [int(c) for c in np.unique(ys)]
     n = len(labels)
-    t = np.arange(Xr.shape[-1]) / fs * 1000
-    fig, axes = plt.subplots(n, 1, figsize=(6, 1.0 * n + 0.6), sharex=True, squeeze=False)
+    span = min(Xr.shape[-1], 256)  # the first 256 samples: impulses stay visible, files stay small
+    t = np.arange(span) / fs * 1000
+    fig, axes = plt.subplots(n, 1, figsize=(5, 0.8 * n + 0.5), sharex=True, squeeze=False)
     for ax, c in zip(axes[:, 0], labels, strict=True):
-        ax.plot(t, Xr[yr == c][0, 0], lw=0.5, label="real")
-        ax.plot(t, Xs[ys == c][0, 0], lw=0.5, alpha=0.8, label="synthetic")
+        ax.plot(t, Xr[yr == c][0, 0, :span], lw=0.5, label="real")
+        ax.plot(t, Xs[ys == c][0, 0, :span], lw=0.5, alpha=0.8, label="synthetic")
         ax.set_ylabel((class_names or {}).get(c, str(c)), fontsize=7)
         ax.tick_params(labelsize=6)
     axes[0, 0].legend(fontsize=6, loc="upper right")
     axes[-1, 0].set_xlabel("ms", fontsize=7)
     fig.tight_layout()
     p1 = out_dir / "windows.png"
-    fig.savefig(p1, dpi=70)
+    fig.savefig(p1, dpi=50)
     plt.close(fig)
-    fig, axes = plt.subplots(n, 1, figsize=(6, 1.0 * n + 0.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(5, 0.8 * n + 0.5), sharex=True, squeeze=False)
     for ax, c in zip(axes[:, 0], labels, strict=True):
         f, ar = envelope_spectra(Xr[yr == c], fs, nfft=4096)
         _, as_ = envelope_spectra(Xs[ys == c], fs, nfft=4096)
@@ -307,6 +308,6 @@ def plot_comparison(Xr: NDArray[np.float64], yr: NDArray[np.int64], Xs: NDArray[
     axes[-1, 0].set_xlabel("envelope frequency (Hz)", fontsize=7)
     fig.tight_layout()
     p2 = out_dir / "envelope_spectra.png"
-    fig.savefig(p2, dpi=70)
+    fig.savefig(p2, dpi=50)
     plt.close(fig)
     return [str(p1), str(p2)]

@@ -22,7 +22,7 @@ SHELVE_FOR = {"1 h": timedelta(hours=1), "4 h": timedelta(hours=4), "8 h": timed
 
 def _done(message: str) -> None:
     _data.invalidate()
-    st.toast(message, icon=":material/check:")
+    _ui.flash(message)
     st.rerun()
 
 

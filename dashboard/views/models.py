@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.errors import ModelError
 from dashboard import _context as ctx
-from dashboard import _data
+from dashboard import _data, _ui
 from dashboard.auth import Permission
 
 
@@ -50,7 +50,7 @@ def _registry_action(fn_name: str, name: str, *args: str) -> None:
         st.error(str(err))
         return
     _data.invalidate()
-    st.toast(f"{name} {mv.version} is now promoted", icon=":material/check:")
+    _ui.flash(f"{name} {mv.version} is now promoted")
     st.rerun()
 
 

@@ -16,7 +16,7 @@ from ingest.store import actions
 from ingest.store.queries import WorkOrderView
 
 STATUS_COLOURS = {"draft": "blue", "approved": "orange", "rejected": "gray", "done": "green"}
-_SHOWN_KEYS = ("recommendation", "evidence", "history")
+_SHOWN_KEYS = ("recommendation", "evidence", "history", "tasks", "parts")
 
 
 def _record(w: WorkOrderView) -> dict[str, Any]:
@@ -45,24 +45,50 @@ def _act(fn: Any, message: str, *args: Any, **kwargs: Any) -> None:
         st.error(str(err))
         return
     _data.invalidate()
-    st.toast(message, icon=":material/check:")
+    _ui.flash(message)
     st.rerun()
 
 
-def _evidence(body: dict[str, Any]) -> None:
-    if body.get("recommendation"):
-        st.markdown(f"**Recommendation:** {body['recommendation']}")
-    evidence = body.get("evidence")
+def _cell(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def _evidence_items(evidence: Any) -> None:
+    """Evidence as a mapping, a list of fact dicts (id, kind, summary, values) or a list of ids/lines."""
     if isinstance(evidence, dict) and evidence:
-        st.markdown("**Evidence**")
         # One text column: evidence values mix numbers, flags and text.
-        st.dataframe(pd.DataFrame([{"item": k, "value": v if isinstance(v, str) else json.dumps(v)}
-                                   for k, v in evidence.items()]), hide_index=True)
-    elif isinstance(evidence, list) and evidence:
-        st.markdown("**Evidence**")
+        st.dataframe(pd.DataFrame([{"item": k, "value": _cell(v)} for k, v in evidence.items()]), hide_index=True)
+    elif isinstance(evidence, list | tuple) and evidence and all(isinstance(e, dict) for e in evidence):
+        st.dataframe(pd.DataFrame([{k: _cell(v) for k, v in e.items()} for e in evidence]), hide_index=True)
+    elif isinstance(evidence, list | tuple) and evidence:
         st.markdown("\n".join(f"- {e}" for e in evidence))
     elif evidence:
-        st.markdown(f"**Evidence:** {evidence}")
+        st.markdown(str(evidence))
+
+
+def _body(body: dict[str, Any]) -> None:
+    """The prescription behind a work order: recommendation, tasks, parts, evidence; the rest as JSON."""
+    rec = body.get("recommendation")
+    if isinstance(rec, str) and rec:
+        st.markdown(f"**Recommendation:** {rec}")
+    elif isinstance(rec, dict):
+        if rec.get("summary"):
+            st.markdown(f"**Recommendation:** {rec['summary']}")
+        acts = rec.get("actions")
+        if isinstance(acts, list) and acts:
+            st.markdown("\n".join(f"{i}. **{a.get('what', '')}** — {a.get('why', '')}"
+                                   for i, a in enumerate(acts, 1) if isinstance(a, dict)))
+    if isinstance(body.get("description"), str) and body["description"] and not isinstance(rec, dict):
+        st.text(body["description"])  # the prescriber's description repeats its recommendation
+    for key, title in (("tasks", "Tasks"), ("parts", "Parts")):
+        items = body.get(key)
+        if isinstance(items, list) and items:
+            st.markdown(f"**{title}**  \n" + "  \n".join(f"- {t}" for t in items))
+    # The recommendation's evidence items (id, kind, summary, values) say more than the body's list of ids.
+    evidence = (rec.get("evidence") if isinstance(rec, dict) else None) or body.get("evidence")
+    if evidence:
+        st.markdown("**Evidence**")
+        _evidence_items(evidence)
     rest = {k: v for k, v in body.items() if k not in _SHOWN_KEYS}
     if rest:
         with st.expander("Other details"):
@@ -96,7 +122,7 @@ def _work_order(w: WorkOrderView, user: User) -> None:
         top[1].caption(f"priority {w.priority} · created {_ui.fmt_time(w.created_at)}"
                        + (f" · due {_ui.fmt_time(w.due_by)}" if w.due_by else "")
                        + (f" · last change by {w.updated_by} {_ui.ago(w.updated_at)}" if w.updated_by else ""))
-        _evidence(w.body)
+        _body(w.body)
         if w.outcome:
             st.markdown(f"**Outcome:** {w.outcome}")
         if w.history:

@@ -186,11 +186,10 @@ def shelve_alarm(store: Store, alarm_id: int, by: str, reason: str, until: datet
         raise StoreError(f"until must be after now ({now.isoformat()}), got {until.isoformat()}")
     if until - now > max_duration:
         raise StoreError(f"alarms may be shelved for at most {max_duration}, asked for {until - now}")
-    # TODO(store): shelved_by / shelved_at columns; until then they lead the reason text.
-    audit = f"[shelved by {by} at {now.isoformat()}] {reason}"
     return _alarm_transition(store, alarm_id, "shelve", allowed=Alarm.state.in_(("active", "acknowledged")),
                              allowed_text="only an active or acknowledged alarm can be shelved",
-                             values={"state": "shelved", "shelved_until": until, "shelve_reason": audit})
+                             values={"state": "shelved", "shelved_until": until, "shelve_reason": reason,
+                                     "shelved_by": by, "shelved_at": now})
 
 
 def unshelve_alarm(store: Store, alarm_id: int) -> AlarmView:

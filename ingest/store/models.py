@@ -166,6 +166,8 @@ class Alarm(Base):
     raised_at: Mapped[datetime]
     acked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     acked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    shelved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    shelved_at: Mapped[datetime | None] = mapped_column(nullable=True)
     shelved_until: Mapped[datetime | None] = mapped_column(nullable=True)
     shelve_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     cleared_at: Mapped[datetime | None] = mapped_column(nullable=True)

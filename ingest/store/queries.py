@@ -8,7 +8,6 @@ the number of assets, not with the length of the history.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -79,9 +78,6 @@ OPEN_ALARM_STATES = ("active", "acknowledged", "shelved")
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _STATE_RANK = {"active": 3, "acknowledged": 2, "shelved": 1, "cleared": 0}
 
-# Until the alarms table has shelved_by / shelved_at columns, actions.shelve_alarm records
-# them as a prefix of shelve_reason; this is the one place that reads it back.
-_SHELVE_AUDIT = re.compile(r"^\[shelved by (?P<by>[^\]]+?) at (?P<at>[^\]]+)\] (?P<reason>.*)$", re.DOTALL)
 
 
 # --------------------------------------------------------------------------------- views
@@ -310,23 +306,11 @@ def _prediction_view(r: PredictionRow) -> PredictionView:
                           health_index=None if r.health_index is None else float(r.health_index))
 
 
-def _parse_iso(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
 def alarm_view(r: Alarm) -> AlarmView:
     """An :class:`AlarmView` of an ORM row (for :mod:`ingest.store.actions`)."""
-    shelved_by: str | None = None
-    shelved_at: datetime | None = None
-    reason = r.shelve_reason
-    if reason is not None and (m := _SHELVE_AUDIT.match(reason)):
-        shelved_by, shelved_at, reason = m["by"], _parse_iso(m["at"]), m["reason"]
     return AlarmView(id=int(r.id), asset_id=r.asset_id, kind=r.kind, severity=r.severity, state=r.state,
                      message=r.message or "", raised_at=r.raised_at, acked_by=r.acked_by, acked_at=r.acked_at,
-                     shelved_by=shelved_by, shelved_at=shelved_at, shelve_reason=reason,
+                     shelved_by=r.shelved_by, shelved_at=r.shelved_at, shelve_reason=r.shelve_reason,
                      shelved_until=r.shelved_until, cleared_at=r.cleared_at)
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Table, func, select, text
+from sqlalchemy import Engine, Table, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -231,29 +231,36 @@ class Store:
             StoreError: the transaction failed; nothing of it was stored.
         """
         by_table: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
-        asset_ids: dict[str, str] = {}
+        last_seen: dict[str, datetime] = {}
         for m, received_at in messages:
             table, row = _row_for(m, received_at)
             by_table.setdefault(table.name, (table, []))[1].append(row)
-            asset_ids[m.asset_id] = m.publisher
+            last_seen[m.asset_id] = max(received_at, last_seen.get(m.asset_id, received_at))
         dead_rows = [_dead_row(d) for d in dead]
         try:
             with self._sessions.begin() as session:
-                self._touch_assets(session, asset_ids)
+                self._touch_assets(session, last_seen)
                 inserted = sum(self._insert_ignore(session, t, rows, "msg_id") for t, rows in by_table.values())
                 n_dead = self._insert_ignore(session, DeadLetter.__table__, dead_rows, "dedup_key")  # type: ignore[arg-type]
         except SQLAlchemyError as err:
             raise StoreError(f"write of {len(messages)} messages and {len(dead)} dead letters failed: {err}") from err
         return WriteResult(inserted=inserted, duplicates=len(messages) - inserted, dead_lettered=n_dead)
 
-    def _touch_assets(self, session: Session, asset_ids: dict[str, str]) -> None:
-        if not asset_ids:
+    def _touch_assets(self, session: Session, last_seen: dict[str, datetime]) -> None:
+        """Register assets seen for the first time and move their ``last_seen`` forward."""
+        if not last_seen:
             return
-        known = set(session.scalars(select(Asset.asset_id).where(Asset.asset_id.in_(asset_ids))))
-        missing = [{"asset_id": a, "site": "", "line": "", "name": a, "kind": "", "criticality": 2, "config": {}}
-                   for a in asset_ids if a not in known]
+        known = set(session.scalars(select(Asset.asset_id).where(Asset.asset_id.in_(last_seen))))
+        missing = [{"asset_id": a, "site": "", "line": "", "name": a, "kind": "", "criticality": 2, "config": {},
+                    "last_seen": t} for a, t in last_seen.items() if a not in known]
         if missing:
             self._insert_ignore(session, Asset.__table__, missing, "asset_id")  # type: ignore[arg-type]
+        for asset_id, seen in last_seen.items():
+            if asset_id in known:
+                session.execute(
+                    update(Asset).where(Asset.asset_id == asset_id,
+                                        (Asset.last_seen.is_(None)) | (Asset.last_seen < seen)).values(last_seen=seen)
+                )
 
     def upsert_assets(self, assets: Iterable[AssetConfig]) -> None:
         """Register or update the configured assets."""

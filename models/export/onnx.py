@@ -174,7 +174,7 @@ def quantize_int8_dynamic(src: str | Path, dst: str | Path, *, per_channel: bool
             str(dst),
             weight_type=QuantType.QInt8,
             per_channel=per_channel,
-            op_types_to_quantize=["MatMul", "Gemm", "LSTM"],
+            op_types_to_quantize=["MatMul", "Gemm", "Conv", "LSTM"],
         )
     return compact_names(dst)
 
@@ -225,7 +225,7 @@ def quantize_int8_static(
             weight_type=QuantType.QInt8,
             activation_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            op_types_to_quantize=["MatMul", "Gemm"],
+            op_types_to_quantize=["MatMul", "Gemm", "Conv"],
             extra_options={"ActivationSymmetric": True},
         )
     return compact_names(dst)

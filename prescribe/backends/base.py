@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from core.errors import ModelError
 from prescribe.knowledge import Procedure
 from prescribe.policy import Decision
 from prescribe.schema import Evidence, EvidenceItem
 
-__all__ = ["Backend", "DraftRequest"]
+__all__ = ["Backend", "BackendUnavailableError", "DraftRequest"]
+
+
+class BackendUnavailableError(ModelError):
+    """The backend cannot answer at all (no model file, digest mismatch, worker died, server down):
+    retrying the same request is pointless."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ by llama.cpp's grammar engine, in compact form (no whitespace between tokens: fe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.errors import ModelError
-from prescribe.backends.base import DraftRequest
+from prescribe.backends.base import BackendUnavailableError, DraftRequest
 
 __all__ = ["DEFAULT_MODEL_PATH", "MODEL_SHA256", "LocalBackend", "verify_model"]
 
@@ -35,29 +36,34 @@ def verify_model(path: Path, expected: str = MODEL_SHA256) -> None:
     """Check the model file's sha256; remember a successful check beside it.
 
     Raises:
-        ModelError: the file is missing or its digest is not ``expected``.
+        BackendUnavailableError: the file is missing or its digest is not ``expected``.
     """
     if not path.is_file():
-        raise ModelError(f"model file {str(path)!r} does not exist; run scripts/install_llm.sh")
+        raise BackendUnavailableError(f"model file {str(path)!r} does not exist; run scripts/install_llm.sh")
     st = path.stat()
     stamp = path.with_name(path.name + ".verified")
     key = f"{st.st_size} {st.st_mtime_ns} {expected}"
-    try:
+    with contextlib.suppress(OSError):
         if stamp.read_text().strip() == key:
             return
-    except OSError:
-        pass
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     got = digest.hexdigest()
     if got != expected:
-        raise ModelError(f"model file {str(path)!r} has sha256 {got}, expected {expected}; refusing to load it")
-    try:
+        raise BackendUnavailableError(f"model file {str(path)!r} has sha256 {got}, expected {expected}; refusing to load it")
+    with contextlib.suppress(OSError):  # a read-only model directory only costs a re-check next time
         stamp.write_text(key + "\n")
-    except OSError:
-        pass  # a read-only model directory only costs a re-check next time
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far; 0 where /proc is not available."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _compact_grammar(schema: dict[str, Any]) -> str:
@@ -78,13 +84,14 @@ class LocalBackend:
         request_timeout_s: how long one answer may take.
         temperature: sampling temperature (0: greedy, reproducible).
         nice: niceness added to the worker process (0: none).
+        system_prompt: sent once after loading, so that its tokens are cached before the first request.
     """
 
     name = "local"
 
     def __init__(self, model_path: Path = DEFAULT_MODEL_PATH, *, threads: int = 2, ctx: int = 2048,
                  sha256: str = MODEL_SHA256, load_timeout_s: float = 300.0, request_timeout_s: float = 180.0,
-                 temperature: float = 0.0, nice: int = 0) -> None:
+                 temperature: float = 0.0, nice: int = 0, system_prompt: str | None = None) -> None:
         self.model_path = Path(model_path)
         self.threads = threads
         self.ctx = ctx
@@ -93,9 +100,11 @@ class LocalBackend:
         self.request_timeout_s = request_timeout_s
         self.temperature = temperature
         self.nice = nice
+        self.system_prompt = system_prompt
         self.load_s: float | None = None
         self.warmup_s: float | None = None
         self.last_timings: dict[str, Any] = {}
+        self.last_text = ""
         self._proc: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._log: IO[bytes] | None = None
@@ -125,7 +134,7 @@ class LocalBackend:
                 return
             why = self.available(self.model_path)
             if why is not None:
-                raise ModelError(why)
+                raise BackendUnavailableError(why)
             verify_model(self.model_path, self.sha256)
             self._spawn()
 
@@ -148,11 +157,16 @@ class LocalBackend:
             ready = json.loads(first)
         except ValueError as err:
             self._kill()
-            raise ModelError(f"local model worker said {first[:200]!r} instead of ready") from err
+            raise BackendUnavailableError(f"local model worker said {first[:200]!r} instead of ready") from err
         if not ready.get("ready"):
             self._kill()
-            raise ModelError(f"local model failed to load: {ready.get('error', 'unknown error')}")
+            raise BackendUnavailableError(f"local model failed to load: {ready.get('error', 'unknown error')}")
         self.load_s, self.warmup_s = ready.get("load_s"), ready.get("warmup_s")
+        if self.system_prompt:
+            t0 = time.perf_counter()
+            self._roundtrip({"messages": [{"role": "system", "content": self.system_prompt},
+                                          {"role": "user", "content": "Say ok."}], "max_tokens": 1, "temperature": 0})
+            self.warmup_s = (self.warmup_s or 0.0) + time.perf_counter() - t0
 
     @staticmethod
     def _reader(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
@@ -178,21 +192,19 @@ class LocalBackend:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
             self._kill()
-            raise ModelError(f"local model worker did not {what} within {timeout:.0f} s") from None
+            raise BackendUnavailableError(f"local model worker did not {what} within {timeout:.0f} s") from None
         if line is None:
             tail = self._log_tail()
             self._kill()
-            raise ModelError(f"local model worker exited while trying to {what}: {tail[-400:]}")
+            raise BackendUnavailableError(f"local model worker exited while trying to {what}: {tail[-400:]}")
         return line
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.stdin is not None:
-                try:
+                with contextlib.suppress(OSError):
                     proc.stdin.close()
-                except OSError:
-                    pass
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -221,6 +233,32 @@ class LocalBackend:
             "grammar": _compact_grammar(request.schema),
         }
 
+    def _roundtrip(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send one request to the worker and wait for its reply (caller holds the lock or is starting)."""
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise BackendUnavailableError("local model worker is not running")
+        self._next_id += 1
+        rid = self._next_id
+        cpu0 = _cpu_seconds(proc.pid)
+        try:
+            proc.stdin.write(json.dumps({"id": rid, "body": body}) + "\n")
+            proc.stdin.flush()
+        except OSError as err:
+            tail = self._log_tail()[-300:]
+            self._kill()
+            raise BackendUnavailableError(f"local model worker is gone: {err}; {tail}") from err
+        t0 = time.perf_counter()
+        while True:
+            left = self.request_timeout_s - (time.perf_counter() - t0)
+            reply: dict[str, Any] = json.loads(self._read_line(max(left, 0.1), "answer"))
+            if reply.get("id") == rid:
+                break
+        if not reply.get("ok"):
+            raise ModelError(f"local model failed: {reply.get('error')}")
+        reply["cpu_s"] = _cpu_seconds(proc.pid) - cpu0
+        return reply
+
     def complete_sync(self, request: DraftRequest) -> str:
         """Blocking :meth:`complete`.
 
@@ -229,33 +267,17 @@ class LocalBackend:
         """
         self.start()
         with self._lock:
-            proc = self._proc
-            if proc is None or proc.stdin is None:
-                raise ModelError("local model worker is not running")
-            self._next_id += 1
-            rid = self._next_id
-            try:
-                proc.stdin.write(json.dumps({"id": rid, "body": self.body(request)}) + "\n")
-                proc.stdin.flush()
-            except OSError as err:
-                self._kill()
-                raise ModelError(f"local model worker is gone: {err}; {self._log_tail()[-300:]}") from err
-            t0 = time.perf_counter()
-            while True:
-                left = self.request_timeout_s - (time.perf_counter() - t0)
-                reply = json.loads(self._read_line(max(left, 0.1), "answer"))
-                if reply.get("id") == rid:
-                    break
-        if not reply.get("ok"):
-            raise ModelError(f"local model failed: {reply.get('error')}")
+            reply = self._roundtrip(self.body(request))
         response = reply["response"]
         self.last_timings = dict(response.get("timings", {}))
         self.last_timings["wall_s"] = reply.get("wall_s")
+        self.last_timings["cpu_s"] = round(reply.get("cpu_s", 0.0), 3)
         self.last_timings["usage"] = response.get("usage", {})
         try:
             content = response["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as err:
             raise ModelError(f"local model answer has no message content: {json.dumps(response)[:300]}") from err
+        self.last_text = str(content)
         if response["choices"][0].get("finish_reason") == "length":
             raise ModelError(f"local model answer was cut at max_tokens={request.max_tokens}: {content[:200]!r}")
         return str(content)

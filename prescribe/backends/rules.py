@@ -17,7 +17,8 @@ _PEAK_OF = {"outer_race": "peak:bpfo", "inner_race": "peak:bpfi", "ball": "peak:
 #: fault -> (what, why) of the main action; {bearing} is the asset's bearing designation.
 _MAIN = {
     "imbalance": ("Clean and balance the rotor in place", "vibration rising with the rotor-imbalance signature"),
-    "misalignment": ("Laser-align the coupling and check soft foot", "vibration and temperature rising as with shaft misalignment"),
+    "misalignment": ("Laser-align the coupling and check soft foot",
+                     "vibration and temperature rising as with shaft misalignment"),
     "looseness": ("Check and torque base, cap and housing bolts", "vibration pattern of mechanical looseness"),
     "lubrication": ("Re-lubricate the bearing with the specified grease", "bearing temperature rising without a defect peak"),
     "overheating": ("Check lubrication and cooling; reduce load", "bearing temperature high or rising fast"),
@@ -41,7 +42,7 @@ class RulesBackend:
 
         def cite(*wanted: str) -> list[str]:
             got = [w for w in wanted if w in ids]
-            return got[:3] or [next(iter(i.id for i in request.items))]
+            return got[:3] or [request.items[0].id]
 
         def kb(preferred: str) -> list[str]:
             return [preferred] if preferred in kb_ids else kb_ids[:1]

@@ -23,11 +23,17 @@ def app_env(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]
 
     for key, value in seeded.env().items():
         monkeypatch.setenv(key, value)
+    from dashboard._context import _load_settings
+
     st.cache_data.clear()  # loaders live for seconds; tests change the store faster than that
+    _load_settings.clear()  # the server loads its settings once; each test sets its own environment
     yield seeded
 
 
 @pytest.fixture
 def empty_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_env: Seeded) -> Path:
+    from dashboard._context import _load_settings
+
     monkeypatch.setenv("GENEDGE_MODELS__REGISTRY_DIR", str(tmp_path / "no-registry"))
+    _load_settings.clear()
     return tmp_path / "no-registry"

@@ -66,8 +66,9 @@ def _wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
 
 def _shot(page: object, name: str) -> None:
     """Screenshot once the script run is over and lazy widgets (tables, charts) have drawn."""
-    _wait_for(lambda: page.locator("[data-testid='stStatusWidget']").count() == 0)  # type: ignore[attr-defined]
-    page.wait_for_timeout(800)  # type: ignore[attr-defined]
+    idle = "[data-testid='stStatusWidget'], [data-testid='stSkeleton']"
+    _wait_for(lambda: page.locator(idle).count() == 0)  # type: ignore[attr-defined]
+    page.wait_for_timeout(500)  # type: ignore[attr-defined]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
 

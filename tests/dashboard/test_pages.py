@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard._context import _load_settings
 from dashboard.auth import hash_password, verify_password
 from ingest.store import Store, actions, queries
 from tests.dashboard._seed import PASSWORDS, Seeded
@@ -76,6 +77,7 @@ def test_sign_in_form_checks_the_password(app_env: Seeded) -> None:
 
 def test_no_users_tells_how_to_add_one(app_env: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENEDGE_DASHBOARD__USERS", "{}")
+    _load_settings.clear()
     at = _app().run()
     assert not at.exception
     assert "No dashboard users are configured" in at.warning[0].value
@@ -84,6 +86,7 @@ def test_no_users_tells_how_to_add_one(app_env: Seeded, monkeypatch: pytest.Monk
 
 def test_invalid_users_are_reported(app_env: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENEDGE_DASHBOARD__USERS", json.dumps({"bob": {"role": "boss", "password_hash": "x"}}))
+    _load_settings.clear()
     at = _app().run()
     assert "user 'bob': role must be one of ['operator', 'engineer'], got 'boss'" in at.error[0].value
 
@@ -135,6 +138,7 @@ def test_operator_acknowledges_and_shelves(app_env: Seeded) -> None:
     assert not at.exception
     acked = queries.alarm(store, fresh.id)
     assert acked is not None and (acked.state, acked.acked_by) == ("acknowledged", "olga")
+    assert f"Alarm {fresh.id} on M-202 acknowledged by olga" in [t.value for t in at.toast]
 
     at.text_input(key=f"shelve-reason-{other.id}").input("test: sensor swap")
     next(b for b in at.button if b.label == "Shelve alarm" and b.form_id == f"shelve-{other.id}").click().run()
@@ -159,9 +163,15 @@ def test_work_orders_for_operator_are_read_only(app_env: Seeded) -> None:
 
 def test_engineer_approves_a_prescription(app_env: Seeded) -> None:
     store = Store(app_env.url)
-    wo = actions.create_work_order(store, "M-202", "Test: check coupling", by="prescriber",
-                                   body={"recommendation": "Check the coupling", "evidence": ["2x shaft rising"]})
+    body = {"recommendation": {"summary": "M-202: misalignment suspected", "actions": [
+                {"what": "Check the coupling alignment", "why": "2x shaft component rising [peak:2x]"}]},
+            "description": "M-202: misalignment suspected.", "tasks": ["Check the coupling alignment"],
+            "parts": ["flexible coupling insert"],
+            "evidence": [{"id": "peak:2x", "kind": "peak", "summary": "2x shaft at 0.21 g", "values": {"g": 0.21}}]}
+    wo = actions.create_work_order(store, "M-202", "Test: check coupling", by="prescriber", body=body)
     at = _signed_in("eve", "views/work_orders.py")
+    assert "**Check the coupling alignment** — 2x shaft component rising" in _text(at)
+    assert "peak:2x" in _frames(at) and "flexible coupling insert" in _text(at)
     at.text_input(key=f"approve-note-{wo.id}").input("ok")
     next(b for b in at.button if b.label == "Approve" and b.form_id == f"approve-{wo.id}").click().run()
     assert not at.exception

@@ -70,7 +70,8 @@ def test_broker_outage_every_message_once_in_order(broker: Mosquitto, tmp_path: 
         pub.close(drain_timeout=20)
         total = pub.stats.queued
         assert queue.dropped == 0
-        assert wait_for(lambda: sum(len(v) for v in rows(db, "edge-sf").values()) >= total, 30)
+        assert wait_for(lambda: sum(len(v) for v in rows(db, "edge-sf").values()) >= total, 30), (
+            f"stored {sum(len(v) for v in rows(db, 'edge-sf').values())} of {total}: {pub.stats} {service.stats}")
 
     stored = rows(db, "edge-sf")
     seqs = sorted(s for table in stored.values() for s, _, _ in table)

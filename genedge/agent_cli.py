@@ -1,0 +1,71 @@
+"""``genedge agent``: run the edge agent (mounted by :mod:`genedge.cli`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.assets import AssetConfig
+from core.errors import ConfigError
+from core.settings import Settings
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
+from edge_agent.publisher import ReliablePublisher
+from edge_agent.queue import DiskQueue
+from edge_agent.sources import build_source
+
+agent_app = typer.Typer(help="Edge agent: sources -> features -> store-and-forward MQTT.", no_args_is_help=True)
+
+
+@agent_app.command("run")
+def agent_run(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file")] = None,
+    agent_config: Annotated[Path | None, typer.Option("--agent-config", help="TOML agent options (source, PLC ...)")]
+    = None,
+    broker: Annotated[str | None, typer.Option("--broker", help="HOST:PORT of the MQTT broker")] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the agent until interrupted (or ``--duration``); prints its counters as JSON at the end."""
+    from genedge.cli import load_settings, stop_on_signals
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    settings = load_settings(config, None, broker)
+    options = AgentConfig.load(agent_config)
+    source, assets = build_source(options.source, settings)
+    stats = run_agent(settings, options, source, assets, stop_on_signals(), duration)
+    typer.echo(json.dumps(stats, default=str))
+
+
+def run_agent(settings: Settings, options: AgentConfig, source: object, assets: list[AssetConfig],
+              stop: object, duration: float | None = None) -> dict[str, object]:
+    """Wire publisher, hooks and agent, run until the source ends, ``stop`` is set or ``duration`` passes."""
+    import threading
+
+    from edge_agent.hooks import build_hooks
+
+    assert isinstance(stop, threading.Event)
+    if not assets:
+        raise ConfigError("the agent has no assets")
+    e = settings.edge
+    queue = DiskQueue(e.queue_path, e.queue_max_messages, e.overflow)
+    pub = ReliablePublisher(settings.mqtt, settings.mqtt.site, e.agent_id, queue,
+                            assets=[(a.asset_id, [c.name for c in a.channels]) for a in assets],
+                            primary_host=options.primary_host)
+    agent = EdgeAgent(settings, assets, pub, config=options, hooks=build_hooks(options, assets))
+    pub.on_command = agent.command
+    pub.start()
+    if duration is not None:
+        threading.Timer(duration, stop.set).start()
+    try:
+        asyncio.run(agent.run(source, stop))  # type: ignore[arg-type]
+    finally:
+        pub.close()
+    return {"agent": e.agent_id, **agent.stats.__dict__, "forward": pub.stats.__dict__}

@@ -1,0 +1,124 @@
+"""Backends behind one protocol: rules, OpenAI-compatible (mocked server), local fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.settings import LLMSettings
+from prescribe.backends import Backend, LocalBackend, OpenAIBackend, RulesBackend, make_backend
+from prescribe.backends.base import BackendUnavailableError
+from prescribe.backends.local import verify_model
+from prescribe.prescriber import Prescriber
+from prescribe.scenarios import scenarios
+from prescribe.schema import Evidence
+
+
+def test_every_backend_satisfies_the_protocol(tmp_path: Path) -> None:
+    for b in (RulesBackend(), OpenAIBackend("http://127.0.0.1:9", "m"), LocalBackend(tmp_path / "x.gguf")):
+        assert isinstance(b, Backend)
+
+
+def test_rules_backend_over_many_scenarios_cites_only_supplied_ids() -> None:
+    prescriber = Prescriber(RulesBackend())
+    for sc in scenarios(24):
+        ev = sc.evidence()
+        out = asyncio.run(prescriber.arun(ev))
+        rec = out.recommendation
+        assert out.backend_used == "rules" and rec.status == "action"
+        ids = set(ev.ids())
+        assert all(e in ids for a in rec.actions for e in a.evidence)
+        assert all(k in rec.kb for a in rec.actions for k in a.kb)
+        assert rec.work_order is not None and rec.work_order.tasks
+
+
+def test_model_missing_falls_back_to_rules_with_a_note(tmp_path: Path, outer_race: Evidence) -> None:
+    llm = LLMSettings(backend="local", model_path=tmp_path / "missing.gguf")
+    backend, notes = make_backend(llm)
+    assert isinstance(backend, RulesBackend)
+    assert notes and "local model unavailable" in notes[0]
+    rec = Prescriber(backend, notes=notes).recommend(outer_race)
+    assert rec.backend == "rules" and rec.notes == notes and rec.status == "action"
+
+
+def test_auto_without_model_or_server_uses_rules(tmp_path: Path) -> None:
+    backend, notes = make_backend(LLMSettings(backend="auto", model_path=tmp_path / "missing.gguf"))
+    assert isinstance(backend, RulesBackend) and notes == ()
+
+
+def test_local_backend_that_cannot_start_falls_back_without_retry(tmp_path: Path, outer_race: Evidence) -> None:
+    out = asyncio.run(Prescriber(LocalBackend(tmp_path / "missing.gguf")).arun(outer_race))
+    assert out.backend_used == "rules" and out.attempts == 1
+    assert "local backend answer rejected" in out.recommendation.notes[0]
+
+
+def test_digest_mismatch_refuses_to_load(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"GGUF" + b"\0" * 100)
+    with pytest.raises(BackendUnavailableError, match="refusing to load"):
+        verify_model(fake)
+    assert not (tmp_path / "fake.gguf.verified").exists()
+    import hashlib
+
+    verify_model(fake, hashlib.sha256(fake.read_bytes()).hexdigest())
+    assert (tmp_path / "fake.gguf.verified").exists()
+
+
+def _server(answers: list[str], seen: list[dict[str, object]]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append({"url": str(request.url), "auth": request.headers.get("authorization"),
+                     "body": json.loads(request.content)})
+        content = answers[min(len(seen) - 1, len(answers) - 1)]
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": content}}]})
+    return httpx.MockTransport(handler)
+
+
+GOOD = json.dumps({"actions": [{"what": "Replace the DE bearing", "why": "BPFO peak and short RUL",
+                                "evidence": ["peak:bpfo", "rul:latest"], "kb": ["kb:outer_race"]}]})
+INVENTED = json.dumps({"actions": [{"what": "Replace the DE bearing", "why": "oil analysis says so",
+                                    "evidence": ["oil:analysis"], "kb": ["kb:outer_race"]}]})
+
+
+def test_openai_backend_sends_schema_and_key_and_uses_the_answer(outer_race: Evidence) -> None:
+    seen: list[dict[str, object]] = []
+    backend = OpenAIBackend("http://llm.local:8080/v1", "qwen2.5-coder", api_key="s3cret",
+                            transport=_server([GOOD], seen))
+    rec = Prescriber(backend).recommend(outer_race)
+    assert rec.backend == "openai" and rec.actions[0].what == "Replace the DE bearing"
+    assert seen[0]["url"] == "http://llm.local:8080/v1/chat/completions" and seen[0]["auth"] == "Bearer s3cret"
+    body = seen[0]["body"]
+    assert isinstance(body, dict)
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert set(schema["properties"]["actions"]["items"]["properties"]["evidence"]["items"]["enum"]) == set(outer_race.ids())
+
+
+def test_answer_citing_unknown_evidence_is_retried_once_then_replaced_by_rules(outer_race: Evidence) -> None:
+    seen: list[dict[str, object]] = []
+    backend = OpenAIBackend("http://llm.local:8080", "m", transport=_server([INVENTED, INVENTED], seen))
+    out = asyncio.run(Prescriber(backend).arun(outer_race))
+    assert len(seen) == 2 and out.attempts == 2
+    assert out.backend_used == "rules" and out.recommendation.backend == "rules"
+    assert any("oil:analysis" in r for r in out.rejected)
+    assert "openai backend answer rejected" in out.recommendation.notes[0]
+    retry_messages = seen[1]["body"]["messages"]  # type: ignore[index]
+    assert "rejected" in retry_messages[-1]["content"]
+
+
+def test_retry_that_succeeds_is_kept(outer_race: Evidence) -> None:
+    seen: list[dict[str, object]] = []
+    backend = OpenAIBackend("http://llm.local:8080", "m", transport=_server(["not json at all", GOOD], seen))
+    out = asyncio.run(Prescriber(backend).arun(outer_race))
+    assert out.backend_used == "openai" and out.attempts == 2 and out.recommendation.notes == ()
+
+
+def test_unreachable_server_falls_back_without_retry(outer_race: Evidence) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    backend = OpenAIBackend("http://127.0.0.1:9", "m", transport=httpx.MockTransport(refuse))
+    out = asyncio.run(Prescriber(backend).arun(outer_race))
+    assert out.backend_used == "rules" and out.attempts == 1
