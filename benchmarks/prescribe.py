@@ -94,6 +94,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "latency_s": round(wall, 3),
             "prompt_tokens": timings.get("prompt_n"), "cached_tokens": timings.get("cache_n"),
             "completion_tokens": timings.get("predicted_n"), "cpu_s": timings.get("cpu_s"),
+            "prompt_ms": timings.get("prompt_ms"), "generation_ms": timings.get("predicted_ms"),
             "actions": [{"what": a.what, "why": a.why, "evidence": list(a.evidence), "kb": list(a.kb)} for a in rec.actions],
         }
         rows.append(row)
@@ -119,6 +120,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "prompt_tokens_evaluated_mean": statistics.fmean([r["prompt_tokens"] or 0 for r in rows] or [0]),
         "prompt_tokens_cached_mean": statistics.fmean([r["cached_tokens"] or 0 for r in rows] or [0]),
         "completion_tokens_mean": statistics.fmean([r["completion_tokens"] or 0 for r in rows] or [0]),
+        "prompt_s_p50": _percentile([r["prompt_ms"] / 1000 for r in rows if r["prompt_ms"]], 0.5),
+        "generation_s_p50": _percentile([r["generation_ms"] / 1000 for r in rows if r["generation_ms"]], 0.5),
         "startup_s": round(startup_s, 2),
         "model_load_s": getattr(backend, "load_s", None), "warmup_s": getattr(backend, "warmup_s", None),
     }

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from core.assets import AssetConfig
 from core.settings import Settings
-from core.wire import DataQuality, FeatureFrame, Prediction, ReadingBatch, StatusReport, utcnow
+from core.wire import DataQuality, FeatureFrame, Prediction, StatusReport, utcnow
 from edge_agent.config import AgentConfig
 from edge_agent.processor import AssetProcessor, WindowResult
 from edge_agent.readings import to_reading_batch
@@ -232,7 +232,7 @@ class EdgeAgent:
     # ------------------------------------------------------------------ sending
     def _send_status(self, asset_id: str, state: str, detail: str, queue_depth: int = 0) -> None:
         self._send(StatusReport(publisher=self.agent_id, seq=self.sink.next_seq(), asset_id=asset_id,
-                                state=state, uptime_s=time.monotonic() - self._started,  # type: ignore[arg-type]
+                                state=state, uptime_s=time.monotonic() - self._started,
                                 queue_depth=queue_depth, detail=detail[:2000]), "status")
 
     def _send_raw(self, batch: RawBatch, quality: DataQuality, kind: str) -> None:

@@ -5,6 +5,7 @@ Modbus holding registers. Only configured addresses are written, at most once pe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -89,7 +90,8 @@ class PlcWriter:
             self._busy.discard(target.asset_id)
 
     async def _write_opcua(self, target: PlcTarget, values: dict[str, float]) -> dict[str, float]:
-        from asyncua import Client, ua
+        from asyncua import ua
+        from asyncua.client.client import Client
 
         if self._opc is None:
             self._opc = Client(self.config.opcua_endpoint)  # type: ignore[arg-type]
@@ -102,7 +104,7 @@ class PlcWriter:
             vtype = await node.read_data_type_as_variant_type()
             value: Any = values[name]
             if vtype not in (ua.VariantType.Float, ua.VariantType.Double):
-                value = int(round(value))
+                value = round(value)
             await node.write_value(ua.DataValue(ua.Variant(value, vtype)))
             done[name] = values[name]
         return done
@@ -118,7 +120,7 @@ class PlcWriter:
         for name, address in target.modbus_registers.items():
             if name not in values:
                 continue
-            raw = int(round(values[name] * target.modbus_scale.get(name, 1.0)))
+            raw = round(values[name] * target.modbus_scale.get(name, 1.0))
             rr = await self._modbus.write_register(address, max(0, min(raw, 0xFFFF)), device_id=self.config.modbus_unit_id)
             if rr.isError():
                 raise OSError(f"Modbus write of register {address} refused: {rr}")
@@ -130,10 +132,8 @@ class PlcWriter:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         if self._opc is not None:
-            try:
+            with contextlib.suppress(OSError, RuntimeError, TimeoutError):
                 await self._opc.disconnect()
-            except (OSError, RuntimeError, TimeoutError):
-                pass
             self._opc = None
         if self._modbus is not None:
             self._modbus.close()

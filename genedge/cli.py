@@ -14,15 +14,26 @@ import typer
 
 from core.errors import GenEdgeError
 from core.settings import Settings
+from genedge.agent_cli import agent_app
+from genedge.prescribe_cli import prescribe_app
+from genedge.rul_cli import models_app, rul_app
+from genedge.synth_cli import synth_app
 
 app = typer.Typer(help="GenEdge: edge predictive and prescriptive maintenance.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 ingest_app = typer.Typer(help="MQTT -> database ingest service.", no_args_is_help=True)
 sim_app = typer.Typer(help="Physics-based plant simulator.", no_args_is_help=True)
+dashboard_app = typer.Typer(help="The Streamlit plant dashboard.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(sim_app, name="sim")
+app.add_typer(agent_app, name="agent")
+app.add_typer(rul_app, name="rul")
+app.add_typer(models_app, name="models")
+app.add_typer(synth_app, name="synth")
+app.add_typer(prescribe_app, name="prescribe")
+app.add_typer(dashboard_app, name="dashboard")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=False)]
 DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (overrides store.url)")]
@@ -175,6 +186,38 @@ def broker_cmd(
     with EmbeddedBroker(host, port):
         typer.echo(f"embedded broker listening on {host}:{port}", err=True)
         stop.wait()
+
+
+@dashboard_app.command("run")
+def dashboard_run(config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Serve the dashboard against the configured store until interrupted."""
+    from dashboard.launch import start_dashboard, wait_ready
+
+    settings = load_settings(config, db)
+    env = {"GENEDGE_STORE__URL": settings.store.url.get_secret_value()}
+    proc = start_dashboard(config, settings.dashboard.host, settings.dashboard.port, env)
+    url = f"http://{settings.dashboard.host}:{settings.dashboard.port}"
+    wait_ready(url, 60)
+    typer.echo(f"dashboard: {url}", err=True)
+    stop = stop_on_signals()
+    while not stop.wait(1.0):
+        if proc.poll() is not None:
+            raise SystemExit(proc.returncode)
+    proc.terminate()
+
+
+@dashboard_app.command("add-user")
+def dashboard_add_user(
+    name: str,
+    role: Annotated[str, typer.Option(help="operator | engineer")] = "operator",
+) -> None:
+    """Print the settings entry for a new dashboard user (asks for the password)."""
+    from dashboard.auth import hash_password
+
+    if role not in {"operator", "engineer"}:
+        raise typer.BadParameter(f"role must be operator or engineer, got {role!r}")
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    typer.echo(f'[dashboard.users.{name}]\nrole = "{role}"\npassword_hash = "{hash_password(password)}"')
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.settings import Settings

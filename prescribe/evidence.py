@@ -116,7 +116,8 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
                 id="zone:trend", kind="zone",
                 summary=(f"{z.trend}, {z.previous_velocity_mm_s:.1f} to {z.velocity_mm_s:.1f} mm/s "
                          f"in {_hours(z.lookback_h or 0)}"
-                         + (f", zone {ZONE_NAMES[z.previous_zone]} to {ZONE_NAMES[z.zone]}" if z.previous_zone != z.zone else "")),
+                         + (f", zone {ZONE_NAMES[z.previous_zone]} to {ZONE_NAMES[z.zone]}"
+                            if z.previous_zone != z.zone else "")),
                 values={"from": ZONE_NAMES[z.previous_zone], "to": ZONE_NAMES[z.zone], "trend": z.trend,
                         "lookback_h": z.lookback_h}))
     for p in ev.peaks:
@@ -287,7 +288,8 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
     info = queries.asset(store, asset_id)
     if asset is None:
         if info is None:
-            raise GenEdgeError(f"asset {asset_id!r} is not registered in the store; known: {queries.assets(store)[:20]}")
+            known = [a.asset_id for a in queries.assets(store)][:20]
+            raise GenEdgeError(f"asset {asset_id!r} is not registered in the store; known: {known}")
         asset = _asset_from_info(info)
     facts = asset_facts(asset)
     since = now - timedelta(hours=lookback_h)

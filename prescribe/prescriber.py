@@ -9,6 +9,7 @@ recommendation carries a note saying so.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -132,7 +133,7 @@ class Prescriber:
                 retry = [*request.messages, {"role": "user", "content": (
                     f"Your answer was rejected: {str(err)[:200]}. Answer again with one JSON object; "
                     f"cite only these evidence ids: {', '.join(ids)}.")}]
-                attempt_request = DraftRequest(**{**request.__dict__, "messages": retry})
+                attempt_request = dataclasses.replace(request, messages=retry)
         latency = time.perf_counter() - t0
         draft = parse_draft(await self._rules.complete(request), ids, kb_ids)
         return draft, self._rules.name, attempts, rejected, latency

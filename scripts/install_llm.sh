@@ -29,10 +29,19 @@ if [[ ! -x $PY ]]; then
   exit 1
 fi
 
-if [[ -f $OUT ]] && [[ "$(sha256sum "$OUT" | cut -d' ' -f1)" == "$SHA256" ]]; then
-  have_model=1
-else
-  have_model=0
+# "<size> <mtime_ns> <sha256>" of a verified model file; prescribe.backends.local.verify_model
+# writes and trusts the same stamp, so the 1 GB file is hashed once, not on every start.
+stamp_key() {
+  "$PY" -c 'import os, sys; s = os.stat(sys.argv[1]); print(f"{s.st_size} {s.st_mtime_ns} {sys.argv[2]}")' "$OUT" "$SHA256"
+}
+have_model=0
+if [[ -f $OUT ]]; then
+  if [[ -f $OUT.verified && "$(cat "$OUT.verified")" == "$(stamp_key)" ]]; then
+    have_model=1
+  elif [[ "$(sha256sum "$OUT" | cut -d' ' -f1)" == "$SHA256" ]]; then
+    stamp_key > "$OUT.verified"
+    have_model=1
+  fi
 fi
 
 if ! "$PY" -c "import xllamacpp" 2>/dev/null; then
@@ -86,4 +95,5 @@ fi
 chmod 644 "$tmp"
 mv "$tmp" "$OUT"
 trap - EXIT
+stamp_key > "$OUT.verified"
 log "model installed and verified: $OUT"

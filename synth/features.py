@@ -48,7 +48,7 @@ def envelope_spectra(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Envelope amplitude spectra of every window and channel.
 
-    Each window is band-passed (zero-phase Butterworth) in ``band`` (default ``fs/6 .. 0.46 fs``, i.e.
+    Each window is band-passed (zero-phase Butterworth) in ``band`` (default ``fs/6 .. 11 fs/24``, i.e.
     2-5.5 kHz at 12 kHz: above the shaft and gear-mesh lines, where bearing impacts ring), its Hilbert envelope taken and
     the mean removed; the amplitude spectrum of the Hann-windowed envelope, zero-padded to ``nfft``.
 
@@ -56,7 +56,7 @@ def envelope_spectra(
         ``(freqs, amplitude)`` with ``amplitude`` of shape ``(n, channels, nfft // 2 + 1)``.
     """
     A = np.asarray(X, dtype=np.float64)
-    lo, hi = (fs / 6.0, 0.46 * fs) if band is None else (band[0], min(band[1], 0.49 * fs))
+    lo, hi = (fs / 6.0, fs * 11.0 / 24.0) if band is None else (band[0], min(band[1], 0.49 * fs))
     sos = signal.butter(4, (lo, hi), btype="bandpass", fs=fs, output="sos")
     env = np.abs(signal.hilbert(signal.sosfiltfilt(sos, A, axis=-1), axis=-1))
     env -= env.mean(axis=-1, keepdims=True)

@@ -19,7 +19,7 @@ from core.errors import ModelError
 from synth.base import Condition
 from synth.vae import ConditionalVAE
 
-__all__ = ["fill_gaps", "interpolate_gaps"]
+__all__ = ["evaluate_gap_filling", "fill_gaps", "interpolate_gaps"]
 
 
 def interpolate_gaps(X: NDArray[np.float64], missing: NDArray[np.bool_]) -> NDArray[np.float64]:
@@ -73,3 +73,29 @@ def fill_gaps(
             mean, _ = net.decode(mu, c)
             x = torch.where(Mt, mean, x)
     return np.where(M, x.numpy() * scale, Xa).astype(np.float32)
+
+
+def evaluate_gap_filling(
+    model: ConditionalVAE, X: ArrayLike, y: ArrayLike, *, gap: int = 32, seed: int = 0, n_iter: int = 20,
+) -> dict[str, float]:
+    """Hide one random gap of ``gap`` samples per window, fill it, and compare with the truth.
+
+    Returns:
+        RMSE inside the gaps relative to the windows' RMS, for the VAE (``vae``), linear
+        interpolation (``linear``) and zero filling (``zeros``, = 1 when the signal has zero mean).
+    """
+    Xa = np.asarray(X, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    missing = np.zeros(Xa.shape, dtype=bool)
+    starts = rng.integers(1, Xa.shape[-1] - gap - 1, Xa.shape[0])
+    for i, s in enumerate(starts):
+        missing[i, 0, s : s + gap] = True
+    rms = np.sqrt(np.mean(Xa[missing] ** 2))
+    filled = fill_gaps(model, np.where(missing, np.nan, Xa), missing, np.asarray(y), n_iter=n_iter)
+    lin = interpolate_gaps(np.where(missing, 0.0, Xa), missing)
+
+    def err(Z: NDArray[np.floating]) -> float:
+        return float(np.sqrt(np.mean((Z[missing] - Xa[missing]) ** 2)) / rms)
+
+    return {"vae": err(filled), "linear": err(lin), "zeros": err(np.zeros_like(Xa)), "gap_samples": float(gap),
+            "windows": float(Xa.shape[0])}

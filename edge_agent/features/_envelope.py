@@ -2,8 +2,9 @@
 
 Spectral kurtosis picks the resonance band that bearing impacts excite (a short-time-Fourier
 "kurtogram-lite": Antoni's spectral kurtosis evaluated for a few window lengths instead of the
-full filter-bank tree); the signal is band-passed there and its Hilbert envelope taken (both in
-the frequency domain, one FFT pair), and the envelope spectrum searched for the defect frequencies and their harmonics (Randall & Antoni,
+full filter-bank tree); the signal is band-passed there and its Hilbert envelope taken (both
+in the frequency domain, one FFT pair), and the envelope spectrum searched for the defect
+frequencies and their harmonics (Randall & Antoni,
 "Rolling element bearing diagnostics - a tutorial", MSSP 25 (2011) 485-520).
 """
 
@@ -137,7 +138,7 @@ def _amplitude_spectrum(x: NDArray[np.float64], fs: float, seg: int) -> tuple[ND
     power[1:] *= 2.0
     if seg % 2 == 0:
         power[-1] /= 2.0
-    return np.fft.rfftfreq(seg, 1.0 / fs), np.sqrt(power)
+    return np.asarray(np.fft.rfftfreq(seg, 1.0 / fs), dtype=np.float64), np.asarray(np.sqrt(power), dtype=np.float64)
 
 
 def _peak_near(spec: EnvelopeSpectrum, f: float, tol: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -113,7 +114,7 @@ class FeaturePipeline:
         feats = {k: float(v) for k, v in time_stats(x).items()}
         spectrum = power_spectrum(x, fs)
         edges = [e for e in cfg.vib_bands_hz if e < fs / 2] + [fs / 2]
-        bands = list(zip(edges[:-1], edges[1:], strict=True))
+        bands = list(itertools.pairwise(edges))
         for (lo, hi), energy in zip(bands, band_energies(x, fs, bands, spectrum=spectrum), strict=True):
             feats[f"band_{lo:.0f}_{hi:.0f}"] = float(energy)
         v_lo, v_hi = cfg.velocity_band_hz

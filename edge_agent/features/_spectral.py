@@ -37,13 +37,14 @@ def _power_spectrum(x: NDArray[np.float64]) -> NDArray[np.float64]:
     spec[..., 1:] *= 2.0
     if n % 2 == 0:
         spec[..., -1] /= 2.0
-    return spec
+    return np.asarray(spec, dtype=np.float64)
 
 
 def power_spectrum(x: ArrayLike, fs: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``(freqs, power)`` of ``x`` with its mean removed; the bins sum to its variance (Parseval)."""
     a = np.asarray(x, dtype=np.float64)
-    return np.fft.rfftfreq(a.shape[-1], 1.0 / fs), _power_spectrum(a - a.mean(axis=-1, keepdims=True))
+    freqs = np.asarray(np.fft.rfftfreq(a.shape[-1], 1.0 / fs), dtype=np.float64)
+    return freqs, _power_spectrum(a - a.mean(axis=-1, keepdims=True))
 
 
 def band_energies(x: ArrayLike, fs: float, bands: Sequence[tuple[float, float]], *,

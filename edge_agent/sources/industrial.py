@@ -11,7 +11,7 @@ import asyncio
 import logging
 import struct
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -84,7 +84,9 @@ class OpcUaSource:
         self._queue: asyncio.Queue[RawBatch] = asyncio.Queue()
 
     async def __aenter__(self) -> OpcUaSource:
-        from asyncua import Client, ua
+        from asyncua import ua
+        from asyncua.client.client import Client
+        from asyncua.ua.uaerrors import UaError
 
         by_node = {t.node_id: _resolve(self.assets, t.asset_id, t.channel) for t in self.tags}
         self._client = Client(self.endpoint)
@@ -95,7 +97,7 @@ class OpcUaSource:
             # Trigger on timestamps too: a frozen sensor that keeps reporting is a flat line, not silence.
             flt = ua.DataChangeFilter(Trigger=ua.DataChangeTrigger.StatusValueTimestamp)
             await sub._subscribe(nodes, mfilter=flt, queuesize=10)
-        except (OSError, TimeoutError, ua.UaError) as err:
+        except (OSError, TimeoutError, UaError) as err:
             raise SourceError(f"cannot subscribe to OPC UA server {self.endpoint}: {err}") from err
         return self
 

@@ -77,7 +77,7 @@ def femto_asset(bearing: str, site: str = "plant1") -> AssetConfig:
     return AssetConfig(
         asset_id=f"femto-{bearing.replace('_', '-')}", name=f"PRONOSTIA Bearing{bearing}", kind=AssetKind.BEARING_RIG,
         site=site, machine_class="I", shaft_speed_rpm=rpm, bearing=pronostia_bearing(),
-        channels=(ChannelConfig(name="acc_h", **acc), ChannelConfig(name="acc_v", **acc),  # type: ignore[arg-type]
+        channels=(ChannelConfig(name="acc_h", **acc), ChannelConfig(name="acc_v", **acc),
                   ChannelConfig(name="temp", quantity=Quantity.TEMPERATURE, unit="degC",
                                 sample_rate_hz=FEMTO_TEMP_RATE_HZ, min_value=-40.0, max_value=200.0)),
         notes=f"FEMTO/PRONOSTIA run-to-failure, {rpm:.0f} rpm, {load:.0f} N radial load",
@@ -112,8 +112,8 @@ def iter_femto(archive: str | Path, *, temperature: bool = True, limit: int | No
     path = Path(archive)
     if not path.is_file():
         raise SourceError(f"FEMTO archive {str(path)!r} does not exist")
-    temps = _unwrapped(_femto_members(path, "temp", None)) if temperature else iter(())
-    accs = _unwrapped(_femto_members(path, "acc", limit))
+    temps = _unwrapped(_femto_members(path, "temp", None), 60.0) if temperature else iter(())
+    accs = _unwrapped(_femto_members(path, "acc", limit), 10.0)
     first_acc = next(accs, None)
     if first_acc is None:
         return
@@ -131,14 +131,18 @@ def _chain(first: FemtoSnapshot, rest: Iterator[FemtoSnapshot]) -> Iterator[Femt
     yield from rest
 
 
-def _unwrapped(records: Iterator[FemtoSnapshot]) -> Iterator[FemtoSnapshot]:
-    """Times of day made monotone across midnight (the files carry no date)."""
-    day, last = 0.0, -1.0
+def _unwrapped(records: Iterator[FemtoSnapshot], cadence_s: float) -> Iterator[FemtoSnapshot]:
+    """Times of day made strictly increasing: across midnight (the files carry no date) and across
+    the recorder's clock glitches (Bearing1_1 jumps back 5.9 h at acc_02121 and repeats a stamp at
+    acc_02122), where the nominal cadence is used instead."""
+    day, last = 0.0, -np.inf
     for r in records:
         t = r.t_s + day
-        if t < last - 3600.0:
+        if t < last - 43200.0:
             day += 86400.0
             t += 86400.0
+        if t <= last:
+            t = last + cadence_s
         last = t
         yield FemtoSnapshot(r.kind, r.index, t, r.values)
 
@@ -250,7 +254,7 @@ def cwru_asset(rpm: float = 1797.0, site: str = "plant1") -> AssetConfig:
            "min_value": -100.0, "max_value": 100.0}
     return AssetConfig(asset_id="cwru-rig", name="CWRU bearing test rig", kind=AssetKind.MOTOR, site=site,
                        machine_class="I", shaft_speed_rpm=rpm, bearing=BearingGeometry.skf_6205(),
-                       channels=(ChannelConfig(name="de", **acc), ChannelConfig(name="fe", **acc)))  # type: ignore[arg-type]
+                       channels=(ChannelConfig(name="de", **acc), ChannelConfig(name="fe", **acc)))
 
 
 class CwruReplaySource:

@@ -142,11 +142,10 @@ class LocalBackend:
         env = dict(os.environ)
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self._log = tempfile.TemporaryFile(prefix="genedge-llm-")  # noqa: SIM115 - lives as long as the worker
-        cmd = [sys.executable, "-m", "prescribe.backends._llm_worker", "--model", str(self.model_path),
+        # Run the worker as a script: it needs nothing of GenEdge, so it imports none of it.
+        cmd = [sys.executable, str(Path(__file__).with_name("_llm_worker.py")), "--model", str(self.model_path),
                "--threads", str(self.threads), "--ctx", str(self.ctx)]
         preexec = (lambda: os.nice(self.nice)) if self.nice > 0 else None
-        root = Path(__file__).resolve().parents[2]
-        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
                                       text=True, encoding="utf-8", env=env, preexec_fn=preexec)  # noqa: PLW1509
         self._lines = queue.Queue()

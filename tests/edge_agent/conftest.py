@@ -17,9 +17,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from core.settings import EdgeSettings, IngestSettings, MqttSettings, Settings
 from edge_agent.publisher import host_state_topic
+from genedge.localservices import Mosquitto
 from ingest.service import IngestService
 from ingest.store import Store
-from genedge.localservices import Mosquitto
 
 HOST_ID = "ingest-host"
 

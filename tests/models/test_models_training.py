@@ -131,3 +131,32 @@ def test_evaluate_reports_missing_truth_clearly(tmp_path: Path) -> None:
     )
     assert res.exit_code == 1
     assert "expected" in res.output
+
+
+def test_cli_train_registers_a_model(cmapss_dir: Path, tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        rul_app,
+        [
+            "train",
+            "--data-dir",
+            str(cmapss_dir),
+            "--subset",
+            "FD001",
+            "--model",
+            "lstm",
+            "--max-epochs",
+            "1",
+            "--seed",
+            "3",
+            "--registry-dir",
+            str(tmp_path),
+            "--promote",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["version"] == "v1" and out["val_rmse"] > 0
+    card = ModelRegistry(tmp_path).promoted("cmapss-FD001").card
+    assert card["seed"] == 3 and card["model"] == "lstm"
+    assert card["config"]["model"]["max_epochs"] == 1

@@ -50,3 +50,19 @@ def test_unknown_asset_is_a_clean_error(tmp_path: Path) -> None:
 def test_asset_is_required() -> None:
     res = runner.invoke(prescribe_app, [])
     assert res.exit_code != 0
+
+
+def test_mounted_as_genedge_prescribe(tmp_path: Path) -> None:
+    import typer
+
+    root = typer.Typer()
+
+    @root.command()
+    def version() -> None:  # a second command, so "prescribe" is a group of root
+        typer.echo("0")
+
+    root.add_typer(prescribe_app, name="prescribe")
+    res = runner.invoke(root, ["prescribe", "--asset", "M-201", "--sim", "misalignment", "--backend", "rules", "--json",
+                               "--db", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["asset_id"] == "M-201"

@@ -36,7 +36,7 @@ intervals = st.tuples(st.floats(0, 5000), st.floats(0, 1.0), st.floats(0, 1.5)).
     lambda t: (t[0], t[0] * (1 + t[1] / 2), t[0] * (1 + t[1])))  # lower, median, upper: width <= 1.0 x median
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(interval=intervals, crit=st.integers(1, 3), zone=st.integers(0, 3),
        alarm=st.sampled_from([None, "low", "high", "critical"]), peaks=st.booleans(), rising=st.booleans())
 def test_deadline_never_after_lower_bound_minus_margin(interval: tuple[float, float, float], crit: int, zone: int,

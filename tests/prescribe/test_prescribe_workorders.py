@@ -80,3 +80,32 @@ def test_monitor_recommendation_has_no_work_order(store: Store, plant: dict) -> 
     rec = Prescriber().recommend(from_simulator(plant["P-102"], FaultSpec.healthy(), 100.0))
     with pytest.raises(StoreError, match="no work order"):
         wo.save_draft(store, rec)
+
+
+def test_trigger_fires_once_per_threshold_crossing() -> None:
+    from prescribe.service import PrescriptionTrigger
+
+    t = PrescriptionTrigger()
+    assert not t.update("P-1", rul_lower_h=500, zone=0)
+    assert t.update("P-1", rul_lower_h=160)
+    assert not t.update("P-1", rul_lower_h=150)
+    assert t.update("P-1", rul_lower_h=60)
+    assert t.update("P-1", zone=2)
+    assert not t.update("P-1", zone=3)
+    assert not t.update("P-1", rul_lower_h=800, zone=0)  # repaired
+    assert t.update("P-1", rul_lower_h=100)
+
+
+def test_prescribe_and_save_from_store(store: Store) -> None:
+    from datetime import UTC, datetime
+
+    from core.wire import Prediction
+    from prescribe.service import prescribe_and_save
+
+    now = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+    store.write([(Prediction(publisher="edge-01", seq=1, asset_id="P-201", model_name="rul", model_version="1",
+                             at=now, rul_median=60, rul_lower=45, rul_upper=80, coverage=0.9), now)])
+    outcome, saved = prescribe_and_save(store, Prescriber(), "P-201", now=now)
+    rec = outcome.recommendation
+    assert rec.status == "action" and saved is not None and saved.status == "draft"
+    assert saved.due_by == rec.deadline and rec.deadline is not None
