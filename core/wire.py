@@ -32,7 +32,9 @@ from core.assets import UNITS, Quantity
 from core.errors import WireError
 
 __all__ = [
+    "CMD_SUFFIX",
     "ID_PATTERN",
+    "STATE_ROOT",
     "TOPIC_ROOT",
     "WIRE_VERSION",
     "BirthMessage",
@@ -47,8 +49,11 @@ __all__ = [
     "StatusReport",
     "Topic",
     "check_limits",
+    "cmd_topic",
     "decode",
     "encode",
+    "host_state_topic",
+    "is_cmd_topic",
     "new_msg_id",
     "parse_topic",
     "topic_for",
@@ -219,6 +224,29 @@ class Topic(BaseModel):
 
     def __str__(self) -> str:
         return f"{TOPIC_ROOT}/{self.site}/{self.asset_id}/{self.type.value}"
+
+
+#: Commands to an asset's edge agent (e.g. ``{"action": "raw"}`` for a raw snapshot) travel on
+#: ``genedge/v1/<site>/<asset>/cmd``; they are instructions, not data, so ingest does not store them.
+CMD_SUFFIX = "cmd"
+#: Retained ``{"online": bool}`` of a host application (ingest), like Sparkplug B's STATE; outside
+#: ``genedge/v1/#``. Edge agents may hold their data until their primary host is online.
+STATE_ROOT = "genedge/state"
+
+
+def cmd_topic(site: str, asset_id: str) -> str:
+    """Command topic of an asset: ``genedge/v1/<site>/<asset>/cmd``."""
+    return f"{TOPIC_ROOT}/{site}/{asset_id}/{CMD_SUFFIX}"
+
+
+def is_cmd_topic(topic: str) -> bool:
+    parts = topic.split("/")
+    return len(parts) == 5 and "/".join(parts[:2]) == TOPIC_ROOT and parts[4] == CMD_SUFFIX
+
+
+def host_state_topic(host_id: str) -> str:
+    """Retained online/offline state of a host application."""
+    return f"{STATE_ROOT}/{host_id}"
 
 
 def topic_for(site: str, asset_id: str, kind: MessageType | str) -> str:

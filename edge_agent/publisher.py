@@ -22,7 +22,17 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from core.errors import IngestError
 from core.settings import MqttSettings
-from core.wire import TOPIC_ROOT, BirthMessage, DeathMessage, MessageType, encode, topic_for
+from core.wire import (
+    CMD_SUFFIX,
+    TOPIC_ROOT,
+    BirthMessage,
+    DeathMessage,
+    MessageType,
+    cmd_topic,
+    encode,
+    host_state_topic,
+    topic_for,
+)
 from edge_agent.queue import DiskQueue
 
 __all__ = ["CMD_SUFFIX", "ForwardStats", "MqttPublisher", "ReliablePublisher", "cmd_topic", "host_state_topic"]
@@ -106,23 +116,7 @@ class MqttPublisher:
 # Store-and-forward publisher of the edge agent
 # ----------------------------------------------------------------------------------------------
 
-#: Commands to an asset's agent (raw snapshot requests ...). ``core.wire.MessageType`` has no
-#: ``cmd`` yet; until it does, the command topic is built here: ``genedge/v1/<site>/<asset>/cmd``.
-CMD_SUFFIX = "cmd"
-#: Retained ``{"online": bool}`` of the primary host application (Sparkplug B's STATE), kept outside
-#: ``genedge/v1/#`` so that ingest does not dead-letter it.
-STATE_ROOT = "genedge/state"
-
-
-def cmd_topic(site: str, asset_id: str) -> str:
-    """Command topic of an asset: ``genedge/v1/<site>/<asset>/cmd``."""
-    return f"{TOPIC_ROOT}/{site}/{asset_id}/{CMD_SUFFIX}"
-
-
-def host_state_topic(host_id: str) -> str:
-    return f"{STATE_ROOT}/{host_id}"
-
-
+# Command and host-state topics live in core.wire; re-exported here for the agent's callers.
 @dataclass
 class ForwardStats:
     queued: int = 0

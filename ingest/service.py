@@ -23,7 +23,8 @@ from paho.mqtt.properties import Properties
 
 from core.errors import IngestError, StoreError, WireError
 from core.settings import IngestSettings, MqttSettings
-from core.wire import TOPIC_ROOT, Limits, Message, check_limits, decode, utcnow
+from core.wire import TOPIC_ROOT, Limits, Message, check_limits, decode, host_state_topic, is_cmd_topic, utcnow
+from ingest.alarms import AlarmEvaluator
 from ingest.store import DeadLetterIn, Store
 
 __all__ = ["IngestService", "IngestStats", "make_client"]
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class IngestStats:
     received: int = 0
+    commands_seen: int = 0
     stored: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
@@ -93,6 +95,7 @@ class IngestService:
         limits: Limits | None = None,
         protocol: str = "5",
         on_flush: Callable[[IngestStats], None] | None = None,
+        evaluate_alarms: bool = True,
     ) -> None:
         self.mqtt_settings = mqtt_settings
         self.settings = ingest_settings
@@ -102,6 +105,7 @@ class IngestService:
         self.protocol = protocol
         self.stats = IngestStats()
         self._on_flush = on_flush
+        self.alarms = AlarmEvaluator(store) if evaluate_alarms else None
         self._pending = _Pending()
         self._connected = threading.Event()
         self._client = make_client(mqtt_settings, ingest_settings.client_id, protocol=protocol)
@@ -109,11 +113,18 @@ class IngestService:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        # Sparkplug-style host STATE: edge agents may wait for us before they send; the broker
+        # publishes the "offline" will if we die without a clean disconnect.
+        self._client.will_set(self.state_topic, b'{"online": false}', qos=1, retain=True)
 
     @property
     def topic_filter(self) -> str:
         base = f"{TOPIC_ROOT}/#"
         return f"$share/{self.settings.share_group}/{base}" if self.settings.share_group else base
+
+    @property
+    def state_topic(self) -> str:
+        return host_state_topic(self.settings.client_id)
 
     @property
     def connected(self) -> threading.Event:
@@ -125,6 +136,7 @@ class IngestService:
             log.error("broker refused connection: %s", rc)
             return
         client.subscribe(self.topic_filter, qos=1)
+        client.publish(self.state_topic, b'{"online": true}', qos=1, retain=True)
         self._connected.set()
         log.info("ingest %s subscribed to %s", self.settings.client_id, self.topic_filter)
 
@@ -136,6 +148,11 @@ class IngestService:
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         self.stats.received += 1
         received_at = utcnow()
+        if is_cmd_topic(msg.topic):  # commands to edge agents are instructions, not data
+            self.stats.commands_seen += 1
+            if msg.qos > 0:
+                self._client.ack(msg.mid, msg.qos)
+            return
         if not self._pending:
             self._pending.since = time.monotonic()
         self._pending.mids.append((msg.mid, msg.qos))
@@ -193,6 +210,9 @@ class IngestService:
             self._client.loop(timeout=0.05)
             self._maybe_flush()
         self._flush()
+        if self._client.is_connected():
+            self._client.publish(self.state_topic, b'{"online": false}', qos=1, retain=True)
+            self._client.loop(timeout=0.2)
         self._client.disconnect()
         return self.stats
 
@@ -223,6 +243,8 @@ class IngestService:
         self.stats.stored += result.inserted
         self.stats.duplicates += result.duplicates
         self.stats.dead_lettered += result.dead_lettered
+        if self.alarms is not None:
+            self.alarms.evaluate(m for m, _ in pending.messages)
         if self._on_flush is not None:
             self._on_flush(self.stats)
 

@@ -54,8 +54,11 @@ _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_epochs": 15,
         "batch_size": 256,
         "patience": 5,
+        # one intra-op thread: on a shared, oversubscribed 2-core box two spinning OpenMP
+        # threads are slower than one
+        "num_threads": 1,
     },
-    "lstm": {"learning_rate": 1e-3, "max_epochs": 15, "batch_size": 256, "patience": 5},
+    "lstm": {"learning_rate": 1e-3, "max_epochs": 15, "batch_size": 256, "patience": 5, "num_threads": 1},
     "minirocket": {"num_kernels": 2000},
 }
 _SUBSET_MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
