@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--ship-dir", type=Path, default=None, help="register + promote the first-seed transformer here (models/shipped)"
     )
+    p.add_argument("--artifacts-dir", type=Path, default=None, help="keep ONNX variants + net.pt here")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rul_cmapss.json")
     args = p.parse_args(argv)
     res = run_benchmark(
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         threads=args.threads,
         ship_dir=args.ship_dir,
+        artifacts_dir=args.artifacts_dir,
     )
     print(json.dumps(res["summary"], indent=2, default=float))
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from core.wire import utcnow
 from dashboard._context import _open_store
 from ingest.store import queries as q
 
@@ -24,14 +25,16 @@ __all__ = [
     "load_baseline",
     "load_dead_letter_counts",
     "load_dead_letters",
-    "load_features",
+    "load_channels_seen",
+    "load_feature_baseline",
+    "load_feature_series",
     "load_latest_readings",
     "load_models",
     "load_overview",
     "load_predictions",
+    "load_snapshot",
     "load_status",
     "load_trend",
-    "load_waveforms",
     "load_work_orders",
 ]
 
@@ -70,20 +73,33 @@ def load_baseline(url: str, asset_id: str, channel: str, value: str) -> float | 
     return q.baseline(_open_store(url), asset_id, channel, value=value)
 
 
+@st.cache_data(ttl=_LIVE, show_spinner=False, max_entries=32)
+def load_snapshot(url: str, asset_id: str, channel: str) -> q.Snapshot | None:
+    """The newest raw snapshot of a fast channel (the batches the edge agent sent together)."""
+    return q.latest_snapshot(_open_store(url), asset_id, channel)
+
+
 @st.cache_data(ttl=_LIVE, show_spinner=False, max_entries=64)
-def load_waveforms(url: str, asset_id: str, channel: str, n: int) -> list[q.Waveform]:
-    """The newest ``n`` multi-sample batches of a channel, newest first."""
-    return q.latest_waveforms(_open_store(url), asset_id, channel, n)
+def load_feature_series(url: str, asset_id: str, keys: tuple[str, ...], limit: int) -> q.FeatureSeries:
+    """Chosen features (``channel.name``) of the newest ``limit`` windows, oldest first."""
+    return q.feature_series(_open_store(url), asset_id, keys, limit=limit)
+
+
+@st.cache_data(ttl=_SLOW, show_spinner=False)
+def load_channels_seen(url: str, asset_id: str, channels: tuple[str, ...], minutes: int = 10) -> dict[str, Any]:
+    """When each channel last appeared in the asset's feature windows of the last ``minutes``."""
+    return q.feature_channels_seen(_open_store(url), asset_id, channels,
+                                   since=utcnow() - timedelta(minutes=minutes))
+
+
+@st.cache_data(ttl=timedelta(minutes=5), show_spinner=False)
+def load_feature_baseline(url: str, asset_id: str, key: str) -> float | None:
+    return q.feature_baseline(_open_store(url), asset_id, key)
 
 
 @st.cache_data(ttl=_LIVE, show_spinner=False)
 def load_predictions(url: str, asset_id: str, limit: int = 500) -> list[q.PredictionView]:
     return q.predictions(_open_store(url), asset_id, limit=limit)
-
-
-@st.cache_data(ttl=_LIVE, show_spinner=False)
-def load_features(url: str, asset_id: str, limit: int = 500) -> list[q.FeatureView]:
-    return q.features(_open_store(url), asset_id, limit=limit)
 
 
 @st.cache_data(ttl=_LIVE, show_spinner=False)

@@ -1,4 +1,4 @@
-"""Alarm limits drawn on trends and ISO 10816 zones read from edge features.
+"""Alarm limits drawn on trends, and ISO 10816 zones.
 
 Limits come from the asset's config (``config["alarm_limits"][channel] = {"alert": x,
 "alarm": y}``) when it has them. Until assets carry configured limits, the dashboard draws
@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.store.queries import FeatureView
-
-__all__ = ["ISO_10816_ZONES", "Limit", "channel_limits", "iso_zone", "zone_from_features"]
+__all__ = ["ISO_10816_ZONES", "Limit", "channel_limits", "iso_zone"]
 
 #: ISO 10816-1 zone boundaries A/B, B/C, C/D of velocity RMS (mm/s, 10-1000 Hz) by machine class.
 ISO_10816_ZONES: dict[str, tuple[float, float, float]] = {
@@ -23,10 +21,6 @@ ISO_10816_ZONES: dict[str, tuple[float, float, float]] = {
     "III": (1.8, 4.5, 11.2),
     "IV": (2.8, 7.1, 18.0),
 }
-ZONE_COLOURS = {"A": "#2e7d32", "B": "#9ccc65", "C": "#f9a825", "D": "#c62828"}
-#: Feature names (any channel) that carry velocity RMS in mm/s, or a zone index 0..3 = A..D.
-VELOCITY_FEATURES = ("velocity_rms_mm_s", "vel_rms_mm_s", "v_rms_mm_s")
-ZONE_FEATURES = ("iso_zone", "iso10816_zone")
 
 _VIB_ALERT, _VIB_ALARM = 2.0, 4.0
 _TEMP_ALERT_K, _TEMP_ALARM_K = 15.0, 25.0
@@ -64,29 +58,3 @@ def iso_zone(velocity_rms_mm_s: float, machine_class: str) -> str:
     if velocity_rms_mm_s < bc:
         return "B"
     return "C" if velocity_rms_mm_s < cd else "D"
-
-
-def zone_from_features(features: FeatureView | None, machine_class: str) -> tuple[str, float | None] | None:
-    """The ISO zone the edge features carry, with the velocity RMS it came from (if any).
-
-    Returns:
-        ``(zone, velocity_mm_s or None)``, or ``None`` when the features carry neither a zone
-        nor a velocity RMS.
-    """
-    if features is None:
-        return None
-    worst: tuple[str, float | None] | None = None
-    for values in features.features.values():
-        found: tuple[str, float | None] | None = None
-        for name in ZONE_FEATURES:
-            if name in values and 0 <= int(values[name]) <= 3:
-                found = ("ABCD"[int(values[name])], next((values[v] for v in VELOCITY_FEATURES if v in values), None))
-                break
-        if found is None:
-            for name in VELOCITY_FEATURES:
-                if name in values:
-                    found = (iso_zone(values[name], machine_class), values[name])
-                    break
-        if found is not None and (worst is None or found[0] > worst[0]):
-            worst = found
-    return worst

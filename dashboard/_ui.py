@@ -9,14 +9,14 @@ import streamlit as st
 from core.wire import utcnow
 from ingest.store.queries import PredictionView
 
-__all__ = ["ALARM_COLOURS", "QUALITY_COLOURS", "ago", "alarm_badge", "flash", "fmt_rul", "fmt_time", "quality_badge",
-           "show_flash", "zone_badge"]
+__all__ = ["ALARM_COLOURS", "QUALITY_COLOURS", "ago", "alarm_badge", "anomaly_badge", "flash", "fmt_rul", "fmt_time",
+           "quality_badge", "show_flash", "zone_badge"]
 
 # ISA-101 style: normal is muted, colour marks what is abnormal.
 ALARM_COLOURS = {"active": "red", "acknowledged": "orange", "shelved": "violet", "cleared": "gray", "normal": "gray"}
 QUALITY_COLOURS = {"good": "gray", "stale": "orange", "flatline": "red", "silent": "red", "suspect": "orange",
                    "no data": "gray"}
-ZONE_BADGE = {"A": "gray", "B": "gray", "C": "orange", "D": "red"}
+ZONE_BADGE = {"A": "green", "B": "green", "C": "orange", "D": "red"}
 SEVERITY_ICONS = {"critical": ":material/error:", "high": ":material/warning:", "medium": ":material/info:",
                   "low": ":material/info:"}
 
@@ -69,7 +69,22 @@ def quality_badge(quality: str) -> None:
 
 def zone_badge(zone: str | None, velocity: float | None) -> None:
     if zone is None:
-        st.badge("ISO zone —", color="gray", help="The edge features do not carry an ISO 10816 zone yet.")
+        st.badge("ISO zone —", color="gray", help="The edge features carry no ISO 10816/20816 zone: the agent "
+                 "computes velocity RMS and the zone only from vibration windows of at least 0.2 s.")
         return
     text = f"ISO zone {zone}" + (f" · {velocity:.2f} mm/s" if velocity is not None else "")
     st.badge(text, color=ZONE_BADGE[zone])  # type: ignore[arg-type]
+
+
+def anomaly_badge(anomaly: bool, learning: bool, known: bool) -> None:
+    """The edge agent's adaptive anomaly alarm: on, off, or still learning the healthy baseline."""
+    if not known:
+        st.badge("health —", color="gray", help="No health index from the edge agent yet.")
+    elif learning:
+        st.badge("learning baseline", icon=":material/school:", color="gray",
+                 help="The edge agent is learning this asset's healthy baseline; no anomaly alarm until it has.")
+    elif anomaly:
+        st.badge("anomaly", icon=":material/warning:", color="red",
+                 help="The health indicator is above the threshold the edge agent learned on this asset.")
+    else:
+        st.badge("no anomaly", icon=":material/check_circle:", color="gray")

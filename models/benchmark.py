@@ -51,6 +51,7 @@ def run_benchmark(
     out: str | Path | None = None,
     threads: int = 1,
     ship_dir: str | Path | None = None,
+    artifacts_dir: str | Path | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train every model on every subset for every seed; measure compression of transformers.
@@ -67,6 +68,8 @@ def run_benchmark(
         threads: CPU threads for latency measurements.
         ship_dir: if given, the first-seed transformer of each subset is exported as dynamic
             int8, registered and promoted in this registry (how ``models/shipped`` is made).
+        artifacts_dir: if given, the ONNX variants and the torch weights (``net.pt``) of the
+            compressed transformers are kept in ``<artifacts_dir>/<subset>/``.
         log: progress sink.
 
     Returns:
@@ -110,7 +113,12 @@ def run_benchmark(
                     log(f"  shipped {mv.name} {mv.version} val_rmse_onnx={mv.card['metrics']['val_rmse_onnx']:.3f}")
                 if model == "transformer" and seed == seeds[0] and subset in comp_subsets:
                     with tempfile.TemporaryDirectory() as tmp:
-                        paths = export_variants(res, tmp)
+                        where = Path(artifacts_dir) / subset if artifacts_dir else Path(tmp)
+                        paths = export_variants(res, where)
+                        if artifacts_dir:
+                            import torch
+
+                            torch.save(res.estimator.network.state_dict(), where / "net.pt")
                         compression[subset] = compression_report(
                             res.estimator.network, paths, res.datamodule.X_val, res.datamodule.y_val, threads=threads
                         )

@@ -1,21 +1,46 @@
-"""Asset detail: trends with limits, spectrum and envelope spectrum, RUL history, features."""
+"""Asset detail: trends of the edge features, spectra of the latest raw snapshot, RUL history, features.
+
+The edge agent publishes a feature window per asset every tick, raw readings only of slow
+channels (temperature, speed, load), and raw vibration only as snapshots: when an anomaly starts,
+or when someone asks for one here.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
 from core.assets import AssetConfig
+from core.errors import IngestError
+from core.wire import utcnow
 from dashboard import _charts, _data, _ui
 from dashboard import _context as ctx
-from dashboard._limits import channel_limits, zone_from_features
+from dashboard._commands import request_raw_snapshot
+from dashboard._features import (
+    ENVELOPE_FAMILIES,
+    TEMPERATURE_LEVEL,
+    Vitals,
+    envelope_keys,
+    health_keys,
+    temperature_channel,
+    vibration_channel,
+    vitals,
+)
+from dashboard._limits import ISO_10816_ZONES, channel_limits
 from dashboard._signal import amplitude_spectrum, averaged, default_band, defect_markers, envelope_spectrum
-from ingest.store.queries import AssetInfo, ChannelLatest
+from ingest.store.queries import AssetInfo, AssetOverview, FeatureView, Snapshot
+
+#: How long the page waits for a requested snapshot before it says that none came.
+SNAPSHOT_WAIT = timedelta(seconds=60)
+_REQUESTED = "genedge.snapshot_requested"
 
 
 def _pick_asset(url: str) -> AssetInfo | None:
-    assets = _data.load_assets(url)
+    monitored = {o.asset.asset_id for o in _data.load_overview(url) if o.monitored}
+    assets = [a for a in _data.load_assets(url) if a.asset_id in monitored]
     if not assets:
         st.info("No assets are registered yet.")
         return None
@@ -36,126 +61,306 @@ def _config(info: AssetInfo) -> AssetConfig | None:
         return None
 
 
-def _channel(latest: dict[str, ChannelLatest], quantities: tuple[str, ...]) -> ChannelLatest | None:
-    return next((c for c in latest.values() if c.quantity in quantities), None)
+def _fmt(x: float | None, spec: str, unit: str = "") -> str:
+    return "—" if x is None else f"{format(x, spec)}{' ' + unit if unit else ''}"
 
 
-def _header(info: AssetInfo, cfg: AssetConfig | None, latest: dict[str, ChannelLatest], url: str) -> None:
+# ------------------------------------------------------------------------------ header
+def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | None, v: Vitals) -> None:
     st.title(f"{info.asset_id} · {info.name}")
     parts = [info.kind or "asset", f"site {info.site or '?'}", info.line or "?", f"criticality {info.criticality}"]
     if cfg is not None:
         parts += [f"ISO class {cfg.machine_class}", f"bearing {cfg.bearing.designation}",
                   f"{cfg.shaft_speed_rpm:.0f} rpm rated"]
     st.caption(" · ".join(parts))
-    overview = next((o for o in _data.load_overview(url) if o.asset.asset_id == info.asset_id), None)
     if overview is None:
         return
-    b = st.columns([1, 1, 1, 3])
+    b = st.columns([1, 1, 1, 1, 3])
     with b[0]:
         _ui.alarm_badge(overview.alarm_state, overview.worst_severity)
     with b[1]:
         _ui.quality_badge(overview.quality)
     with b[2]:
-        zone = zone_from_features(overview.features, cfg.machine_class if cfg else "II")
-        _ui.zone_badge(*(zone or (None, None)))
-    b[3].caption(f"last update {_ui.fmt_time(overview.last_update)} ({_ui.ago(overview.last_update)})")
-    vib, temp, p = overview.vibration, overview.temperature, overview.prediction
-    m = st.columns(4)
-    m[0].metric("Vibration RMS", f"{vib.v_rms:.3f} {vib.unit}" if vib else "—")
-    m[1].metric("Temperature", f"{temp.v_mean:.1f} °C" if temp else "—")
-    m[2].metric("RUL", f"{p.rul_median:.0f} {p.rul_unit}" if p else "—",
+        _ui.zone_badge(v.zone, v.velocity_mm_s)
+    with b[3]:
+        _ui.anomaly_badge(v.anomaly, v.learning, v.health_index is not None)
+    b[4].caption(f"last update {_ui.fmt_time(overview.last_update)} ({_ui.ago(overview.last_update)})")
+    p = overview.prediction
+    m = st.columns(6)
+    m[0].metric("Vibration RMS", _fmt(v.vib_rms, ".3f", v.vib_unit),
+                help=f"Broadband RMS of {v.vib_channel} in the newest feature window." if v.vib_channel else None)
+    m[1].metric("Velocity RMS", _fmt(v.velocity_mm_s, ".2f", "mm/s"),
+                help="10-1000 Hz velocity RMS; the edge computes it only from windows of at least 0.2 s.")
+    m[2].metric("Temperature", _fmt(v.temperature_c, ".1f", "°C"),
+                help=f"From the {v.temperature_source}." if v.temperature_source else None)
+    m[3].metric("Health index", _fmt(v.health_index, ".2f"),
+                help="1 = as healthy as the baseline the edge learned on this asset; lower is worse.")
+    m[4].metric("RUL", f"{p.rul_median:.0f} {p.rul_unit}" if p else "—",
                 help=None if p else "No RUL prediction for this asset yet.")
-    m[3].metric("Model", f"{p.model_name} {p.model_version}" if p else "—",
+    m[5].metric("Model", f"{p.model_name} {p.model_version}" if p else "—",
                 help=None if p else "Shown once an edge agent with a promoted model publishes predictions.")
     if p is not None:
-        m[2].caption(f"{p.coverage:.0%} interval {p.rul_lower:.0f}–{p.rul_upper:.0f} {p.rul_unit}"
+        m[4].caption(f"{p.coverage:.0%} interval {p.rul_lower:.0f}–{p.rul_upper:.0f} {p.rul_unit}"
                      + (f" · health index {p.health_index:.2f}" if p.health_index is not None else ""))
 
 
-def _trends(info: AssetInfo, latest: dict[str, ChannelLatest], url: str) -> None:
-    n = st.select_slider("Batches shown", options=[100, 300, 1000, 3000], value=300, key="trend_n")
+# ------------------------------------------------------------------------------ trends
+def _vibration_trend(info: AssetInfo, vib: str, unit: str, series_keys: tuple[str, ...], n: int, url: str) -> None:
+    series = _data.load_feature_series(url, info.asset_id, series_keys, n)
+    times, rms = series.present(f"{vib}.rms")
+    if not rms:
+        st.info(f"No vibration features of {vib} yet.")
+        return
+    baseline = _data.load_feature_baseline(url, info.asset_id, f"{vib}.rms")
+    limits = channel_limits(info.config, vib, "acceleration", baseline)
+    bad = [(t, x) for t, x, q in zip(series.times, series.values[f"{vib}.rms"], series.quality, strict=True)
+           if x is not None and q != "good"]
+    st.plotly_chart(_charts.series_figure(times, rms, f"Vibration RMS · {vib}", unit, limits=limits, bad=bad),
+                    key="trend-vib")
+
+
+def _velocity_trend(info: AssetInfo, cfg: AssetConfig | None, vib: str, series_keys: tuple[str, ...], n: int,
+                    url: str) -> None:
+    series = _data.load_feature_series(url, info.asset_id, series_keys, n)
+    times, vel = series.present(f"{vib}.vel_rms_mm_s")
+    if not vel:
+        st.info(f"The feature windows of {vib} carry no velocity RMS: the edge computes it (and the ISO zone) only "
+                "from windows of at least 0.2 s of vibration, longer than the snapshots this agent takes.")
+        return
+    machine_class = cfg.machine_class if cfg else str(info.config.get("machine_class", "II"))
+    st.plotly_chart(_charts.velocity_figure(times, vel, f"Velocity RMS · {vib}",
+                                            ISO_10816_ZONES.get(machine_class, ISO_10816_ZONES["II"]), machine_class),
+                    key="trend-velocity")
+
+
+def _temperature_trend(info: AssetInfo, frame: FeatureView | None, n: int, url: str) -> None:
+    name = temperature_channel(info.config, frame)
+    if name is None:
+        st.info("This asset has no temperature channel.")
+        return
+    points = _data.load_trend(url, info.asset_id, name, n)
+    if points:
+        baseline = _data.load_baseline(url, info.asset_id, name, "v_mean")
+        limits = channel_limits(info.config, name, "temperature", baseline)
+        st.plotly_chart(_charts.trend_figure(points, "v_mean", f"Temperature · {name}", "°C", limits),
+                        key="trend-temp")
+        return
+    keys = tuple(f"{name}.{k}" for k in TEMPERATURE_LEVEL)
+    series = _data.load_feature_series(url, info.asset_id, keys, n)
+    found = next(((k, series.present(k)) for k in keys if series.present(k)[1]), None)
+    if found is None:
+        st.info(f"No temperature of {name} has reported for this asset.")
+        return
+    baseline = _data.load_feature_baseline(url, info.asset_id, found[0])
+    limits = channel_limits(info.config, name, "temperature", baseline)
+    st.plotly_chart(_charts.series_figure(*found[1], f"Temperature · {name} (features)", "°C", limits=limits,
+                                          from_zero=False), key="trend-temp")
+
+
+def _health_trend(info: AssetInfo, n: int, url: str) -> None:
+    series = _data.load_feature_series(url, info.asset_id, tuple(health_keys()), n)
+    v = series.values
+    if not any(x is not None for x in v["health.hi"]):
+        st.info("No health index yet: the edge agent computes it once the asset's vibration features arrive.")
+        return
+    st.plotly_chart(_charts.health_figure(series.times, v["health.health_index"], v["health.hi"],
+                                          v["health.threshold"], v["health.alarm"]), key="trend-health")
+    if any(x is not None and x >= 0.5 for x in v["health.learning"][-1:]):
+        st.caption("The edge agent is still learning this asset's healthy baseline: no threshold, no anomaly alarm yet.")
+
+
+def _envelope_trend(info: AssetInfo, vib: str, n: int, url: str) -> None:
+    c = st.columns([3, 3, 1])
+    families = c[0].pills("Defect frequencies", list(ENVELOPE_FAMILIES), selection_mode="multi",
+                          default=["BPFO", "BPFI"], key="env_trend_families")
+    smooth = c[2].selectbox("Median of", [1, 5, 15], index=1, key="env_trend_smooth",
+                            format_func=lambda k: "no smoothing" if k == 1 else f"{k} windows",
+                            help="A running median over windows: single noisy windows drop out, a defect stays.")
+    measure = c[1].segmented_control("Measure", ["h1", "h2", "h3", "snr"], default="h1", key="env_trend_measure",
+                                     format_func={"h1": "1x amplitude", "h2": "2x amplitude", "h3": "3x amplitude",
+                                                  "snr": "1x over floor"}.__getitem__) or "h1"
+    keys = envelope_keys(vib, families or [], measure)
+    if not keys:
+        st.caption("Pick a defect frequency.")
+        return
+    series = _data.load_feature_series(url, info.asset_id, tuple(keys.values()), n)
+    if not any(x is not None for k in keys.values() for x in series.values[k]):
+        st.info(f"The feature windows of {vib} carry no envelope amplitudes (the edge computes them for "
+                "acceleration sampled at 2 kHz or more).")
+        return
+    unit = "ratio" if measure == "snr" else _channel_unit(info, vib)
+    what = "over the envelope floor" if measure == "snr" else f"at {measure[1]}x the defect frequency"
+    lines = {f: _running_median(series.values[k], smooth) for f, k in keys.items()}
+    st.plotly_chart(_charts.envelope_trend_figure(series.times, lines, f"Envelope amplitude {what} · {vib}", unit),
+                    key="trend-envelope")
+    st.caption("Envelope amplitudes at the bearing defect frequencies of the measured shaft speed, one value per "
+               "feature window: an outer-race defect raises BPFO, an inner-race defect BPFI, well before the "
+               "broadband RMS moves.")
+
+
+def _running_median(values: tuple[float | None, ...], n: int) -> list[float | None]:
+    if n <= 1:
+        return list(values)
+    smoothed = pd.Series(values, dtype="float64").rolling(n, min_periods=1).median()
+    return [None if pd.isna(x) else float(x) for x in smoothed]
+
+
+def _channel_unit(info: AssetInfo, channel: str) -> str:
+    return next((str(c.get("unit", "")) for c in info.config.get("channels", [])
+                 if isinstance(c, dict) and c.get("name") == channel), "")
+
+
+def _trends(info: AssetInfo, cfg: AssetConfig | None, frame: FeatureView | None, url: str) -> None:
+    n = st.select_slider("Windows shown", options=[120, 600, 2400, 7200], value=600, key="trend_n",
+                         help="Feature windows (one per asset and tick of the edge agent).")
+    vib = vibration_channel(info.config, frame)
+    series_keys = (f"{vib[0]}.rms", f"{vib[0]}.vel_rms_mm_s") if vib else ()
     c1, c2 = st.columns(2)
-    for col, quantities, value, title in (
-        (c1, ("acceleration", "velocity"), "v_rms", "Vibration RMS"),
-        (c2, ("temperature",), "v_mean", "Temperature"),
-    ):
-        ch = _channel(latest, quantities)
-        with col:
-            if ch is None:
-                st.info(f"No {title.lower()} channel has reported for this asset.")
-                continue
-            points = _data.load_trend(url, info.asset_id, ch.channel, n)
-            baseline = _data.load_baseline(url, info.asset_id, ch.channel, value)
-            limits = channel_limits(info.config, ch.channel, ch.quantity, baseline)
-            unit = "°C" if ch.unit == "degC" else ch.unit
-            st.plotly_chart(_charts.trend_figure(points, value, f"{title} · {ch.channel}", unit, limits),
-                            key=f"trend-{ch.channel}")
+    with c1:
+        if vib is None:
+            st.info("This asset has no vibration channel.")
+        else:
+            _vibration_trend(info, vib[0], vib[1], series_keys, n, url)
+    with c2:
+        if vib is not None:
+            _velocity_trend(info, cfg, vib[0], series_keys, n, url)
+    c3, c4 = st.columns(2)
+    with c3:
+        _temperature_trend(info, frame, n, url)
+    with c4:
+        _health_trend(info, n, url)
+    if vib is not None:
+        _envelope_trend(info, vib[0], n, url)
     if "alarm_limits" not in info.config:
-        st.caption("Limits are relative to each channel's baseline (median of its first stored batches) until "
-                   "alarm limits are configured for the asset.")
+        st.caption("Limits are relative to each channel's baseline (median of its first stored windows or batches) "
+                   "until alarm limits are configured for the asset.")
 
 
-def _spectra(info: AssetInfo, cfg: AssetConfig | None, latest: dict[str, ChannelLatest], url: str) -> None:
-    vib = _channel(latest, ("acceleration", "velocity"))
-    if vib is None:
-        st.info("No vibration channel has reported for this asset.")
+# ------------------------------------------------------------------------------ spectra
+def _requested_at(asset_id: str) -> datetime | None:
+    at = st.session_state.get(_REQUESTED, {}).get(asset_id)
+    return at if isinstance(at, datetime) else None
+
+
+def _request_button(info: AssetInfo, vib: str) -> None:
+    pending = _requested_at(info.asset_id)
+    clicked = st.button("Request raw snapshot", icon=":material/download:", key="snapshot",
+                        help="Ask the asset's edge agent to send the raw vibration it holds (its newest batches).")
+    if clicked:
+        s = ctx.settings()
+        try:
+            topic = request_raw_snapshot(s.mqtt, info.site or s.mqtt.site, info.asset_id)
+        except IngestError as err:
+            st.error(f"The snapshot request did not go out: {err}", icon=":material/error:")
+            return
+        pending = utcnow()
+        st.session_state.setdefault(_REQUESTED, {})[info.asset_id] = pending
+        st.success(f"Snapshot requested from the edge agent on `{topic}` at {_ui.fmt_time(pending)}. The spectra "
+                   "update here when it arrives (usually within seconds).", icon=":material/check_circle:")
+    elif pending is not None:
+        st.caption(f"Snapshot of {vib} requested at {_ui.fmt_time(pending)}; waiting for it.")
+
+
+def _snapshot_arrived(info: AssetInfo, snap: Snapshot | None) -> None:
+    """Stop waiting once the requested snapshot is in (or too long has passed), with a full rerun."""
+    requested = _requested_at(info.asset_id)
+    if requested is None:
         return
+    if snap is not None and snap.received_at >= requested:
+        st.session_state[_REQUESTED].pop(info.asset_id, None)
+        _ui.flash(f"Raw snapshot of {info.asset_id} received")
+        st.rerun()
+    elif utcnow() - requested > SNAPSHOT_WAIT:
+        st.session_state[_REQUESTED].pop(info.asset_id, None)
+        _ui.flash(f"No snapshot of {info.asset_id} arrived within {SNAPSHOT_WAIT.seconds} s: is its edge agent "
+                  "online? (See Data quality.)")
+        st.rerun()
+
+
+def _shaft_hz(overview: AssetOverview | None, cfg: AssetConfig | None, vib: str) -> tuple[float | None, str]:
+    speed = next((c for c in (overview.readings.values() if overview else ()) if c.quantity == "speed"), None)
+    if speed is not None and speed.v_mean > 0:
+        return speed.v_mean / 60.0, "measured"
+    measured = overview.features.features.get(vib, {}).get("shaft_hz") if overview and overview.features else None
+    if measured:
+        return float(measured), "edge"
+    return (cfg.shaft_hz, "rated") if cfg else (None, "")
+
+
+def _spectrum_body(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | None, vib: str,
+                   unit: str, url: str) -> None:
+    snap = _data.load_snapshot(url, info.asset_id, vib)
+    _snapshot_arrived(info, snap)
+    if snap is None:
+        st.info(f"No raw vibration snapshot of {info.asset_id} yet. The edge agent sends features, not raw "
+                "vibration; it sends a raw snapshot when an anomaly starts, or when you request one.",
+                icon=":material/graphic_eq:")
+        return
+    batches = snap.batches
+    fs = batches[0].sample_rate_hz
+    same = [w for w in batches if w.sample_rate_hz == fs and w.values.size == batches[0].values.size]
     controls = st.columns([1, 2, 1, 1])
-    n_avg = controls[0].select_slider("Batches averaged", options=[1, 2, 4, 8, 16], value=4, key="spec_avg")
-    waves = _data.load_waveforms(url, info.asset_id, vib.channel, n_avg)
-    if not waves:
-        st.info("No multi-sample vibration batch stored yet.")
-        return
-    fs = waves[0].sample_rate_hz
+    n_avg = (controls[0].select_slider("Batches averaged", options=list(range(1, len(same) + 1)), value=len(same),
+                                       key="spec_avg") if len(same) > 1 else 1)
     lo, hi = default_band(fs)
     band = controls[1].slider("Envelope band (Hz)", 0.0, fs / 2, (float(round(lo)), float(round(hi))),
                               step=100.0, format="%.0f", key="env_band")
-    speed = _channel(latest, ("speed",))
-    shaft_hz = speed.v_mean / 60.0 if speed is not None and speed.v_mean > 0 else (cfg.shaft_hz if cfg else None)
     fmax_env = controls[2].select_slider("Envelope f max (Hz)", options=[250, 500, 1000, 2000], value=1000,
                                          key="env_fmax")
-    fmax_raw = controls[3].select_slider("Spectrum f max (Hz)", options=[500, 1000, 2000, 5000, int(fs / 2)],
+    fmax_raw = controls[3].select_slider("Spectrum f max (Hz)", options=sorted({500, 1000, 2000, 5000, int(fs / 2)}),
                                          value=int(fs / 2), key="spec_fmax")
-    same = [w for w in waves if w.sample_rate_hz == fs and w.values.size == waves[0].values.size]
-    spec = averaged([amplitude_spectrum(w.values, fs) for w in same])
+    used = same[:n_avg]
+    spec = averaged([amplitude_spectrum(w.values, fs) for w in used])
     try:
-        env = averaged([envelope_spectrum(w.values, fs, (band[0], band[1])) for w in same])
+        env = averaged([envelope_spectrum(w.values, fs, (band[0], band[1])) for w in used])
     except ValueError as err:
         st.warning(f"Envelope band: {err}")
         env = None
     families = st.pills("Markers", ["shaft", "BPFO", "BPFI", "BSF", "FTF"], selection_mode="multi",
                         default=["BPFO", "BPFI", "BSF", "FTF"], key="marker_families")
+    shaft_hz, shaft_source = _shaft_hz(overview, cfg, vib)
     markers = [m for m in (defect_markers(cfg.bearing, shaft_hz) if cfg is not None and shaft_hz else [])
-               if m[2] in families]
-    w0 = waves[0]
-    st.caption(f"Latest batch {_ui.fmt_time(w0.start)} · {w0.values.size} samples at {fs:g} Hz "
-               f"({w0.values.size / fs * 1000:.0f} ms, resolution {fs / w0.values.size:.1f} Hz) · "
-               f"averaged over {len(same)} batch(es) · quality {w0.quality}"
-               + (f" · shaft {shaft_hz * 60:.0f} rpm ({'measured' if speed else 'rated'})" if shaft_hz else ""))
-    if not markers:
+               if m[2] in (families or [])]
+    w0 = batches[0]
+    st.caption(f"Raw snapshot received {_ui.fmt_time(snap.received_at)} ({_ui.ago(snap.received_at)}) · "
+               f"{len(batches)} batch(es) from {_ui.fmt_time(snap.oldest_start)} to {_ui.fmt_time(snap.newest_start)} · "
+               f"{w0.values.size} samples at {fs:g} Hz ({w0.values.size / fs * 1000:.0f} ms, resolution "
+               f"{fs / w0.values.size:.1f} Hz) · averaged over {len(used)} · quality {w0.quality}"
+               + (f" · shaft {shaft_hz * 60:.0f} rpm ({shaft_source})" if shaft_hz else ""))
+    if cfg is None:
         st.caption("No bearing geometry in the asset config: defect frequency markers are not shown.")
     c1, c2 = st.columns(2)
     with c1:
         # Defect lines crowd a wide spectrum; mark them once it is zoomed in.
         raw_marks = markers if fmax_raw <= 2000 else []
-        st.plotly_chart(_charts.spectrum_figure(spec[0], spec[1], f"Spectrum · {vib.channel}", vib.unit,
-                                                markers=raw_marks, fmax=float(fmax_raw)), key="spectrum")
+        st.plotly_chart(_charts.spectrum_figure(spec[0], spec[1], f"Spectrum · {vib}", unit, markers=raw_marks,
+                                                fmax=float(fmax_raw)), key="spectrum")
     with c2:
         if env is not None:
             title = f"Envelope spectrum · {band[0]:.0f}–{band[1]:.0f} Hz"
-            st.plotly_chart(_charts.spectrum_figure(env[0], env[1], title, vib.unit, markers=markers,
+            st.plotly_chart(_charts.spectrum_figure(env[0], env[1], title, unit, markers=markers,
                                                     fmax=float(fmax_env), colour=_charts.COLOURS["envelope"]),
                             key="envelope")
     if cfg is not None and shaft_hz:
         f = cfg.bearing.defect_frequencies(shaft_hz)
         st.caption(f"{cfg.bearing.designation} at {shaft_hz:.2f} Hz: BPFO {f.bpfo:.1f} Hz · BPFI {f.bpfi:.1f} Hz · "
                    f"BSF {f.bsf:.1f} Hz · FTF {f.ftf:.1f} Hz")
-    st.button("Request raw snapshot", icon=":material/download:", disabled=True, key="snapshot",
-              help="The edge agent cannot take snapshots on request yet.")
-    st.caption("On-demand raw snapshots need edge-agent support that is not built yet; the spectra use the "
-               "batches the agent stores routinely.")
 
 
+def _spectra(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | None, url: str) -> None:
+    vib = vibration_channel(info.config, overview.features if overview else None)
+    if vib is None:
+        st.info("This asset has no vibration channel.")
+        return
+    _request_button(info, vib[0])
+    if _requested_at(info.asset_id) is not None:
+        # Poll for the snapshot while one is on its way; a full rerun ends the polling.
+        st.fragment(_spectrum_body, run_every=2.0)(info, cfg, overview, vib[0], vib[1] or _channel_unit(info, vib[0]), url)
+    else:
+        _spectrum_body(info, cfg, overview, vib[0], vib[1] or _channel_unit(info, vib[0]), url)
+
+
+# ------------------------------------------------------------------------------ other tabs
 def _rul(info: AssetInfo, url: str) -> None:
     preds = _data.load_predictions(url, info.asset_id)
     if not preds:
@@ -171,22 +376,19 @@ def _rul(info: AssetInfo, url: str) -> None:
         st.caption("Model versions in this history: " + ", ".join(f"{n} {v}" for n, v in versions))
 
 
-def _features(info: AssetInfo, url: str) -> None:
-    frames = _data.load_features(url, info.asset_id)
-    if not frames:
+def _features(info: AssetInfo, frame: FeatureView | None, url: str) -> None:
+    if frame is None:
         st.info("No edge features for this asset yet. They appear once the edge agent publishes feature frames.")
         return
-    last = frames[-1]
-    rows = [{"channel": ch, "feature": k, "value": v} for ch, vals in last.features.items() for k, v in vals.items()]
-    st.caption(f"Window {_ui.fmt_time(last.window_start)}, {last.window_s:g} s, quality {last.quality}")
+    rows = [{"channel": ch, "feature": k, "value": v} for ch, vals in frame.features.items() for k, v in vals.items()]
+    st.caption(f"Newest window {_ui.fmt_time(frame.window_start)}, {frame.window_s:g} s, quality {frame.quality}, "
+               f"from {frame.publisher}")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="features_table")
     names = sorted({f"{r['channel']}.{r['feature']}" for r in rows})
     pick = st.selectbox("Trend of", names, key="feature_pick")
     if pick:
-        ch, _, name = pick.partition(".")
-        pts = [(f.window_start, f.features[ch][name]) for f in frames if name in f.features.get(ch, {})]
-        st.plotly_chart(_charts.feature_trend_figure([p[0] for p in pts], [p[1] for p in pts], pick),
-                        key="feature_trend")
+        times, values = _data.load_feature_series(url, info.asset_id, (pick,), 2400).present(pick)
+        st.plotly_chart(_charts.feature_trend_figure(times, values, pick), key="feature_trend")
 
 
 def _events(info: AssetInfo, url: str) -> None:
@@ -212,17 +414,19 @@ _url = ctx.store_url()
 _info = _pick_asset(_url)
 if _info is not None:
     _cfg = _config(_info)
-    _latest = _data.load_latest_readings(_url, _info.asset_id).get(_info.asset_id, {})
-    _header(_info, _cfg, _latest, _url)
+    _overview = next((o for o in _data.load_overview(_url) if o.asset.asset_id == _info.asset_id), None)
+    _frame = _overview.features if _overview else None
+    _vitals = vitals(_info.config, _frame, _overview.temperature if _overview else None)
+    _header(_info, _cfg, _overview, _vitals)
     t_trend, t_spec, t_rul, t_feat, t_events = st.tabs(
         ["Trends", "Spectrum", "RUL", "Features", "Alarms & work orders"])
     with t_trend:
-        _trends(_info, _latest, _url)
+        _trends(_info, _cfg, _frame, _url)
     with t_spec:
-        _spectra(_info, _cfg, _latest, _url)
+        _spectra(_info, _cfg, _overview, _url)
     with t_rul:
         _rul(_info, _url)
     with t_feat:
-        _features(_info, _url)
+        _features(_info, _frame, _url)
     with t_events:
         _events(_info, _url)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -39,8 +39,10 @@ __all__ = [
     "AssetOverview",
     "ChannelLatest",
     "DeadLetterView",
+    "FeatureSeries",
     "FeatureView",
     "PredictionView",
+    "Snapshot",
     "StatusView",
     "TrendPoint",
     "Waveform",
@@ -54,10 +56,14 @@ __all__ = [
     "baseline",
     "dead_letter_counts",
     "dead_letters",
+    "feature_baseline",
+    "feature_channels_seen",
+    "feature_series",
     "features",
     "latest_features",
     "latest_predictions",
     "latest_readings",
+    "latest_snapshot",
     "latest_status",
     "latest_waveform",
     "latest_waveforms",
@@ -143,6 +149,29 @@ class Waveform:
     start: datetime
     values: NDArray[np.float32]
     quality: str
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The raw batches of one channel that an edge agent sent together (on request or at an anomaly).
+
+    The agent keeps its newest raw batches in a ring buffer and sends them all at once, so the
+    batches of one snapshot arrive together but cover the ticks before the request.
+    """
+
+    asset_id: str
+    channel: str
+    received_at: datetime
+    batches: tuple[Waveform, ...]  # newest first
+
+    @property
+    def newest_start(self) -> datetime:
+        return self.batches[0].start
+
+    @property
+    def oldest_start(self) -> datetime:
+        return self.batches[-1].start
 
 
 @dataclass(frozen=True)
@@ -155,6 +184,28 @@ class FeatureView:
     window_s: float
     features: dict[str, dict[str, float]]
     quality: str
+
+
+@dataclass(frozen=True)
+class FeatureSeries:
+    """Selected edge features of an asset's windows, oldest first.
+
+    ``values["vib_de.rms"][i]`` belongs to the window starting at ``times[i]``; ``None`` where that
+    window did not carry the feature.
+    """
+
+    asset_id: str
+    times: tuple[datetime, ...]
+    quality: tuple[str, ...]
+    values: dict[str, tuple[float | None, ...]]
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def present(self, key: str) -> tuple[list[datetime], list[float]]:
+        """Times and values of the windows that carry ``key``."""
+        pairs = [(t, v) for t, v in zip(self.times, self.values.get(key, ()), strict=False) if v is not None]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 @dataclass(frozen=True)
@@ -242,16 +293,30 @@ class StatusView:
 
 @dataclass(frozen=True)
 class AssetOverview:
-    """Everything the plant overview shows for one asset."""
+    """Everything the plant overview shows for one asset.
+
+    ``features`` is the newest window the edge agent published (vibration, velocity and ISO
+    zone, envelope amplitudes, health); ``readings`` the newest raw batch of each channel that
+    is sent raw (slow process values, and vibration snapshots when one was taken).
+    """
 
     asset: AssetInfo
-    vibration: ChannelLatest | None
-    temperature: ChannelLatest | None
-    prediction: PredictionView | None
     features: FeatureView | None
+    readings: dict[str, ChannelLatest]
+    prediction: PredictionView | None
     open_alarms: tuple[AlarmView, ...]
     quality: str
     last_update: datetime | None
+
+    @property
+    def monitored(self) -> bool:
+        """Configured, or sent data: not a publisher known only by its status reports (an edge agent)."""
+        return bool(self.asset.config or self.features or self.readings or self.prediction or self.open_alarms)
+
+    @property
+    def temperature(self) -> ChannelLatest | None:
+        """The newest raw batch of the asset's first temperature channel."""
+        return _pick(self.readings, TEMPERATURE_QUANTITIES)
 
     @property
     def alarm_state(self) -> str:
@@ -416,7 +481,8 @@ def latest_waveforms(store: Store, asset_id: str, channel: str, n: int = 1, *,
     with _read(store, f"waveforms of {asset_id}/{channel}") as s:
         return [Waveform(asset_id=r.asset_id, channel=r.channel, quantity=r.quantity, unit=r.unit,
                          sample_rate_hz=float(r.sample_rate_hz), start=r.start,
-                         values=np.frombuffer(r.samples, dtype="<f4").copy(), quality=r.quality)
+                         values=np.frombuffer(r.samples, dtype="<f4").copy(), quality=r.quality,
+                         received_at=r.received_at)
                 for r in s.scalars(stmt)]
 
 
@@ -426,27 +492,63 @@ def latest_waveform(store: Store, asset_id: str, channel: str, *, min_samples: i
     return found[0] if found else None
 
 
-def assess_quality(latest: dict[str, ChannelLatest], now: datetime, stale_after: timedelta) -> str:
-    """Data quality of an asset from its channels' newest batches.
+def latest_snapshot(store: Store, asset_id: str, channel: str, *, max_batches: int = 8,
+                    together: timedelta = timedelta(seconds=30)) -> Snapshot | None:
+    """The newest raw snapshot of a (fast) channel: its batches that arrived within ``together`` of the newest.
+
+    Args:
+        store: the store.
+        asset_id: the asset.
+        channel: a channel the edge agent sends raw only in snapshots (vibration, sound).
+        max_batches: most batches returned (the agent's ring buffer holds 8 per channel).
+        together: batches received this close to the newest one belong to the same snapshot.
+    """
+    batches = latest_waveforms(store, asset_id, channel, max_batches)
+    if not batches:
+        return None
+    newest = max(b.received_at or b.start for b in batches)
+    same = tuple(b for b in batches if newest - (b.received_at or b.start) <= together)
+    return Snapshot(asset_id=asset_id, channel=channel, received_at=newest, batches=same)
+
+
+_QUALITY_ORDER = ("silent", "flatline", "suspect")
+
+
+def _frame_end(f: FeatureView) -> datetime:
+    return f.window_start + timedelta(seconds=f.window_s)
+
+
+def assess_quality(latest: dict[str, ChannelLatest], now: datetime, stale_after: timedelta,
+                   frame: FeatureView | None = None) -> str:
+    """Data quality of an asset from its newest feature window and its channels' newest raw batches.
 
     Returns:
-        ``no data``; ``silent`` or ``flatline`` or ``suspect`` when any channel's newest batch
-        says so (a multi-sample batch with zero range counts as flatline); ``stale`` when the
-        newest batch of every channel ended more than ``stale_after`` before ``now``; else ``good``.
+        ``no data`` when there is neither; ``stale`` when the newest of them ended more than
+        ``stale_after`` before ``now``; else ``silent``, ``flatline`` or ``suspect`` when the
+        newest window says so (or marks a channel flat), or a raw batch as recent as the data
+        does (a multi-sample batch with zero range counts as flatline); else ``good``. Raw
+        batches older than ``stale_after`` before the newest data (an old vibration snapshot)
+        do not count.
     """
-    if not latest:
+    ends = [c.end for c in latest.values()] + ([_frame_end(frame)] if frame is not None else [])
+    if not ends:
         return "no data"
+    newest = max(ends)
+    if now - newest > stale_after:
+        return "stale"
     qualities = set()
+    if frame is not None and newest - _frame_end(frame) <= stale_after:
+        qualities.add("silent" if frame.quality == "device_silent" else frame.quality)
+        if any(values.get("flatline", 0.0) >= 0.5 for values in frame.features.values()):
+            qualities.add("flatline")
     for c in latest.values():
+        if newest - c.end > stale_after:
+            continue
         q = "silent" if c.quality == "device_silent" else c.quality
         if q == "good" and c.n_samples > 1 and c.v_max == c.v_min:
             q = "flatline"
         qualities.add(q)
-    for q in ("silent", "flatline", "suspect"):
-        if q in qualities:
-            return q
-    newest = max(c.end for c in latest.values())
-    return "stale" if now - newest > stale_after else "good"
+    return next((q for q in _QUALITY_ORDER if q in qualities), "good")
 
 
 # ------------------------------------------------------------------- features, predictions
@@ -468,6 +570,72 @@ def latest_features(store: Store, asset_ids: Sequence[str]) -> dict[str, Feature
             if r is not None:
                 out[a] = _feature_view(r)
     return out
+
+
+def _feature_key(key: str) -> tuple[str, str]:
+    channel, dot, name = key.partition(".")
+    if not dot or not channel or not name:
+        raise StoreError(f"feature keys look like 'channel.name' (e.g. 'vib_de.rms'), got {key!r}")
+    return channel, name
+
+
+def feature_series(store: Store, asset_id: str, keys: Sequence[str], *, limit: int = 500,
+                   since: datetime | None = None) -> FeatureSeries:
+    """Chosen features (``"channel.name"``) of the newest ``limit`` windows of an asset, oldest first.
+
+    Only the chosen values are read out of each window's JSON (by the database), so long trends
+    stay cheap.
+
+    Raises:
+        StoreError: a key is not ``channel.name``, or the database failed.
+    """
+    paths = [_feature_key(k) for k in keys]
+    cols = [FeatureRow.features[path].as_float() for path in paths]
+    stmt = select(FeatureRow.window_start, FeatureRow.quality, *cols).where(FeatureRow.asset_id == asset_id)
+    if since is not None:
+        stmt = stmt.where(FeatureRow.window_start >= since)
+    stmt = stmt.order_by(FeatureRow.window_start.desc(), FeatureRow.id.desc()).limit(limit)
+    try:
+        with _read(store, f"feature series of {asset_id}") as s:
+            rows = list(reversed(s.execute(stmt).all()))
+    except SQLAlchemyError as err:
+        raise StoreError(f"cannot read feature series of {asset_id}: {err}") from err
+    values = {k: tuple(None if r[2 + i] is None else float(r[2 + i]) for r in rows) for i, k in enumerate(keys)}
+    return FeatureSeries(asset_id=asset_id, times=tuple(r[0] for r in rows), quality=tuple(str(r[1]) for r in rows),
+                         values=values)
+
+
+def feature_channels_seen(store: Store, asset_id: str, channels: Sequence[str], *,
+                          since: datetime) -> dict[str, datetime | None]:
+    """When each channel last appeared in an asset's feature windows since ``since`` (``None``: not since).
+
+    Silence reports (windows of quality ``device_silent``) do not count as the channel being seen.
+    """
+    if not channels:
+        return {}
+    cols = [func.max(case((FeatureRow.features[(ch,)].as_string().is_not(None), FeatureRow.window_start)))
+            for ch in channels]
+    stmt = select(*cols).where(FeatureRow.asset_id == asset_id, FeatureRow.window_start >= since,
+                               FeatureRow.quality != "device_silent")
+    try:
+        with _read(store, f"channels of {asset_id}") as s:
+            row = s.execute(stmt).one()
+    except SQLAlchemyError as err:
+        raise StoreError(f"cannot read the channels of {asset_id}: {err}") from err
+    return dict(zip(channels, row, strict=True))
+
+
+def feature_baseline(store: Store, asset_id: str, key: str, *, n: int = 20) -> float | None:
+    """Median of a feature (``"channel.name"``) over the first ``n`` windows that carry it, or ``None``."""
+    col = FeatureRow.features[_feature_key(key)].as_float()
+    stmt = (select(col).where(FeatureRow.asset_id == asset_id, col.is_not(None))
+            .order_by(FeatureRow.window_start.asc(), FeatureRow.id.asc()).limit(n))
+    try:
+        with _read(store, f"baseline of {asset_id}/{key}") as s:
+            values = [float(v) for v in s.scalars(stmt)]
+    except SQLAlchemyError as err:
+        raise StoreError(f"cannot read the baseline of {asset_id}/{key}: {err}") from err
+    return float(np.median(values)) if values else None
 
 
 def predictions(store: Store, asset_id: str, *, limit: int = 500) -> list[PredictionView]:
@@ -606,14 +774,11 @@ def plant_overview(store: Store, *, now: datetime | None = None,
     out = []
     for info in infos:
         per = latest.get(info.asset_id, {})
-        ends = [c.end for c in per.values()]
-        if info.asset_id in feats:
-            f = feats[info.asset_id]
-            ends.append(f.window_start + timedelta(seconds=f.window_s))
+        frame = feats.get(info.asset_id)
+        ends = [c.end for c in per.values()] + ([_frame_end(frame)] if frame is not None else [])
         out.append(AssetOverview(
-            asset=info, vibration=_pick(per, VIBRATION_QUANTITIES), temperature=_pick(per, TEMPERATURE_QUANTITIES),
-            prediction=preds.get(info.asset_id), features=feats.get(info.asset_id),
-            open_alarms=tuple(open_alarms.get(info.asset_id, [])), quality=assess_quality(per, now, stale_after),
-            last_update=max(ends) if ends else None,
+            asset=info, features=frame, readings=per, prediction=preds.get(info.asset_id),
+            open_alarms=tuple(open_alarms.get(info.asset_id, [])),
+            quality=assess_quality(per, now, stale_after, frame), last_update=max(ends) if ends else None,
         ))
     return out

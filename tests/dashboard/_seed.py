@@ -1,9 +1,13 @@
-"""A store filled with simulator data, alarms, work orders, dead letters and a model registry.
+"""A store filled with what the edge agent publishes, plus alarms, work orders, dead letters and a registry.
 
-Readings, features and predictions all come from :mod:`core.sim` runs of the demo plant: the
-feed pump P-101 (outer-race fault) degrades across the seeded history. Predictions are the
-simulator's ground-truth RUL with a widening interval, published under a fixture model name,
-for two assets only, so the pages show both "with data" and "no data yet".
+The demo plant runs through the real edge agent (:class:`edge_agent.agent.EdgeAgent`): simulator
+ticks go in, and what the agent would publish comes out: a feature frame per asset and window
+(vibration, envelope amplitudes, temperature, health), raw readings of the slow channels only,
+status reports, and raw vibration snapshots when an anomaly starts (P-101, outer-race fault) or
+when asked (F-101). The agent learns its health baselines faster than in the demo (fewer windows),
+so a short seeded history already holds P-101's anomaly. Predictions are the simulator's
+ground-truth RUL with a widening interval, under a fixture model name, for two assets only, so the
+pages show both "with data" and "no data yet".
 """
 
 from __future__ import annotations
@@ -13,22 +17,32 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from core.assets import AssetConfig, ChannelConfig, Quantity
-from core.sim import PlantSimulator, default_faults, default_plant
-from core.wire import FeatureFrame, Message, Prediction, ReadingBatch, utcnow
+from core.assets import AssetConfig
+from core.settings import EdgeSettings, Settings
+from core.sim import default_faults, default_plant
+from core.wire import Message, Prediction, utcnow
 from dashboard.auth import hash_password
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
+from edge_agent.health import HealthConfig
+from edge_agent.sources.simulator import SimulatorSource
 from ingest.store import DeadLetterIn, Store, actions
 from tests._factories import bad_message
 
-PUBLISHER = "sim-fixture"
+PUBLISHER = "edge-fixture"
 PASSWORDS = {"olga": "operator-pw", "eve": "engineer-pw"}
 ROLES = {"olga": "operator", "eve": "engineer"}
 PREDICTED = ("P-101", "F-101")
 #: The seeded history ends this far into P-101's life (outer-race fault well developed).
 SEED_FRACTION = 0.92
+#: Healthy ticks (before P-101's fault starts at 85 h) and ticks of its degradation.
+HEALTHY_TICKS, DEGRADING_TICKS = 24, 30
+#: Learns each asset's baseline on 20 windows after 4 of run-in (the demo: 100 after 60).
+SEED_HEALTH = HealthConfig(warmup_windows=4, baseline_windows=20, smooth_windows=5, persistence=3)
 
 
 @dataclass
@@ -36,7 +50,7 @@ class Seeded:
     url: str
     registry_dir: Path
     users_json: str
-    next_seq: int = 0
+    run: PlantRun
     alarms: dict[str, int] = field(default_factory=dict)
     work_orders: dict[str, int] = field(default_factory=dict)
 
@@ -49,84 +63,118 @@ def users_json() -> str:
     return json.dumps({u: {"role": ROLES[u], "password_hash": hash_password(pw)} for u, pw in PASSWORDS.items()})
 
 
-def _velocity_rms(sim: PlantSimulator, asset_id: str, t_hours: float) -> float:
-    vel = ChannelConfig(name="vel_de", quantity=Quantity.VELOCITY, unit="mm/s", sample_rate_hz=25600.0)
-    v = sim[asset_id].sample(vel, t_hours, 2048)
-    return float(np.sqrt(np.mean(np.square(v.astype(np.float64)))))
+class _Collect:
+    """The agent's sink: keeps what it would publish."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.sent: list[Any] = []
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def send(self, message: Any) -> bool:
+        self.sent.append(message)
+        return True
+
+    def take(self) -> list[Any]:
+        out, self.sent = self.sent, []
+        return out
 
 
-def _plant() -> tuple[list[AssetConfig], PlantSimulator, float]:
-    plant = default_plant()
-    faults = default_faults(plant, 7)
-    return plant, PlantSimulator(plant, faults, seed=7), faults["P-101"].life_hours
+class PlantRun:
+    """The demo plant through the real edge agent, one simulator tick at a time."""
+
+    def __init__(self) -> None:
+        self.plant: list[AssetConfig] = default_plant()
+        faults = default_faults(self.plant, 7)
+        self.life_hours = faults["P-101"].life_hours
+        self.source = SimulatorSource(self.plant, faults, seed=7)
+        self.sink = _Collect()
+        settings = Settings(edge=EdgeSettings(agent_id=PUBLISHER))
+        self.agent = EdgeAgent(settings, self.plant, self.sink, config=AgentConfig(health=SEED_HEALTH))
+        self.t_hours = 0.0
+        self._pred_seq = 0
+
+    def tick(self, t_hours: float, at: datetime) -> list[tuple[Message, datetime]]:
+        """Every channel of every asset at simulated hour ``t_hours``, stamped ``at``, through the agent.
+
+        Returns what the agent published (a window closes when the next tick's batch arrives)
+        and the fixture predictions, each received at ``at``.
+        """
+        self.t_hours = t_hours
+        for batch in self.source.tick(t_hours, at):
+            self.agent.handle_batch(batch)
+        return [(m, at) for m in self.sink.take()] + self._predictions(t_hours, at)
+
+    def flush(self, at: datetime) -> list[tuple[Message, datetime]]:
+        """Close the open windows (the agent does this when it stops)."""
+        self.agent.flush()
+        return [(m, at) for m in self.sink.take()]
+
+    def command(self, asset_id: str, payload: bytes, at: datetime) -> list[tuple[Message, datetime]]:
+        """A command as it arrives on the asset's command topic, e.g. ``{"action": "raw"}``."""
+        self.agent.command(asset_id, payload)
+        self.agent.handle_commands()
+        return [(m, at) for m in self.sink.take()]
+
+    def _predictions(self, t_hours: float, at: datetime) -> list[tuple[Message, datetime]]:
+        out: list[tuple[Message, datetime]] = []
+        for asset_id in PREDICTED:
+            state = self.source.plant.state(asset_id, t_hours)
+            if state.rul_hours is None:
+                continue
+            rul, spread = state.rul_hours, 0.1 * state.rul_hours + 5.0
+            self._pred_seq += 1
+            out.append((Prediction(publisher="rul-fixture", seq=self._pred_seq, asset_id=asset_id,
+                                   model_name="fixture-truth", model_version="v1", at=at, rul_median=rul,
+                                   rul_lower=max(0.0, rul - spread), rul_upper=rul + spread, coverage=0.9,
+                                   health_index=state.health_index), at))
+        return out
 
 
-def _tick(sim: PlantSimulator, plant: list[AssetConfig], t_h: float, at: datetime,
-          seq: int) -> tuple[list[tuple[Message, datetime]], int]:
-    """Every channel of every asset at simulated hour ``t_h``, stamped ``at``; predictions and features too."""
-    out: list[tuple[Message, datetime]] = []
-    for a in plant:
-        for ch in a.channels:
-            n = 2048 if ch.sample_rate_hz > 100 else 1
-            values = sim.snapshot(a.asset_id, ch, t_h, n)
-            out.append((ReadingBatch(publisher=PUBLISHER, seq=seq, asset_id=a.asset_id, channel=ch.name,
-                                     quantity=ch.quantity, unit=ch.unit, sample_rate_hz=ch.sample_rate_hz,
-                                     start=at, values=values.astype(float).tolist()), at))
-            seq += 1
-        state = sim.state(a.asset_id, t_h)
-        if a.asset_id in PREDICTED and state.rul_hours is not None:
-            rul = state.rul_hours
-            spread = 0.1 * rul + 5.0
-            out.append((Prediction(publisher=PUBLISHER, seq=seq, asset_id=a.asset_id, model_name="fixture-truth",
-                                   model_version="v1", at=at, rul_median=rul, rul_lower=max(0.0, rul - spread),
-                                   rul_upper=rul + spread, coverage=0.9, health_index=state.health_index), at))
-            seq += 1
-        if a.asset_id == "P-101":
-            out.append((FeatureFrame(publisher=PUBLISHER, seq=seq, asset_id=a.asset_id, window_start=at,
-                                     window_s=0.08, features={"vib_de": {
-                                         "velocity_rms_mm_s": _velocity_rms(sim, a.asset_id, t_h),
-                                         "temperature_c": state.temperature_c}}), at))
-            seq += 1
-    return out, seq
+def _schedule(life: float) -> list[float]:
+    healthy = np.linspace(0.0, 80.0, HEALTHY_TICKS, endpoint=False)
+    degrading = np.linspace(80.0, SEED_FRACTION * life, DEGRADING_TICKS)
+    return [float(t) for t in (*healthy, *degrading)]
 
 
-def seed(path: Path, *, ticks: int = 16, end: datetime | None = None) -> Seeded:
-    """Create and fill ``path/store.db`` and ``path/registry``; the newest readings end at ``end`` (now)."""
+def seed(path: Path, *, end: datetime | None = None) -> Seeded:
+    """Create and fill ``path/store.db`` and ``path/registry``; the newest data ends at ``end`` (now)."""
     url = f"sqlite:///{path / 'store.db'}"
-    plant, sim, life = _plant()
+    run = PlantRun()
     end = end or utcnow()
-    seq = 0
+    hours = _schedule(run.life_hours)
     messages: list[tuple[Message, datetime]] = []
-    for i, t_h in enumerate(np.linspace(0.0, SEED_FRACTION * life, ticks)):
-        batch, seq = _tick(sim, plant, float(t_h), end - timedelta(seconds=2.0 * (ticks - 1 - i)), seq)
-        messages += batch
+    for i, t_h in enumerate(hours):
+        messages += run.tick(t_h, end - timedelta(seconds=2.0 * (len(hours) - 1 - i)))
+    messages += run.command("F-101", b'{"action": "raw"}', end)
     dead = []
     for i in (0, 2, 3, 5, 6, 8):  # no oversize payload: keeps the fixture small
         topic, payload, reason = bad_message(i)
         dead.append(DeadLetterIn(topic=topic, payload=payload, reason=reason, detail=f"fixture {reason}"))
     with Store(url) as store:
-        store.upsert_assets(plant)
+        store.upsert_assets(run.plant)
         store.write(messages, dead)
-        seeded = Seeded(url=url, registry_dir=path / "registry", users_json=users_json(), next_seq=seq)
+        seeded = Seeded(url=url, registry_dir=path / "registry", users_json=users_json(), run=run)
         _alarms_and_orders(store, seeded, end)
     _registry(seeded.registry_dir)
     return seeded
 
 
 def feed(seeded: Seeded, stop: threading.Event, interval_s: float = 1.0) -> None:
-    """Keep the plant running: one tick a second, P-101 degrading further, until ``stop`` is set."""
-    plant, sim, life = _plant()
-    t_h, seq = SEED_FRACTION * life, seeded.next_seq
+    """Keep the plant running through the agent: one tick a second, P-101 degrading further, until ``stop``."""
+    run = seeded.run
     with Store(seeded.url) as store:
         while not stop.wait(interval_s):
-            t_h += 0.0005 * life
-            batch, seq = _tick(sim, plant, t_h, utcnow(), seq)
-            store.write(batch)
+            t_h = min(run.t_hours + 0.0005 * run.life_hours, 0.999 * run.life_hours)
+            store.write(run.tick(t_h, utcnow()))
 
 
 def _alarms_and_orders(store: Store, seeded: Seeded, now: datetime) -> None:
-    a = actions.raise_alarm(store, "P-101", "vibration_high", "high",
-                            "Vibration RMS above 4x baseline; BPFO in the envelope spectrum", at=now)
+    a = actions.raise_alarm(store, "P-101", "health_anomaly", "high",
+                            "Anomaly: health indicator above its learned threshold; BPFO in the envelope", at=now)
     seeded.alarms["active"] = a.id
     b = actions.raise_alarm(store, "F-101", "temperature_high", "medium", "Bearing temperature rising", at=now)
     actions.acknowledge_alarm(store, b.id, "olga", at=now)

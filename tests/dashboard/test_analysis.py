@@ -10,10 +10,12 @@ import pytest
 
 from core.errors import ConfigError
 from core.sim import PlantSimulator, default_faults, default_plant
-from dashboard._limits import channel_limits, iso_zone, zone_from_features
+from dashboard._cards import card_html
+from dashboard._features import Vitals, envelope_keys, vitals
+from dashboard._limits import channel_limits, iso_zone
 from dashboard._signal import amplitude_spectrum, defect_markers, envelope_spectrum
 from dashboard.auth import authenticate, hash_password, parse_users
-from ingest.store.queries import FeatureView
+from ingest.store.queries import AssetInfo, AssetOverview, ChannelLatest, FeatureView
 
 
 def _p101() -> tuple[PlantSimulator, float]:
@@ -53,15 +55,55 @@ def test_iso_zones_follow_iso_10816_1() -> None:
     assert [iso_zone(v, "IV") for v in (2.7, 2.8, 17.9, 18.0)] == ["A", "B", "C", "D"]
 
 
-def test_zone_comes_from_features_only() -> None:
-    def frame(features: dict[str, dict[str, float]]) -> FeatureView:
-        return FeatureView("P-101", "edge", datetime(2025, 1, 1, tzinfo=UTC), 1.0, features, "good")
+def _frame(features: dict[str, dict[str, float]], quality: str = "good") -> FeatureView:
+    return FeatureView("P-101", "edge", datetime(2025, 1, 1, tzinfo=UTC), 1.0, features, quality)
 
-    assert zone_from_features(None, "II") is None
-    assert zone_from_features(frame({"vib_de": {"kurtosis": 3.1}}), "II") is None
-    assert zone_from_features(frame({"vib_de": {"velocity_rms_mm_s": 3.0}}), "II") == ("C", 3.0)
-    assert zone_from_features(frame({"vib_de": {"iso_zone": 3.0}, "vib_nde": {"velocity_rms_mm_s": 0.5}}),
-                              "II") == ("D", None)
+
+def test_vitals_come_from_the_agents_features() -> None:
+    config = default_plant()[0].model_dump(mode="json")  # P-101: vib_de, temp_de, mic, speed, load; class II
+    assert vitals(config, None) == Vitals(vib_channel="vib_de", vib_unit="g")
+    v = vitals(config, _frame({"vib_de": {"rms": 0.5, "crest": 3.0, "vel_rms_mm_s": 3.0, "iso_zone": 2.0},
+                               "temp_de": {"mean": 61.5, "slope_per_min": 0.4},
+                               "mic": {"rms": 0.2, "crest": 3.0, "spl_db": 80.0},
+                               "health": {"hi": 0.7, "health_index": 0.5, "alarm": 1.0, "learning": 0.0,
+                                          "threshold": 0.2}}))
+    assert (v.vib_channel, v.vib_rms, v.vib_unit, v.velocity_mm_s, v.zone) == ("vib_de", 0.5, "g", 3.0, "C")
+    assert (v.temperature_c, v.temperature_slope_per_min, v.temperature_source) == (61.5, 0.4, "features")
+    assert (v.health_index, v.hi, v.threshold, v.anomaly, v.learning) == (0.5, 0.7, 0.2, True, False)
+    # No zone from the edge: from the velocity and the machine class; the worst channel counts.
+    v = vitals(config, _frame({"vib_de": {"rms": 0.1, "vel_rms_mm_s": 1.0},
+                               "vib_nde": {"rms": 0.2, "vel_rms_mm_s": 7.5}}))
+    assert (v.zone, v.velocity_mm_s, v.vib_rms) == ("D", 7.5, 0.1)
+    # The demo's 80 ms windows: no velocity, no zone; raw temperature wins over the features.
+    raw = ChannelLatest("P-101", "temp_de", "temperature", "degC", 1.0, _frame({}).window_start,
+                        _frame({}).window_start, 1, 48.0, 48.0, 48.0, 48.0, "good")
+    v = vitals(config, _frame({"vib_de": {"rms": 0.04, "crest": 3.0}, "temp_de": {"mean": 47.0},
+                               "health": {"hi": 0.0, "health_index": 1.0, "alarm": 0.0, "learning": 1.0}}), raw)
+    assert (v.velocity_mm_s, v.zone, v.temperature_c, v.temperature_source, v.learning) == (None, None, 48.0,
+                                                                                            "readings", True)
+    # An asset without config: its vibration channel is the one with rms and crest that is not sound.
+    v = vitals({}, _frame({"mic": {"rms": 0.2, "crest": 3.0, "spl_db": 80.0}, "acc": {"rms": 0.3, "crest": 4.0}}))
+    assert (v.vib_channel, v.vib_rms) == ("acc", 0.3)
+
+
+def test_envelope_keys_name_the_agents_features() -> None:
+    assert envelope_keys("vib_de", ["BPFO", "BPFI"]) == {"BPFO": "vib_de.env_bpfo_h1", "BPFI": "vib_de.env_bpfi_h1"}
+    assert envelope_keys("vib_de", ["FTF"], "snr") == {"FTF": "vib_de.env_ftf_snr"}
+
+
+def test_overview_card_colours_the_iso_zone() -> None:
+    plant = default_plant()[0]
+    info = AssetInfo(asset_id="P-101", site="plant1", line="line1", name="Feed pump 101", kind="pump", criticality=3,
+                     config=plant.model_dump(mode="json"), last_seen=None)
+
+    def card(zone: float, velocity: float) -> str:
+        frame = _frame({"vib_de": {"rms": 0.5, "crest": 3.0, "vel_rms_mm_s": velocity, "iso_zone": zone}})
+        return card_html(AssetOverview(asset=info, features=frame, readings={}, prediction=None, open_alarms=(),
+                                       quality="good", last_update=frame.window_start))
+
+    assert 'background:#c62828">ISO D' in card(3.0, 8.0)  # abnormal: filled
+    assert 'color:#2e7d32;border:1px solid #2e7d32">ISO A' in card(0.0, 0.5)  # normal: zone colour, outlined
+    assert "8.00" in card(3.0, 8.0) and "ISO zone D" in card(3.0, 8.0)
 
 
 def test_limits_configured_or_relative_to_baseline() -> None:

@@ -64,11 +64,16 @@ def _wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-def _shot(page: object, name: str) -> None:
-    """Screenshot once the script run is over and lazy widgets (tables, charts) have drawn."""
-    idle = "[data-testid='stStatusWidget'], [data-testid='stSkeleton']"
-    _wait_for(lambda: page.locator(idle).count() == 0)  # type: ignore[attr-defined]
+def _idle(page: object) -> None:
+    """Wait until the script run is over and lazy widgets (tables, charts) have drawn."""
+    busy = "[data-testid='stStatusWidget'], [data-testid='stSkeleton']"
+    _wait_for(lambda: page.locator(busy).count() == 0)  # type: ignore[attr-defined]
     page.wait_for_timeout(500)  # type: ignore[attr-defined]
+
+
+def _shot(page: object, name: str) -> None:
+    """Screenshot once the page is idle."""
+    _idle(page)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
@@ -105,6 +110,8 @@ def test_operator_sees_the_live_plant_and_acknowledges(live: tuple[str, Seeded],
     p101.get_by_role("link", name="Details").click()
     expect(page.get_by_role("heading", name="P-101 · Feed pump 101")).to_be_visible()
     expect(page.locator(".js-plotly-plot", has_text="Vibration RMS")).to_be_visible()
+    expect(page.locator(".js-plotly-plot", has_text="Envelope amplitude")).to_be_visible()
+    expect(page.locator(".js-plotly-plot", has_text="adaptive threshold")).to_be_visible()
     _shot(page, "02-asset-trends")
     page.get_by_role("tab", name="RUL").click()
     expect(page.locator(".js-plotly-plot", has_text="Remaining useful life")).to_be_visible()
@@ -113,8 +120,10 @@ def test_operator_sees_the_live_plant_and_acknowledges(live: tuple[str, Seeded],
     envelope = page.locator(".js-plotly-plot", has_text="Envelope spectrum")
     expect(envelope).to_be_visible()
     expect(envelope).to_contain_text("BPFO")
+    expect(page.get_by_text(re.compile(r"Raw snapshot received .* 8 batch\(es\)"))).to_be_visible()
     _shot(page, "04-asset-spectrum")
 
+    _idle(page)
     page.get_by_role("link", name="Alarms").click()
     ack = page.locator(f".st-key-ack-{seeded.alarms['active']} button")
     expect(ack).to_be_visible()
@@ -149,6 +158,7 @@ def test_engineer_approves_a_work_order(live: tuple[str, Seeded], browser: objec
         _wait_for(lambda: (queries.work_order(store, draft) or _none()).status == "approved")
         wo = queries.work_order(store, draft)
     assert wo is not None and wo.updated_by == "eve" and wo.history[-1]["note"] == "bearing in stores, fit on Thursday"
+    _idle(page)  # the approval reruns the page; a click during that rerun is lost
     page.get_by_role("link", name="Models").click()
     expect(page.get_by_role("heading", name="cmapss-FD001")).to_be_visible()
     _shot(page, "08-models-engineer")

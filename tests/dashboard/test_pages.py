@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard._context import _load_settings
 from dashboard.auth import hash_password, verify_password
+from genedge.localservices import Mosquitto, free_port
 from ingest.store import Store, actions, queries
-from tests.dashboard._seed import PASSWORDS, Seeded
+from tests.dashboard._seed import PASSWORDS, PUBLISHER, Seeded
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 TIMEOUT = 60
@@ -97,35 +100,107 @@ def test_overview_shows_every_asset_with_live_values(app_env: Seeded) -> None:
     text = _text(at)
     for asset_id in ("P-101", "M-101", "F-101", "P-102", "P-201", "M-201", "F-201", "M-202"):
         assert f" {asset_id} " in text
+    assert PUBLISHER not in text  # the edge agent reports status under its own id: not a plant asset
     assert "Site plant1" in text and "line1" in text and "line2" in text
-    assert re.search(r"P-101 Feed pump 101 ACTIVE · high pump · criticality 3 · class II Vib RMS 0\.5\d\d g "
-                     r"Temp 6\d\.\d °C RUL 20 h 13–27 h · 90% ", text)  # degraded, with its prediction
-    assert re.search(r"M-202 Mixer drive motor 202 normal .* RUL — none yet ", text)
-    assert "Unacknowledged alarms 1" in text
+    # Degraded, from the agent's features: broadband RMS up, health index down, anomaly on; raw temperature.
+    assert re.search(r"P-101 Feed pump 101 ACTIVE · high pump · criticality 3 · class II Vib RMS 0\.[3-9]\d\d g "
+                     r"Velocity — window too short Temp [5-7]\d\.\d °C [+-]\d+\.\d\d K/min Health 0\.[0-4]\d anomaly "
+                     r"RUL 20 h 13–27 h data good anomaly", text)
+    assert re.search(r"M-202 Mixer drive motor 202 normal .* Vib RMS 0\.0\d\d g .* Health (1\.00|0\.9\d) RUL — none yet "
+                     r"data good", text)
+    assert "Unacknowledged alarms 1" in text and "Anomaly on 1" in text
     assert not any("Models" in str(p) for p in at.sidebar)  # operators have no engineering pages
 
 
-def test_asset_page_shows_trends_spectra_and_rul(app_env: Seeded) -> None:
+def _chart_titles(at: AppTest) -> dict[str, dict[str, object]]:
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {spec["layout"]["title"]["text"]: spec for spec in specs}
+
+
+def test_asset_page_shows_feature_trends_snapshot_spectra_and_rul(app_env: Seeded) -> None:
     at = _signed_in("olga", "views/asset.py", asset="P-101")
     assert at.title[0].value == "P-101 · Feed pump 101"
-    charts = [c for c in at.get("plotly_chart")]
-    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in charts]
-    assert any(t.startswith("Vibration RMS") for t in titles)
-    assert any(t.startswith("Temperature") for t in titles)
-    assert any(t.startswith("Spectrum") for t in titles)
-    assert any(t.startswith("Envelope spectrum") for t in titles)
-    assert "Remaining useful life" in titles
-    envelope = next(json.loads(c.proto.spec) for c in charts if "Envelope" in json.loads(c.proto.spec)["layout"]["title"]["text"])
-    assert any(tr.get("name") == "BPFO" for tr in envelope["data"])
-    assert "fixture-truth v1" in _text(at)
-    assert at.button(key="snapshot").disabled
+    charts = _chart_titles(at)
+    titles = list(charts)
+    for prefix in ("Vibration RMS · vib_de", "Temperature · temp_de", "Health", "Envelope amplitude at 1x",
+                   "Spectrum · vib_de", "Envelope spectrum", "Remaining useful life"):
+        assert any(t.startswith(prefix) for t in titles), (prefix, titles)
+    # Envelope trend from the features: BPFO (outer race) grows well above BPFI as P-101's fault develops.
+    env_trend = next(spec for t, spec in charts.items() if t.startswith("Envelope amplitude"))
+    lines = {tr["name"]: [y for y in tr["y"] if y is not None] for tr in env_trend["data"]}  # type: ignore[index]
+    assert set(lines) == {"BPFO", "BPFI"}
+    assert lines["BPFO"][-1] > 5 * lines["BPFO"][0] and lines["BPFO"][-1] > 3 * lines["BPFI"][-1]
+    # The health indicator crosses the threshold the agent learned, and the alarm shows.
+    health = next(spec for t, spec in charts.items() if t == "Health")
+    assert "anomaly alarm on" in [tr.get("name") for tr in health["data"]]  # type: ignore[union-attr]
+    # Spectra of the snapshot the agent sent when the anomaly started, with defect markers.
+    envelope = next(spec for t, spec in charts.items() if t.startswith("Envelope spectrum"))
+    assert any(tr.get("name") == "BPFO" for tr in envelope["data"])  # type: ignore[union-attr]
+    text = _text(at)
+    assert re.search(r"Raw snapshot received .* · 8 batch\(es\) from .* 2048 samples at 25600 Hz", text)
+    assert "fixture-truth v1" in text
+    assert not at.button(key="snapshot").disabled
 
 
-def test_asset_without_predictions_says_so(app_env: Seeded) -> None:
+def test_asset_without_snapshot_or_predictions_says_so(app_env: Seeded) -> None:
     at = _signed_in("olga", "views/asset.py", asset="M-202")
     text = _text(at)
     assert "No RUL predictions for this asset yet" in text
-    assert "No edge features for this asset yet" in text
+    assert "No raw vibration snapshot of M-202 yet" in text
+    assert "carry no velocity RMS" in text  # the demo's 80 ms snapshots are too short for 10 Hz
+    assert not at.button(key="snapshot").disabled
+    assert any(t.startswith("Vibration RMS") for t in _chart_titles(at))  # its features still trend
+
+
+def test_requested_snapshot_shows_when_it_was_taken(app_env: Seeded) -> None:
+    at = _signed_in("olga", "views/asset.py", asset="F-101")  # the seed asked F-101's agent for one
+    assert re.search(r"Raw snapshot received \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+ s ago\)", _text(at))
+    assert any(t.startswith("Spectrum · vib_de") for t in _chart_titles(at))
+
+
+def test_snapshot_request_is_published_on_the_cmd_topic(app_env: Seeded, broker: Mosquitto,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from dashboard._context import _load_settings
+
+    monkeypatch.setenv("GENEDGE_MQTT__PORT", str(broker.port))
+    _load_settings.clear()
+    got: list[tuple[str, bytes]] = []
+    subscribed = threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="cmd-listener")
+    sub.on_subscribe = lambda *_a: subscribed.set()
+    sub.on_message = lambda _c, _u, m: got.append((m.topic, bytes(m.payload)))
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe("genedge/v1/+/+/cmd", qos=1)
+    sub.loop_start()
+    try:
+        assert subscribed.wait(10)
+        at = _signed_in("olga", "views/asset.py", asset="M-202")
+        at.button(key="snapshot").click().run()
+        assert not at.exception
+        assert "Snapshot requested from the edge agent on `genedge/v1/plant1/M-202/cmd`" in _text(at)
+        end = time.monotonic() + 10
+        while not got and time.monotonic() < end:
+            time.sleep(0.05)
+        assert got == [("genedge/v1/plant1/M-202/cmd", b'{"action": "raw"}')]
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+
+
+def test_snapshot_request_failure_is_shown(app_env: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard._context import _load_settings
+
+    monkeypatch.setenv("GENEDGE_MQTT__PORT", str(free_port()))  # nothing listens there
+    _load_settings.clear()
+    at = _signed_in("olga", "views/asset.py", asset="M-202")
+    at.button(key="snapshot").click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("The snapshot request did not go out: cannot reach the MQTT broker at 127.0.0.1:")
+               for e in errors), errors
 
 
 def test_operator_acknowledges_and_shelves(app_env: Seeded) -> None:
@@ -210,10 +285,16 @@ def test_synthetic_page_is_honest(app_env: Seeded) -> None:
     assert "Not built yet" in _text(at)
 
 
-def test_data_quality_lists_dead_letters(app_env: Seeded) -> None:
+def test_data_quality_lists_dead_letters_and_channel_freshness(app_env: Seeded) -> None:
     at = _signed_in("olga", "views/data_quality.py")
     frames = _frames(at)
     for reason in ("malformed", "invalid", "out_of_range", "unknown_topic", "topic_mismatch"):
         assert reason in frames
     assert "genedge/v1/plant1/fan-09/readings" in frames
-    assert "vib_de" in frames  # channel freshness table
+    channels = next(df.value for df in at.dataframe if "in features" in df.value.columns)
+    p101 = channels[channels["asset"] == "P-101"].set_index("channel")
+    assert set(p101.index) == {"vib_de", "temp_de", "mic", "speed", "load"}
+    assert p101.loc["vib_de", "raw samples"] == 2048  # the anomaly snapshot
+    assert p101.loc["temp_de", "raw samples"] == 1  # slow channels go raw every tick
+    assert p101["in features"].notna().all()
+    assert PUBLISHER in frames  # the agent's status reports

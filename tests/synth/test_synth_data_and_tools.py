@@ -22,7 +22,7 @@ from synth import (
     fill_gaps,
     load_cwru,
 )
-from synth.gaps import interpolate_gaps
+from synth.gaps import evaluate_gap_filling, interpolate_gaps
 
 
 def test_cwru_split_is_disjoint_in_time(cwru_clean) -> None:
@@ -83,6 +83,8 @@ def test_fill_gaps_keeps_observed_samples(toy_panel: tuple[np.ndarray, np.ndarra
     assert np.isfinite(lin).all()
     with pytest.raises(ModelError, match="mask"):
         fill_gaps(vae, X, missing[:, :1], y)
+    scores = evaluate_gap_filling(vae, X, y, gap=16)
+    assert scores["zeros"] > 0 and np.isfinite(scores["vae"]) and np.isfinite(scores["linear"])
 
 
 def test_cli_train_sample_evaluate(cwru_dir: Path, tmp_path: Path) -> None:

@@ -1,0 +1,110 @@
+"""Commands from the dashboard to edge agents over MQTT (a raw snapshot request). No Streamlit.
+
+A command is one QoS 1 message on the asset's command topic ``genedge/v1/<site>/<asset>/cmd``;
+the edge agent that serves the asset answers a ``{"action": "raw"}`` by publishing the raw
+batches in its ring buffer, which ingest stores like any reading batch.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from core.errors import IngestError
+from core.settings import MqttSettings
+from core.wire import cmd_topic
+
+__all__ = ["request_raw_snapshot", "send_command"]
+
+
+def _client(settings: MqttSettings) -> mqtt.Client:
+    # MQTT 3.1.1 with a clean session: every broker GenEdge runs with (amqtt included) speaks it,
+    # and a one-shot publisher must leave no session behind on the broker.
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.client_id}-dash-{uuid.uuid4().hex[:8]}",
+                         protocol=MQTTProtocolVersion.MQTTv311, clean_session=True)
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password.get_secret_value() if settings.password else None)
+    if settings.tls:
+        client.tls_set(ca_certs=str(settings.ca_file) if settings.ca_file else None,
+                       certfile=str(settings.cert_file) if settings.cert_file else None,
+                       keyfile=str(settings.key_file) if settings.key_file else None)
+    return client
+
+
+def send_command(settings: MqttSettings, site: str, asset_id: str, command: dict[str, Any], *,
+                 timeout_s: float = 5.0) -> str:
+    """Publish ``command`` (JSON) on the asset's command topic and wait for the broker's PUBACK.
+
+    Args:
+        settings: broker connection (host, port, credentials, TLS).
+        site: the asset's site (part of the topic).
+        asset_id: the asset.
+        command: e.g. ``{"action": "raw"}``.
+        timeout_s: how long to wait for the connection and for the broker to acknowledge.
+
+    Returns:
+        The topic the command went to.
+
+    Raises:
+        IngestError: the broker could not be reached, refused the connection, or did not
+            acknowledge the command in time.
+    """
+    topic = cmd_topic(site, asset_id)
+    where = f"{settings.host}:{settings.port}"
+    client = _client(settings)
+    connected = threading.Event()
+    refused: list[str] = []
+
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, rc: Any, _p: object = None) -> None:
+        if getattr(rc, "is_failure", False):
+            refused.append(str(rc))
+        connected.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(settings.host, settings.port, keepalive=settings.keepalive_s)
+    except (OSError, ValueError) as err:
+        raise IngestError(f"cannot reach the MQTT broker at {where}: {err}") from err
+    client.loop_start()
+    try:
+        if not connected.wait(timeout_s):
+            raise IngestError(f"the MQTT broker at {where} did not answer within {timeout_s:g} s")
+        if refused:
+            raise IngestError(f"the MQTT broker at {where} refused the connection: {refused[0]}")
+        info = client.publish(topic, json.dumps(command).encode(), qos=1)
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError) as err:
+            raise IngestError(f"publishing to {topic} failed: {err}") from err
+        if not info.is_published():
+            raise IngestError(f"the MQTT broker at {where} did not acknowledge the command on {topic} "
+                              f"within {timeout_s:g} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return topic
+
+
+def request_raw_snapshot(settings: MqttSettings, site: str, asset_id: str, *, channel: str | None = None,
+                         timeout_s: float = 5.0) -> str:
+    """Ask the asset's edge agent for a raw snapshot (``{"action": "raw"}``); returns the topic.
+
+    Args:
+        settings: broker connection.
+        site: the asset's site.
+        asset_id: the asset.
+        channel: only this channel (default: every fast channel in the agent's ring buffer).
+        timeout_s: see :func:`send_command`.
+
+    Raises:
+        IngestError: see :func:`send_command`.
+    """
+    command: dict[str, Any] = {"action": "raw"}
+    if channel is not None:
+        command["channel"] = channel
+    return send_command(settings, site, asset_id, command, timeout_s=timeout_s)
