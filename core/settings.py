@@ -91,7 +91,10 @@ class SimSettings(BaseModel):
     seed: int = 7
     time_acceleration: float = Field(default=3600.0, gt=0, description="simulated seconds per wall second")
     publish_interval_s: float = Field(default=0.5, gt=0, description="wall seconds between snapshots per asset")
-    vibration_samples: int = Field(default=2048, ge=64, le=262_144, description="samples per published batch")
+    vibration_samples: int = Field(
+        default=6400, ge=64, le=262_144,
+        description="samples per vibration snapshot (6400 = 0.25 s at 25.6 kHz: enough for velocity RMS and ISO zone)",
+    )
 
 
 class EdgeSettings(BaseModel):

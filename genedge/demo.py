@@ -129,8 +129,7 @@ class Demo:
         from prescribe.service import aprescribe_and_save
 
         assert self.store is not None
-        backend, notes = make_backend(self.settings.llm, nice=5)
-        prescriber = Prescriber(backend, notes=notes)
+        prescriber: Prescriber | None = None  # the local model loads on the first alarm, not before
         assets = {a.asset_id: a for a in self.assets}
         handled: set[int] = set()
         try:
@@ -141,6 +140,9 @@ class Demo:
                     handled.add(alarm.id)
                     if queries.work_orders(self.store, statuses=("draft", "approved"), asset_id=alarm.asset_id):
                         continue
+                    if prescriber is None:
+                        backend, notes = make_backend(self.settings.llm, nice=5)
+                        prescriber = Prescriber(backend, notes=notes)
                     outcome, saved = await aprescribe_and_save(self.store, prescriber, alarm.asset_id,
                                                                asset=assets[alarm.asset_id])
                     self.prescriptions += 1
@@ -148,7 +150,8 @@ class Demo:
                                 "work order drafted" if saved is not None else outcome.recommendation.status,
                                 outcome.backend_used)
         finally:
-            await prescriber.aclose()
+            if prescriber is not None:
+                await prescriber.aclose()
 
     def stop(self, drain_timeout: float = 60.0) -> DemoResult:
         """Stop the simulator and agent, let ingest store everything published, then shut down."""
@@ -216,7 +219,10 @@ def start_demo_dashboard(settings: Settings, config_file: Any = None) -> Any:
     users = settings.dashboard.users or {
         name: {"role": name, "password_hash": hash_password(pw)} for name, pw in DEMO_USERS.items()
     }
-    env = {"GENEDGE_STORE__URL": settings.store.url.get_secret_value(), "GENEDGE_DASHBOARD__USERS": json.dumps(users)}
+    env = {"GENEDGE_STORE__URL": settings.store.url.get_secret_value(), "GENEDGE_DASHBOARD__USERS": json.dumps(users),
+           # the snapshot button publishes commands to the demo's broker, wherever it is
+           "GENEDGE_MQTT__HOST": settings.mqtt.host, "GENEDGE_MQTT__PORT": str(settings.mqtt.port),
+           "GENEDGE_MQTT__SITE": settings.mqtt.site}
     proc = start_dashboard(config_file, settings.dashboard.host, settings.dashboard.port, env)
     url = f"http://{settings.dashboard.host}:{settings.dashboard.port}"
     wait_ready(url, 60)

@@ -39,7 +39,7 @@ def conditions(frame: FeatureFrame) -> list[Condition]:
     health = frame.features.get("health", {})
     if "alarm" in health and not health.get("learning", 0.0):
         hi, thr = health.get("hi"), health.get("threshold")
-        detail = f"health index {hi:.3f} above its learned threshold {thr:.3f}" if hi is not None and thr is not None else ""
+        detail = f"health indicator {hi:.3f} above its learned threshold {thr:.3f}" if hi is not None and thr is not None else ""
         out.append(Condition(frame.asset_id, "health_anomaly", health["alarm"] >= 0.5, "high",
                              f"Anomaly: {detail} (adaptive threshold learned on this asset's healthy period)"))
     zones = [(ch, int(f["iso_zone"])) for ch, f in frame.features.items() if "iso_zone" in f]

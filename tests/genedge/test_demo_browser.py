@@ -44,13 +44,7 @@ def demo(broker: Mosquitto, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """``genedge demo`` (with its dashboard) on the broker; stopped with SIGINT, which must exit 0."""
     port = free_port()
     db = f"sqlite:///{tmp_path / 'demo.db'}"
-    env = {
-        **os.environ, **DEMO_ENV,
-        "GENEDGE_DASHBOARD__PORT": str(port),
-        # `--broker` reaches the demo's agent and ingest but not the dashboard process it starts,
-        # whose snapshot button publishes to settings.mqtt: tell it through the environment too.
-        "GENEDGE_MQTT__HOST": "127.0.0.1", "GENEDGE_MQTT__PORT": str(broker.port),
-    }
+    env = {**os.environ, **DEMO_ENV, "GENEDGE_DASHBOARD__PORT": str(port)}
     out_path, err_path = tmp_path / "demo.out", tmp_path / "demo.err"
     started = time.monotonic()
     with out_path.open("w") as out, err_path.open("w") as err:
