@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import GenEdgeError
+from genedge._cli_output import fail
 
 __all__ = ["prescribe_app", "workorders_app"]
 
@@ -39,9 +40,6 @@ def _settings(config: Path | None, db: str | None) -> Any:
     return settings
 
 
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(code=1)
 
 
 def _asset_config(settings: Any, asset_id: str) -> Any:
@@ -84,7 +82,7 @@ def prescribe(
     try:
         _run(asset, backend, as_json, db, config, save, sim, stage, seed)
     except (GenEdgeError, ValueError) as err:
-        _fail(err)
+        fail(err)
 
 
 def _run(asset_id: str, backend: str | None, as_json: bool, db: str | None, config: Path | None, save: bool,
@@ -155,7 +153,7 @@ def wo_list(asset: Annotated[str | None, typer.Option("--asset")] = None,
             due = v.due_by.strftime("%Y-%m-%d %H:%M") if v.due_by else "-"
             typer.echo(f"{work_order_number(v.id)}  {v.asset_id:<8} {v.status:<9} {v.priority:<7} due {due}  {v.title}")
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
 
 
 @workorders_app.command("export")
@@ -171,7 +169,7 @@ def wo_export(fmt: Annotated[str, typer.Option("--format", help="json | csv")] =
     try:
         views = list_work_orders(_store(config, db), asset_id=asset)
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
         return
     text = export_json(views) if fmt == "json" else export_csv(views)
     if out is None:
@@ -189,7 +187,7 @@ def wo_approve(work_order_id: int, by: Annotated[str, typer.Option("--by")], not
     try:
         typer.echo(approve(_store(config, db), work_order_id, by, note=note).status)
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
 
 
 @workorders_app.command("reject")
@@ -201,7 +199,7 @@ def wo_reject(work_order_id: int, by: Annotated[str, typer.Option("--by")],
     try:
         typer.echo(reject(_store(config, db), work_order_id, by, reason).status)
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
 
 
 @workorders_app.command("complete")
@@ -216,4 +214,4 @@ def wo_complete(work_order_id: int, by: Annotated[str, typer.Option("--by")],
         typer.echo(complete(_store(config, db), work_order_id, by, found=found, fault_confirmed=confirmed,
                             note=note).status)
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import GenEdgeError
+from genedge._cli_output import emit, fail
 
 __all__ = ["DEFAULT_SHIPPED_DIR", "models_app", "rul_app"]
 
@@ -29,17 +30,8 @@ RegistryDir = Annotated[Path, typer.Option("--registry-dir", help="Model registr
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line.")]
 
 
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(code=1)
 
 
-def _emit(data: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, sort_keys=False, default=float))
-    else:
-        for key, value in data.items():
-            typer.echo(f"{key:>24}: {value}")
 
 
 @rul_app.command("train")
@@ -75,7 +67,7 @@ def train(
             subset, model, seed = card["dataset"]["subset"], card["model"], int(card["seed"])
             model_params, data_params = dict(card["config"]["model"]), dict(card["config"]["data"])
         except (OSError, KeyError, TypeError, ValueError) as err:
-            _fail(err)
+            fail(err)
     try:
         result = train_cmapss(
             data_dir,
@@ -105,8 +97,8 @@ def train(
                 }
             )
     except GenEdgeError as err:
-        _fail(err)
-    _emit(out, as_json)
+        fail(err)
+    emit(out, as_json)
 
 
 @rul_app.command("evaluate")
@@ -137,8 +129,8 @@ def evaluate(
         )
         out = evaluate_predictor(predictor, data_dir, subset, coverage=coverage)
     except GenEdgeError as err:
-        _fail(err)
-    _emit(out, as_json)
+        fail(err)
+    emit(out, as_json)
 
 
 @rul_app.command("quantize")
@@ -165,7 +157,7 @@ def quantize(
             result.estimator.network, paths, result.datamodule.X_val, result.datamodule.y_val, threads=threads
         )
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
     if as_json:
         typer.echo(json.dumps({"subset": subset, "rows": rows}, default=float))
         return
@@ -202,7 +194,7 @@ def benchmark(
             log=lambda msg: typer.echo(msg, err=True),
         )
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
     typer.echo(json.dumps(res["summary"], default=float))
 
 
@@ -218,7 +210,7 @@ def list_models(
     try:
         versions = ModelRegistry(registry_dir).list(name)
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
     rows = [
         {
             "name": v.name,
@@ -250,7 +242,7 @@ def promote(
     try:
         mv = ModelRegistry(registry_dir).promote(name, version)
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
     typer.echo(f"promoted {mv.name} {mv.version}")
 
 
@@ -265,5 +257,5 @@ def rollback(
     try:
         mv = ModelRegistry(registry_dir).rollback(name)
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
     typer.echo(f"rolled back {mv.name} to {mv.version}")

@@ -7,7 +7,6 @@ Heavy imports (torch, Lightning, sktime) happen inside the commands.
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import GenEdgeError
+from genedge._cli_output import emit, fail
 
 __all__ = ["synth_app"]
 
@@ -25,17 +25,8 @@ ModelPath = Annotated[Path, typer.Option("--model-path", help="Pickled generator
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line.")]
 
 
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(code=1)
 
 
-def _emit(data: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, default=float))
-    else:
-        for key, value in data.items():
-            typer.echo(f"{key:>22}: {value}")
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -88,12 +79,12 @@ def train(
             raise typer.BadParameter(f"--model must be vae or gan, got {model!r}")
         gen.fit(X, y)
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
     out.parent.mkdir(parents=True, exist_ok=True)
     bundle = {"generator": gen, "class_names": data.class_names, "snr_db": snr, "k": k, "seed": seed, "fs": data.fs}
     with out.open("wb") as fh:
         pickle.dump(bundle, fh)
-    _emit({"model": model, "out": str(out), "windows": int(X.shape[0]), "k": k, "snr_db": snr}, as_json)
+    emit({"model": model, "out": str(out), "windows": int(X.shape[0]), "k": k, "snr_db": snr}, as_json, width=22)
 
 
 @synth_app.command("sample")
@@ -122,11 +113,11 @@ def sample(
                 chunks.append(gen.sample(m, lab, random_state=seed + i))
                 bar.advance(task, m)
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
     X = np.concatenate(chunks) if chunks else np.empty((0, gen.n_channels_, gen.window_), dtype=np.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, X)
-    _emit({"out": str(out), "shape": list(X.shape), "label": lab, "class": bundle["class_names"][lab]}, as_json)
+    emit({"out": str(out), "shape": list(X.shape), "label": lab, "class": bundle["class_names"][lab]}, as_json, width=22)
 
 
 @synth_app.command("evaluate")
@@ -161,9 +152,9 @@ def evaluate(
             report = gate.evaluate(data.X_train[idx], data.y_train[idx], X_syn, y_syn, plot_dir=report_dir)
             bar.update(task, advance=1)
     except GenEdgeError as err:
-        _fail(err)
+        fail(err)
     report.save(report_dir / "report.json")
-    _emit({"passed": report.passed, "discriminative_score": round(report.discriminative_score, 4),
+    emit({"passed": report.passed, "discriminative_score": round(report.discriminative_score, 4),
            "predictive_score": round(report.predictive_score, 4), "mmd": round(report.mmd, 4),
            "spectral_passed": report.spectral_passed, "failures": report.failures,
            "report": str(report_dir / "report.json")}, as_json)

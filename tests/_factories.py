@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
+from core.settings import MqttSettings
 from core.wire import ReadingBatch, encode, topic_for, utcnow
+from genedge.localservices import Mosquitto
 
 SITE = "plant1"
 
@@ -45,3 +49,18 @@ def bad_message(i: int, publisher: str = "bad") -> tuple[str, bytes, str]:
         return topic, json.dumps(base).encode(), "out_of_range"
     del base["sample_rate_hz"]
     return topic, json.dumps(base).encode(), "invalid"
+
+
+def mqtt_settings(broker: Mosquitto) -> MqttSettings:
+    """Settings of a client of the test's real broker."""
+    return MqttSettings(host="127.0.0.1", port=broker.port, embedded=False)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes; its last answer."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()

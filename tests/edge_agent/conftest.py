@@ -6,7 +6,6 @@ import asyncio
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,31 +14,19 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from core.settings import EdgeSettings, IngestSettings, MqttSettings, Settings
+from core.settings import EdgeSettings, IngestSettings, Settings
 from edge_agent.publisher import host_state_topic
 from genedge.localservices import Mosquitto
 from ingest.service import IngestService
 from ingest.store import Store
+from tests._factories import mqtt_settings
 
 HOST_ID = "ingest-host"
-
-
-def mqtt_settings(broker: Mosquitto) -> MqttSettings:
-    return MqttSettings(host="127.0.0.1", port=broker.port, embedded=False)
 
 
 def agent_settings(broker: Mosquitto, tmp_path: Path, agent_id: str) -> Settings:
     return Settings(mqtt=mqtt_settings(broker),
                     edge=EdgeSettings(agent_id=agent_id, queue_path=tmp_path / f"{agent_id}-queue.db"))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 @contextmanager

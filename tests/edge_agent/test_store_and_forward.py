@@ -14,6 +14,7 @@ from edge_agent.publisher import ReliablePublisher
 from edge_agent.queue import DiskQueue
 from edge_agent.sources.simulator import SimulatorSource
 from genedge.localservices import Mosquitto
+from tests._factories import wait_for
 from tests.edge_agent.conftest import (
     HOST_ID,
     agent_settings,
@@ -22,7 +23,6 @@ from tests.edge_agent.conftest import (
     rows,
     running_ingest,
     status_kinds,
-    wait_for,
 )
 
 OUTAGE_S = 60.0

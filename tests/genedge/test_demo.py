@@ -12,8 +12,7 @@ from pathlib import Path
 from edge_agent.publisher import MqttPublisher
 from genedge.localservices import Mosquitto, free_port
 from ingest.store import Store
-from tests._factories import bad_message
-from tests.ingest.test_ingest_mqtt import mqtt_settings
+from tests._factories import bad_message, mqtt_settings
 
 
 def _demo(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -15,8 +15,7 @@ import pytest
 from edge_agent.publisher import MqttPublisher
 from genedge.localservices import Mosquitto
 from ingest.store import Store
-from tests._factories import SITE, good_reading
-from tests.ingest.test_ingest_mqtt import mqtt_settings, wait_for
+from tests._factories import SITE, good_reading, mqtt_settings, wait_for
 
 
 def start_worker(

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import StoreError
-from core.settings import IngestSettings, MqttSettings
+from core.settings import IngestSettings
 from core.wire import encode, topic_for
 from edge_agent.publisher import MqttPublisher
 from genedge.localservices import Mosquitto
 from ingest.service import IngestService
 from ingest.store import Store
-from tests._factories import SITE, bad_message, good_reading
-
-
-def mqtt_settings(broker: Mosquitto) -> MqttSettings:
-    return MqttSettings(host="127.0.0.1", port=broker.port, embedded=False)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
+from tests._factories import SITE, bad_message, good_reading, mqtt_settings, wait_for
 
 
 @contextmanager
