@@ -1,6 +1,6 @@
 """Prescriber benchmark: >= 50 simulator scenarios through one backend (the local model by default).
 
-    python benchmarks/prescribe.py [--n 54] [--backend local] [--threads 2] [--max-tokens 160]
+    python benchmarks/prescribe.py [--n 54] [--backend local] [--threads 2] [--max-tokens 160] [--max-actions 2]
                                    [--out benchmarks/results/prescribe.json]
 
 Measures, per the issue: schema-valid rate (the backend's own answer passes the schema on the
@@ -67,7 +67,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend == "local" and not isinstance(backend, LocalBackend):
         raise SystemExit(f"local model not available: {notes}")
     policy = DeadlinePolicy()
-    prescriber = Prescriber(backend, policy=policy, max_tokens=args.max_tokens, notes=notes)
+    prescriber = Prescriber(backend, policy=policy, max_tokens=args.max_tokens, max_actions=args.max_actions, notes=notes)
     t0 = time.perf_counter()
     if isinstance(backend, LocalBackend):
         await asyncio.to_thread(backend.start)
@@ -130,7 +130,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "command": "python benchmarks/prescribe.py " + " ".join(sys.argv[1:]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_avg_end": os.getloadavg(), "nice": os.nice(0)},
-        "settings": {"threads": args.threads, "max_tokens": args.max_tokens, "seed": args.seed,
+        "settings": {"threads": args.threads, "max_tokens": args.max_tokens, "max_actions": args.max_actions, "seed": args.seed,
                      "model": str(args.model or "var/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")},
         "summary": summary,
         "scenarios": rows,
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--backend", default="local", choices=["local", "openai", "rules", "auto"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=160)
+    parser.add_argument("--max-actions", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prescribe.json")
