@@ -1,6 +1,6 @@
 """Prescriber benchmark: >= 50 simulator scenarios through one backend (the local model by default).
 
-    python benchmarks/prescribe.py [--n 54] [--backend local] [--threads 2] [--max-tokens 160] [--max-actions 2]
+    python benchmarks/prescribe.py [--n 54] [--backend local] [--threads 2] [--max-tokens 96] [--max-actions 1]
                                    [--out benchmarks/results/prescribe.json]
 
 Measures, per the issue: schema-valid rate (the backend's own answer passes the schema on the
@@ -142,8 +142,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=54)
     parser.add_argument("--backend", default="local", choices=["local", "openai", "rules", "auto"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-tokens", type=int, default=160)
-    parser.add_argument("--max-actions", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--max-actions", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prescribe.json")
