@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from core.settings import MqttSettings
 from core.wire import ReadingBatch, encode, topic_for, utcnow
@@ -64,3 +66,18 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.1)
     return predicate()
+
+
+class ListSink:
+    """A unit test's collaborator standing in for the publisher: keeps what the agent sends."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self._seq = itertools.count()
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    def send(self, message: Any) -> bool:
+        self.messages.append(message)
+        return True

@@ -6,9 +6,7 @@ Real servers (asyncua, pymodbus) on free loopback ports; values are read back ov
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
-from typing import Any
 
 from asyncua import Client, Server, ua
 from pymodbus.client import AsyncModbusTcpClient
@@ -25,6 +23,7 @@ from edge_agent.quality import QualityConfig
 from edge_agent.sources.industrial import MergedSource, ModbusSource, OpcUaSource
 from edge_agent.sources.simulator import SimulatorSource
 from genedge.localservices import free_port
+from tests._factories import ListSink
 
 VIB = ChannelConfig(name="vib_de", quantity=Quantity.ACCELERATION, unit="g", sample_rate_hz=25600.0)
 ASSET = AssetConfig(asset_id="pump-ot", machine_class="I", shaft_speed_rpm=1480.0, channels=(
@@ -36,17 +35,6 @@ ASSET = AssetConfig(asset_id="pump-ot", machine_class="I", shaft_speed_rpm=1480.
 REGS = {"health_index": 10, "rul_hours": 11, "iso_zone": 12, "alarm_bits": 13}
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self._seq = itertools.count()
-
-    def next_seq(self) -> int:
-        return next(self._seq)
-
-    def send(self, message: Any) -> bool:
-        self.messages.append(message)
-        return True
 
 
 async def run_plant() -> None:  # noqa: PLR0915 - one end-to-end scenario

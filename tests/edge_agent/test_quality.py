@@ -6,7 +6,6 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 
@@ -17,6 +16,7 @@ from edge_agent.agent import EdgeAgent
 from edge_agent.config import AgentConfig
 from edge_agent.quality import QualityConfig
 from edge_agent.sources.base import RawBatch
+from tests._factories import ListSink
 
 ASSET = AssetConfig(asset_id="pump-q", channels=(
     ChannelConfig(name="vib", quantity=Quantity.ACCELERATION, unit="g", sample_rate_hz=25600.0),
@@ -24,17 +24,6 @@ ASSET = AssetConfig(asset_id="pump-q", channels=(
 ))
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self._seq = itertools.count()
-
-    def next_seq(self) -> int:
-        return next(self._seq)
-
-    def send(self, message: Any) -> bool:
-        self.messages.append(message)
-        return True
 
 
 class ScriptedSource:
