@@ -12,15 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.iso import ISO_ZONE_LIMITS, ZONES
+from core.iso import iso_zone as core_iso_zone
+
 __all__ = ["ISO_10816_ZONES", "Limit", "channel_limits", "iso_zone"]
 
-#: ISO 10816-1 zone boundaries A/B, B/C, C/D of velocity RMS (mm/s, 10-1000 Hz) by machine class.
-ISO_10816_ZONES: dict[str, tuple[float, float, float]] = {
-    "I": (0.71, 1.8, 4.5),
-    "II": (1.12, 2.8, 7.1),
-    "III": (1.8, 4.5, 11.2),
-    "IV": (2.8, 7.1, 18.0),
-}
+#: ISO 10816-1 zone boundaries A/B, B/C, C/D of velocity RMS (mm/s, 10-1000 Hz) by machine class
+#: (the table of :mod:`core.iso`, under the name the dashboard's views use).
+ISO_10816_ZONES = ISO_ZONE_LIMITS
 
 _VIB_ALERT, _VIB_ALARM = 2.0, 4.0
 _TEMP_ALERT_K, _TEMP_ALARM_K = 15.0, 25.0
@@ -37,24 +36,27 @@ def channel_limits(config: dict[str, Any], channel: str, quantity: str, baseline
     """Limits to draw on a channel's trend (configured, else relative to ``baseline``)."""
     configured = config.get("alarm_limits", {}).get(channel) if isinstance(config.get("alarm_limits"), dict) else None
     if isinstance(configured, dict):
-        return [Limit(f"{lvl} (configured)", float(configured[lvl]), lvl) for lvl in ("alert", "alarm")
-                if isinstance(configured.get(lvl), int | float)]
+        return [
+            Limit(f"{lvl} (configured)", float(configured[lvl]), lvl)
+            for lvl in ("alert", "alarm")
+            if isinstance(configured.get(lvl), int | float)
+        ]
     if baseline is None or baseline <= 0:
         return []
     if quantity in ("acceleration", "velocity"):
-        return [Limit("alert: 2x baseline", _VIB_ALERT * baseline, "alert"),
-                Limit("alarm: 4x baseline", _VIB_ALARM * baseline, "alarm")]
+        return [
+            Limit("alert: 2x baseline", _VIB_ALERT * baseline, "alert"),
+            Limit("alarm: 4x baseline", _VIB_ALARM * baseline, "alarm"),
+        ]
     if quantity == "temperature":
-        return [Limit("alert: baseline +15 K", baseline + _TEMP_ALERT_K, "alert"),
-                Limit("alarm: baseline +25 K", baseline + _TEMP_ALARM_K, "alarm")]
+        return [
+            Limit("alert: baseline +15 K", baseline + _TEMP_ALERT_K, "alert"),
+            Limit("alarm: baseline +25 K", baseline + _TEMP_ALARM_K, "alarm"),
+        ]
     return []
 
 
 def iso_zone(velocity_rms_mm_s: float, machine_class: str) -> str:
-    """ISO 10816-1 evaluation zone A-D of a velocity RMS for a machine class I-IV."""
-    ab, bc, cd = ISO_10816_ZONES.get(machine_class, ISO_10816_ZONES["II"])
-    if velocity_rms_mm_s < ab:
-        return "A"
-    if velocity_rms_mm_s < bc:
-        return "B"
-    return "C" if velocity_rms_mm_s < cd else "D"
+    """ISO 10816-1 evaluation zone A-D of a velocity RMS for a machine class I-IV (unknown class: II)."""
+    cls = machine_class if machine_class in ISO_ZONE_LIMITS else "II"
+    return ZONES[core_iso_zone(velocity_rms_mm_s, cls)]

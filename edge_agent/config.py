@@ -62,8 +62,9 @@ class PlcTarget(BaseModel):
     asset_id: str
     opcua_nodes: dict[str, str] = Field(default_factory=dict)
     modbus_registers: dict[str, int] = Field(default_factory=dict)
-    modbus_scale: dict[str, float] = Field(default_factory=lambda: {"health_index": 1000.0, "rul_hours": 1.0,
-                                                                    "iso_zone": 1.0, "alarm_bits": 1.0})
+    modbus_scale: dict[str, float] = Field(
+        default_factory=lambda: {"health_index": 1000.0, "rul_hours": 1.0, "iso_zone": 1.0, "alarm_bits": 1.0}
+    )
 
 
 class PlcConfig(BaseModel):
@@ -90,7 +91,11 @@ class AgentConfig(BaseModel):
     raw_decimals: int = Field(default=5, ge=0, le=12)
     status_interval_s: float = Field(default=10.0, gt=0)
     primary_host: str | None = Field(default=None, description="wait for this host's STATE before sending")
-    rul_model: Path | None = Field(default=None, description="ONNX model dir/file (C-MAPSS layout assets)")
+    rul_model: Path | None = Field(
+        default=None,
+        description="RUL model for C-MAPSS layout assets: a registry model "
+        "directory (its promoted version is loaded), a version directory or an ONNX file",
+    )
     rul_every: int = Field(default=10, ge=1, description="windows between RUL predictions")
     rul_coverage: float = Field(default=0.9, gt=0, lt=1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from edge_agent.sources.replay import CMAPSS_CHANNELS
 if TYPE_CHECKING:
     from edge_agent.agent import EdgeAgent, WindowHook
 
-__all__ = ["CmapssRulHook", "build_hooks"]
+__all__ = ["CmapssRulHook", "build_hooks", "cmapss_row"]
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,16 @@ class CmapssRulHook:
         model_name, model_version: reported with each prediction.
     """
 
-    def __init__(self, predictor: Any, *, every: int = 10, coverage: float = 0.9, model_name: str = "rul",
-                 model_version: str = "local", max_rows: int = 1000) -> None:
+    def __init__(
+        self,
+        predictor: Any,
+        *,
+        every: int = 10,
+        coverage: float = 0.9,
+        model_name: str = "rul",
+        model_version: str = "local",
+        max_rows: int = 1000,
+    ) -> None:
         self.predictor = predictor
         self.every = every
         self.coverage = coverage
@@ -51,19 +59,29 @@ class CmapssRulHook:
 
     @classmethod
     def from_path(cls, path: Path, **kwargs: Any) -> CmapssRulHook:
+        """The hook with the model at ``path``.
+
+        Args:
+            path: a model's registry directory (its promoted version is loaded), a version
+                directory, or an ONNX file with its ``card.json`` beside it.
+            **kwargs: passed to the constructor (``every``, ``coverage``, ``max_rows``).
+        """
         runtime = importlib.import_module("models.runtime")  # numpy + onnxruntime only, never torch
-        predictor = runtime.OnnxRULPredictor.from_path(path)
+        path = Path(path)
+        if (path / "promoted.json").is_file():
+            predictor = runtime.OnnxRULPredictor.from_registry(path.parent, path.name)
+        else:
+            predictor = runtime.OnnxRULPredictor.from_path(path)
         card = getattr(predictor, "card", {}) or {}
-        return cls(predictor, model_name=str(card.get("name", "rul")), model_version=str(card.get("version", "local")),
-                   **kwargs)
+        return cls(predictor, model_name=str(card.get("name", "rul")), model_version=str(card.get("version", "local")), **kwargs)
 
     def on_window(self, result: WindowResult, agent: EdgeAgent) -> None:
-        feats = result.features
-        if not all(c in feats and "mean" in feats[c] for c in CMAPSS_CHANNELS):
+        row = cmapss_row(result.features)
+        if row is None:
             return
         aid = result.asset.asset_id
         rows = self._rows.setdefault(aid, deque(maxlen=self.max_rows))
-        rows.append([feats[c]["mean"] for c in CMAPSS_CHANNELS])
+        rows.append(row)
         self._count[aid] = self._count.get(aid, 0) + 1
         if self._count[aid] % self.every:
             return
@@ -75,19 +93,47 @@ class CmapssRulHook:
         median = float(p["rul"])
         lower, upper = min(float(p["lower"]), median), max(float(p["upper"]), median)
         agent.last_rul_hours[aid] = median
-        agent.send_prediction(Prediction(
-            publisher=agent.agent_id, seq=agent.sink.next_seq(), asset_id=aid, model_name=self.model_name,
-            model_version=self.model_version, at=utcnow(), rul_unit="cycles", rul_median=median,
-            rul_lower=max(lower, 0.0), rul_upper=upper, coverage=self.coverage,
-            health_index=result.alarm.health if result.alarm is not None else None))
+        agent.send_prediction(
+            Prediction(
+                publisher=agent.agent_id,
+                seq=agent.sink.next_seq(),
+                asset_id=aid,
+                model_name=self.model_name,
+                model_version=self.model_version,
+                at=utcnow(),
+                rul_unit="cycles",
+                rul_median=median,
+                rul_lower=max(lower, 0.0),
+                rul_upper=upper,
+                coverage=self.coverage,
+                health_index=result.alarm.health if result.alarm is not None else None,
+            )
+        )
+
+
+def cmapss_row(features: Mapping[str, Mapping[str, float]]) -> list[float] | None:
+    """One model input row (3 settings + 21 sensors) from a window's features, ``None`` if incomplete.
+
+    A channel the quality monitor calls flat-lined still counts, with the value it keeps
+    reporting: in single-condition subsets (FD001, FD003) the operating settings and several
+    sensors are constant by design, and the model was trained on those very values (its card's
+    normaliser drops the constant sensors). Dropping the window would stop predictions for good.
+    """
+    row: list[float] = []
+    for name in CMAPSS_CHANNELS:
+        ch = features.get(name, {})
+        value = ch.get("mean", ch.get("value"))
+        if value is None:
+            return None
+        row.append(float(value))
+    return row
 
 
 def build_hooks(options: AgentConfig, assets: Sequence[AssetConfig]) -> list[WindowHook]:
     """The hooks the options ask for: PLC write-back, RUL inference."""
     hooks: list[Any] = []
     if options.rul_model is not None:
-        hooks.append(CmapssRulHook.from_path(options.rul_model, every=options.rul_every,
-                                             coverage=options.rul_coverage))
+        hooks.append(CmapssRulHook.from_path(options.rul_model, every=options.rul_every, coverage=options.rul_coverage))
     if options.plc.targets:
         hooks.append(PlcWriter(options.plc))
     return hooks

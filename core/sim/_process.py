@@ -14,15 +14,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from core.assets import AssetConfig, AssetKind
+from core.iso import ISO_ZONE_LIMITS
 from core.sim._faults import FaultSpec, damage_at
 
 __all__ = ["AssetParams", "ProcessModel", "asset_key", "derive_params", "rng_for"]
 
 G = 9.80665  # m/s^2 per g
 
-#: ISO 10816-1 zone boundaries A/B and C/D, velocity RMS in mm/s, by machine class.
-_ISO_AB_BOUNDARY_MM_S = {"I": 0.71, "II": 1.12, "III": 1.8, "IV": 2.8}
-_ISO_CD_BOUNDARY_MM_S = {"I": 4.5, "II": 7.1, "III": 11.2, "IV": 18.0}
 
 #: Bearing-housing temperature rise at failure by fault kind (degC above the healthy value).
 _FAULT_HEAT_C = {
@@ -103,20 +101,19 @@ def derive_params(asset: AssetConfig, fault: FaultSpec, seed: int) -> AssetParam
     f_res = 3800.0 * math.sqrt(39.04 / asset.bearing.pitch_diameter_mm) * rng.uniform(0.9, 1.1)
     f_res = float(np.clip(f_res, 2000.0, 5000.0))
     # Healthy overall velocity well inside zone A, split over 1x/2x/3x (RMS, mm/s).
-    v_rms = _ISO_AB_BOUNDARY_MM_S[asset.machine_class] * rng.uniform(0.45, 0.7)
+    zone_ab_mm_s, _, zone_cd_mm_s = ISO_ZONE_LIMITS[asset.machine_class]
+    v_rms = zone_ab_mm_s * rng.uniform(0.45, 0.7)
     shares = (0.9, 0.3 * rng.uniform(0.7, 1.3), 0.15 * rng.uniform(0.7, 1.3))
     blades = {
         AssetKind.PUMP: int(rng.integers(5, 8)),
         AssetKind.FAN: int(rng.integers(6, 13)),
     }.get(asset.kind, 10)
-    base_load = {AssetKind.FAN: rng.uniform(60, 75), AssetKind.MOTOR: rng.uniform(55, 85)}.get(
-        asset.kind, rng.uniform(65, 85)
-    )
+    base_load = {AssetKind.FAN: rng.uniform(60, 75), AssetKind.MOTOR: rng.uniform(55, 85)}.get(asset.kind, rng.uniform(65, 85))
     return AssetParams(
         resonance_hz=f_res,
         damping_ratio=float(rng.uniform(0.03, 0.05)),
         harmonic_mm_s=(v_rms * shares[0], v_rms * shares[1], v_rms * shares[2]),
-        zone_cd_mm_s=_ISO_CD_BOUNDARY_MM_S[asset.machine_class],
+        zone_cd_mm_s=zone_cd_mm_s,
         harmonic_phase=(0.0, float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0, 2 * math.pi))),
         sensor_noise_g=float(rng.uniform(0.004, 0.008)),
         structural_noise_g=float(rng.uniform(0.02, 0.04)),

@@ -1,7 +1,11 @@
-"""Edge features: vectorised numpy/scipy, per channel and window."""
+"""Edge features: vectorised numpy/scipy, per channel and window.
+
+``ISO_ZONE_LIMITS``, ``ZONES`` and ``iso_zone`` are :mod:`core.iso`'s, re-exported.
+"""
 
 from __future__ import annotations
 
+from core.iso import ISO_ZONE_LIMITS, ZONES, iso_zone
 from edge_agent.features._envelope import (
     EnvelopeSpectrum,
     defect_amplitudes,
@@ -10,15 +14,7 @@ from edge_agent.features._envelope import (
     spectral_kurtosis_band,
 )
 from edge_agent.features._pipeline import ChannelWindow, FeatureConfig, FeaturePipeline
-from edge_agent.features._spectral import (
-    ISO_ZONE_LIMITS,
-    ZONES,
-    band_energies,
-    iso_zone,
-    octave_bands,
-    power_spectrum,
-    velocity_rms_mm_s,
-)
+from edge_agent.features._spectral import band_energies, octave_bands, power_spectrum, velocity_rms_mm_s
 from edge_agent.features._stats import time_stats
 
 __all__ = [

@@ -14,15 +14,9 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.assets import AssetConfig, ChannelConfig, Quantity
+from core.iso import ISO_ZONE_LIMITS, iso_zone
 from edge_agent.features._envelope import defect_amplitudes, envelope_spectrum
-from edge_agent.features._spectral import (
-    ISO_ZONE_LIMITS,
-    band_energies,
-    iso_zone,
-    octave_bands,
-    power_spectrum,
-    velocity_rms_mm_s,
-)
+from edge_agent.features._spectral import band_energies, octave_bands, power_spectrum, velocity_rms_mm_s
 from edge_agent.features._stats import time_stats
 
 __all__ = ["ChannelWindow", "FeatureConfig", "FeaturePipeline"]
@@ -98,8 +92,7 @@ class FeaturePipeline:
         return out
 
     # ----------------------------------------------------------------- per quantity
-    def _channel_features(self, ch: ChannelConfig, start: datetime, x: NDArray[np.float64],
-                          shaft_hz: float) -> dict[str, float]:
+    def _channel_features(self, ch: ChannelConfig, start: datetime, x: NDArray[np.float64], shaft_hz: float) -> dict[str, float]:
         if ch.quantity == Quantity.ACCELERATION and x.size >= 64:
             return self.vibration(ch, x, shaft_hz)
         if ch.quantity == Quantity.SOUND_PRESSURE and x.size >= 64:
@@ -130,8 +123,10 @@ class FeaturePipeline:
         cfg = self.config
         defects = self.asset.bearing.defect_frequencies(shaft_hz).as_dict()
         spec = envelope_spectrum(x, fs, f_min_band=3.0 * max(defects.values()))
-        feats = {f"env_{k}": v for k, v in defect_amplitudes(
-            spec, defects, harmonics=cfg.envelope_harmonics, tol=cfg.envelope_tol).items()}
+        feats = {
+            f"env_{k}": v
+            for k, v in defect_amplitudes(spec, defects, harmonics=cfg.envelope_harmonics, tol=cfg.envelope_tol).items()
+        }
         feats["sk_max"] = spec.kurtosis
         feats["sk_band_lo_hz"], feats["sk_band_hi_hz"] = spec.band
         feats["shaft_hz"] = shaft_hz
@@ -142,8 +137,7 @@ class FeaturePipeline:
         fs = ch.sample_rate_hz
         stats = time_stats(x)
         rms = float(stats["rms"])
-        feats = {"rms": rms, "spl_db": _db(rms**2), "kurtosis": float(stats["kurtosis"]),
-                 "crest": float(stats["crest"])}
+        feats = {"rms": rms, "spl_db": _db(rms**2), "kurtosis": float(stats["kurtosis"]), "crest": float(stats["crest"])}
         bands = octave_bands(fs, 31.5 if x.size / fs >= 0.1 else 125.0, self.config.acoustic_fraction)
         for (lo, hi), energy in zip(bands, band_energies(x, fs, bands), strict=True):
             feats[f"band_{math.sqrt(lo * hi):.0f}_db"] = _db(float(energy))

@@ -1,33 +1,23 @@
-"""Spectral features: band energies, velocity RMS by frequency-domain integration, ISO zones."""
+"""Spectral features: band energies, velocity RMS by frequency-domain integration.
+
+The ISO zones of the velocity RMS are in :mod:`core.iso`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
-    "ISO_ZONE_LIMITS",
-    "ZONES",
     "band_energies",
-    "iso_zone",
     "octave_bands",
     "power_spectrum",
     "velocity_rms_mm_s",
 ]
 
 G = 9.80665
-
-#: Zone boundaries A/B, B/C, C/D of velocity RMS in mm/s per machine class (ISO 10816-1:1995 Annex B,
-#: carried into ISO 20816-1:2016 Annex B as the generic guidance for classes I-IV).
-ISO_ZONE_LIMITS: dict[str, tuple[float, float, float]] = {
-    "I": (0.71, 1.8, 4.5),
-    "II": (1.12, 2.8, 7.1),
-    "III": (1.8, 4.5, 11.2),
-    "IV": (2.8, 7.1, 18.0),
-}
-ZONES = ("A", "B", "C", "D")
 
 
 def _power_spectrum(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -47,8 +37,13 @@ def power_spectrum(x: ArrayLike, fs: float) -> tuple[NDArray[np.float64], NDArra
     return freqs, _power_spectrum(a - a.mean(axis=-1, keepdims=True))
 
 
-def band_energies(x: ArrayLike, fs: float, bands: Sequence[tuple[float, float]], *,
-                  spectrum: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None) -> NDArray[np.float64]:
+def band_energies(
+    x: ArrayLike,
+    fs: float,
+    bands: Sequence[tuple[float, float]],
+    *,
+    spectrum: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+) -> NDArray[np.float64]:
     """Mean-square energy of ``x`` (mean removed) in each ``[lo, hi)`` band, shape ``(..., len(bands))``.
 
     ``spectrum`` (from :func:`power_spectrum`) saves the FFT when the caller has it already.
@@ -59,8 +54,15 @@ def band_energies(x: ArrayLike, fs: float, bands: Sequence[tuple[float, float]],
     return np.asarray(spec @ masks.T.astype(np.float64))
 
 
-def velocity_rms_mm_s(acc: ArrayLike, fs: float, unit: str = "g", f_lo: float = 10.0, f_hi: float = 1000.0, *,
-                      spectrum: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None) -> NDArray[np.float64]:
+def velocity_rms_mm_s(
+    acc: ArrayLike,
+    fs: float,
+    unit: str = "g",
+    f_lo: float = 10.0,
+    f_hi: float = 1000.0,
+    *,
+    spectrum: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+) -> NDArray[np.float64]:
     """Velocity RMS in mm/s of an acceleration window, integrated in the frequency domain over ``[f_lo, f_hi]``.
 
     Each rfft bin is divided by ``j 2 pi f``; bins outside the band are dropped (the band-pass
@@ -75,15 +77,6 @@ def velocity_rms_mm_s(acc: ArrayLike, fs: float, unit: str = "g", f_lo: float = 
     weights[band] = 1.0 / (2 * np.pi * freqs[band]) ** 2
     scale = G if unit == "g" else 1.0
     return np.asarray(np.sqrt(spec @ weights) * scale * 1000.0)
-
-
-def iso_zone(v_rms_mm_s: float, machine_class: str = "II",
-             limits: Mapping[str, tuple[float, float, float]] | None = None) -> int:
-    """ISO 20816/10816 evaluation zone as an index: 0 = A, 1 = B, 2 = C, 3 = D."""
-    table = limits or ISO_ZONE_LIMITS
-    if machine_class not in table:
-        raise ValueError(f"machine_class must be one of {sorted(table)}, got {machine_class!r}")
-    return int(np.searchsorted(np.asarray(table[machine_class]), v_rms_mm_s, side="right"))
 
 
 def octave_bands(fs: float, f_min: float = 31.5, fraction: int = 1) -> list[tuple[float, float]]:

@@ -72,14 +72,33 @@ def femto_asset(bearing: str, site: str = "plant1") -> AssetConfig:
     if cond not in FEMTO_CONDITIONS:
         raise SourceError(f"FEMTO bearing must be '<condition>_<n>' with condition 1-3, got {bearing!r}")
     rpm, load = FEMTO_CONDITIONS[cond]
-    acc = {"quantity": Quantity.ACCELERATION, "unit": "g", "sample_rate_hz": FEMTO_RATE_HZ,
-           "min_value": -100.0, "max_value": 100.0}
+    acc = {
+        "quantity": Quantity.ACCELERATION,
+        "unit": "g",
+        "sample_rate_hz": FEMTO_RATE_HZ,
+        "min_value": -100.0,
+        "max_value": 100.0,
+    }
     return AssetConfig(
-        asset_id=f"femto-{bearing.replace('_', '-')}", name=f"PRONOSTIA Bearing{bearing}", kind=AssetKind.BEARING_RIG,
-        site=site, machine_class="I", shaft_speed_rpm=rpm, bearing=pronostia_bearing(),
-        channels=(ChannelConfig(name="acc_h", **acc), ChannelConfig(name="acc_v", **acc),
-                  ChannelConfig(name="temp", quantity=Quantity.TEMPERATURE, unit="degC",
-                                sample_rate_hz=FEMTO_TEMP_RATE_HZ, min_value=-40.0, max_value=200.0)),
+        asset_id=f"femto-{bearing.replace('_', '-')}",
+        name=f"PRONOSTIA Bearing{bearing}",
+        kind=AssetKind.BEARING_RIG,
+        site=site,
+        machine_class="I",
+        shaft_speed_rpm=rpm,
+        bearing=pronostia_bearing(),
+        channels=(
+            ChannelConfig(name="acc_h", **acc),
+            ChannelConfig(name="acc_v", **acc),
+            ChannelConfig(
+                name="temp",
+                quantity=Quantity.TEMPERATURE,
+                unit="degC",
+                sample_rate_hz=FEMTO_TEMP_RATE_HZ,
+                min_value=-40.0,
+                max_value=200.0,
+            ),
+        ),
         notes=f"FEMTO/PRONOSTIA run-to-failure, {rpm:.0f} rpm, {load:.0f} N radial load",
     )
 
@@ -93,8 +112,9 @@ def _parse_csv(raw: bytes, columns: int) -> NDArray[np.float64]:
     return flat.reshape(-1, columns)
 
 
-def _seconds_of_day(h: NDArray[np.float64], m: NDArray[np.float64], s: NDArray[np.float64],
-                    frac: NDArray[np.float64]) -> NDArray[np.float64]:
+def _seconds_of_day(
+    h: NDArray[np.float64], m: NDArray[np.float64], s: NDArray[np.float64], frac: NDArray[np.float64]
+) -> NDArray[np.float64]:
     return np.asarray(h * 3600.0 + m * 60.0 + s + frac)
 
 
@@ -189,8 +209,16 @@ class FemtoReplaySource:
         origin: timestamp of the first snapshot (default: start of the replay).
     """
 
-    def __init__(self, archive: str | Path, asset: AssetConfig | None = None, *, speed: float | None = 1.0,
-                 temperature: bool = True, limit: int | None = None, origin: datetime | None = None) -> None:
+    def __init__(
+        self,
+        archive: str | Path,
+        asset: AssetConfig | None = None,
+        *,
+        speed: float | None = 1.0,
+        temperature: bool = True,
+        limit: int | None = None,
+        origin: datetime | None = None,
+    ) -> None:
         self.archive = Path(archive)
         bearing = self.archive.name.removesuffix(".tar.xz").rsplit("Bearing", 1)[-1]
         self.asset = asset or femto_asset(bearing)
@@ -239,9 +267,11 @@ def load_cwru(path: str | Path) -> CwruRecord:
         mat = loadmat(str(p))
     except (OSError, ValueError) as err:
         raise SourceError(f"cannot read CWRU file {str(p)!r}: {err}") from err
+
     def var(suffix: str) -> NDArray[np.float64] | None:
         hits = [v for k, v in mat.items() if k.endswith(suffix) and not k.startswith("__")]
         return np.asarray(hits[0], dtype=np.float64).ravel() if hits else None
+
     de, rpm = var("_DE_time"), var("RPM")
     if de is None or rpm is None:
         raise SourceError(f"CWRU file {p.name!r} lacks a *_DE_time or *RPM variable; has {sorted(mat)}")
@@ -250,18 +280,37 @@ def load_cwru(path: str | Path) -> CwruRecord:
 
 def cwru_asset(rpm: float = 1797.0, site: str = "plant1") -> AssetConfig:
     """The CWRU rig: ``de`` and ``fe`` acceleration (g, 12 kHz), SKF 6205 drive-end bearing."""
-    acc = {"quantity": Quantity.ACCELERATION, "unit": "g", "sample_rate_hz": CWRU_RATE_HZ,
-           "min_value": -100.0, "max_value": 100.0}
-    return AssetConfig(asset_id="cwru-rig", name="CWRU bearing test rig", kind=AssetKind.MOTOR, site=site,
-                       machine_class="I", shaft_speed_rpm=rpm, bearing=BearingGeometry.skf_6205(),
-                       channels=(ChannelConfig(name="de", **acc), ChannelConfig(name="fe", **acc)))
+    acc = {
+        "quantity": Quantity.ACCELERATION,
+        "unit": "g",
+        "sample_rate_hz": CWRU_RATE_HZ,
+        "min_value": -100.0,
+        "max_value": 100.0,
+    }
+    return AssetConfig(
+        asset_id="cwru-rig",
+        name="CWRU bearing test rig",
+        kind=AssetKind.MOTOR,
+        site=site,
+        machine_class="I",
+        shaft_speed_rpm=rpm,
+        bearing=BearingGeometry.skf_6205(),
+        channels=(ChannelConfig(name="de", **acc), ChannelConfig(name="fe", **acc)),
+    )
 
 
 class CwruReplaySource:
     """CWRU files one after another, cut into snapshots of ``snapshot_s`` seconds (DE and FE)."""
 
-    def __init__(self, paths: Sequence[str | Path], asset: AssetConfig | None = None, *, snapshot_s: float = 1.0,
-                 speed: float | None = 1.0, origin: datetime | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        asset: AssetConfig | None = None,
+        *,
+        snapshot_s: float = 1.0,
+        speed: float | None = 1.0,
+        origin: datetime | None = None,
+    ) -> None:
         self.paths = [Path(p) for p in paths]
         self.asset = asset or cwru_asset()
         self.snapshot_s = snapshot_s
@@ -307,25 +356,59 @@ def load_cmapss(path: str | Path) -> dict[int, NDArray[np.float64]]:
 def cmapss_assets(subset: str, units: Sequence[int], *, cycle_s: float = 1.0, site: str = "plant1") -> list[AssetConfig]:
     """One engine asset per unit, 24 generic channels sampled once per cycle (``1 / cycle_s`` Hz)."""
     rate = 1.0 / cycle_s
-    chans = tuple(ChannelConfig(name=c, quantity=Quantity.GENERIC, unit="1", sample_rate_hz=rate,
-                                min_value=-1e5, max_value=1e5) for c in CMAPSS_CHANNELS)
-    return [AssetConfig(asset_id=f"engine-{subset.lower()}-{u:03d}", name=f"C-MAPSS {subset} unit {u}",
-                        kind=AssetKind.ENGINE, site=site, channels=chans) for u in units]
+    chans = tuple(
+        ChannelConfig(name=c, quantity=Quantity.GENERIC, unit="1", sample_rate_hz=rate, min_value=-1e5, max_value=1e5)
+        for c in CMAPSS_CHANNELS
+    )
+    return [
+        AssetConfig(
+            asset_id=f"engine-{subset.lower()}-{u:03d}",
+            name=f"C-MAPSS {subset} unit {u}",
+            kind=AssetKind.ENGINE,
+            site=site,
+            channels=chans,
+        )
+        for u in units
+    ]
 
 
 class CmapssReplaySource:
     """C-MAPSS engines as multi-sensor assets: every cycle, one single-sample batch per channel per engine.
 
     Engines run side by side; ``truth`` has the cycle and, for training files, the true RUL in cycles.
+
+    Args:
+        path: ``train_FD00X.txt`` or ``test_FD00X.txt``.
+        units: engine units to replay (default all).
+        assets: one config per unit, in the order of ``units`` (default :func:`cmapss_assets`); each
+            must have the channels of :data:`CMAPSS_CHANNELS`.
+        cycle_s: data seconds per cycle.
+        speed: data seconds per wall second; ``None`` as fast as possible.
+        origin: timestamp of the first cycle (default: start of the replay).
+        truncate: treat a training file as cut off (no true RUL in ``truth``).
     """
 
-    def __init__(self, path: str | Path, units: Sequence[int] | None = None, *, cycle_s: float = 1.0,
-                 speed: float | None = 1.0, origin: datetime | None = None, truncate: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        units: Sequence[int] | None = None,
+        *,
+        assets: Sequence[AssetConfig] | None = None,
+        cycle_s: float = 1.0,
+        speed: float | None = 1.0,
+        origin: datetime | None = None,
+        truncate: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.subset = self.path.stem.split("_")[-1]
         self.data = load_cmapss(self.path)
         self.units = list(units) if units is not None else sorted(self.data)
-        self.assets = cmapss_assets(self.subset, self.units, cycle_s=cycle_s)
+        missing = sorted(set(self.units) - set(self.data))
+        if missing:
+            raise SourceError(f"{self.path.name} has units 1-{max(self.data)}, not {missing}")
+        self.assets = list(assets) if assets is not None else cmapss_assets(self.subset, self.units, cycle_s=cycle_s)
+        if len(self.assets) != len(self.units):
+            raise SourceError(f"need one asset per unit: {len(self.units)} units, {len(self.assets)} assets")
         self.cycle_s = cycle_s
         self.pacer = Pacer(speed, origin)
         self.run_to_failure = self.path.name.startswith("train") and not truncate
@@ -350,8 +433,8 @@ class CmapssReplaySource:
                 row = rows[c]
                 rul = float(len(rows) - 1 - c) if self.run_to_failure else None
                 truth: dict[str, float | None] = {"cycle": float(row[0]), "rul_cycles": rul}
-                for ch, value in zip(asset.channels, row[1:], strict=True):
-                    yield RawBatch(asset, ch, start, np.asarray([value]), truth)
+                for name, value in zip(CMAPSS_CHANNELS, row[1:], strict=True):
+                    yield RawBatch(asset, asset.channel(name), start, np.asarray([value]), truth)
 
 
 # --------------------------------------------------------------------------------------- DCASE
@@ -371,17 +454,37 @@ def read_wav(path: str | Path, full_scale_pa: float = 1.0) -> tuple[float, NDArr
 
 def dcase_asset(site: str = "plant1", sample_rate_hz: float = 16000.0) -> AssetConfig:
     """A machine with one microphone channel ``mic`` (Pa)."""
-    return AssetConfig(asset_id="dcase-machine", name="DCASE 2020 task 2 machine (id_00)", kind=AssetKind.PUMP,
-                       site=site, channels=(ChannelConfig(name="mic", quantity=Quantity.SOUND_PRESSURE, unit="Pa",
-                                                          sample_rate_hz=sample_rate_hz, min_value=-200.0,
-                                                          max_value=200.0),))
+    return AssetConfig(
+        asset_id="dcase-machine",
+        name="DCASE 2020 task 2 machine (id_00)",
+        kind=AssetKind.PUMP,
+        site=site,
+        channels=(
+            ChannelConfig(
+                name="mic",
+                quantity=Quantity.SOUND_PRESSURE,
+                unit="Pa",
+                sample_rate_hz=sample_rate_hz,
+                min_value=-200.0,
+                max_value=200.0,
+            ),
+        ),
+    )
 
 
 class DcaseReplaySource:
     """WAV clips one after another as the ``mic`` channel, in chunks of ``chunk_s`` seconds."""
 
-    def __init__(self, paths: Sequence[str | Path], asset: AssetConfig | None = None, *, chunk_s: float = 1.0,
-                 full_scale_pa: float = 1.0, speed: float | None = 1.0, origin: datetime | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        asset: AssetConfig | None = None,
+        *,
+        chunk_s: float = 1.0,
+        full_scale_pa: float = 1.0,
+        speed: float | None = 1.0,
+        origin: datetime | None = None,
+    ) -> None:
         self.paths = [Path(p) for p in paths]
         self.asset = asset or dcase_asset()
         self.chunk_s = chunk_s

@@ -13,6 +13,7 @@ from core.sim import PlantSimulator, default_faults, default_plant
 from core.wire import utcnow
 from edge_agent.features import (
     ChannelWindow,
+    FeatureConfig,
     FeaturePipeline,
     dominant_peak,
     envelope_spectrum,
@@ -45,8 +46,10 @@ def test_velocity_rms_of_a_sine_and_band_limits() -> None:
     assert velocity_rms_mm_s(outside, FS, "m/s2") < 1e-6
 
 
-@pytest.mark.parametrize(("v", "cls", "zone"), [(0.5, "I", 0), (0.71, "I", 1), (2.0, "II", 1), (2.8, "II", 2),
-                                                (11.0, "III", 2), (18.0, "IV", 3), (30.0, "I", 3)])
+@pytest.mark.parametrize(
+    ("v", "cls", "zone"),
+    [(0.5, "I", 0), (0.71, "I", 1), (2.0, "II", 1), (2.8, "II", 2), (11.0, "III", 2), (18.0, "IV", 3), (30.0, "I", 3)],
+)
 def test_iso_zone_boundaries(v: float, cls: str, zone: int) -> None:
     assert iso_zone(v, cls) == zone
 
@@ -56,9 +59,10 @@ def test_pipeline_on_simulated_outer_race_fault() -> None:
     assets = default_plant()
     sim = PlantSimulator(assets, default_faults(assets, 7), seed=7)
     asset = assets[0]
-    window = {ch.name: ChannelWindow(utcnow(), sim.snapshot(asset.asset_id, ch, 250.0,
-                                                            25600 if ch.sample_rate_hz > 100 else 1))
-              for ch in asset.channels}
+    window = {
+        ch.name: ChannelWindow(utcnow(), sim.snapshot(asset.asset_id, ch, 250.0, 25600 if ch.sample_rate_hz > 100 else 1))
+        for ch in asset.channels
+    }
     feats = FeaturePipeline(asset).compute(window)
     assert set(feats) == {c.name for c in asset.channels}
     vib = feats["vib_de"]
@@ -95,8 +99,18 @@ def test_cwru_dominant_envelope_peak(stem: str, datasets: Path, record_property:
     errors = {k: 100.0 * (peak / defects[k] - 1.0) for k in ("bpfo", "bpfi", "bsf")}
     record_property("cwru_peak_hz", round(peak, 2))
     record_property("cwru_errors_pct", {k: round(v, 2) for k, v in errors.items()})
-    print(f"{stem}: dominant envelope peak {peak:.2f} Hz; error vs BPFO {errors['bpfo']:+.2f} %, "
-          f"BPFI {errors['bpfi']:+.2f} %, BSF {errors['bsf']:+.2f} %")
+    print(
+        f"{stem}: dominant envelope peak {peak:.2f} Hz; error vs BPFO {errors['bpfo']:+.2f} %, "
+        f"BPFI {errors['bpfi']:+.2f} %, BSF {errors['bsf']:+.2f} %"
+    )
     expected = CWRU_CASES[stem]
     if expected is not None:
         assert abs(errors[expected]) < 1.0, f"{stem}: peak {peak:.2f} Hz is not within 1 % of {expected}"
+
+
+def test_the_edge_uses_the_one_iso_table() -> None:
+    import core.iso
+    import edge_agent.features
+
+    assert edge_agent.features.ISO_ZONE_LIMITS is core.iso.ISO_ZONE_LIMITS
+    assert FeatureConfig().zone_limits == dict(core.iso.ISO_ZONE_LIMITS), "settings default to the standard's table"

@@ -1,4 +1,5 @@
-"""Health index and adaptive threshold on real FEMTO run-to-failure bearings, replayed from the archives."""
+"""Health index and adaptive threshold on real FEMTO run-to-failure bearings, replayed from the archives
+through the agent."""
 
 from __future__ import annotations
 
@@ -9,49 +10,57 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from core.settings import EdgeSettings, Settings
 from core.sim import default_plant
+from core.wire import FeatureFrame, ReadingBatch, StatusReport
+from edge_agent.agent import EdgeAgent
+from edge_agent.config import AgentConfig
 from edge_agent.features import FeatureConfig
 from edge_agent.health import HealthConfig, HealthMonitor
-from edge_agent.processor import AssetProcessor
 from edge_agent.sources.replay import FemtoReplaySource
+from tests._factories import ListSink
 
 
-async def replay_health(archive: Path) -> tuple[np.ndarray, list[int]]:
-    """HI per vibration snapshot and the indices where an alarm started (one HI config for every bearing)."""
+def replay_health(archive: Path) -> tuple[np.ndarray, list[int], ListSink]:
+    """Replay a bearing through the agent: HI per published frame, the frame indices where an alarm
+    started (one HI config for every bearing), and everything the agent sent."""
     source = FemtoReplaySource(archive, speed=None, temperature=False)
     # The HI is built on the RMS only; the envelope features are skipped to keep the test inside its budget.
-    proc = AssetProcessor(source.asset, features=FeatureConfig(envelope=False), health=HealthConfig())
+    config = AgentConfig(features=FeatureConfig(envelope=False), health=HealthConfig())
+    sink = ListSink()
+    agent = EdgeAgent(Settings(edge=EdgeSettings(agent_id="edge-femto")), [source.asset], sink, config=config)
+    asyncio.run(agent.run(source))
     his: list[float] = []
     starts: list[int] = []
-
-    def take(result: object) -> None:
-        alarm = result.alarm  # type: ignore[attr-defined]
-        assert alarm is not None
-        if alarm.alarm_started:
-            starts.append(len(his))
-        his.append(alarm.hi)
-
-    async with source:
-        async for batch in source.batches():
-            for result in proc.add(batch):
-                take(result)
-    last = proc.flush()
-    if last is not None:
-        take(last)
-    return np.asarray(his), starts
+    for m in sink.messages:
+        if isinstance(m, FeatureFrame) and "health" in m.features:
+            his.append(m.features["health"]["hi"])
+        elif isinstance(m, StatusReport) and m.detail.startswith("anomaly:"):
+            starts.append(len(his) - 1)  # sent right after the frame of the window that started it
+    assert agent.stats.alarms == len(starts)
+    return np.asarray(his), starts, sink
 
 
 @pytest.mark.parametrize("bearing", ["1_1", "2_1", "3_1"])
 def test_femto_health_index_and_alarm(bearing: str, datasets: Path, record_property: pytest.RecordProperty) -> None:
-    his, starts = asyncio.run(replay_health(datasets / "femto" / f"Learning_set_Bearing{bearing}.tar.xz"))
+    his, starts, sink = replay_health(datasets / "femto" / f"Learning_set_Bearing{bearing}.tar.xz")
     n = his.size
     rho = float(stats.spearmanr(np.arange(n), his)[0])
     first = starts[0] / n if starts else None
     record_property("spearman", round(rho, 3))
     record_property("first_alarm_life_fraction", None if first is None else round(first, 3))
-    print(f"Bearing{bearing}: {n} snapshots, HI Spearman vs time {rho:.3f}, first alarm at "
-          f"{'none' if first is None else f'{first:.1%}'} of life")
+    print(
+        f"Bearing{bearing}: {n} snapshots, HI Spearman vs time {rho:.3f}, first alarm at "
+        f"{'none' if first is None else f'{first:.1%}'} of life"
+    )
     assert first is not None and first < 1.0, "the alarm must fire before failure"
+    # Features go upstream, not raw data; the raw ring buffer is sent once, when the anomaly starts.
+    raw = [m for m in sink.messages if isinstance(m, ReadingBatch)]
+    assert raw and {m.channel for m in raw} == {"acc_h", "acc_v"} and all(m.sample_rate_hz == 25600.0 for m in raw)
+    assert len(raw) <= 2 * AgentConfig().ring_capacity * len(starts)
+    alarm_at = next(i for i, m in enumerate(sink.messages) if isinstance(m, StatusReport) and "anomaly" in m.detail)
+    first_raw = next(i for i, m in enumerate(sink.messages) if isinstance(m, ReadingBatch))
+    assert first_raw == alarm_at + 1, "the snapshot follows the anomaly's status report"
     if bearing == "1_1":
         assert n == 2803
         assert rho >= 0.85
