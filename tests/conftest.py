@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from genedge.localservices import Mosquitto, mosquitto, postgres
+from tests._factories import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +23,7 @@ def data_dir() -> Path:
 def datasets() -> Path:
     d = data_dir()
     if not d.is_dir():
-        pytest.skip(f"real datasets not found at {d}; set GENEDGE_TEST_DATA_DIR")
+        unavailable(f"real datasets not found at {d}; set GENEDGE_TEST_DATA_DIR")
     return d
 
 

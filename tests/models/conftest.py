@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests._factories import unavailable
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -19,7 +21,7 @@ def cmapss_dir() -> Path:
     root = Path(os.environ.get("GENEDGE_TEST_DATA_DIR", REPO.parent / "shared" / "datasets"))
     path = root / "cmapss"
     if not (path / "train_FD001.txt").is_file():
-        pytest.skip(
+        unavailable(
             f"C-MAPSS data not found at {path}; set GENEDGE_TEST_DATA_DIR to the folder that holds cmapss/train_FD001.txt"
         )
     return path

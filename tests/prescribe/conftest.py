@@ -13,6 +13,7 @@ from prescribe.backends.local import DEFAULT_MODEL_PATH, LocalBackend
 from prescribe.evidence import from_simulator
 from prescribe.prompt import SYSTEM_PROMPT
 from prescribe.schema import Evidence
+from tests._factories import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / DEFAULT_MODEL_PATH
@@ -34,7 +35,7 @@ def local_backend() -> Iterator[LocalBackend]:
     """The real local model, loaded once for the session (skipped when not installed)."""
     why = LocalBackend.available(MODEL)
     if why is not None:
-        pytest.skip(f"local model not installed ({why}); run scripts/install_llm.sh")
+        unavailable(f"local model not installed ({why}); run scripts/install_llm.sh")
     backend = LocalBackend(MODEL, threads=2, system_prompt=SYSTEM_PROMPT)
     backend.start()
     yield backend
