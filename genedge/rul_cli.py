@@ -43,6 +43,9 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of split, truncations and model.")] = 42,
     max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
     window: Annotated[int | None, typer.Option(help="Override the window length.")] = None,
+    members: Annotated[
+        int | None, typer.Option(help="Seed ensemble of this many networks (seeds seed, seed+1, ...), averaged.")
+    ] = None,
     registry_dir: RegistryDir = Path("var/registry"),
     register: Annotated[bool, typer.Option(help="Export and register the model.")] = True,
     promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
@@ -52,6 +55,10 @@ def train(
     from_card: Annotated[
         Path | None,
         typer.Option(help="Reproduce a model card's run: its subset, model, config and seed."),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Lightning progress bar on stderr (default: on a terminal)."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -68,6 +75,8 @@ def train(
             model_params, data_params = dict(card["config"]["model"]), dict(card["config"]["data"])
         except (OSError, KeyError, TypeError, ValueError) as err:
             fail(err)
+    if members is not None:
+        model_params["n_members"] = members
     try:
         result = train_cmapss(
             data_dir,
@@ -76,7 +85,7 @@ def train(
             seed=seed,
             max_epochs=max_epochs,
             window=window,
-            progress_bar=not as_json and sys.stderr.isatty(),
+            progress_bar=progress if progress is not None else not as_json and sys.stderr.isatty(),
             model_params=model_params,
             data_params=data_params,
         )

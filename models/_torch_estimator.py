@@ -20,7 +20,7 @@ from models.base import BaseRULEstimator
 from models.data.arrays import ArrayDataModule
 from models.nets import RULModule
 
-__all__ = ["BestWeights", "TorchRULEstimator"]
+__all__ = ["BestWeights", "MeanEnsemble", "TorchRULEstimator"]
 
 _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric")
 
@@ -57,6 +57,22 @@ class BestWeights(Callback):
             pl_module.load_state_dict(self._state)
 
 
+class MeanEnsemble(torch.nn.Module):
+    """Members trained from different seeds, averaged: one module, so one ONNX graph.
+
+    Args:
+        members: trained :class:`~models.nets.RULModule` instances with the same input shape.
+    """
+
+    def __init__(self, members: list[RULModule]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of the members' RUL predictions, shape ``(batch,)``."""
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+
 class TorchRULEstimator(BaseRULEstimator):
     """Base of estimators whose model is a :class:`~models.nets.RULModule`.
 
@@ -66,13 +82,16 @@ class TorchRULEstimator(BaseRULEstimator):
     Common parameters (in subclasses' ``__init__``):
         max_epochs, batch_size, learning_rate, patience (early stopping on ``val_rmse``),
         rul_cap, random_state, num_threads (torch CPU threads during fit/predict),
-        progress_bar (show Lightning's progress bar), accelerator.
+        progress_bar (show Lightning's progress bar), accelerator, n_members (a seed
+        ensemble: members ``random_state, random_state + 1, ...`` trained on the same data and
+        averaged; 1 trains one network).
 
     Attributes:
-        net_: the trained module in eval mode.
-        best_epoch_: epoch with the lowest validation RMSE.
-        n_epochs_: epochs run before early stopping.
-        val_history_: validation RMSE after each epoch.
+        net_: the trained module in eval mode (a :class:`MeanEnsemble` when ``n_members > 1``).
+        best_epoch_: epoch with the lowest validation RMSE (of each member, a list, if several).
+        n_epochs_: epochs run before early stopping (per member if several).
+        val_history_: validation RMSE after each epoch (of the last member).
+        member_val_rmse_: validation RMSE of each member alone.
     """
 
     _tags: ClassVar[dict[str, Any]] = {"requires_torch": True, "python_dependencies": ["torch"]}
@@ -86,13 +105,38 @@ class TorchRULEstimator(BaseRULEstimator):
     num_threads: int
     progress_bar: bool
     accelerator: str
+    n_members: int = 1
 
     @abstractmethod
     def _build_net(self, n_channels: int, window: int) -> RULModule:
         """Return a fresh, untrained module for windows of this shape."""
 
     def _fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray) -> None:
-        seed = 0 if self.random_state is None else int(self.random_state)
+        base = 0 if self.random_state is None else int(self.random_state)
+        n_members = int(getattr(self, "n_members", 1))
+        if n_members < 1:
+            raise ModelError(f"n_members must be >= 1, got {n_members}")
+        members, epochs, best_epochs, member_rmse = [], [], [], []
+        for i in range(n_members):
+            net, best, n_epochs = self._fit_one(X, y, X_val, y_val, base + i)
+            members.append(net)
+            epochs.append(n_epochs)
+            best_epochs.append(int(best.best_epoch))
+            member_rmse.append(float(best.best_score))
+            self.val_history_ = list(best.history)
+        self.member_val_rmse_ = member_rmse
+        if n_members == 1:
+            self.net_: torch.nn.Module = members[0]
+            self.best_epoch_: int | list[int] = best_epochs[0]
+            self.n_epochs_: int | list[int] = epochs[0]
+        else:
+            self.net_ = MeanEnsemble(members).eval()
+            self.best_epoch_ = best_epochs
+            self.n_epochs_ = epochs
+
+    def _fit_one(
+        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, seed: int
+    ) -> tuple[RULModule, BestWeights, int]:
         torch.set_num_threads(max(1, int(self.num_threads)))
         for name in _LIGHTNING_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -124,10 +168,7 @@ class TorchRULEstimator(BaseRULEstimator):
         # a fresh module holding the best weights: no trainer reference, so it pickles cleanly
         fresh = self._build_net(X.shape[1], X.shape[2])
         fresh.load_state_dict(net.state_dict())
-        self.net_ = fresh.eval()
-        self.best_epoch_ = int(best.best_epoch)
-        self.n_epochs_ = int(trainer.current_epoch)
-        self.val_history_ = list(best.history)
+        return fresh.eval(), best, int(trainer.current_epoch)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         torch.set_num_threads(max(1, int(self.num_threads)))
@@ -139,7 +180,7 @@ class TorchRULEstimator(BaseRULEstimator):
         return np.concatenate(out).astype(np.float64)
 
     @property
-    def network(self) -> RULModule:
+    def network(self) -> torch.nn.Module:
         """The trained module (for ONNX export)."""
         self.check_is_fitted()
         return self.net_

@@ -27,6 +27,9 @@ class LSTMRUL(TorchRULEstimator):
         num_threads: torch CPU threads.
         progress_bar: show the training progress bar.
         accelerator: Lightning accelerator.
+        n_members: seed-ensemble size (members averaged; exported as one ONNX graph).
+        ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
+        input_noise: Gaussian noise added to training inputs (z-score units).
     """
 
     def __init__(
@@ -45,6 +48,9 @@ class LSTMRUL(TorchRULEstimator):
         num_threads: int = 2,
         progress_bar: bool = False,
         accelerator: str = "cpu",
+        n_members: int = 1,
+        ema_decay: float = 0.0,
+        input_noise: float = 0.0,
     ) -> None:
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -59,6 +65,9 @@ class LSTMRUL(TorchRULEstimator):
         self.num_threads = num_threads
         self.progress_bar = progress_bar
         self.accelerator = accelerator
+        self.n_members = n_members
+        self.ema_decay = ema_decay
+        self.input_noise = input_noise
 
     def _build_net(self, n_channels: int, window: int) -> LSTMRULNet:
         return LSTMRULNet(
@@ -70,12 +79,22 @@ class LSTMRUL(TorchRULEstimator):
             rul_cap=self.rul_cap,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
+            ema_decay=self.ema_decay,
+            input_noise=self.input_noise,
         )
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:
         """Tiny LSTMs trained for one or two epochs."""
         return [
-            {"hidden_size": 8, "num_layers": 1, "max_epochs": 2, "batch_size": 32, "num_threads": 1},
-            {"hidden_size": 8, "num_layers": 2, "max_epochs": 1, "batch_size": 64, "num_threads": 1, "dropout": 0.0},
+            {"hidden_size": 8, "num_layers": 1, "max_epochs": 2, "batch_size": 32, "num_threads": 1, "ema_decay": 0.9},
+            {
+                "hidden_size": 8,
+                "num_layers": 2,
+                "max_epochs": 1,
+                "batch_size": 64,
+                "num_threads": 1,
+                "dropout": 0.0,
+                "n_members": 2,
+            },
         ]

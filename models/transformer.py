@@ -34,6 +34,9 @@ class TransformerRUL(TorchRULEstimator):
         num_threads: torch CPU threads.
         progress_bar: show the training progress bar.
         accelerator: Lightning accelerator (``"cpu"``, ``"gpu"``, ``"auto"``).
+        n_members: seed-ensemble size (members averaged; exported as one ONNX graph).
+        ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
+        input_noise: Gaussian noise added to training inputs (z-score units).
     """
 
     def __init__(
@@ -56,6 +59,9 @@ class TransformerRUL(TorchRULEstimator):
         num_threads: int = 2,
         progress_bar: bool = False,
         accelerator: str = "cpu",
+        n_members: int = 1,
+        ema_decay: float = 0.0,
+        input_noise: float = 0.0,
     ) -> None:
         self.conv_kernel = conv_kernel
         self.d_model = d_model
@@ -74,6 +80,9 @@ class TransformerRUL(TorchRULEstimator):
         self.num_threads = num_threads
         self.progress_bar = progress_bar
         self.accelerator = accelerator
+        self.n_members = n_members
+        self.ema_decay = ema_decay
+        self.input_noise = input_noise
 
     def _build_net(self, n_channels: int, window: int) -> TransformerRULNet:
         return TransformerRULNet(
@@ -89,6 +98,8 @@ class TransformerRUL(TorchRULEstimator):
             rul_cap=self.rul_cap,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
+            ema_decay=self.ema_decay,
+            input_noise=self.input_noise,
         )
 
     @classmethod
@@ -103,6 +114,8 @@ class TransformerRUL(TorchRULEstimator):
                 "max_epochs": 2,
                 "batch_size": 32,
                 "num_threads": 1,
+                "ema_decay": 0.9,
+                "input_noise": 0.05,
             },
             {
                 "d_model": 8,
@@ -114,5 +127,6 @@ class TransformerRUL(TorchRULEstimator):
                 "batch_size": 64,
                 "num_threads": 1,
                 "dropout": 0.0,
+                "n_members": 2,
             },
         ]

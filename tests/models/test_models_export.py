@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from core.errors import ModelError
+from models._torch_estimator import MeanEnsemble
 from models.export import (
     convert_fp16,
     export_onnx,
@@ -20,7 +21,7 @@ from models.export import (
     quantize_int8_static,
     sparsity,
 )
-from models.nets import LSTMRULNet, RULModule, TransformerRULNet
+from models.nets import LSTMRULNet, TransformerRULNet
 
 C, T = 5, 16
 
@@ -28,11 +29,13 @@ NETS = {
     "transformer": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32),
     "transformer-conv": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32, conv_kernel=5),
     "lstm": lambda: LSTMRULNet(C, T, hidden_size=16),
+    # a seed ensemble exports as one graph averaging its members
+    "ensemble": lambda: MeanEnsemble([TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32, conv_kernel=5) for _ in range(3)]),
 }
 
 
 @pytest.fixture(params=sorted(NETS))
-def net(request: pytest.FixtureRequest) -> RULModule:
+def net(request: pytest.FixtureRequest) -> torch.nn.Module:
     torch.manual_seed(0)
     return NETS[request.param]().eval()
 
@@ -41,7 +44,7 @@ def _run(path: Path, x: np.ndarray) -> np.ndarray:
     return onnx_session(path).run(None, {"x": x})[0]
 
 
-def test_fp32_export_matches_torch_with_dynamic_batch(net: RULModule, tmp_path: Path) -> None:
+def test_fp32_export_matches_torch_with_dynamic_batch(net: torch.nn.Module, tmp_path: Path) -> None:
     path = export_onnx(net, C, T, tmp_path / "m.onnx")
     model = onnx.load(str(path))
     assert model.opset_import[0].version >= 17
@@ -54,7 +57,7 @@ def test_fp32_export_matches_torch_with_dynamic_batch(net: RULModule, tmp_path: 
         np.testing.assert_allclose(got, ref, atol=1e-3, rtol=1e-4)
 
 
-def test_quantised_variants_run_and_stay_close(net: RULModule, tmp_path: Path) -> None:
+def test_quantised_variants_run_and_stay_close(net: torch.nn.Module, tmp_path: Path) -> None:
     fp32 = export_onnx(net, C, T, tmp_path / "fp32.onnx")
     x = np.random.default_rng(0).standard_normal((32, C, T)).astype(np.float32)
     ref = _run(fp32, x)
@@ -72,12 +75,12 @@ def test_quantised_variants_run_and_stay_close(net: RULModule, tmp_path: Path) -
         assert path.stat().st_size <= fp32.stat().st_size * 1.05, name
 
 
-def test_export_rejects_old_opset(net: RULModule, tmp_path: Path) -> None:
+def test_export_rejects_old_opset(net: torch.nn.Module, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="opset"):
         export_onnx(net, C, T, tmp_path / "m.onnx", opset=13)
 
 
-def test_magnitude_pruning_zeroes_weights_and_still_exports(net: RULModule, tmp_path: Path) -> None:
+def test_magnitude_pruning_zeroes_weights_and_still_exports(net: torch.nn.Module, tmp_path: Path) -> None:
     pruned = prune_magnitude(net, 0.5)
     assert sparsity(pruned) == pytest.approx(0.5, abs=0.05)
     assert sparsity(net) < 0.01  # the original is untouched
