@@ -102,7 +102,8 @@ def main() -> None:
         st.error(f"Cannot load the settings: {err}")
         st.stop()
     _warm_imports()
-    user = ctx.current_user()
+    user = ctx.current_user() or ctx.restore_session()
+    ctx.write_session_cookie()
     if user is None:
         nav = st.navigation([st.Page(_sign_in_page, title="Sign in", icon=":material/login:")], position="hidden")
         nav.run()

@@ -144,19 +144,22 @@ def demo(
     broker: BrokerOpt = None,
     headless: Annotated[bool, typer.Option("--headless", help="no dashboard; stop after --duration")] = False,
     duration: Annotated[float | None, typer.Option(help="seconds to run (headless default 30)")] = None,
+    agent_config: Annotated[Path | None, typer.Option(
+        "--agent-config", help="TOML edge-agent options, e.g. health.warmup_windows, health.baseline_windows")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole plant: broker, simulated plant, ingest and (unless --headless) the dashboard.
 
     Prints one JSON line last: {"published", "stored", "dead_lettered", "duplicates"} (readings).
     """
+    from edge_agent.config import AgentConfig
     from genedge.demo import Demo
 
     _setup_logging(verbose)
     settings = load_settings(config, db, broker)
     stop = stop_on_signals()
     run_for = duration if duration is not None else (30.0 if headless else None)
-    demo_ = Demo(settings)
+    demo_ = Demo(settings, AgentConfig.load(agent_config))
     demo_.start()
     dashboard = None
     if not headless:

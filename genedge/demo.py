@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -25,9 +26,33 @@ from genedge.broker import EmbeddedBroker, port_open
 from ingest.service import IngestService
 from ingest.store import Store
 
-__all__ = ["Demo", "DemoResult", "publish_simulation", "start_demo_dashboard"]
+__all__ = ["SHIPPED_MODELS", "Demo", "DemoResult", "publish_simulation", "seed_registry", "start_demo_dashboard"]
 
 log = logging.getLogger(__name__)
+
+#: The registry of the trained models that ship with GenEdge (``models/shipped``).
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models" / "shipped"
+
+
+def seed_registry(registry_dir: Path, shipped: Path = SHIPPED_MODELS) -> list[str]:
+    """Copy the shipped models into an empty registry, so the Models page has something to show.
+
+    A model already in ``registry_dir`` is left alone (its versions and promotions are the
+    user's). The shipped layout is the registry layout, so copying keeps cards and pointers.
+
+    Returns:
+        The names of the models copied.
+    """
+    copied: list[str] = []
+    if not shipped.is_dir():
+        return copied
+    for src in sorted(p for p in shipped.iterdir() if p.is_dir()):
+        dst = registry_dir / src.name
+        if dst.exists():
+            continue
+        shutil.copytree(src, dst)
+        copied.append(src.name)
+    return copied
 
 
 @dataclass
@@ -52,7 +77,8 @@ class Demo:
     (temperature, speed, load); ``published``/``stored`` count those reading batches.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, agent_config: AgentConfig | None = None) -> None:
+        self.agent_config = agent_config or AgentConfig()
         self.assets = settings.assets or default_plant(settings.mqtt.site)
         self.publisher_id = f"demo-{uuid.uuid4().hex[:8]}"
         self._tmp = tempfile.TemporaryDirectory(prefix="genedge-demo-")
@@ -91,7 +117,7 @@ class Demo:
         queue = DiskQueue(s.edge.queue_path, s.edge.queue_max_messages, s.edge.overflow)
         self.publisher = ReliablePublisher(s.mqtt, s.mqtt.site, s.edge.agent_id, queue,
                                            assets=[(a.asset_id, [c.name for c in a.channels]) for a in self.assets])
-        self.agent = EdgeAgent(s, self.assets, self.publisher, config=AgentConfig())
+        self.agent = EdgeAgent(s, self.assets, self.publisher, config=self.agent_config)
         self.publisher.on_command = self.agent.command
         self.publisher.start()
         if not self.publisher.wait_connected(20):
@@ -216,13 +242,19 @@ def start_demo_dashboard(settings: Settings, config_file: Any = None) -> Any:
     from dashboard.auth import hash_password
     from dashboard.launch import start_dashboard, wait_ready
 
+    if copied := seed_registry(settings.models.registry_dir):
+        log.warning("model registry %s: copied the shipped models %s", settings.models.registry_dir, ", ".join(copied))
     users = settings.dashboard.users or {
         name: {"role": name, "password_hash": hash_password(pw)} for name, pw in DEMO_USERS.items()
     }
     env = {"GENEDGE_STORE__URL": settings.store.url.get_secret_value(), "GENEDGE_DASHBOARD__USERS": json.dumps(users),
            # the snapshot button publishes commands to the demo's broker, wherever it is
            "GENEDGE_MQTT__HOST": settings.mqtt.host, "GENEDGE_MQTT__PORT": str(settings.mqtt.port),
-           "GENEDGE_MQTT__SITE": settings.mqtt.site}
+           "GENEDGE_MQTT__SITE": settings.mqtt.site,
+           # the Models page lists (and retrains into) the demo's registry
+           "GENEDGE_MODELS__REGISTRY_DIR": str(settings.models.registry_dir.resolve())}
+    if settings.models.data_dir is not None:
+        env["GENEDGE_MODELS__DATA_DIR"] = str(settings.models.data_dir.resolve())
     proc = start_dashboard(config_file, settings.dashboard.host, settings.dashboard.port, env)
     url = f"http://{settings.dashboard.host}:{settings.dashboard.port}"
     wait_ready(url, 60)

@@ -1,8 +1,13 @@
-"""Models (engineers): registered versions with metrics and cards, compare, promote, roll back."""
+"""Models (engineers): registered versions with metrics and cards, compare, promote, roll back, retrain.
+
+Retraining runs ``genedge rul train`` as a background job (:mod:`dashboard._jobs`): torch and
+Lightning never load into the Streamlit process, and the page stays responsive while it trains.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -10,8 +15,13 @@ import streamlit as st
 
 from core.errors import ModelError
 from dashboard import _context as ctx
-from dashboard import _data, _ui
+from dashboard import _data, _jobs, _ui
+from dashboard._job_panel import job_panel
 from dashboard.auth import Permission
+
+SUBSETS = ("FD001", "FD002", "FD003", "FD004")
+ARCHITECTURES = ("transformer", "lstm")
+JOB_KIND = "rul-train"
 
 
 def _flat_metrics(card: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +67,9 @@ def _registry_action(fn_name: str, name: str, *args: str) -> None:
 def _compare(name: str, versions: list[dict[str, Any]]) -> None:
     labels = [v["version"] for v in versions]
     c = st.columns(2)
-    a = c[0].selectbox("Version A", labels, index=max(0, len(labels) - 2), key=f"cmp-a-{name}")
-    b = c[1].selectbox("Version B", labels, index=len(labels) - 1, key=f"cmp-b-{name}")
+    # keyed by the number of versions too: a newly registered version resets the pickers to the newest two
+    a = c[0].selectbox("Version A", labels, index=max(0, len(labels) - 2), key=f"cmp-a-{name}-{len(labels)}")
+    b = c[1].selectbox("Version B", labels, index=len(labels) - 1, key=f"cmp-b-{name}-{len(labels)}")
     ca = next(v["card"] for v in versions if v["version"] == a)
     cb = next(v["card"] for v in versions if v["version"] == b)
     ma, mb = _flat_metrics(ca), _flat_metrics(cb)
@@ -80,6 +91,57 @@ def _compare(name: str, versions: list[dict[str, Any]]) -> None:
         st.json(cb, expanded=False)
 
 
+def _check_data_dir(text: str, subset: str) -> Path | None:
+    if not text.strip():
+        st.error("Give the folder with the C-MAPSS files (train_FD001.txt ...), or set `models.data_dir`.")
+        return None
+    path = Path(text.strip()).expanduser()
+    if not (path / f"train_{subset}.txt").is_file():
+        st.error(f"No `train_{subset}.txt` in `{path}`: expected a C-MAPSS folder (train_FD00X.txt, test_FD00X.txt).")
+        return None
+    return path
+
+
+def _retrain_form(registry: Path) -> None:
+    default_dir = ctx.settings().models.data_dir
+    with st.form("retrain", border=True):
+        c = st.columns([1, 1, 1, 3])
+        subset = c[0].selectbox("Subset", SUBSETS, key="retrain-subset")
+        arch = c[1].selectbox("Architecture", ARCHITECTURES, key="retrain-model")
+        epochs = c[2].number_input("Max epochs", min_value=1, max_value=200, value=2, step=1, key="retrain-epochs",
+                                   help="Small for a quick check; the shipped models used 20 with early stopping.")
+        data_text = c[3].text_input("Dataset folder (C-MAPSS layout)", value=str(default_dir or ""),
+                                    key="retrain-data-dir")
+        submitted = st.form_submit_button("Start training", icon=":material/model_training:", type="primary")
+    st.caption("Trains on a dataset folder with the standard C-MAPSS protocol (validation split by unit, RUL cap "
+               "125, conformal interval), exports int8 ONNX and registers it as a new version; nothing is promoted "
+               "until you promote it. The plant's own stored readings carry no run-to-failure labels yet, so they "
+               "cannot train a RUL model here.")
+    if not submitted:
+        return
+    data_dir = _check_data_dir(data_text, subset)
+    if data_dir is None:
+        return
+    if any(j.running for j in _jobs.list_jobs(ctx.jobs_dir(), JOB_KIND)):
+        st.warning("A training job is already running; wait for it or cancel it first.")
+        return
+    cmd = _jobs.genedge_cmd("rul", "train", "--data-dir", str(data_dir.resolve()), "--subset", subset, "--model", arch,
+                            "--max-epochs", str(int(epochs)), "--registry-dir", str(registry.resolve()), "--progress",
+                            "--json")
+    _jobs.start_job(ctx.jobs_dir(), JOB_KIND, f"Train {arch} on C-MAPSS {subset}, {int(epochs)} epoch(s)", [cmd],
+                    meta={"epochs": int(epochs), "subset": subset, "model": arch})
+    st.rerun()
+
+
+def _training_outcome(job: _jobs.Job) -> None:
+    out = next((r for r in reversed(job.json_lines()) if "version" in r), None)
+    if out is None:
+        return
+    st.success(f"Registered **{out['name']} {out['version']}** · validation RMSE {out['val_rmse_onnx']:.2f} "
+               f"(ONNX) · interval coverage {out.get('val_coverage_cross', float('nan')):.2f}. Promote it above "
+               "when it is better than the promoted version.", icon=":material/check:")
+
+
 ctx.require(Permission.MODELS)
 st.title("Models")
 registry_dir = ctx.settings().models.registry_dir
@@ -89,8 +151,8 @@ except (ModelError, OSError, ValueError) as err:
     st.error(f"Cannot read the model registry at {registry_dir}: {err}")
     st.stop()
 if not all_versions:
-    st.info(f"No models yet in the registry at `{registry_dir}`. Train and register one with "
-            "`genedge rul train`; its versions, metrics and cards then appear here.")
+    st.info(f"No models yet in the registry at `{registry_dir}`. Train one below (or with "
+            "`genedge rul train`); its versions, metrics and cards then appear here.")
 else:
     names = sorted({v["name"] for v in all_versions})
     for model_name in names:
@@ -101,12 +163,14 @@ else:
         _versions_table(versions)
         act = st.columns([2, 1, 1, 3], vertical_alignment="bottom")
         choice = act[0].selectbox("Version", [v["version"] for v in versions], index=len(versions) - 1,
-                                  key=f"promote-pick-{model_name}")
+                                  key=f"promote-pick-{model_name}-{len(versions)}")
         if act[1].button("Promote", key=f"promote-{model_name}", type="primary", disabled=choice == promoted):
             _registry_action("promote", model_name, choice)
         if act[2].button("Roll back", key=f"rollback-{model_name}", disabled=promoted is None):
             _registry_action("rollback", model_name)
         with st.expander("Compare versions and read their cards"):
             _compare(model_name, versions)
-st.caption("Retraining from the dashboard is not built yet: train with `genedge rul train` and the new version "
-           "appears here. Edge agents load the promoted version.")
+st.caption("Edge agents load the promoted version.")
+st.subheader("Retrain", divider="gray")
+_retrain_form(registry_dir)
+job_panel(ctx.jobs_dir(), JOB_KIND, show=_training_outcome, on_finished=_data.invalidate)

@@ -30,6 +30,20 @@ def app_env(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]
     yield seeded
 
 
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium (the Debian package, no browser download) for the browser tests."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.dashboard._browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
 @pytest.fixture
 def empty_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_env: Seeded) -> Path:
     from dashboard._context import _load_settings

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,11 +14,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import _jobs
 from dashboard._context import _load_settings
-from dashboard.auth import hash_password, verify_password
+from dashboard.auth import Role, User, hash_password, issue_session_token, verify_password, verify_session_token
 from genedge.localservices import Mosquitto, free_port
 from ingest.store import Store, actions, queries
-from tests.dashboard._seed import PASSWORDS, PUBLISHER, Seeded
+from tests.dashboard._seed import PASSWORDS, PUBLISHER, Seeded, users_json
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 TIMEOUT = 60
@@ -280,9 +284,98 @@ def test_operator_cannot_open_engineering_pages(app_env: Seeded) -> None:
             at.switch_page(page)
 
 
-def test_synthetic_page_is_honest(app_env: Seeded) -> None:
+def _wait_for_jobs(root: Path, kind: str, timeout: float = 240.0) -> list[_jobs.Job]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        jobs = _jobs.list_jobs(root, kind)
+        if jobs and not any(j.running for j in jobs):
+            return jobs
+        time.sleep(0.5)
+    raise AssertionError(f"{kind} jobs still running after {timeout} s")
+
+
+def test_synthetic_page_rejects_a_folder_without_cwru(app_env: Seeded, tmp_path: Path) -> None:
     at = _signed_in("eve", "views/synthetic.py")
-    assert "Not built yet" in _text(at)
+    at.text_input(key="synth-data-dir").input(str(tmp_path))
+    next(b for b in at.button if b.label == "Train and run the quality gate").click().run()
+    assert any("No CWRU `.mat` files" in e.value for e in at.error)
+    assert _jobs.list_jobs(app_env.registry_dir.parent / "jobs", "synth-train") == []
+
+
+@pytest.mark.slow
+def test_synthetic_page_trains_gates_and_samples(app_env: Seeded, datasets: Path) -> None:
+    """Real ``genedge synth`` subprocesses, few steps: the gate's verdict, numbers and PNG plots show."""
+    jobs_dir = app_env.registry_dir.parent / "jobs"
+    at = _signed_in("eve", "views/synthetic.py")
+    at.text_input(key="synth-data-dir").input(str(datasets / "cwru"))
+    at.number_input(key="synth-steps").set_value(20)
+    at.number_input(key="synth-per-class").set_value(5)
+    next(b for b in at.button if b.label == "Train and run the quality gate").click().run()
+    assert not at.exception
+    assert "running" in _text(at) or _jobs.list_jobs(jobs_dir, "synth-train")[0].running
+    (job,) = _wait_for_jobs(jobs_dir, "synth-train")
+    assert job.status == "done", job.log_tail(40)
+    at.run()
+    text = _text(at)
+    assert "Quality gate **rejected**" in text or "Quality gate **passed**" in text
+    gate = next(df.value for df in at.dataframe if "check" in df.value.columns)
+    assert gate["check"].str.startswith("discriminative score").any()
+    captions = [img.proto.imgs[0].caption for img in at.get("image")]
+    assert captions == ["Real vs synthetic windows, per class", "Envelope spectra, real vs synthetic"]
+    assert (job.path / "report" / "windows.png").is_file() and (job.path / "report" / "envelope_spectra.png").is_file()
+
+    at.number_input(key="sample-n").set_value(8)
+    next(b for b in at.button if b.label == "Draw samples").click().run()
+    (sample,) = _wait_for_jobs(jobs_dir, "synth-sample", 120)
+    assert sample.status == "done", sample.log_tail(40)
+    at.run()
+    assert re.search(r"8 windows of \d+ samples", _text(at))
+    assert "Synthetic windows (first 1024 samples)" in _chart_titles(at)
+
+
+def test_engineering_pages_load_no_training_code(app_env: Seeded) -> None:
+    """Models and Synthetic data render without torch or Lightning in the dashboard's process."""
+    script = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({str(APP)!r}, default_timeout=60)\n"
+        "at.session_state['genedge.user'] = {'name': 'eve', 'role': 'engineer'}\n"
+        "at.run()\n"
+        "for page in ('views/models.py', 'views/synthetic.py'):\n"
+        "    at.switch_page(page).run()\n"
+        "    assert not at.exception, [e.value for e in at.exception]\n"
+        "    assert at.title[0].value in ('Models', 'Synthetic data')\n"
+        "heavy = sorted(m for m in ('torch', 'lightning', 'pytorch_lightning', 'synth') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False,
+                         env={**os.environ, **app_env.env()})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "HEAVY []" in out.stdout
+
+
+def test_retrain_needs_a_cmapss_folder(app_env: Seeded, tmp_path: Path) -> None:
+    at = _signed_in("eve", "views/models.py")
+    at.text_input(key="retrain-data-dir").input(str(tmp_path))
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert any("No `train_FD001.txt`" in e.value for e in at.error)
+    assert _jobs.list_jobs(app_env.registry_dir.parent / "jobs", "rul-train") == []
+
+
+def test_session_token_signs_in_again_until_it_expires_or_the_user_changes() -> None:
+    users = json.loads(users_json())
+    eve = User("eve", Role.ENGINEER)
+    token = issue_session_token(users, eve, now=1000.0, ttl_s=60)
+    assert verify_session_token(users, token, now=1059.0) == eve
+    assert verify_session_token(users, token, now=1061.0) is None  # expired
+    name, role, expires, mac = token.split(".")
+    assert verify_session_token(users, f"{name}.operator.{expires}.{mac}", now=1000.0) is None  # role edited
+    assert verify_session_token(users, f"{name}.{role}.{int(expires) + 3600}.{mac}", now=1000.0) is None
+    assert verify_session_token(users, "garbage", now=1000.0) is None
+    changed = {**users, "eve": {**users["eve"], "password_hash": hash_password("new password")}}
+    assert verify_session_token(changed, token, now=1000.0) is None  # a password change ends the session
+    demoted = {**users, "eve": {**users["eve"], "role": "operator"}}
+    assert verify_session_token(demoted, token, now=1000.0) is None
 
 
 def test_data_quality_lists_dead_letters_and_channel_freshness(app_env: Seeded) -> None:

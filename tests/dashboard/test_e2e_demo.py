@@ -1,0 +1,245 @@
+"""End to end in real headless Chromium against a running ``genedge demo``.
+
+The fixture starts ``genedge demo`` as a newcomer would (embedded broker, simulated plant, edge
+agent, ingest, prescriber, dashboard with the demo users), on free ports with its own store,
+registry and jobs folder, with the clock at two simulated hours per wall second and a shorter
+healthy-baseline period of the edge agent, so P-101's outer-race fault turns into an alarm and a
+drafted work order within about a minute. The rule-template prescriber keeps the CPU for the
+plant and the browser (the local LLM has its own tests and benchmark).
+
+Timings (dashboard ready, first live values in the browser, first alarm, first work order) go to
+``test-artifacts/dashboard/e2e-timings.json`` with the screenshots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.wire import utcnow
+from dashboard import _jobs
+from dashboard.launch import wait_ready
+from genedge.localservices import free_port
+from ingest.store import Store, queries
+from models.registry import ModelRegistry
+from tests.conftest import data_dir
+from tests.dashboard._browser import ARTIFACTS, TIMEOUT_MS, VIEWPORT, idle, shot, sign_in, wait_for
+
+pytestmark = pytest.mark.browser
+
+#: Two simulated hours per second: P-101's fault starts 85 simulated hours in (about 43 s).
+ACCELERATION = 7200
+#: The edge agent learns each asset's healthy baseline on 30 windows after 10 of run-in (15 s + 5 s at
+#: 0.5 s a window) instead of the default 100 after 60, so the baseline is learned before the fault starts.
+AGENT_TOML = "[health]\nwarmup_windows = 10\nbaseline_windows = 30\n"
+ALARM_WAIT_S = 150
+
+
+@dataclass
+class RunningDemo:
+    url: str
+    store_url: str
+    registry: Path
+    jobs: Path
+    started: float
+    started_at: datetime
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, what: str, at: datetime | None = None) -> float:
+        """Record seconds from starting ``genedge demo`` to now (or ``at``), the first time only."""
+        since = (at - self.started_at).total_seconds() if at is not None else time.monotonic() - self.started
+        self.timings.setdefault(what, round(since, 1))
+        return self.timings[what]
+
+    def first(self, what: str, fetch: Any, at: str, timeout: float = ALARM_WAIT_S) -> Any:
+        """Poll the demo's store until ``fetch(store)`` returns rows; record the oldest row's time ``at``."""
+        found: list[Any] = []
+        with Store(self.store_url) as store:
+
+            def check() -> bool:
+                found[:] = fetch(store)
+                return bool(found)
+
+            wait_for(check, timeout, what)
+        oldest = min(found, key=lambda row: getattr(row, at))
+        self.mark(what, getattr(oldest, at))
+        return oldest
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
+    work = tmp_path_factory.mktemp("demo")
+    agent_toml = work / "agent.toml"
+    agent_toml.write_text(AGENT_TOML)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENEDGE_")}
+    env.update(
+        {
+            "GENEDGE_MQTT__PORT": str(free_port()),
+            "GENEDGE_DASHBOARD__PORT": str(port),
+            "GENEDGE_SIM__TIME_ACCELERATION": str(ACCELERATION),
+            "GENEDGE_LLM__BACKEND": "rules",
+            "GENEDGE_MODELS__REGISTRY_DIR": str(work / "registry"),
+        }
+    )
+    if (data_dir() / "cmapss").is_dir():
+        env["GENEDGE_MODELS__DATA_DIR"] = str(data_dir() / "cmapss")
+    store_url = f"sqlite:///{work / 'store.db'}"
+    started, started_at = time.monotonic(), utcnow()
+    with (work / "demo.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "genedge", "demo", "--db", store_url, "--agent-config", str(agent_toml)],
+            cwd=work,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        running = RunningDemo(f"http://127.0.0.1:{port}", store_url, work / "registry", work / "jobs", started, started_at)
+        try:
+            wait_ready(running.url, 120, proc=proc)
+            running.mark("dashboard ready")
+            yield running
+        finally:
+            for job in _jobs.list_jobs(running.jobs):  # started by this test's dashboard: stop what still runs
+                _jobs.cancel(job)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            (ARTIFACTS / "e2e-timings.json").write_text(json.dumps(running.timings, indent=2) + "\n")
+            print(f"\ngenedge demo timings (s since start): {running.timings}")
+    assert proc.returncode == 0, (work / "demo.log").read_text()[-3000:]
+
+
+def _live_plant(page: Any, demo: RunningDemo) -> None:
+    """At least 6 asset cards with live vibration values, and P-101's updating."""
+    cards = page.locator("[class*='st-key-asset-card-']")
+    live = cards.filter(has_text=re.compile(r"Vib RMS\s*\d+\.\d{3}\s*g"))
+    wait_for(lambda: live.count() >= 6, 60, ">= 6 assets with a vibration value")
+    demo.mark("plant live in the browser")
+    p101 = page.locator(".st-key-asset-card-P-101")
+    before = p101.inner_text()
+    wait_for(lambda: p101.inner_text() != before, 20, "P-101's card updating")
+    assert cards.count() == 8
+
+
+def _page(browser: Any) -> Any:
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(TIMEOUT_MS)
+    return page
+
+
+def test_engineer_approves_the_prescription_retrains_and_promotes(demo: RunningDemo, browser: Any, datasets: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = _page(browser)
+    sign_in(page, demo.url, "engineer", "engineer")
+    _live_plant(page, demo)
+
+    # Retrain first: it runs in the background while the engineer reviews the work order.
+    page.get_by_role("link", name="Models").click()
+    expect(page.get_by_role("heading", name="cmapss-FD001")).to_be_visible()  # the shipped models, copied in
+    assert [v.version for v in ModelRegistry(demo.registry).list("cmapss-FD001")] == ["v1"]
+    form = page.locator("[data-testid='stForm']", has_text="Start training")
+    expect(form.get_by_role("textbox", name="Dataset folder (C-MAPSS layout)")).to_have_value(str(datasets / "cmapss"))
+    form.get_by_role("spinbutton", name="Max epochs").fill("1")
+    form.get_by_role("button", name="Start training").click()
+    progress = page.get_by_text(re.compile(r"epoch 1/1 · batch \d+/\d+"))
+    expect(progress).to_be_visible(timeout=90_000)  # imports torch and loads the data first
+    shot(page, "e2e-eng-1-models-training")
+
+    work_order = demo.first(
+        "first work order", lambda s: queries.work_orders(s, statuses=("draft",), asset_id="P-101"), "created_at"
+    )
+    page.get_by_role("link", name="Prescriptions & work orders").click()
+    wo = page.locator(f".st-key-wo-{work_order.id}")
+    expect(wo.get_by_role("button", name="Approve")).to_be_visible()
+    wo.get_by_role("textbox", name="Note (optional)").fill("bearing in stores, fit at the next stop")
+    shot(page, "e2e-eng-2-work-order-draft")
+    wo.get_by_role("button", name="Approve").click()
+    with Store(demo.store_url) as store:
+        wait_for(lambda: getattr(queries.work_order(store, work_order.id), "status", None) == "approved", 20, "the approval")
+        approved = queries.work_order(store, work_order.id)
+    assert approved is not None and approved.updated_by == "engineer"
+    assert approved.history[-1]["note"] == "bearing in stores, fit at the next stop"
+    idle(page)  # the approval reruns the page; a click during that rerun is lost
+
+    page.get_by_role("link", name="Models").click()
+    expect(page.get_by_text(re.compile(r"Registered cmapss-FD001 v2 · validation RMSE \d+\.\d\d"))).to_be_visible(timeout=150_000)
+    demo.mark("retrain done")
+    expect(page.get_by_text("2 version(s) · promoted: v1")).to_be_visible()
+    page.get_by_text("Compare versions and read their cards").first.click()
+    expect(page.get_by_text("Card v2").first).to_be_visible()
+    shot(page, "e2e-eng-3-models-compare")
+    page.locator(".st-key-promote-cmapss-FD001 button").click()  # the picker defaults to the newest version
+    wait_for(lambda: ModelRegistry(demo.registry).promoted("cmapss-FD001").version == "v2", 20, "the promotion")
+    expect(page.get_by_text("2 version(s) · promoted: v2")).to_be_visible()
+    shot(page, "e2e-eng-4-models-promoted")
+    idle(page)
+    page.locator(".st-key-rollback-cmapss-FD001 button").click()
+    wait_for(lambda: ModelRegistry(demo.registry).promoted("cmapss-FD001").version == "v1", 20, "the roll-back")
+    expect(page.get_by_text("2 version(s) · promoted: v1")).to_be_visible()
+    page.close()
+
+
+def test_operator_watches_the_plant_and_acknowledges_an_alarm(demo: RunningDemo, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = _page(browser)
+    sign_in(page, demo.url, "operator", "operator")
+    _live_plant(page, demo)
+    shot(page, "e2e-op-1-overview")
+
+    page.reload()  # a reload opens a new Streamlit session: the signed session cookie signs in again
+    expect(page.get_by_role("heading", name="Plant overview")).to_be_visible()
+    expect(page.get_by_text("Signed in as operator")).to_be_visible()
+    expect(page.get_by_role("link", name="Models")).to_have_count(0)  # no engineering pages for operators
+
+    page.locator(".st-key-asset-card-P-101").get_by_role("link", name="Details").click()
+    expect(page.get_by_role("heading", name="P-101 · Feed pump 101")).to_be_visible()
+    expect(page.locator(".js-plotly-plot", has_text="Vibration RMS")).to_be_visible()
+    page.get_by_role("tab", name="Spectrum").click()
+    idle(page)
+    page.get_by_role("button", name="Request raw snapshot").click()  # ask the edge agent for raw vibration over MQTT
+    expect(page.get_by_text("Raw snapshot of P-101 received")).to_be_visible()  # the requested one, through ingest
+    page.mouse.move(0, 0)
+    spectrum = page.locator(".js-plotly-plot", has_text="Envelope spectrum")
+    expect(spectrum).to_be_visible()
+    expect(spectrum).to_contain_text("BPFO")
+    expect(page.locator(".js-plotly-plot", has_text="Spectrum · vib_de")).to_be_visible()
+    shot(page, "e2e-op-2-asset-spectrum")
+
+    alarm = demo.first("first alarm", lambda s: queries.alarms(s, states=("active",), asset_id="P-101"), "raised_at")
+    page.get_by_role("link", name="Alarms").click()
+    ack = page.locator(f".st-key-ack-{alarm.id} button")
+    expect(ack).to_be_visible()
+    shot(page, "e2e-op-3-alarms-before-ack")
+    ack.click()
+    with Store(demo.store_url) as store:
+        wait_for(lambda: getattr(queries.alarm(store, alarm.id), "state", None) == "acknowledged", 20, "the ack")
+        acked = queries.alarm(store, alarm.id)
+    assert acked is not None and acked.acked_by == "operator"
+    expect(page.get_by_role("tab", name=re.compile(r"Acknowledged \([1-9]"))).to_be_visible()
+    shot(page, "e2e-op-4-alarms-after-ack")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.reload()  # signing out deleted the session cookie
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("heading", name="Plant overview")).to_have_count(0)
+    page.close()
