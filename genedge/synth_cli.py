@@ -52,7 +52,7 @@ def train(
     data_dir: DataDir,
     out: Annotated[Path, typer.Option("--out", help="Where to write the pickled generator.")],
     *,
-    model: Annotated[str, typer.Option(help="vae | gan")] = "vae",
+    model: Annotated[str, typer.Option(help="physics (physics-informed VAE) | vae | gan")] = "vae",
     k: Annotated[int, typer.Option(help="Real fault windows per class (all normal windows are used); 0 = all.")] = 2,
     snr: Annotated[float | None, typer.Option(help="White noise SNR in dB added to the windows; omit for clean.")] = -4.0,
     steps: Annotated[int | None, typer.Option(help="Training batches (default: the model's).")] = None,
@@ -61,22 +61,21 @@ def train(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Lightning progress bar.")] = True,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train a conditional VAE or WGAN-GP on CWRU windows (first half of each recording only)."""
-    from synth import ConditionalVAE, ConditionalWGAN, cwru_condition_features, few_shot, load_cwru
+    """Train a conditional VAE, WGAN-GP or physics-informed VAE on CWRU windows (first half of each recording only)."""
+    from synth import ConditionalVAE, ConditionalWGAN, few_shot, load_cwru
+    from synth.experiment import make_generator
 
     try:
         data = load_cwru(data_dir, snr_db=snr, max_normal_train=200)
         X, y = (data.X_train, data.y_train) if k == 0 else few_shot(data.X_train, data.y_train, k, seed=seed)[:2]
-        params: dict[str, Any] = {"condition_features": cwru_condition_features(), "random_state": seed,
-                                  "num_threads": threads, "progress_bar": progress}
-        if steps is not None:
-            params["n_steps"] = steps
-        if model == "vae":
-            gen: Any = ConditionalVAE(**params)
-        elif model == "gan":
-            gen = ConditionalWGAN(**params)
-        else:
-            raise typer.BadParameter(f"--model must be vae or gan, got {model!r}")
+        names = {"physics": "physics_vae", "vae": "vae", "gan": "gan"}
+        if model not in names:
+            raise typer.BadParameter(f"--model must be physics, vae or gan, got {model!r}")
+        defaults = {"physics_vae": 800, "vae": ConditionalVAE().n_steps, "gan": ConditionalWGAN().n_steps}
+        n_steps = steps if steps is not None else defaults[names[model]]
+        # the experiment's configuration of each generator (conditions, kinematics, measurement SNR)
+        gen: Any = make_generator(names[model], seed=seed, snr=snr, steps={names[model]: n_steps})
+        gen.set_params(num_threads=threads, progress_bar=progress)
         gen.fit(X, y)
     except GenEdgeError as err:
         fail(err)

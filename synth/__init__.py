@@ -1,4 +1,8 @@
-"""Generative models of sensor windows (conditional VAE, conditional WGAN-GP) and the quality gate.
+"""Generative models of sensor windows and the quality gate.
+
+Generators: a physics-informed conditional VAE of bearing vibration (:class:`PhysicsVAE`), a
+conditional VAE of multi-sensor degradation trajectories (:class:`TrendVAE`), and generic
+convolutional ones (:class:`ConditionalVAE`, :class:`ConditionalWGAN`).
 
 Estimators follow the sktime/scikit-learn conventions (``fit(X, y)``, ``sample(n, condition,
 random_state)``); training runs in a ``pl.Trainer``. Synthetic windows join training only when
@@ -15,6 +19,7 @@ from synth._data import (
     add_white_noise,
     cwru_condition_features,
     cwru_defect_frequencies,
+    cwru_kinematics,
     few_shot,
     load_cwru,
 )
@@ -24,7 +29,9 @@ from synth.classifiers import FeatureClassifier, MiniRocketClassifier
 from synth.features import classical_features, envelope_spectra, peak_frequency
 from synth.gan import ConditionalWGAN
 from synth.gaps import fill_gaps
+from synth.physics_vae import PhysicsVAE
 from synth.quality import QualityGate, QualityReport, mmd_rbf
+from synth.trend_vae import TrendVAE
 from synth.vae import ConditionalVAE
 
 __all__ = [
@@ -38,13 +45,16 @@ __all__ = [
     "ConditionalWGAN",
     "FeatureClassifier",
     "MiniRocketClassifier",
+    "PhysicsVAE",
     "QualityGate",
     "QualityReport",
+    "TrendVAE",
     "add_white_noise",
     "classical_features",
     "clone",
     "cwru_condition_features",
     "cwru_defect_frequencies",
+    "cwru_kinematics",
     "envelope_spectra",
     "few_shot",
     "fill_gaps",

@@ -29,6 +29,7 @@ __all__ = [
     "add_white_noise",
     "cwru_condition_features",
     "cwru_defect_frequencies",
+    "cwru_kinematics",
     "few_shot",
     "load_cwru",
 ]
@@ -200,4 +201,16 @@ def cwru_defect_frequencies() -> dict[int, float]:
     """The envelope-spectrum line expected for each fault label: BPFO, BPFI, or 2 x BSF for ball faults."""
     d = BearingGeometry.skf_6205().defect_frequencies(CWRU_SHAFT_HZ)
     by_type = {"ball": 2.0 * d.bsf, "inner": d.bpfi, "outer": d.bpfo}
+    return {label: by_type[t] for label, (_, t, _) in enumerate(CWRU_CLASSES) if t in by_type}
+
+
+def cwru_kinematics() -> dict[int, tuple[float, float]]:
+    """Impact rate and modulation frequency (Hz) of each fault label, from the SKF 6205 geometry.
+
+    Ball faults: impacts on both races, 2 x BSF, modulated at the cage speed (FTF); inner race: BPFI
+    modulated at the shaft speed (the defect turns through the load zone); outer race: BPFO,
+    unmodulated (the defect sits in the load zone).
+    """
+    d = BearingGeometry.skf_6205().defect_frequencies(CWRU_SHAFT_HZ)
+    by_type = {"ball": (2.0 * d.bsf, d.ftf), "inner": (d.bpfi, d.shaft), "outer": (d.bpfo, 0.0)}
     return {label: by_type[t] for label, (_, t, _) in enumerate(CWRU_CLASSES) if t in by_type}

@@ -6,15 +6,17 @@ For each SNR, k (real fault windows per class) and seed:
    fault windows per class from the first half; the test set = non-overlapping windows of the
    second half (never seen by anything trained);
 2. classical augmentation (jitter, scaling, shift, time warp) of the ``k`` fault windows;
-3. a conditional VAE and a conditional WGAN-GP are trained on the training pool only;
+3. generators are trained on the training pool only: the physics-informed conditional VAE
+   (:class:`~synth.physics_vae.PhysicsVAE`, the default) and, on request, the convolutional
+   conditional VAE and WGAN-GP;
 4. each generator's fault windows go through the quality gate against the same training pool
    (the only real fault windows available in this setting); they join training only if they pass.
    An *audit* gate against all first-half fault windows (still never the test half) is reported
    but decides nothing;
 5. classifiers (MiniRocket + ridge = the product's; random forest and logistic regression on
-   classical features) are trained on: real; real + classical; real + classical + VAE; real +
-   classical + GAN (the generator's samples are used whether or not they pass the gate, to show
-   their effect; the "gated" rows replace them by nothing when the gate rejects them);
+   classical features) are trained on: real; real + classical; real + classical + each generator's
+   samples (used whether or not they pass the gate, to show their effect; the "gated" rows replace
+   them by nothing when the gate rejects them);
 6. macro-F1 on the test half.
 """
 
@@ -31,18 +33,48 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from synth._data import CWRU_SHAFT_HZ, CWRUData, cwru_condition_features, cwru_defect_frequencies, few_shot, load_cwru
+from core.errors import ModelError
+from synth._data import (
+    CWRU_SHAFT_HZ,
+    CWRUData,
+    cwru_condition_features,
+    cwru_defect_frequencies,
+    cwru_kinematics,
+    few_shot,
+    load_cwru,
+)
 from synth.augment import ClassicalAugmenter
 from synth.base import BaseGenerator
 from synth.classifiers import FeatureClassifier, MiniRocketClassifier
 from synth.gan import ConditionalWGAN
+from synth.physics_vae import PhysicsVAE
 from synth.quality import QualityGate, plot_comparison
 from synth.vae import ConditionalVAE
 
-__all__ = ["markdown_table", "run_rare_failure"]
+__all__ = ["GENERATORS", "make_generator", "markdown_table", "run_rare_failure"]
 
-CONDITIONS = ("real", "real+classical", "real+classical+vae", "real+classical+gan")
 CLASSIFIERS = ("minirocket", "rf_features", "logreg_features")
+GENERATORS = ("physics_vae", "vae", "gan")
+
+
+def make_generator(name: str, *, seed: int, snr: float | None, steps: dict[str, int]) -> BaseGenerator:
+    """The experiment's configuration of generator ``name`` (one of :data:`GENERATORS`) for CWRU windows.
+
+    The physics-informed VAE gets the SKF 6205 kinematics and, when ``snr`` is set, the known
+    measurement noise; ``steps`` maps generator names to training batches.
+    """
+    cond = cwru_condition_features()
+    if name == "physics_vae":
+        # fault type + severity, plus the label itself: severities of one fault type do not order
+        # the signals (OR014 is far quieter than OR007 and OR021)
+        onehot = {c: (*v, *np.eye(len(cond))[c]) for c, v in cond.items()}
+        return PhysicsVAE(kinematics=cwru_kinematics(), condition_features=onehot, n_steps=steps[name],
+                          measurement_snr_db=snr, random_state=seed)
+    if name == "vae":
+        return ConditionalVAE(condition_features=cond, n_steps=steps[name], random_state=seed)
+    if name == "gan":
+        return ConditionalWGAN(condition_features=cond, n_steps=steps[name], random_state=seed)
+    raise ModelError(f"generator must be one of {GENERATORS}, got {name!r}")
 
 
 def _classifier(name: str, seed: int, num_kernels: int) -> Any:
@@ -83,6 +115,8 @@ def run_rare_failure(
     max_normal: int = 200,
     vae_steps: int = 400,
     gan_steps: int = 600,
+    physics_steps: int = 800,
+    generators: Sequence[str] = ("physics_vae",),
     num_kernels: int = 10_000,
     classifiers: Sequence[str] = CLASSIFIERS,
     out: Path | str | None = None,
@@ -91,10 +125,12 @@ def run_rare_failure(
 ) -> dict[str, Any]:
     """Run the experiment; write JSON to ``out`` after every run (partial results survive)."""
     runs: list[dict[str, Any]] = []
+    steps = {"vae": vae_steps, "gan": gan_steps, "physics_vae": physics_steps}
     meta = {"snrs_db": list(snrs), "ks": list(ks), "seeds": list(seeds), "n_aug_per_class": n_aug,
-            "n_gen_per_class": n_gen, "max_normal_train": max_normal, "vae_steps": vae_steps, "gan_steps": gan_steps,
-            "minirocket_kernels": num_kernels, "window": 1024, "train_stride": 512, "channels": ["DE"],
-            "classifiers": list(classifiers), "conditions": list(CONDITIONS)}
+            "n_gen_per_class": n_gen, "max_normal_train": max_normal, "generators": list(generators),
+            "steps": {g: steps[g] for g in generators}, "minirocket_kernels": num_kernels, "window": 1024,
+            "train_stride": 512, "channels": ["DE"], "classifiers": list(classifiers),
+            "conditions": ["real", "real+classical", *[f"real+classical+{g}" for g in generators]]}
     t0 = time.time()
     for snr in snrs:
         data = load_cwru(data_dir, snr_db=snr, max_normal_train=max_normal)
@@ -102,8 +138,7 @@ def run_rare_failure(
         for seed in seeds:
             for k in ks:
                 run = _one_run(data, X_audit, y_audit, snr=snr, k=k, seed=seed, n_aug=n_aug, n_gen=n_gen,
-                               vae_steps=vae_steps, gan_steps=gan_steps, num_kernels=num_kernels,
-                               classifiers=classifiers,
+                               generators=generators, steps=steps, num_kernels=num_kernels, classifiers=classifiers,
                                plot_dir=Path(plot_dir) if plot_dir is not None and seed == seeds[0] else None, log=log)
                 runs.append(run)
                 log(f"[{time.time() - t0:7.0f}s] snr={snr} k={k} seed={seed} " + json.dumps(run["macro_f1"]["minirocket"]))
@@ -115,16 +150,12 @@ def run_rare_failure(
 
 
 def _one_run(data: CWRUData, X_audit: NDArray[np.float32], y_audit: NDArray[np.int64], *, snr: float, k: int, seed: int,
-             n_aug: int, n_gen: int, vae_steps: int, gan_steps: int, num_kernels: int, classifiers: Sequence[str],
-             plot_dir: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
+             n_aug: int, n_gen: int, generators: Sequence[str], steps: dict[str, int], num_kernels: int,
+             classifiers: Sequence[str], plot_dir: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
     X_k, y_k, _ = few_shot(data.X_train, data.y_train, k, seed=1000 * k + seed)
     faults = np.arange(1, 10)
     X_cl, y_cl = ClassicalAugmenter(n_per_class=n_aug, random_state=seed).augment(X_k, y_k, classes=faults)
-    cond = cwru_condition_features()
-    gens: dict[str, BaseGenerator] = {
-        "vae": ConditionalVAE(condition_features=cond, n_steps=vae_steps, random_state=seed),
-        "gan": ConditionalWGAN(condition_features=cond, n_steps=gan_steps, random_state=seed),
-    }
+    gens = {g: make_generator(g, seed=seed, snr=snr, steps=steps) for g in generators}
     gate = _gate()
     fault_mask = y_k > 0
     synthetic: dict[str, tuple[NDArray[np.float32], NDArray[np.int64]]] = {}
@@ -143,6 +174,8 @@ def _one_run(data: CWRUData, X_audit: NDArray[np.float32], y_audit: NDArray[np.i
         gate_info[name] = {"fit_s": round(fit_s, 1), "passed": deploy.passed, "deploy": _brief(deploy), "audit": _brief(audit)}
         log(f"  {name}: fit {fit_s:.0f}s gate passed={deploy.passed} audit disc={audit.discriminative_score:.3f} "
             f"mmd={audit.mmd:.3f} spectral={audit.spectral_passed}")
+    gate_classical = {"deploy": _brief(gate.evaluate(X_k[fault_mask], y_k[fault_mask], X_cl, y_cl)),
+                      "audit": _brief(gate.evaluate(X_audit, y_audit, X_cl, y_cl))}
     if plot_dir is not None:
         plot_comparison(X_audit, y_audit, X_cl, y_cl, 12_000.0, plot_dir / f"snr{snr:g}_k{k}_classical",
                         cwru_defect_frequencies())
@@ -162,7 +195,7 @@ def _one_run(data: CWRUData, X_audit: NDArray[np.float32], y_audit: NDArray[np.i
             forced = scores[clf_name][f"real+classical+{name}"]
             scores[clf_name][f"real+classical+{name}(gated)"] = forced if gate_info[name]["passed"] else \
                 scores[clf_name]["real+classical"]
-    return {"snr_db": snr, "k": k, "seed": seed, "macro_f1": scores, "gate": gate_info}
+    return {"snr_db": snr, "k": k, "seed": seed, "macro_f1": scores, "gate": gate_info, "gate_classical": gate_classical}
 
 
 def _brief(r: Any) -> dict[str, Any]:
@@ -188,6 +221,15 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         block["gate_pass_rate"] = {g: float(np.mean([r["gate"][g]["passed"] for r in rs])) for g in rs[0]["gate"]}
         block["audit_discriminative"] = {g: round(float(np.mean([r["gate"][g]["audit"]["discriminative"] for r in rs])), 4)
                                          for g in rs[0]["gate"]}
+        block["deploy_discriminative"] = {g: round(float(np.mean([r["gate"][g]["deploy"]["discriminative"] for r in rs])), 4)
+                                          for g in rs[0]["gate"]}
+        if "gate_classical" in rs[0]:
+            gc = [r["gate_classical"] for r in rs]
+            block["classical_gate_pass_rate"] = float(np.mean([g["deploy"]["passed"] for g in gc]))
+            block["classical_deploy_discriminative"] = round(float(np.mean([g["deploy"]["discriminative"] for g in gc])), 4)
+            block["classical_audit_discriminative"] = round(float(np.mean([g["audit"]["discriminative"] for g in gc])), 4)
+            block["classical_audit_mmd"] = round(float(np.mean([g["audit"]["mmd"] for g in gc])), 4)
+            block["classical_audit_spectral_pass_rate"] = float(np.mean([g["audit"]["spectral_passed"] for g in gc]))
         block["audit_mmd"] = {g: round(float(np.mean([r["gate"][g]["audit"]["mmd"] for r in rs])), 4) for g in rs[0]["gate"]}
         block["audit_spectral_pass_rate"] = {g: float(np.mean([r["gate"][g]["audit"]["spectral_passed"] for r in rs]))
                                              for g in rs[0]["gate"]}
@@ -207,19 +249,19 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    """The README table: macro-F1 mean +- std per setting, classifier and training set."""
+    """The README tables: macro-F1 mean +- std per setting, classifier and training set; the gate; RUL."""
     summ = result["summary"]
     meta = result["meta"]
-    conds = ["real", "real+classical", "real+classical+vae", "real+classical+gan",
-             "real+classical+vae(gated)", "real+classical+gan(gated)"]
+    gens = list(meta.get("generators", ["vae", "gan"]))
+    conds = ["real", "real+classical", *[f"real+classical+{g}" for g in gens], *[f"real+classical+{g}(gated)" for g in gens]]
+    steps = ", ".join(f"{g} {n}" for g, n in meta.get("steps", {}).items())
     lines = [
         "### Rare-failure experiment (CWRU 12 kHz DE, 0 HP, 10 classes, 1024-sample windows)",
         "",
         f"Macro-F1 on the second half of every recording, mean +- std over seeds {meta['seeds']}; "
         f"k real fault windows per class + {meta['max_normal_train']} normal windows; "
         f"{meta['n_aug_per_class']} classical and {meta['n_gen_per_class']} generated windows per fault class; "
-        f"VAE {meta['vae_steps']} / WGAN-GP {meta['gan_steps']} training batches; "
-        f"MiniRocket {meta['minirocket_kernels']} kernels.",
+        f"training batches: {steps}; MiniRocket {meta['minirocket_kernels']} kernels.",
         "",
         "| SNR | k | classifier | " + " | ".join(conds) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in conds) + " |",
@@ -231,17 +273,38 @@ def markdown_table(result: dict[str, Any]) -> str:
                 continue
             cells = [f"{block[clf][c]['mean']:.3f} +- {block[clf][c]['std']:.3f}" if c in block[clf] else "" for c in conds]
             lines.append(f"| {snr} dB | {k} | {clf} | " + " | ".join(cells) + " |")
-    lines += ["", "| SNR | k | gate pass rate (VAE / GAN) | audit discriminative (VAE / GAN) | audit MMD (VAE / GAN) | "
-              "best generator gain over classical (MiniRocket) | done (>= 0.05 and > 2 std) |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "Quality gate (deploy: against the k real windows the generator saw; audit: against 40 unseen "
+              "first-half windows per fault class, reported only). Mean over seeds.", "",
+              "| SNR | k | generator | deploy pass rate | deploy discriminative | audit discriminative | audit MMD | "
+              "audit spectral pass rate | gain over classical (MiniRocket) | done (>= 0.05 and > 2 std) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for key, block in summ.items():
         snr, k = key[3:].split("_k")
-        gp, ad, am = block["gate_pass_rate"], block["audit_discriminative"], block["audit_mmd"]
-        dc = block.get("done_criterion", {})
-        lines.append(f"| {snr} dB | {k} | {gp.get('vae', 0):.2f} / {gp.get('gan', 0):.2f} | {ad.get('vae', 0):.3f} / "
-                     f"{ad.get('gan', 0):.3f} | {am.get('vae', 0):.3f} / {am.get('gan', 0):.3f} | "
-                     f"{dc.get('best_generator', '')}: {dc.get('gain', 0):+.3f} +- {dc.get('std', 0):.3f} | "
-                     f"{dc.get('met', False)} |")
+        gains = block.get("generator_gain_minirocket", {})
+        best = block.get("done_criterion", {}).get("best_generator")
+        for g in block["gate_pass_rate"]:
+            gain = gains.get(g, {})
+            done = block["done_criterion"]["met"] if g == best else ""
+            lines.append(f"| {snr} dB | {k} | {g} | {block['gate_pass_rate'][g]:.2f} | "
+                         f"{block.get('deploy_discriminative', {}).get(g, float('nan')):.3f} | "
+                         f"{block['audit_discriminative'][g]:.3f} | {block['audit_mmd'][g]:.3f} | "
+                         f"{block['audit_spectral_pass_rate'][g]:.2f} | "
+                         f"{gain.get('mean', 0):+.3f} +- {gain.get('std', 0):.3f} | {done} |")
+        if "classical_audit_discriminative" in block:
+            lines.append(f"| {snr} dB | {k} | classical aug. (reference) | {block['classical_gate_pass_rate']:.2f} | "
+                         f"{block['classical_deploy_discriminative']:.3f} | {block['classical_audit_discriminative']:.3f} | "
+                         f"{block['classical_audit_mmd']:.3f} | {block['classical_audit_spectral_pass_rate']:.2f} | | |")
+    rul = result.get("rul_cmapss")
+    if rul:
+        rs, rm = rul["summary"], rul["meta"]
+        lines += ["", f"### RUL with few run-to-failure units (C-MAPSS FD001, {rm['train_units_per_seed']} of "
+                  f"{rm['n_units']} training units, {len(rm['val_units'])} validation units, seeds {rm['seeds']})", "",
+                  "| training set | RMSE | PHM08 score |", "| --- | --- | --- |"]
+        for name in ("real", "real+vae"):
+            lines.append(f"| {name} | {rs[name]['rmse']['mean']:.2f} +- {rs[name]['rmse']['std']:.2f} | "
+                         f"{rs[name]['phm08']['mean']:.0f} +- {rs[name]['phm08']['std']:.0f} |")
+        ch = rs["rmse_change"]
+        lines.append(f"| paired RMSE change from synthetic late-life windows | {ch['mean']:+.2f} +- {ch['std']:.2f} | |")
     return "\n".join(lines) + "\n"
 
 

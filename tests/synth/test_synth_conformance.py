@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from core.errors import ModelError, NotFittedError
-from synth import BaseGenerator, ConditionalVAE, ConditionalWGAN, clone
+from synth import BaseGenerator, ConditionalVAE, ConditionalWGAN, PhysicsVAE, TrendVAE, clone
 
-GENERATORS: list[type[BaseGenerator]] = [ConditionalVAE, ConditionalWGAN]
+GENERATORS: list[type[BaseGenerator]] = [ConditionalVAE, ConditionalWGAN, PhysicsVAE, TrendVAE]
 CASES = [(cls, p) for cls in GENERATORS for p in cls.get_test_params()]
 IDS = [f"{cls.__name__}-{i}" for i, (cls, _) in enumerate(CASES)]
 

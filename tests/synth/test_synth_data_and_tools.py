@@ -110,3 +110,22 @@ def test_cli_train_sample_evaluate(cwru_dir: Path, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["n_synthetic"] == 72
     res = runner.invoke(synth_app, ["sample", "--model-path", str(model), "--out", str(out), "--label", "nope"])
     assert res.exit_code != 0
+
+
+def test_cli_trains_the_physics_informed_vae(cwru_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from genedge.synth_cli import synth_app
+    from synth import PhysicsVAE
+
+    model = tmp_path / "phys.pkl"
+    res = CliRunner().invoke(synth_app, ["train", "--data-dir", str(cwru_dir), "--out", str(model), "--model", "physics",
+                                         "--steps", "3", "--k", "1", "--snr", "-4", "--no-progress", "--json"])
+    assert res.exit_code == 0, res.output
+    import pickle
+
+    gen = pickle.loads(model.read_bytes())["generator"]
+    assert isinstance(gen, PhysicsVAE) and gen.measurement_snr_db == -4.0 and gen.n_steps == 3
+    assert gen.sample(4, 7, random_state=0).shape == (4, 1, 1024)
+    res = CliRunner().invoke(synth_app, ["train", "--data-dir", str(cwru_dir), "--out", str(model), "--model", "nope"])
+    assert res.exit_code != 0

@@ -1,0 +1,148 @@
+"""Physics-informed conditional VAE: the decoder sets the parameters of a bearing-fault impulse model."""
+
+# ruff: noqa: N803  (X is the panel, as in scikit-learn and sktime)
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from synth._physics import PhysicsVAEModule
+from synth._torch_generator import TorchGenerator
+
+__all__ = ["PhysicsVAE"]
+
+
+class PhysicsVAE(TorchGenerator):
+    """Conditional VAE whose decoder drives a differentiable bearing-fault signal model.
+
+    ``p(x | z, c)`` is the signal model of :mod:`synth._physics`: impacts at the class's kinematic
+    defect frequency (learned slip, 0-``max_slip``; learned cycle-to-cycle jitter), amplitude
+    modulation at the class's modulation frequency, ``n_modes`` learned decaying resonances, plus
+    Gaussian background noise with a learned amplitude spectrum. The encoder ``q(z | x, c)`` and
+    the reconstruction term work on phase-invariant descriptors (power spectra, envelope spectrum,
+    impulsiveness), since impact times are random.
+
+    Args:
+        kinematics: label -> ``(defect_hz, modulation_hz)``; labels without an entry (healthy) get no
+            impacts. See :func:`synth.cwru_kinematics`.
+        fs: sample rate in Hz.
+        latent_dim: size of ``z``.
+        hidden: width of the encoder / decoder MLPs.
+        n_modes: structural resonances per impact (fixed frequency grid; weights and damping learned).
+        n_bands: log gains of the background spectrum.
+        beta: KL weight after annealing.
+        warmup: fraction of training over which the KL weight rises from 0.
+        learning_rate: Adam step size.
+        env_band: band (Hz) of the envelope descriptors.
+        max_slip: bound of the learned relative deviation from the kinematic defect frequency.
+        max_jitter: bound of the learned cycle-to-cycle period jitter (relative standard deviation).
+        measurement_snr_db: SNR (dB) of the white noise the measurement chain adds to every window,
+            relative to the window's power, when it is known (the rare-failure experiment adds it at
+            a set SNR): the model then learns the clean vibration and adds that noise the same way.
+            ``None``: the learned background spectrum has to cover it.
+        n_steps: training batches.
+        batch_size: windows per batch (class-balanced).
+        random_roll: random circular shifts of training windows.
+        condition_features: label -> condition vector; ``None``: one-hot labels.
+        random_state: seed of initialisation, batches and the synthesiser's noise during training.
+        num_threads: torch CPU threads.
+        progress_bar: show Lightning's progress bar.
+        accelerator: Lightning accelerator.
+    """
+
+    def __init__(
+        self,
+        *,
+        kinematics: Mapping[int, Sequence[float]] | None = None,
+        fs: float = 12_000.0,
+        latent_dim: int = 8,
+        hidden: int = 128,
+        n_modes: int = 24,
+        n_bands: int = 64,
+        beta: float = 0.05,
+        warmup: float = 0.3,
+        learning_rate: float = 3e-3,
+        env_band: tuple[float, float] = (2000.0, 5500.0),
+        max_slip: float = 0.01,
+        max_jitter: float = 0.03,
+        measurement_snr_db: float | None = None,
+        n_steps: int = 400,
+        batch_size: int = 32,
+        random_roll: bool = True,
+        condition_features: Mapping[int, Sequence[float]] | None = None,
+        random_state: int | None = 0,
+        num_threads: int = 1,
+        progress_bar: bool = False,
+        accelerator: str = "cpu",
+    ) -> None:
+        self.kinematics = kinematics
+        self.fs = fs
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.n_modes = n_modes
+        self.n_bands = n_bands
+        self.beta = beta
+        self.warmup = warmup
+        self.learning_rate = learning_rate
+        self.env_band = env_band
+        self.max_slip = max_slip
+        self.max_jitter = max_jitter
+        self.measurement_snr_db = measurement_snr_db
+        self.n_steps = n_steps
+        self.batch_size = batch_size
+        self.random_roll = random_roll
+        self.condition_features = condition_features
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.progress_bar = progress_bar
+        self.accelerator = accelerator
+
+    def _kinematics_matrix(self) -> NDArray[np.float32]:
+        kin = self.kinematics or {}
+        return np.asarray([list(kin.get(int(c), (0.0, 0.0))) for c in self._fit_classes], dtype=np.float32)
+
+    def _fit(self, X: NDArray[np.float32], y: NDArray[np.int64], classes: NDArray[np.int64]) -> None:
+        self._fit_classes = classes
+        super()._fit(X, y, classes)
+        del self._fit_classes
+
+    def _build_net(self, n_channels: int, length: int, cond: NDArray[np.float32]) -> PhysicsVAEModule:
+        return PhysicsVAEModule(
+            n_channels,
+            length,
+            cond,
+            self._kinematics_matrix(),
+            fs=float(self.fs),
+            latent_dim=int(self.latent_dim),
+            hidden=int(self.hidden),
+            n_modes=int(self.n_modes),
+            n_bands=int(self.n_bands),
+            beta=float(self.beta),
+            warmup=float(self.warmup),
+            n_steps=int(self.n_steps),
+            learning_rate=float(self.learning_rate),
+            env_band=(float(self.env_band[0]), float(self.env_band[1])),
+            max_slip=float(self.max_slip),
+            max_jitter=float(self.max_jitter),
+            measurement_snr_db=None if self.measurement_snr_db is None else float(self.measurement_snr_db),
+        )
+
+    @classmethod
+    def get_test_params(cls) -> list[dict[str, Any]]:
+        """Tiny and quick (the toy panel's 128-sample windows at 128 Hz: impacts at 9 Hz for class 1)."""
+        return [
+            {
+                "kinematics": {1: (9.0, 0.0), 2: (17.0, 4.0)},
+                "fs": 128.0,
+                "env_band": (20.0, 60.0),
+                "hidden": 16,
+                "latent_dim": 2,
+                "n_bands": 8,
+                "n_steps": 3,
+                "batch_size": 8,
+            }
+        ]
