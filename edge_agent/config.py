@@ -93,10 +93,20 @@ class AgentConfig(BaseModel):
     primary_host: str | None = Field(default=None, description="wait for this host's STATE before sending")
     rul_model: Path | None = Field(
         default=None,
-        description="RUL model for C-MAPSS layout assets: a registry model "
-        "directory (its promoted version is loaded), a version directory or an ONNX file",
+        description="RUL model: a registry model directory (its promoted version is loaded), a version "
+        "directory or an ONNX file; its card says whether it reads C-MAPSS rows or edge feature frames",
     )
-    rul_every: int = Field(default=10, ge=1, description="windows between RUL predictions")
+    rul_every: int = Field(
+        default=10,
+        ge=1,
+        description="windows between RUL predictions (C-MAPSS models; feature models predict once per frame step of their card)",
+    )
+    rul_time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="asset seconds per second of the window "
+        "timestamps, for feature models' frame steps (an accelerated simulator: 3600)",
+    )
     rul_coverage: float = Field(default=0.9, gt=0, lt=1)
 
     @classmethod

@@ -1,11 +1,18 @@
-"""Per-window hooks of the agent: on-edge RUL inference (ONNX) and the PLC writer."""
+"""Per-window hooks of the agent: on-edge RUL inference (ONNX) and the PLC writer.
+
+Two RUL hooks, picked by the model card: :class:`CmapssRulHook` for C-MAPSS-layout assets
+(rows of settings and sensors per cycle) and :class:`FeatureRulHook` for vibration assets (a
+rolling window of the agent's own feature frames, RUL in hours).
+"""
 
 from __future__ import annotations
 
 import importlib
 import logging
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +26,7 @@ from edge_agent.sources.replay import CMAPSS_CHANNELS
 if TYPE_CHECKING:
     from edge_agent.agent import EdgeAgent, WindowHook
 
-__all__ = ["CmapssRulHook", "build_hooks", "cmapss_row"]
+__all__ = ["CmapssRulHook", "FeatureRulHook", "build_hooks", "cmapss_row"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +118,120 @@ class CmapssRulHook:
         )
 
 
+class FeatureRulHook:
+    """RUL of vibration assets from the agent's own feature frames (numpy + onnxruntime only).
+
+    The model's card names the features it reads (channel, feature, in order), the frames per
+    input and the asset-time spacing of frames (``step_hours``). The hook keeps, per asset, a
+    rolling window of one frame per ``step_hours`` of asset time (the first frame of each step),
+    and predicts the RUL median and interval, in hours, each time a frame enters the window.
+    Assets whose frames lack a feature the model reads are skipped.
+
+    Args:
+        predictor: a ``FeatureRULPredictor`` (``models.runtime``) or anything with ``window``,
+            ``step_hours``, ``frame_row(features)`` and ``predict_unit(rows, coverage)``.
+        coverage: interval coverage.
+        time_scale: asset seconds per second of the windows' timestamps (a simulator on an
+            accelerated clock, e.g. 3600; 1 on real machines).
+        model_name, model_version: reported with each prediction.
+    """
+
+    def __init__(
+        self,
+        predictor: Any,
+        *,
+        coverage: float = 0.9,
+        time_scale: float = 1.0,
+        model_name: str = "rul",
+        model_version: str = "local",
+    ) -> None:
+        if not (math.isfinite(time_scale) and time_scale > 0):
+            raise ValueError(f"time_scale must be > 0 asset seconds per second; got {time_scale!r}")
+        self.predictor = predictor
+        self.coverage = coverage
+        self.time_scale = float(time_scale)
+        self.model_name = model_name
+        self.model_version = model_version
+        self.window = int(predictor.window)
+        self.step_hours = float(predictor.step_hours)
+        self.unit = str(getattr(predictor, "rul_unit", "h"))
+        self._rows: dict[str, deque[list[float]]] = {}
+        self._first: dict[str, datetime] = {}
+        self._step: dict[str, int] = {}
+        self._incomplete: set[str] = set()
+
+    @classmethod
+    def from_path(cls, path: Path, **kwargs: Any) -> FeatureRulHook:
+        """The hook with the feature model at ``path`` (registry model directory, version directory or ONNX file)."""
+        runtime = importlib.import_module("models.runtime")  # numpy + onnxruntime only, never torch
+        predictor = runtime.FeatureRULPredictor.from_path(Path(path))
+        card = getattr(predictor, "card", {}) or {}
+        return cls(predictor, model_name=str(card.get("name", "rul")), model_version=str(card.get("version", "local")), **kwargs)
+
+    def rows(self, asset_id: str) -> list[list[float]]:
+        """The frames (model feature values) currently in the asset's window, oldest first."""
+        return list(self._rows.get(asset_id, ()))
+
+    def add_frame(self, asset_id: str, at: datetime, features: Mapping[str, Mapping[str, float]]) -> bool:
+        """Offer one frame; returns whether it entered the window (the first of a new step)."""
+        row = self.predictor.frame_row(features)
+        if row is None:
+            if asset_id not in self._incomplete:
+                self._incomplete.add(asset_id)
+                log.info("no RUL for %s yet: its frames lack features %s reads", asset_id, self.model_name)
+            return False
+        first = self._first.setdefault(asset_id, at)
+        step = math.floor((at - first).total_seconds() * self.time_scale / 3600.0 / self.step_hours)
+        if asset_id in self._step and step <= self._step[asset_id]:
+            return False
+        self._step[asset_id] = step
+        self._rows.setdefault(asset_id, deque(maxlen=self.window)).append([float(v) for v in row])
+        return True
+
+    def predict(self, asset_id: str) -> tuple[float, float, float] | None:
+        """``(median, lower, upper)`` from the asset's window, ``None`` if it cannot be predicted."""
+        rows = self._rows.get(asset_id)
+        if not rows:
+            return None
+        try:
+            p = self.predictor.predict_unit(list(rows), coverage=self.coverage)
+        except Exception as err:  # bad model, non-finite input ...: skip this one
+            log.debug("RUL prediction for %s skipped: %s", asset_id, err)
+            return None
+        median = max(float(p["rul"]), 0.0)
+        lower, upper = min(float(p["lower"]), median), max(float(p["upper"]), median)
+        if not all(math.isfinite(v) for v in (median, lower, upper)):
+            return None
+        return median, max(lower, 0.0), upper
+
+    def on_window(self, result: WindowResult, agent: EdgeAgent) -> None:
+        aid = result.asset.asset_id
+        if not self.add_frame(aid, result.window_start, result.features):
+            return
+        out = self.predict(aid)
+        if out is None:
+            return
+        median, lower, upper = out
+        if self.unit == "h":
+            agent.last_rul_hours[aid] = median
+        agent.send_prediction(
+            Prediction(
+                publisher=agent.agent_id,
+                seq=agent.sink.next_seq(),
+                asset_id=aid,
+                model_name=self.model_name,
+                model_version=self.model_version,
+                at=utcnow(),
+                rul_unit="h" if self.unit == "h" else "cycles",
+                rul_median=median,
+                rul_lower=lower,
+                rul_upper=upper,
+                coverage=self.coverage,
+                health_index=result.alarm.health if result.alarm is not None else None,
+            )
+        )
+
+
 def cmapss_row(features: Mapping[str, Mapping[str, float]]) -> list[float] | None:
     """One model input row (3 settings + 21 sensors) from a window's features, ``None`` if incomplete.
 
@@ -133,7 +254,13 @@ def build_hooks(options: AgentConfig, assets: Sequence[AssetConfig]) -> list[Win
     """The hooks the options ask for: PLC write-back, RUL inference."""
     hooks: list[Any] = []
     if options.rul_model is not None:
-        hooks.append(CmapssRulHook.from_path(options.rul_model, every=options.rul_every, coverage=options.rul_coverage))
+        runtime = importlib.import_module("models.runtime")  # numpy + onnxruntime only, never torch
+        if runtime.is_feature_card(runtime.card_at(options.rul_model)):
+            hooks.append(
+                FeatureRulHook.from_path(options.rul_model, coverage=options.rul_coverage, time_scale=options.rul_time_scale)
+            )
+        else:
+            hooks.append(CmapssRulHook.from_path(options.rul_model, every=options.rul_every, coverage=options.rul_coverage))
     if options.plc.targets:
         hooks.append(PlcWriter(options.plc))
     return hooks

@@ -18,6 +18,7 @@ from core.sim import default_faults, default_plant
 from core.wire import utcnow
 from edge_agent.agent import EdgeAgent
 from edge_agent.config import AgentConfig
+from edge_agent.hooks import build_hooks
 from edge_agent.publisher import MqttPublisher, ReliablePublisher
 from edge_agent.queue import DiskQueue
 from edge_agent.readings import to_reading_batch
@@ -26,12 +27,35 @@ from genedge.broker import EmbeddedBroker, port_open
 from ingest.service import IngestService
 from ingest.store import Store
 
-__all__ = ["SHIPPED_MODELS", "Demo", "DemoResult", "publish_simulation", "seed_registry", "start_demo_dashboard"]
+__all__ = [
+    "SHIPPED_MODELS",
+    "SIM_RUL_MODEL",
+    "Demo",
+    "DemoResult",
+    "demo_agent_config",
+    "publish_simulation",
+    "seed_registry",
+    "start_demo_dashboard",
+]
 
 log = logging.getLogger(__name__)
 
 #: The registry of the trained models that ship with GenEdge (``models/shipped``).
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models" / "shipped"
+#: The RUL model of the demo plant's machines (trained on simulated runs; reads the agent's feature frames).
+SIM_RUL_MODEL = SHIPPED_MODELS / "sim-bearing"
+
+
+def demo_agent_config(settings: Settings, agent_config: AgentConfig | None = None) -> AgentConfig:
+    """The agent options of the demo: the shipped simulator RUL model unless another is configured,
+    on the simulator's accelerated clock unless a time scale is configured."""
+    cfg = agent_config or AgentConfig()
+    update: dict[str, Any] = {}
+    if cfg.rul_model is None and SIM_RUL_MODEL.is_dir():
+        update["rul_model"] = SIM_RUL_MODEL
+    if "rul_time_scale" not in cfg.model_fields_set:
+        update["rul_time_scale"] = settings.sim.time_acceleration
+    return cfg.model_copy(update=update) if update else cfg
 
 
 def seed_registry(registry_dir: Path, shipped: Path = SHIPPED_MODELS) -> list[str]:
@@ -78,7 +102,7 @@ class Demo:
     """
 
     def __init__(self, settings: Settings, agent_config: AgentConfig | None = None) -> None:
-        self.agent_config = agent_config or AgentConfig()
+        self.agent_config = demo_agent_config(settings, agent_config)
         self.assets = settings.assets or default_plant(settings.mqtt.site)
         self.publisher_id = f"demo-{uuid.uuid4().hex[:8]}"
         self._tmp = tempfile.TemporaryDirectory(prefix="genedge-demo-")
@@ -117,7 +141,8 @@ class Demo:
         queue = DiskQueue(s.edge.queue_path, s.edge.queue_max_messages, s.edge.overflow)
         self.publisher = ReliablePublisher(s.mqtt, s.mqtt.site, s.edge.agent_id, queue,
                                            assets=[(a.asset_id, [c.name for c in a.channels]) for a in self.assets])
-        self.agent = EdgeAgent(s, self.assets, self.publisher, config=self.agent_config)
+        self.agent = EdgeAgent(s, self.assets, self.publisher, config=self.agent_config,
+                               hooks=build_hooks(self.agent_config, self.assets))
         self.publisher.on_command = self.agent.command
         self.publisher.start()
         if not self.publisher.wait_connected(20):
@@ -193,6 +218,7 @@ class Demo:
             unsent = sum(1 for m in self.publisher.queue.peek(0, 1_000_000) if m.topic.endswith("/readings"))
             published = st.readings_sent + st.raw_snapshots_sent - unsent
             extra = {"agent": self.publisher_id, "features": st.features_sent, "status": st.status_sent,
+                     "predictions": st.predictions_sent,
                      "windows": st.windows, "alarms": st.alarms, "queue_left": len(self.publisher.queue)}
             self.publisher.close()
         assert self.store is not None

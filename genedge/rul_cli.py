@@ -110,6 +110,29 @@ def train(
     emit(out, as_json)
 
 
+@rul_app.command("train-sim")
+def train_sim(
+    *,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated units, split, truncations and model.")] = 0,
+    units: Annotated[int | None, typer.Option(help="Simulated units (default 200).")] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
+    registry_dir: RegistryDir = Path("var/registry"),
+    promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train the demo plant's RUL model (hours) on simulated run-to-failure units and register it as sim-bearing."""
+    from models.sim_pipeline import register_sim, train_simulator
+
+    data = {"n_units": units} if units is not None else {}
+    model = {"max_epochs": max_epochs} if max_epochs is not None else {}
+    try:
+        result = train_simulator(seed=seed, data_params=data, model_params=model)
+        mv = register_sim(result, registry_dir, promote=promote)
+    except GenEdgeError as err:
+        fail(err)
+    emit({"name": mv.name, "version": mv.version, "path": str(mv.model_path), **mv.card["metrics"]}, as_json)
+
+
 @rul_app.command("evaluate")
 def evaluate(
     data_dir: DataDir,

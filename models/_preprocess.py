@@ -1,4 +1,4 @@
-"""C-MAPSS preprocessing that runs on the edge: numpy only (no torch, sklearn or pandas).
+"""Preprocessing that runs on the edge (C-MAPSS rows, edge feature frames): numpy only (no torch, sklearn or pandas).
 
 The fitted state (:class:`ConditionNormalizer`) is serialised into the model card, so the edge
 runtime applies exactly the normalisation the model was trained with.
@@ -14,10 +14,12 @@ import numpy as np
 from core.errors import ModelError
 
 __all__ = [
+    "FEATURE_TRANSFORMS",
     "N_RAW_COLUMNS",
     "N_SENSORS",
     "N_SETTINGS",
     "ConditionNormalizer",
+    "FeatureNormalizer",
     "last_window",
     "sliding_windows",
 ]
@@ -134,3 +136,87 @@ def sliding_windows(features: np.ndarray, window: int, ends: np.ndarray) -> np.n
     view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
     # view[i] covers padded[i : i + window] = cycles ending at original index i
     return np.ascontiguousarray(view[np.asarray(ends)], dtype=np.float32)
+
+
+#: Transforms a feature may get before z-scoring: ``log`` for amplitudes and energies (positive,
+#: spanning decades as a fault grows), ``none`` for the rest.
+FEATURE_TRANSFORMS = ("none", "log")
+_LOG_FLOOR = 1e-9
+
+
+@dataclass
+class FeatureNormalizer:
+    """Edge feature frames -> model rows: pick features in order, transform, z-score.
+
+    Attributes:
+        features: ``(channel, feature)`` pairs, in model channel order (e.g. ``("vib_de", "rms")``).
+        transforms: one of :data:`FEATURE_TRANSFORMS` per feature.
+        mean: ``(n_features,)`` means of the transformed features (training units).
+        std: ``(n_features,)`` standard deviations of the transformed features.
+    """
+
+    features: list[tuple[str, str]]
+    transforms: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def n_features(self) -> int:
+        """Number of output channels."""
+        return len(self.features)
+
+    def frame_row(self, frame: Any) -> np.ndarray | None:
+        """Raw values of the features from one frame (``channel -> feature -> value``), ``None`` if any is missing."""
+        row = np.empty(len(self.features), dtype=np.float64)
+        for i, (channel, name) in enumerate(self.features):
+            value = (frame.get(channel) or {}).get(name)
+            if value is None or not np.isfinite(value):
+                return None
+            row[i] = float(value)
+        return row
+
+    def apply_transforms(self, raw: Any) -> np.ndarray:
+        """Transformed (not yet standardised) features of raw rows ``(n, n_features)``."""
+        x = np.array(raw, dtype=np.float64, ndmin=2)
+        if x.shape[1] != self.n_features:
+            raise ModelError(f"rows must have {self.n_features} features, got shape {x.shape}")
+        for i, kind in enumerate(self.transforms):
+            if kind == "log":
+                x[:, i] = np.log(np.maximum(x[:, i], _LOG_FLOOR))
+        return x
+
+    def transform(self, raw: Any) -> np.ndarray:
+        """Model rows ``(n, n_features)`` float32 from raw feature rows."""
+        rows: np.ndarray = ((self.apply_transforms(raw) - self.mean) / self.std).astype(np.float32)
+        return rows
+
+    @classmethod
+    def fit(cls, features: list[tuple[str, str]], transforms: list[str], raw: Any) -> FeatureNormalizer:
+        """Means and standard deviations of the transformed ``raw`` rows (training data only)."""
+        bad = sorted(set(transforms) - set(FEATURE_TRANSFORMS))
+        if bad or len(transforms) != len(features):
+            raise ModelError(f"need one transform of {FEATURE_TRANSFORMS} per feature, got {transforms}")
+        tmp = cls(list(features), list(transforms), np.zeros(len(features)), np.ones(len(features)))
+        x = tmp.apply_transforms(raw)
+        std = x.std(axis=0)
+        return cls(list(features), list(transforms), x.mean(axis=0), np.where(std > 1e-9, std, 1.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise to JSON-compatible data (stored in the model card)."""
+        return {
+            "features": [
+                {"channel": c, "name": n, "transform": t, "mean": float(m), "std": float(s)}
+                for (c, n), t, m, s in zip(self.features, self.transforms, self.mean, self.std, strict=True)
+            ]
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureNormalizer:
+        """Rebuild from :meth:`to_dict` output."""
+        feats = data["features"]
+        return cls(
+            features=[(str(f["channel"]), str(f["name"])) for f in feats],
+            transforms=[str(f.get("transform", "none")) for f in feats],
+            mean=np.asarray([f["mean"] for f in feats], dtype=np.float64),
+            std=np.asarray([f["std"] for f in feats], dtype=np.float64),
+        )

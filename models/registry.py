@@ -14,6 +14,7 @@ registry without torch.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
 import json
@@ -174,7 +175,7 @@ class ModelRegistry:
         Raises:
             ModelError: if there is no earlier promotion to go back to.
         """
-        history = self._pointer(name).get("history", [])
+        history = self.history(name)
         if len(history) < 2:
             raise ModelError(f"nothing to roll back to for {name!r}: promotion history {history}")
         history = history[:-1]
@@ -205,6 +206,23 @@ class ModelRegistry:
         """All versions (of one model, or of every model), oldest first."""
         names = [name] if name else self.names()
         return [self.get(n, v) for n in names for v in self._versions(n)]
+
+    def history(self, name: str) -> builtins.list[str]:
+        """Promotion history of ``name``, oldest first; the last entry is the promoted version.
+
+        Versions no longer registered are left out. Empty if nothing was ever promoted.
+        """
+        registered = set(self._versions(name))
+        return [str(v) for v in self._pointer(name).get("history", []) if v in registered]
+
+    def can_rollback(self, name: str) -> bool:
+        """Whether :meth:`rollback` has an earlier promotion to go back to."""
+        return len(self.history(name)) >= 2
+
+    def rollback_target(self, name: str) -> str | None:
+        """The version :meth:`rollback` would promote, ``None`` if there is none."""
+        history = self.history(name)
+        return history[-2] if len(history) >= 2 else None
 
     def promoted(self, name: str) -> ModelVersion:
         """The promoted version.

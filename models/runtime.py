@@ -18,11 +18,11 @@ import numpy as np
 import onnxruntime as ort
 
 from core.errors import ModelError
-from models._preprocess import ConditionNormalizer, last_window
+from models._preprocess import ConditionNormalizer, FeatureNormalizer, last_window
 from models.calibration import SplitConformal
 from models.registry import CARD_FILE, MODEL_FILE, ModelRegistry
 
-__all__ = ["OnnxRULPredictor", "RULPrediction"]
+__all__ = ["FeatureRULPredictor", "OnnxRULPredictor", "RULPrediction", "card_at", "is_feature_card"]
 
 
 class RULPrediction(dict[str, float]):
@@ -115,4 +115,118 @@ class OnnxRULPredictor:
     def predict_unit(self, rows: Sequence[Sequence[float]] | np.ndarray, coverage: float = 0.9) -> RULPrediction:
         """Predict the RUL distribution summary of one asset from its raw rows."""
         pred, lower, upper = self.predict_units([rows], coverage)
+        return RULPrediction(rul=float(pred[0]), lower=float(lower[0]), upper=float(upper[0]), coverage=coverage)
+
+
+def card_at(path: str | Path) -> dict[str, Any]:
+    """The card of the model at ``path``: a registry model directory (its promoted version), a
+    version directory, or an ONNX file with ``card.json`` beside it."""
+    path = Path(path)
+    if (path / "promoted.json").is_file():
+        return ModelRegistry(path.parent).promoted(path.name).card
+    card_path = (path if path.is_dir() else path.parent) / CARD_FILE
+    if not card_path.is_file():
+        raise ModelError(f"no model card: expected {card_path}")
+    card: dict[str, Any] = json.loads(card_path.read_text(encoding="utf-8"))
+    return card
+
+
+def is_feature_card(card: dict[str, Any]) -> bool:
+    """Whether the card's model reads edge feature frames (not C-MAPSS rows)."""
+    return (card.get("preprocessing") or {}).get("kind") == "feature_frames"
+
+
+class FeatureRULPredictor:
+    """Run a registered ONNX RUL model on a sequence of edge feature frames.
+
+    The card's ``preprocessing`` names the features (channel, feature) in model order with their
+    transform and z-score, the window (frames), the simulated hours between frames and the RUL
+    unit (hours); ``calibration`` holds the conformal scores of the interval.
+
+    Args:
+        model_path: the ONNX file.
+        card: its model card (see :func:`models.sim_pipeline.build_sim_card`).
+        threads: onnxruntime intra-op threads.
+    """
+
+    def __init__(self, model_path: str | Path, card: dict[str, Any], *, threads: int = 1) -> None:
+        self.model_path = Path(model_path)
+        self.card = card
+        try:
+            pre = card["preprocessing"]
+            self.window = int(pre["window"])
+            self.step_hours = float(pre["step_hours"])
+            self.rul_cap = float(pre["rul_cap"])
+            self.rul_unit = str(pre.get("rul_unit", "h"))
+            self.normalizer = FeatureNormalizer.from_dict(pre["normalizer"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(f"model card lacks valid feature 'preprocessing' data: {err!r}") from err
+        cal = card.get("calibration")
+        self.conformal = SplitConformal.from_dict(cal) if cal else None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"cannot load ONNX model {self.model_path}: {err}") from err
+        self.input_name = self.session.get_inputs()[0].name
+
+    @classmethod
+    def from_registry(cls, registry_dir: str | Path, name: str, **kwargs: Any) -> FeatureRULPredictor:
+        """Load the promoted version of ``name``."""
+        mv = ModelRegistry(registry_dir).promoted(name)
+        return cls(mv.model_path, mv.card, **kwargs)
+
+    @classmethod
+    def from_path(cls, path: str | Path, **kwargs: Any) -> FeatureRULPredictor:
+        """Load from a registry model directory (promoted version), a version directory or an ONNX file."""
+        path = Path(path)
+        if (path / "promoted.json").is_file():
+            return cls.from_registry(path.parent, path.name, **kwargs)
+        model = path / MODEL_FILE if path.is_dir() else path
+        if not model.is_file():
+            raise ModelError(f"expected {model} to exist")
+        return cls(model, card_at(path), **kwargs)
+
+    @property
+    def n_channels(self) -> int:
+        """Channels (features) per window."""
+        return self.normalizer.n_features
+
+    @property
+    def features(self) -> list[tuple[str, str]]:
+        """``(channel, feature)`` pairs the model reads, in order."""
+        return list(self.normalizer.features)
+
+    def frame_row(self, frame: Any) -> np.ndarray | None:
+        """The model's raw feature values from one frame, ``None`` if one is missing."""
+        return self.normalizer.frame_row(frame)
+
+    def window_from_rows(self, rows: Any) -> np.ndarray:
+        """Raw feature rows (oldest first, ``step_hours`` apart) -> one ``(c, w)`` model input."""
+        return last_window(self.normalizer.transform(rows), self.window)
+
+    def predict_windows(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Point RUL for preprocessed windows ``(n, c, w)``, clipped to ``[0, rul_cap]``."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 3 or X.shape[1:] != (self.n_channels, self.window):
+            raise ModelError(f"windows must have shape (n, {self.n_channels}, {self.window}), got {X.shape}")
+        outs = [
+            self.session.run(None, {self.input_name: X[i : i + batch_size]})[0].reshape(-1)
+            for i in range(0, X.shape[0], batch_size)
+        ]
+        return np.clip(np.concatenate(outs).astype(np.float64), 0.0, self.rul_cap)
+
+    def interval(self, y_pred: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Conformal ``(lower, upper)`` around predictions."""
+        if self.conformal is None:
+            raise ModelError("this model card has no 'calibration'; intervals are unavailable")
+        return self.conformal.interval(y_pred, coverage)
+
+    def predict_unit(self, rows: Any, coverage: float = 0.9) -> RULPrediction:
+        """The RUL distribution summary of one asset from its raw feature rows (oldest first)."""
+        pred = self.predict_windows(self.window_from_rows(rows)[None])
+        lower, upper = self.interval(pred, coverage)
         return RULPrediction(rul=float(pred[0]), lower=float(lower[0]), upper=float(upper[0]), coverage=coverage)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,24 @@ def test_register_list_promote_rollback(tmp_path: Path, onnx_file: Path) -> None
     pointer = json.loads((tmp_path / "reg" / "cmapss-FD001" / "promoted.json").read_text())
     assert pointer == {"version": "v2", "history": ["v2"]}
     assert reg.names() == ["cmapss-FD001"]
+
+
+def test_history_tells_whether_a_rollback_is_possible(tmp_path: Path, onnx_file: Path) -> None:
+    reg = ModelRegistry(tmp_path / "reg")
+    assert reg.history("m") == [] and not reg.can_rollback("m") and reg.rollback_target("m") is None
+    reg.register("m", onnx_file, {}, promote=True)
+    assert reg.history("m") == ["v1"] and not reg.can_rollback("m")
+    reg.register("m", onnx_file, {})
+    assert reg.history("m") == ["v1"], "registering without promoting leaves the history alone"
+    reg.promote("m", "v2")
+    assert reg.history("m") == ["v1", "v2"] and reg.can_rollback("m") and reg.rollback_target("m") == "v1"
+    assert reg.rollback("m").version == "v1"
+    assert reg.history("m") == ["v1"] and not reg.can_rollback("m")
+    # a version deleted by hand is no rollback target
+    reg.register("m", onnx_file, {}, promote=True)
+    reg.promote("m", "v2")
+    shutil.rmtree(tmp_path / "reg" / "m" / "v3")
+    assert reg.history("m") == ["v1", "v2"] and reg.rollback("m").version == "v1"
 
 
 def test_registry_errors(tmp_path: Path, onnx_file: Path) -> None:

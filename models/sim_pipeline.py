@@ -1,0 +1,250 @@
+"""RUL of the demo plant's machines: train on simulated runs, export int8 ONNX, register.
+
+The model reads the edge agent's own feature frames (see :mod:`models.data.simulator`) and
+predicts the remaining useful life in simulated hours, with a split-conformal interval whose
+width scales with the prediction (errors are larger far from failure).
+
+Reproduce the shipped model (a few CPU-minutes)::
+
+    python -m models.sim_pipeline --registry models/shipped --json
+"""
+
+# ruff: noqa: N806  (X is the panel, as in scikit-learn and sktime)
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.calibration import SplitConformal, empirical_coverage, interval_width
+from models.data.simulator import SimulatorDataModule
+from models.metrics import rmse
+from models.registry import ModelRegistry, ModelVersion, git_commit
+
+__all__ = [
+    "MODEL_NAME",
+    "SimTrainResult",
+    "build_sim_card",
+    "default_sim_config",
+    "evaluate_sim",
+    "register_sim",
+    "train_simulator",
+]
+
+#: Registry name of the shipped simulator model.
+MODEL_NAME = "sim-bearing"
+COVERAGE = 0.9
+
+
+def default_sim_config() -> dict[str, Any]:
+    """Data and model parameters of the shipped model (a few CPU-minutes on one thread)."""
+    return {
+        "data": {"n_units": 200, "window": 12, "step_hours": 4.0, "rul_cap": 200.0, "n_val_cuts": 5},
+        "model": {
+            "conv_kernel": 3,
+            "n_sensor_layers": 0,
+            "d_model": 32,
+            "n_heads": 4,
+            "n_layers": 2,
+            "d_ff": 64,
+            "dropout": 0.1,
+            "learning_rate": 1e-3,
+            "max_epochs": 30,
+            "batch_size": 256,
+            "patience": 6,
+            "num_threads": 1,
+        },
+        "calibration": {"scale": "prediction", "offset": 20.0},
+    }
+
+
+@dataclass
+class SimTrainResult:
+    """A trained estimator, its data module, the interval calibrator and the metrics."""
+
+    estimator: Any
+    datamodule: SimulatorDataModule
+    conformal: SplitConformal
+    config: dict[str, Any]
+    seed: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _cross_coverage(y: np.ndarray, pred: np.ndarray, units: np.ndarray, make: Any, seed: int) -> tuple[float, float]:
+    """Out-of-sample coverage and width: calibrate on half the validation units, test on the other half."""
+    ids = np.unique(units)
+    if ids.size < 4:
+        return float("nan"), float("nan")
+    perm = np.random.default_rng(seed).permutation(ids)
+    halves = [perm[: ids.size // 2], perm[ids.size // 2 :]]
+    hits, widths = [], []
+    for cal_units, test_units in (halves, halves[::-1]):
+        cal, test = np.isin(units, cal_units), np.isin(units, test_units)
+        lo, hi = make().fit(y[cal], pred[cal]).interval(pred[test], COVERAGE)
+        hits.append((y[test] >= lo) & (y[test] <= hi))
+        widths.append(hi - lo)
+    return float(np.mean(np.concatenate(hits))), float(np.mean(np.concatenate(widths)))
+
+
+def evaluate_sim(est: Any, dm: SimulatorDataModule, conformal: SplitConformal, *, seed: int = 0) -> dict[str, Any]:
+    """Validation metrics of the model against the best constant predictor (the training mean).
+
+    ``val_*``: the truncated validation windows. ``traj_*``: every window of the faulty
+    validation units where the true RUL is below the cap (the part of a run where RUL matters).
+    """
+    y, units = dm.y_val, dm.val_cut_units
+    pred = np.clip(est.predict(dm.X_val), 0.0, dm.rul_cap)
+    const = np.full_like(pred, float(np.mean(dm.y_train)))
+    cfg = conformal
+
+    def make() -> SplitConformal:
+        return SplitConformal(scale=cfg.scale, offset=cfg.offset)
+
+    def make_const() -> SplitConformal:
+        return SplitConformal()
+
+    cov, width = _cross_coverage(y, pred, units, make, seed)
+    const_cov, const_width = _cross_coverage(y, const, units, make_const, seed)
+    traj_y, traj_p = [], []
+    for uid in dm.val_units:
+        if dm.units[int(uid)].fault.kind == "none":
+            continue
+        X_u, y_u = dm.unit_windows(int(uid))
+        late = y_u < dm.rul_cap
+        traj_y.append(y_u[late])
+        traj_p.append(np.clip(est.predict(X_u[late]), 0.0, dm.rul_cap))
+    ty, tp = (np.concatenate(traj_y), np.concatenate(traj_p)) if traj_y else (np.zeros(0), np.zeros(0))
+    traj_rmse = rmse(ty, tp) if ty.size else float("nan")
+    traj_const = rmse(ty, np.full_like(ty, float(np.mean(ty)))) if ty.size else float("nan")
+    return {
+        "rul_unit": "h",
+        "val_n_units": int(np.unique(units).size),
+        "val_n_cuts": int(y.size),
+        "val_rmse": rmse(y, pred),
+        "val_rmse_constant": rmse(y, const),
+        "val_coverage_cross": cov,
+        "val_interval_width_cross": width,
+        "val_coverage_cross_constant": const_cov,
+        "val_interval_width_cross_constant": const_width,
+        "coverage_nominal": COVERAGE,
+        "traj_rmse_below_cap": traj_rmse,
+        "traj_rmse_below_cap_constant": traj_const,
+        "traj_n_windows": int(ty.size),
+    }
+
+
+def train_simulator(
+    *,
+    seed: int = 0,
+    data_params: dict[str, Any] | None = None,
+    model_params: dict[str, Any] | None = None,
+    progress_bar: bool = False,
+) -> SimTrainResult:
+    """Simulate units, train a :class:`~models.transformer.TransformerRUL`, calibrate, evaluate.
+
+    Args:
+        seed: seeds the units, the split, the truncations and the model.
+        data_params: overrides of :class:`~models.data.simulator.SimulatorDataModule` parameters.
+        model_params: overrides of the estimator's parameters.
+        progress_bar: show Lightning's progress bar.
+    """
+    from models.transformer import TransformerRUL
+
+    config = default_sim_config()
+    config["data"].update(data_params or {})
+    config["model"].update(model_params or {})
+    dm = SimulatorDataModule(seed=seed, **config["data"])
+    dm.setup()
+    est = TransformerRUL(random_state=seed, rul_cap=dm.rul_cap, progress_bar=progress_bar, **config["model"])
+    est.fit(dm.X_train, dm.y_train, X_val=dm.X_val, y_val=dm.y_val)
+    pred = np.clip(est.predict(dm.X_val), 0.0, dm.rul_cap)
+    conformal = SplitConformal(**config["calibration"]).fit(dm.y_val, pred)
+    result = SimTrainResult(est, dm, conformal, config, seed)
+    result.metrics = evaluate_sim(est, dm, conformal, seed=seed)
+    return result
+
+
+def build_sim_card(result: SimTrainResult, *, variant: str = "int8-dynamic") -> dict[str, Any]:
+    """The model card: provenance, configuration, preprocessing (features, order, scaling), calibration, metrics."""
+    dm = result.datamodule
+    kinds: dict[str, int] = {}
+    for u in dm.units:
+        kinds[u.fault.kind] = kinds.get(u.fault.kind, 0) + 1
+    return {
+        "task": "rul",
+        "model": "transformer",
+        "variant": variant,
+        "dataset": {
+            "name": "simulator",
+            "generator": "core.sim.AssetSimulator + edge_agent.features.FeaturePipeline",
+            "n_units": len(dm.units),
+            "fault_kinds": kinds,
+            "asset_types": sorted({u.asset.asset_id for u in dm.units}),
+            "train_units": dm.train_units.tolist(),
+            "val_units": dm.val_units.tolist(),
+        },
+        "seed": result.seed,
+        "config": result.config,
+        "preprocessing": dm.preprocessing_card(),
+        "calibration": result.conformal.to_dict(),
+        "metrics": dict(result.metrics),
+        "git_commit": git_commit(Path(__file__).resolve().parent),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "onnx": {"input": "x", "output": "rul", "layout": "batch, channel, time"},
+    }
+
+
+def register_sim(
+    result: SimTrainResult, registry_dir: str | Path, *, name: str = MODEL_NAME, promote: bool = True
+) -> ModelVersion:
+    """Export int8 (dynamic) ONNX, measure it with onnxruntime on validation, register (and promote)."""
+    from models.export.onnx import export_onnx, quantize_int8_dynamic
+    from models.runtime import FeatureRULPredictor
+
+    dm = result.datamodule
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(result.estimator.network, dm.n_channels, dm.window, Path(tmp) / "fp32.onnx")
+        int8 = quantize_int8_dynamic(fp32, Path(tmp) / "int8-dynamic.onnx")
+        card = build_sim_card(result)
+        pred = FeatureRULPredictor(int8, card).predict_windows(dm.X_val)
+        pred32 = FeatureRULPredictor(fp32, card).predict_windows(dm.X_val)
+        lo, hi = result.conformal.interval(pred, COVERAGE)
+        card["metrics"].update(
+            {
+                "val_rmse_onnx": rmse(dm.y_val, pred),
+                "val_rmse_onnx_fp32": rmse(dm.y_val, pred32),
+                "val_coverage_onnx_in_sample": empirical_coverage(dm.y_val, lo, hi),
+                "val_interval_width_onnx": interval_width(lo, hi),
+                "fp32_size_bytes": fp32.stat().st_size,
+            }
+        )
+        return ModelRegistry(registry_dir).register(name, int8, card, promote=promote)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train, evaluate and register the simulator RUL model."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--registry", type=Path, default=Path("var/registry"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--units", type=int, default=None)
+    ap.add_argument("--max-epochs", type=int, default=None)
+    ap.add_argument("--no-promote", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    data = {"n_units": args.units} if args.units else {}
+    model = {"max_epochs": args.max_epochs} if args.max_epochs else {}
+    result = train_simulator(seed=args.seed, data_params=data, model_params=model)
+    mv = register_sim(result, args.registry, promote=not args.no_promote)
+    out = {"name": mv.name, "version": mv.version, "path": str(mv.path), **mv.card["metrics"]}
+    print(json.dumps(out, indent=None if args.json else 2, default=float))
+
+
+if __name__ == "__main__":
+    main()
