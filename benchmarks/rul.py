@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--members", type=int, default=None, help="seed-ensemble size of the deep models")
     p.add_argument(
         "--ship-dir", type=Path, default=None, help="register + promote the first-seed transformer here (models/shipped)"
     )
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         ship_dir=args.ship_dir,
         artifacts_dir=args.artifacts_dir,
+        members=args.members,
     )
     print(json.dumps(res["summary"], indent=2, default=float))
     return 0

@@ -136,8 +136,15 @@ def load_models(registry_dir: str) -> list[dict[str, Any]]:
 
     if not Path(registry_dir).is_dir():
         return []
-    return [{"name": v.name, "version": v.version, "promoted": v.promoted, "card": v.card, "path": str(v.path)}
-            for v in ModelRegistry(registry_dir).list()]
+    reg = ModelRegistry(registry_dir)
+    targets: dict[str, str | None] = {}
+    rows = []
+    for v in reg.list():
+        if v.name not in targets:
+            targets[v.name] = reg.rollback_target(v.name)
+        rows.append({"name": v.name, "version": v.version, "promoted": v.promoted, "card": v.card, "path": str(v.path),
+                     "rollback_to": targets[v.name]})
+    return rows
 
 
 def invalidate() -> None:

@@ -52,6 +52,7 @@ def run_benchmark(
     threads: int = 1,
     ship_dir: str | Path | None = None,
     artifacts_dir: str | Path | None = None,
+    members: int | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train every model on every subset for every seed; measure compression of transformers.
@@ -70,6 +71,7 @@ def run_benchmark(
             int8, registered and promoted in this registry (how ``models/shipped`` is made).
         artifacts_dir: if given, the ONNX variants and the torch weights (``net.pt``) of the
             compressed transformers are kept in ``<artifacts_dir>/<subset>/``.
+        members: seed-ensemble size of the deep models (``None``: their default, one network).
         log: progress sink.
 
     Returns:
@@ -90,7 +92,8 @@ def run_benchmark(
                 continue
             for seed in seeds:
                 t0 = time.perf_counter()
-                res = train_cmapss(data_dir, subset, model=model, seed=seed, max_epochs=max_epochs)
+                extra = {"n_members": members} if members and model != "minirocket" else None
+                res = train_cmapss(data_dir, subset, model=model, seed=seed, max_epochs=max_epochs, model_params=extra)
                 fit_s = time.perf_counter() - t0
                 run = {
                     "subset": subset,
@@ -132,6 +135,7 @@ def run_benchmark(
             "models": models,
             "seeds": seeds,
             "max_epochs_override": max_epochs,
+            "members": members,
             "latency_threads": threads,
             "skipped": skipped,
             "protocol": "validation split by unit (20%), 5 random truncations per validation "

@@ -178,6 +178,9 @@ class TransformerRULNet(RULModule):
         dropout: dropout rate.
         conv_kernel: width of the 1-D convolution that embeds each cycle together with its
             neighbours (local smoothing of noisy sensors); 0 or 1 embeds each cycle alone.
+        patch_len: if > 1, cycles are grouped into non-overlapping patches of this many cycles
+            (counted back from the last cycle), each embedded as one token (PatchTST, Nie et al.
+            2023): fewer, less noisy tokens; replaces ``conv_kernel``.
         **kwargs: optimisation options of :class:`RULModule`.
     """
 
@@ -193,16 +196,23 @@ class TransformerRULNet(RULModule):
         n_sensor_layers: int = 1,
         d_ff: int = 64,
         dropout: float = 0.1,
+        patch_len: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.conv_kernel = conv_kernel
-        if conv_kernel > 1:
+        self.patch_len = patch_len
+        n_tokens = window
+        if patch_len > 1:
+            n_tokens = -(-window // patch_len)
+            self.patch_pad = n_tokens * patch_len - window
+            self.patch_embed = nn.Linear(n_channels * patch_len, d_model)
+        elif conv_kernel > 1:
             self.time_conv = nn.Conv1d(n_channels, d_model, conv_kernel, padding=conv_kernel // 2, padding_mode="replicate")
         else:
             self.time_embed = nn.Linear(n_channels, d_model)
-        self.time_pos = nn.Parameter(torch.randn(1, window, d_model) * 0.02)
+        self.time_pos = nn.Parameter(torch.randn(1, n_tokens, d_model) * 0.02)
         self.time_layers = nn.ModuleList(_EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
         self.time_norm = nn.LayerNorm(d_model)
         self.n_sensor_layers = n_sensor_layers
@@ -217,7 +227,16 @@ class TransformerRULNet(RULModule):
 
     def encode(self, x: Tensor) -> Tensor:
         """Fuse time- and sensor-attention features into a scaled RUL."""
-        if self.conv_kernel > 1:
+        if self.patch_len > 1:
+            # left-pad with the first cycle so the last patch ends at the last cycle
+            x_p = torch.cat([x[:, :, :1].expand(-1, -1, self.patch_pad), x], dim=-1) if self.patch_pad else x
+            b, c, t = x_p.shape
+            # (b, c, n, p) -> (b, n, c * p): one token per patch
+            tokens = (
+                x_p.reshape(b, c, t // self.patch_len, self.patch_len).permute(0, 2, 1, 3).reshape(b, t // self.patch_len, -1)
+            )
+            h = self.patch_embed(tokens) + self.time_pos
+        elif self.conv_kernel > 1:
             h = self.time_conv(x)[:, :, : x.shape[-1]].transpose(1, 2) + self.time_pos
         else:
             h = self.time_embed(x.transpose(1, 2)) + self.time_pos

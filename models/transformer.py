@@ -37,6 +37,7 @@ class TransformerRUL(TorchRULEstimator):
         n_members: seed-ensemble size (members averaged; exported as one ONNX graph).
         ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
         input_noise: Gaussian noise added to training inputs (z-score units).
+        patch_len: cycles per token (PatchTST-style patches; 0: one token per cycle).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class TransformerRUL(TorchRULEstimator):
         n_members: int = 1,
         ema_decay: float = 0.0,
         input_noise: float = 0.0,
+        patch_len: int = 0,
     ) -> None:
         self.conv_kernel = conv_kernel
         self.d_model = d_model
@@ -83,12 +85,14 @@ class TransformerRUL(TorchRULEstimator):
         self.n_members = n_members
         self.ema_decay = ema_decay
         self.input_noise = input_noise
+        self.patch_len = patch_len
 
     def _build_net(self, n_channels: int, window: int) -> TransformerRULNet:
         return TransformerRULNet(
             n_channels,
             window,
             conv_kernel=self.conv_kernel,
+            patch_len=self.patch_len,
             d_model=self.d_model,
             n_heads=self.n_heads,
             n_layers=self.n_layers,

@@ -166,7 +166,9 @@ else:
                                   key=f"promote-pick-{model_name}-{len(versions)}")
         if act[1].button("Promote", key=f"promote-{model_name}", type="primary", disabled=choice == promoted):
             _registry_action("promote", model_name, choice)
-        if act[2].button("Roll back", key=f"rollback-{model_name}", disabled=promoted is None):
+        rollback_to = versions[0].get("rollback_to")
+        if act[2].button("Roll back", key=f"rollback-{model_name}", disabled=rollback_to is None,
+                         help=f"promote {rollback_to} again" if rollback_to else "nothing promoted before this version"):
             _registry_action("rollback", model_name)
         with st.expander("Compare versions and read their cards"):
             _compare(model_name, versions)

@@ -154,7 +154,10 @@ def test_engineer_approves_the_prescription_retrains_and_promotes(demo: RunningD
     # Retrain first: it runs in the background while the engineer reviews the work order.
     page.get_by_role("link", name="Models").click()
     expect(page.get_by_role("heading", name="cmapss-FD001")).to_be_visible()  # the shipped models, copied in
-    assert [v.version for v in ModelRegistry(demo.registry).list("cmapss-FD001")] == ["v1"]
+    shipped = [v.version for v in ModelRegistry(demo.registry).list("cmapss-FD001")]
+    assert shipped, "the shipped FD001 versions are copied in"
+    promoted = ModelRegistry(demo.registry).promoted("cmapss-FD001").version
+    new, count = f"v{len(shipped) + 1}", len(shipped) + 1
     form = page.locator("[data-testid='stForm']", has_text="Start training")
     expect(form.get_by_role("textbox", name="Dataset folder (C-MAPSS layout)")).to_have_value(str(datasets / "cmapss"))
     form.get_by_role("spinbutton", name="Max epochs").fill("1")
@@ -180,20 +183,21 @@ def test_engineer_approves_the_prescription_retrains_and_promotes(demo: RunningD
     idle(page)  # the approval reruns the page; a click during that rerun is lost
 
     page.get_by_role("link", name="Models").click()
-    expect(page.get_by_text(re.compile(r"Registered cmapss-FD001 v2 · validation RMSE \d+\.\d\d"))).to_be_visible(timeout=150_000)
+    registered = re.compile(rf"Registered cmapss-FD001 {new} · validation RMSE \d+\.\d\d")
+    expect(page.get_by_text(registered)).to_be_visible(timeout=150_000)
     demo.mark("retrain done")
-    expect(page.get_by_text("2 version(s) · promoted: v1")).to_be_visible()
+    expect(page.get_by_text(f"{count} version(s) · promoted: {promoted}")).to_be_visible()
     page.get_by_text("Compare versions and read their cards").first.click()
-    expect(page.get_by_text("Card v2").first).to_be_visible()
+    expect(page.get_by_text(f"Card {new}").first).to_be_visible()
     shot(page, "e2e-eng-3-models-compare")
     page.locator(".st-key-promote-cmapss-FD001 button").click()  # the picker defaults to the newest version
-    wait_for(lambda: ModelRegistry(demo.registry).promoted("cmapss-FD001").version == "v2", 20, "the promotion")
-    expect(page.get_by_text("2 version(s) · promoted: v2")).to_be_visible()
+    wait_for(lambda: ModelRegistry(demo.registry).promoted("cmapss-FD001").version == new, 20, "the promotion")
+    expect(page.get_by_text(f"{count} version(s) · promoted: {new}")).to_be_visible()
     shot(page, "e2e-eng-4-models-promoted")
     idle(page)
     page.locator(".st-key-rollback-cmapss-FD001 button").click()
-    wait_for(lambda: ModelRegistry(demo.registry).promoted("cmapss-FD001").version == "v1", 20, "the roll-back")
-    expect(page.get_by_text("2 version(s) · promoted: v1")).to_be_visible()
+    wait_for(lambda: ModelRegistry(demo.registry).promoted("cmapss-FD001").version == promoted, 20, "the roll-back")
+    expect(page.get_by_text(f"{count} version(s) · promoted: {promoted}")).to_be_visible()
     page.close()
 
 

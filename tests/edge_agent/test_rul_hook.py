@@ -97,7 +97,7 @@ def test_shipped_model_predicts_meaningful_rul_through_the_agent(datasets: Path,
         assert len(pairs) == cycles[unit] // EVERY, "one prediction every EVERY cycles, from the first window on"
         for p, _ in pairs:
             assert p.rul_unit == "cycles" and p.coverage == pytest.approx(0.9)
-            assert (p.model_name, p.model_version) == (MODEL, "v1")
+            assert (p.model_name, p.model_version) == (MODEL, promoted_dir().name)
             assert 0.0 <= p.rul_lower <= p.rul_median <= p.rul_upper
             assert p.rul_upper - p.rul_lower > 1.0, "an interval, not a point"
         pred = np.array([p.rul_median for p, _ in pairs])

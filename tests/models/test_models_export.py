@@ -28,6 +28,7 @@ C, T = 5, 16
 NETS = {
     "transformer": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32),
     "transformer-conv": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32, conv_kernel=5),
+    "transformer-patch": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32, patch_len=5),
     "lstm": lambda: LSTMRULNet(C, T, hidden_size=16),
     # a seed ensemble exports as one graph averaging its members
     "ensemble": lambda: MeanEnsemble([TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32, conv_kernel=5) for _ in range(3)]),
