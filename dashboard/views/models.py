@@ -159,7 +159,7 @@ else:
         versions = [v for v in all_versions if v["name"] == model_name]
         promoted = next((v["version"] for v in versions if v["promoted"]), None)
         st.subheader(model_name, divider="gray")
-        st.caption(f"{len(versions)} version(s) · promoted: {promoted or 'none'}")
+        st.caption(f"{model_name}: {len(versions)} version(s) · promoted: {promoted or 'none'}")
         _versions_table(versions)
         act = st.columns([2, 1, 1, 3], vertical_alignment="bottom")
         choice = act[0].selectbox("Version", [v["version"] for v in versions], index=len(versions) - 1,
@@ -167,8 +167,8 @@ else:
         if act[1].button("Promote", key=f"promote-{model_name}", type="primary", disabled=choice == promoted):
             _registry_action("promote", model_name, choice)
         rollback_to = versions[0].get("rollback_to")
-        if act[2].button("Roll back", key=f"rollback-{model_name}", disabled=rollback_to is None,
-                         help=f"promote {rollback_to} again" if rollback_to else "nothing promoted before this version"):
+        # enabled only when an earlier promotion exists to go back to
+        if act[2].button("Roll back", key=f"rollback-{model_name}", disabled=rollback_to is None):
             _registry_action("rollback", model_name)
         with st.expander("Compare versions and read their cards"):
             _compare(model_name, versions)

@@ -186,18 +186,18 @@ def test_engineer_approves_the_prescription_retrains_and_promotes(demo: RunningD
     registered = re.compile(rf"Registered cmapss-FD001 {new} · validation RMSE \d+\.\d\d")
     expect(page.get_by_text(registered)).to_be_visible(timeout=150_000)
     demo.mark("retrain done")
-    expect(page.get_by_text(f"{count} version(s) · promoted: {promoted}")).to_be_visible()
+    expect(page.get_by_text(f"cmapss-FD001: {count} version(s) · promoted: {promoted}")).to_be_visible()
     page.get_by_text("Compare versions and read their cards").first.click()
     expect(page.get_by_text(f"Card {new}").first).to_be_visible()
     shot(page, "e2e-eng-3-models-compare")
     page.locator(".st-key-promote-cmapss-FD001 button").click()  # the picker defaults to the newest version
     wait_for(lambda: ModelRegistry(demo.registry).promoted("cmapss-FD001").version == new, 20, "the promotion")
-    expect(page.get_by_text(f"{count} version(s) · promoted: {new}")).to_be_visible()
+    expect(page.get_by_text(f"cmapss-FD001: {count} version(s) · promoted: {new}")).to_be_visible()
     shot(page, "e2e-eng-4-models-promoted")
     idle(page)
     page.locator(".st-key-rollback-cmapss-FD001 button").click()
     wait_for(lambda: ModelRegistry(demo.registry).promoted("cmapss-FD001").version == promoted, 20, "the roll-back")
-    expect(page.get_by_text(f"{count} version(s) · promoted: {promoted}")).to_be_visible()
+    expect(page.get_by_text(f"cmapss-FD001: {count} version(s) · promoted: {promoted}")).to_be_visible()
     page.close()
 
 
