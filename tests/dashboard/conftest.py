@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,18 +31,28 @@ def app_env(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]
     yield seeded
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium (the Debian package, no browser download) for the browser tests."""
+    """One headless Chromium (the Debian package, no browser download) per browser-test module.
+
+    Module scope: Playwright's sync API drives an asyncio loop in this thread while it is open,
+    so it must be closed before other packages' tests call ``asyncio.run``.
+    """
     from playwright.sync_api import expect, sync_playwright
 
     from tests.dashboard._browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 
     expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield b
+            b.close()
+    finally:
+        # Playwright's sync API leaves its finished loop registered as this thread's running loop;
+        # without this every later asyncio.run() in the session fails ("cannot be called from a
+        # running event loop").
+        asyncio.events._set_running_loop(None)
 
 
 @pytest.fixture

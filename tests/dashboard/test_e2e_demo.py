@@ -159,7 +159,8 @@ def test_engineer_approves_the_prescription_retrains_and_promotes(demo: RunningD
     promoted = ModelRegistry(demo.registry).promoted("cmapss-FD001").version
     new, count = f"v{len(shipped) + 1}", len(shipped) + 1
     form = page.locator("[data-testid='stForm']", has_text="Start training")
-    expect(form.get_by_role("textbox", name="Dataset folder (C-MAPSS layout)")).to_have_value(str(datasets / "cmapss"))
+    folder = form.get_by_role("textbox", name="Dataset folder (C-MAPSS layout)")
+    expect(folder).to_have_value(str((datasets / "cmapss").resolve()))
     form.get_by_role("spinbutton", name="Max epochs").fill("1")
     form.get_by_role("button", name="Start training").click()
     progress = page.get_by_text(re.compile(r"epoch 1/1 · batch \d+/\d+"))
