@@ -29,6 +29,21 @@ class RULPrediction(dict[str, float]):
     """``{"rul": ..., "lower": ..., "upper": ..., "coverage": ...}`` for one asset (cycles)."""
 
 
+
+def _open(model_path: Path, card: dict[str, Any], threads: int) -> tuple[SplitConformal | None, ort.InferenceSession]:
+    """The card's conformal calibration (if any) and a CPU onnxruntime session of the model."""
+    cal = card.get("calibration")
+    conformal = SplitConformal.from_dict(cal) if cal else None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"cannot load ONNX model {model_path}: {err}") from err
+    return conformal, session
+
 class OnnxRULPredictor:
     """Run a registered ONNX RUL model on raw per-cycle rows.
 
@@ -48,16 +63,7 @@ class OnnxRULPredictor:
             self.normalizer = ConditionNormalizer.from_dict(pre["normalizer"])
         except (KeyError, TypeError, ValueError) as err:
             raise ModelError(f"model card lacks valid 'preprocessing' data: {err!r}") from err
-        cal = card.get("calibration")
-        self.conformal = SplitConformal.from_dict(cal) if cal else None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"cannot load ONNX model {self.model_path}: {err}") from err
+        self.conformal, self.session = _open(self.model_path, card, threads)
         self.input_name = self.session.get_inputs()[0].name
 
     # -- construction --------------------------------------------------------------------------
@@ -161,16 +167,7 @@ class FeatureRULPredictor:
             self.normalizer = FeatureNormalizer.from_dict(pre["normalizer"])
         except (KeyError, TypeError, ValueError) as err:
             raise ModelError(f"model card lacks valid feature 'preprocessing' data: {err!r}") from err
-        cal = card.get("calibration")
-        self.conformal = SplitConformal.from_dict(cal) if cal else None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"cannot load ONNX model {self.model_path}: {err}") from err
+        self.conformal, self.session = _open(self.model_path, card, threads)
         self.input_name = self.session.get_inputs()[0].name
 
     @classmethod
