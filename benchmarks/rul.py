@@ -9,6 +9,11 @@ Shipped models (one seed, transformer only, registered and promoted into models/
     python benchmarks/rul.py --subset FD001 --model transformer --seeds 1 \
         --ship-dir models/shipped --out benchmarks/results/rul_ship_FD001.json
 
+Resumable, shared by two worker processes (run the same line twice), then merged::
+
+    python benchmarks/rul.py --parts-dir benchmarks/results/rul_cmapss_parts
+    python benchmarks/rul.py --parts-dir benchmarks/results/rul_cmapss_parts --merge
+
 Reduced run (what the committed results/rul_cmapss.json holds is stated in its ``meta``)::
 
     python benchmarks/rul.py --data-dir ../shared/datasets/cmapss --subset FD001 --seeds 2 \
@@ -44,11 +49,39 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--artifacts-dir", type=Path, default=None, help="keep ONNX variants + net.pt here")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rul_cmapss.json")
+    p.add_argument(
+        "--parts-dir",
+        type=Path,
+        default=None,
+        help="resumable mode: one JSON per (subset, model, seed) here, seed-major; start several "
+        "workers on the same directory to share the work; no compression",
+    )
+    p.add_argument("--merge", action="store_true", help="merge --parts-dir into --out and its .md table")
     args = p.parse_args(argv)
+    subsets = args.subsets or ["FD001", "FD002", "FD003", "FD004"]
+    models = args.models or ["transformer", "lstm", "minirocket"]
+    if args.parts_dir is not None:
+        from models.benchmark import markdown_table, merge_parts, run_parts
+
+        if not args.merge:
+            run_parts(
+                args.data_dir,
+                args.parts_dir,
+                subsets=subsets,
+                models=models,
+                seeds=list(range(args.seeds)),
+                max_epochs=args.max_epochs,
+                members=args.members,
+            )
+        res = merge_parts(args.parts_dir, args.out)
+        table = markdown_table(res["summary"])
+        args.out.with_suffix(".md").write_text(table, encoding="utf-8")
+        print(table)
+        return 0
     res = run_benchmark(
         args.data_dir,
-        subsets=args.subsets or ["FD001", "FD002", "FD003", "FD004"],
-        models=args.models or ["transformer", "lstm", "minirocket"],
+        subsets=subsets,
+        models=models,
         seeds=list(range(args.seeds)),
         max_epochs=args.max_epochs,
         out=args.out,

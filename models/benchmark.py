@@ -15,7 +15,7 @@ import numpy as np
 
 from models.registry import git_commit
 
-__all__ = ["run_benchmark", "summarize"]
+__all__ = ["markdown_table", "merge_parts", "run_benchmark", "run_parts", "summarize"]
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -150,3 +150,128 @@ def run_benchmark(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")
     return result
+
+
+def _part_path(parts_dir: Path, subset: str, model: str, seed: int) -> Path:
+    return parts_dir / f"{subset}_{model}_s{seed}.json"
+
+
+def run_parts(
+    data_dir: str | Path,
+    parts_dir: str | Path,
+    *,
+    subsets: list[str],
+    models: list[str],
+    seeds: list[int],
+    max_epochs: int | None = None,
+    members: int | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
+    """Resumable, shardable benchmark: one JSON file per (subset, model, seed).
+
+    Runs seed-major (every subset and model of seed 0 before seed 1) so a run stopped early
+    still covers every subset. A run already on disk is skipped; a run in progress elsewhere
+    is claimed by an exclusive ``.lock`` file, so several worker processes can share one
+    ``parts_dir``. :func:`merge_parts` combines the files.
+
+    Returns:
+        The part files this call wrote.
+    """
+    import os
+
+    from models.minirocket import numba_available
+    from models.pipeline import train_cmapss
+
+    parts = Path(parts_dir)
+    parts.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for seed in seeds:
+        for subset in subsets:
+            for model in models:
+                if model == "minirocket" and not numba_available():
+                    log(f"{subset}/minirocket: numba not installed, skipped")
+                    continue
+                path = _part_path(parts, subset, model, seed)
+                lock = path.with_suffix(".lock")
+                if path.exists():
+                    continue
+                try:
+                    fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    continue
+                os.close(fd)
+                try:
+                    t0 = time.perf_counter()
+                    extra = {"n_members": members} if members and model != "minirocket" else None
+                    res = train_cmapss(data_dir, subset, model=model, seed=seed, max_epochs=max_epochs, model_params=extra)
+                    run = {
+                        "subset": subset,
+                        "model": model,
+                        "seed": seed,
+                        "fit_seconds": time.perf_counter() - t0,
+                        **res.metrics,
+                        "epochs": getattr(res.estimator, "n_epochs_", None),
+                        "config": res.config,
+                        "max_epochs_override": max_epochs,
+                        "members": members,
+                        "git_commit": git_commit(Path(__file__).resolve().parent),
+                        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    }
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(run, indent=2, default=float) + "\n", encoding="utf-8")
+                    tmp.replace(path)
+                    written.append(path)
+                    log(f"{subset} {model} seed={seed} val_rmse={run['val_rmse']:.3f} ({run['fit_seconds']:.0f}s)")
+                finally:
+                    lock.unlink(missing_ok=True)
+    return written
+
+
+def merge_parts(parts_dir: str | Path, out: str | Path | None = None) -> dict[str, Any]:
+    """Combine :func:`run_parts` files into the benchmark JSON (``runs`` + ``summary``)."""
+    files = sorted(Path(parts_dir).glob("*.json"))
+    runs = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    runs.sort(key=lambda r: (r["subset"], r["model"], r["seed"]))
+    result = {
+        "meta": {
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "git_commit": git_commit(Path(__file__).resolve().parent),
+            "platform": platform.platform(),
+            "subsets": sorted({r["subset"] for r in runs}),
+            "models": sorted({r["model"] for r in runs}),
+            "seeds": sorted({r["seed"] for r in runs}),
+            "max_epochs_override": sorted({r.get("max_epochs_override") for r in runs}, key=str),
+            "members": sorted({r.get("members") for r in runs}, key=str),
+            "protocol": "validation split by unit (20%), 5 random truncations per validation "
+            "unit, RUL capped at 125; each seed changes the split, the truncations and the "
+            "initialisation; test metrics only where RUL_*.txt exists",
+            "merged_from": str(parts_dir),
+        },
+        "runs": runs,
+        "summary": summarize(runs),
+        "compression": {},
+    }
+    if out is not None:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")
+    return result
+
+
+def markdown_table(summary: dict[str, Any], metric: str = "val_rmse") -> str:
+    """README table: one row per model, one column per subset, ``mean ± std (n)``; best bold."""
+    subsets = sorted(summary)
+    models = sorted({m for per in summary.values() for m in per})
+    best = {s: min((summary[s][m][metric]["mean"] for m in summary[s] if metric in summary[s][m]), default=None) for s in subsets}
+    lines = ["| model | " + " | ".join(subsets) + " |", "|---|" + "---|" * len(subsets)]
+    for m in models:
+        cells = []
+        for s in subsets:
+            st = summary[s].get(m, {}).get(metric)
+            if not st or not st["n"]:
+                cells.append("n/a")
+                continue
+            cell = f"{st['mean']:.2f} ± {st['std']:.2f} ({st['n']})"
+            cells.append(f"**{cell}**" if best[s] is not None and st["mean"] == best[s] else cell)
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
