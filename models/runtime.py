@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import onnxruntime as ort
@@ -29,73 +29,73 @@ class RULPrediction(dict[str, float]):
     """``{"rul": ..., "lower": ..., "upper": ..., "coverage": ...}`` for one asset (cycles)."""
 
 
+class _OnnxRULBase:
+    """What both predictors share: card + ONNX session, loading, batching, intervals, one unit.
 
-def _open(model_path: Path, card: dict[str, Any], threads: int) -> tuple[SplitConformal | None, ort.InferenceSession]:
-    """The card's conformal calibration (if any) and a CPU onnxruntime session of the model."""
-    cal = card.get("calibration")
-    conformal = SplitConformal.from_dict(cal) if cal else None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
-    except Exception as err:  # onnxruntime raises its own untyped errors
-        raise ModelError(f"cannot load ONNX model {model_path}: {err}") from err
-    return conformal, session
-
-class OnnxRULPredictor:
-    """Run a registered ONNX RUL model on raw per-cycle rows.
-
-    Args:
-        model_path: the ONNX file.
-        card: its model card (see :func:`models.pipeline.build_card`).
-        threads: onnxruntime intra-op threads.
+    Subclasses read their card's ``preprocessing`` in :meth:`_read_preprocessing` (setting
+    ``window``, ``rul_cap`` and ``normalizer``) and say how raw rows become model inputs in
+    :meth:`_transform`.
     """
+
+    #: upper clip of point predictions (``None``: only clipped at 0)
+    clip_upper: float | None = None
 
     def __init__(self, model_path: str | Path, card: dict[str, Any], *, threads: int = 1) -> None:
         self.model_path = Path(model_path)
         self.card = card
         try:
-            pre = card["preprocessing"]
-            self.window = int(pre["window"])
-            self.rul_cap = float(pre["rul_cap"])
-            self.normalizer = ConditionNormalizer.from_dict(pre["normalizer"])
+            self._read_preprocessing(card["preprocessing"])
         except (KeyError, TypeError, ValueError) as err:
             raise ModelError(f"model card lacks valid 'preprocessing' data: {err!r}") from err
-        self.conformal, self.session = _open(self.model_path, card, threads)
+        cal = card.get("calibration")
+        self.conformal = SplitConformal.from_dict(cal) if cal else None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"cannot load ONNX model {self.model_path}: {err}") from err
         self.input_name = self.session.get_inputs()[0].name
+
+    def _read_preprocessing(self, pre: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _transform(self, rows: Any) -> np.ndarray:
+        raise NotImplementedError
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def from_registry(cls, registry_dir: str | Path, name: str, **kwargs: Any) -> OnnxRULPredictor:
+    def from_registry(cls, registry_dir: str | Path, name: str, **kwargs: Any) -> Self:
         """Load the promoted version of ``name``."""
         mv = ModelRegistry(registry_dir).promoted(name)
         return cls(mv.model_path, mv.card, **kwargs)
 
     @classmethod
-    def from_path(cls, path: str | Path, **kwargs: Any) -> OnnxRULPredictor:
-        """Load ``model.onnx`` + ``card.json`` from a version directory, or an ONNX file with
-        ``card.json`` beside it."""
+    def from_path(cls, path: str | Path, **kwargs: Any) -> Self:
+        """Load from a registry model directory (its promoted version), a version directory
+        (``model.onnx`` + ``card.json``) or an ONNX file with ``card.json`` beside it."""
         path = Path(path)
+        if (path / "promoted.json").is_file():
+            return cls.from_registry(path.parent, path.name, **kwargs)
         model = path / MODEL_FILE if path.is_dir() else path
-        card_path = model.parent / CARD_FILE
-        if not model.is_file() or not card_path.is_file():
-            raise ModelError(f"expected {model} and {card_path} to exist")
-        return cls(model, json.loads(card_path.read_text(encoding="utf-8")), **kwargs)
+        if not model.is_file():
+            raise ModelError(f"expected {model} to exist")
+        return cls(model, card_at(path), **kwargs)
 
     # -- inference -----------------------------------------------------------------------------
     @property
     def n_channels(self) -> int:
         """Channels per window."""
-        return self.normalizer.n_features
+        return int(self.normalizer.n_features)
 
     def window_from_rows(self, rows: Any) -> np.ndarray:
-        """Normalise one unit's raw rows (26 or 24 columns, oldest first) into a ``(c, w)`` window."""
-        return last_window(self.normalizer.transform_raw(rows), self.window)
+        """Raw rows of one asset (oldest first) -> one ``(c, w)`` model input."""
+        return last_window(self._transform(rows), self.window)
 
     def predict_windows(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Point RUL for preprocessed windows ``(n, c, w)``."""
+        """Point RUL for preprocessed windows ``(n, c, w)``, clipped at 0 (and ``clip_upper``)."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         if X.ndim != 3 or X.shape[1:] != (self.n_channels, self.window):
             raise ModelError(f"windows must have shape (n, {self.n_channels}, {self.window}), got {X.shape}")
@@ -103,7 +103,7 @@ class OnnxRULPredictor:
             self.session.run(None, {self.input_name: X[i : i + batch_size]})[0].reshape(-1)
             for i in range(0, X.shape[0], batch_size)
         ]
-        return np.clip(np.concatenate(outs).astype(np.float64), 0.0, None)
+        return np.clip(np.concatenate(outs).astype(np.float64), 0.0, self.clip_upper)
 
     def interval(self, y_pred: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Conformal ``(lower, upper)`` around predictions."""
@@ -112,16 +112,35 @@ class OnnxRULPredictor:
         return self.conformal.interval(y_pred, coverage)
 
     def predict_units(self, units: Iterable[Any], coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Predict ``(rul, lower, upper)`` at the last cycle of each unit's raw rows."""
+        """Predict ``(rul, lower, upper)`` at the last row of each asset's raw rows."""
         X = np.stack([self.window_from_rows(rows) for rows in units])
         pred = self.predict_windows(X)
         lower, upper = self.interval(pred, coverage)
         return pred, lower, upper
 
     def predict_unit(self, rows: Sequence[Sequence[float]] | np.ndarray, coverage: float = 0.9) -> RULPrediction:
-        """Predict the RUL distribution summary of one asset from its raw rows."""
+        """The RUL distribution summary of one asset from its raw rows (oldest first)."""
         pred, lower, upper = self.predict_units([rows], coverage)
         return RULPrediction(rul=float(pred[0]), lower=float(lower[0]), upper=float(upper[0]), coverage=coverage)
+
+
+class OnnxRULPredictor(_OnnxRULBase):
+    """Run a registered ONNX RUL model on raw per-cycle C-MAPSS-layout rows.
+
+    Args:
+        model_path: the ONNX file.
+        card: its model card (see :func:`models.pipeline.build_card`).
+        threads: onnxruntime intra-op threads.
+    """
+
+    def _read_preprocessing(self, pre: dict[str, Any]) -> None:
+        self.window = int(pre["window"])
+        self.rul_cap = float(pre["rul_cap"])
+        self.normalizer = ConditionNormalizer.from_dict(pre["normalizer"])
+
+    def _transform(self, rows: Any) -> np.ndarray:
+        """Normalise raw rows (26 or 24 columns) per operating condition."""
+        return self.normalizer.transform_raw(rows)
 
 
 def card_at(path: str | Path) -> dict[str, Any]:
@@ -142,7 +161,7 @@ def is_feature_card(card: dict[str, Any]) -> bool:
     return (card.get("preprocessing") or {}).get("kind") == "feature_frames"
 
 
-class FeatureRULPredictor:
+class FeatureRULPredictor(_OnnxRULBase):
     """Run a registered ONNX RUL model on a sequence of edge feature frames.
 
     The card's ``preprocessing`` names the features (channel, feature) in model order with their
@@ -155,42 +174,17 @@ class FeatureRULPredictor:
         threads: onnxruntime intra-op threads.
     """
 
-    def __init__(self, model_path: str | Path, card: dict[str, Any], *, threads: int = 1) -> None:
-        self.model_path = Path(model_path)
-        self.card = card
-        try:
-            pre = card["preprocessing"]
-            self.window = int(pre["window"])
-            self.step_hours = float(pre["step_hours"])
-            self.rul_cap = float(pre["rul_cap"])
-            self.rul_unit = str(pre.get("rul_unit", "h"))
-            self.normalizer = FeatureNormalizer.from_dict(pre["normalizer"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(f"model card lacks valid feature 'preprocessing' data: {err!r}") from err
-        self.conformal, self.session = _open(self.model_path, card, threads)
-        self.input_name = self.session.get_inputs()[0].name
+    def _read_preprocessing(self, pre: dict[str, Any]) -> None:
+        self.window = int(pre["window"])
+        self.step_hours = float(pre["step_hours"])
+        self.rul_cap = float(pre["rul_cap"])
+        self.clip_upper = self.rul_cap
+        self.rul_unit = str(pre.get("rul_unit", "h"))
+        self.normalizer = FeatureNormalizer.from_dict(pre["normalizer"])
 
-    @classmethod
-    def from_registry(cls, registry_dir: str | Path, name: str, **kwargs: Any) -> FeatureRULPredictor:
-        """Load the promoted version of ``name``."""
-        mv = ModelRegistry(registry_dir).promoted(name)
-        return cls(mv.model_path, mv.card, **kwargs)
-
-    @classmethod
-    def from_path(cls, path: str | Path, **kwargs: Any) -> FeatureRULPredictor:
-        """Load from a registry model directory (promoted version), a version directory or an ONNX file."""
-        path = Path(path)
-        if (path / "promoted.json").is_file():
-            return cls.from_registry(path.parent, path.name, **kwargs)
-        model = path / MODEL_FILE if path.is_dir() else path
-        if not model.is_file():
-            raise ModelError(f"expected {model} to exist")
-        return cls(model, card_at(path), **kwargs)
-
-    @property
-    def n_channels(self) -> int:
-        """Channels (features) per window."""
-        return self.normalizer.n_features
+    def _transform(self, rows: Any) -> np.ndarray:
+        """Transform and z-score raw feature rows (``step_hours`` apart)."""
+        return self.normalizer.transform(rows)
 
     @property
     def features(self) -> list[tuple[str, str]]:
@@ -200,30 +194,3 @@ class FeatureRULPredictor:
     def frame_row(self, frame: Any) -> np.ndarray | None:
         """The model's raw feature values from one frame, ``None`` if one is missing."""
         return self.normalizer.frame_row(frame)
-
-    def window_from_rows(self, rows: Any) -> np.ndarray:
-        """Raw feature rows (oldest first, ``step_hours`` apart) -> one ``(c, w)`` model input."""
-        return last_window(self.normalizer.transform(rows), self.window)
-
-    def predict_windows(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Point RUL for preprocessed windows ``(n, c, w)``, clipped to ``[0, rul_cap]``."""
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 3 or X.shape[1:] != (self.n_channels, self.window):
-            raise ModelError(f"windows must have shape (n, {self.n_channels}, {self.window}), got {X.shape}")
-        outs = [
-            self.session.run(None, {self.input_name: X[i : i + batch_size]})[0].reshape(-1)
-            for i in range(0, X.shape[0], batch_size)
-        ]
-        return np.clip(np.concatenate(outs).astype(np.float64), 0.0, self.rul_cap)
-
-    def interval(self, y_pred: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-        """Conformal ``(lower, upper)`` around predictions."""
-        if self.conformal is None:
-            raise ModelError("this model card has no 'calibration'; intervals are unavailable")
-        return self.conformal.interval(y_pred, coverage)
-
-    def predict_unit(self, rows: Any, coverage: float = 0.9) -> RULPrediction:
-        """The RUL distribution summary of one asset from its raw feature rows (oldest first)."""
-        pred = self.predict_windows(self.window_from_rows(rows)[None])
-        lower, upper = self.interval(pred, coverage)
-        return RULPrediction(rul=float(pred[0]), lower=float(lower[0]), upper=float(upper[0]), coverage=coverage)
