@@ -179,6 +179,13 @@ class Prediction(_Envelope):
     rul_upper: float = Field(ge=0, allow_inf_nan=False)
     coverage: float = Field(gt=0, lt=1)
     health_index: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    #: the model's training cap on RUL: a median at the cap reads "at least ``rul_cap``"
+    rul_cap: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+    @property
+    def at_cap(self) -> bool:
+        """Whether the median sits at the model's cap (the model only says "at least this long")."""
+        return self.rul_cap is not None and self.rul_median >= 0.99 * self.rul_cap
 
     @model_validator(mode="after")
     def _ordered(self) -> Prediction:

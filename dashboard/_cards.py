@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 
 from dashboard._features import Vitals, vitals
+from dashboard._ui import rul_median_text
 from ingest.store.queries import AssetOverview
 
 __all__ = ["ALARM_HEX", "QUALITY_HEX", "ZONE_HEX", "card_html"]
@@ -55,7 +56,8 @@ def _values_html(a: AssetOverview, v: Vitals) -> str:
     slope = (f"{v.temperature_slope_per_min:+.2f} K/min" if v.temperature_slope_per_min is not None else "")
     health_sub = ("learning baseline" if v.learning else "anomaly" if v.anomaly else "") if v.health_index is not None \
         else ""
-    rul = (_value("RUL", f"{p.rul_median:.0f}", p.rul_unit, f"{p.rul_lower:.0f}–{p.rul_upper:.0f} {p.rul_unit}")
+    rul = (_value("RUL", rul_median_text(p), p.rul_unit,
+                  "model cap" if p.at_cap else f"{p.rul_lower:.0f}–{p.rul_upper:.0f} {p.rul_unit}")
            if p is not None else _value("RUL", "—", "", "none yet"))
     return ('<div style="display:grid;grid-template-columns:1fr 1fr 1fr;gap:4px 6px">'
             + _value("Vib RMS", _fmt(v.vib_rms, ".3f"), v.vib_unit if v.vib_rms is not None else "")

@@ -50,10 +50,19 @@ def fmt_time(t: datetime | None) -> str:
     return "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def rul_median_text(p: PredictionView) -> str:
+    """``'120'``, or ``'≥ 200'`` when the median sits at the model's cap (it only knows "at least")."""
+    if p.at_cap and p.rul_cap is not None:
+        return f"≥ {p.rul_cap:.0f}"
+    return f"{p.rul_median:.0f}"
+
+
 def fmt_rul(p: PredictionView | None) -> str:
-    """``'120 h [95-160] (90 %)'`` or ``'no prediction yet'``."""
+    """``'120 h [95-160] (90 %)'``, ``'≥ 200 h (model cap)'`` or ``'no prediction yet'``."""
     if p is None:
         return "no prediction yet"
+    if p.at_cap:
+        return f"{rul_median_text(p)} {p.rul_unit} (model cap; lower bound {p.rul_lower:.0f}, {p.coverage:.0%})"
     return f"{p.rul_median:.0f} {p.rul_unit} [{p.rul_lower:.0f}–{p.rul_upper:.0f}] ({p.coverage:.0%})"
 
 

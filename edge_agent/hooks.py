@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from core.assets import AssetConfig
 from core.wire import Prediction, utcnow
@@ -31,7 +32,110 @@ __all__ = ["CmapssRulHook", "FeatureRulHook", "build_hooks", "cmapss_row"]
 log = logging.getLogger(__name__)
 
 
-class CmapssRulHook:
+class _RulHook:
+    """What both RUL hooks share: the predictor, the reported model identity, publishing, and
+    following promotions.
+
+    A hook made by :meth:`from_path` on a registry model directory watches its ``promoted.json``
+    (at most every ``reload_check_s`` seconds) and swaps in the newly promoted version, so a
+    promotion or roll back on the dashboard reaches the running agent without a restart. A
+    version that fails to load is logged and the current one kept.
+    """
+
+    predictor_class = "OnnxRULPredictor"
+    reload_check_s = 5.0
+
+    def __init__(self, predictor: Any, *, coverage: float, model_name: str, model_version: str) -> None:
+        self.predictor = predictor
+        self.coverage = coverage
+        self.model_name = model_name
+        self.model_version = model_version
+        self._pointer: Path | None = None
+        self._pointer_stamp: tuple[int, int] | None = None
+        self._next_check = 0.0
+
+    def follow(self, model_dir: Path) -> None:
+        """Watch the registry model directory ``model_dir`` for promotions."""
+        self._pointer = Path(model_dir) / "promoted.json"
+        self._pointer_stamp = self._stamp()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self._pointer.stat() if self._pointer is not None else None
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size) if st is not None else None
+
+    def _use(self, predictor: Any) -> None:
+        """Switch to ``predictor`` (subclasses reset what depends on the model)."""
+        card = getattr(predictor, "card", {}) or {}
+        self.predictor = predictor
+        self.model_name = str(card.get("name", self.model_name))
+        self.model_version = str(card.get("version", self.model_version))
+
+    def maybe_reload(self) -> bool:
+        """Load the promoted version if the registry pointer changed; returns whether it switched."""
+        if self._pointer is None or time.monotonic() < self._next_check:
+            return False
+        self._next_check = time.monotonic() + self.reload_check_s
+        stamp = self._stamp()
+        if stamp is None or stamp == self._pointer_stamp:
+            return False
+        self._pointer_stamp = stamp
+        runtime = importlib.import_module("models.runtime")
+        try:
+            predictor = getattr(runtime, self.predictor_class).from_path(self._pointer.parent)
+        except Exception as err:  # a half-written or broken version must not stop the agent
+            log.warning(
+                "RUL model %s: newly promoted version not loaded, keeping %s: %s", self._pointer.parent, self.model_version, err
+            )
+            return False
+        old = self.model_version
+        self._use(predictor)
+        log.warning("RUL model %s: now running promoted %s (was %s)", self.model_name, self.model_version, old)
+        return True
+
+    @classmethod
+    def from_path(cls, path: Path, **kwargs: Any) -> Self:
+        """The hook with the model at ``path``.
+
+        Args:
+            path: a model's registry directory (its promoted version is loaded), a version
+                directory, or an ONNX file with its ``card.json`` beside it.
+            **kwargs: passed to the constructor.
+        """
+        runtime = importlib.import_module("models.runtime")  # numpy + onnxruntime only, never torch
+        predictor = getattr(runtime, cls.predictor_class).from_path(Path(path))
+        card = getattr(predictor, "card", {}) or {}
+        hook = cls(predictor, model_name=str(card.get("name", "rul")), model_version=str(card.get("version", "local")), **kwargs)
+        if (Path(path) / "promoted.json").is_file():
+            hook.follow(Path(path))
+        return hook
+
+    def _publish(self, agent: EdgeAgent, result: WindowResult, rul: tuple[float, float, float], unit: str) -> None:
+        """Send one prediction ``(median, lower, upper)`` for the window's asset."""
+        median, lower, upper = rul
+        agent.last_rul_hours[result.asset.asset_id] = median  # the PLC write-back's RUL, in the model's unit
+        agent.send_prediction(
+            Prediction(
+                publisher=agent.agent_id,
+                seq=agent.sink.next_seq(),
+                asset_id=result.asset.asset_id,
+                model_name=self.model_name,
+                model_version=self.model_version,
+                at=utcnow(),
+                rul_unit="h" if unit == "h" else "cycles",
+                rul_median=median,
+                rul_lower=max(lower, 0.0),
+                rul_upper=upper,
+                coverage=self.coverage,
+                health_index=result.alarm.health if result.alarm is not None else None,
+                rul_cap=_positive(getattr(self.predictor, "rul_cap", None)),
+            )
+        )
+
+
+class CmapssRulHook(_RulHook):
     """RUL of C-MAPSS-layout assets with the promoted ONNX model (numpy + onnxruntime only).
 
     Each window contributes one row (3 settings + 21 sensors, the channels' ``mean``); every
@@ -55,34 +159,14 @@ class CmapssRulHook:
         model_version: str = "local",
         max_rows: int = 1000,
     ) -> None:
-        self.predictor = predictor
+        super().__init__(predictor, coverage=coverage, model_name=model_name, model_version=model_version)
         self.every = every
-        self.coverage = coverage
-        self.model_name = model_name
-        self.model_version = model_version
         self._rows: dict[str, deque[list[float]]] = {}
         self._count: dict[str, int] = {}
         self.max_rows = max_rows
 
-    @classmethod
-    def from_path(cls, path: Path, **kwargs: Any) -> CmapssRulHook:
-        """The hook with the model at ``path``.
-
-        Args:
-            path: a model's registry directory (its promoted version is loaded), a version
-                directory, or an ONNX file with its ``card.json`` beside it.
-            **kwargs: passed to the constructor (``every``, ``coverage``, ``max_rows``).
-        """
-        runtime = importlib.import_module("models.runtime")  # numpy + onnxruntime only, never torch
-        path = Path(path)
-        if (path / "promoted.json").is_file():
-            predictor = runtime.OnnxRULPredictor.from_registry(path.parent, path.name)
-        else:
-            predictor = runtime.OnnxRULPredictor.from_path(path)
-        card = getattr(predictor, "card", {}) or {}
-        return cls(predictor, model_name=str(card.get("name", "rul")), model_version=str(card.get("version", "local")), **kwargs)
-
     def on_window(self, result: WindowResult, agent: EdgeAgent) -> None:
+        self.maybe_reload()
         row = cmapss_row(result.features)
         if row is None:
             return
@@ -98,27 +182,10 @@ class CmapssRulHook:
             log.debug("RUL prediction for %s skipped: %s", aid, err)
             return
         median = float(p["rul"])
-        lower, upper = min(float(p["lower"]), median), max(float(p["upper"]), median)
-        agent.last_rul_hours[aid] = median
-        agent.send_prediction(
-            Prediction(
-                publisher=agent.agent_id,
-                seq=agent.sink.next_seq(),
-                asset_id=aid,
-                model_name=self.model_name,
-                model_version=self.model_version,
-                at=utcnow(),
-                rul_unit="cycles",
-                rul_median=median,
-                rul_lower=max(lower, 0.0),
-                rul_upper=upper,
-                coverage=self.coverage,
-                health_index=result.alarm.health if result.alarm is not None else None,
-            )
-        )
+        self._publish(agent, result, (median, min(float(p["lower"]), median), max(float(p["upper"]), median)), "cycles")
 
 
-class FeatureRulHook:
+class FeatureRulHook(_RulHook):
     """RUL of vibration assets from the agent's own feature frames (numpy + onnxruntime only).
 
     The model's card names the features it reads (channel, feature, in order), the frames per
@@ -136,6 +203,8 @@ class FeatureRulHook:
         model_name, model_version: reported with each prediction.
     """
 
+    predictor_class = "FeatureRULPredictor"
+
     def __init__(
         self,
         predictor: Any,
@@ -147,11 +216,8 @@ class FeatureRulHook:
     ) -> None:
         if not (math.isfinite(time_scale) and time_scale > 0):
             raise ValueError(f"time_scale must be > 0 asset seconds per second; got {time_scale!r}")
-        self.predictor = predictor
-        self.coverage = coverage
+        super().__init__(predictor, coverage=coverage, model_name=model_name, model_version=model_version)
         self.time_scale = float(time_scale)
-        self.model_name = model_name
-        self.model_version = model_version
         self.window = int(predictor.window)
         self.step_hours = float(predictor.step_hours)
         self.unit = str(getattr(predictor, "rul_unit", "h"))
@@ -159,14 +225,6 @@ class FeatureRulHook:
         self._first: dict[str, datetime] = {}
         self._step: dict[str, int] = {}
         self._incomplete: set[str] = set()
-
-    @classmethod
-    def from_path(cls, path: Path, **kwargs: Any) -> FeatureRulHook:
-        """The hook with the feature model at ``path`` (registry model directory, version directory or ONNX file)."""
-        runtime = importlib.import_module("models.runtime")  # numpy + onnxruntime only, never torch
-        predictor = runtime.FeatureRULPredictor.from_path(Path(path))
-        card = getattr(predictor, "card", {}) or {}
-        return cls(predictor, model_name=str(card.get("name", "rul")), model_version=str(card.get("version", "local")), **kwargs)
 
     def rows(self, asset_id: str) -> list[list[float]]:
         """The frames (model feature values) currently in the asset's window, oldest first."""
@@ -204,32 +262,31 @@ class FeatureRulHook:
             return None
         return median, max(lower, 0.0), upper
 
+    def _use(self, predictor: Any) -> None:
+        super()._use(predictor)
+        self.window = int(predictor.window)
+        self.step_hours = float(predictor.step_hours)
+        self.unit = str(getattr(predictor, "rul_unit", "h"))
+        # a new model may read other features or another window: start its windows afresh
+        self._rows, self._first, self._step, self._incomplete = {}, {}, {}, set()
+
     def on_window(self, result: WindowResult, agent: EdgeAgent) -> None:
+        self.maybe_reload()
         aid = result.asset.asset_id
         if not self.add_frame(aid, result.window_start, result.features):
             return
         out = self.predict(aid)
         if out is None:
             return
-        median, lower, upper = out
-        if self.unit == "h":
-            agent.last_rul_hours[aid] = median
-        agent.send_prediction(
-            Prediction(
-                publisher=agent.agent_id,
-                seq=agent.sink.next_seq(),
-                asset_id=aid,
-                model_name=self.model_name,
-                model_version=self.model_version,
-                at=utcnow(),
-                rul_unit="h" if self.unit == "h" else "cycles",
-                rul_median=median,
-                rul_lower=lower,
-                rul_upper=upper,
-                coverage=self.coverage,
-                health_index=result.alarm.health if result.alarm is not None else None,
-            )
-        )
+        self._publish(agent, result, out, self.unit)
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
 
 
 def cmapss_row(features: Mapping[str, Mapping[str, float]]) -> list[float] | None:

@@ -47,12 +47,27 @@ SIM_RUL_MODEL = SHIPPED_MODELS / "sim-bearing"
 
 
 def demo_agent_config(settings: Settings, agent_config: AgentConfig | None = None) -> AgentConfig:
-    """The agent options of the demo: the shipped simulator RUL model unless another is configured,
-    on the simulator's accelerated clock unless a time scale is configured."""
+    """The agent options of the demo: the simulator RUL model of the demo's registry unless
+    another is configured, on the simulator's accelerated clock unless a time scale is configured.
+
+    The registry (``models.registry_dir``) is seeded with the shipped models first; the agent
+    follows its ``sim-bearing`` promotions, so promoting or rolling back on the Models page
+    changes the model the running agent uses. Without a usable registry the shipped model runs.
+    """
     cfg = agent_config or AgentConfig()
     update: dict[str, Any] = {}
-    if cfg.rul_model is None and SIM_RUL_MODEL.is_dir():
-        update["rul_model"] = SIM_RUL_MODEL
+    if cfg.rul_model is None:
+        registry_dir = settings.models.registry_dir
+        try:
+            if copied := seed_registry(registry_dir):
+                log.warning("model registry %s: copied the shipped models %s", registry_dir, ", ".join(copied))
+        except OSError as err:
+            log.warning("model registry %s not writable (%s): the agent runs the shipped RUL model", registry_dir, err)
+        in_registry = registry_dir / SIM_RUL_MODEL.name
+        if (in_registry / "promoted.json").is_file():
+            update["rul_model"] = in_registry
+        elif SIM_RUL_MODEL.is_dir():
+            update["rul_model"] = SIM_RUL_MODEL
     if "rul_time_scale" not in cfg.model_fields_set:
         update["rul_time_scale"] = settings.sim.time_acceleration
     return cfg.model_copy(update=update) if update else cfg

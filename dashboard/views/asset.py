@@ -95,8 +95,9 @@ def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | 
                 help=f"From the {v.temperature_source}." if v.temperature_source else None)
     m[3].metric("Health index", _fmt(v.health_index, ".2f"),
                 help="1 = as healthy as the baseline the edge learned on this asset; lower is worse.")
-    m[4].metric("RUL", f"{p.rul_median:.0f} {p.rul_unit}" if p else "—",
-                help=None if p else "No RUL prediction for this asset yet.")
+    m[4].metric("RUL", f"{_ui.rul_median_text(p)} {p.rul_unit}" if p else "—",
+                help=("The model was trained with RUL capped here: it only says 'at least this long'."
+                      if p and p.at_cap else None if p else "No RUL prediction for this asset yet."))
     m[5].metric("Model", f"{p.model_name} {p.model_version}" if p else "—",
                 help=None if p else "Shown once an edge agent with a promoted model publishes predictions.")
     if p is not None:

@@ -123,6 +123,7 @@ class PredictionRow(_Received, Base):
     rul_upper: Mapped[float] = mapped_column(Float)
     coverage: Mapped[float] = mapped_column(Float)
     health_index: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rul_cap: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class StatusRow(_Received, Base):

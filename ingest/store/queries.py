@@ -222,6 +222,12 @@ class PredictionView:
     rul_upper: float
     coverage: float
     health_index: float | None
+    rul_cap: float | None = None
+
+    @property
+    def at_cap(self) -> bool:
+        """Whether the median sits at the model's cap (the model only says "at least this long")."""
+        return self.rul_cap is not None and self.rul_median >= 0.99 * self.rul_cap
 
 
 @dataclass(frozen=True)
@@ -368,7 +374,8 @@ def _prediction_view(r: PredictionRow) -> PredictionView:
     return PredictionView(asset_id=r.asset_id, model_name=r.model_name, model_version=r.model_version, at=r.at,
                           rul_unit=r.rul_unit, rul_median=float(r.rul_median), rul_lower=float(r.rul_lower),
                           rul_upper=float(r.rul_upper), coverage=float(r.coverage),
-                          health_index=None if r.health_index is None else float(r.health_index))
+                          health_index=None if r.health_index is None else float(r.health_index),
+                          rul_cap=None if r.rul_cap is None else float(r.rul_cap))
 
 
 def alarm_view(r: Alarm) -> AlarmView:

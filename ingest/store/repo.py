@@ -141,7 +141,7 @@ def _row_for(m: Message, received_at: datetime) -> tuple[Table, dict[str, Any]]:
         return PredictionRow.__table__, {  # type: ignore[return-value]
             **_common(m, received_at),
             **m.model_dump(include={"asset_id", "model_name", "model_version", "at", "rul_unit", "rul_median",
-                                    "rul_lower", "rul_upper", "coverage", "health_index"}),
+                                    "rul_lower", "rul_upper", "coverage", "health_index", "rul_cap"}),
         }
     if isinstance(m, StatusReport | BirthMessage | DeathMessage):
         state = m.state if isinstance(m, StatusReport) else ("online" if isinstance(m, BirthMessage) else "offline")

@@ -113,3 +113,18 @@ def test_an_edge_agent_known_by_its_status_is_not_a_monitored_asset(store: Store
     rows = {o.asset.asset_id: o for o in queries.plant_overview(store)}
     assert set(rows) == {"P-101", "edge-01"}
     assert rows["P-101"].monitored and not rows["edge-01"].monitored
+
+
+def test_rul_at_the_models_cap_reads_as_at_least() -> None:
+    """A median at the model's training cap means "at least this long": never show it as a point value."""
+    from dashboard._ui import fmt_rul, rul_median_text
+
+    base = {"asset_id": "P-101", "model_name": "sim-bearing", "model_version": "v1", "at": T0, "rul_unit": "h",
+            "rul_lower": 150.0, "rul_upper": 200.0, "coverage": 0.9, "health_index": None}
+    capped = queries.PredictionView(**base, rul_median=200.0, rul_cap=200.0)
+    assert capped.at_cap and rul_median_text(capped) == "≥ 200"
+    assert fmt_rul(capped).startswith("≥ 200 h (model cap")
+    below = queries.PredictionView(**{**base, "rul_lower": 60.0}, rul_median=80.0, rul_cap=200.0)
+    assert not below.at_cap and fmt_rul(below) == "80 h [60–200] (90%)"
+    unknown = queries.PredictionView(**base, rul_median=200.0)  # older agents don't send a cap
+    assert not unknown.at_cap and rul_median_text(unknown) == "200"

@@ -90,6 +90,8 @@ def test_p101_rul_in_hours_falls_as_it_degrades(p101_run: tuple[list[tuple[Predi
         assert 0.0 <= p.rul_lower <= p.rul_median <= p.rul_upper
         assert p.rul_upper - p.rul_lower > 1.0, "an interval, not a point"
     cap = float(ModelRegistry(SHIPPED).promoted(MODEL).card["preprocessing"]["rul_cap"])
+    assert all(p.rul_cap == cap for p, _ in paired), "each prediction says where the model's cap is"
+    assert not paired[-1][0].at_cap
     pred = np.array([p.rul_median for p, _ in paired])
     lo, hi = np.array([p.rul_lower for p, _ in paired]), np.array([p.rul_upper for p, _ in paired])
     true = np.minimum(np.array([t for _, t in paired], dtype=float), cap)
@@ -172,3 +174,36 @@ def test_feature_rul_runs_without_training_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_hook_follows_promotions_in_its_registry(tmp_path: Path) -> None:
+    """A promotion (or roll back) in the registry reaches a running hook without a restart."""
+    import json
+    import shutil
+
+    shutil.copytree(SHIPPED / MODEL, tmp_path / MODEL)
+    v1 = tmp_path / MODEL / "v1"
+    v2 = tmp_path / MODEL / "v2"
+    shutil.copytree(v1, v2)
+    card = json.loads((v2 / "card.json").read_text())
+    card["version"] = "v2"
+    (v2 / "card.json").write_text(json.dumps(card))
+    hook = FeatureRulHook.from_path(tmp_path / MODEL)
+    hook.reload_check_s = 0.0
+    assert hook.model_version == "v1"
+    assert not hook.maybe_reload(), "nothing changed yet"
+    hook.add_frame("P-101", EPOCH, {})  # incomplete frames are remembered per model ...
+
+    registry = ModelRegistry(tmp_path)
+    registry.promote(MODEL, "v2")
+    assert hook.maybe_reload()
+    assert hook.model_version == "v2" and hook.predictor.card["version"] == "v2"
+    assert hook.rows("P-101") == [] and not hook._incomplete  # ... and forgotten with the old model
+
+    registry.rollback(MODEL)
+    assert hook.maybe_reload() and hook.model_version == "v1"
+
+    (v2 / "model.onnx").write_bytes(b"not a model")
+    registry.promote(MODEL, "v2")
+    assert not hook.maybe_reload(), "a broken version is not loaded"
+    assert hook.model_version == "v1", "the running model is kept"

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 
 from core.sim import default_plant
 from core.wire import BirthMessage, FeatureFrame, Prediction, ReadingBatch, StatusReport, utcnow
-from ingest.store import DeadLetterIn, Store
+from ingest.store import DeadLetterIn, Store, queries
 from ingest.store.models import Base
 
 
@@ -25,7 +25,8 @@ def _messages(n: int) -> list:
     out.append(FeatureFrame(publisher="edge-01", seq=n, asset_id="P-101", window_start=now, window_s=1.0,
                             features={"vib_de": {"rms": 0.5, "iso_zone": 2.0}}))
     out.append(Prediction(publisher="edge-01", seq=n + 1, asset_id="P-101", model_name="transformer",
-                          model_version="3", at=now, rul_median=100, rul_lower=80, rul_upper=130, coverage=0.9))
+                          model_version="3", at=now, rul_median=100, rul_lower=80, rul_upper=130, coverage=0.9,
+                          rul_cap=125.0))
     out.append(StatusReport(publisher="edge-01", seq=n + 2, asset_id="P-101", state="online", uptime_s=3.0))
     out.append(BirthMessage(publisher="edge-01", seq=n + 3, asset_id="P-101", channels=["vib_de"]))
     return out
@@ -48,6 +49,8 @@ def _round_trip(url: str) -> None:
     dl = store.dead_letters()[0]
     assert (dl.payload, dl.reason) == (b"\x00junk", "malformed")
     assert {"P-101", "M-201"} <= set(store.asset_ids())
+    pred = queries.predictions(store, "P-101")[0]
+    assert (pred.rul_median, pred.rul_cap, pred.at_cap) == (100.0, 125.0, False)
     store.close()
     # reopening runs migrations again: idempotent
     Store(url).close()
