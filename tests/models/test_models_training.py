@@ -160,3 +160,22 @@ def test_cli_train_registers_a_model(cmapss_dir: Path, tmp_path: Path) -> None:
     card = ModelRegistry(tmp_path).promoted("cmapss-FD001").card
     assert card["seed"] == 3 and card["model"] == "lstm"
     assert card["config"]["model"]["max_epochs"] == 1
+
+
+def test_cli_train_from_card_reproduces_its_rmse(cmapss_dir: Path, tmp_path: Path) -> None:
+    """`genedge rul train --from-card` repeats a registered run (seed, config, ensemble) within 0.5 RMSE."""
+    common = ["--data-dir", str(cmapss_dir), "--registry-dir", str(tmp_path), "--json"]
+    first = CliRunner().invoke(
+        rul_app,
+        ["train", *common, "--subset", "FD001", "--model", "transformer", "--members", "2", "--max-epochs", "1", "--seed", "5"],
+    )
+    assert first.exit_code == 0, first.output
+    card_dir = ModelRegistry(tmp_path).get("cmapss-FD001", "v1").model_path.parent
+    again = CliRunner().invoke(rul_app, ["train", *common, "--from-card", str(card_dir)])
+    assert again.exit_code == 0, again.output
+    a = json.loads(first.stdout.strip().splitlines()[-1])
+    b = json.loads(again.stdout.strip().splitlines()[-1])
+    assert (b["subset"], b["model"], b["seed"], b["version"]) == ("FD001", "transformer", 5, "v2")
+    card = ModelRegistry(tmp_path).get("cmapss-FD001", "v2").card
+    assert card["config"]["model"]["n_members"] == 2 and card["config"]["model"]["max_epochs"] == 1
+    assert abs(b["val_rmse"] - a["val_rmse"]) <= 0.5, (a["val_rmse"], b["val_rmse"])
