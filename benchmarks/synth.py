@@ -1,9 +1,12 @@
 """Rare-failure experiment on CWRU: real vs classical augmentation vs generated samples.
 
 What the committed results/synth.json holds (physics-informed VAE, 5 seeds, SNR -4 and 0 dB, k 1 and 2;
-about 30 min on 2 busy CPU cores; the exact settings are in its ``meta``)::
+about 50 min per SNR on 2 busy CPU cores; the exact settings are in its ``meta``)::
 
     python benchmarks/synth.py --seeds 5 --snr -4 --snr 0 --kernels 2016
+
+(it was run as one process per SNR, ``--snr -4`` and ``--snr 0`` with ``--out`` to two files, merged
+afterwards: every run is seeded on its own, so the split does not change the numbers.)
 
 The convolutional VAE and WGAN-GP as well (about 3.5 min more per run; results/synth_conv.json holds
 their last run)::
@@ -53,17 +56,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vae-steps", type=int, default=400)
     p.add_argument("--gan-steps", type=int, default=600)
     p.add_argument("--physics-steps", type=int, default=800)
-    p.add_argument("--generator", action="append", dest="generators", choices=["physics_vae", "vae", "gan"],
-                   help="repeat; default physics_vae only (the convolutional VAE / WGAN-GP cost ~3.5 min a run)")
+    p.add_argument(
+        "--generator",
+        action="append",
+        dest="generators",
+        choices=["physics_vae", "vae", "gan"],
+        help="repeat; default physics_vae only (the convolutional VAE / WGAN-GP cost ~3.5 min a run)",
+    )
     p.add_argument("--kernels", type=int, default=10_000, help="MiniRocket kernels")
     p.add_argument("--n-aug", type=int, default=50)
     p.add_argument("--n-gen", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/synth.json")
-    p.add_argument("--gaps-only", action="store_true",
-                   help="only the missing-data experiment -> results/synth_gaps.json")
-    p.add_argument("--rul-only", action="store_true",
-                   help="only the C-MAPSS FD001 RUL experiment -> results/synth_rul.json (+ synth.json['rul_cmapss'])")
+    p.add_argument("--gaps-only", action="store_true", help="only the missing-data experiment -> results/synth_gaps.json")
+    p.add_argument(
+        "--rul-only",
+        action="store_true",
+        help="only the C-MAPSS FD001 RUL experiment -> results/synth_rul.json (+ synth.json['rul_cmapss'])",
+    )
     p.add_argument("--rul-vae-steps", type=int, default=1500)
     p.add_argument("--rul-generator", choices=["trend_vae", "conv_vae"], default="trend_vae")
     p.add_argument("--plots", type=Path, default=ROOT / "benchmarks/results/synth")
@@ -75,8 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         from synth.rul_experiment import run_rul_experiment
 
         rul_out = args.out.with_name("synth_rul.json")
-        rul = run_rul_experiment(args.data_dir / "cmapss", seeds=list(range(args.seeds)), vae_steps=args.rul_vae_steps,
-                                 generator=args.rul_generator, out=rul_out)
+        rul = run_rul_experiment(
+            args.data_dir / "cmapss",
+            seeds=list(range(args.seeds)),
+            vae_steps=args.rul_vae_steps,
+            generator=args.rul_generator,
+            out=rul_out,
+        )
         _merge(args.out, "rul_cmapss", rul)
         print(json.dumps(rul["summary"], indent=1))
         return 0
@@ -84,10 +99,21 @@ def main(argv: list[str] | None = None) -> int:
         run_gap_experiment(args.data_dir, out=args.out.with_name("synth_gaps.json"))
         return 0
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    res = run_rare_failure(args.data_dir, snrs=args.snrs or [-4.0, 0.0], ks=args.ks or [1, 2], seeds=list(range(args.seeds)),
-                           vae_steps=args.vae_steps, gan_steps=args.gan_steps, physics_steps=args.physics_steps,
-                           generators=args.generators or ["physics_vae"], num_kernels=args.kernels,
-                           n_aug=args.n_aug, n_gen=args.n_gen, out=args.out, plot_dir=args.plots)
+    res = run_rare_failure(
+        args.data_dir,
+        snrs=args.snrs or [-4.0, 0.0],
+        ks=args.ks or [1, 2],
+        seeds=list(range(args.seeds)),
+        vae_steps=args.vae_steps,
+        gan_steps=args.gan_steps,
+        physics_steps=args.physics_steps,
+        generators=args.generators or ["physics_vae"],
+        num_kernels=args.kernels,
+        n_aug=args.n_aug,
+        n_gen=args.n_gen,
+        out=args.out,
+        plot_dir=args.plots,
+    )
     if "rul_cmapss" in previous:  # the RUL experiment is run separately (--rul-only); keep its result
         _merge(args.out, "rul_cmapss", previous["rul_cmapss"])
         res["rul_cmapss"] = previous["rul_cmapss"]

@@ -9,11 +9,16 @@ diagnostics - a tutorial", MSSP 25 (2011)), followed by a differentiable synthes
   cycle-to-cycle jitter of the period (the rolling elements slip: 1-2 %), a random start phase, and
   a random per-impact amplitude;
 * amplitude modulation ``exp(m cos(2 pi f_mod t + phi))`` at the modulation frequency of the class
-  (shaft speed for inner-race faults, cage speed for ball faults, none for outer-race faults);
+  (shaft speed for inner-race faults, cage speed for ball faults, none for outer-race faults), and,
+  when the shaft speed is given, a second one at the shaft speed for every fault (run-out,
+  unbalance, the load zone);
 * each impact excites decaying structural resonances ``exp(-d t) sin(2 pi f_r t)`` on a fixed grid of
   ``n_modes`` frequencies, with learned weights and damping;
 * plus stationary Gaussian background noise whose amplitude spectrum (``n_bands`` log gains,
-  interpolated) is learned: machine vibration, sensor noise, and the added white noise.
+  interpolated) is learned: machine vibration, sensor noise, and the added white noise;
+* after training, a per-class equaliser (:meth:`PhysicsVAEModule.calibrate_spectrum`) corrects what
+  the fixed grid of resonances leaves of the transfer path: it matches each class's band power
+  (and level) to that of the class's training windows.
 
 Because impact times are random, a window cannot be reconstructed sample by sample; the
 reconstruction term compares phase-invariant descriptors of the input window and of a window
@@ -116,6 +121,8 @@ class PhysicsVAEModule(pl.LightningModule):
         measurement_snr_db: when set, the synthesiser's output is treated as the clean vibration and
             white noise at this SNR (relative to each window's power) is added, as the measurement
             chain adds it to the real windows; ``None``: the background noise model covers it.
+        shaft_hz: shaft frequency (Hz): every fault's impacts get a learned amplitude modulation at
+            it as well; ``None``: only the class's own modulation frequency.
     """
 
     def __init__(
@@ -138,6 +145,7 @@ class PhysicsVAEModule(pl.LightningModule):
         max_slip: float = 0.01,
         max_jitter: float = 0.03,
         measurement_snr_db: float | None = None,
+        shaft_hz: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["cond", "kinematics"])
@@ -160,6 +168,7 @@ class PhysicsVAEModule(pl.LightningModule):
             "mode_amp": n_channels * n_modes,
             "mode_d": n_modes,
             "mod": 1,
+            "mod_shaft": 1,
             "slip": 1,
             "jitter": 1,
             "amp_spread": 1,
@@ -177,6 +186,9 @@ class PhysicsVAEModule(pl.LightningModule):
         self.register_buffer("feat_mean", torch.zeros(d_feat))
         self.register_buffer("feat_std", torch.ones(d_feat))
         self.register_buffer("feat_seen", torch.zeros(()))
+        # per-class log amplitude gain of the vibration spectrum, set after training by
+        # :meth:`calibrate_spectrum` (zero: the decoder's spectrum as it is)
+        self.register_buffer("eq", torch.zeros(int(self.cond.shape[0]), n_channels, length // 2 + 1))
 
     # ------------------------------------------------------------------ decoder -> signal
     def _params(self, z: torch.Tensor, c: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -192,6 +204,7 @@ class PhysicsVAEModule(pl.LightningModule):
             "mode_f": self.mode_grid.expand(z.shape[0], -1),
             "mode_d": torch.exp(math.log(150.0) + (math.log(5000.0) - math.log(150.0)) * torch.sigmoid(parts["mode_d"])),
             "mod": 1.5 * torch.sigmoid(parts["mod"].squeeze(1) - 1.0),
+            "mod_shaft": 1.5 * torch.sigmoid(parts["mod_shaft"].squeeze(1) - 2.0),
             "slip": hp["max_slip"] * torch.tanh(parts["slip"].squeeze(1)),
             "jitter": hp["max_jitter"] * torch.sigmoid(parts["jitter"].squeeze(1)),
             "amp_spread": 0.6 * torch.sigmoid(parts["amp_spread"].squeeze(1)),
@@ -220,10 +233,11 @@ class PhysicsVAEModule(pl.LightningModule):
         steps = period[:, None] * (1 + p["jitter"][:, None] * randn(B, n_imp)).clamp(min=0.5)
         t_imp = period[:, None] * rand(B, 1) + torch.cumsum(steps, dim=1) - steps[:, :1]  # (B, N), random phase
         phi = 2 * math.pi * rand(B)
-        a_imp = torch.exp(
-            p["mod"][:, None] * torch.cos(2 * math.pi * f_mod[:, None] * t_imp + phi[:, None])
-            + p["amp_spread"][:, None] * randn(B, n_imp)
-        )
+        log_a = p["mod"][:, None] * torch.cos(2 * math.pi * f_mod[:, None] * t_imp + phi[:, None])
+        if hp["shaft_hz"]:  # run-out, unbalance and the load zone modulate every fault's impacts at the shaft rate
+            phi_s = 2 * math.pi * rand(B)
+            log_a = log_a + p["mod_shaft"][:, None] * torch.cos(2 * math.pi * hp["shaft_hz"] * t_imp + phi_s[:, None])
+        a_imp = torch.exp(log_a + p["amp_spread"][:, None] * randn(B, n_imp))
         a_imp = a_imp * (t_imp < dur).float()  # impacts past the window's end do not exist
         # synthesis in the frequency domain (circular, like a stationary signal): the impact train's
         # spectrum times the resonances' transfer function w_r / ((d + j w)^2 + w_r^2)
@@ -239,7 +253,7 @@ class PhysicsVAEModule(pl.LightningModule):
         # background: Gaussian noise shaped by the learned amplitude spectrum
         gains = F.interpolate(p["noise"], size=n_bins, mode="linear", align_corners=True)
         noise = torch.exp(gains) * torch.complex(randn(B, C, n_bins), randn(B, C, n_bins)) / math.sqrt(2.0)
-        clean = torch.fft.irfft(impacts + noise, n=L, norm="ortho")
+        clean = torch.fft.irfft((impacts + noise) * torch.exp(self.eq[ci]), n=L, norm="ortho")
         snr = hp["measurement_snr_db"]
         if snr is None:
             return clean
@@ -305,6 +319,43 @@ class PhysicsVAEModule(pl.LightningModule):
         c = self.cond[ci]
         z = torch.randn(ci.shape[0], self.hparams["latent_dim"], generator=gen)
         return self.synthesise(self._params(z, c), ci, gen)
+
+    @torch.no_grad()
+    def calibrate_spectrum(
+        self, x: torch.Tensor, ci: torch.Tensor, *, n_bands: int = 32, n_iter: int = 4, n_synth: int = 64, seed: int = 0
+    ) -> None:
+        """Match each class's mean log band power to that of its real windows ``x`` (a fixed-point iteration).
+
+        The decoder's modal resonances only approximate the transfer path from the defect to the
+        sensor; this equaliser (``n_bands`` linear bands, gains interpolated across bins) corrects
+        what is left. It acts on the vibration before the measurement noise, which scales with the
+        vibration's power, so a few iterations are needed. Classes without real windows keep gain 0.
+        """
+        L = self.hparams["length"]
+        n_bins = L // 2 + 1
+        edges = np.linspace(1, n_bins, n_bands + 1).round().astype(int)
+        centres = torch.as_tensor(0.5 * (edges[:-1] + edges[1:] - 1), dtype=torch.float32)
+        bins = torch.arange(n_bins, dtype=torch.float32)
+
+        def band_log_power(w: torch.Tensor) -> torch.Tensor:  # (n, C, L) -> (C, n_bands)
+            P = torch.fft.rfft(w - w.mean(-1, keepdim=True), norm="ortho").abs().pow(2)
+            return torch.stack([torch.log(P[..., a:b].mean(-1) + 1e-12) for a, b in itertools.pairwise(edges)], -1).mean(0)
+
+        def log_power(w: torch.Tensor) -> torch.Tensor:  # (n, C, L) -> (C,)
+            return torch.log((w - w.mean(-1, keepdim=True)).pow(2).mean(-1) + 1e-12).mean(0)
+
+        for c in torch.unique(ci).tolist():
+            real = x[ci == c]
+            target = band_log_power(real)
+            for i in range(n_iter + 1):
+                w = self.generate(torch.full((n_synth,), c, dtype=torch.long), torch.Generator().manual_seed(seed))
+                if i == n_iter:  # last: the level (a band-wise mean of logs is not the log of the total power)
+                    self.eq[c] += 0.5 * (log_power(real) - log_power(w))[:, None]
+                    break
+                delta = target - band_log_power(w)
+                # piecewise-linear in frequency between band centres; half: power -> amplitude
+                interp = torch.stack([torch.as_tensor(np.interp(bins, centres, d)) for d in delta.numpy()])
+                self.eq[c] += 0.5 * interp.to(self.eq.dtype)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams["learning_rate"])

@@ -11,8 +11,9 @@ For each SNR, k (real fault windows per class) and seed:
    conditional VAE and WGAN-GP;
 4. each generator's fault windows go through the quality gate against the same training pool
    (the only real fault windows available in this setting); they join training only if they pass.
-   An *audit* gate against all first-half fault windows (still never the test half) is reported
-   but decides nothing;
+   An *audit* gate against 40 first-half windows per fault class that share no sample with the
+   few-shot ones (still never the test half; same added noise as the synthetic windows get) is
+   reported but decides nothing;
 5. classifiers (MiniRocket + ridge = the product's; random forest and logistic regression on
    classical features) are trained on: real; real + classical; real + classical + each generator's
    samples (used whether or not they pass the gate, to show their effect; the "gated" rows replace
@@ -20,7 +21,7 @@ For each SNR, k (real fault windows per class) and seed:
 6. macro-F1 on the test half.
 """
 
-# ruff: noqa: N803, N806
+# ruff: noqa: N806
 
 from __future__ import annotations
 
@@ -68,8 +69,14 @@ def make_generator(name: str, *, seed: int, snr: float | None, steps: dict[str, 
         # fault type + severity, plus the label itself: severities of one fault type do not order
         # the signals (OR014 is far quieter than OR007 and OR021)
         onehot = {c: (*v, *np.eye(len(cond))[c]) for c, v in cond.items()}
-        return PhysicsVAE(kinematics=cwru_kinematics(), condition_features=onehot, n_steps=steps[name],
-                          measurement_snr_db=snr, random_state=seed)
+        return PhysicsVAE(
+            kinematics=cwru_kinematics(),
+            condition_features=onehot,
+            n_steps=steps[name],
+            measurement_snr_db=snr,
+            shaft_hz=CWRU_SHAFT_HZ,
+            random_state=seed,
+        )
     if name == "vae":
         return ConditionalVAE(condition_features=cond, n_steps=steps[name], random_state=seed)
     if name == "gan":
@@ -98,9 +105,21 @@ def _gate() -> QualityGate:
     return QualityGate(fs=12_000.0, defect_frequencies=cwru_defect_frequencies(), shaft_hz=CWRU_SHAFT_HZ)
 
 
-def _audit_reference(data: CWRUData, per_class: int = 40) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    idx = np.concatenate([np.flatnonzero(data.y_train == c)[:: max(1, int(np.sum(data.y_train == c)) // per_class)][:per_class]
-                          for c in range(1, 10)])
+def _audit_reference(
+    data: CWRUData, seen: NDArray[np.int64] | None = None, per_class: int = 40
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """``per_class`` evenly spaced first-half windows of each fault class that share no sample with ``seen``.
+
+    ``seen`` indexes ``data.X_train`` (the few-shot windows the generator is trained on); training
+    windows overlap their neighbours by half (stride 512), so those are left out too.
+    """
+    seen = np.empty(0, dtype=np.int64) if seen is None else np.asarray(seen, dtype=np.int64)
+    rows = []
+    for c in range(1, 10):
+        idx = np.flatnonzero(data.y_train == c)
+        idx = idx[~np.isin(idx, np.concatenate([seen - 1, seen, seen + 1]))]
+        rows.append(idx[:: max(1, idx.size // per_class)][:per_class])
+    idx = np.concatenate(rows)
     return data.X_train[idx], data.y_train[idx]
 
 
@@ -126,20 +145,41 @@ def run_rare_failure(
     """Run the experiment; write JSON to ``out`` after every run (partial results survive)."""
     runs: list[dict[str, Any]] = []
     steps = {"vae": vae_steps, "gan": gan_steps, "physics_vae": physics_steps}
-    meta = {"snrs_db": list(snrs), "ks": list(ks), "seeds": list(seeds), "n_aug_per_class": n_aug,
-            "n_gen_per_class": n_gen, "max_normal_train": max_normal, "generators": list(generators),
-            "steps": {g: steps[g] for g in generators}, "minirocket_kernels": num_kernels, "window": 1024,
-            "train_stride": 512, "channels": ["DE"], "classifiers": list(classifiers),
-            "conditions": ["real", "real+classical", *[f"real+classical+{g}" for g in generators]]}
+    meta = {
+        "snrs_db": list(snrs),
+        "ks": list(ks),
+        "seeds": list(seeds),
+        "n_aug_per_class": n_aug,
+        "n_gen_per_class": n_gen,
+        "max_normal_train": max_normal,
+        "generators": list(generators),
+        "steps": {g: steps[g] for g in generators},
+        "minirocket_kernels": num_kernels,
+        "window": 1024,
+        "train_stride": 512,
+        "channels": ["DE"],
+        "classifiers": list(classifiers),
+        "conditions": ["real", "real+classical", *[f"real+classical+{g}" for g in generators]],
+    }
     t0 = time.time()
     for snr in snrs:
         data = load_cwru(data_dir, snr_db=snr, max_normal_train=max_normal)
-        X_audit, y_audit = _audit_reference(data)
         for seed in seeds:
             for k in ks:
-                run = _one_run(data, X_audit, y_audit, snr=snr, k=k, seed=seed, n_aug=n_aug, n_gen=n_gen,
-                               generators=generators, steps=steps, num_kernels=num_kernels, classifiers=classifiers,
-                               plot_dir=Path(plot_dir) if plot_dir is not None and seed == seeds[0] else None, log=log)
+                run = _one_run(
+                    data,
+                    snr=snr,
+                    k=k,
+                    seed=seed,
+                    n_aug=n_aug,
+                    n_gen=n_gen,
+                    generators=generators,
+                    steps=steps,
+                    num_kernels=num_kernels,
+                    classifiers=classifiers,
+                    plot_dir=Path(plot_dir) if plot_dir is not None and seed == seeds[0] else None,
+                    log=log,
+                )
                 runs.append(run)
                 log(f"[{time.time() - t0:7.0f}s] snr={snr} k={k} seed={seed} " + json.dumps(run["macro_f1"]["minirocket"]))
                 result = {"meta": {**meta, "elapsed_s": round(time.time() - t0)}, "summary": summarise(runs), "runs": runs}
@@ -149,10 +189,23 @@ def run_rare_failure(
     return {"meta": {**meta, "elapsed_s": round(time.time() - t0)}, "summary": summarise(runs), "runs": runs}
 
 
-def _one_run(data: CWRUData, X_audit: NDArray[np.float32], y_audit: NDArray[np.int64], *, snr: float, k: int, seed: int,
-             n_aug: int, n_gen: int, generators: Sequence[str], steps: dict[str, int], num_kernels: int,
-             classifiers: Sequence[str], plot_dir: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
-    X_k, y_k, _ = few_shot(data.X_train, data.y_train, k, seed=1000 * k + seed)
+def _one_run(
+    data: CWRUData,
+    *,
+    snr: float,
+    k: int,
+    seed: int,
+    n_aug: int,
+    n_gen: int,
+    generators: Sequence[str],
+    steps: dict[str, int],
+    num_kernels: int,
+    classifiers: Sequence[str],
+    plot_dir: Path | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    X_k, y_k, seen = few_shot(data.X_train, data.y_train, k, seed=1000 * k + seed)
+    X_audit, y_audit = _audit_reference(data, seen)
     faults = np.arange(1, 10)
     X_cl, y_cl = ClassicalAugmenter(n_per_class=n_aug, random_state=seed).augment(X_k, y_k, classes=faults)
     gens = {g: make_generator(g, seed=seed, snr=snr, steps=steps) for g in generators}
@@ -169,16 +222,26 @@ def _one_run(data: CWRUData, X_audit: NDArray[np.float32], y_audit: NDArray[np.i
         synthetic[name] = (X_syn, y_syn)
         # the gate sees only what the generator saw: the k real windows per fault class
         deploy = gate.evaluate(X_k[fault_mask], y_k[fault_mask], X_syn, y_syn)
-        audit = gate.evaluate(X_audit, y_audit, X_syn[np.isin(y_syn, y_audit)], y_syn[np.isin(y_syn, y_audit)],
-                              plot_dir=None if plot_dir is None else plot_dir / f"snr{snr:g}_k{k}_{name}")
+        audit = gate.evaluate(
+            X_audit,
+            y_audit,
+            X_syn[np.isin(y_syn, y_audit)],
+            y_syn[np.isin(y_syn, y_audit)],
+            plot_dir=None if plot_dir is None else plot_dir / f"snr{snr:g}_k{k}_{name}",
+        )
         gate_info[name] = {"fit_s": round(fit_s, 1), "passed": deploy.passed, "deploy": _brief(deploy), "audit": _brief(audit)}
-        log(f"  {name}: fit {fit_s:.0f}s gate passed={deploy.passed} audit disc={audit.discriminative_score:.3f} "
-            f"mmd={audit.mmd:.3f} spectral={audit.spectral_passed}")
-    gate_classical = {"deploy": _brief(gate.evaluate(X_k[fault_mask], y_k[fault_mask], X_cl, y_cl)),
-                      "audit": _brief(gate.evaluate(X_audit, y_audit, X_cl, y_cl))}
+        log(
+            f"  {name}: fit {fit_s:.0f}s gate passed={deploy.passed} audit disc={audit.discriminative_score:.3f} "
+            f"mmd={audit.mmd:.3f} spectral={audit.spectral_passed}"
+        )
+    gate_classical = {
+        "deploy": _brief(gate.evaluate(X_k[fault_mask], y_k[fault_mask], X_cl, y_cl)),
+        "audit": _brief(gate.evaluate(X_audit, y_audit, X_cl, y_cl)),
+    }
     if plot_dir is not None:
-        plot_comparison(X_audit, y_audit, X_cl, y_cl, 12_000.0, plot_dir / f"snr{snr:g}_k{k}_classical",
-                        cwru_defect_frequencies())
+        plot_comparison(
+            X_audit, y_audit, X_cl, y_cl, 12_000.0, plot_dir / f"snr{snr:g}_k{k}_classical", cwru_defect_frequencies()
+        )
     train_sets = {
         "real": (X_k, y_k),
         "real+classical": (np.concatenate([X_k, X_cl]), np.concatenate([y_k, y_cl])),
@@ -193,16 +256,22 @@ def _one_run(data: CWRUData, X_audit: NDArray[np.float32], y_audit: NDArray[np.i
             scores[clf_name][cond_name] = round(_macro_f1(data.y_test, clf.predict(data.X_test)), 4)
         for name in gens:  # gated: rejected samples do not join training
             forced = scores[clf_name][f"real+classical+{name}"]
-            scores[clf_name][f"real+classical+{name}(gated)"] = forced if gate_info[name]["passed"] else \
-                scores[clf_name]["real+classical"]
+            scores[clf_name][f"real+classical+{name}(gated)"] = (
+                forced if gate_info[name]["passed"] else scores[clf_name]["real+classical"]
+            )
     return {"snr_db": snr, "k": k, "seed": seed, "macro_f1": scores, "gate": gate_info, "gate_classical": gate_classical}
 
 
 def _brief(r: Any) -> dict[str, Any]:
-    return {"passed": r.passed, "discriminative": round(r.discriminative_score, 4),
-            "predictive": round(r.predictive_score, 4), "mmd": round(r.mmd, 4), "spectral_passed": r.spectral_passed,
-            "spectral_rel_err": {k: v["relative_error"] for k, v in r.spectral.items() if v["assessed"]},
-            "failures": r.failures}
+    return {
+        "passed": r.passed,
+        "discriminative": round(r.discriminative_score, 4),
+        "predictive": round(r.predictive_score, 4),
+        "mmd": round(r.mmd, 4),
+        "spectral_passed": r.spectral_passed,
+        "spectral_rel_err": {k: v["relative_error"] for k, v in r.spectral.items() if v["assessed"]},
+        "failures": r.failures,
+    }
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -219,10 +288,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 std = float(v.std(ddof=1)) if v.size > 1 else 0.0
                 block[clf][cond] = {"mean": round(float(v.mean()), 4), "std": round(std, 4), "n": int(v.size)}
         block["gate_pass_rate"] = {g: float(np.mean([r["gate"][g]["passed"] for r in rs])) for g in rs[0]["gate"]}
-        block["audit_discriminative"] = {g: round(float(np.mean([r["gate"][g]["audit"]["discriminative"] for r in rs])), 4)
-                                         for g in rs[0]["gate"]}
-        block["deploy_discriminative"] = {g: round(float(np.mean([r["gate"][g]["deploy"]["discriminative"] for r in rs])), 4)
-                                          for g in rs[0]["gate"]}
+        block["audit_discriminative"] = {
+            g: round(float(np.mean([r["gate"][g]["audit"]["discriminative"] for r in rs])), 4) for g in rs[0]["gate"]
+        }
+        block["deploy_discriminative"] = {
+            g: round(float(np.mean([r["gate"][g]["deploy"]["discriminative"] for r in rs])), 4) for g in rs[0]["gate"]
+        }
         if "gate_classical" in rs[0]:
             gc = [r["gate_classical"] for r in rs]
             block["classical_gate_pass_rate"] = float(np.mean([g["deploy"]["passed"] for g in gc]))
@@ -231,8 +302,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             block["classical_audit_mmd"] = round(float(np.mean([g["audit"]["mmd"] for g in gc])), 4)
             block["classical_audit_spectral_pass_rate"] = float(np.mean([g["audit"]["spectral_passed"] for g in gc]))
         block["audit_mmd"] = {g: round(float(np.mean([r["gate"][g]["audit"]["mmd"] for r in rs])), 4) for g in rs[0]["gate"]}
-        block["audit_spectral_pass_rate"] = {g: float(np.mean([r["gate"][g]["audit"]["spectral_passed"] for r in rs]))
-                                             for g in rs[0]["gate"]}
+        block["audit_spectral_pass_rate"] = {
+            g: float(np.mean([r["gate"][g]["audit"]["spectral_passed"] for r in rs])) for g in rs[0]["gate"]
+        }
         # the issue's criterion: best generator over classical alone, product classifier
         if "minirocket" in block:
             base = np.array([r["macro_f1"]["minirocket"]["real+classical"] for r in rs])
@@ -242,8 +314,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 gains[g] = {"mean": round(float(d.mean()), 4), "std": round(float(d.std(ddof=1)) if d.size > 1 else 0.0, 4)}
             best = max(gains, key=lambda g: gains[g]["mean"])
             block["generator_gain_minirocket"] = gains
-            block["done_criterion"] = {"best_generator": best, "gain": gains[best]["mean"], "std": gains[best]["std"],
-                                       "met": bool(gains[best]["mean"] >= 0.05 and gains[best]["mean"] > 2 * gains[best]["std"])}
+            block["done_criterion"] = {
+                "best_generator": best,
+                "gain": gains[best]["mean"],
+                "std": gains[best]["std"],
+                "met": bool(gains[best]["mean"] >= 0.05 and gains[best]["mean"] > 2 * gains[best]["std"]),
+            }
         out[f"snr{snr:g}_k{k}"] = block
     return out
 
@@ -273,11 +349,16 @@ def markdown_table(result: dict[str, Any]) -> str:
                 continue
             cells = [f"{block[clf][c]['mean']:.3f} +- {block[clf][c]['std']:.3f}" if c in block[clf] else "" for c in conds]
             lines.append(f"| {snr} dB | {k} | {clf} | " + " | ".join(cells) + " |")
-    lines += ["", "Quality gate (deploy: against the k real windows the generator saw; audit: against 40 unseen "
-              "first-half windows per fault class, reported only). Mean over seeds.", "",
-              "| SNR | k | generator | deploy pass rate | deploy discriminative | audit discriminative | audit MMD | "
-              "audit spectral pass rate | gain over classical (MiniRocket) | done (>= 0.05 and > 2 std) |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "Quality gate (deploy: against the k real windows the generator saw; audit: against 40 unseen "
+        "first-half windows per fault class that share no sample with the k seen ones, reported only). "
+        "Mean over seeds.",
+        "",
+        "| SNR | k | generator | deploy pass rate | deploy discriminative | audit discriminative | audit MMD | "
+        "audit spectral pass rate | gain over classical (MiniRocket) | done (>= 0.05 and > 2 std) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for key, block in summ.items():
         snr, k = key[3:].split("_k")
         gains = block.get("generator_gain_minirocket", {})
@@ -285,46 +366,72 @@ def markdown_table(result: dict[str, Any]) -> str:
         for g in block["gate_pass_rate"]:
             gain = gains.get(g, {})
             done = block["done_criterion"]["met"] if g == best else ""
-            lines.append(f"| {snr} dB | {k} | {g} | {block['gate_pass_rate'][g]:.2f} | "
-                         f"{block.get('deploy_discriminative', {}).get(g, float('nan')):.3f} | "
-                         f"{block['audit_discriminative'][g]:.3f} | {block['audit_mmd'][g]:.3f} | "
-                         f"{block['audit_spectral_pass_rate'][g]:.2f} | "
-                         f"{gain.get('mean', 0):+.3f} +- {gain.get('std', 0):.3f} | {done} |")
+            lines.append(
+                f"| {snr} dB | {k} | {g} | {block['gate_pass_rate'][g]:.2f} | "
+                f"{block.get('deploy_discriminative', {}).get(g, float('nan')):.3f} | "
+                f"{block['audit_discriminative'][g]:.3f} | {block['audit_mmd'][g]:.3f} | "
+                f"{block['audit_spectral_pass_rate'][g]:.2f} | "
+                f"{gain.get('mean', 0):+.3f} +- {gain.get('std', 0):.3f} | {done} |"
+            )
         if "classical_audit_discriminative" in block:
-            lines.append(f"| {snr} dB | {k} | classical aug. (reference) | {block['classical_gate_pass_rate']:.2f} | "
-                         f"{block['classical_deploy_discriminative']:.3f} | {block['classical_audit_discriminative']:.3f} | "
-                         f"{block['classical_audit_mmd']:.3f} | {block['classical_audit_spectral_pass_rate']:.2f} | | |")
+            lines.append(
+                f"| {snr} dB | {k} | classical aug. (reference) | {block['classical_gate_pass_rate']:.2f} | "
+                f"{block['classical_deploy_discriminative']:.3f} | {block['classical_audit_discriminative']:.3f} | "
+                f"{block['classical_audit_mmd']:.3f} | {block['classical_audit_spectral_pass_rate']:.2f} | | |"
+            )
     rul = result.get("rul_cmapss")
     if rul:
         rs, rm = rul["summary"], rul["meta"]
-        lines += ["", f"### RUL with few run-to-failure units (C-MAPSS FD001, {rm['train_units_per_seed']} of "
-                  f"{rm['n_units']} training units, {len(rm['val_units'])} validation units, seeds {rm['seeds']})", "",
-                  "| training set | RMSE | PHM08 score |", "| --- | --- | --- |"]
+        lines += [
+            "",
+            f"### RUL with few run-to-failure units (C-MAPSS FD001, {rm['train_units_per_seed']} of "
+            f"{rm['n_units']} training units, {len(rm['val_units'])} validation units, seeds {rm['seeds']})",
+            "",
+            "| training set | RMSE | PHM08 score |",
+            "| --- | --- | --- |",
+        ]
         for name in ("real", "real+vae"):
-            lines.append(f"| {name} | {rs[name]['rmse']['mean']:.2f} +- {rs[name]['rmse']['std']:.2f} | "
-                         f"{rs[name]['phm08']['mean']:.0f} +- {rs[name]['phm08']['std']:.0f} |")
+            lines.append(
+                f"| {name} | {rs[name]['rmse']['mean']:.2f} +- {rs[name]['rmse']['std']:.2f} | "
+                f"{rs[name]['phm08']['mean']:.0f} +- {rs[name]['phm08']['std']:.0f} |"
+            )
         ch = rs["rmse_change"]
         lines.append(f"| paired RMSE change from synthetic late-life windows | {ch['mean']:+.2f} +- {ch['std']:.2f} | |")
     return "\n".join(lines) + "\n"
 
 
 def run_gap_experiment(
-    data_dir: Path | str, *, snrs: Sequence[float | None] = (None, 0.0), gaps: Sequence[int] = (8, 32),
-    vae_steps: int = 800, seed: int = 0, out: Path | str | None = None, log: Callable[[str], None] = print,
+    data_dir: Path | str,
+    *,
+    snrs: Sequence[float | None] = (None, 0.0),
+    gaps: Sequence[int] = (8, 32),
+    vae_steps: int = 800,
+    seed: int = 0,
+    out: Path | str | None = None,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Missing-data synthesis: a conditional VAE trained on first-half windows fills gaps in second-half ones."""
     from synth.gaps import evaluate_gap_filling
 
-    res: dict[str, Any] = {"meta": {"vae_steps": vae_steps, "seed": seed, "gap_samples": list(gaps),
-                                    "train": "first half of each recording (200 normal + all fault windows)",
-                                    "test": "second half, one gap per window in the DE channel"}, "results": {}}
+    res: dict[str, Any] = {
+        "meta": {
+            "vae_steps": vae_steps,
+            "seed": seed,
+            "gap_samples": list(gaps),
+            "train": "first half of each recording (200 normal + all fault windows)",
+            "test": "second half, one gap per window in the DE channel",
+        },
+        "results": {},
+    }
     for snr in snrs:
         data = load_cwru(data_dir, snr_db=snr, max_normal_train=200)
         vae = ConditionalVAE(condition_features=cwru_condition_features(), n_steps=vae_steps, random_state=seed)
         vae.fit(data.X_train, data.y_train)
         key = "clean" if snr is None else f"snr{snr:g}"
-        res["results"][key] = {f"gap{g}": {k: round(v, 4) for k, v in evaluate_gap_filling(
-            vae, data.X_test, data.y_test, gap=g, seed=seed).items()} for g in gaps}
+        res["results"][key] = {
+            f"gap{g}": {k: round(v, 4) for k, v in evaluate_gap_filling(vae, data.X_test, data.y_test, gap=g, seed=seed).items()}
+            for g in gaps
+        }
         log(f"gaps {key}: {res['results'][key]}")
         if out is not None:
             Path(out).write_text(json.dumps(res, indent=1))

@@ -1,6 +1,6 @@
 """Physics-informed conditional VAE: the decoder sets the parameters of a bearing-fault impulse model."""
 
-# ruff: noqa: N803  (X is the panel, as in scikit-learn and sktime)
+# ruff: noqa: N803, N806  (X is the panel, as in scikit-learn and sktime)
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+import torch
+from numpy.typing import ArrayLike, NDArray
 
+from core.errors import ModelError
 from synth._physics import PhysicsVAEModule
 from synth._torch_generator import TorchGenerator
 
@@ -21,8 +23,9 @@ class PhysicsVAE(TorchGenerator):
 
     ``p(x | z, c)`` is the signal model of :mod:`synth._physics`: impacts at the class's kinematic
     defect frequency (learned slip, 0-``max_slip``; learned cycle-to-cycle jitter), amplitude
-    modulation at the class's modulation frequency, ``n_modes`` learned decaying resonances, plus
-    Gaussian background noise with a learned amplitude spectrum. The encoder ``q(z | x, c)`` and
+    modulation at the class's modulation frequency (and at ``shaft_hz``), ``n_modes`` learned
+    decaying resonances, plus Gaussian background noise with a learned amplitude spectrum; after
+    training, a per-class equaliser matches each class's band power to its training windows'. The encoder ``q(z | x, c)`` and
     the reconstruction term work on phase-invariant descriptors (power spectra, envelope spectrum,
     impulsiveness), since impact times are random.
 
@@ -44,6 +47,11 @@ class PhysicsVAE(TorchGenerator):
             relative to the window's power, when it is known (the rare-failure experiment adds it at
             a set SNR): the model then learns the clean vibration and adds that noise the same way.
             ``None``: the learned background spectrum has to cover it.
+        shaft_hz: shaft frequency (Hz); every fault's impacts then get a learned amplitude modulation
+            at it too (run-out, unbalance); ``None``: only the class's modulation frequency.
+        calibration_bands: after training, each class's spectrum is equalised to the mean band
+            power of its training windows in this many linear bands (see
+            :meth:`synth._physics.PhysicsVAEModule.calibrate_spectrum`); 0 switches it off.
         n_steps: training batches.
         batch_size: windows per batch (class-balanced).
         random_roll: random circular shifts of training windows.
@@ -70,6 +78,8 @@ class PhysicsVAE(TorchGenerator):
         max_slip: float = 0.01,
         max_jitter: float = 0.03,
         measurement_snr_db: float | None = None,
+        shaft_hz: float | None = None,
+        calibration_bands: int = 32,
         n_steps: int = 400,
         batch_size: int = 32,
         random_roll: bool = True,
@@ -92,6 +102,8 @@ class PhysicsVAE(TorchGenerator):
         self.max_slip = max_slip
         self.max_jitter = max_jitter
         self.measurement_snr_db = measurement_snr_db
+        self.shaft_hz = shaft_hz
+        self.calibration_bands = calibration_bands
         self.n_steps = n_steps
         self.batch_size = batch_size
         self.random_roll = random_roll
@@ -109,6 +121,38 @@ class PhysicsVAE(TorchGenerator):
         self._fit_classes = classes
         super()._fit(X, y, classes)
         del self._fit_classes
+        if int(self.calibration_bands) > 0:
+            self._equalise(X, np.searchsorted(classes, y).astype(np.int64), int(self.calibration_bands))
+
+    def _equalise(self, X: NDArray[np.float32], ci: NDArray[np.int64], n_bands: int) -> None:
+        self.net_.eq.zero_()
+        seed = 0 if self.random_state is None else int(self.random_state)
+        self.net_.calibrate_spectrum(torch.as_tensor(X), torch.as_tensor(ci), n_bands=n_bands, seed=seed)
+
+    def calibrate(self, X: ArrayLike, y: ArrayLike, *, n_bands: int | None = None) -> PhysicsVAE:
+        """Equalise each class's spectrum to real windows ``X`` (labels ``y``) without retraining.
+
+        :meth:`fit` does this with its training windows when ``calibration_bands > 0``; call it to
+        redo it with other windows (the same machine's, other recordings) or another band count.
+        Classes without windows in ``y`` get no correction.
+
+        Args:
+            X: ``(n, channels, length)`` windows in the units of the training data.
+            y: their labels (each seen in fit).
+            n_bands: equaliser bands; default ``calibration_bands`` (32 when that is 0).
+
+        Returns:
+            self
+        """
+        self.check_is_fitted()
+        Xa = np.asarray(X, dtype=np.float32)
+        Xa = Xa[:, None, :] if Xa.ndim == 2 else Xa
+        if Xa.ndim != 3 or Xa.shape[1:] != (self.n_channels_, self.window_):
+            raise ModelError(f"X must be (n, {self.n_channels_}, {self.window_}), got shape {Xa.shape}")
+        labels = self._labels(Xa.shape[0], np.asarray(y).astype(np.int64))
+        bands = int(n_bands if n_bands is not None else (self.calibration_bands or 32))
+        self._equalise(Xa / self.scale_[None, :, None], np.searchsorted(self.classes_, labels).astype(np.int64), bands)
+        return self
 
     def _build_net(self, n_channels: int, length: int, cond: NDArray[np.float32]) -> PhysicsVAEModule:
         return PhysicsVAEModule(
@@ -129,6 +173,7 @@ class PhysicsVAE(TorchGenerator):
             max_slip=float(self.max_slip),
             max_jitter=float(self.max_jitter),
             measurement_snr_db=None if self.measurement_snr_db is None else float(self.measurement_snr_db),
+            shaft_hz=None if self.shaft_hz is None else float(self.shaft_hz),
         )
 
     @classmethod

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -94,17 +95,47 @@ def test_cli_train_sample_evaluate(cwru_dir: Path, tmp_path: Path) -> None:
 
     runner = CliRunner()
     model = tmp_path / "vae.pkl"
-    res = runner.invoke(synth_app, ["train", "--data-dir", str(cwru_dir), "--out", str(model), "--model", "vae",
-                                    "--steps", "5", "--k", "2", "--no-progress", "--json"])
+    res = runner.invoke(
+        synth_app,
+        [
+            "train",
+            "--data-dir",
+            str(cwru_dir),
+            "--out",
+            str(model),
+            "--model",
+            "vae",
+            "--steps",
+            "5",
+            "--k",
+            "2",
+            "--no-progress",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output.strip().splitlines()[-1])["windows"] > 18
     out = tmp_path / "w.npy"
-    res = runner.invoke(synth_app, ["sample", "--model-path", str(model), "--out", str(out), "--n", "300", "--label",
-                                    "outer_007", "--json"])
+    res = runner.invoke(
+        synth_app, ["sample", "--model-path", str(model), "--out", str(out), "--n", "300", "--label", "outer_007", "--json"]
+    )
     assert res.exit_code == 0, res.output
     assert np.load(out).shape == (300, 1, 1024)
-    res = runner.invoke(synth_app, ["evaluate", "--model-path", str(model), "--data-dir", str(cwru_dir), "--report-dir",
-                                    str(tmp_path / "rep"), "--per-class", "8", "--json"])
+    res = runner.invoke(
+        synth_app,
+        [
+            "evaluate",
+            "--model-path",
+            str(model),
+            "--data-dir",
+            str(cwru_dir),
+            "--report-dir",
+            str(tmp_path / "rep"),
+            "--per-class",
+            "8",
+            "--json",
+        ],
+    )
     # five training batches make a poor generator: the gate rejects it (exit code 2) but writes the report
     assert res.exit_code in (0, 2), res.output
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["n_synthetic"] == 72
@@ -119,8 +150,26 @@ def test_cli_trains_the_physics_informed_vae(cwru_dir: Path, tmp_path: Path) -> 
     from synth import PhysicsVAE
 
     model = tmp_path / "phys.pkl"
-    res = CliRunner().invoke(synth_app, ["train", "--data-dir", str(cwru_dir), "--out", str(model), "--model", "physics",
-                                         "--steps", "3", "--k", "1", "--snr", "-4", "--no-progress", "--json"])
+    res = CliRunner().invoke(
+        synth_app,
+        [
+            "train",
+            "--data-dir",
+            str(cwru_dir),
+            "--out",
+            str(model),
+            "--model",
+            "physics",
+            "--steps",
+            "3",
+            "--k",
+            "1",
+            "--snr",
+            "-4",
+            "--no-progress",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     import pickle
 
@@ -129,3 +178,28 @@ def test_cli_trains_the_physics_informed_vae(cwru_dir: Path, tmp_path: Path) -> 
     assert gen.sample(4, 7, random_state=0).shape == (4, 1, 1024)
     res = CliRunner().invoke(synth_app, ["train", "--data-dir", str(cwru_dir), "--out", str(model), "--model", "nope"])
     assert res.exit_code != 0
+
+
+def _band_log_power(panel: np.ndarray, n_bands: int) -> np.ndarray:
+    P = np.abs(np.fft.rfft(panel - panel.mean(-1, keepdims=True))) ** 2
+    edges = np.linspace(1, P.shape[-1], n_bands + 1).round().astype(int)
+    return np.stack([np.log(P[..., a:b].mean(-1)) for a, b in itertools.pairwise(edges)], -1).mean(0)
+
+
+def test_physics_vae_spectral_calibration(toy_panel: tuple[np.ndarray, np.ndarray]) -> None:
+    """After (very short) training the equaliser brings each class's band power to that of its real windows."""
+    from synth import PhysicsVAE
+
+    X, y = toy_panel
+    X = add_white_noise(X, 0.0, np.random.default_rng(0))  # the measurement noise the model is told about
+    params = {**PhysicsVAE.get_test_params()[0], "measurement_snr_db": 0.0}
+    errors = {}
+    for bands in (0, 8):
+        gen = PhysicsVAE(**{**params, "calibration_bands": bands}).fit(X, y)
+        errors[bands] = np.mean(
+            [
+                np.abs(_band_log_power(gen.sample(64, c, random_state=3), 8) - _band_log_power(X[y == c], 8)).mean()
+                for c in (0, 1, 2)
+            ]
+        )
+    assert errors[8] < 0.5 * errors[0] and errors[8] < 0.5, errors
