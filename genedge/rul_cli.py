@@ -30,10 +30,6 @@ RegistryDir = Annotated[Path, typer.Option("--registry-dir", help="Model registr
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line.")]
 
 
-
-
-
-
 @rul_app.command("train")
 def train(
     data_dir: DataDir,
@@ -50,7 +46,7 @@ def train(
     register: Annotated[bool, typer.Option(help="Export and register the model.")] = True,
     promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
     variant: Annotated[
-        str, typer.Option(help="Registered variant: fp32 | int8-dynamic | int8-static | fp16 | int4")
+        str, typer.Option(help="Registered variant: fp32 | int8-dynamic | int8-compact | int8-static | fp16 | int4")
     ] = "int8-dynamic",
     from_card: Annotated[
         Path | None,

@@ -6,6 +6,7 @@ Everything takes plain arguments (paths, ints); the composition root passes sett
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from models.data.cmapss import CMAPSSDataModule, data_hash
 from models.metrics import phm08_score, rmse
 from models.registry import ModelRegistry, ModelVersion, git_commit
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "MODEL_NAMES",
     "TrainResult",
@@ -33,7 +36,7 @@ __all__ = [
 ]
 
 MODEL_NAMES = ("transformer", "lstm", "minirocket")
-VARIANTS = ("fp32", "int8-dynamic", "int8-static", "fp16", "int4", "pruned50-int8-dynamic")
+VARIANTS = ("fp32", "int8-dynamic", "int8-compact", "int8-static", "fp16", "int4", "pruned50-int8-dynamic")
 
 #: Per-subset defaults, chosen on validation RMSE (FD003 and FD001, split seed 0) within a shared
 #: 2-CPU budget of a few CPU-minutes per run: FD002/FD004 keep every 2nd training window
@@ -224,8 +227,14 @@ def train_cmapss(
     return result
 
 
-def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[str, ...] = VARIANTS) -> dict[str, Path]:
-    """Export the trained network to ONNX and build the requested compressed variants."""
+def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """Export the trained network to ONNX and build the requested compressed variants.
+
+    ``variants=None`` builds every variant of :data:`VARIANTS` that applies to the network
+    (``int8-compact`` takes transformers only: it is left out for an LSTM); a variant asked for
+    by name that does not apply raises :class:`~core.errors.ModelError`.
+    """
+    from models.export.compact import export_int8_compact
     from models.export.onnx import (
         convert_fp16,
         export_onnx,
@@ -244,6 +253,7 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
     paths = {"fp32": export_onnx(net, dm.n_channels, dm.window, out / "fp32.onnx")}
     builders = {
         "int8-dynamic": lambda: quantize_int8_dynamic(paths["fp32"], out / "int8-dynamic.onnx"),
+        "int8-compact": lambda: export_int8_compact(net, dm.n_channels, dm.window, out / "int8-compact.onnx"),
         "int8-static": lambda: quantize_int8_static(paths["fp32"], out / "int8-static.onnx", dm.X_train, seed=result.seed),
         "fp16": lambda: convert_fp16(paths["fp32"], out / "fp16.onnx"),
         "int4": lambda: quantize_int4_weight_only(paths["fp32"], out / "int4.onnx"),
@@ -252,10 +262,20 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
             out / "pruned50-int8-dynamic.onnx",
         ),
     }
-    for name in variants:
-        if name != "fp32":
+    wanted = VARIANTS if variants is None else variants
+    unknown = sorted(set(wanted) - {"fp32", *builders})
+    if unknown:
+        raise ModelError(f"variants must be among {VARIANTS}, got {unknown}")
+    for name in wanted:
+        if name == "fp32":
+            continue
+        try:
             paths[name] = builders[name]()
-    return {k: v for k, v in paths.items() if k in variants}
+        except ModelError:
+            if variants is not None:
+                raise
+            log.info("variant %s does not apply to this %s network: left out", name, result.model)
+    return {k: v for k, v in paths.items() if k in wanted}
 
 
 def build_card(result: TrainResult, *, variant: str, extra_metrics: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """ONNX export, quantisation and the compression report."""
 
-from models.export.compare import compression_report, onnx_session, time_call
+from models.export.compact import export_int8_compact
+from models.export.compare import byte_breakdown, compression_report, onnx_session, time_call
 from models.export.onnx import (
     INPUT_NAME,
     OPSET,
@@ -17,8 +18,10 @@ __all__ = [
     "INPUT_NAME",
     "OPSET",
     "OUTPUT_NAME",
+    "byte_breakdown",
     "compression_report",
     "convert_fp16",
+    "export_int8_compact",
     "export_onnx",
     "onnx_session",
     "prune_magnitude",

@@ -17,7 +17,7 @@ import torch
 from models.export.onnx import INPUT_NAME
 from models.metrics import phm08_score, rmse
 
-__all__ = ["compression_report", "gzip_size", "onnx_session", "time_call"]
+__all__ = ["byte_breakdown", "compression_report", "gzip_size", "onnx_session", "time_call"]
 
 
 def onnx_session(path: str | Path, *, threads: int = 1) -> ort.InferenceSession:
@@ -44,6 +44,58 @@ def time_call(fn: Callable[[], Any], *, repeats: int = 50, warmup: int = 5) -> f
 def gzip_size(path: str | Path) -> int:
     """Size of the file after gzip -9 (what a sparse, pruned model saves in transfer)."""
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
+
+
+def byte_breakdown(path: str | Path) -> dict[str, Any]:
+    """Where the bytes of an ONNX file go: initializers by dtype and consuming op, nodes by op.
+
+    Initializer keys read ``"<dtype> -> <ops> (<kind>)"`` (kind: scalar, vector, matrix...);
+    ``payload`` is the tensor data, the rest of an initializer's bytes (name, dims, type) is
+    ``proto_overhead``. Nodes of model-local functions are counted once, under ``functions``.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    consumers: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, set()).add(node.op_type)
+    kinds = {0: "scalar", 1: "vector", 2: "matrix"}
+    inits: dict[str, dict[str, int]] = {}
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init)
+        kind = "scalar" if arr.size == 1 else kinds.get(arr.ndim, f"{arr.ndim}-d")
+        ops = "/".join(sorted(consumers.get(init.name, {"?"})))
+        key = f"{onnx.TensorProto.DataType.Name(init.data_type)} -> {ops} ({kind})"
+        row = inits.setdefault(key, {"count": 0, "bytes": 0, "elements": 0})
+        row["count"] += 1
+        row["bytes"] += init.ByteSize()
+        row["elements"] += int(arr.size)
+    nodes: dict[str, dict[str, int]] = {}
+    for node in graph.node:
+        row = nodes.setdefault(node.op_type, {"count": 0, "bytes": 0})
+        row["count"] += 1
+        row["bytes"] += node.ByteSize()
+    init_bytes = sum(i.ByteSize() for i in graph.initializer)
+    payload = sum(len(i.raw_data) or numpy_helper.to_array(i).nbytes for i in graph.initializer)
+    node_bytes = sum(n.ByteSize() for n in graph.node)
+    function_bytes = sum(f.ByteSize() for f in model.functions)
+    return {
+        "file_bytes": Path(path).stat().st_size,
+        "initializers": {"count": len(graph.initializer), "bytes": init_bytes, "payload": payload},
+        "proto_overhead_of_initializers": init_bytes - payload,
+        "nodes": {"count": len(graph.node), "bytes": node_bytes},
+        "functions": {
+            "count": len(model.functions),
+            "nodes": sum(len(f.node) for f in model.functions),
+            "bytes": function_bytes,
+        },
+        "other_bytes": model.ByteSize() - init_bytes - node_bytes - function_bytes,
+        "initializers_by_kind": dict(sorted(inits.items(), key=lambda kv: -kv[1]["bytes"])),
+        "nodes_by_op": dict(sorted(nodes.items(), key=lambda kv: -kv[1]["bytes"])),
+    }
 
 
 def _onnx_predict(sess: ort.InferenceSession, X: np.ndarray, batch: int = 1024) -> np.ndarray:

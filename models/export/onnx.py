@@ -9,7 +9,9 @@ Variants (each a self-contained ``.onnx`` file with input ``x`` of shape
 * ``int8-static``: :func:`quantize_int8_static`, QDQ format, per-channel weights, uint8
   activations with ranges calibrated on sample training windows;
 * ``fp16``: :func:`convert_fp16`, fp16 weights and compute with fp32 inputs/outputs;
-* ``int4``: :func:`quantize_int4_weight_only`, ``MatMulNBits`` blockwise 4-bit weights.
+* ``int4``: :func:`quantize_int4_weight_only`, ``MatMulNBits`` blockwise 4-bit weights;
+* ``int8-compact``: :func:`models.export.compact.export_int8_compact`, weight-only int8 of every
+  weight, ensemble members sharing one graph (model-local function).
 """
 
 from __future__ import annotations

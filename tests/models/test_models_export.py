@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,9 @@ import torch
 from core.errors import ModelError
 from models._torch_estimator import MeanEnsemble
 from models.export import (
+    byte_breakdown,
     convert_fp16,
+    export_int8_compact,
     export_onnx,
     onnx_session,
     prune_magnitude,
@@ -88,3 +91,60 @@ def test_magnitude_pruning_zeroes_weights_and_still_exports(net: torch.nn.Module
     path = export_onnx(pruned, C, T, tmp_path / "p.onnx")
     x = np.zeros((2, C, T), dtype=np.float32)
     assert _run(path, x).shape == (2,)
+
+
+def _perturbed(net: torch.nn.Module) -> torch.nn.Module:
+    """Like trained weights: no two LayerNorm scales equal (the exporter merges equal tensors)."""
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return net
+
+
+def _fake_quant(net: torch.nn.Module) -> torch.nn.Module:
+    """The weights int8-compact stores: symmetric per-tensor int8 of every non-scalar tensor."""
+    net = copy.deepcopy(net)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.numel() >= 2:
+                scale = p.abs().max() / 127.0
+                p.copy_(torch.round(p / scale).clamp(-127, 127) * scale)
+    return net
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(NETS) if n != "lstm"])
+def test_int8_compact_is_the_int8_weight_network_and_smaller(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = _perturbed(NETS[name]()).eval()
+    path = export_int8_compact(net, C, T, tmp_path / "c.onnx")
+    quantised = _fake_quant(net).eval()
+    for batch in (1, 7):
+        x = np.random.default_rng(batch).standard_normal((batch, C, T)).astype(np.float32)
+        with torch.inference_mode():
+            ref = quantised(torch.from_numpy(x)).numpy()
+            fp32 = net(torch.from_numpy(x)).numpy()
+        got = _run(path, x)
+        assert got.shape == (batch,)
+        # same int8 weights, fp32 compute: only float rounding apart
+        np.testing.assert_allclose(got, ref, atol=1e-3, rtol=1e-4)
+        assert np.abs(got - fp32).mean() < 5.0
+    model = onnx.load(str(path))
+    ops = {n.op_type for f in model.functions for n in f.node}
+    assert "Cast" in ops and not ops & {"MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear"}
+    # one int8 blob per member; in fp32 only the per-tensor scales and scalar weights
+    n_members = len(getattr(net, "members", [net]))
+    sizes = {dtype: 0 for dtype in (onnx.TensorProto.INT8, onnx.TensorProto.FLOAT)}
+    for init in model.graph.initializer:
+        sizes[init.data_type] += int(np.prod(init.dims))
+    assert sum(i.data_type == onnx.TensorProto.INT8 for i in model.graph.initializer) == n_members
+    assert sizes[onnx.TensorProto.FLOAT] < 0.01 * sizes[onnx.TensorProto.INT8]
+    bytes_ = byte_breakdown(path)
+    assert bytes_["functions"]["count"] == 1 and bytes_["nodes"]["count"] == n_members + 2 * (n_members > 1)
+    # members share one function: the ensemble's file grows by its weights only
+    dynamic = quantize_int8_dynamic(export_onnx(net, C, T, tmp_path / "fp32.onnx"), tmp_path / "d.onnx")
+    assert path.stat().st_size < 0.85 * dynamic.stat().st_size
+
+
+def test_int8_compact_rejects_fused_weights(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="int8-compact"):
+        export_int8_compact(LSTMRULNet(C, T, hidden_size=16).eval(), C, T, tmp_path / "c.onnx")
