@@ -208,13 +208,14 @@ def benchmark(
     max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
     out: Annotated[Path, typer.Option(help="Result JSON.")] = Path("benchmarks/results/rul_cmapss.json"),
 ) -> None:
-    """Transformer vs LSTM vs MiniRocket over seeds, plus the compression table; writes JSON."""
-    from models.benchmark import run_benchmark
+    """Transformer vs LSTM vs MiniRocket over seeds, plus the compression table; writes the JSON and,
+    beside it, the README's Markdown table (``.md``)."""
+    from models.benchmark import markdown_table, run_benchmark
 
     try:
         res = run_benchmark(
             data_dir,
-            subsets=subsets or ["FD001"],
+            subsets=subsets or ["FD001", "FD002", "FD003", "FD004"],
             models=models or ["transformer", "lstm", "minirocket"],
             seeds=list(range(seeds)),
             max_epochs=max_epochs,
@@ -223,6 +224,7 @@ def benchmark(
         )
     except GenEdgeError as err:
         fail(err)
+    out.with_suffix(".md").write_text(markdown_table(res["summary"]), encoding="utf-8")
     typer.echo(json.dumps(res["summary"], default=float))
 
 
