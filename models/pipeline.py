@@ -50,33 +50,21 @@ _DATA_DEFAULTS: dict[str, dict[str, Any]] = {
     "FD003": {"window": 30},
     "FD004": {"window": 30, "train_stride": 2},
 }
+#: The deep models' training recipe (EMA weights, input noise, batch, epochs); one intra-op
+#: thread: on a shared, oversubscribed 2-core box two spinning OpenMP threads were ~10x slower.
+_DEEP_RECIPE: dict[str, Any] = {
+    "learning_rate": 1e-3,
+    "max_epochs": 25,
+    "batch_size": 128,
+    "patience": 8,
+    "ema_decay": 0.99,
+    "input_noise": 0.05,
+    "num_threads": 1,
+}
 _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "transformer": {
-        "patch_len": 3,
-        "conv_kernel": 0,
-        "n_sensor_layers": 1,
-        "d_model": 32,
-        "n_layers": 2,
-        "learning_rate": 1e-3,
-        "max_epochs": 25,
-        "batch_size": 128,
-        "patience": 8,
-        "ema_decay": 0.99,
-        "input_noise": 0.05,
-        # one intra-op thread: on a shared, oversubscribed 2-core box two spinning OpenMP
-        # threads were ~10x slower than one
-        "num_threads": 1,
-    },
-    # the same training recipe (EMA weights, input noise, batch, epochs) as the transformer
-    "lstm": {
-        "learning_rate": 1e-3,
-        "max_epochs": 25,
-        "batch_size": 128,
-        "patience": 8,
-        "ema_decay": 0.99,
-        "input_noise": 0.05,
-        "num_threads": 1,
-    },
+    "transformer": {"patch_len": 3, "conv_kernel": 0, "n_sensor_layers": 1, "d_model": 32, "n_layers": 2, **_DEEP_RECIPE},
+    # the same training recipe as the transformer
+    "lstm": dict(_DEEP_RECIPE),
     "minirocket": {"num_kernels": 2000},
 }
 _SUBSET_MODEL_OVERRIDES: dict[str, dict[str, Any]] = {}
