@@ -40,6 +40,27 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _one_run(
+    data_dir: str | Path, subset: str, model: str, seed: int, *, max_epochs: int | None, members: int | None
+) -> tuple[dict[str, Any], Any]:
+    """Train and validate one (subset, model, seed); returns its result row and the training result."""
+    from models.pipeline import train_cmapss
+
+    t0 = time.perf_counter()
+    extra = {"n_members": members} if members and model != "minirocket" else None
+    res = train_cmapss(data_dir, subset, model=model, seed=seed, max_epochs=max_epochs, model_params=extra)
+    run = {
+        "subset": subset,
+        "model": model,
+        "seed": seed,
+        "fit_seconds": time.perf_counter() - t0,
+        **res.metrics,
+        "epochs": getattr(res.estimator, "n_epochs_", None),
+        "config": res.config,
+    }
+    return run, res
+
+
 def run_benchmark(
     data_dir: str | Path,
     *,
@@ -79,7 +100,7 @@ def run_benchmark(
     """
     from models.export.compare import compression_report
     from models.minirocket import numba_available
-    from models.pipeline import export_variants, register_result, train_cmapss
+    from models.pipeline import export_variants, register_result
 
     runs: list[dict[str, Any]] = []
     compression: dict[str, Any] = {}
@@ -91,21 +112,9 @@ def run_benchmark(
                 skipped.append(f"{subset}/minirocket: numba not installed")
                 continue
             for seed in seeds:
-                t0 = time.perf_counter()
-                extra = {"n_members": members} if members and model != "minirocket" else None
-                res = train_cmapss(data_dir, subset, model=model, seed=seed, max_epochs=max_epochs, model_params=extra)
-                fit_s = time.perf_counter() - t0
-                run = {
-                    "subset": subset,
-                    "model": model,
-                    "seed": seed,
-                    "fit_seconds": fit_s,
-                    **res.metrics,
-                    "epochs": getattr(res.estimator, "n_epochs_", None),
-                    "config": res.config,
-                }
+                run, res = _one_run(data_dir, subset, model, seed, max_epochs=max_epochs, members=members)
                 runs.append(run)
-                log(f"{subset} {model} seed={seed} val_rmse={res.metrics['val_rmse']:.3f} ({fit_s:.0f}s)")
+                log(f"{subset} {model} seed={seed} val_rmse={run['val_rmse']:.3f} ({run['fit_seconds']:.0f}s)")
                 if model == "transformer" and seed == seeds[0] and ship_dir is not None:
                     mv = register_result(res, ship_dir, variant="int8-dynamic", promote=True)
                     run["shipped"] = {
@@ -180,7 +189,6 @@ def run_parts(
     import os
 
     from models.minirocket import numba_available
-    from models.pipeline import train_cmapss
 
     parts = Path(parts_dir)
     parts.mkdir(parents=True, exist_ok=True)
@@ -201,22 +209,15 @@ def run_parts(
                     continue
                 os.close(fd)
                 try:
-                    t0 = time.perf_counter()
-                    extra = {"n_members": members} if members and model != "minirocket" else None
-                    res = train_cmapss(data_dir, subset, model=model, seed=seed, max_epochs=max_epochs, model_params=extra)
-                    run = {
-                        "subset": subset,
-                        "model": model,
-                        "seed": seed,
-                        "fit_seconds": time.perf_counter() - t0,
-                        **res.metrics,
-                        "epochs": getattr(res.estimator, "n_epochs_", None),
-                        "config": res.config,
-                        "max_epochs_override": max_epochs,
-                        "members": members,
-                        "git_commit": git_commit(Path(__file__).resolve().parent),
-                        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    }
+                    run, _ = _one_run(data_dir, subset, model, seed, max_epochs=max_epochs, members=members)
+                    run.update(
+                        {
+                            "max_epochs_override": max_epochs,
+                            "members": members,
+                            "git_commit": git_commit(Path(__file__).resolve().parent),
+                            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                        }
+                    )
                     tmp = path.with_suffix(".tmp")
                     tmp.write_text(json.dumps(run, indent=2, default=float) + "\n", encoding="utf-8")
                     tmp.replace(path)
