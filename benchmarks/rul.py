@@ -4,10 +4,11 @@ Run (full protocol, hours on 2 CPU cores)::
 
     python benchmarks/rul.py --data-dir ../shared/datasets/cmapss
 
-Shipped models (one seed, transformer only, registered and promoted into models/shipped)::
+Shipped models (seed 0, a 5-network transformer ensemble, exported as int8-compact, registered
+and promoted into models/shipped; the fp32 weights kept for benchmarks/rul_compression.py)::
 
-    python benchmarks/rul.py --subset FD001 --model transformer --seeds 1 \
-        --ship-dir models/shipped --out benchmarks/results/rul_ship_FD001.json
+    python benchmarks/rul.py --subset FD001 --model transformer --seeds 1 --members 5 \
+        --ship-dir models/shipped --artifacts-dir /tmp/rulv5 --out benchmarks/results/rul_ship_FD001.json
 
 Resumable, shared by two worker processes (run the same line twice), then merged::
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--ship-dir", type=Path, default=None, help="register + promote the first-seed transformer here (models/shipped)"
     )
+    p.add_argument("--ship-variant", default="int8-compact", help="export variant registered with --ship-dir")
     p.add_argument("--artifacts-dir", type=Path, default=None, help="keep ONNX variants + net.pt here")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rul_cmapss.json")
     p.add_argument(
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         threads=args.threads,
         ship_dir=args.ship_dir,
+        ship_variant=args.ship_variant,
         artifacts_dir=args.artifacts_dir,
         members=args.members,
     )

@@ -72,6 +72,7 @@ def run_benchmark(
     out: str | Path | None = None,
     threads: int = 1,
     ship_dir: str | Path | None = None,
+    ship_variant: str = "int8-compact",
     artifacts_dir: str | Path | None = None,
     members: int | None = None,
     log: Callable[[str], None] = print,
@@ -88,8 +89,10 @@ def run_benchmark(
             (default: all ``subsets``).
         out: JSON file to write.
         threads: CPU threads for latency measurements.
-        ship_dir: if given, the first-seed transformer of each subset is exported as dynamic
-            int8, registered and promoted in this registry (how ``models/shipped`` is made).
+        ship_dir: if given, the first-seed transformer of each subset is exported as
+            ``ship_variant``, registered and promoted in this registry (how ``models/shipped``
+            is made).
+        ship_variant: the export variant that is shipped (see :data:`models.pipeline.VARIANTS`).
         artifacts_dir: if given, the ONNX variants and the torch weights (``net.pt``) of the
             compressed transformers are kept in ``<artifacts_dir>/<subset>/``.
         members: seed-ensemble size of the deep models (``None``: their default, one network).
@@ -116,7 +119,7 @@ def run_benchmark(
                 runs.append(run)
                 log(f"{subset} {model} seed={seed} val_rmse={run['val_rmse']:.3f} ({run['fit_seconds']:.0f}s)")
                 if model == "transformer" and seed == seeds[0] and ship_dir is not None:
-                    mv = register_result(res, ship_dir, variant="int8-dynamic", promote=True)
+                    mv = register_result(res, ship_dir, variant=ship_variant, promote=True)
                     run["shipped"] = {
                         "name": mv.name,
                         "version": mv.version,

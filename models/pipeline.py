@@ -46,7 +46,7 @@ VARIANTS = ("fp32", "int8-dynamic", "int8-compact", "int8-static", "fp16", "int4
 #: patches + attention over sensors (DAST-style): 12.7 (FD001: 12.4, was 13.0).
 _DATA_DEFAULTS: dict[str, dict[str, Any]] = {
     "FD001": {"window": 30},
-    "FD002": {"window": 30, "train_stride": 2},
+    "FD002": {"window": 50, "train_stride": 2},
     "FD003": {"window": 30},
     "FD004": {"window": 30, "train_stride": 2},
 }
@@ -67,7 +67,11 @@ _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "lstm": dict(_DEEP_RECIPE),
     "minirocket": {"num_kernels": 2000},
 }
-_SUBSET_MODEL_OVERRIDES: dict[str, dict[str, Any]] = {}
+#: Per subset and model: overrides of the model defaults above.
+_SUBSET_MODEL_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    # 50-cycle windows in 5-cycle patches: 10 tokens, as 30 cycles in 3-cycle patches
+    "FD002": {"transformer": {"patch_len": 5}},
+}
 
 
 def registry_name(subset: str) -> str:
@@ -80,8 +84,7 @@ def default_config(subset: str, model: str = "transformer") -> dict[str, Any]:
     if model not in MODEL_NAMES:
         raise ModelError(f"model must be one of {MODEL_NAMES}, got {model!r}")
     model_cfg = dict(_MODEL_DEFAULTS[model])
-    if model != "minirocket":
-        model_cfg.update(_SUBSET_MODEL_OVERRIDES.get(subset, {}))
+    model_cfg.update(_SUBSET_MODEL_OVERRIDES.get(subset, {}).get(model, {}))
     return {"data": dict(_DATA_DEFAULTS.get(subset, {"window": 30})), "model": model_cfg}
 
 

@@ -14,7 +14,7 @@ from genedge.rul_cli import models_app, rul_app
 from models.data.cmapss import COLUMNS, load_cmapss
 from models.export.compare import compression_report
 from models.metrics import rmse
-from models.pipeline import TrainResult, export_variants, register_result, train_cmapss
+from models.pipeline import TrainResult, default_config, export_variants, register_result, train_cmapss
 from models.registry import ModelRegistry
 from models.runtime import OnnxRULPredictor
 
@@ -90,7 +90,7 @@ def _fake_test_dir(cmapss_dir: Path, units: np.ndarray, out: Path, seed: int = 0
 def test_register_runtime_and_cli(trained: TrainResult, cmapss_dir: Path, tmp_path: Path) -> None:
     reg_dir = tmp_path / "registry"
     mv = register_result(trained, reg_dir, variant="int8-dynamic", promote=True)
-    assert mv.card["preprocessing"]["window"] == 30
+    assert mv.card["preprocessing"]["window"] == default_config("FD001")["data"]["window"]
     assert mv.card["dataset"]["train_file_sha256"]
     assert mv.card["metrics"]["val_rmse_onnx"] < 1.1 * trained.metrics["val_rmse"] + 1.0
 

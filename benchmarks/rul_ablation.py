@@ -1,0 +1,139 @@
+"""Paired ablation of RUL recipes on C-MAPSS validation splits (the recipe search, on record).
+
+Each variant is a model name plus data/model overrides of the shipped defaults
+(:func:`models.pipeline.default_config`). Every (variant, subset, seed) run is one JSON file in
+``--parts-dir``; a run in progress is claimed by a ``.lock`` file, so two workers started with
+the same arguments share the work. ``--merge`` prints and writes the paired comparison
+(each variant minus the reference variant, by seed: the split, the truncations and the
+initialisation are the same within a seed).
+
+    python benchmarks/rul_ablation.py --subset FD002 --variant T --variant T_w50 ... \
+        --parts-dir benchmarks/results/rul_ablation_parts
+    python benchmarks/rul_ablation.py --parts-dir benchmarks/results/rul_ablation_parts --merge \
+        --reference L
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: name -> (model, data overrides, model overrides)
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "T": ("transformer", {}, {}),
+    "L": ("lstm", {}, {}),
+    "T_w50": ("transformer", {"window": 50}, {"patch_len": 5}),
+    "L_w50": ("lstm", {"window": 50}, {}),
+    "T_w80": ("transformer", {"window": 80}, {"patch_len": 8}),
+    "L_w80": ("lstm", {"window": 80}, {}),
+    "T_d64": ("transformer", {}, {"d_model": 64, "d_ff": 128}),
+    "T_w50_d64": ("transformer", {"window": 50}, {"patch_len": 5, "d_model": 64, "d_ff": 128}),
+    "T_s2": ("transformer", {}, {"n_sensor_layers": 2}),
+    "T_l3": ("transformer", {}, {"n_layers": 3}),
+    "T_p2": ("transformer", {}, {"patch_len": 2}),
+    "T_e40": ("transformer", {}, {"max_epochs": 40, "patience": 12}),
+}
+
+
+def run(data_dir: Path, parts: Path, subsets: list[str], variants: list[str], seeds: list[int]) -> None:
+    """Run every missing (seed, subset, variant), seed-major, claiming each by a lock file."""
+    from models.pipeline import train_cmapss
+
+    parts.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        for subset in subsets:
+            for name in variants:
+                model, data, params = VARIANTS[name]
+                path = parts / f"{subset}_{name}_s{seed}.json"
+                lock = path.with_suffix(".lock")
+                if path.exists():
+                    continue
+                try:
+                    os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    continue
+                try:
+                    t0 = time.perf_counter()
+                    res = train_cmapss(data_dir, subset, model=model, seed=seed, model_params=params, data_params=data)
+                    row = {
+                        "variant": name,
+                        "subset": subset,
+                        "seed": seed,
+                        "fit_seconds": time.perf_counter() - t0,
+                        "epochs": getattr(res.estimator, "n_epochs_", None),
+                        **res.metrics,
+                        "config": res.config,
+                    }
+                    path.write_text(json.dumps(row, indent=1, default=float), encoding="utf-8")
+                    print(f"{subset} {name} s{seed}: val RMSE {row['val_rmse']:.2f} ({row['fit_seconds']:.0f} s)", flush=True)
+                finally:
+                    lock.unlink(missing_ok=True)
+
+
+def merge(parts: Path, reference: str, out: Path) -> dict[str, Any]:
+    """Per subset and variant: mean +- std val RMSE, and the paired difference to ``reference``."""
+    rows = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(parts.glob("*.json"))]
+    by: dict[tuple[str, str], dict[int, float]] = {}
+    for r in rows:
+        by.setdefault((r["subset"], r["variant"]), {})[r["seed"]] = r["val_rmse"]
+    summary: dict[str, Any] = {}
+    lines = [f"| subset | variant | n | val RMSE | paired minus {reference} | wins |", "|---|---|---|---|---|---|"]
+    for (subset, name), vals in sorted(by.items()):
+        ref = by.get((subset, reference), {})
+        common = sorted(set(vals) & set(ref))
+        diffs = [vals[s] - ref[s] for s in common]
+        entry = {
+            "n": len(vals),
+            "mean": statistics.fmean(vals.values()),
+            "std": statistics.stdev(vals.values()) if len(vals) > 1 else 0.0,
+            "paired_n": len(diffs),
+            "paired_mean": statistics.fmean(diffs) if diffs else None,
+            "paired_std": statistics.stdev(diffs) if len(diffs) > 1 else None,
+            "wins": sum(d < 0 for d in diffs),
+            "seeds": {str(k): v for k, v in sorted(vals.items())},
+        }
+        summary.setdefault(subset, {})[name] = entry
+        paired = (
+            f"{entry['paired_mean']:+.2f} ± {entry['paired_std'] or 0:.2f} ({len(diffs)})" if diffs and name != reference else ""
+        )
+        wins = f"{entry['wins']}/{len(diffs)}" if paired else ""
+        lines.append(f"| {subset} | {name} | {entry['n']} | {entry['mean']:.2f} ± {entry['std']:.2f} | {paired} | {wins} |")
+    table = "\n".join(lines) + "\n"
+    result = {"reference": reference, "variants": {k: list(v) for k, v in VARIANTS.items()}, "summary": summary}
+    out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    out.with_suffix(".md").write_text(table, encoding="utf-8")
+    print(table)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments; run or merge."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/datasets/cmapss")
+    p.add_argument("--subset", action="append", dest="subsets")
+    p.add_argument("--variant", action="append", dest="variants", choices=sorted(VARIANTS))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--parts-dir", type=Path, default=ROOT / "benchmarks/results/rul_ablation_parts")
+    p.add_argument("--merge", action="store_true")
+    p.add_argument("--reference", default="L")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rul_ablation.json")
+    args = p.parse_args(argv)
+    if args.merge:
+        merge(args.parts_dir, args.reference, args.out)
+        return 0
+    run(args.data_dir, args.parts_dir, args.subsets or ["FD002"], args.variants or ["T", "L"], list(range(args.seeds)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,24 @@
+"""The per-subset default configurations build valid estimators for every model."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.pipeline import MODEL_NAMES, default_config, make_estimator
+
+
+@pytest.mark.parametrize("subset", ["FD001", "FD002", "FD003", "FD004"])
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_every_default_config_builds_its_estimator(subset: str, model: str) -> None:
+    cfg = default_config(subset, model)
+    est = make_estimator(model, **cfg["model"])
+    params = est.get_params()
+    assert {k: params[k] for k in cfg["model"]} == cfg["model"]
+    assert cfg["data"]["window"] >= 30
+
+
+def test_transformer_patches_tile_the_window() -> None:
+    """A patch length that does not divide the window would pad the oldest patch: the defaults avoid it."""
+    for subset in ("FD001", "FD002", "FD003", "FD004"):
+        cfg = default_config(subset, "transformer")
+        assert cfg["data"]["window"] % cfg["model"]["patch_len"] == 0, subset
