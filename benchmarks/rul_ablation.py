@@ -20,7 +20,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 
 def run(data_dir: Path, parts: Path, subsets: list[str], variants: list[str], seeds: list[int]) -> None:
     """Run every missing (seed, subset, variant), seed-major, claiming each by a lock file."""
-    from models.pipeline import train_cmapss
+    from models.benchmark import _one_run
 
     parts.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
@@ -63,17 +62,10 @@ def run(data_dir: Path, parts: Path, subsets: list[str], variants: list[str], se
                 except FileExistsError:
                     continue
                 try:
-                    t0 = time.perf_counter()
-                    res = train_cmapss(data_dir, subset, model=model, seed=seed, model_params=params, data_params=data)
-                    row = {
-                        "variant": name,
-                        "subset": subset,
-                        "seed": seed,
-                        "fit_seconds": time.perf_counter() - t0,
-                        "epochs": getattr(res.estimator, "n_epochs_", None),
-                        **res.metrics,
-                        "config": res.config,
-                    }
+                    row, _ = _one_run(
+                        data_dir, subset, model, seed, max_epochs=None, members=None, model_params=params, data_params=data
+                    )
+                    row["variant"] = name
                     path.write_text(json.dumps(row, indent=1, default=float), encoding="utf-8")
                     print(f"{subset} {name} s{seed}: val RMSE {row['val_rmse']:.2f} ({row['fit_seconds']:.0f} s)", flush=True)
                 finally:

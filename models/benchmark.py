@@ -41,14 +41,29 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _one_run(
-    data_dir: str | Path, subset: str, model: str, seed: int, *, max_epochs: int | None, members: int | None
+    data_dir: str | Path,
+    subset: str,
+    model: str,
+    seed: int,
+    *,
+    max_epochs: int | None,
+    members: int | None,
+    model_params: dict[str, Any] | None = None,
+    data_params: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Any]:
-    """Train and validate one (subset, model, seed); returns its result row and the training result."""
+    """Train and validate one (subset, model, seed); returns its result row and the training result.
+
+    ``model_params`` / ``data_params`` override the defaults (the ablation runner's variants).
+    """
     from models.pipeline import train_cmapss
 
     t0 = time.perf_counter()
-    extra = {"n_members": members} if members and model != "minirocket" else None
-    res = train_cmapss(data_dir, subset, model=model, seed=seed, max_epochs=max_epochs, model_params=extra)
+    extra = dict(model_params or {})
+    if members and model != "minirocket":
+        extra["n_members"] = members
+    res = train_cmapss(
+        data_dir, subset, model=model, seed=seed, max_epochs=max_epochs, model_params=extra, data_params=data_params
+    )
     run = {
         "subset": subset,
         "model": model,
