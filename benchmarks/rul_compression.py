@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/datasets/cmapss")
     p.add_argument("--weights-dir", type=Path, default=Path("/tmp/genedge_rul_artifacts"))
     p.add_argument("--shipped-dir", type=Path, default=ROOT / "models/shipped")
-    p.add_argument("--version", default="v3")
+    p.add_argument("--version", default="v5")
     p.add_argument("--subset", action="append", dest="subsets")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=200)
