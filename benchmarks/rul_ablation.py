@@ -10,14 +10,13 @@ initialisation are the same within a seed).
     python benchmarks/rul_ablation.py --subset FD002 --variant T --variant T_w50 ... \
         --parts-dir benchmarks/results/rul_ablation_parts
     python benchmarks/rul_ablation.py --parts-dir benchmarks/results/rul_ablation_parts --merge \
-        --reference L
+        --reference L_w50
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -45,7 +44,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 
 def run(data_dir: Path, parts: Path, subsets: list[str], variants: list[str], seeds: list[int]) -> None:
     """Run every missing (seed, subset, variant), seed-major, claiming each by a lock file."""
-    from models.benchmark import _one_run
+    from models.benchmark import _one_run, claim_part, write_part
 
     parts.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
@@ -53,22 +52,15 @@ def run(data_dir: Path, parts: Path, subsets: list[str], variants: list[str], se
             for name in variants:
                 model, data, params = VARIANTS[name]
                 path = parts / f"{subset}_{name}_s{seed}.json"
-                lock = path.with_suffix(".lock")
-                if path.exists():
-                    continue
-                try:
-                    os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-                except FileExistsError:
-                    continue
-                try:
+                with claim_part(path) as mine:
+                    if not mine:
+                        continue
                     row, _ = _one_run(
                         data_dir, subset, model, seed, max_epochs=None, members=None, model_params=params, data_params=data
                     )
                     row["variant"] = name
-                    path.write_text(json.dumps(row, indent=1, default=float), encoding="utf-8")
+                    write_part(path, row)
                     print(f"{subset} {name} s{seed}: val RMSE {row['val_rmse']:.2f} ({row['fit_seconds']:.0f} s)", flush=True)
-                finally:
-                    lock.unlink(missing_ok=True)
 
 
 def merge(parts: Path, reference: str, out: Path) -> dict[str, Any]:
@@ -116,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--parts-dir", type=Path, default=ROOT / "benchmarks/results/rul_ablation_parts")
     p.add_argument("--merge", action="store_true")
-    p.add_argument("--reference", default="L")
+    p.add_argument("--reference", default="L_w50")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rul_ablation.json")
     args = p.parse_args(argv)
     if args.merge:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +185,35 @@ def _part_path(parts_dir: Path, subset: str, model: str, seed: int) -> Path:
     return parts_dir / f"{subset}_{model}_s{seed}.json"
 
 
+@contextmanager
+def claim_part(path: Path) -> Iterator[bool]:
+    """Claim one part file for this process: ``True`` if it is to be run here.
+
+    ``False`` when the part is already on disk or another worker holds its exclusive ``.lock``
+    file; the lock is removed on exit, also when the run fails.
+    """
+    lock = path.with_suffix(".lock")
+    if path.exists():
+        yield False
+        return
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def write_part(path: Path, row: dict[str, Any]) -> None:
+    """Write one part file atomically (a reader never sees half of it)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row, indent=2, default=float) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
 def run_parts(
     data_dir: str | Path,
     parts_dir: str | Path,
@@ -204,7 +235,6 @@ def run_parts(
     Returns:
         The part files this call wrote.
     """
-    import os
 
     from models.minirocket import numba_available
 
@@ -218,15 +248,9 @@ def run_parts(
                     log(f"{subset}/minirocket: numba not installed, skipped")
                     continue
                 path = _part_path(parts, subset, model, seed)
-                lock = path.with_suffix(".lock")
-                if path.exists():
-                    continue
-                try:
-                    fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                except FileExistsError:
-                    continue
-                os.close(fd)
-                try:
+                with claim_part(path) as mine:
+                    if not mine:
+                        continue
                     run, _ = _one_run(data_dir, subset, model, seed, max_epochs=max_epochs, members=members)
                     run.update(
                         {
@@ -236,13 +260,9 @@ def run_parts(
                             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                         }
                     )
-                    tmp = path.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(run, indent=2, default=float) + "\n", encoding="utf-8")
-                    tmp.replace(path)
+                    write_part(path, run)
                     written.append(path)
                     log(f"{subset} {model} seed={seed} val_rmse={run['val_rmse']:.3f} ({run['fit_seconds']:.0f}s)")
-                finally:
-                    lock.unlink(missing_ok=True)
     return written
 
 

@@ -1,0 +1,27 @@
+"""Resumable benchmark parts: one worker claims a run; a finished or claimed part is skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.benchmark import claim_part, write_part
+
+
+def test_a_part_is_claimed_once_and_released_after_a_failure(tmp_path: Path) -> None:
+    part = tmp_path / "FD001_T_s0.json"
+    with claim_part(part) as first:
+        assert first
+        with claim_part(part) as second:
+            assert not second, "another worker holds the lock"
+    assert not part.with_suffix(".lock").exists()
+    with pytest.raises(RuntimeError), claim_part(part) as again:
+        assert again
+        raise RuntimeError("training failed")
+    assert not part.with_suffix(".lock").exists(), "a failed run leaves no stale lock"
+    write_part(part, {"val_rmse": 12.5})
+    assert json.loads(part.read_text(encoding="utf-8")) == {"val_rmse": 12.5}
+    with claim_part(part) as done:
+        assert not done, "a finished part is not run again"
