@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +41,49 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T_w80": ("transformer", {"window": 80}, {"patch_len": 8}),
     "L_w80": ("lstm", {"window": 80}, {}),
     "T_d64": ("transformer", {"window": 30}, {"patch_len": 3, "d_model": 64, "d_ff": 128}),
+    # 80-cycle probes: wider, deeper, finer-patched transformers; a wider LSTM for fairness
+    "T_w80_d64": ("transformer", {"window": 80}, {"patch_len": 8, "d_model": 64, "d_ff": 128}),
+    "T_w80_L3": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2}),
+    "T_w80_p4": ("transformer", {"window": 80}, {"patch_len": 4}),
+    "L_w80_h128": ("lstm", {"window": 80}, {"hidden_size": 128}),
 }
 
 
-def run(data_dir: Path, parts: Path, subsets: list[str], variants: list[str], seeds: list[int]) -> None:
-    """Run every missing (seed, subset, variant), seed-major, claiming each by a lock file."""
+def _device_name(accelerator: str) -> str:
+    if accelerator == "cpu":
+        return platform.processor() or platform.machine()
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else accelerator
+
+
+def run(
+    data_dir: Path,
+    parts: Path,
+    subsets: list[str],
+    variants: list[str],
+    seeds: list[int],
+    *,
+    accelerator: str = "cpu",
+    deadline: float | None = None,
+) -> None:
+    """Run every missing (seed, subset, variant), seed-major, claiming each by a lock file.
+
+    ``accelerator`` is Lightning's (a row records it and the device: GPU rows are not
+    bit-for-bit those of a CPU); no new run is claimed after ``deadline`` (Unix time).
+    """
     from models.benchmark import _one_run, claim_part, write_part
 
     parts.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         for subset in subsets:
             for name in variants:
+                if deadline is not None and time.time() > deadline:
+                    print("deadline reached: no new runs claimed", flush=True)
+                    return
                 model, data, params = VARIANTS[name]
+                if accelerator != "cpu":
+                    params = {**params, "accelerator": accelerator}
                 path = parts / f"{subset}_{name}_s{seed}.json"
                 with claim_part(path) as mine:
                     if not mine:
@@ -59,6 +92,8 @@ def run(data_dir: Path, parts: Path, subsets: list[str], variants: list[str], se
                         data_dir, subset, model, seed, max_epochs=None, members=None, model_params=params, data_params=data
                     )
                     row["variant"] = name
+                    row["accelerator"] = accelerator
+                    row["device"] = _device_name(accelerator)
                     write_part(path, row)
                     print(f"{subset} {name} s{seed}: val RMSE {row['val_rmse']:.2f} ({row['fit_seconds']:.0f} s)", flush=True)
 
@@ -110,11 +145,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merge", action="store_true")
     p.add_argument("--reference", default="L_w50")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rul_ablation.json")
+    p.add_argument("--accelerator", default="cpu", help="Lightning accelerator of the deep models (cpu, gpu)")
+    p.add_argument("--deadline", type=float, default=None, help="Unix time after which no new run is claimed")
     args = p.parse_args(argv)
     if args.merge:
         merge(args.parts_dir, args.reference, args.out)
         return 0
-    run(args.data_dir, args.parts_dir, args.subsets or ["FD002"], args.variants or ["T", "L"], list(range(args.seeds)))
+    run(
+        args.data_dir,
+        args.parts_dir,
+        args.subsets or ["FD002"],
+        args.variants or ["T", "L"],
+        list(range(args.seeds)),
+        accelerator=args.accelerator,
+        deadline=args.deadline,
+    )
     return 0
 
 
