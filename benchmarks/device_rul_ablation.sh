@@ -2,7 +2,8 @@
 # The RUL ablation (benchmarks/rul_ablation.py) on a borrowed GPU machine, in one time-boxed call.
 #
 # Nothing in the product or in CI needs this: it only runs the same resumable, lock-claimed
-# ablation with many workers at once. Expects, in the working tree:
+# ablation with many workers at once. Not yet run on a GPU (the machine was not lent when it was
+# written); its CPU fallback, snapshots and deadline were checked on a CPU-only machine. Expects, in the working tree:
 #   .devdata/cmapss.tgz  the C-MAPSS directory (tar of shared/datasets/cmapss)
 #   .whl/                wheels of what the machine lacks (pydantic and its needs), optional
 # and writes to $OUT (default /tmp/out): parts.tgz (new part files + worker logs), refreshed

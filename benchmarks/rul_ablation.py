@@ -41,7 +41,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T_w80": ("transformer", {"window": 80}, {"patch_len": 8}),
     "L_w80": ("lstm", {"window": 80}, {}),
     "T_d64": ("transformer", {"window": 30}, {"patch_len": 3, "d_model": 64, "d_ff": 128}),
-    # 80-cycle probes: wider, deeper, finer-patched transformers; a wider LSTM for fairness
+    # 80-cycle probes, not run yet (planned for a GPU machine, benchmarks/device_rul_ablation.sh):
+    # wider, deeper, finer-patched transformers; a wider LSTM for fairness
     "T_w80_d64": ("transformer", {"window": 80}, {"patch_len": 8, "d_model": 64, "d_ff": 128}),
     "T_w80_L3": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2}),
     "T_w80_p4": ("transformer", {"window": 80}, {"patch_len": 4}),

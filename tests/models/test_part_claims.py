@@ -25,3 +25,14 @@ def test_a_part_is_claimed_once_and_released_after_a_failure(tmp_path: Path) -> 
     assert json.loads(part.read_text(encoding="utf-8")) == {"val_rmse": 12.5}
     with claim_part(part) as done:
         assert not done, "a finished part is not run again"
+
+
+def test_the_ablation_claims_nothing_after_its_deadline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A time-boxed worker (``--deadline``) stops before claiming; no part, no lock is left behind."""
+    import time
+
+    from benchmarks.rul_ablation import run
+
+    run(tmp_path / "no-data", tmp_path / "parts", ["FD001"], ["T_w80", "L_w80"], [0, 1], deadline=time.time() - 1)
+    assert list((tmp_path / "parts").iterdir()) == []
+    assert "deadline reached" in capsys.readouterr().out
