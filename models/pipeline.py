@@ -69,17 +69,16 @@ _DEEP_RECIPE: dict[str, Any] = {
     "num_threads": 1,
 }
 _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "transformer": {"patch_len": 5, "conv_kernel": 0, "n_sensor_layers": 1, "d_model": 32, "n_layers": 2, **_DEEP_RECIPE},
+    "transformer": {"conv_kernel": 0, "n_sensor_layers": 1, "d_model": 32, "n_layers": 2, **_DEEP_RECIPE},
     # the same training recipe as the transformer
     "lstm": dict(_DEEP_RECIPE),
     "minirocket": {"num_kernels": 2000},
 }
-#: Per subset and model: overrides of the model defaults above (the transformer's patch length
-#: follows the window: 10 tokens).
-_SUBSET_MODEL_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
-    "FD001": {"transformer": {"patch_len": 8}},
-    "FD002": {"transformer": {"patch_len": 8}},
-}
+#: The transformer reads every default window as this many patch tokens (patch_len = window / 10:
+#: 5-cycle patches at 50 cycles, 8-cycle patches at 80).
+_TRANSFORMER_TOKENS = 10
+#: Per subset and model: overrides of the model defaults above (none at present).
+_SUBSET_MODEL_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 def registry_name(subset: str) -> str:
@@ -91,9 +90,12 @@ def default_config(subset: str, model: str = "transformer") -> dict[str, Any]:
     """Default data and model parameters for a subset."""
     if model not in MODEL_NAMES:
         raise ModelError(f"model must be one of {MODEL_NAMES}, got {model!r}")
+    data_cfg = dict(_DATA_DEFAULTS.get(subset, {"window": 50}))
     model_cfg = dict(_MODEL_DEFAULTS[model])
+    if model == "transformer":
+        model_cfg["patch_len"] = data_cfg["window"] // _TRANSFORMER_TOKENS
     model_cfg.update(_SUBSET_MODEL_OVERRIDES.get(subset, {}).get(model, {}))
-    return {"data": dict(_DATA_DEFAULTS.get(subset, {"window": 50})), "model": model_cfg}
+    return {"data": data_cfg, "model": model_cfg}
 
 
 def make_estimator(model: str, **params: Any) -> BaseRULEstimator:
