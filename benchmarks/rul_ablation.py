@@ -40,6 +40,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "L_w50": ("lstm", {"window": 50}, {}),
     "T_w80": ("transformer", {"window": 80}, {"patch_len": 8}),
     "L_w80": ("lstm", {"window": 80}, {}),
+    # the same two again, to see how much the device (GPU vs CPU) moves a row
+    "T_w80_rep": ("transformer", {"window": 80}, {"patch_len": 8}),
+    "L_w80_rep": ("lstm", {"window": 80}, {}),
     "T_d64": ("transformer", {"window": 30}, {"patch_len": 3, "d_model": 64, "d_ff": 128}),
     # 80-cycle probes, not run yet (planned for a GPU machine, benchmarks/device_rul_ablation.sh):
     # wider, deeper, finer-patched transformers; a wider LSTM for fairness
