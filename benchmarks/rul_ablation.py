@@ -44,7 +44,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T_w80_rep": ("transformer", {"window": 80}, {"patch_len": 8}),
     "L_w80_rep": ("lstm", {"window": 80}, {}),
     "T_d64": ("transformer", {"window": 30}, {"patch_len": 3, "d_model": 64, "d_ff": 128}),
-    # 80-cycle probes, not run yet (planned for a GPU machine, benchmarks/device_rul_ablation.sh):
+    # 80-cycle probes (run on a GPU machine, benchmarks/device_rul_ablation.sh; T_w80_L3 is the FD004 default):
     # wider, deeper, finer-patched transformers; a wider LSTM for fairness
     "T_w80_d64": ("transformer", {"window": 80}, {"patch_len": 8, "d_model": 64, "d_ff": 128}),
     "T_w80_L3": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2}),
