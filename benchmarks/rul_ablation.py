@@ -30,7 +30,8 @@ if str(ROOT) not in sys.path:
 
 #: name -> (model, data overrides, model overrides); every override is explicit, so a variant
 #: keeps its meaning when the defaults change. The rows of T, L and M were copied from
-#: results/rul_cmapss_parts (the same runs: training is deterministic for a seed).
+#: results/rul_cmapss_w30_parts (the same runs: training is deterministic for a seed). The runs at
+#: the current defaults were copied the other way, into results/rul_cmapss_parts.
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T": ("transformer", {"window": 30}, {"patch_len": 3}),
     "L": ("lstm", {"window": 30}, {}),
