@@ -142,8 +142,8 @@ class PhysicsVAEModule(pl.LightningModule):
         n_steps: int = 500,
         learning_rate: float = 3e-3,
         env_band: tuple[float, float] = (2000.0, 5500.0),
-        max_slip: float = 0.01,
-        max_jitter: float = 0.03,
+        max_slip: float = 0.005,
+        max_jitter: float = 0.01,
         measurement_snr_db: float | None = None,
         shaft_hz: float | None = None,
     ) -> None:
@@ -189,6 +189,8 @@ class PhysicsVAEModule(pl.LightningModule):
         # per-class log amplitude gain of the vibration spectrum, set after training by
         # :meth:`calibrate_spectrum` (zero: the decoder's spectrum as it is)
         self.register_buffer("eq", torch.zeros(int(self.cond.shape[0]), n_channels, length // 2 + 1))
+        # per-class log gain of the impacts relative to the background (0: as trained)
+        self.register_buffer("imp_gain", torch.zeros(int(self.cond.shape[0])))
 
     # ------------------------------------------------------------------ decoder -> signal
     def _params(self, z: torch.Tensor, c: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -249,7 +251,8 @@ class PhysicsVAEModule(pl.LightningModule):
         s = torch.complex(d[:, :, None].expand(-1, -1, n_bins), w[None, None, :].expand(B, w_r.shape[1], -1))
         H = w_r[:, :, None] / (s**2 + (w_r**2)[:, :, None]) * fs / math.sqrt(L)  # (B, K, F), "ortho" scaling
         Hc = torch.einsum("bck,bkf->bcf", p["mode_amp"].to(H.dtype), H)  # (B, C, F)
-        impacts = Hc * train[:, None, :] * (p["amp"] * has[:, None])[:, :, None]
+        # imp_gain: the per-class impact level set after training by PhysicsVAE's line calibration
+        impacts = Hc * train[:, None, :] * (p["amp"] * (has * torch.exp(self.imp_gain[ci]))[:, None])[:, :, None]
         # background: Gaussian noise shaped by the learned amplitude spectrum
         gains = F.interpolate(p["noise"], size=n_bins, mode="linear", align_corners=True)
         noise = torch.exp(gains) * torch.complex(randn(B, C, n_bins), randn(B, C, n_bins)) / math.sqrt(2.0)
