@@ -58,8 +58,8 @@ class PhysicsVAE(TorchGenerator):
             :meth:`synth._physics.PhysicsVAEModule.calibrate_spectrum`); 0 switches it off.
         line_calibration: after the equaliser, set each fault class's impact level so that its
             envelope line at the defect frequency is as prominent as in its training windows
-            (measured alike, see :meth:`calibrate_lines`); classes whose training windows show no
-            line keep the trained level.
+            (both read off mean envelope spectra of as many windows, as the quality gate does);
+            classes whose training windows show no line keep the trained level.
         n_steps: training batches.
         batch_size: windows per batch (class-balanced).
         random_roll: random circular shifts of training windows.
@@ -147,7 +147,7 @@ class PhysicsVAE(TorchGenerator):
         seed = 0 if self.random_state is None else int(self.random_state)
         bands = int(self.calibration_bands)
         fs = float(self.fs)
-        for c in np.unique(ci).tolist():
+        for c in np.unique(ci).tolist():  # each fault class with a defect frequency, one at a time
             f0 = float(net.kin[c, 0])
             if f0 <= 0:
                 continue
@@ -158,7 +158,7 @@ class PhysicsVAE(TorchGenerator):
             if abs(f_real / f0 - 1) > tolerance or p_real < min_prominence:
                 continue  # no line in the training windows to match
             n_real = real.shape[0]
-            best: tuple[float, float] | None = None
+            errors = []
             for g in self._LINE_GAINS:
                 net.imp_gain[c] = g
                 if bands > 0:
@@ -168,11 +168,8 @@ class PhysicsVAE(TorchGenerator):
                 _, amp_s = envelope_spectra(w.numpy(), fs, nfft=8192)
                 groups = amp_s[: (n_synth // n_real) * n_real].reshape(-1, n_real, *amp_s.shape[1:]).mean(axis=(1, 2))
                 p_syn = float(np.median([peak_frequency(freqs, a, lo, hi)[1] for a in groups]))
-                err = abs(np.log(p_syn / p_real))
-                if best is None or err < best[0]:
-                    best = (err, g)
-            assert best is not None
-            net.imp_gain[c] = best[1]
+                errors.append(abs(np.log(p_syn / p_real)))
+            net.imp_gain[c] = self._LINE_GAINS[int(np.argmin(errors))]
             if bands > 0:
                 net.eq[c] = 0.0
                 net.calibrate_spectrum(torch.as_tensor(real), torch.full((n_real,), c), n_bands=bands, seed=seed)

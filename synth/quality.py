@@ -265,7 +265,6 @@ class QualityGate:
                                "passed": bool(err <= tol and p_syn >= 0.5 * p_real)}
         return out
 
-
     @staticmethod
     def _matched_prominence(freqs: NDArray[np.float64], amp: NDArray[np.float64], n_real: int, lo: float, hi: float,
                             pooled: float) -> float:
