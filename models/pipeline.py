@@ -50,7 +50,7 @@ VARIANTS = ("fp32", "int8-dynamic", "int8-compact", "int8-static", "fp16", "int4
 #: left-padded with their first cycle, as the early training windows are.
 #: 80-cycle windows (8-cycle patches, still 10 tokens) lowered the transformer's validation RMSE
 #: again on FD001 and FD002 (paired over 5 split seeds: -0.42 +- 0.48 and -0.33 +- 0.99, 4 of 5
-#: seeds each); on FD003 and FD004 they did not (-0.13 +- 0.76 and +0.12 +- 0.58), so those stay at 50.
+#: seeds each); on FD003 and FD004 they did not (-0.13 +- 0.76 and +0.12 +- 0.58), so FD003 stays at 50.
 #: FD004 moved to 80 cycles with a deeper transformer (3 time layers, 2 sensor layers; see
 #: _SUBSET_MODEL_OVERRIDES): -0.59 +- 0.76 against 50 cycles (4 of 5 seeds), and the LSTM gains
 #: -0.80 +- 0.61 from 80 cycles there too (runs on a GPU, results/rul_ablation_w80.md).

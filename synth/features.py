@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
 
-__all__ = ["classical_features", "envelope_spectra", "peak_frequency"]
+__all__ = ["classical_features", "envelope_spectra", "matched_line_prominence", "peak_frequency"]
 
 
 def _time_stats(X: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -130,3 +130,28 @@ def peak_frequency(freqs: NDArray[np.float64], amp: NDArray[np.float64], f_lo: f
             f += float(0.5 * (y0 - y2) / denom * (freqs[1] - freqs[0]))
     floor = float(np.median(amp[(freqs > 0) & (freqs <= 3 * f_hi)])) + 1e-30
     return f, float(amp[i] / floor)
+
+
+def matched_line_prominence(freqs: NDArray[np.float64], amp: NDArray[np.float64], n_group: int, f_lo: float,
+                            f_hi: float) -> float:
+    """Line prominence of many windows' envelope spectra ``amp`` measured like that of ``n_group`` windows.
+
+    A reference read off the mean spectrum of one or two windows rides on their noise, a mean over
+    hundreds does not; so the windows are averaged in groups of ``n_group`` and the median of the
+    groups' :func:`peak_frequency` prominences is returned (the pooled mean's prominence when there
+    are fewer than two groups).
+
+    Args:
+        freqs: frequencies of ``amp``'s last axis.
+        amp: ``(n, channels, bins)`` envelope amplitude spectra (see :func:`envelope_spectra`).
+        n_group: windows per group (the reference's window count).
+        f_lo: lower end of the peak search (Hz).
+        f_hi: upper end of the peak search (Hz).
+    """
+    n_group = max(1, int(n_group))
+    n_groups = amp.shape[0] // n_group
+    if n_groups < 2:
+        return peak_frequency(freqs, amp.mean(axis=(0, 1)), f_lo, f_hi)[1]
+    groups = amp[: n_groups * n_group].reshape(n_groups, n_group, *amp.shape[1:]).mean(axis=(1, 2))
+    return float(np.median([peak_frequency(freqs, g, f_lo, f_hi)[1] for g in groups]))
+

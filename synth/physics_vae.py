@@ -141,7 +141,8 @@ class PhysicsVAE(TorchGenerator):
 
     def _calibrate_lines(self, X: NDArray[np.float32], ci: NDArray[np.int64], *, search: float = 0.15,
                          tolerance: float = 0.03, min_prominence: float = 2.0, n_synth: int = 64) -> None:
-        from synth.features import envelope_spectra, peak_frequency
+        # search / tolerance / min_prominence: the quality gate's defaults, so a line counts where the gate assesses it
+        from synth.features import envelope_spectra, matched_line_prominence, peak_frequency
 
         net = self.net_
         seed = 0 if self.random_state is None else int(self.random_state)
@@ -158,21 +159,19 @@ class PhysicsVAE(TorchGenerator):
             if abs(f_real / f0 - 1) > tolerance or p_real < min_prominence:
                 continue  # no line in the training windows to match
             n_real = real.shape[0]
-            errors = []
+            errors, eqs = [], []
             for g in self._LINE_GAINS:
                 net.imp_gain[c] = g
-                if bands > 0:
+                if bands > 0:  # re-equalise: the impacts' level moves the class's band powers
                     net.eq[c] = 0.0
                     net.calibrate_spectrum(torch.as_tensor(real), torch.full((n_real,), c), n_bands=bands, seed=seed)
+                eqs.append(net.eq[c].clone())
                 w = net.generate(torch.full((n_synth,), c, dtype=torch.long), torch.Generator().manual_seed(seed + 1))
                 _, amp_s = envelope_spectra(w.numpy(), fs, nfft=8192)
-                groups = amp_s[: (n_synth // n_real) * n_real].reshape(-1, n_real, *amp_s.shape[1:]).mean(axis=(1, 2))
-                p_syn = float(np.median([peak_frequency(freqs, a, lo, hi)[1] for a in groups]))
-                errors.append(abs(np.log(p_syn / p_real)))
-            net.imp_gain[c] = self._LINE_GAINS[int(np.argmin(errors))]
-            if bands > 0:
-                net.eq[c] = 0.0
-                net.calibrate_spectrum(torch.as_tensor(real), torch.full((n_real,), c), n_bands=bands, seed=seed)
+                errors.append(abs(np.log(matched_line_prominence(freqs, amp_s, n_real, lo, hi) / p_real)))
+            best = int(np.argmin(errors))
+            net.imp_gain[c] = self._LINE_GAINS[best]
+            net.eq[c] = eqs[best]
 
     def _equalise(self, X: NDArray[np.float32], ci: NDArray[np.int64], n_bands: int) -> None:
         self.net_.eq.zero_()

@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from core.errors import ModelError
 from synth.base import BaseGenerator
-from synth.features import classical_features, envelope_spectra, peak_frequency
+from synth.features import classical_features, envelope_spectra, matched_line_prominence, peak_frequency
 
 __all__ = ["QualityGate", "QualityReport", "mmd_rbf"]
 
@@ -255,7 +255,8 @@ class QualityGate:
             _, as_ = envelope_spectra(Xs[ys == label], self.fs, nfft=8192)
             f_real, p_real = peak_frequency(fr, ar.mean(axis=(0, 1)), lo, hi)
             f_syn, p_syn_pooled = peak_frequency(fr, as_.mean(axis=(0, 1)), lo, hi)
-            p_syn = self._matched_prominence(fr, as_, int(ar.shape[0]), lo, hi, p_syn_pooled)
+            # measured like the real one: a line read off one or two windows rides on their noise
+            p_syn = matched_line_prominence(fr, as_, int(ar.shape[0]), lo, hi)
             assessed = abs(f_real / f0 - 1) <= tol and p_real >= self.min_prominence
             err = abs(f_syn / f_real - 1)
             out[str(label)] = {"expected_hz": round(f0, 2), "real_hz": round(f_real, 2), "synthetic_hz": round(f_syn, 2),
@@ -264,24 +265,6 @@ class QualityGate:
                                "relative_error": round(err, 4), "assessed": bool(assessed),
                                "passed": bool(err <= tol and p_syn >= 0.5 * p_real)}
         return out
-
-    @staticmethod
-    def _matched_prominence(freqs: NDArray[np.float64], amp: NDArray[np.float64], n_real: int, lo: float, hi: float,
-                            pooled: float) -> float:
-        """Line prominence of the synthetic windows measured like the real reference's.
-
-        The real prominence comes from the mean envelope spectrum of ``n_real`` windows (one or two
-        in a few-shot setting); the peak of a mean over few windows rides on its noise, a mean over
-        hundreds does not, so the pooled synthetic prominence would be compared with a noisier,
-        upward-biased reference. The synthetic windows are therefore averaged in groups of
-        ``n_real`` too, and the median prominence over the groups is returned (the pooled value
-        when there are fewer than two groups).
-        """
-        n_groups = amp.shape[0] // max(1, n_real)
-        if n_groups < 2:
-            return pooled
-        groups = amp[: n_groups * n_real].reshape(n_groups, n_real, *amp.shape[1:]).mean(axis=(1, 2))
-        return float(np.median([peak_frequency(freqs, g, lo, hi)[1] for g in groups]))
 
 
 def plot_comparison(Xr: NDArray[np.float64], yr: NDArray[np.int64], Xs: NDArray[np.float64], ys: NDArray[np.int64],
