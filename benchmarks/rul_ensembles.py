@@ -1,0 +1,237 @@
+"""Ensemble against ensemble: the shipped transformer vs an LSTM seed ensemble trained the same way.
+
+The shipped C-MAPSS models are 5-network seed ensembles of the transformer (split seed 0). The
+single-network ablation (``results/rul_ablation_w80.md``) left transformer vs LSTM tied within
+noise, so this runs the comparison at the level that ships:
+
+* per subset, the LSTM configuration with the lowest 5-seed mean validation RMSE in the ablation
+  (the same selection by validation that set the transformer's defaults), read from
+  ``results/rul_ablation_w80.json``;
+* trained as a 5-network seed ensemble on split seed 0, i.e. the shipped transformer's split,
+  recipe (epochs, EMA, noise, early stopping) and conformal calibration;
+* both ensembles scored on the same validation cuts: the transformer through its shipped ONNX
+  file (int8), the LSTM through its fp32 torch network (its best case) and its exported ONNX;
+  the paired RMSE difference gets a 95 % bootstrap interval over validation units;
+* the LSTM ensemble is registered in ``results/rul_baselines`` (``cmapss-FD00X-lstm``) so that a
+  test set with truth can score it too: ``genedge rul evaluate --model
+  benchmarks/results/rul_baselines/cmapss-FD00X-lstm --subset FD00X --data-dir DIR``.
+
+Run (one subset per process; parts are merged)::
+
+    python benchmarks/rul_ensembles.py --subset FD001 --subset FD003
+    python benchmarks/rul_ensembles.py --subset FD004
+    python benchmarks/rul_ensembles.py --merge
+
+Writes ``results/rul_ensembles_parts/<subset>.json`` and, on ``--merge``,
+``results/rul_ensembles.json`` plus its Markdown table (``.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results"
+ABLATION = RESULTS / "rul_ablation_w80.json"
+PARTS = RESULTS / "rul_ensembles_parts"
+BASELINES = RESULTS / "rul_baselines"
+SHIPPED = ROOT / "models" / "shipped"
+MEMBERS = 5
+SPLIT_SEED = 0
+N_BOOT = 2000
+
+
+def select_lstm(subset: str, ablation: Path = ABLATION) -> tuple[str, dict[str, Any], dict[str, Any], float]:
+    """The LSTM ablation variant with the lowest mean validation RMSE on ``subset`` (5 seeds each).
+
+    Returns ``(variant, data_params, model_params, mean_val_rmse)``.
+    """
+    from benchmarks.rul_ablation import VARIANTS
+
+    summary = json.loads(ablation.read_text(encoding="utf-8"))["summary"][subset]
+    candidates = {
+        name: row["mean"]
+        for name, row in summary.items()
+        if name in VARIANTS and VARIANTS[name][0] == "lstm" and not name.endswith("_rep") and row["n"] >= 5
+    }
+    best = min(candidates, key=candidates.__getitem__)
+    _, data, params = VARIANTS[best]
+    return best, dict(data), dict(params), float(candidates[best])
+
+
+def bootstrap_diff(
+    y: np.ndarray, a: np.ndarray, b: np.ndarray, units: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0
+) -> dict[str, float]:
+    """RMSE(a) - RMSE(b) on the same cuts, with a 95 % bootstrap interval resampling whole units."""
+    from models.metrics import rmse
+
+    uniq = np.unique(units)
+    idx = {u: np.flatnonzero(units == u) for u in uniq}
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_boot)
+    for i in range(n_boot):
+        take = np.concatenate([idx[u] for u in rng.choice(uniq, size=uniq.size, replace=True)])
+        diffs[i] = rmse(y[take], a[take]) - rmse(y[take], b[take])
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    per_unit = np.array([rmse(y[idx[u]], a[idx[u]]) < rmse(y[idx[u]], b[idx[u]]) for u in uniq])
+    return {
+        "diff": float(rmse(y, a) - rmse(y, b)),
+        "ci95_low": float(lo),
+        "ci95_high": float(hi),
+        "p_boot_diff_ge_0": float(np.mean(diffs >= 0.0)),
+        "units_a_better": int(per_unit.sum()),
+        "n_units": int(uniq.size),
+    }
+
+
+def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, register: bool = True) -> dict[str, Any]:
+    """Train the LSTM ensemble of ``subset``, score it and the shipped transformer on the same cuts."""
+    from models.benchmark import _one_run
+    from models.metrics import phm08_score, rmse
+    from models.pipeline import register_result
+    from models.registry import ModelRegistry, git_commit
+    from models.runtime import OnnxRULPredictor
+
+    variant, data_params, model_params, ablation_mean = select_lstm(subset)
+    t0 = time.perf_counter()
+    run, res = _one_run(
+        data_dir,
+        subset,
+        "lstm",
+        SPLIT_SEED,
+        max_epochs=max_epochs,
+        members=MEMBERS,
+        model_params=model_params,
+        data_params=data_params,
+    )
+    fit_seconds = time.perf_counter() - t0
+    dm = res.datamodule
+    y, units = np.asarray(dm.y_val, dtype=np.float64), np.asarray(dm.val_cut_units)
+    lstm_pred = np.asarray(res.estimator.predict(dm.X_val), dtype=np.float64)
+
+    shipped = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}")
+    card = shipped.card
+    if card["dataset"]["val_units"] != dm.val_units.tolist():
+        raise RuntimeError(f"{subset}: the LSTM's validation units differ from the shipped transformer's")
+    if card["preprocessing"]["window"] != dm.window:
+        raise RuntimeError(f"{subset}: windows differ (transformer {card['preprocessing']['window']}, LSTM {dm.window})")
+    tf_pred = np.asarray(OnnxRULPredictor(shipped.model_path, card).predict_windows(dm.X_val), dtype=np.float64)
+    tf_rmse = rmse(y, tf_pred)
+    if abs(tf_rmse - card["metrics"]["val_rmse_onnx"]) > 1e-3:
+        raise RuntimeError(
+            f"{subset}: shipped transformer scores {tf_rmse:.4f} here, its card says {card['metrics']['val_rmse_onnx']:.4f}"
+        )
+
+    row: dict[str, Any] = {
+        "subset": subset,
+        "lstm_variant": variant,
+        "lstm_ablation_mean_val_rmse": ablation_mean,
+        "lstm_config": res.config,
+        "lstm_fit_seconds": fit_seconds,
+        "lstm_epochs": run["epochs"],
+        "lstm_val_rmse": rmse(y, lstm_pred),
+        "lstm_val_score": phm08_score(y, lstm_pred),
+        "lstm_val_coverage_cross": run.get("val_coverage_cross"),
+        "transformer_version": shipped.version,
+        "transformer_variant": card["variant"],
+        "transformer_val_rmse": tf_rmse,
+        "transformer_val_score": phm08_score(y, tf_pred),
+        "transformer_val_coverage_cross": card["metrics"].get("val_coverage_cross"),
+        "transformer_minus_lstm": bootstrap_diff(y, tf_pred, lstm_pred, units),
+        "n_cuts": int(y.size),
+        "predictions": {
+            "y": y.tolist(),
+            "unit": units.tolist(),
+            "transformer": tf_pred.round(4).tolist(),
+            "lstm": lstm_pred.round(4).tolist(),
+        },
+        "max_epochs_override": max_epochs,
+        "git_commit": git_commit(ROOT),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+    }
+    if register:
+        mv = register_result(res, BASELINES, variant="int8-dynamic", promote=True, name=f"cmapss-{subset}-lstm")
+        row["lstm_registered"] = {
+            "path": str(mv.path.relative_to(ROOT)) if mv.path.is_relative_to(ROOT) else str(mv.path),
+            "variant": "int8-dynamic",
+            "val_rmse_onnx": mv.card["metrics"]["val_rmse_onnx"],
+            "size_bytes": mv.card["model_size_bytes"],
+        }
+    return row
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The README table."""
+    lines = [
+        "| subset | transformer (shipped, int8) | LSTM ensemble (config) | LSTM int8 ONNX | T - L [95% CI] | units T better |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        d = r["transformer_minus_lstm"]
+        onnx = r.get("lstm_registered", {}).get("val_rmse_onnx")
+        lines.append(
+            f"| {r['subset']} | {r['transformer_val_rmse']:.2f} ({r['transformer_version']}) "
+            f"| {r['lstm_val_rmse']:.2f} ({r['lstm_variant']}) | {'' if onnx is None else f'{onnx:.2f}'} "
+            f"| {d['diff']:+.2f} [{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}] | {d['units_a_better']}/{d['n_units']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def merge(parts: Path = PARTS, out: Path = RESULTS / "rul_ensembles.json") -> dict[str, Any]:
+    """Merge the per-subset parts into one result file and its Markdown table."""
+    rows = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(parts.glob("FD00*.json"))]
+    result = {
+        "protocol": (
+            f"split seed {SPLIT_SEED} (the shipped models' split), {MEMBERS}-network seed ensembles, validation "
+            "units truncated like the test set (5 cuts each), RUL cap 125; difference = RMSE(transformer) - "
+            f"RMSE(LSTM) on the same cuts, 95% bootstrap interval over units ({N_BOOT} resamples)"
+        ),
+        "rows": rows,
+    }
+    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown(rows), encoding="utf-8")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run subsets (one part file each) or merge the parts."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/datasets/cmapss")
+    p.add_argument("--subset", action="append", dest="subsets")
+    p.add_argument("--max-epochs", type=int, default=None, help="reduced runs only")
+    p.add_argument("--no-register", action="store_true")
+    p.add_argument("--merge", action="store_true")
+    args = p.parse_args(argv)
+    if args.merge:
+        res = merge()
+        print(markdown(res["rows"]), end="")
+        return 0
+    PARTS.mkdir(parents=True, exist_ok=True)
+    for subset in args.subsets or ["FD001", "FD002", "FD003", "FD004"]:
+        row = run_subset(args.data_dir, subset, max_epochs=args.max_epochs, register=not args.no_register)
+        (PARTS / f"{subset}.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+        d = row["transformer_minus_lstm"]
+        print(
+            f"{subset}: transformer {row['transformer_val_rmse']:.2f} vs LSTM {row['lstm_val_rmse']:.2f} "
+            f"({row['lstm_variant']}), diff {d['diff']:+.2f} [{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}] "
+            f"({row['lstm_fit_seconds']:.0f}s)",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

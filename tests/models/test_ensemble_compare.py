@@ -1,0 +1,75 @@
+"""The ensemble comparison picks the LSTM by validation and bootstraps whole units."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.rul_ensembles import bootstrap_diff, markdown, select_lstm
+
+
+def _row(mean: float, n: int = 5) -> dict[str, float]:
+    return {"mean": mean, "n": n}
+
+
+def test_select_lstm_takes_the_lowest_lstm_mean_with_five_seeds(tmp_path: Path) -> None:
+    summary = {
+        "FD004": {
+            "T_w80": _row(10.0),  # a transformer: never a candidate
+            "L_w80": _row(13.7),
+            "L_w80_h128": _row(13.4),
+            "L_w80_rep": _row(13.0),  # a device-repeat copy: not a configuration of its own
+            "L_w50": _row(12.0, n=3),  # too few seeds
+        }
+    }
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps({"summary": summary}), encoding="utf-8")
+
+    name, data, params, mean = select_lstm("FD004", path)
+
+    assert name == "L_w80_h128"
+    assert data == {"window": 80} and params == {"hidden_size": 128}
+    assert mean == pytest.approx(13.4)
+
+
+def test_bootstrap_diff_is_negative_when_a_is_better_on_every_unit() -> None:
+    rng = np.random.default_rng(0)
+    units = np.repeat(np.arange(10), 5)
+    y = rng.uniform(0, 125, units.size)
+    a = y + rng.normal(0, 5, y.size)
+    b = y + rng.normal(0, 15, y.size)
+
+    d = bootstrap_diff(y, a, b, units, n_boot=300)
+
+    assert d["diff"] < 0 and d["ci95_low"] <= d["diff"] <= d["ci95_high"] < 0
+    assert d["p_boot_diff_ge_0"] == 0.0
+    assert d["n_units"] == 10 and d["units_a_better"] >= 8
+
+
+def test_bootstrap_diff_interval_straddles_zero_for_the_same_predictor() -> None:
+    rng = np.random.default_rng(1)
+    units = np.repeat(np.arange(20), 5)
+    y = rng.uniform(0, 125, units.size)
+    a = y + rng.normal(0, 10, y.size)
+    b = a + rng.normal(0, 0.5, y.size)  # practically the same predictions
+
+    d = bootstrap_diff(y, a, b, units, n_boot=300)
+
+    assert d["ci95_low"] < 0 < d["ci95_high"]
+    assert abs(d["diff"]) < 1.0
+
+
+def test_markdown_row_shows_the_paired_difference_and_interval() -> None:
+    row = {
+        "subset": "FD001",
+        "transformer_val_rmse": 9.11,
+        "transformer_version": "v6",
+        "lstm_val_rmse": 10.5,
+        "lstm_variant": "L_w80",
+        "lstm_registered": {"val_rmse_onnx": 10.52},
+        "transformer_minus_lstm": {"diff": -1.39, "ci95_low": -2.5, "ci95_high": -0.3, "units_a_better": 14, "n_units": 20},
+    }
+    assert "| FD001 | 9.11 (v6) | 10.50 (L_w80) | 10.52 | -1.39 [-2.50, -0.30] | 14/20 |" in markdown([row])
