@@ -77,7 +77,7 @@ def run(
     ``accelerator`` is Lightning's (a row records it and the device: GPU rows are not
     bit-for-bit those of a CPU); no new run is claimed after ``deadline`` (Unix time).
     """
-    from models.benchmark import _one_run, claim_part, write_part
+    from models.benchmark import claim_part, one_run, write_part
 
     parts.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
@@ -93,7 +93,7 @@ def run(
                 with claim_part(path) as mine:
                     if not mine:
                         continue
-                    row, _ = _one_run(
+                    row, _ = one_run(
                         data_dir, subset, model, seed, max_epochs=None, members=None, model_params=params, data_params=data
                     )
                     row["variant"] = name

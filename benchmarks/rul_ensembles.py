@@ -98,7 +98,7 @@ def bootstrap_diff(
 
 def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, register: bool = True) -> dict[str, Any]:
     """Train the LSTM ensemble of ``subset``, score it and the shipped transformer on the same cuts."""
-    from models.benchmark import _one_run
+    from models.benchmark import one_run
     from models.metrics import phm08_score, rmse
     from models.pipeline import register_result
     from models.registry import ModelRegistry, git_commit
@@ -106,7 +106,7 @@ def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, re
 
     variant, data_params, model_params, ablation_mean = select_lstm(subset)
     t0 = time.perf_counter()
-    run, res = _one_run(
+    run, res = one_run(
         data_dir,
         subset,
         "lstm",

@@ -17,7 +17,7 @@ import numpy as np
 
 from models.registry import git_commit
 
-__all__ = ["markdown_table", "merge_parts", "run_benchmark", "run_parts", "summarize"]
+__all__ = ["markdown_table", "merge_parts", "one_run", "run_benchmark", "run_parts", "summarize"]
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -42,7 +42,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _one_run(
+def one_run(
     data_dir: str | Path,
     subset: str,
     model: str,
@@ -132,7 +132,7 @@ def run_benchmark(
                 skipped.append(f"{subset}/minirocket: numba not installed")
                 continue
             for seed in seeds:
-                run, res = _one_run(data_dir, subset, model, seed, max_epochs=max_epochs, members=members)
+                run, res = one_run(data_dir, subset, model, seed, max_epochs=max_epochs, members=members)
                 runs.append(run)
                 log(f"{subset} {model} seed={seed} val_rmse={run['val_rmse']:.3f} ({run['fit_seconds']:.0f}s)")
                 if model == "transformer" and seed == seeds[0] and ship_dir is not None:
@@ -251,7 +251,7 @@ def run_parts(
                 with claim_part(path) as mine:
                     if not mine:
                         continue
-                    run, _ = _one_run(data_dir, subset, model, seed, max_epochs=max_epochs, members=members)
+                    run, _ = one_run(data_dir, subset, model, seed, max_epochs=max_epochs, members=members)
                     run.update(
                         {
                             "max_epochs_override": max_epochs,
