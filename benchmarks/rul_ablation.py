@@ -51,6 +51,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T_w80_L3": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2}),
     "T_w80_p4": ("transformer", {"window": 80}, {"patch_len": 4}),
     "L_w80_h128": ("lstm", {"window": 80}, {"hidden_size": 128}),
+    # FD004/FD002 probes on a CPU (session 8): the FD004 transformer wider, or trained slower
+    "T_w80_L3_d64": (
+        "transformer",
+        {"window": 80},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "d_model": 64, "d_ff": 128},
+    ),
+    "T_w80_L3_slow": (
+        "transformer",
+        {"window": 80},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "learning_rate": 5e-4, "max_epochs": 40, "patience": 10},
+    ),
+    # a longer window (still 10 tokens); an LSTM at 120 cycles would be needed before any claim
+    "T_w120_L3": ("transformer", {"window": 120}, {"patch_len": 12, "n_layers": 3, "n_sensor_layers": 2}),
 }
 
 
