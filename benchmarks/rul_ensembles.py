@@ -21,6 +21,7 @@ Run (one subset per process; parts are merged)::
     python benchmarks/rul_ensembles.py --subset FD001 --subset FD003
     python benchmarks/rul_ensembles.py --subset FD004
     python benchmarks/rul_ensembles.py --merge
+    python benchmarks/rul_ensembles.py --test-dir DIR   # both on test_/RUL_ files, no training
 
 Writes ``results/rul_ensembles_parts/<subset>.json`` and, on ``--merge``,
 ``results/rul_ensembles.json`` plus its Markdown table (``.md``).
@@ -173,6 +174,70 @@ def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, re
     return row
 
 
+def compare_on_test(
+    test_dir: Path, subsets: list[str], *, shipped: Path = SHIPPED, baselines: Path = BASELINES
+) -> dict[str, Any]:
+    """Score the shipped transformer and the committed LSTM ensemble on C-MAPSS test files with truth.
+
+    For every subset whose ``test_FD00X.txt`` and ``RUL_FD00X.txt`` are both in ``test_dir`` (the
+    kept-back acceptance data, for instance): each model's RMSE, PHM08 score and interval coverage
+    exactly as ``genedge rul evaluate`` reports them, and the paired difference with a bootstrap
+    interval over test units (one cut per unit). Subsets without both files are listed as skipped.
+    """
+    from models.evaluation import evaluate_predictor, load_test_units, load_truth
+    from models.registry import ModelRegistry
+    from models.runtime import OnnxRULPredictor
+
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for subset in subsets:
+        if not all((test_dir / f"{kind}_{subset}.txt").is_file() for kind in ("test", "RUL")):
+            skipped.append(subset)
+            continue
+        units = load_test_units(test_dir, subset)
+        truth = load_truth(test_dir, subset)
+        versions = {
+            "transformer": ModelRegistry(shipped).promoted(f"cmapss-{subset}"),
+            "lstm": ModelRegistry(baselines).promoted(f"cmapss-{subset}-lstm"),
+        }
+        models = {name: OnnxRULPredictor(mv.model_path, mv.card) for name, mv in versions.items()}
+        preds = {name: np.asarray(m.predict_units(units)[0], dtype=np.float64) for name, m in models.items()}
+        capped = np.minimum(truth, models["transformer"].rul_cap)
+        row: dict[str, Any] = {"subset": subset, "n_units": int(truth.size)}
+        for name, m in models.items():
+            row[name] = {
+                "path": str(versions[name].path),
+                "version": versions[name].version,
+                **evaluate_predictor(m, test_dir, subset),
+            }
+        row["transformer_minus_lstm"] = bootstrap_diff(capped, preds["transformer"], preds["lstm"], np.arange(truth.size))
+        rows.append(row)
+    return {
+        "protocol": (
+            "official C-MAPSS test units (last cycle of each), truth capped at 125; difference = RMSE(transformer) "
+            f"- RMSE(LSTM), 95% bootstrap interval over test units ({N_BOOT} resamples)"
+        ),
+        "rows": rows,
+        "skipped": skipped,
+    }
+
+
+def markdown_test(rows: list[dict[str, Any]]) -> str:
+    """The table of :func:`compare_on_test`."""
+    lines = [
+        "| subset | transformer RMSE / PHM08 / coverage | LSTM RMSE / PHM08 / coverage | T - L [95% CI] | units T better |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        t, lstm, d = r["transformer"], r["lstm"], r["transformer_minus_lstm"]
+        lines.append(
+            f"| {r['subset']} | {t['rmse']:.2f} / {t['score']:.0f} / {t['coverage']:.2f} "
+            f"| {lstm['rmse']:.2f} / {lstm['score']:.0f} / {lstm['coverage']:.2f} "
+            f"| {d['diff']:+.2f} [{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}] | {d['units_a_better']}/{d['n_units']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The README table."""
     lines = [
@@ -214,7 +279,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-epochs", type=int, default=None, help="reduced runs only")
     p.add_argument("--no-register", action="store_true")
     p.add_argument("--merge", action="store_true")
+    p.add_argument(
+        "--test-dir",
+        type=Path,
+        default=None,
+        help="compare the shipped and the committed LSTM models on test_/RUL_ files here (no training)",
+    )
+    p.add_argument("--out", type=Path, default=None, help="with --test-dir: also write the JSON here")
     args = p.parse_args(argv)
+    if args.test_dir is not None:
+        res = compare_on_test(args.test_dir, args.subsets or ["FD001", "FD002", "FD003", "FD004"])
+        if args.out is not None:
+            args.out.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+        print(markdown_test(res["rows"]), end="")
+        if res["skipped"]:
+            print(f"skipped (no test_/RUL_ files in {args.test_dir}): {', '.join(res['skipped'])}")
+        return 0 if res["rows"] else 1
     if args.merge:
         res = merge()
         print(markdown(res["rows"]), end="")

@@ -73,3 +73,37 @@ def test_markdown_row_shows_the_paired_difference_and_interval() -> None:
         "transformer_minus_lstm": {"diff": -1.39, "ci95_low": -2.5, "ci95_high": -0.3, "units_a_better": 14, "n_units": 20},
     }
     assert "| FD001 | 9.11 (v6) | 10.50 (L_w80) | 10.52 | -1.39 [-2.50, -0.30] | 14/20 |" in markdown([row])
+
+
+def test_compare_on_test_scores_both_committed_models_like_rul_evaluate(cmapss_dir: Path, tmp_path: Path) -> None:
+    """On a test-layout directory (truncated training units standing in for the kept-back test set),
+    the comparison reports each model exactly as ``genedge rul evaluate`` does, and its difference."""
+    from benchmarks.rul_ensembles import BASELINES, SHIPPED, compare_on_test, markdown_test
+    from models.data.cmapss import load_cmapss
+    from models.evaluation import evaluate_predictor
+    from models.runtime import OnnxRULPredictor
+
+    rng = np.random.default_rng(0)
+    df = load_cmapss(cmapss_dir, "FD001", "train")
+    parts, truth = [], []
+    for unit in range(1, 13):
+        g = df[df["unit"] == unit]
+        keep = int(rng.integers(25, len(g) - 5))
+        parts.append(g.iloc[:keep].to_numpy())
+        truth.append(len(g) - keep)
+    np.savetxt(tmp_path / "test_FD001.txt", np.concatenate(parts), fmt="%.6g")
+    np.savetxt(tmp_path / "RUL_FD001.txt", np.asarray(truth), fmt="%d")
+
+    res = compare_on_test(tmp_path, ["FD001", "FD003"])
+
+    assert res["skipped"] == ["FD003"]
+    (row,) = res["rows"]
+    assert row["subset"] == "FD001" and row["n_units"] == 12
+    for name, root in (("transformer", SHIPPED / "cmapss-FD001"), ("lstm", BASELINES / "cmapss-FD001-lstm")):
+        expected = evaluate_predictor(OnnxRULPredictor.from_path(root), tmp_path, "FD001")
+        assert {k: row[name][k] for k in expected} == expected
+    d = row["transformer_minus_lstm"]
+    assert d["n_units"] == 12
+    assert d["diff"] == pytest.approx(row["transformer"]["rmse"] - row["lstm"]["rmse"], abs=1e-3)
+    assert d["ci95_low"] <= d["diff"] <= d["ci95_high"]
+    assert f"| FD001 | {row['transformer']['rmse']:.2f} / " in markdown_test(res["rows"])
