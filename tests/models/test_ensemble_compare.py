@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.rul_ensembles import bootstrap_diff, markdown, select_lstm
+from tests.models._cmapss_layout import write_test_layout
 
 
 def _row(mean: float, n: int = 5) -> dict[str, float]:
@@ -79,20 +80,10 @@ def test_compare_on_test_scores_both_committed_models_like_rul_evaluate(cmapss_d
     """On a test-layout directory (truncated training units standing in for the kept-back test set),
     the comparison reports each model exactly as ``genedge rul evaluate`` does, and its difference."""
     from benchmarks.rul_ensembles import BASELINES, SHIPPED, compare_on_test, markdown_test
-    from models.data.cmapss import load_cmapss
     from models.evaluation import evaluate_predictor
     from models.runtime import OnnxRULPredictor
 
-    rng = np.random.default_rng(0)
-    df = load_cmapss(cmapss_dir, "FD001", "train")
-    parts, truth = [], []
-    for unit in range(1, 13):
-        g = df[df["unit"] == unit]
-        keep = int(rng.integers(25, len(g) - 5))
-        parts.append(g.iloc[:keep].to_numpy())
-        truth.append(len(g) - keep)
-    np.savetxt(tmp_path / "test_FD001.txt", np.concatenate(parts), fmt="%.6g")
-    np.savetxt(tmp_path / "RUL_FD001.txt", np.asarray(truth), fmt="%d")
+    write_test_layout(cmapss_dir, range(1, 13), tmp_path)
 
     res = compare_on_test(tmp_path, ["FD001", "FD003"])
 

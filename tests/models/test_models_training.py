@@ -11,12 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from genedge.rul_cli import models_app, rul_app
-from models.data.cmapss import COLUMNS, load_cmapss
+from models.data.cmapss import load_cmapss
 from models.export.compare import compression_report
 from models.metrics import rmse
 from models.pipeline import TrainResult, default_config, export_variants, register_result, train_cmapss
 from models.registry import ModelRegistry
 from models.runtime import OnnxRULPredictor
+from tests.models._cmapss_layout import write_test_layout
 
 pytestmark = pytest.mark.slow
 
@@ -71,22 +72,6 @@ def test_int8_is_smaller_with_small_quality_change(trained: TrainResult, variant
         assert abs(rows[name]["rmse_change_pct"]) < 5.0, rows[name]
 
 
-def _fake_test_dir(cmapss_dir: Path, units: np.ndarray, out: Path, seed: int = 0) -> np.ndarray:
-    """Truncate held-out training units like the test set; write test_/RUL_ files."""
-    rng = np.random.default_rng(seed)
-    df = load_cmapss(cmapss_dir, "FD001", "train")
-    parts, truth = [], []
-    for unit in units:
-        g = df[df["unit"] == unit]
-        keep = int(rng.integers(25, len(g) - 5))
-        parts.append(g.iloc[:keep].to_numpy())
-        truth.append(len(g) - keep)
-    np.savetxt(out / "test_FD001.txt", np.concatenate(parts), fmt="%.6g")
-    np.savetxt(out / "RUL_FD001.txt", np.asarray(truth), fmt="%d")
-    assert len(COLUMNS) == 26
-    return np.asarray(truth)
-
-
 def test_register_runtime_and_cli(trained: TrainResult, cmapss_dir: Path, tmp_path: Path) -> None:
     reg_dir = tmp_path / "registry"
     mv = register_result(trained, reg_dir, variant="int8-dynamic", promote=True)
@@ -96,7 +81,7 @@ def test_register_runtime_and_cli(trained: TrainResult, cmapss_dir: Path, tmp_pa
 
     data = tmp_path / "acceptance"
     data.mkdir()
-    truth = _fake_test_dir(cmapss_dir, trained.datamodule.val_units, data)
+    truth = write_test_layout(cmapss_dir, trained.datamodule.val_units, data)
 
     runner = CliRunner()
     res = runner.invoke(rul_app, ["evaluate", "--data-dir", str(data), "--subset", "FD001", "--json", "--model", str(mv.path)])
