@@ -51,7 +51,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T_w80_L3": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2}),
     "T_w80_p4": ("transformer", {"window": 80}, {"patch_len": 4}),
     "L_w80_h128": ("lstm", {"window": 80}, {"hidden_size": 128}),
-    # FD004/FD002 probes on a CPU (session 8): the FD004 transformer wider, or trained slower
+    # FD004 probes on a CPU (session 8): the deeper FD004 transformer wider, or trained slower
     "T_w80_L3_d64": (
         "transformer",
         {"window": 80},
