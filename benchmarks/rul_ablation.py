@@ -64,6 +64,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     # a longer window (still 10 tokens); an LSTM at 120 cycles would be needed before any claim
     "T_w120_L3": ("transformer", {"window": 120}, {"patch_len": 12, "n_layers": 3, "n_sensor_layers": 2}),
+    # it stops early (best epoch ~6 of 25): smaller batches (twice the steps) or more dropout
+    "T_w80_L3_b64": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "batch_size": 64}),
+    "T_w80_L3_do2": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.2}),
 }
 
 
