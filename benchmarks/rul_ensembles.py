@@ -184,7 +184,7 @@ def compare_on_test(
     exactly as ``genedge rul evaluate`` reports them, and the paired difference with a bootstrap
     interval over test units (one cut per unit). Subsets without both files are listed as skipped.
     """
-    from models.evaluation import evaluate_predictor, load_test_units, load_truth
+    from models.evaluation import load_test_units, load_truth, score_test
     from models.registry import ModelRegistry
     from models.runtime import OnnxRULPredictor
 
@@ -200,16 +200,18 @@ def compare_on_test(
             "transformer": ModelRegistry(shipped).promoted(f"cmapss-{subset}"),
             "lstm": ModelRegistry(baselines).promoted(f"cmapss-{subset}-lstm"),
         }
-        models = {name: OnnxRULPredictor(mv.model_path, mv.card) for name, mv in versions.items()}
-        preds = {name: np.asarray(m.predict_units(units)[0], dtype=np.float64) for name, m in models.items()}
-        capped = np.minimum(truth, models["transformer"].rul_cap)
         row: dict[str, Any] = {"subset": subset, "n_units": int(truth.size)}
-        for name, m in models.items():
+        preds, caps = {}, {}
+        for name, mv in versions.items():
+            model = OnnxRULPredictor(mv.model_path, mv.card)
+            pred, lower, upper = model.predict_units(units)
+            preds[name], caps[name] = np.asarray(pred, dtype=np.float64), model.rul_cap
             row[name] = {
-                "path": str(versions[name].path),
-                "version": versions[name].version,
-                **evaluate_predictor(m, test_dir, subset),
+                "path": str(mv.path),
+                "version": mv.version,
+                **score_test(subset, truth, model.rul_cap, pred, lower, upper),
             }
+        capped = np.minimum(truth, caps["transformer"])
         row["transformer_minus_lstm"] = bootstrap_diff(capped, preds["transformer"], preds["lstm"], np.arange(truth.size))
         rows.append(row)
     return {

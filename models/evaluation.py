@@ -12,7 +12,7 @@ from models._preprocess import N_RAW_COLUMNS
 from models.calibration import empirical_coverage
 from models.metrics import phm08_score, rmse
 
-__all__ = ["evaluate_predictor", "load_test_units", "load_truth"]
+__all__ = ["evaluate_predictor", "load_test_units", "load_truth", "score_test"]
 
 
 def _load(path: Path) -> np.ndarray:
@@ -58,7 +58,14 @@ def evaluate_predictor(predictor: Any, data_dir: str | Path, subset: str, *, cov
     if len(rows) != truth.size:
         raise ModelError(f"RUL_{subset}.txt has {truth.size} lines, expected one per test unit ({len(rows)})")
     pred, lower, upper = predictor.predict_units(rows, coverage)
-    capped = np.minimum(truth, predictor.rul_cap)
+    return score_test(subset, truth, predictor.rul_cap, pred, lower, upper)
+
+
+def score_test(
+    subset: str, truth: np.ndarray, rul_cap: float, pred: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> dict[str, Any]:
+    """The metrics of :func:`evaluate_predictor` from predictions already made (one per test unit)."""
+    capped = np.minimum(truth, rul_cap)
     return {
         "subset": subset,
         "rmse": round(rmse(capped, pred), 4),
