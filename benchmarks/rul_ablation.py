@@ -67,6 +67,25 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # it stops early (best epoch ~6 of 25): smaller batches (twice the steps) or more dropout
     "T_w80_L3_b64": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "batch_size": 64}),
     "T_w80_L3_do2": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.2}),
+    # session 9: one 0/1 channel per operating condition after the sensors (which condition each
+    # cycle ran in), for the shipped FD004 transformer and the shipped LSTM baseline alike
+    "T_w80_L3_oc": (
+        "transformer",
+        {"window": 80, "condition_onehot": True},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2},
+    ),
+    "L_w80_h128_oc": ("lstm", {"window": 80, "condition_onehot": True}, {"hidden_size": 128}),
+    # session 9: two patch scales in one attention (8-cycle tokens plus 16- or 40-cycle ones)
+    "T_w80_L3_ms16": (
+        "transformer",
+        {"window": 80},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "coarse_patch_len": 16},
+    ),
+    "T_w80_L3_ms40": (
+        "transformer",
+        {"window": 80},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "coarse_patch_len": 40},
+    ),
 }
 
 

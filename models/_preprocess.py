@@ -40,12 +40,16 @@ class ConditionNormalizer:
         sensor_index: 0-based indices (into the 21 sensors) of the sensors kept.
         mean: ``(n_conditions, n_kept)`` per-condition sensor means.
         std: ``(n_conditions, n_kept)`` per-condition sensor standard deviations.
+        condition_onehot: append one 0/1 channel per operating condition (after the sensors),
+            so that a model sees which condition each cycle ran in: per-condition z-scoring
+            removes the conditions' offsets from the sensors, and with them that history.
     """
 
     centroids: np.ndarray
     sensor_index: np.ndarray
     mean: np.ndarray
     std: np.ndarray
+    condition_onehot: bool = False
 
     @property
     def n_conditions(self) -> int:
@@ -55,7 +59,7 @@ class ConditionNormalizer:
     @property
     def n_features(self) -> int:
         """Number of output channels."""
-        return int(self.sensor_index.size)
+        return int(self.sensor_index.size) + (self.n_conditions if self.condition_onehot else 0)
 
     def assign(self, settings: np.ndarray) -> np.ndarray:
         """Return the operating-condition index of each row of ``settings`` ``(n, 3)``."""
@@ -70,11 +74,16 @@ class ConditionNormalizer:
             sensors: ``(n, 21)`` raw sensor readings.
 
         Returns:
-            ``(n, n_features)`` float32 normalised informative sensors.
+            ``(n, n_features)`` float32 normalised informative sensors (then the condition
+            one-hot channels, if :attr:`condition_onehot`).
         """
         cond = self.assign(np.asarray(settings, dtype=np.float64))
         x = np.asarray(sensors, dtype=np.float64)[:, self.sensor_index]
-        return ((x - self.mean[cond]) / self.std[cond]).astype(np.float32)
+        z = ((x - self.mean[cond]) / self.std[cond]).astype(np.float32)
+        if not self.condition_onehot:
+            return z
+        onehot = np.eye(self.n_conditions, dtype=np.float32)[cond]
+        return np.concatenate([z, onehot], axis=1)
 
     def transform_raw(self, rows: Any) -> np.ndarray:
         """Normalise rows of the raw 26-column (or 24-column, no unit/cycle) layout."""
@@ -87,13 +96,16 @@ class ConditionNormalizer:
         return self.transform(arr[:, off : off + N_SETTINGS], arr[:, off + N_SETTINGS :])
 
     def to_dict(self) -> dict[str, Any]:
-        """Serialise to JSON-compatible data."""
-        return {
+        """Serialise to JSON-compatible data (``condition_onehot`` only when set: older cards stay as they were)."""
+        data: dict[str, Any] = {
             "centroids": self.centroids.tolist(),
             "sensor_index": self.sensor_index.tolist(),
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
         }
+        if self.condition_onehot:
+            data["condition_onehot"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConditionNormalizer:
@@ -103,6 +115,7 @@ class ConditionNormalizer:
             sensor_index=np.asarray(data["sensor_index"], dtype=np.int64),
             mean=np.asarray(data["mean"], dtype=np.float64),
             std=np.asarray(data["std"], dtype=np.float64),
+            condition_onehot=bool(data.get("condition_onehot", False)),
         )
 
 

@@ -181,6 +181,10 @@ class TransformerRULNet(RULModule):
         patch_len: if > 1, cycles are grouped into non-overlapping patches of this many cycles
             (counted back from the last cycle), each embedded as one token (PatchTST, Nie et al.
             2023): fewer, less noisy tokens; replaces ``conv_kernel``.
+        coarse_patch_len: if > ``patch_len``, a second, coarser set of patch tokens (this many
+            cycles each, with their own embedding and positions) joins the fine ones in the same
+            attention (multi-scale, as STAR, Fan et al. 2024, does hierarchically); its last
+            token is pooled too. 0: one scale.
         **kwargs: optimisation options of :class:`RULModule`.
     """
 
@@ -197,12 +201,16 @@ class TransformerRULNet(RULModule):
         d_ff: int = 64,
         dropout: float = 0.1,
         patch_len: int = 0,
+        coarse_patch_len: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.conv_kernel = conv_kernel
         self.patch_len = patch_len
+        if coarse_patch_len and not 1 < patch_len < coarse_patch_len:
+            raise ValueError(f"coarse_patch_len ({coarse_patch_len}) needs 1 < patch_len ({patch_len}) < coarse_patch_len")
+        self.coarse_patch_len = coarse_patch_len
         n_tokens = window
         if patch_len > 1:
             n_tokens = -(-window // patch_len)
@@ -213,10 +221,16 @@ class TransformerRULNet(RULModule):
         else:
             self.time_embed = nn.Linear(n_channels, d_model)
         self.time_pos = nn.Parameter(torch.randn(1, n_tokens, d_model) * 0.02)
+        fused = 2 * d_model
+        if coarse_patch_len:
+            n_coarse = -(-window // coarse_patch_len)
+            self.coarse_pad = n_coarse * coarse_patch_len - window
+            self.coarse_embed = nn.Linear(n_channels * coarse_patch_len, d_model)
+            self.coarse_pos = nn.Parameter(torch.randn(1, n_coarse, d_model) * 0.02)
+            fused += d_model
         self.time_layers = nn.ModuleList(_EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
         self.time_norm = nn.LayerNorm(d_model)
         self.n_sensor_layers = n_sensor_layers
-        fused = 2 * d_model
         if n_sensor_layers > 0:
             self.sensor_embed = nn.Linear(window, d_model)
             self.sensor_pos = nn.Parameter(torch.randn(1, n_channels, d_model) * 0.02)
@@ -225,17 +239,23 @@ class TransformerRULNet(RULModule):
             fused += d_model
         self.head = nn.Sequential(nn.Linear(fused, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, 1))
 
+    @staticmethod
+    def _patches(x: Tensor, patch_len: int, pad: int) -> Tensor:
+        """``(b, c, t)`` -> ``(b, n, c * patch_len)``: one token per patch, the last ending at the last cycle."""
+        # left-pad with the first cycle so the last patch ends at the last cycle
+        x_p = torch.cat([x[:, :, :1].expand(-1, -1, pad), x], dim=-1) if pad else x
+        b, c, t = x_p.shape
+        return x_p.reshape(b, c, t // patch_len, patch_len).permute(0, 2, 1, 3).reshape(b, t // patch_len, -1)
+
     def encode(self, x: Tensor) -> Tensor:
         """Fuse time- and sensor-attention features into a scaled RUL."""
+        n_coarse = 0
         if self.patch_len > 1:
-            # left-pad with the first cycle so the last patch ends at the last cycle
-            x_p = torch.cat([x[:, :, :1].expand(-1, -1, self.patch_pad), x], dim=-1) if self.patch_pad else x
-            b, c, t = x_p.shape
-            # (b, c, n, p) -> (b, n, c * p): one token per patch
-            tokens = (
-                x_p.reshape(b, c, t // self.patch_len, self.patch_len).permute(0, 2, 1, 3).reshape(b, t // self.patch_len, -1)
-            )
-            h = self.patch_embed(tokens) + self.time_pos
+            h = self.patch_embed(self._patches(x, self.patch_len, self.patch_pad)) + self.time_pos
+            if self.coarse_patch_len:
+                coarse = self.coarse_embed(self._patches(x, self.coarse_patch_len, self.coarse_pad)) + self.coarse_pos
+                n_coarse = coarse.shape[1]
+                h = torch.cat([coarse, h], dim=1)
         elif self.conv_kernel > 1:
             h = self.time_conv(x)[:, :, : x.shape[-1]].transpose(1, 2) + self.time_pos
         else:
@@ -244,6 +264,8 @@ class TransformerRULNet(RULModule):
             h = layer(h)
         h = self.time_norm(h)
         feats = [h[:, -1], h.mean(dim=1)]
+        if n_coarse:
+            feats.append(h[:, n_coarse - 1])
         if self.n_sensor_layers > 0:
             s = self.sensor_embed(x) + self.sensor_pos
             for layer in self.sensor_layers:

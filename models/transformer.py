@@ -38,6 +38,7 @@ class TransformerRUL(TorchRULEstimator):
         ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
         input_noise: Gaussian noise added to training inputs (z-score units).
         patch_len: cycles per token (PatchTST-style patches; 0: one token per cycle).
+        coarse_patch_len: cycles per token of a second, coarser patch scale (0: one scale).
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class TransformerRUL(TorchRULEstimator):
         ema_decay: float = 0.0,
         input_noise: float = 0.0,
         patch_len: int = 0,
+        coarse_patch_len: int = 0,
     ) -> None:
         self.conv_kernel = conv_kernel
         self.d_model = d_model
@@ -86,6 +88,7 @@ class TransformerRUL(TorchRULEstimator):
         self.ema_decay = ema_decay
         self.input_noise = input_noise
         self.patch_len = patch_len
+        self.coarse_patch_len = coarse_patch_len
 
     def _build_net(self, n_channels: int, window: int) -> TransformerRULNet:
         return TransformerRULNet(
@@ -93,6 +96,7 @@ class TransformerRUL(TorchRULEstimator):
             window,
             conv_kernel=self.conv_kernel,
             patch_len=self.patch_len,
+            coarse_patch_len=self.coarse_patch_len,
             d_model=self.d_model,
             n_heads=self.n_heads,
             n_layers=self.n_layers,

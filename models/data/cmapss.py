@@ -107,7 +107,9 @@ def data_hash(data_dir: str | Path, subset: str) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def fit_normalizer(df: pd.DataFrame, n_conditions: int, *, constant_tol: float = 0.01, seed: int = 0) -> ConditionNormalizer:
+def fit_normalizer(
+    df: pd.DataFrame, n_conditions: int, *, constant_tol: float = 0.01, seed: int = 0, condition_onehot: bool = False
+) -> ConditionNormalizer:
     """Fit per-condition normalisation on training rows.
 
     Args:
@@ -116,6 +118,8 @@ def fit_normalizer(df: pd.DataFrame, n_conditions: int, *, constant_tol: float =
         constant_tol: sensors whose within-condition standard deviation stays below this in
             every condition carry no information and are dropped.
         seed: KMeans seed.
+        condition_onehot: append one-hot operating-condition channels (see
+            :class:`~models._preprocess.ConditionNormalizer`).
 
     Returns:
         The fitted :class:`~models._preprocess.ConditionNormalizer`.
@@ -137,7 +141,7 @@ def fit_normalizer(df: pd.DataFrame, n_conditions: int, *, constant_tol: float =
         raise ModelError("all sensors are constant within conditions; nothing to learn from")
     mean = np.stack([sensors[labels == c][:, keep].mean(axis=0) for c in range(n_conditions)])
     std_keep = np.maximum(std[:, keep], 1e-6)
-    return ConditionNormalizer(centroids=centroids, sensor_index=keep, mean=mean, std=std_keep)
+    return ConditionNormalizer(centroids=centroids, sensor_index=keep, mean=mean, std=std_keep, condition_onehot=condition_onehot)
 
 
 class CMAPSSDataModule(pl.LightningDataModule):
@@ -168,6 +172,9 @@ class CMAPSSDataModule(pl.LightningDataModule):
         train_stride: keep every ``train_stride``-th training window (counted back from each
             unit's failure); 2 halves epoch time on the large FD002/FD004 at little cost since
             neighbouring windows overlap almost entirely.
+        condition_onehot: add one 0/1 channel per operating condition after the sensors (see
+            :class:`~models._preprocess.ConditionNormalizer`); it only says something where
+            there is more than one condition (FD002/FD004).
     """
 
     def __init__(
@@ -187,6 +194,7 @@ class CMAPSSDataModule(pl.LightningDataModule):
         seed: int = 42,
         max_train_units: int | None = None,
         train_stride: int = 1,
+        condition_onehot: bool = False,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -209,6 +217,7 @@ class CMAPSSDataModule(pl.LightningDataModule):
         if train_stride < 1:
             raise ModelError(f"train_stride must be >= 1, got {train_stride}")
         self.train_stride = train_stride
+        self.condition_onehot = condition_onehot
         self.normalizer: ConditionNormalizer | None = None
 
     # -- Lightning hooks ----------------------------------------------------------------------
@@ -233,7 +242,13 @@ class CMAPSSDataModule(pl.LightningDataModule):
         self.train_units = np.sort(perm[n_val:])
 
         train_df = df[df["unit"].isin(self.train_units)]
-        self.normalizer = fit_normalizer(train_df, self.n_conditions, constant_tol=self.constant_tol, seed=self.seed)
+        self.normalizer = fit_normalizer(
+            train_df,
+            self.n_conditions,
+            constant_tol=self.constant_tol,
+            seed=self.seed,
+            condition_onehot=self.condition_onehot,
+        )
         self.X_train, self.y_train = self._train_windows(train_df)
         self.X_val, self.y_val, self.val_cut_units = self._val_cuts(df[df["unit"].isin(self.val_units)], rng)
         self._setup_test()

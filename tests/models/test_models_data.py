@@ -68,6 +68,32 @@ def test_fd002_has_six_conditions_and_card_round_trips(cmapss_dir: Path) -> None
     assert np.abs(feats.mean(axis=0)).max() < 0.5
 
 
+def test_condition_onehot_channels_follow_the_sensors_and_round_trip(cmapss_dir: Path) -> None:
+    plain = CMAPSSDataModule(cmapss_dir, "FD002", window=20, max_train_units=30, n_val_cuts=2)
+    dm = CMAPSSDataModule(cmapss_dir, "FD002", window=20, max_train_units=30, n_val_cuts=2, condition_onehot=True)
+    plain.setup()
+    dm.setup()
+    assert dm.normalizer is not None and plain.normalizer is not None
+    n_sensors = plain.n_channels
+    assert dm.n_channels == n_sensors + 6
+    # the sensor channels are unchanged; each cycle is in exactly one condition
+    np.testing.assert_array_equal(dm.X_val[:, :n_sensors], plain.X_val)
+    onehot = dm.X_train[:, n_sensors:]
+    assert set(np.unique(onehot)) == {0.0, 1.0}
+    np.testing.assert_array_equal(onehot.sum(axis=1), 1.0)
+    raw = load_cmapss(cmapss_dir, "FD002", "test").to_numpy()[:50]
+    cond = dm.normalizer.assign(raw[:, 2:5])
+    feats = dm.normalizer.transform_raw(raw)
+    np.testing.assert_array_equal(feats[:, n_sensors:].argmax(axis=1), cond)
+    # the card carries the option, so the edge runtime builds the same channels
+    again = ConditionNormalizer.from_dict(dm.preprocessing_card()["normalizer"])
+    assert again.condition_onehot and again.n_features == dm.n_channels
+    np.testing.assert_allclose(again.transform_raw(raw), feats, atol=1e-6)
+    # cards without the key (every model shipped before it) read as before
+    assert "condition_onehot" not in plain.preprocessing_card()["normalizer"]
+    assert not ConditionNormalizer.from_dict(plain.preprocessing_card()["normalizer"]).condition_onehot
+
+
 def test_split_is_seeded(cmapss_dir: Path) -> None:
     a = CMAPSSDataModule(cmapss_dir, "FD001", seed=1, max_train_units=30)
     b = CMAPSSDataModule(cmapss_dir, "FD001", seed=1, max_train_units=30)

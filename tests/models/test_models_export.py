@@ -32,6 +32,8 @@ NETS = {
     "transformer": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32),
     "transformer-conv": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32, conv_kernel=5),
     "transformer-patch": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32, patch_len=5),
+    # two patch scales (3- and 8-cycle tokens, both left-padded) in one attention
+    "transformer-multiscale": lambda: TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32, patch_len=3, coarse_patch_len=8),
     "lstm": lambda: LSTMRULNet(C, T, hidden_size=16),
     # a seed ensemble exports as one graph averaging its members
     "ensemble": lambda: MeanEnsemble([TransformerRULNet(C, T, d_model=16, n_heads=2, d_ff=32, conv_kernel=5) for _ in range(3)]),
@@ -148,3 +150,10 @@ def test_int8_compact_is_the_int8_weight_network_and_smaller(name: str, tmp_path
 def test_int8_compact_rejects_fused_weights(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="int8-compact"):
         export_int8_compact(LSTMRULNet(C, T, hidden_size=16).eval(), C, T, tmp_path / "c.onnx")
+
+
+def test_coarse_patches_need_finer_patches() -> None:
+    with pytest.raises(ValueError, match="coarse_patch_len"):
+        TransformerRULNet(C, T, patch_len=0, coarse_patch_len=8)
+    with pytest.raises(ValueError, match="coarse_patch_len"):
+        TransformerRULNet(C, T, patch_len=8, coarse_patch_len=4)
