@@ -1,15 +1,56 @@
-"""A Lightning data module over in-memory ``numpy3D`` arrays (used by the estimators)."""
+"""Lightning data modules over in-memory ``numpy3D`` arrays: the estimators' one, and the base of the dataset modules."""
 
 # ruff: noqa: N803  (X is the panel, as in scikit-learn and sktime)
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-__all__ = ["ArrayDataModule"]
+from core.errors import ModelError
+
+__all__ = ["ArrayDataModule", "WindowDataModule"]
+
+
+class WindowDataModule(pl.LightningDataModule):
+    """What the dataset modules (C-MAPSS, FEMTO, simulator) share: loaders and the channel count.
+
+    A subclass sets ``batch_size``, ``seed`` and ``normalizer`` (``None`` until :meth:`setup`,
+    then anything with ``n_features``) and, in :meth:`setup`, ``X_train``/``y_train`` and
+    ``X_val``/``y_val`` in ``(n, n_channels, window)`` layout.
+    """
+
+    batch_size: int
+    seed: int
+    normalizer: Any
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+
+    @property
+    def n_channels(self) -> int:
+        """Channels per window; needs :meth:`setup`."""
+        if self.normalizer is None:
+            raise ModelError("call setup() before reading n_channels")
+        return int(self.normalizer.n_features)
+
+    def _loader(self, X: np.ndarray, y: np.ndarray | None, *, shuffle: bool) -> DataLoader[Any]:
+        tensors = [torch.from_numpy(X)] if y is None else [torch.from_numpy(X), torch.from_numpy(y)]
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(TensorDataset(*tensors), batch_size=self.batch_size, shuffle=shuffle, generator=gen)
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        """Shuffled training windows."""
+        return self._loader(self.X_train, self.y_train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        """Validation windows, in order."""
+        return self._loader(self.X_val, self.y_val, shuffle=False)
 
 
 class ArrayDataModule(pl.LightningDataModule):
@@ -40,13 +81,13 @@ class ArrayDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.seed = seed
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader[Any]:
         """Shuffled training batches."""
         ds = TensorDataset(torch.from_numpy(self.X_train), torch.from_numpy(self.y_train))
         gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(ds, batch_size=self.batch_size, shuffle=True, generator=gen)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader[Any]:
         """Validation batches in order."""
         ds = TensorDataset(torch.from_numpy(self.X_val), torch.from_numpy(self.y_val))
         return DataLoader(ds, batch_size=max(self.batch_size, 1024), shuffle=False)

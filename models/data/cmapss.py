@@ -12,8 +12,6 @@ Standard protocol (Saxena et al. 2008; Heimes 2008; Zheng et al. 2017):
   ``RUL_FD00X.txt`` (one line per unit, not capped).
 """
 
-# ruff: noqa: N803  (X is the panel, as in scikit-learn and sktime)
-
 from __future__ import annotations
 
 import hashlib
@@ -22,10 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
-import torch
 from sklearn.cluster import KMeans
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from core.errors import ModelError
 from models._preprocess import (
@@ -35,6 +31,7 @@ from models._preprocess import (
     last_window,
     sliding_windows,
 )
+from models.data.arrays import WindowDataModule
 
 __all__ = [
     "COLUMNS",
@@ -144,7 +141,7 @@ def fit_normalizer(
     return ConditionNormalizer(centroids=centroids, sensor_index=keep, mean=mean, std=std_keep, condition_onehot=condition_onehot)
 
 
-class CMAPSSDataModule(pl.LightningDataModule):
+class CMAPSSDataModule(WindowDataModule):
     """C-MAPSS subset as sliding windows, with a by-unit, test-like validation split.
 
     After :meth:`setup`, the arrays are available in sktime ``numpy3D`` layout
@@ -309,13 +306,6 @@ class CMAPSSDataModule(pl.LightningDataModule):
             units.append(unit)
         return np.stack(xs), np.asarray(units)
 
-    @property
-    def n_channels(self) -> int:
-        """Channels per window (informative sensors); needs :meth:`setup`."""
-        if self.normalizer is None:
-            raise ModelError("call setup() before reading n_channels")
-        return self.normalizer.n_features
-
     def preprocessing_card(self) -> dict[str, Any]:
         """What the edge runtime needs to reproduce the inputs (stored in the model card)."""
         if self.normalizer is None:
@@ -330,28 +320,13 @@ class CMAPSSDataModule(pl.LightningDataModule):
         }
 
     # -- loaders ------------------------------------------------------------------------------
-    def _loader(self, X: np.ndarray, y: np.ndarray | None, *, shuffle: bool) -> DataLoader:
-        tensors = [torch.from_numpy(X)]
-        if y is not None:
-            tensors.append(torch.from_numpy(y))
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(*tensors), batch_size=self.batch_size, shuffle=shuffle, generator=gen)
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training windows."""
-        return self._loader(self.X_train, self.y_train, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Truncated validation windows."""
-        return self._loader(self.X_val, self.y_val, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader[Any]:
         """Last window of each test unit, with capped truth when ``RUL_*.txt`` is present."""
         if self.X_test is None:
             raise ModelError(f"test_{self.subset}.txt not found in {self.data_dir}")
         return self._loader(self.X_test, self.y_test, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> DataLoader[Any]:
         """Last window of each test unit, no targets."""
         if self.X_test is None:
             raise ModelError(f"test_{self.subset}.txt not found in {self.data_dir}")

@@ -20,7 +20,7 @@ validation trajectory, not a few cuts of it). With three bearings this is a smal
 cross-condition problem: the numbers in ``benchmarks/results/rul_femto.md`` say how hard.
 """
 
-# ruff: noqa: N803, N806  (X is the panel, as in scikit-learn and sktime)
+# ruff: noqa: N806  (X is the panel, as in scikit-learn and sktime)
 
 from __future__ import annotations
 
@@ -31,14 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
-import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from core.errors import ModelError
 from edge_agent.features import ChannelWindow, FeaturePipeline
 from edge_agent.sources.replay import femto_asset, iter_femto
 from models._preprocess import FeatureNormalizer, sliding_windows
+from models.data.arrays import WindowDataModule
 
 __all__ = [
     "FEMTO_BEARINGS",
@@ -148,7 +146,7 @@ def bearing_run(
     return BearingRun(bearing, t[keep] - t[keep][0], raw[keep])
 
 
-class FEMTODataModule(pl.LightningDataModule):
+class FEMTODataModule(WindowDataModule):
     """Windows of edge feature frames of FEMTO bearings; one bearing held out for validation.
 
     After :meth:`setup`: ``X_train`` ``(n, n_features, window)`` float32 and ``y_train`` (every
@@ -256,13 +254,6 @@ class FEMTODataModule(pl.LightningDataModule):
         X = sliding_windows(feats, self.window, np.arange(feats.shape[0]))
         return X, run.target(self.target, self.rul_cap).astype(np.float32)
 
-    @property
-    def n_channels(self) -> int:
-        """Channels per window (features); needs :meth:`setup`."""
-        if self.normalizer is None:
-            raise ModelError("call setup() before reading n_channels")
-        return self.normalizer.n_features
-
     def preprocessing_card(self) -> dict[str, Any]:
         """What the edge runtime needs to rebuild the inputs from its own feature frames."""
         if self.normalizer is None:
@@ -280,17 +271,3 @@ class FEMTODataModule(pl.LightningDataModule):
             "padding": "left, repeating the first frame",
             "normalizer": self.normalizer.to_dict(),
         }
-
-    # -- loaders ------------------------------------------------------------------------------
-    def _loader(self, X: np.ndarray, y: np.ndarray, *, shuffle: bool) -> DataLoader[Any]:
-        gen = torch.Generator().manual_seed(self.seed)
-        ds = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, generator=gen)
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled training windows."""
-        return self._loader(self.X_train, self.y_train, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        """Every window of the held-out bearing."""
-        return self._loader(self.X_val, self.y_val, shuffle=False)

@@ -13,7 +13,7 @@ Validation is truncated like live use: each validation unit contributes windows 
 random instants of its trajectory, not its whole trajectory.
 """
 
-# ruff: noqa: N803, N806  (X is the panel, as in scikit-learn and sktime)
+# ruff: noqa: N806  (X is the panel, as in scikit-learn and sktime)
 
 from __future__ import annotations
 
@@ -23,15 +23,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
-import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from core.assets import AssetConfig, Quantity
 from core.errors import ModelError
 from core.sim import AssetSimulator, FaultKind, FaultSpec, default_plant
 from edge_agent.features import ChannelWindow, FeaturePipeline
 from models._preprocess import FeatureNormalizer, sliding_windows
+from models.data.arrays import WindowDataModule
 
 __all__ = ["DEFAULT_FEATURES", "FAULT_KINDS", "SimUnit", "SimulatorDataModule", "draw_units", "unit_frames"]
 
@@ -168,7 +166,7 @@ def unit_frames(
     return times, rows
 
 
-class SimulatorDataModule(pl.LightningDataModule):
+class SimulatorDataModule(WindowDataModule):
     """Windows of edge feature frames from simulated run-to-failure units, RUL in hours.
 
     After :meth:`setup`: ``X_train`` ``(n, n_features, window)`` float32 and ``y_train`` (every
@@ -283,13 +281,6 @@ class SimulatorDataModule(pl.LightningDataModule):
         y = self.units[unit_id].rul_hours(self.unit_times[unit_id], self.rul_cap)
         return sliding_windows(feats, self.window, ends), y.astype(np.float32)
 
-    @property
-    def n_channels(self) -> int:
-        """Channels per window (features); needs :meth:`setup`."""
-        if self.normalizer is None:
-            raise ModelError("call setup() before reading n_channels")
-        return self.normalizer.n_features
-
     def preprocessing_card(self) -> dict[str, Any]:
         """What the edge runtime needs to rebuild the inputs from its own feature frames."""
         if self.normalizer is None:
@@ -306,17 +297,3 @@ class SimulatorDataModule(pl.LightningDataModule):
             "padding": "left, repeating the first frame",
             "normalizer": self.normalizer.to_dict(),
         }
-
-    # -- loaders ------------------------------------------------------------------------------
-    def _loader(self, X: np.ndarray, y: np.ndarray, *, shuffle: bool) -> DataLoader[Any]:
-        gen = torch.Generator().manual_seed(self.seed)
-        ds = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, generator=gen)
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled training windows."""
-        return self._loader(self.X_train, self.y_train, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        """Truncated validation windows."""
-        return self._loader(self.X_val, self.y_val, shuffle=False)
