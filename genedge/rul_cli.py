@@ -114,19 +114,39 @@ def train_sim(
     max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
     registry_dir: RegistryDir = Path("var/registry"),
     promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
+    from_store: Annotated[
+        str | None,
+        typer.Option(
+            "--from-store",
+            help="Database URL of the plant's store: add each asset's stored feature frames up to every "
+            "completed work order that confirmed its fault as a training run.",
+        ),
+    ] = None,
+    time_scale: Annotated[float, typer.Option(help="Asset hours per wall-clock hour of the stored frames (1 in a plant).")] = 1.0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train the demo plant's RUL model (hours) on simulated run-to-failure units and register it as sim-bearing."""
-    from models.sim_pipeline import register_sim, train_simulator
+    """Train the demo plant's RUL model (hours) on simulated run-to-failure units (plus, with --from-store,
+    the plant's own runs to confirmed faults) and register it as sim-bearing."""
+    from models.sim_pipeline import default_sim_config, register_sim, train_simulator
 
     data = {"n_units": units} if units is not None else {}
     model = {"max_epochs": max_epochs} if max_epochs is not None else {}
     try:
-        result = train_simulator(seed=seed, data_params=data, model_params=model)
+        runs: tuple[Any, ...] = ()
+        if from_store is not None:
+            from genedge.retrain import store_runs
+            from ingest.store import Store
+
+            step = float(default_sim_config()["data"].get("step_hours", 4.0))
+            with Store(from_store) as store:
+                runs = tuple(store_runs(store, step_hours=step, time_scale=time_scale))
+        result = train_simulator(seed=seed, data_params=data, model_params=model, extra_runs=runs)
         mv = register_sim(result, registry_dir, promote=promote)
     except GenEdgeError as err:
         fail(err)
-    emit({"name": mv.name, "version": mv.version, "path": str(mv.model_path), **mv.card["metrics"]}, as_json)
+    out = {"name": mv.name, "version": mv.version, "path": str(mv.model_path), **mv.card["metrics"]}
+    out["plant_runs"] = len(mv.card["dataset"]["plant_runs"])
+    emit(out, as_json)
 
 
 @rul_app.command("evaluate")

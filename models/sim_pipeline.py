@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from models.calibration import SplitConformal, empirical_coverage, interval_width
-from models.data.simulator import SimulatorDataModule
+from models.data.simulator import EventRun, SimulatorDataModule
 from models.metrics import rmse
 from models.registry import ModelRegistry, ModelVersion, git_commit
 
@@ -146,6 +146,7 @@ def train_simulator(
     data_params: dict[str, Any] | None = None,
     model_params: dict[str, Any] | None = None,
     progress_bar: bool = False,
+    extra_runs: tuple[EventRun, ...] = (),
 ) -> SimTrainResult:
     """Simulate units, train a :class:`~models.transformer.TransformerRUL`, calibrate, evaluate.
 
@@ -154,13 +155,15 @@ def train_simulator(
         data_params: overrides of :class:`~models.data.simulator.SimulatorDataModule` parameters.
         model_params: overrides of the estimator's parameters.
         progress_bar: show Lightning's progress bar.
+        extra_runs: measured runs of the plant's machines up to a confirmed fault (training only;
+            see :class:`~models.data.simulator.SimulatorDataModule`).
     """
     from models.transformer import TransformerRUL
 
     config = default_sim_config()
     config["data"].update(data_params or {})
     config["model"].update(model_params or {})
-    dm = SimulatorDataModule(seed=seed, **config["data"])
+    dm = SimulatorDataModule(seed=seed, extra_runs=extra_runs, **config["data"])
     dm.setup()
     est = TransformerRUL(random_state=seed, rul_cap=dm.rul_cap, progress_bar=progress_bar, **config["model"])
     est.fit(dm.X_train, dm.y_train, X_val=dm.X_val, y_val=dm.y_val)
@@ -189,6 +192,10 @@ def build_sim_card(result: SimTrainResult, *, variant: str = "int8-dynamic") -> 
             "asset_types": sorted({u.asset.asset_id for u in dm.units}),
             "train_units": dm.train_units.tolist(),
             "val_units": dm.val_units.tolist(),
+            "plant_runs": [
+                {"name": r.name, "frames": int(r.t_hours.size), "hours": float(r.t_hours[-1]), "event_hours": r.event_hours}
+                for r in dm.extra_runs
+            ],
         },
         "seed": result.seed,
         "config": result.config,

@@ -31,7 +31,7 @@ from edge_agent.features import ChannelWindow, FeaturePipeline
 from models._preprocess import FeatureNormalizer, sliding_windows
 from models.data.arrays import WindowDataModule
 
-__all__ = ["DEFAULT_FEATURES", "FAULT_KINDS", "SimUnit", "SimulatorDataModule", "draw_units", "unit_frames"]
+__all__ = ["DEFAULT_FEATURES", "FAULT_KINDS", "EventRun", "SimUnit", "SimulatorDataModule", "draw_units", "unit_frames"]
 
 #: ``(channel, feature, transform)``: what the model reads from each edge feature frame. Only
 #: features every asset of the demo plant publishes (``vib_de`` at 25.6 kHz, ``temp_de``).
@@ -86,6 +86,28 @@ class SimUnit:
         if self.fault.kind == "none":
             return np.full(t_hours.shape, cap, dtype=np.float64)
         return np.minimum(np.maximum(self.fault.life_hours - t_hours, 0.0), cap)
+
+
+@dataclass(frozen=True)
+class EventRun:
+    """A measured run of a real machine up to an event (a repair that confirmed the predicted fault).
+
+    Attributes:
+        name: where it comes from (e.g. ``"P-101 WO-000017"``), recorded in the model card.
+        t_hours: ``(n,)`` instants of the frames, hours from the first one, increasing.
+        raw: ``(n, n_features)`` raw feature rows, in the data module's feature order.
+        event_hours: time of the event on the same clock; the RUL at ``t`` is ``event_hours - t``
+            (a lower bound when the fault was found before it failed the machine).
+    """
+
+    name: str
+    t_hours: np.ndarray
+    raw: np.ndarray
+    event_hours: float
+
+    def rul_hours(self, cap: float) -> np.ndarray:
+        """RUL at each frame, capped."""
+        return np.minimum(np.maximum(self.event_hours - self.t_hours, 0.0), cap)
 
 
 def draw_units(
@@ -187,6 +209,9 @@ class SimulatorDataModule(WindowDataModule):
         snapshot_samples: samples per vibration snapshot (the demo's ``sim.vibration_samples``).
         batch_size: batch size of the loaders.
         seed: seed of the units, the split and the truncations.
+        extra_runs: measured runs of real machines up to an event (:class:`EventRun`, e.g. from
+            the plant's store); they join the training units (the normaliser is fitted on them too),
+            never validation, which stays on simulated units so its numbers stay comparable.
     """
 
     def __init__(
@@ -205,6 +230,7 @@ class SimulatorDataModule(WindowDataModule):
         batch_size: int = 256,
         seed: int = 0,
         features: tuple[tuple[str, str, str], ...] = DEFAULT_FEATURES,
+        extra_runs: tuple[EventRun, ...] = (),
     ) -> None:
         super().__init__()
         if window < 1:
@@ -228,6 +254,12 @@ class SimulatorDataModule(WindowDataModule):
         self.batch_size = batch_size
         self.seed = seed
         self.features = tuple(features)
+        for run in extra_runs:
+            if run.raw.ndim != 2 or run.raw.shape != (run.t_hours.size, len(self.features)) or run.t_hours.size < 1:
+                raise ModelError(
+                    f"extra run {run.name!r}: need one row of {len(self.features)} features per instant, got {run.raw.shape}"
+                )
+        self.extra_runs = tuple(extra_runs)
         self.normalizer: FeatureNormalizer | None = None
 
     # -- Lightning hooks ----------------------------------------------------------------------
@@ -255,9 +287,13 @@ class SimulatorDataModule(WindowDataModule):
         self.val_units, self.train_units = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         names = [(c, n) for c, n, _ in self.features]
         transforms = [t for _, _, t in self.features]
-        train_raw = np.concatenate([self.unit_raw[int(u)] for u in self.train_units])
+        train_raw = np.concatenate([self.unit_raw[int(u)] for u in self.train_units] + [r.raw for r in self.extra_runs])
         self.normalizer = FeatureNormalizer.fit(names, transforms, train_raw)
         self.X_train, self.y_train, _ = self._windows(self.train_units, None)
+        for run in self.extra_runs:
+            X_run = sliding_windows(self.normalizer.transform(run.raw), self.window, np.arange(run.t_hours.size))
+            self.X_train = np.concatenate([self.X_train, X_run])
+            self.y_train = np.concatenate([self.y_train, run.rul_hours(self.rul_cap).astype(np.float32)])
         self.X_val, self.y_val, self.val_cut_units = self._windows(self.val_units, rng)
 
     def _windows(self, unit_ids: np.ndarray, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

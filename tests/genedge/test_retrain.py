@@ -1,0 +1,113 @@
+"""Retraining from the plant's store: stored feature frames up to a confirmed fault become a training run."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from core.sim import FaultSpec, default_plant
+from core.wire import FeatureFrame
+from genedge.retrain import store_runs
+from genedge.rul_cli import rul_app
+from ingest.store import Store
+from models.data.simulator import DEFAULT_FEATURES, SimulatorDataModule, SimUnit, unit_frames
+from prescribe import workorders as wo
+from prescribe.evidence import from_simulator
+from prescribe.prescriber import Prescriber
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+LIFE_H = 200.0
+
+
+def _frame(seq: int, at: datetime, row: np.ndarray | None) -> FeatureFrame:
+    feats: dict[str, dict[str, float]] = {}
+    if row is None:  # a frame the model cannot read (no vibration features)
+        feats = {"temp_de": {"mean": 40.0}}
+    else:
+        for (channel, name, _), value in zip(DEFAULT_FEATURES, row, strict=True):
+            feats.setdefault(channel, {})[name] = float(value)
+    return FeatureFrame(publisher="edge-01", seq=seq, asset_id="P-101", window_start=at, window_s=1.0, features=feats)
+
+
+@pytest.fixture
+def plant_store(tmp_path: Path) -> tuple[str, np.ndarray, np.ndarray]:
+    """P-101's frames every 2 h up to and past a repair at 200 h that confirmed the fault, in a real SQLite store."""
+    plant = {a.asset_id: a for a in default_plant()}
+    fault = FaultSpec(kind="outer_race", onset_hours=60.0, life_hours=LIFE_H)
+    unit = SimUnit(0, plant["P-101"], fault, seed=5, ambient_c=25.0, start_hours=0.0, end_hours=LIFE_H + 20.0)
+    t, raw = unit_frames(unit, step_hours=2.0, snapshot_samples=6400)
+    url = f"sqlite:///{tmp_path / 'plant.db'}"
+    with Store(url) as store:
+        store.upsert_assets(plant.values())
+        msgs = [(_frame(i, T0 + timedelta(hours=float(h)), r), T0) for i, (h, r) in enumerate(zip(t, raw, strict=True))]
+        msgs.append((_frame(len(msgs), T0 + timedelta(hours=7.0), None), T0))  # skipped: lacks features
+        store.write(msgs)
+        # the prescriber's work order, approved and completed at 200 h: fault confirmed
+        rec = Prescriber().recommend(from_simulator(plant["P-101"], fault, 180.0, seed=3))
+        done_at = T0 + timedelta(hours=LIFE_H)
+        draft = wo.save_draft(store, rec, at=done_at - timedelta(hours=20))
+        wo.approve(store, draft.id, "olga", at=done_at - timedelta(hours=19))
+        wo.complete(store, draft.id, "tom", found="outer_race", fault_confirmed=True, at=done_at)
+        # a second one on the same asset that found nothing is no event
+        other = wo.save_draft(store, rec, at=done_at + timedelta(hours=5))
+        wo.approve(store, other.id, "olga", at=done_at + timedelta(hours=6))
+        wo.complete(store, other.id, "tom", found="none", fault_confirmed=False, at=done_at + timedelta(hours=10))
+    return url, t, raw
+
+
+def test_store_frames_up_to_a_confirmed_fault_become_one_run(plant_store: tuple[str, np.ndarray, np.ndarray]) -> None:
+    url, t, raw = plant_store
+    with Store(url) as store:
+        runs = store_runs(store, step_hours=4.0)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.name.startswith("P-101 WO-")
+    # one frame per 4 h step (the first of each), only before the repair
+    before = t < LIFE_H
+    np.testing.assert_allclose(run.t_hours, t[before][::2])
+    np.testing.assert_allclose(run.raw, raw[before][::2], rtol=1e-9)
+    assert run.event_hours == pytest.approx(LIFE_H)
+    rul = run.rul_hours(150.0)
+    assert rul[0] == 150.0 and rul[-1] == pytest.approx(LIFE_H - run.t_hours[-1])
+    # the demo's clock: 10 asset hours per wall hour spreads the same frames ten times wider
+    with Store(url) as store:
+        fast = store_runs(store, step_hours=40.0, time_scale=10.0)
+    np.testing.assert_allclose(fast[0].t_hours, 10.0 * run.t_hours)
+
+
+def test_store_runs_join_training_only(plant_store: tuple[str, np.ndarray, np.ndarray]) -> None:
+    url, _, _ = plant_store
+    with Store(url) as store:
+        runs = tuple(store_runs(store, step_hours=10.0))
+    small = {"n_units": 6, "window": 6, "step_hours": 10.0, "span_hours": 100.0, "life_hours": (80.0, 200.0), "seed": 3}
+    plain = SimulatorDataModule(**small)  # type: ignore[arg-type]
+    with_plant = SimulatorDataModule(**small, extra_runs=runs)  # type: ignore[arg-type]
+    plain.setup()
+    with_plant.setup()
+    n = runs[0].t_hours.size
+    assert with_plant.X_train.shape[0] == plain.X_train.shape[0] + n
+    np.testing.assert_allclose(with_plant.y_train[-n:], runs[0].rul_hours(with_plant.rul_cap))
+    np.testing.assert_array_equal(with_plant.y_val, plain.y_val)  # validation stays simulated
+    assert with_plant.X_train.shape[1:] == plain.X_train.shape[1:]
+
+
+@pytest.mark.slow
+def test_train_sim_from_store_registers_a_model_that_names_its_plant_runs(
+    plant_store: tuple[str, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    url, _, _ = plant_store
+    reg = tmp_path / "reg"
+    args = ["train-sim", "--units", "8", "--max-epochs", "1", "--registry-dir", str(reg), "--from-store", url, "--json"]
+    res = CliRunner().invoke(rul_app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["plant_runs"] == 1 and out["version"] == "v1"
+    card = json.loads((reg / "sim-bearing" / "v1" / "card.json").read_text(encoding="utf-8"))
+    (plant_run,) = card["dataset"]["plant_runs"]
+    assert plant_run["name"].startswith("P-101 WO-") and plant_run["event_hours"] == pytest.approx(LIFE_H)
+    assert plant_run["frames"] == 50
