@@ -115,13 +115,15 @@ def train_sim(
     registry_dir: RegistryDir = Path("var/registry"),
     promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
     from_store: Annotated[
-        str | None,
+        bool,
         typer.Option(
             "--from-store",
-            help="Database URL of the plant's store: add each asset's stored feature frames up to every "
-            "completed work order that confirmed its fault as a training run.",
+            help="Also train on the plant's own runs: each asset's stored feature frames up to every completed "
+            "work order that confirmed its fault (the store of the settings, or --db).",
         ),
-    ] = None,
+    ] = False,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (overrides store.url).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.")] = None,
     time_scale: Annotated[float, typer.Option(help="Asset hours per wall-clock hour of the stored frames (1 in a plant).")] = 1.0,
     as_json: JsonFlag = False,
 ) -> None:
@@ -133,12 +135,14 @@ def train_sim(
     model = {"max_epochs": max_epochs} if max_epochs is not None else {}
     try:
         runs: tuple[Any, ...] = ()
-        if from_store is not None:
+        if from_store:
+            from core.settings import Settings
             from genedge.retrain import store_runs
             from ingest.store import Store
 
+            url = db or Settings.load(config).store.url.get_secret_value()
             step = float(default_sim_config()["data"].get("step_hours", 4.0))
-            with Store(from_store) as store:
+            with Store(url) as store:
                 runs = tuple(store_runs(store, step_hours=step, time_scale=time_scale))
         result = train_simulator(seed=seed, data_params=data, model_params=model, extra_runs=runs)
         mv = register_sim(result, registry_dir, promote=promote)

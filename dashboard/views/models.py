@@ -1,7 +1,10 @@
 """Models (engineers): registered versions with metrics and cards, compare, promote, roll back, retrain.
 
-Retraining runs ``genedge rul train`` as a background job (:mod:`dashboard._jobs`): torch and
-Lightning never load into the Streamlit process, and the page stays responsive while it trains.
+Retraining runs ``genedge rul train`` (C-MAPSS folders) or ``genedge rul train-sim --from-store``
+(the plant's model, with the plant's runs to confirmed faults) as a background job
+(:mod:`dashboard._jobs`): torch and Lightning never load into the Streamlit process, and the page
+stays responsive while it trains. The store's URL reaches the job through the environment the
+dashboard runs in, never on a command line.
 """
 
 from __future__ import annotations
@@ -115,8 +118,7 @@ def _retrain_form(registry: Path) -> None:
         submitted = st.form_submit_button("Start training", icon=":material/model_training:", type="primary")
     st.caption("Trains on a dataset folder with the standard C-MAPSS protocol (validation split by unit, RUL cap "
                "125, conformal interval), exports int8 ONNX and registers it as a new version; nothing is promoted "
-               "until you promote it. The plant's own stored readings carry no run-to-failure labels yet, so they "
-               "cannot train a RUL model here.")
+               "until you promote it.")
     if not submitted:
         return
     data_dir = _check_data_dir(data_text, subset)
@@ -133,13 +135,42 @@ def _retrain_form(registry: Path) -> None:
     st.rerun()
 
 
+def _plant_retrain_form(registry: Path) -> None:
+    with st.form("retrain-plant", border=True):
+        c = st.columns([1, 1, 1, 3])
+        units = c[0].number_input("Simulated units", min_value=20, max_value=2000, value=200, step=20,
+                                  key="plant-units")
+        epochs = c[1].number_input("Max epochs", min_value=1, max_value=200, value=40, step=1, key="plant-epochs",
+                                   help="The shipped sim-bearing used 40 with early stopping.")
+        scale = c[2].number_input("Asset hours per stored hour", min_value=0.001, value=1.0, key="plant-time-scale",
+                                  help="1 in a plant; the demo's simulated plant runs sim.time_acceleration times "
+                                       "faster than the clock its frames are stored by.")
+        submitted = st.form_submit_button("Train sim-bearing with the plant's history", icon=":material/factory:")
+    st.caption("Trains the plant's bearing RUL model (hours) on simulated run-to-failure units plus the plant's own "
+               "runs: every work order completed with the fault confirmed ends a run of that asset's stored feature "
+               "frames. Validation stays on simulated units; the new version's card lists the plant runs it used.")
+    if not submitted:
+        return
+    if any(j.running for j in _jobs.list_jobs(ctx.jobs_dir(), JOB_KIND)):
+        st.warning("A training job is already running; wait for it or cancel it first.")
+        return
+    cmd = _jobs.genedge_cmd("rul", "train-sim", "--from-store", "--units", str(int(units)), "--max-epochs",
+                            str(int(epochs)), "--time-scale", repr(float(scale)), "--registry-dir",
+                            str(registry.resolve()), "--json")
+    _jobs.start_job(ctx.jobs_dir(), JOB_KIND, f"Train sim-bearing with the plant's history, {int(epochs)} epoch(s)",
+                    [cmd], meta={"epochs": int(epochs), "units": int(units), "model": "sim-bearing"})
+    st.rerun()
+
+
 def _training_outcome(job: _jobs.Job) -> None:
     out = next((r for r in reversed(job.json_lines()) if "version" in r), None)
     if out is None:
         return
     st.success(f"Registered **{out['name']} {out['version']}** · validation RMSE {out['val_rmse_onnx']:.2f} "
                f"(ONNX) · interval coverage {out.get('val_coverage_cross', float('nan')):.2f}. Promote it above "
-               "when it is better than the promoted version.", icon=":material/check:")
+               "when it is better than the promoted version."
+               + (f" Trained with {out['plant_runs']} plant run(s) to a confirmed fault." if "plant_runs" in out else ""),
+               icon=":material/check:")
 
 
 ctx.require(Permission.MODELS)
@@ -175,4 +206,5 @@ else:
 st.caption("Edge agents load the promoted version.")
 st.subheader("Retrain", divider="gray")
 _retrain_form(registry_dir)
+_plant_retrain_form(registry_dir)
 job_panel(ctx.jobs_dir(), JOB_KIND, show=_training_outcome, on_finished=_data.invalidate)

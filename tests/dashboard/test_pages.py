@@ -362,6 +362,25 @@ def test_retrain_needs_a_cmapss_folder(app_env: Seeded, tmp_path: Path) -> None:
     assert _jobs.list_jobs(app_env.registry_dir.parent / "jobs", "rul-train") == []
 
 
+def test_plant_retrain_starts_train_sim_from_the_store_without_its_url(app_env: Seeded) -> None:
+    at = _signed_in("eve", "views/models.py")
+    at.number_input(key="plant-units").set_value(20)
+    at.number_input(key="plant-epochs").set_value(1)
+    next(b for b in at.button if b.label == "Train sim-bearing with the plant's history").click().run()
+    jobs = _jobs.list_jobs(app_env.registry_dir.parent / "jobs", "rul-train")
+    try:
+        assert len(jobs) == 1
+        (cmd,) = jobs[0].steps
+        assert cmd[-11:] == ["train-sim", "--from-store", "--units", "20", "--max-epochs", "1", "--time-scale", "1.0",
+                             "--registry-dir", str(app_env.registry_dir.resolve()), "--json"]
+        # the job reads the store from the environment it inherits: no URL (and no password) in its files
+        url = app_env.env()["GENEDGE_STORE__URL"]
+        assert not any(url in arg for arg in cmd)
+    finally:
+        for job in jobs:
+            _jobs.cancel(job)
+
+
 def test_session_token_signs_in_again_until_it_expires_or_the_user_changes() -> None:
     users = json.loads(users_json())
     eve = User("eve", Role.ENGINEER)

@@ -102,8 +102,9 @@ def test_train_sim_from_store_registers_a_model_that_names_its_plant_runs(
 ) -> None:
     url, _, _ = plant_store
     reg = tmp_path / "reg"
-    args = ["train-sim", "--units", "8", "--max-epochs", "1", "--registry-dir", str(reg), "--from-store", url, "--json"]
-    res = CliRunner().invoke(rul_app, args)
+    args = ["train-sim", "--units", "8", "--max-epochs", "1", "--registry-dir", str(reg), "--from-store", "--json"]
+    # the store of the settings (as the dashboard's job has it), not a URL on the command line
+    res = CliRunner().invoke(rul_app, args, env={"GENEDGE_STORE__URL": url})
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["plant_runs"] == 1 and out["version"] == "v1"
