@@ -243,7 +243,6 @@ class FEMTODataModule(WindowDataModule):
         self.X_train, self.y_train = np.concatenate(xs), np.concatenate(ys)
         self.X_val, self.y_val = self.bearing_windows(self.val_bearing)
         self.val_t_hours = self.runs[self.val_bearing].t_hours
-        self.val_cut_units = np.zeros(self.y_val.size, dtype=np.int64)
 
     def bearing_windows(self, bearing: str) -> tuple[np.ndarray, np.ndarray]:
         """Every window of a bearing's run (one ending at each snapshot) and its target."""
