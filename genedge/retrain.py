@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from models.data.simulator import DEFAULT_FEATURES, EventRun
+from models.data.arrays import EventRun
+from models.data.simulator import DEFAULT_FEATURES
 
 __all__ = ["store_runs"]
 

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from models.calibration import SplitConformal, empirical_coverage, interval_width
-from models.data.simulator import EventRun, SimulatorDataModule
+from models.data.arrays import EventRun
+from models.data.simulator import SimulatorDataModule
 from models.metrics import rmse
 from models.registry import ModelRegistry, ModelVersion, git_commit
 

@@ -1,9 +1,11 @@
-"""Lightning data modules over in-memory ``numpy3D`` arrays: the estimators' one, and the base of the dataset modules."""
+"""In-memory runs and ``numpy3D`` windows: measured runs to an event, the estimators' data module, and the
+base of the dataset modules."""
 
 # ruff: noqa: N803  (X is the panel, as in scikit-learn and sktime)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,30 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from core.errors import ModelError
 
-__all__ = ["ArrayDataModule", "WindowDataModule"]
+__all__ = ["ArrayDataModule", "EventRun", "WindowDataModule"]
+
+
+@dataclass(frozen=True)
+class EventRun:
+    """A measured run of a machine up to an event: a failure (a FEMTO bearing) or a repair that confirmed
+    the predicted fault (the plant's store).
+
+    Attributes:
+        name: where it comes from (e.g. ``"P-101 WO-000017"``, ``"1_1"``), recorded in model cards.
+        t_hours: ``(n,)`` instants of the frames, hours from the first one, increasing.
+        raw: ``(n, n_features)`` raw feature rows, in the data module's feature order.
+        event_hours: time of the event on the same clock; the RUL at ``t`` is ``event_hours - t``
+            (a lower bound when the fault was found before it failed the machine).
+    """
+
+    name: str
+    t_hours: np.ndarray
+    raw: np.ndarray
+    event_hours: float
+
+    def rul_hours(self, cap: float) -> np.ndarray:
+        """RUL at each frame, capped."""
+        return np.minimum(np.maximum(self.event_hours - self.t_hours, 0.0), cap)
 
 
 class WindowDataModule(pl.LightningDataModule):

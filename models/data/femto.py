@@ -36,7 +36,7 @@ from core.errors import ModelError
 from edge_agent.features import ChannelWindow, FeaturePipeline
 from edge_agent.sources.replay import femto_asset, iter_femto
 from models._preprocess import FeatureNormalizer, sliding_windows
-from models.data.arrays import WindowDataModule
+from models.data.arrays import EventRun, WindowDataModule
 
 __all__ = [
     "FEMTO_BEARINGS",
@@ -78,25 +78,25 @@ _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
-class BearingRun:
-    """One bearing's measured run: the instants (hours from the first snapshot) and raw feature rows."""
+class BearingRun(EventRun):
+    """One bearing's run to failure (``name`` is the bearing): the event is its last snapshot."""
 
-    bearing: str
-    t_hours: np.ndarray
-    raw: np.ndarray
+    @property
+    def bearing(self) -> str:
+        """``"1_1"`` etc."""
+        return self.name
 
     @property
     def life_hours(self) -> float:
         """Hours from the first to the last snapshot (the time of failure)."""
-        return float(self.t_hours[-1])
+        return self.event_hours
 
     def target(self, kind: str, rul_cap: float) -> np.ndarray:
         """The target at every snapshot: capped RUL in hours, or remaining life in percent."""
-        rul = self.life_hours - self.t_hours
         if kind == "rul":
-            return np.minimum(rul, rul_cap)
+            return self.rul_hours(rul_cap)
         if kind == "life_pct":
-            return 100.0 * rul / max(self.life_hours, 1e-9)
+            return 100.0 * (self.life_hours - self.t_hours) / max(self.life_hours, 1e-9)
         raise ModelError(f"target must be one of {FEMTO_TARGETS}, got {kind!r}")
 
 
@@ -143,7 +143,8 @@ def bearing_run(
     keep = np.isfinite(raw).all(axis=1)
     if keep.sum() < 2:
         raise ModelError(f"FEMTO bearing {bearing}: fewer than two snapshots with every feature")
-    return BearingRun(bearing, t[keep] - t[keep][0], raw[keep])
+    t_run = t[keep] - t[keep][0]
+    return BearingRun(bearing, t_run, raw[keep], float(t_run[-1]))
 
 
 class FEMTODataModule(WindowDataModule):

@@ -29,9 +29,9 @@ from core.errors import ModelError
 from core.sim import AssetSimulator, FaultKind, FaultSpec, default_plant
 from edge_agent.features import ChannelWindow, FeaturePipeline
 from models._preprocess import FeatureNormalizer, sliding_windows
-from models.data.arrays import WindowDataModule
+from models.data.arrays import EventRun, WindowDataModule
 
-__all__ = ["DEFAULT_FEATURES", "FAULT_KINDS", "EventRun", "SimUnit", "SimulatorDataModule", "draw_units", "unit_frames"]
+__all__ = ["DEFAULT_FEATURES", "FAULT_KINDS", "SimUnit", "SimulatorDataModule", "draw_units", "unit_frames"]
 
 #: ``(channel, feature, transform)``: what the model reads from each edge feature frame. Only
 #: features every asset of the demo plant publishes (``vib_de`` at 25.6 kHz, ``temp_de``).
@@ -86,28 +86,6 @@ class SimUnit:
         if self.fault.kind == "none":
             return np.full(t_hours.shape, cap, dtype=np.float64)
         return np.minimum(np.maximum(self.fault.life_hours - t_hours, 0.0), cap)
-
-
-@dataclass(frozen=True)
-class EventRun:
-    """A measured run of a real machine up to an event (a repair that confirmed the predicted fault).
-
-    Attributes:
-        name: where it comes from (e.g. ``"P-101 WO-000017"``), recorded in the model card.
-        t_hours: ``(n,)`` instants of the frames, hours from the first one, increasing.
-        raw: ``(n, n_features)`` raw feature rows, in the data module's feature order.
-        event_hours: time of the event on the same clock; the RUL at ``t`` is ``event_hours - t``
-            (a lower bound when the fault was found before it failed the machine).
-    """
-
-    name: str
-    t_hours: np.ndarray
-    raw: np.ndarray
-    event_hours: float
-
-    def rul_hours(self, cap: float) -> np.ndarray:
-        """RUL at each frame, capped."""
-        return np.minimum(np.maximum(self.event_hours - self.t_hours, 0.0), cap)
 
 
 def draw_units(
@@ -255,7 +233,7 @@ class SimulatorDataModule(WindowDataModule):
         self.seed = seed
         self.features = tuple(features)
         for run in extra_runs:
-            if run.raw.ndim != 2 or run.raw.shape != (run.t_hours.size, len(self.features)) or run.t_hours.size < 1:
+            if run.t_hours.size < 1 or run.raw.shape != (run.t_hours.size, len(self.features)):
                 raise ModelError(
                     f"extra run {run.name!r}: need one row of {len(self.features)} features per instant, got {run.raw.shape}"
                 )
@@ -289,11 +267,12 @@ class SimulatorDataModule(WindowDataModule):
         transforms = [t for _, _, t in self.features]
         train_raw = np.concatenate([self.unit_raw[int(u)] for u in self.train_units] + [r.raw for r in self.extra_runs])
         self.normalizer = FeatureNormalizer.fit(names, transforms, train_raw)
-        self.X_train, self.y_train, _ = self._windows(self.train_units, None)
-        for run in self.extra_runs:
-            X_run = sliding_windows(self.normalizer.transform(run.raw), self.window, np.arange(run.t_hours.size))
-            self.X_train = np.concatenate([self.X_train, X_run])
-            self.y_train = np.concatenate([self.y_train, run.rul_hours(self.rul_cap).astype(np.float32)])
+        X_sim, y_sim, _ = self._windows(self.train_units, None)
+        X_runs = [
+            sliding_windows(self.normalizer.transform(r.raw), self.window, np.arange(r.t_hours.size)) for r in self.extra_runs
+        ]
+        y_runs = [r.rul_hours(self.rul_cap).astype(np.float32) for r in self.extra_runs]
+        self.X_train, self.y_train = np.concatenate([X_sim, *X_runs]), np.concatenate([y_sim, *y_runs])
         self.X_val, self.y_val, self.val_cut_units = self._windows(self.val_units, rng)
 
     def _windows(self, unit_ids: np.ndarray, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
