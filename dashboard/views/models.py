@@ -140,8 +140,8 @@ def _plant_retrain_form(registry: Path) -> None:
         c = st.columns([1, 1, 1, 3])
         units = c[0].number_input("Simulated units", min_value=20, max_value=2000, value=200, step=20,
                                   key="plant-units")
-        epochs = c[1].number_input("Max epochs", min_value=1, max_value=200, value=40, step=1, key="plant-epochs",
-                                   help="The shipped sim-bearing used 40 with early stopping.")
+        epochs = c[1].number_input("Max epochs", min_value=1, max_value=200, value=30, step=1, key="plant-epochs",
+                                   help="The shipped sim-bearing used 30 with early stopping.")
         scale = c[2].number_input("Asset hours per stored hour", min_value=0.001, value=1.0, key="plant-time-scale",
                                   help="1 in a plant; the demo's simulated plant runs sim.time_acceleration times "
                                        "faster than the clock its frames are stored by.")
