@@ -34,17 +34,21 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-#: The recipe of each model on these windows (30 frames = 5 minutes): the C-MAPSS deep recipe
-#: (EMA weights, input noise) with smaller batches for the ~2,000 training windows.
-_DEEP = {"max_epochs": 30, "batch_size": 64, "ema_decay": 0.99, "input_noise": 0.05, "num_threads": 1}
+from models.femto_pipeline import default_femto_config  # noqa: E402  (after the path set-up)
+
+#: The recipe of each model on these windows (30 frames = 5 minutes): the transformer is the one
+#: `genedge rul train-femto` deploys; the LSTM gets the same deep recipe (EMA weights, input noise,
+#: small batches for the ~2,000 training windows).
+_RECIPE = default_femto_config()
+_DEEP = {k: v for k, v in _RECIPE["model"].items() if k != "patch_len"}
 MODELS: dict[str, dict[str, Any]] = {
-    "transformer": {"patch_len": 3, **_DEEP},
+    "transformer": dict(_RECIPE["model"]),
     "lstm": dict(_DEEP),
     "minirocket": {"num_kernels": 2000},
 }
 TARGETS = {"life_pct": "remaining life, % of the run", "rul": "RUL, hours (capped at 3 h)"}
-WINDOW = 30
-RUL_CAP_H = 3.0
+WINDOW = int(_RECIPE["data"]["window"])
+RUL_CAP_H = float(_RECIPE["data"]["rul_cap"])
 
 
 def fold(runs: dict[str, Any], data_dir: Path, val: str, target: str, model: str, seed: int) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from core.errors import WireError
 __all__ = [
     "CMD_SUFFIX",
     "ID_PATTERN",
+    "RUL_UNITS",
     "STATE_ROOT",
     "TOPIC_ROOT",
     "WIRE_VERSION",
@@ -46,6 +47,7 @@ __all__ = [
     "MessageType",
     "Prediction",
     "ReadingBatch",
+    "RulUnit",
     "StatusReport",
     "Topic",
     "check_limits",
@@ -165,15 +167,24 @@ class StatusReport(_Envelope):
     detail: str = Field(default="", max_length=2000)
 
 
+#: What a prediction's RUL is counted in: hours, operating cycles, or the remaining share of the
+#: asset's life in percent (100 when new, 0 at failure; a model trained on runs of unlike length).
+RulUnit = Literal["h", "cycles", "%"]
+RUL_UNITS: tuple[str, ...] = ("h", "cycles", "%")
+
+
 class Prediction(_Envelope):
-    """A RUL / health prediction as a distribution: median and a calibrated interval."""
+    """A RUL / health prediction as a distribution: median and a calibrated interval.
+
+    In ``"%"`` (share of life left) every value is at most 100.
+    """
 
     type: Literal["prediction"] = "prediction"
     asset_id: _Id
     model_name: str = Field(max_length=128)
     model_version: str = Field(max_length=64)
     at: AwareDatetime
-    rul_unit: Literal["h", "cycles"] = "h"
+    rul_unit: RulUnit = "h"
     rul_median: float = Field(ge=0, allow_inf_nan=False)
     rul_lower: float = Field(ge=0, allow_inf_nan=False)
     rul_upper: float = Field(ge=0, allow_inf_nan=False)
@@ -184,8 +195,11 @@ class Prediction(_Envelope):
 
     @property
     def at_cap(self) -> bool:
-        """Whether the median sits at the model's cap (the model only says "at least this long")."""
-        return self.rul_cap is not None and self.rul_median >= 0.99 * self.rul_cap
+        """Whether the median sits at the model's cap (the model only says "at least this long").
+
+        Never in ``%``: there the cap is 100 % of life, as new, which nothing exceeds.
+        """
+        return self.rul_unit != "%" and self.rul_cap is not None and self.rul_median >= 0.99 * self.rul_cap
 
     @model_validator(mode="after")
     def _ordered(self) -> Prediction:
@@ -193,6 +207,10 @@ class Prediction(_Envelope):
             raise ValueError(
                 f"interval must satisfy lower <= median <= upper, got "
                 f"{self.rul_lower} <= {self.rul_median} <= {self.rul_upper}"
+            )
+        if self.rul_unit == "%" and max(self.rul_upper, self.rul_cap or 0.0) > 100.0:
+            raise ValueError(
+                f"a share of life left is at most 100 %, got upper {self.rul_upper} and cap {self.rul_cap}"
             )
         return self
 

@@ -56,9 +56,13 @@ def _values_html(a: AssetOverview, v: Vitals) -> str:
     slope = (f"{v.temperature_slope_per_min:+.2f} K/min" if v.temperature_slope_per_min is not None else "")
     health_sub = ("learning baseline" if v.learning else "anomaly" if v.anomaly else "") if v.health_index is not None \
         else ""
-    rul = (_value("RUL", rul_median_text(p), p.rul_unit,
-                  "model cap" if p.at_cap else f"{p.rul_lower:.0f}–{p.rul_upper:.0f} {p.rul_unit}")
-           if p is not None else _value("RUL", "—", "", "none yet"))
+    if p is None:
+        rul = _value("RUL", "—", "", "none yet")
+    elif p.rul_unit == "%":  # a share-of-life model: the share of the bearing's life still left
+        rul = _value("Life left", f"{p.rul_median:.0f}", "%", f"{p.rul_lower:.0f}–{p.rul_upper:.0f} %")
+    else:
+        rul = _value("RUL", rul_median_text(p), p.rul_unit,
+                     "model cap" if p.at_cap else f"{p.rul_lower:.0f}–{p.rul_upper:.0f} {p.rul_unit}")
     return ('<div style="display:grid;grid-template-columns:1fr 1fr 1fr;gap:4px 6px">'
             + _value("Vib RMS", _fmt(v.vib_rms, ".3f"), v.vib_unit if v.vib_rms is not None else "")
             + velocity

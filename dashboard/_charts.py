@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from numpy.typing import NDArray
 
 from dashboard._limits import Limit
+from dashboard._ui import rul_unit_text
 from ingest.store.queries import PredictionView, TrendPoint
 
 __all__ = ["COLOURS", "bar_figure", "envelope_trend_figure", "feature_trend_figure", "health_figure", "rul_figure",
@@ -161,7 +162,7 @@ def rul_figure(preds: Sequence[PredictionView]) -> go.Figure:
         fig.add_trace(go.Scatter(x=[h[0] for h in hi], y=[h[1] for h in hi], mode="lines", name="health index",
                                  yaxis="y2", line={"color": COLOURS["health"], "width": 1.4, "dash": "dot"}))
         fig.update_layout(yaxis2=_HEALTH_AXIS)
-    return _layout(fig, "Remaining useful life", f"RUL ({unit})", height=340)
+    return _layout(fig, "Remaining useful life", f"RUL ({rul_unit_text(unit)})", height=340)
 
 
 def bar_figure(labels: Sequence[str], values: Sequence[float], title: str, y_title: str) -> go.Figure:

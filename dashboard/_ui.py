@@ -50,6 +50,15 @@ def fmt_time(t: datetime | None) -> str:
     return "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+#: How each wire RUL unit reads next to a number.
+RUL_UNIT_TEXT = {"h": "h", "cycles": "cycles", "%": "% of life left"}
+
+
+def rul_unit_text(unit: str) -> str:
+    """``'h'``, ``'cycles'``, or ``'% of life left'`` for a share-of-life model."""
+    return RUL_UNIT_TEXT.get(unit, unit)
+
+
 def rul_median_text(p: PredictionView) -> str:
     """``'120'``, or ``'≥ 200'`` when the median sits at the model's cap (it only knows "at least")."""
     if p.at_cap and p.rul_cap is not None:
@@ -61,9 +70,10 @@ def fmt_rul(p: PredictionView | None) -> str:
     """``'120 h [95-160] (90 %)'``, ``'≥ 200 h (model cap)'`` or ``'no prediction yet'``."""
     if p is None:
         return "no prediction yet"
+    unit = rul_unit_text(p.rul_unit)
     if p.at_cap:
-        return f"{rul_median_text(p)} {p.rul_unit} (model cap; lower bound {p.rul_lower:.0f}, {p.coverage:.0%})"
-    return f"{p.rul_median:.0f} {p.rul_unit} [{p.rul_lower:.0f}–{p.rul_upper:.0f}] ({p.coverage:.0%})"
+        return f"{rul_median_text(p)} {unit} (model cap; lower bound {p.rul_lower:.0f}, {p.coverage:.0%})"
+    return f"{p.rul_median:.0f} {unit} [{p.rul_lower:.0f}–{p.rul_upper:.0f}] ({p.coverage:.0%})"
 
 
 def alarm_badge(state: str, severity: str | None = None) -> None:

@@ -91,7 +91,8 @@ class EdgeAgent:
         self.commands: queue_mod.Queue[tuple[str, bytes]] = queue_mod.Queue()
         self._silent: dict[str, set[str]] = {a: set() for a in self.assets}
         self._started = time.monotonic()
-        self.last_rul_hours: dict[str, float] = {}
+        #: each asset's latest RUL median and its unit (``h``, ``cycles``, ``%``), for the PLC write-back
+        self.last_rul: dict[str, tuple[float, str]] = {}
         self.on_window: Callable[[WindowResult], None] | None = None
 
     # ------------------------------------------------------------------ entry points

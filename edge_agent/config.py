@@ -56,14 +56,22 @@ class PlcTarget(BaseModel):
 
     OPC UA: field -> node id. Modbus: field -> holding register; values are written as
     ``round(value * scale)`` (16-bit unsigned). Fields: ``health_index``, ``rul_hours``,
-    ``iso_zone``, ``alarm_bits``.
+    ``rul_cycles``, ``rul_life_pct`` (the RUL goes to the field of the model's unit), ``iso_zone``,
+    ``alarm_bits``.
     """
 
     asset_id: str
     opcua_nodes: dict[str, str] = Field(default_factory=dict)
     modbus_registers: dict[str, int] = Field(default_factory=dict)
     modbus_scale: dict[str, float] = Field(
-        default_factory=lambda: {"health_index": 1000.0, "rul_hours": 1.0, "iso_zone": 1.0, "alarm_bits": 1.0}
+        default_factory=lambda: {
+            "health_index": 1000.0,
+            "rul_hours": 1.0,
+            "rul_cycles": 1.0,
+            "rul_life_pct": 10.0,
+            "iso_zone": 1.0,
+            "alarm_bits": 1.0,
+        }
     )
 
 

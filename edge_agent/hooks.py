@@ -2,7 +2,8 @@
 
 Two RUL hooks, picked by the model card: :class:`CmapssRulHook` for C-MAPSS-layout assets
 (rows of settings and sensors per cycle) and :class:`FeatureRulHook` for vibration assets (a
-rolling window of the agent's own feature frames, RUL in hours).
+rolling window of the agent's own feature frames, RUL in the card's unit: hours, or the share of
+life left).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from core.assets import AssetConfig
-from core.wire import Prediction, utcnow
+from core.errors import ModelError
+from core.wire import RUL_UNITS, Prediction, utcnow
 from edge_agent.config import AgentConfig
 from edge_agent.plc import PlcWriter
 from edge_agent.processor import WindowResult
@@ -85,6 +87,7 @@ class _RulHook:
         runtime = importlib.import_module("models.runtime")
         try:
             predictor = getattr(runtime, self.predictor_class).from_path(self._pointer.parent)
+            self.unit_of(predictor)
         except Exception as err:  # a half-written or broken version must not stop the agent
             log.warning(
                 "RUL model %s: newly promoted version not loaded, keeping %s: %s", self._pointer.parent, self.model_version, err
@@ -112,10 +115,22 @@ class _RulHook:
             hook.follow(Path(path))
         return hook
 
+    @staticmethod
+    def unit_of(predictor: Any) -> str:
+        """The wire unit (:data:`core.wire.RUL_UNITS`) of a feature model's RUL, from its card.
+
+        Raises:
+            ModelError: the card names a unit the wire does not carry (never relabelled silently).
+        """
+        unit = str(getattr(predictor, "rul_unit", "h"))
+        if unit not in RUL_UNITS:
+            raise ModelError(f"the model's RUL unit {unit!r} is not one the wire carries: {', '.join(RUL_UNITS)}")
+        return unit
+
     def _publish(self, agent: EdgeAgent, result: WindowResult, rul: tuple[float, float, float], unit: str) -> None:
-        """Send one prediction ``(median, lower, upper)`` for the window's asset."""
+        """Send one prediction ``(median, lower, upper)`` in ``unit`` for the window's asset."""
         median, lower, upper = rul
-        agent.last_rul_hours[result.asset.asset_id] = median  # the PLC write-back's RUL, in the model's unit
+        agent.last_rul[result.asset.asset_id] = (median, unit)  # what the PLC write-back writes
         agent.send_prediction(
             Prediction(
                 publisher=agent.agent_id,
@@ -124,7 +139,7 @@ class _RulHook:
                 model_name=self.model_name,
                 model_version=self.model_version,
                 at=utcnow(),
-                rul_unit="h" if unit == "h" else "cycles",
+                rul_unit=unit,
                 rul_median=median,
                 rul_lower=max(lower, 0.0),
                 rul_upper=upper,
@@ -190,8 +205,11 @@ class FeatureRulHook(_RulHook):
 
     The model's card names the features it reads (channel, feature, in order), the frames per
     input and the asset-time spacing of frames (``step_hours``). The hook keeps, per asset, a
-    rolling window of one frame per ``step_hours`` of asset time (the first frame of each step),
-    and predicts the RUL median and interval, in hours, each time a frame enters the window.
+    rolling window of one frame per ``step_hours`` of asset time (a frame enters once
+    ``1 - step_tolerance`` of a step has passed since the last one that entered: a frame due
+    exactly one step later is never lost to clock jitter or rounding), and predicts the RUL
+    median and interval, in the card's unit (``h`` or ``%``, the share of life left), each time a
+    frame enters the window.
     Assets whose frames lack a feature the model reads are skipped.
 
     Args:
@@ -204,6 +222,8 @@ class FeatureRulHook(_RulHook):
     """
 
     predictor_class = "FeatureRULPredictor"
+    #: share of a step that may be missing between two frames that both enter the window
+    step_tolerance = 0.1
 
     def __init__(
         self,
@@ -220,10 +240,9 @@ class FeatureRulHook(_RulHook):
         self.time_scale = float(time_scale)
         self.window = int(predictor.window)
         self.step_hours = float(predictor.step_hours)
-        self.unit = str(getattr(predictor, "rul_unit", "h"))
+        self.unit = self.unit_of(predictor)
         self._rows: dict[str, deque[list[float]]] = {}
-        self._first: dict[str, datetime] = {}
-        self._step: dict[str, int] = {}
+        self._last_at: dict[str, datetime] = {}
         self._incomplete: set[str] = set()
 
     def rows(self, asset_id: str) -> list[list[float]]:
@@ -238,11 +257,12 @@ class FeatureRulHook(_RulHook):
                 self._incomplete.add(asset_id)
                 log.info("no RUL for %s yet: its frames lack features %s reads", asset_id, self.model_name)
             return False
-        first = self._first.setdefault(asset_id, at)
-        step = math.floor((at - first).total_seconds() * self.time_scale / 3600.0 / self.step_hours)
-        if asset_id in self._step and step <= self._step[asset_id]:
-            return False
-        self._step[asset_id] = step
+        last = self._last_at.get(asset_id)
+        if last is not None:
+            elapsed_h = (at - last).total_seconds() * self.time_scale / 3600.0
+            if elapsed_h < (1.0 - self.step_tolerance) * self.step_hours:
+                return False
+        self._last_at[asset_id] = at
         self._rows.setdefault(asset_id, deque(maxlen=self.window)).append([float(v) for v in row])
         return True
 
@@ -266,9 +286,9 @@ class FeatureRulHook(_RulHook):
         super()._use(predictor)
         self.window = int(predictor.window)
         self.step_hours = float(predictor.step_hours)
-        self.unit = str(getattr(predictor, "rul_unit", "h"))
+        self.unit = self.unit_of(predictor)
         # a new model may read other features or another window: start its windows afresh
-        self._rows, self._first, self._step, self._incomplete = {}, {}, {}, set()
+        self._rows, self._last_at, self._incomplete = {}, {}, set()
 
     def on_window(self, result: WindowResult, agent: EdgeAgent) -> None:
         self.maybe_reload()

@@ -1,5 +1,5 @@
-"""PLC gateway: write health index, RUL (hours), ISO zone and alarm bits back to OPC UA nodes and
-Modbus holding registers. Only configured addresses are written, at most once per
+"""PLC gateway: write health index, RUL (hours, cycles or % of life left, each to its own tag), ISO zone
+and alarm bits back to OPC UA nodes and Modbus holding registers. Only configured addresses are written, at most once per
 ``min_interval_s`` per asset."""
 
 from __future__ import annotations
@@ -18,17 +18,22 @@ from edge_agent.sources.industrial import split_endpoint
 if TYPE_CHECKING:
     from edge_agent.agent import EdgeAgent
 
-__all__ = ["ALARM_BITS", "PlcWriter", "plc_outputs"]
+__all__ = ["ALARM_BITS", "FIELDS", "RUL_FIELDS", "PlcWriter", "plc_outputs"]
 
 log = logging.getLogger(__name__)
 
 #: Bit of each condition in the ``alarm_bits`` word.
 ALARM_BITS = {"anomaly": 0, "zone_c": 1, "zone_d": 2, "flatline": 3, "device_silent": 4}
-FIELDS = ("health_index", "rul_hours", "iso_zone", "alarm_bits")
+#: The RUL field of each wire unit: a tag holds one unit, so a model in cycles never lands in hours.
+RUL_FIELDS = {"h": "rul_hours", "cycles": "rul_cycles", "%": "rul_life_pct"}
+FIELDS = ("health_index", *RUL_FIELDS.values(), "iso_zone", "alarm_bits")
 
 
-def plc_outputs(result: WindowResult, rul_hours: float | None) -> dict[str, float]:
-    """The values written for one window (fields that cannot be computed are left out)."""
+def plc_outputs(result: WindowResult, rul: tuple[float, str] | None) -> dict[str, float]:
+    """The values written for one window (fields that cannot be computed are left out).
+
+    ``rul`` is the asset's latest RUL median and its unit; it goes to that unit's field.
+    """
     out: dict[str, float] = {}
     zones = [f["iso_zone"] for f in result.features.values() if "iso_zone" in f]
     zone = int(max(zones)) if zones else None
@@ -42,8 +47,8 @@ def plc_outputs(result: WindowResult, rul_hours: float | None) -> dict[str, floa
     bits |= int(result.quality == DataQuality.FLATLINE) << ALARM_BITS["flatline"]
     bits |= int(result.quality == DataQuality.DEVICE_SILENT) << ALARM_BITS["device_silent"]
     out["alarm_bits"] = float(bits)
-    if rul_hours is not None:
-        out["rul_hours"] = round(rul_hours, 1)
+    if rul is not None and rul[1] in RUL_FIELDS:
+        out[RUL_FIELDS[rul[1]]] = round(rul[0], 1)
     return out
 
 
@@ -67,7 +72,7 @@ class PlcWriter:
         now = time.monotonic()
         if target is None or asset_id in self._busy or now - self._last.get(asset_id, -1e9) < self.config.min_interval_s:
             return
-        values = plc_outputs(result, agent.last_rul_hours.get(asset_id))
+        values = plc_outputs(result, agent.last_rul.get(asset_id))
         self._last[asset_id] = now
         self._busy.add(asset_id)
         task = asyncio.get_running_loop().create_task(self._write(target, values))

@@ -153,6 +153,52 @@ def train_sim(
     emit(out, as_json)
 
 
+@rul_app.command("train-femto")
+def train_femto_cmd(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Folder with the FEMTO Learning_set_BearingX_Y.tar.xz archives.")],
+    *,
+    bearing: Annotated[
+        list[str] | None,
+        typer.Option("--bearing", help="Run-to-failure bearing to use (repeat; default 1_1, 2_1 and 3_1; at least two)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the shuffling and every model.")] = 0,
+    max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs (30).")] = None,
+    name: Annotated[str, typer.Option(help="Registry name.")] = "femto-bearing",
+    registry_dir: RegistryDir = Path("var/registry"),
+    promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Lightning progress bar on stderr (default: on a terminal)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train the bearing model on the FEMTO run-to-failure bearings (share of life left, %) and register it.
+
+    Each bearing is first predicted by a model trained on the others: those errors are the card's
+    quality figures and calibrate the interval. The registered model trains on every bearing.
+    """
+    from models.data.femto import FEMTO_BEARINGS
+    from models.femto_pipeline import register_femto, train_femto
+
+    model = {"max_epochs": max_epochs} if max_epochs is not None else {}
+    try:
+        result = train_femto(
+            data_dir,
+            bearings=tuple(bearing) if bearing else FEMTO_BEARINGS,
+            seed=seed,
+            model_params=model,
+            progress_bar=progress if progress is not None else not as_json and sys.stderr.isatty(),
+        )
+        mv = register_femto(result, registry_dir, name=name, promote=promote)
+    except GenEdgeError as err:
+        fail(err)
+    m = mv.card["metrics"]
+    out: dict[str, Any] = {"name": mv.name, "version": mv.version, "path": str(mv.model_path), "rul_unit": m["rul_unit"]}
+    out.update({k: v for k, v in m.items() if k.startswith(("lobo_", "in_sample_", "int8_"))})
+    out["bearings"] = {b: {k: round(v, 3) for k, v in f.items()} for b, f in m["bearings"].items()}
+    emit(out, as_json)
+
+
 @rul_app.command("evaluate")
 def evaluate(
     data_dir: DataDir,

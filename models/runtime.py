@@ -165,8 +165,9 @@ class FeatureRULPredictor(_OnnxRULBase):
     """Run a registered ONNX RUL model on a sequence of edge feature frames.
 
     The card's ``preprocessing`` names the features (channel, feature) in model order with their
-    transform and z-score, the window (frames), the simulated hours between frames and the RUL
-    unit (hours); ``calibration`` holds the conformal scores of the interval.
+    transform and z-score, the window (frames), the (asset) hours between frames and the RUL
+    unit (``h``, or ``%``: the share of life left); ``calibration`` holds the conformal scores of
+    the interval.
 
     Args:
         model_path: the ONNX file.
@@ -185,6 +186,13 @@ class FeatureRULPredictor(_OnnxRULBase):
     def _transform(self, rows: Any) -> np.ndarray:
         """Transform and z-score raw feature rows (``step_hours`` apart)."""
         return self.normalizer.transform(rows)
+
+    def interval(self, y_pred: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Conformal ``(lower, upper)``; in ``%`` (share of life left) the upper end stops at 100."""
+        lower, upper = super().interval(y_pred, coverage)
+        if self.rul_unit == "%":
+            upper = np.minimum(upper, 100.0)
+        return lower, upper
 
     @property
     def features(self) -> list[tuple[str, str]]:

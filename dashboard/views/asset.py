@@ -95,9 +95,12 @@ def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | 
                 help=f"From the {v.temperature_source}." if v.temperature_source else None)
     m[3].metric("Health index", _fmt(v.health_index, ".2f"),
                 help="1 = as healthy as the baseline the edge learned on this asset; lower is worse.")
-    m[4].metric("RUL", f"{_ui.rul_median_text(p)} {p.rul_unit}" if p else "—",
+    share = p is not None and p.rul_unit == "%"
+    m[4].metric("Life left" if share else "RUL", f"{_ui.rul_median_text(p)} {p.rul_unit}" if p else "—",
                 help=("The model was trained with RUL capped here: it only says 'at least this long'."
-                      if p and p.at_cap else None if p else "No RUL prediction for this asset yet."))
+                      if p and p.at_cap else
+                      "The share of the machine's life still left (100 % new, 0 % failed), from a model trained on "
+                      "runs of unlike length." if share else None if p else "No RUL prediction for this asset yet."))
     m[5].metric("Model", f"{p.model_name} {p.model_version}" if p else "—",
                 help=None if p else "Shown once an edge agent with a promoted model publishes predictions.")
     if p is not None:

@@ -226,8 +226,11 @@ class PredictionView:
 
     @property
     def at_cap(self) -> bool:
-        """Whether the median sits at the model's cap (the model only says "at least this long")."""
-        return self.rul_cap is not None and self.rul_median >= 0.99 * self.rul_cap
+        """Whether the median sits at the model's cap (the model only says "at least this long").
+
+        Never in ``%``: there the cap is 100 % of life, as new, which nothing exceeds.
+        """
+        return self.rul_unit != "%" and self.rul_cap is not None and self.rul_median >= 0.99 * self.rul_cap
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ __all__ = [
     "FEMTO_BEARINGS",
     "FEMTO_FEATURES",
     "FEMTO_TARGETS",
+    "FEMTO_UNITS",
     "BearingRun",
     "FEMTODataModule",
     "bearing_archive",
@@ -52,6 +53,8 @@ __all__ = [
 FEMTO_BEARINGS: tuple[str, ...] = ("1_1", "2_1", "3_1")
 #: What a model can be trained to predict (see the module docstring).
 FEMTO_TARGETS = ("rul", "life_pct")
+#: The wire unit (:data:`core.wire.RUL_UNITS`) of each target.
+FEMTO_UNITS = {"rul": "h", "life_pct": "%"}
 
 _PER_AXIS: tuple[tuple[str, str], ...] = (
     ("rms", "log"),
@@ -158,7 +161,8 @@ class FEMTODataModule(WindowDataModule):
     Args:
         data_dir: folder with the ``Learning_set_BearingX_Y.tar.xz`` archives (or a ``femto/``
             folder holding them).
-        val_bearing: the held-out bearing.
+        val_bearing: the held-out bearing; ``None`` holds none out (a model to deploy: ``X_val``
+            and ``y_val`` are empty).
         train_bearings: the training bearings (default: every other bearing of
             :data:`FEMTO_BEARINGS`).
         window: frames (snapshots, 10 s apart) per model input; the first frames of a run are
@@ -176,7 +180,7 @@ class FEMTODataModule(WindowDataModule):
     def __init__(
         self,
         data_dir: str | Path,
-        val_bearing: str = "3_1",
+        val_bearing: str | None = "3_1",
         *,
         train_bearings: tuple[str, ...] | None = None,
         window: int = 30,
@@ -199,6 +203,8 @@ class FEMTODataModule(WindowDataModule):
         train = tuple(train_bearings) if train_bearings is not None else tuple(b for b in FEMTO_BEARINGS if b != val_bearing)
         if not train or val_bearing in train:
             raise ModelError(f"need training bearings other than the held-out {val_bearing!r}, got {train}")
+        if len(set(train)) != len(train):
+            raise ModelError(f"training bearings repeat: {train}")
         self.data_dir = Path(data_dir)
         self.val_bearing = val_bearing
         self.train_bearings = train
@@ -220,14 +226,14 @@ class FEMTODataModule(WindowDataModule):
 
     def prepare_data(self) -> None:
         """Check that the archives are there (nothing is downloaded)."""
-        for b in (*self.train_bearings, self.val_bearing):
+        for b in self.bearings:
             bearing_archive(self.data_dir, b)
 
     def setup(self, stage: str | None = None) -> None:
         """Compute the features (unless given), normalise on the training bearings and window (idempotent)."""
         if self.normalizer is not None:
             return
-        for b in (*self.train_bearings, self.val_bearing):
+        for b in self.bearings:
             if b not in self.runs:
                 self.runs[b] = bearing_run(self.data_dir, b, self.features, limit=self.limit)
         names = [(c, n) for c, n, _ in self.features]
@@ -242,8 +248,17 @@ class FEMTODataModule(WindowDataModule):
             xs.append(X[keep])
             ys.append(y[keep])
         self.X_train, self.y_train = np.concatenate(xs), np.concatenate(ys)
-        self.X_val, self.y_val = self.bearing_windows(self.val_bearing)
-        self.val_t_hours = self.runs[self.val_bearing].t_hours
+        if self.val_bearing is None:  # the deployed model: every bearing trains, nothing is held out
+            self.X_val = np.zeros((0, *self.X_train.shape[1:]), dtype=np.float32)
+            self.y_val, self.val_t_hours = np.zeros(0, dtype=np.float32), np.zeros(0)
+        else:
+            self.X_val, self.y_val = self.bearing_windows(self.val_bearing)
+            self.val_t_hours = self.runs[self.val_bearing].t_hours
+
+    @property
+    def bearings(self) -> tuple[str, ...]:
+        """The training bearings, then the held-out one (if any)."""
+        return (*self.train_bearings, *((self.val_bearing,) if self.val_bearing is not None else ()))
 
     def bearing_windows(self, bearing: str) -> tuple[np.ndarray, np.ndarray]:
         """Every window of a bearing's run (one ending at each snapshot) and its target."""
@@ -264,7 +279,7 @@ class FEMTODataModule(WindowDataModule):
             "window": self.window,
             "step_hours": 10.0 / 3600.0,
             "rul_cap": self.output_cap,
-            "rul_unit": "h" if self.target == "rul" else "% of life",
+            "rul_unit": FEMTO_UNITS[self.target],
             "train_bearings": list(self.train_bearings),
             "val_bearing": self.val_bearing,
             "input_layout": "batch, channel, time",

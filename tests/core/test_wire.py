@@ -172,3 +172,21 @@ def test_prediction_interval_must_be_ordered() -> None:
                    rul_median=10, rul_lower=20, rul_upper=30, coverage=0.9)
     assert math.isfinite(Prediction(publisher="p", seq=1, asset_id="a", model_name="m", model_version="1",
                                     at=utcnow(), rul_median=10, rul_lower=5, rul_upper=30, coverage=0.9).rul_upper)
+
+
+def test_share_of_life_predictions_stay_within_100_percent() -> None:
+    """``%`` is the share of life left: a model sending more than 100 is broken, and its message is refused
+    (ingest dead-letters it with this reason) rather than stored as a RUL."""
+    base = {"publisher": "p", "seq": 1, "asset_id": "a", "model_name": "femto-bearing", "model_version": "v1",
+            "at": utcnow(), "rul_unit": "%", "coverage": 0.9}
+    ok = Prediction(**base, rul_median=40, rul_lower=10, rul_upper=100, rul_cap=100)
+    assert not ok.at_cap, "100 % of life is as new, not a model cap"
+    assert Prediction(**{**base, "rul_unit": "h"}, rul_median=100, rul_lower=10, rul_upper=150, rul_cap=100).at_cap
+    with pytest.raises(ValueError, match="at most 100 %"):
+        Prediction(**base, rul_median=40, rul_lower=10, rul_upper=130)
+    payload = ok.model_dump_json().replace('"rul_upper":100.0', '"rul_upper":101.0').encode()
+    with pytest.raises(WireError) as err:
+        decode(payload, topic_for("plant1", "a", "prediction"))
+    assert "at most 100 %" in str(err.value)
+    with pytest.raises(ValueError, match="rul_unit"):
+        Prediction(**{**base, "rul_unit": "days"}, rul_median=4, rul_lower=1, rul_upper=9)

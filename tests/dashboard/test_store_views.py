@@ -128,3 +128,24 @@ def test_rul_at_the_models_cap_reads_as_at_least() -> None:
     assert not below.at_cap and fmt_rul(below) == "80 h [60–200] (90%)"
     unknown = queries.PredictionView(**base, rul_median=200.0)  # older agents don't send a cap
     assert not unknown.at_cap and rul_median_text(unknown) == "200"
+
+
+def test_share_of_life_reads_as_life_left() -> None:
+    """A share-of-life model (wire unit "%"): 100 % is as new, not a cap; the unit says what the number is."""
+    from dashboard._cards import _values_html
+    from dashboard._charts import rul_figure
+    from dashboard._features import vitals
+    from dashboard._ui import fmt_rul, rul_median_text
+
+    p = queries.PredictionView(asset_id="B-1", model_name="femto-bearing", model_version="v1", at=T0, rul_unit="%",
+                               rul_median=100.0, rul_lower=60.0, rul_upper=100.0, coverage=0.9, health_index=None,
+                               rul_cap=100.0)
+    assert not p.at_cap and rul_median_text(p) == "100"
+    assert fmt_rul(p) == "100 % of life left [60–100] (90%)"
+    assert rul_figure([p]).layout.yaxis.title.text == "RUL (% of life left)"
+    info = queries.AssetInfo(asset_id="B-1", site="plant1", line="", name="", kind="", criticality=2, config={},
+                             last_seen=T0)
+    overview = queries.AssetOverview(asset=info, features=None, readings={}, prediction=p, open_alarms=(),
+                                     quality="good", last_update=T0)
+    html = _values_html(overview, vitals({}, None))
+    assert "Life left" in html and "60–100 %" in html and "model cap" not in html

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from core.errors import ModelError
 from core.settings import EdgeSettings, Settings
 from core.sim import default_faults, default_plant
 from core.wire import Prediction
@@ -143,6 +144,26 @@ def test_the_hook_keeps_one_frame_per_step_of_asset_time_in_a_rolling_window() -
     assert hook.predict("B") is None
     with pytest.raises(ValueError, match="time_scale"):
         FeatureRulHook(_FakePredictor(), time_scale=0.0)
+
+
+def test_frames_exactly_one_step_apart_all_enter() -> None:
+    """A model whose step is the frames' own cadence (FEMTO: a snapshot every 10 s) gets every frame,
+    whatever the rounding of the step arithmetic; a frame well inside a step does not enter."""
+    predictor = _FakePredictor()
+    predictor.step_hours = 10.0 / 3600.0
+    hook = FeatureRulHook(predictor)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    assert all(hook.add_frame("A", t0 + timedelta(seconds=10.0 * i), {"vib_de": {"rms": 1.0}}) for i in range(500))
+    assert hook.add_frame("B", t0, {"vib_de": {"rms": 1.0}})
+    assert hook.add_frame("B", t0 + timedelta(seconds=9.5), {"vib_de": {"rms": 1.0}}), "within the jitter allowed"
+    assert not hook.add_frame("B", t0 + timedelta(seconds=14.0), {"vib_de": {"rms": 1.0}}), "half a step later"
+
+
+def test_a_card_unit_the_wire_does_not_carry_is_refused() -> None:
+    predictor = _FakePredictor()
+    predictor.rul_unit = "% of life"  # never relabelled as hours or cycles
+    with pytest.raises(ModelError, match="not one the wire carries"):
+        FeatureRulHook(predictor)
 
 
 def test_build_hooks_picks_the_hook_from_the_card() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import UTC, datetime
 
 from asyncua import Client, Server, ua
 from pymodbus.client import AsyncModbusTcpClient
@@ -15,10 +16,12 @@ from pymodbus.server import ModbusTcpServer
 
 from core.assets import AssetConfig, ChannelConfig, Quantity
 from core.settings import EdgeSettings, Settings
+from core.wire import DataQuality
 from edge_agent.agent import EdgeAgent
 from edge_agent.config import AgentConfig, ModbusTag, OpcUaTag, PlcConfig, PlcTarget
 from edge_agent.health import HealthConfig
-from edge_agent.plc import PlcWriter
+from edge_agent.plc import FIELDS, RUL_FIELDS, PlcWriter, plc_outputs
+from edge_agent.processor import WindowResult
 from edge_agent.quality import QualityConfig
 from edge_agent.sources.industrial import MergedSource, ModbusSource, OpcUaSource
 from edge_agent.sources.simulator import SimulatorSource
@@ -79,7 +82,7 @@ async def run_plant() -> None:  # noqa: PLR0915 - one end-to-end scenario
         sink = ListSink()
         agent = EdgeAgent(Settings(edge=EdgeSettings(agent_id="edge-ot")), [ASSET], sink, config=config,
                           hooks=[writer])
-        agent.last_rul_hours["pump-ot"] = 321.5  # what the RUL hook sets after a prediction
+        agent.last_rul["pump-ot"] = (321.5, "h")  # what the RUL hook sets after a prediction
 
         async def wiggle() -> None:  # the process moves: new OPC UA values every 100 ms
             for i in range(80):
@@ -121,3 +124,20 @@ async def run_plant() -> None:  # noqa: PLR0915 - one end-to-end scenario
 
 def test_agent_reads_tags_and_writes_back_to_plc() -> None:
     asyncio.run(asyncio.wait_for(run_plant(), 90))
+
+
+def _window(features: dict[str, dict[str, float]]) -> WindowResult:
+    return WindowResult(asset=ASSET, window_start=datetime(2026, 1, 1, tzinfo=UTC), window_s=1.0, batches=[],
+                        features=features, quality=DataQuality.GOOD, channel_quality={}, alarm=None)
+
+
+def test_rul_goes_to_the_field_of_its_unit() -> None:
+    """A tag holds one unit: cycles or a share of life never land in the hours tag."""
+    win = _window({"vib_de": {"iso_zone": 1.0}})
+    assert plc_outputs(win, (321.54, "h"))["rul_hours"] == 321.5
+    cycles = plc_outputs(win, (87.0, "cycles"))
+    assert cycles["rul_cycles"] == 87.0 and "rul_hours" not in cycles
+    share = plc_outputs(win, (42.26, "%"))
+    assert share["rul_life_pct"] == 42.3 and not {"rul_hours", "rul_cycles"} & set(share)
+    assert not set(RUL_FIELDS.values()) & set(plc_outputs(win, None)), "no prediction yet: no RUL written"
+    assert set(RUL_FIELDS.values()) <= set(FIELDS) and set(FIELDS) <= set(PlcTarget(asset_id="x").modbus_scale)

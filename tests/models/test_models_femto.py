@@ -111,3 +111,81 @@ def test_training_on_two_bearings_tracks_the_third(runs: dict[str, BearingRun], 
     out = p.predict_unit(raw[:400])
     assert out["rul"] == pytest.approx(float(pred[399]), abs=0.05)
     assert 0.0 <= out["lower"] <= out["rul"] <= out["upper"]
+
+
+def test_deployable_share_of_life_model(runs: dict[str, BearingRun], femto_dir: Path, tmp_path: Path) -> None:
+    """`genedge rul train-femto`'s pipeline: leave-one-bearing-out folds calibrate the interval, the
+    registered int8 model trains on every bearing, and the agent runs it on a replayed bearing,
+    publishing the share of life left (wire unit "%")."""
+    import asyncio
+
+    from core.settings import EdgeSettings, Settings
+    from core.wire import Prediction
+    from edge_agent.agent import EdgeAgent
+    from edge_agent.config import AgentConfig
+    from edge_agent.hooks import build_hooks
+    from edge_agent.sources.replay import FemtoReplaySource
+    from models.femto_pipeline import register_femto, train_femto
+    from models.runtime import FeatureRULPredictor
+    from tests._factories import ListSink
+
+    # a short version of the default 30 epochs (CI); the full run's figures are in the README
+    result = train_femto(femto_dir, runs=runs, seed=0, model_params={"max_epochs": 6})
+    assert [f.bearing for f in result.folds] == list(FEMTO_BEARINGS)
+    for f in result.folds:  # every window of the held-out bearing, scored by a model that never saw it
+        assert f.y.size == runs[f.bearing].raw.shape[0] and f.y[0] == pytest.approx(100.0) and f.y[-1] == 0.0
+        assert f.pred.min() >= 0.0 and f.pred.max() <= 100.0
+    assert result.conformal.scores_ is not None and result.conformal.scores_.size == sum(r.raw.shape[0] for r in runs.values())
+    m = result.metrics
+    assert set(m["bearings"]) == set(FEMTO_BEARINGS) and m["rul_unit"] == "%"
+    for b in m["bearings"].values():
+        assert 0.0 <= b["coverage_nested"] <= 1.0 and b["interval_width_nested"] > 0 and b["rmse_constant"] > 0
+    assert m["lobo_ratio_to_constant_max"] >= m["lobo_ratio_to_constant_mean"] > 0
+    assert result.datamodule.val_bearing is None and result.datamodule.X_val.shape[0] == 0
+
+    mv = register_femto(result, tmp_path / "registry", promote=True)
+    card = mv.card
+    pre = card["preprocessing"]
+    assert pre["rul_unit"] == "%" and pre["rul_cap"] == 100.0 and pre["val_bearing"] is None
+    assert pre["train_bearings"] == list(FEMTO_BEARINGS) and card["calibration"]["source"].startswith("leave-one-bearing")
+    assert card["metrics"]["int8_max_abs_diff_vs_torch"] < 5.0, "int8 moves a prediction by under 5 % of life"
+    p = FeatureRULPredictor.from_path(mv.path)
+    lo, hi = p.interval(np.array([0.0, 50.0, 100.0]), 0.9)
+    assert hi[2] == 100.0 and lo[0] == 0.0 and hi[1] - lo[1] > 0, "a share of life stays within 0-100 %"
+
+    # the agent on the gateway: Bearing3_1 replayed, predictions in "%" through the wire schema
+    n = 60
+    source = FemtoReplaySource(femto_dir / "Learning_set_Bearing3_1.tar.xz", speed=None, temperature=False, limit=n)
+    sink = ListSink()
+    config = AgentConfig(rul_model=tmp_path / "registry" / "femto-bearing")
+    agent = EdgeAgent(Settings(edge=EdgeSettings(agent_id="edge-femto-rul")), [source.asset], sink, config=config,
+                      hooks=build_hooks(config, [source.asset]))
+    asyncio.run(agent.run(source))
+    preds = [x for x in sink.messages if isinstance(x, Prediction)]
+    assert len(preds) >= n - 2, f"one prediction per snapshot frame, got {len(preds)} of {n}"
+    assert all(x.rul_unit == "%" and x.rul_upper <= 100.0 and not x.at_cap for x in preds)
+    assert agent.last_rul[source.asset.asset_id] == (preds[-1].rul_median, "%")
+    # the same numbers as the runtime on the offline features of those snapshots
+    offline = p.predict_unit(runs["3_1"].raw[: len(preds)])
+    assert preds[-1].rul_median == pytest.approx(offline["rul"], abs=0.5)
+
+
+def test_cli_train_femto_registers_a_share_of_life_model(femto_dir: Path, tmp_path: Path) -> None:
+    """`genedge rul train-femto` on the two shortest bearings (a short run; the default takes all three)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from genedge.rul_cli import rul_app
+    from models.registry import ModelRegistry
+
+    args = ["train-femto", "--data-dir", str(femto_dir), "--bearing", "2_1", "--bearing", "3_1", "--max-epochs", "2"]
+    res = CliRunner().invoke(rul_app, [*args, "--registry-dir", str(tmp_path), "--promote", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert (out["name"], out["version"], out["rul_unit"]) == ("femto-bearing", "v1", "%")
+    assert set(out["bearings"]) == {"2_1", "3_1"} and out["lobo_rmse_mean"] > 0
+    card = ModelRegistry(tmp_path).promoted("femto-bearing").card
+    assert card["preprocessing"]["train_bearings"] == ["2_1", "3_1"] and card["config"]["model"]["max_epochs"] == 2
+    res = CliRunner().invoke(rul_app, ["train-femto", "--data-dir", str(femto_dir), "--bearing", "2_1", "--json"])
+    assert res.exit_code == 1 and "at least two" in res.output
