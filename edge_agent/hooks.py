@@ -29,7 +29,7 @@ from edge_agent.sources.replay import CMAPSS_CHANNELS
 if TYPE_CHECKING:
     from edge_agent.agent import EdgeAgent, WindowHook
 
-__all__ = ["CmapssRulHook", "FeatureRulHook", "build_hooks", "cmapss_row"]
+__all__ = ["CmapssRulHook", "FeatureRulHook", "StepSampler", "build_hooks", "cmapss_row"]
 
 log = logging.getLogger(__name__)
 
@@ -200,14 +200,43 @@ class CmapssRulHook(_RulHook):
         self._publish(agent, result, (median, min(float(p["lower"]), median), max(float(p["upper"]), median)), "cycles")
 
 
+class StepSampler:
+    """One frame per ``step_hours`` of asset time, per key (asset): the spacing a feature model was trained on.
+
+    A frame is taken once ``1 - tolerance`` of a step has passed since the last one taken, so a
+    frame due exactly one step later is never lost to clock jitter or rounding (FEMTO's snapshots
+    come every 10 s and its model's step is 10 s).
+
+    Args:
+        step_hours: asset hours between taken frames.
+        time_scale: asset seconds per second of the timestamps (a simulator on an accelerated clock).
+        tolerance: share of a step that may be missing between two taken frames.
+    """
+
+    def __init__(self, step_hours: float, time_scale: float = 1.0, tolerance: float = 0.1) -> None:
+        if not (step_hours > 0 and time_scale > 0 and 0 <= tolerance < 1):
+            raise ValueError(
+                f"need step_hours > 0, time_scale > 0 and 0 <= tolerance < 1, got {step_hours}, {time_scale}, {tolerance}"
+            )
+        self.step_hours, self.time_scale, self.tolerance = float(step_hours), float(time_scale), float(tolerance)
+        self._last: dict[str, datetime] = {}
+
+    def take(self, key: str, at: datetime) -> bool:
+        """Whether the frame at ``at`` is taken (and, if so, the new reference of ``key``)."""
+        last = self._last.get(key)
+        if last is not None and (at - last).total_seconds() * self.time_scale / 3600.0 < (1.0 - self.tolerance) * self.step_hours:
+            return False
+        self._last[key] = at
+        return True
+
+
 class FeatureRulHook(_RulHook):
     """RUL of vibration assets from the agent's own feature frames (numpy + onnxruntime only).
 
     The model's card names the features it reads (channel, feature, in order), the frames per
     input and the asset-time spacing of frames (``step_hours``). The hook keeps, per asset, a
-    rolling window of one frame per ``step_hours`` of asset time (a frame enters once
-    ``1 - step_tolerance`` of a step has passed since the last one that entered: a frame due
-    exactly one step later is never lost to clock jitter or rounding), and predicts the RUL
+    rolling window of one frame per ``step_hours`` of asset time (see :class:`StepSampler`),
+    and predicts the RUL
     median and interval, in the card's unit (``h`` or ``%``, the share of life left), each time a
     frame enters the window.
     Assets whose frames lack a feature the model reads are skipped.
@@ -222,8 +251,6 @@ class FeatureRulHook(_RulHook):
     """
 
     predictor_class = "FeatureRULPredictor"
-    #: share of a step that may be missing between two frames that both enter the window
-    step_tolerance = 0.1
 
     def __init__(
         self,
@@ -242,7 +269,7 @@ class FeatureRulHook(_RulHook):
         self.step_hours = float(predictor.step_hours)
         self.unit = self.unit_of(predictor)
         self._rows: dict[str, deque[list[float]]] = {}
-        self._last_at: dict[str, datetime] = {}
+        self._sampler = StepSampler(self.step_hours, self.time_scale)
         self._incomplete: set[str] = set()
 
     def rows(self, asset_id: str) -> list[list[float]]:
@@ -257,12 +284,8 @@ class FeatureRulHook(_RulHook):
                 self._incomplete.add(asset_id)
                 log.info("no RUL for %s yet: its frames lack features %s reads", asset_id, self.model_name)
             return False
-        last = self._last_at.get(asset_id)
-        if last is not None:
-            elapsed_h = (at - last).total_seconds() * self.time_scale / 3600.0
-            if elapsed_h < (1.0 - self.step_tolerance) * self.step_hours:
-                return False
-        self._last_at[asset_id] = at
+        if not self._sampler.take(asset_id, at):
+            return False
         self._rows.setdefault(asset_id, deque(maxlen=self.window)).append([float(v) for v in row])
         return True
 
@@ -288,7 +311,8 @@ class FeatureRulHook(_RulHook):
         self.step_hours = float(predictor.step_hours)
         self.unit = self.unit_of(predictor)
         # a new model may read other features or another window: start its windows afresh
-        self._rows, self._last_at, self._incomplete = {}, {}, set()
+        self._rows, self._incomplete = {}, set()
+        self._sampler = StepSampler(self.step_hours, self.time_scale)
 
     def on_window(self, result: WindowResult, agent: EdgeAgent) -> None:
         self.maybe_reload()

@@ -119,7 +119,8 @@ def train_sim(
         typer.Option(
             "--from-store",
             help="Also train on the plant's own runs: each asset's stored feature frames up to every completed "
-            "work order that confirmed its fault (the store of the settings, or --db).",
+            "work order that confirmed its fault, and, as healthy examples, its frames at least the model's RUL cap "
+            "before one that found no fault (the store of the settings, or --db).",
         ),
     ] = False,
     db: Annotated[str | None, typer.Option("--db", help="Database URL (overrides store.url).")] = None,
@@ -141,15 +142,23 @@ def train_sim(
             from ingest.store import Store
 
             url = db or Settings.load(config).store.url.get_secret_value()
-            step = float(default_sim_config()["data"].get("step_hours", 4.0))
+            data_cfg = {**default_sim_config()["data"], **data}
             with Store(url) as store:
-                runs = tuple(store_runs(store, step_hours=step, time_scale=time_scale))
+                runs = tuple(
+                    store_runs(
+                        store,
+                        step_hours=float(data_cfg["step_hours"]),
+                        time_scale=time_scale,
+                        censored_cap=float(data_cfg["rul_cap"]),
+                    )
+                )
         result = train_simulator(seed=seed, data_params=data, model_params=model, extra_runs=runs)
         mv = register_sim(result, registry_dir, promote=promote)
     except GenEdgeError as err:
         fail(err)
     out = {"name": mv.name, "version": mv.version, "path": str(mv.model_path), **mv.card["metrics"]}
     out["plant_runs"] = len(mv.card["dataset"]["plant_runs"])
+    out["plant_runs_censored"] = sum(bool(r["censored"]) for r in mv.card["dataset"]["plant_runs"])
     emit(out, as_json)
 
 

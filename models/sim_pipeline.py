@@ -194,7 +194,14 @@ def build_sim_card(result: SimTrainResult, *, variant: str = "int8-dynamic") -> 
             "train_units": dm.train_units.tolist(),
             "val_units": dm.val_units.tolist(),
             "plant_runs": [
-                {"name": r.name, "frames": int(r.t_hours.size), "hours": float(r.t_hours[-1]), "event_hours": r.event_hours}
+                {
+                    "name": r.name,
+                    "frames": int(r.t_hours.size),
+                    "hours": float(r.t_hours[-1]),
+                    "event_hours": r.event_hours,
+                    "censored": r.censored,
+                    "windows": int(r.exact(dm.rul_cap).sum()),
+                }
                 for r in dm.extra_runs
             ],
         },

@@ -148,7 +148,8 @@ def _plant_retrain_form(registry: Path) -> None:
         submitted = st.form_submit_button("Train sim-bearing with the plant's history", icon=":material/factory:")
     st.caption("Trains the plant's bearing RUL model (hours) on simulated run-to-failure units plus the plant's own "
                "runs: every work order completed with the fault confirmed ends a run of that asset's stored feature "
-               "frames. Validation stays on simulated units; the new version's card lists the plant runs it used.")
+               "frames; one that found no fault marks the frames at least the model's RUL cap before it as "
+               "healthy. Validation stays on simulated units; the new version's card lists the plant runs it used.")
     if not submitted:
         return
     if any(j.running for j in _jobs.list_jobs(ctx.jobs_dir(), JOB_KIND)):
@@ -169,7 +170,8 @@ def _training_outcome(job: _jobs.Job) -> None:
     st.success(f"Registered **{out['name']} {out['version']}** · validation RMSE {out['val_rmse_onnx']:.2f} "
                f"(ONNX) · interval coverage {out.get('val_coverage_cross', float('nan')):.2f}. Promote it above "
                "when it is better than the promoted version."
-               + (f" Trained with {out['plant_runs']} plant run(s) to a confirmed fault." if "plant_runs" in out else ""),
+               + (f" Trained with {out['plant_runs']} plant run(s), {out.get('plant_runs_censored', 0)} of them "
+                  "to an inspection that found the machine healthy." if "plant_runs" in out else ""),
                icon=":material/check:")
 
 

@@ -29,16 +29,27 @@ class EventRun:
         raw: ``(n, n_features)`` raw feature rows, in the data module's feature order.
         event_hours: time of the event on the same clock; the RUL at ``t`` is ``event_hours - t``
             (a lower bound when the fault was found before it failed the machine).
+        censored: the event is an inspection that found the machine healthy: the RUL at ``t`` is
+            only known to exceed ``event_hours - t``. Its capped RUL is exact (the cap) only at
+            frames at least a cap before the inspection (:meth:`exact`).
     """
 
     name: str
     t_hours: np.ndarray
     raw: np.ndarray
     event_hours: float
+    censored: bool = False
 
     def rul_hours(self, cap: float) -> np.ndarray:
-        """RUL at each frame, capped."""
+        """RUL at each frame, capped (for a censored run, a lower bound wherever :meth:`exact` is false)."""
         return np.minimum(np.maximum(self.event_hours - self.t_hours, 0.0), cap)
+
+    def exact(self, cap: float) -> np.ndarray:
+        """Which frames' capped RUL is known: all of a run to a fault; for a censored run, those at
+        least ``cap`` hours before the inspection (the RUL there is at least the cap, so capped it is the cap)."""
+        if not self.censored:
+            return np.ones(self.t_hours.size, dtype=bool)
+        return self.event_hours - self.t_hours >= cap
 
 
 class WindowDataModule(pl.LightningDataModule):

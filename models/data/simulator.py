@@ -189,7 +189,8 @@ class SimulatorDataModule(WindowDataModule):
         seed: seed of the units, the split and the truncations.
         extra_runs: measured runs of real machines up to an event (:class:`EventRun`, e.g. from
             the plant's store); they join the training units (the normaliser is fitted on them too),
-            never validation, which stays on simulated units so its numbers stay comparable.
+            never validation, which stays on simulated units so its numbers stay comparable. Windows
+            end only where a run's capped RUL is known (:meth:`EventRun.exact`).
     """
 
     def __init__(
@@ -268,10 +269,12 @@ class SimulatorDataModule(WindowDataModule):
         train_raw = np.concatenate([self.unit_raw[int(u)] for u in self.train_units] + [r.raw for r in self.extra_runs])
         self.normalizer = FeatureNormalizer.fit(names, transforms, train_raw)
         X_sim, y_sim, _ = self._windows(self.train_units, None)
+        # windows end only at frames whose capped RUL is known (a censored run's, a cap before its inspection)
+        ends = [np.flatnonzero(r.exact(self.rul_cap)) for r in self.extra_runs]
         X_runs = [
-            sliding_windows(self.normalizer.transform(r.raw), self.window, np.arange(r.t_hours.size)) for r in self.extra_runs
+            sliding_windows(self.normalizer.transform(r.raw), self.window, e) for r, e in zip(self.extra_runs, ends, strict=True)
         ]
-        y_runs = [r.rul_hours(self.rul_cap).astype(np.float32) for r in self.extra_runs]
+        y_runs = [r.rul_hours(self.rul_cap)[e].astype(np.float32) for r, e in zip(self.extra_runs, ends, strict=True)]
         self.X_train, self.y_train = np.concatenate([X_sim, *X_runs]), np.concatenate([y_sim, *y_runs])
         self.X_val, self.y_val, self.val_cut_units = self._windows(self.val_units, rng)
 
