@@ -28,6 +28,10 @@ DataDir = Annotated[Path, typer.Option("--data-dir", help="Directory with C-MAPS
 Subset = Annotated[str, typer.Option("--subset", help="C-MAPSS subset FD001..FD004.")]
 RegistryDir = Annotated[Path, typer.Option("--registry-dir", help="Model registry directory.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line.")]
+ProgressFlag = Annotated[
+    bool | None,
+    typer.Option("--progress/--no-progress", help="Lightning progress bar on stderr (default: on a terminal)."),
+]
 
 
 @rul_app.command("train")
@@ -52,10 +56,7 @@ def train(
         Path | None,
         typer.Option(help="Reproduce a model card's run: its subset, model, config and seed."),
     ] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option("--progress/--no-progress", help="Lightning progress bar on stderr (default: on a terminal)."),
-    ] = None,
+    progress: ProgressFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train a model on a C-MAPSS subset (validation split by unit) and register it."""
@@ -175,10 +176,7 @@ def train_femto_cmd(
     name: Annotated[str, typer.Option(help="Registry name.")] = "femto-bearing",
     registry_dir: RegistryDir = Path("var/registry"),
     promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
-    progress: Annotated[
-        bool | None,
-        typer.Option("--progress/--no-progress", help="Lightning progress bar on stderr (default: on a terminal)."),
-    ] = None,
+    progress: ProgressFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train the bearing model on the FEMTO run-to-failure bearings (share of life left, %) and register it.

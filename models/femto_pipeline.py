@@ -229,8 +229,8 @@ def register_femto(
     from models.runtime import FeatureRULPredictor
 
     dm = result.datamodule
-    X = np.concatenate([dm.bearing_windows(b)[0] for b in dm.train_bearings])
-    y = np.concatenate([dm.bearing_windows(b)[1] for b in dm.train_bearings])
+    windows = [dm.bearing_windows(b) for b in dm.train_bearings]
+    X, y = np.concatenate([w[0] for w in windows]), np.concatenate([w[1] for w in windows])
     torch_pred = np.clip(result.estimator.predict(X), 0.0, dm.output_cap)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(result.estimator.network, dm.n_channels, dm.window, Path(tmp) / "fp32.onnx")

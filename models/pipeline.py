@@ -36,7 +36,16 @@ __all__ = [
 ]
 
 MODEL_NAMES = ("transformer", "lstm", "minirocket")
-VARIANTS = ("fp32", "int8-dynamic", "int8-compact", "int8-static", "fp16", "int4", "pruned50-int8-dynamic")
+VARIANTS = (
+    "fp32",
+    "int8-dynamic",
+    "int8-compact",
+    "int8-static",
+    "fp16",
+    "int4",
+    "pruned50-int8-dynamic",
+    "pruned50ft-int8-dynamic",
+)
 
 #: Per-subset defaults, chosen on validation RMSE within a shared 2-CPU budget of a few
 #: CPU-minutes per run: FD002/FD004 keep every 2nd training window (neighbouring windows overlap
@@ -250,7 +259,7 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
         quantize_int8_dynamic,
         quantize_int8_static,
     )
-    from models.export.prune import prune_magnitude
+    from models.export.prune import prune_finetune, prune_magnitude
 
     net = getattr(result.estimator, "network", None)
     if net is None:
@@ -268,6 +277,16 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
         "pruned50-int8-dynamic": lambda: quantize_int8_dynamic(
             export_onnx(prune_magnitude(net, 0.5), dm.n_channels, dm.window, out / "pruned50.onnx"),
             out / "pruned50-int8-dynamic.onnx",
+        ),
+        # half the weights zeroed, then 5 epochs of fine-tuning on the training windows (masks held)
+        "pruned50ft-int8-dynamic": lambda: quantize_int8_dynamic(
+            export_onnx(
+                prune_finetune(net, dm.X_train, dm.y_train, dm.X_val, dm.y_val, amount=0.5, epochs=5, seed=result.seed),
+                dm.n_channels,
+                dm.window,
+                out / "pruned50ft.onnx",
+            ),
+            out / "pruned50ft-int8-dynamic.onnx",
         ),
     }
     wanted = VARIANTS if variants is None else variants

@@ -72,6 +72,36 @@ def test_int8_is_smaller_with_small_quality_change(trained: TrainResult, variant
         assert abs(rows[name]["rmse_change_pct"]) < 5.0, rows[name]
 
 
+def test_pruning_with_fine_tuning_recovers_what_one_shot_pruning_loses(trained: TrainResult, tmp_path: Path) -> None:
+    """Half the weights zeroed: one-shot the RMSE jumps; a short fine-tune with the zeros held brings it back,
+    and the zeros survive into the ONNX file (what gzip then saves in transfer)."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from models.export.onnx import export_onnx
+    from models.export.prune import prune_finetune, prune_magnitude, sparsity
+
+    dm, net = trained.datamodule, trained.estimator.network
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+
+    def val_rmse(n: torch.nn.Module) -> float:
+        with torch.inference_mode():
+            return rmse(dm.y_val, n(torch.from_numpy(dm.X_val)).numpy())
+
+    base, one_shot = val_rmse(net), val_rmse(prune_magnitude(net, 0.5))
+    tuned = prune_finetune(net, dm.X_train, dm.y_train, dm.X_val, dm.y_val, amount=0.5, epochs=2)
+    after = val_rmse(tuned)
+    print(f"val RMSE {base:.2f}; pruned 50 % one-shot {one_shot:.2f}, fine-tuned {after:.2f}")
+    assert sparsity(tuned) == pytest.approx(0.5, abs=0.01)
+    assert after < one_shot and after < 1.15 * base + 1.0, (base, one_shot, after)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()), "the trained network is untouched"
+    path = export_onnx(tuned, dm.n_channels, dm.window, tmp_path / "pruned.onnx")
+    weights = [numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer if len(t.dims) == 2]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.size for w in weights)
+    assert zeros > 0.4, zeros
+
+
 def test_register_runtime_and_cli(trained: TrainResult, cmapss_dir: Path, tmp_path: Path) -> None:
     reg_dir = tmp_path / "registry"
     mv = register_result(trained, reg_dir, variant="int8-dynamic", promote=True)
