@@ -236,10 +236,9 @@ class FeatureRulHook(_RulHook):
     The model's card names the features it reads (channel, feature, in order), the frames per
     input and the asset-time spacing of frames (``step_hours``). The hook keeps, per asset, a
     rolling window of one frame per ``step_hours`` of asset time (see :class:`StepSampler`),
-    and predicts the RUL
-    median and interval, in the card's unit (``h`` or ``%``, the share of life left), each time a
-    frame enters the window.
-    Assets whose frames lack a feature the model reads are skipped.
+    and predicts the RUL median and interval, in the card's unit (``h`` or ``%``, the share of
+    life left), each time a frame enters the window. Assets whose frames lack a feature the
+    model reads are skipped.
 
     Args:
         predictor: a ``FeatureRULPredictor`` (``models.runtime``) or anything with ``window``,

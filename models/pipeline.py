@@ -278,10 +278,13 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
             export_onnx(prune_magnitude(net, 0.5), dm.n_channels, dm.window, out / "pruned50.onnx"),
             out / "pruned50-int8-dynamic.onnx",
         ),
-        # half the weights zeroed, then 5 epochs of fine-tuning on the training windows (masks held)
+        # half the weights zeroed, then 5 epochs of fine-tuning on the training windows (masks held); the
+        # epoch is picked on every 10th training window, never on the validation cuts the variant is scored on
         "pruned50ft-int8-dynamic": lambda: quantize_int8_dynamic(
             export_onnx(
-                prune_finetune(net, dm.X_train, dm.y_train, dm.X_val, dm.y_val, amount=0.5, epochs=5, seed=result.seed),
+                prune_finetune(
+                    net, dm.X_train, dm.y_train, dm.X_train[::10], dm.y_train[::10], amount=0.5, epochs=5, seed=result.seed
+                ),
                 dm.n_channels,
                 dm.window,
                 out / "pruned50ft.onnx",

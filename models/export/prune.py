@@ -90,7 +90,9 @@ def prune_finetune(
     Args:
         net: trained :class:`~models.nets.RULModule` or ``MeanEnsemble`` of them (not modified).
         X, y: training windows ``(n, channels, window)`` and targets.
-        X_val, y_val: windows and targets that pick the epoch.
+        X_val, y_val: windows and targets that pick the epoch (and drive the learning-rate
+            schedule): not the ones the pruned network is then scored on, or its score is optimistic
+            (the export variant uses a tenth of the training windows).
         amount: fraction of each member's weights zeroed, in ``[0, 1)``.
         epochs: fine-tuning epochs per member.
         learning_rate: fine-tuning learning rate (``None``: the member's own; on an FD001
