@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from dashboard._features import Vitals, vitals
-from dashboard._ui import rul_median_text
+from dashboard._ui import rul_label, rul_median_text
 from ingest.store.queries import AssetOverview
 
 __all__ = ["ALARM_HEX", "QUALITY_HEX", "ZONE_HEX", "card_html"]
@@ -59,7 +59,7 @@ def _values_html(a: AssetOverview, v: Vitals) -> str:
     if p is None:
         rul = _value("RUL", "—", "", "none yet")
     elif p.rul_unit == "%":  # a share-of-life model: the share of the bearing's life still left
-        rul = _value("Life left", f"{p.rul_median:.0f}", "%", f"{p.rul_lower:.0f}–{p.rul_upper:.0f} %")
+        rul = _value(rul_label(p.rul_unit), f"{p.rul_median:.0f}", "%", f"{p.rul_lower:.0f}–{p.rul_upper:.0f} %")
     else:
         rul = _value("RUL", rul_median_text(p), p.rul_unit,
                      "model cap" if p.at_cap else f"{p.rul_lower:.0f}–{p.rul_upper:.0f} {p.rul_unit}")

@@ -59,6 +59,11 @@ def rul_unit_text(unit: str) -> str:
     return RUL_UNIT_TEXT.get(unit, unit)
 
 
+def rul_label(unit: str) -> str:
+    """What a RUL figure is called: ``'Life left'`` for a share-of-life model (``%``), else ``'RUL'``."""
+    return "Life left" if unit == "%" else "RUL"
+
+
 def rul_median_text(p: PredictionView) -> str:
     """``'120'``, or ``'≥ 200'`` when the median sits at the model's cap (it only knows "at least")."""
     if p.at_cap and p.rul_cap is not None:

@@ -96,7 +96,7 @@ def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | 
     m[3].metric("Health index", _fmt(v.health_index, ".2f"),
                 help="1 = as healthy as the baseline the edge learned on this asset; lower is worse.")
     share = p is not None and p.rul_unit == "%"
-    m[4].metric("Life left" if share else "RUL", f"{_ui.rul_median_text(p)} {p.rul_unit}" if p else "—",
+    m[4].metric(_ui.rul_label(p.rul_unit) if p else "RUL", f"{_ui.rul_median_text(p)} {p.rul_unit}" if p else "—",
                 help=("The model was trained with RUL capped here: it only says 'at least this long'."
                       if p and p.at_cap else
                       "The share of the machine's life still left (100 % new, 0 % failed), from a model trained on "
