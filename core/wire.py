@@ -58,6 +58,7 @@ __all__ = [
     "is_cmd_topic",
     "new_msg_id",
     "parse_topic",
+    "rul_at_cap",
     "topic_for",
     "utcnow",
 ]
@@ -173,6 +174,14 @@ RulUnit = Literal["h", "cycles", "%"]
 RUL_UNITS: tuple[str, ...] = ("h", "cycles", "%")
 
 
+def rul_at_cap(unit: str, median: float, cap: float | None) -> bool:
+    """Whether a RUL median sits at its model's training cap, so the model only says "at least this long".
+
+    Never in ``%``: there the cap is 100 % of life, as new, which nothing exceeds.
+    """
+    return unit != "%" and cap is not None and median >= 0.99 * cap
+
+
 class Prediction(_Envelope):
     """A RUL / health prediction as a distribution: median and a calibrated interval.
 
@@ -195,11 +204,8 @@ class Prediction(_Envelope):
 
     @property
     def at_cap(self) -> bool:
-        """Whether the median sits at the model's cap (the model only says "at least this long").
-
-        Never in ``%``: there the cap is 100 % of life, as new, which nothing exceeds.
-        """
-        return self.rul_unit != "%" and self.rul_cap is not None and self.rul_median >= 0.99 * self.rul_cap
+        """Whether the median sits at the model's cap (:func:`rul_at_cap`)."""
+        return rul_at_cap(self.rul_unit, self.rul_median, self.rul_cap)
 
     @model_validator(mode="after")
     def _ordered(self) -> Prediction:

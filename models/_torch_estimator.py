@@ -20,7 +20,7 @@ from models.base import BaseRULEstimator
 from models.data.arrays import ArrayDataModule
 from models.nets import RULModule
 
-__all__ = ["BestWeights", "MeanEnsemble", "TorchRULEstimator"]
+__all__ = ["BestWeights", "MeanEnsemble", "TorchRULEstimator", "fit_module"]
 
 _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric")
 
@@ -55,6 +55,50 @@ class BestWeights(Callback):
         """Restore the best snapshot."""
         if self._state is not None:
             pl_module.load_state_dict(self._state)
+
+
+def fit_module(
+    net: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    *,
+    max_epochs: int,
+    callbacks: list[Callback],
+    accelerator: str = "cpu",
+    progress_bar: bool = False,
+    what: str = "the network",
+) -> pl.Trainer:
+    """Fit ``net`` with a quiet ``pl.Trainer`` (no logger, checkpoints or sanity check); returns the trainer.
+
+    Deterministic on CPU (bit for bit); on a GPU some kernels (cuDNN LSTM backward) have no
+    deterministic version, so only a warning there. Seed before building ``net``.
+
+    Raises:
+        ModelError: training failed (``what`` names the model in the message).
+    """
+    for name in _LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    trainer = pl.Trainer(
+        max_epochs=int(max_epochs),
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress_bar,
+        num_sanity_val_steps=0,
+        deterministic=True if accelerator == "cpu" else "warn",
+        callbacks=callbacks,
+    )
+    with warnings.catch_warnings():
+        # "does not have many workers": in-memory tensors need none
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        try:
+            trainer.fit(net, datamodule=datamodule)
+        except (RuntimeError, ValueError) as err:
+            raise ModelError(f"training {what} failed: {err}") from err
+    return trainer
 
 
 class MeanEnsemble(torch.nn.Module):
@@ -138,35 +182,18 @@ class TorchRULEstimator(BaseRULEstimator):
         self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, seed: int
     ) -> tuple[RULModule, BestWeights, int]:
         torch.set_num_threads(max(1, int(self.num_threads)))
-        for name in _LIGHTNING_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
         pl.seed_everything(seed, workers=True, verbose=False)
         net = self._build_net(X.shape[1], X.shape[2])
         best = BestWeights("val_rmse")
-        trainer = pl.Trainer(
+        trainer = fit_module(
+            net,
+            ArrayDataModule(X, y, X_val, y_val, batch_size=int(self.batch_size), seed=seed),
             max_epochs=int(self.max_epochs),
-            accelerator=self.accelerator,
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=bool(self.progress_bar),
-            num_sanity_val_steps=0,
-            # bit-for-bit on CPU; on a GPU some kernels (cuDNN LSTM backward) have no
-            # deterministic version, so only warn there
-            deterministic=True if self.accelerator == "cpu" else "warn",
             callbacks=[EarlyStopping("val_rmse", patience=int(self.patience), mode="min"), best],
+            accelerator=self.accelerator,
+            progress_bar=bool(self.progress_bar),
+            what=type(self).__name__,
         )
-        dm = ArrayDataModule(X, y, X_val, y_val, batch_size=int(self.batch_size), seed=seed)
-        with warnings.catch_warnings():
-            # "does not have many workers": in-memory tensors need none
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-            try:
-                trainer.fit(net, datamodule=dm)
-            except (RuntimeError, ValueError) as err:
-                raise ModelError(f"training {type(self).__name__} failed: {err}") from err
         # a fresh module holding the best weights: no trainer reference, so it pickles cleanly
         fresh = self._build_net(X.shape[1], X.shape[2])
         fresh.load_state_dict(net.state_dict())

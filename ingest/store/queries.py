@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.errors import StoreError
-from core.wire import utcnow
+from core.wire import rul_at_cap, utcnow
 from ingest.store.models import (
     Alarm,
     Asset,
@@ -226,11 +226,8 @@ class PredictionView:
 
     @property
     def at_cap(self) -> bool:
-        """Whether the median sits at the model's cap (the model only says "at least this long").
-
-        Never in ``%``: there the cap is 100 % of life, as new, which nothing exceeds.
-        """
-        return self.rul_unit != "%" and self.rul_cap is not None and self.rul_median >= 0.99 * self.rul_cap
+        """Whether the median sits at the model's cap (:func:`core.wire.rul_at_cap`)."""
+        return rul_at_cap(self.rul_unit, self.rul_median, self.rul_cap)
 
 
 @dataclass(frozen=True)

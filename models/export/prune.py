@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import copy
-import logging
-import warnings
 from typing import Any
 
 import numpy as np
@@ -107,7 +105,7 @@ def prune_finetune(
     import pytorch_lightning as pl
     import torch
 
-    from models._torch_estimator import _LIGHTNING_LOGGERS, BestWeights, MeanEnsemble
+    from models._torch_estimator import BestWeights, MeanEnsemble, fit_module
     from models.data.arrays import ArrayDataModule
     from models.nets import RULModule
 
@@ -118,8 +116,6 @@ def prune_finetune(
     if not all(isinstance(m, RULModule) for m in members):
         raise ModelError(f"fine-tuning needs RULModule networks, got {type(net).__name__}")
     torch.set_num_threads(max(1, int(num_threads)))
-    for name in _LIGHTNING_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
     done = []
     for i, member in enumerate(members):
         params = _weights(member)
@@ -132,24 +128,13 @@ def prune_finetune(
         member._ema = member._raw = None  # a fresh average of the pruned weights
         member.train()  # dropout on, as in training (a trained network comes in eval mode)
         pl.seed_everything(seed + i, workers=True, verbose=False)
-        best = BestWeights("val_rmse")
-        trainer = pl.Trainer(
-            max_epochs=int(epochs),
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=False,
-            num_sanity_val_steps=0,
-            deterministic=True,
-            callbacks=[best],
+        fit_module(
+            member,
+            ArrayDataModule(X, y, X_val, y_val, batch_size=batch_size, seed=seed + i),
+            max_epochs=epochs,
+            callbacks=[BestWeights("val_rmse")],
+            what=f"pruned member {i}",
         )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-            trainer.fit(member, datamodule=ArrayDataModule(X, y, X_val, y_val, batch_size=batch_size, seed=seed + i))
         _finalise(member, params)
         # a fresh module with the tuned weights: no trainer reference, so it exports and pickles cleanly
         fresh = type(member)(**member.hparams)
