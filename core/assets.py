@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "UNITS",
@@ -166,6 +166,11 @@ class AssetConfig(BaseModel):
     channels: tuple[ChannelConfig, ...] = ()
     spare_parts: tuple[str, ...] = ()
     notes: str = ""
+    in_service_since: AwareDatetime | None = Field(
+        default=None,
+        description="when the monitored part (e.g. the bearing) was last fitted or renewed; turns a share-of-life "
+        "prediction into hours",
+    )
 
     def channel(self, name: str) -> ChannelConfig:
         for ch in self.channels:

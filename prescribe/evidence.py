@@ -28,6 +28,7 @@ from prescribe.schema import (
     Evidence,
     EvidenceItem,
     FaultCall,
+    LifeShare,
     PastWorkOrder,
     PeakMatch,
     RulEstimate,
@@ -45,6 +46,7 @@ __all__ = [
     "from_simulator",
     "from_store",
     "quote_data",
+    "share_to_hours",
     "vibration_and_temperature",
 ]
 
@@ -92,15 +94,31 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
     """
     items: list[EvidenceItem] = []
     add = items.append
+    if ev.life_share is not None:
+        s = ev.life_share
+        age_h = max((ev.at - s.at).total_seconds() / 3600.0, 0.0)
+        since = (f"{s.in_service_h:.0f} h in service since "
+                 + ("the asset's in-service date" if s.since_source == "config" else "the last confirmed repair")
+                 if s.in_service_h is not None else "hours in service unknown")
+        add(EvidenceItem(
+            id="rul:life_share", kind="rul",
+            summary=(f"Life left {s.median_pct:.0f} %, {s.coverage:.0%} interval {s.lower_pct:.0f} to {s.upper_pct:.0f} %, "
+                     f"{since}" + (f", {age_h:.0f} h old" if age_h >= 1 else "")),
+            values={"median_pct": round(s.median_pct, 2), "lower_pct": round(s.lower_pct, 2),
+                    "upper_pct": round(s.upper_pct, 2), "coverage": s.coverage, "age_h": round(age_h, 2),
+                    "in_service_h": None if s.in_service_h is None else round(s.in_service_h, 2),
+                    "since": None if s.since is None else s.since.isoformat(), "since_source": s.since_source}))
     if ev.rul is not None:
         r = ev.rul
         age_h = max((ev.at - r.at).total_seconds() / 3600.0, 0.0)
         add(EvidenceItem(
             id="rul:latest", kind="rul",
             summary=(f"RUL {_hours(r.median_h)}, {r.coverage:.0%} interval {_hours(r.lower_h)} to {_hours(r.upper_h)}"
+                     + (" (from the life share at a steady wear rate)" if r.basis == "share_of_life" else "")
                      + (f", {age_h:.0f} h old" if age_h >= 1 else "")),
             values={"median_h": round(r.median_h, 2), "lower_h": round(r.lower_h, 2), "upper_h": round(r.upper_h, 2),
-                    "coverage": r.coverage, "age_h": round(age_h, 2), "health_index": r.health_index}))
+                    "coverage": r.coverage, "age_h": round(age_h, 2), "health_index": r.health_index,
+                    "basis": r.basis}))
     if ev.fault is not None:
         f = ev.fault
         add(EvidenceItem(id="fault:class", kind="fault", summary=f"{f.kind}, confidence {f.confidence:.2f}",
@@ -295,12 +313,15 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
     since = now - timedelta(hours=lookback_h)
 
     preds = [p for p in queries.predictions(store, asset_id, limit=20) if p.at <= now]
-    rul = None
+    rul = life = None
     if preds:
         p = preds[-1]
+        model = f"{p.model_name}:{p.model_version}"[:160]
         if p.rul_unit == "h":
             rul = RulEstimate(median_h=p.rul_median, lower_h=p.rul_lower, upper_h=p.rul_upper, coverage=p.coverage,
-                              at=p.at, model=f"{p.model_name}:{p.model_version}"[:160], health_index=p.health_index)
+                              at=p.at, model=model, health_index=p.health_index)
+        elif p.rul_unit == "%":
+            life, rul = _life_share(store, asset, p, model)
 
     windows: list[FeatureWindow] = [(f.window_start, f.features) for f in queries.features(store, asset_id, limit=500)
                                     if since <= f.window_start <= now and f.quality == "good"]
@@ -313,8 +334,55 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
     wos = [w for w in queries.work_orders(store, asset_id=asset_id, limit=20) if w.created_at <= now]
     past = tuple(PastWorkOrder(id=w.id, title=w.title[:200], status=w.status, created_at=w.created_at,
                                outcome=(w.outcome or None) and w.outcome[:4000]) for w in wos[:max_work_orders])
-    return Evidence(asset=facts, at=now, source="store", rul=rul, fault=diagnose_peaks(peaks), zone=zone, peaks=peaks,
-                    alarms=alarm_facts, temperature=temp, work_orders=past)
+    return Evidence(asset=facts, at=now, source="store", rul=rul, life_share=life, fault=diagnose_peaks(peaks), zone=zone,
+                    peaks=peaks, alarms=alarm_facts, temperature=temp, work_orders=past)
+
+
+#: A share of life left above this reads as "as new": the hours it implies are bounded by this share.
+_MAX_SHARE = 99.0
+
+
+def share_to_hours(pct: float, in_service_h: float) -> float:
+    """Hours left from the share of life left, at a steady wear rate.
+
+    A part that has run ``t`` hours with ``p`` % of its life left has a life of ``t / (1 - p/100)``,
+    so ``t * p / (100 - p)`` hours are left. Shares above 99 % count as 99 %. An older part for the
+    same share has more hours left, so an ``in_service_h`` that is too short errs early.
+    """
+    p = min(max(pct, 0.0), _MAX_SHARE)
+    return in_service_h * p / (100.0 - p)
+
+
+def _in_service_since(store: Any, asset: AssetConfig, at: datetime) -> tuple[datetime | None, str]:
+    """When the part was last fitted or renewed: the newest of the asset's ``in_service_since``
+    and the completion of a work order that confirmed a fault (its repair renewed the part)."""
+    from prescribe.workorders import training_labels
+
+    found: list[tuple[datetime, str]] = []
+    if asset.in_service_since is not None and asset.in_service_since <= at:
+        found.append((asset.in_service_since, "config"))
+    for label in training_labels(store, asset_id=asset.asset_id):
+        if label.fault_confirmed and label.completed_at:
+            done = datetime.fromisoformat(label.completed_at)
+            done = done if done.tzinfo is not None else done.replace(tzinfo=UTC)
+            if done <= at:
+                found.append((done, "work_order"))
+    if not found:
+        return None, ""
+    return max(found, key=lambda f: f[0])
+
+
+def _life_share(store: Any, asset: AssetConfig, p: Any, model: str) -> tuple[LifeShare, RulEstimate | None]:
+    since, source = _in_service_since(store, asset, p.at)
+    run_h = None if since is None else (p.at - since).total_seconds() / 3600.0
+    life = LifeShare(median_pct=p.rul_median, lower_pct=p.rul_lower, upper_pct=p.rul_upper, coverage=p.coverage,
+                     at=p.at, model=model, since=since, since_source=source, in_service_h=run_h)  # type: ignore[arg-type]
+    if run_h is None:
+        return life, None
+    rul = RulEstimate(median_h=share_to_hours(p.rul_median, run_h), lower_h=share_to_hours(p.rul_lower, run_h),
+                      upper_h=share_to_hours(p.rul_upper, run_h), coverage=p.coverage, at=p.at, model=model,
+                      health_index=p.health_index, basis="share_of_life")
+    return life, rul
 
 
 def _asset_from_info(info: Any) -> AssetConfig:

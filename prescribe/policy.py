@@ -119,7 +119,10 @@ def _contradictions(ev: Evidence, policy: DeadlinePolicy) -> list[str]:
 
 def _weaknesses(ev: Evidence, policy: DeadlinePolicy) -> list[str]:
     out = []
-    if ev.rul is None and ev.zone is None and not ev.peaks:
+    if ev.rul is None and ev.life_share is not None:
+        out.append("the model predicts the share of life left, but when the part was fitted is unknown: set the "
+                   "asset's in_service_since, or complete the repair work order with the fault confirmed")
+    elif ev.rul is None and ev.zone is None and not ev.peaks:
         out.append("no RUL prediction and no vibration features for this asset")
     if ev.rul is not None:
         r = ev.rul

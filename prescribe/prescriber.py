@@ -156,8 +156,12 @@ class Prescriber:
 
     def _summary(self, ev: Evidence, d: Decision, first: str) -> str:
         fault = _FAULT_TEXT.get(d.fault or "", "deteriorating condition")
-        rul = (f"RUL {ev.rul.lower_h:.0f}-{ev.rul.upper_h:.0f} h ({ev.rul.coverage:.0%})" if ev.rul is not None
-               else "no RUL prediction")
+        share = ev.life_share
+        if ev.rul is not None:
+            rul = f"RUL {ev.rul.lower_h:.0f}-{ev.rul.upper_h:.0f} h ({ev.rul.coverage:.0%})"
+            rul += f", life left {share.median_pct:.0f} %" if share is not None else ""
+        else:
+            rul = f"life left {share.median_pct:.0f} %" if share is not None else "no RUL prediction"
         due = f" by {d.deadline:%Y-%m-%d %H:%M} UTC" if d.deadline is not None else ""
         return f"{ev.asset.asset_id}: {fault}, {rul}. {first.rstrip('.')}{due} (priority {d.priority})."[:600]
 
@@ -190,7 +194,7 @@ class Prescriber:
         if d.status == "insufficient_evidence":
             action = Action(what="Collect better evidence: manual vibration and envelope measurement, check sensors",
                             why="the evidence is weak or contradictory: " + "; ".join(d.reasons)[:380],
-                            evidence=cite("rul:latest", "fault:class", "zone:latest", "peak:bpfo", "peak:bpfi"),
+                            evidence=cite("rul:latest", "rul:life_share", "fault:class", "zone:latest", "peak:bpfo", "peak:bpfi"),
                             kb=(), priority=d.priority, deadline=d.deadline)
             summary = (f"{ev.asset.asset_id}: insufficient evidence for a maintenance decision ("
                        + "; ".join(d.reasons) + "). Verify before acting.")[:600]

@@ -22,6 +22,7 @@ __all__ = [
     "Evidence",
     "EvidenceItem",
     "FaultCall",
+    "LifeShare",
     "PastWorkOrder",
     "PeakMatch",
     "Priority",
@@ -45,7 +46,12 @@ _frozen = ConfigDict(frozen=True, extra="forbid")
 
 
 class RulEstimate(BaseModel):
-    """A remaining-useful-life prediction: median and an interval of nominal ``coverage``, in hours."""
+    """A remaining-useful-life prediction: median and an interval of nominal ``coverage``, in hours.
+
+    ``basis`` is ``model`` when the model predicted hours, ``share_of_life`` when the hours were
+    worked out from a predicted share of life left and the hours in service (see
+    :class:`LifeShare`).
+    """
 
     model_config = _frozen
 
@@ -56,6 +62,7 @@ class RulEstimate(BaseModel):
     at: AwareDatetime
     model: str = Field(default="", max_length=160)
     health_index: float | None = Field(default=None, ge=0, le=1)
+    basis: Literal["model", "share_of_life"] = "model"
 
     @model_validator(mode="after")
     def _ordered(self) -> RulEstimate:
@@ -63,6 +70,39 @@ class RulEstimate(BaseModel):
             raise ValueError(
                 f"RUL interval must satisfy lower <= median <= upper, got {self.lower_h} <= {self.median_h} <= {self.upper_h}"
             )
+        return self
+
+
+class LifeShare(BaseModel):
+    """A share-of-life prediction (wire unit ``%``): how much of the part's life is left.
+
+    ``in_service_h`` is how long the part has run since ``since`` (it was fitted or renewed;
+    ``since_source`` says how that is known: ``config`` for the asset's ``in_service_since``,
+    ``work_order`` for the newest completed repair that confirmed a fault). Without it the
+    share cannot become hours and sets no deadline.
+    """
+
+    model_config = _frozen
+
+    median_pct: float = Field(ge=0, le=100, allow_inf_nan=False)
+    lower_pct: float = Field(ge=0, le=100, allow_inf_nan=False)
+    upper_pct: float = Field(ge=0, le=100, allow_inf_nan=False)
+    coverage: float = Field(gt=0, lt=1)
+    at: AwareDatetime
+    model: str = Field(default="", max_length=160)
+    since: AwareDatetime | None = None
+    since_source: Literal["config", "work_order", ""] = ""
+    in_service_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LifeShare:
+        if not self.lower_pct <= self.median_pct <= self.upper_pct:
+            raise ValueError(
+                "life share interval must satisfy lower <= median <= upper, got "
+                f"{self.lower_pct} <= {self.median_pct} <= {self.upper_pct}"
+            )
+        if (self.since is None) != (self.in_service_h is None):
+            raise ValueError("since and in_service_h come together")
         return self
 
 
@@ -177,6 +217,7 @@ class Evidence(BaseModel):
     at: AwareDatetime
     source: Literal["store", "simulator", "manual"] = "manual"
     rul: RulEstimate | None = None
+    life_share: LifeShare | None = None
     fault: FaultCall | None = None
     zone: ZoneState | None = None
     peaks: tuple[PeakMatch, ...] = ()

@@ -86,5 +86,8 @@ class RulesBackend:
 
 def _rul_phrase(ev: Evidence) -> str:
     if ev.rul is None:
+        if ev.life_share is not None:
+            return f"life left {ev.life_share.median_pct:.0f} %, hours in service unknown"
         return "no RUL prediction yet"
-    return f"RUL {ev.rul.lower_h:.0f} to {ev.rul.upper_h:.0f} h"
+    share = f" ({ev.life_share.median_pct:.0f} % of life left)" if ev.life_share is not None else ""
+    return f"RUL {ev.rul.lower_h:.0f} to {ev.rul.upper_h:.0f} h{share}"

@@ -112,3 +112,87 @@ def test_from_store_unknown_asset(store: Store) -> None:
 
     with pytest.raises(GenEdgeError, match="not registered"):
         from_store(store, "NOPE", now=T0)
+
+
+# ---------------------------------------------------------------- share-of-life predictions (rul_unit "%")
+def _share_prediction(store: Store, at: datetime, median: float, lower: float, upper: float) -> None:
+    store.write([(Prediction(publisher="edge-01", seq=1, asset_id="P-101", model_name="femto-bearing", model_version="1",
+                             at=at, rul_unit="%", rul_median=median, rul_lower=lower, rul_upper=upper, coverage=0.9), at)])
+
+
+def test_share_to_hours_follows_a_steady_wear_rate() -> None:
+    from prescribe.evidence import share_to_hours
+
+    assert share_to_hours(25.0, 300.0) == pytest.approx(100.0)  # 300 h used 75 %: 100 h for the last 25 %
+    assert share_to_hours(0.0, 300.0) == 0.0
+    assert share_to_hours(100.0, 10.0) == share_to_hours(99.0, 10.0) == pytest.approx(990.0)  # "as new" is bounded
+
+
+def test_share_of_life_without_an_in_service_date_sets_no_deadline(store: Store) -> None:
+    from prescribe import Prescriber, assess
+
+    _share_prediction(store, T0 - timedelta(minutes=5), 40, 15, 70)
+    ev = from_store(store, "P-101", now=T0)
+    assert ev.rul is None and ev.life_share is not None
+    assert (ev.life_share.median_pct, ev.life_share.in_service_h, ev.life_share.since_source) == (40, None, "")
+    item = next(i for i in ev.items() if i.id == "rul:life_share")
+    assert item.summary.startswith("Life left 40 %, 90% interval 15 to 70 %, hours in service unknown")
+    d = assess(ev)
+    assert d.status == "insufficient_evidence" and any("in_service_since" in r for r in d.reasons)
+    rec = Prescriber().recommend(ev)
+    assert rec.status == "insufficient_evidence" and "rul:life_share" in rec.actions[0].evidence
+
+
+def test_share_of_life_becomes_hours_from_the_in_service_date(tmp_path: Path, plant: dict) -> None:  # type: ignore[type-arg]
+    from prescribe import Prescriber, assess
+
+    asset = plant["P-101"].model_copy(update={"in_service_since": T0 - timedelta(hours=300, minutes=5)})
+    with Store(f"sqlite:///{tmp_path / 'share.db'}") as s:
+        s.upsert_assets([asset])
+        _share_prediction(s, T0 - timedelta(minutes=5), 25, 15, 35)
+        ev = from_store(s, "P-101", now=T0)
+    assert ev.life_share is not None and ev.life_share.since_source == "config"
+    assert ev.life_share.in_service_h == pytest.approx(300.0)
+    assert ev.rul is not None and ev.rul.basis == "share_of_life"
+    # 300 h at 75 % used: 100 h left; the interval's ends map the same way (15 % -> 52.9 h, 35 % -> 161.5 h)
+    assert (ev.rul.median_h, ev.rul.lower_h, ev.rul.upper_h) == pytest.approx((100.0, 300 * 15 / 85, 300 * 35 / 65))
+    ids = ev.ids()
+    assert ids.index("rul:life_share") < ids.index("rul:latest")
+    assert "300 h in service since the asset's in-service date" in ev.items()[ids.index("rul:life_share")].summary
+    assert "(from the life share at a steady wear rate)" in ev.items()[ids.index("rul:latest")].summary
+    d = assess(ev)
+    # the deadline rule runs on the hours' lower bound as for an hours model (criticality 3: a 35 % margin)
+    lower = 300 * 15 / 85
+    assert d.status == "action" and d.margin_h == pytest.approx(0.35 * lower)
+    assert d.deadline == T0 + timedelta(hours=0.65 * lower) and d.priority == "urgent"
+    rec = Prescriber().recommend(ev)
+    assert "life left 25 %" in rec.summary and rec.deadline == d.deadline
+
+
+def test_a_wide_share_interval_is_too_weak_for_a_date(tmp_path: Path, plant: dict) -> None:  # type: ignore[type-arg]
+    from prescribe import assess
+
+    asset = plant["P-101"].model_copy(update={"in_service_since": T0 - timedelta(hours=300)})
+    with Store(f"sqlite:///{tmp_path / 'wide.db'}") as s:
+        s.upsert_assets([asset])
+        _share_prediction(s, T0, 50, 21, 79)  # the FEMTO model's +-29 % interval
+        ev = from_store(s, "P-101", now=T0)
+    d = assess(ev)
+    assert d.status == "insufficient_evidence" and any(r.startswith("RUL interval too wide") for r in d.reasons)
+
+
+def test_a_confirmed_repair_restarts_the_part_life(store: Store, outer_race: Evidence) -> None:
+    from prescribe import Prescriber
+    from prescribe import workorders as wo
+
+    # an inspection that found nothing does not renew the part; a confirmed repair does
+    for confirmed, done_h in ((True, 200.0), (False, 100.0)):
+        draft = wo.save_draft(store, Prescriber().recommend(outer_race), at=T0 - timedelta(hours=done_h + 2))
+        wo.approve(store, draft.id, "olga", at=T0 - timedelta(hours=done_h + 1))
+        wo.complete(store, draft.id, "tom", found="outer_race" if confirmed else "none", fault_confirmed=confirmed,
+                    at=T0 - timedelta(hours=done_h))
+    _share_prediction(store, T0, 50, 30, 70)
+    ev = from_store(store, "P-101", now=T0)
+    assert ev.life_share is not None and ev.life_share.since_source == "work_order"
+    assert ev.life_share.in_service_h == pytest.approx(200.0)
+    assert ev.rul is not None and ev.rul.median_h == pytest.approx(200.0)
