@@ -72,6 +72,8 @@ def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | 
     if cfg is not None:
         parts += [f"ISO class {cfg.machine_class}", f"bearing {cfg.bearing.designation}",
                   f"{cfg.shaft_speed_rpm:.0f} rpm rated"]
+        if cfg.in_service_since is not None:
+            parts.append(f"in service since {cfg.in_service_since:%Y-%m-%d}")
     st.caption(" · ".join(parts))
     if overview is None:
         return
