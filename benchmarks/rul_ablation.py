@@ -86,6 +86,17 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80},
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "coarse_patch_len": 40},
     ),
+    # session 11: pooled training units. FD002 and FD004 run in the same six operating conditions
+    # (FD004 adds a fan fault), so each can train on the other's units too; validation stays on
+    # the subset's own units. Is the transformer short of data where the LSTM is not?
+    "T_w80_L3_plus2": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD002"]},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2},
+    ),
+    "T_w80_plus4": ("transformer", {"window": 80, "extra_train_subsets": ["FD004"]}, {"patch_len": 8}),
+    "L_w80_h128_plus2": ("lstm", {"window": 80, "extra_train_subsets": ["FD002"]}, {"hidden_size": 128}),
+    "L_w80_h128_plus4": ("lstm", {"window": 80, "extra_train_subsets": ["FD004"]}, {"hidden_size": 128}),
 }
 
 

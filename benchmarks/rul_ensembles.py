@@ -102,8 +102,7 @@ def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, re
     from models.benchmark import one_run
     from models.metrics import phm08_score, rmse
     from models.pipeline import register_result
-    from models.registry import ModelRegistry, git_commit
-    from models.runtime import OnnxRULPredictor
+    from models.registry import git_commit
 
     variant, data_params, model_params, ablation_mean = select_lstm(subset)
     t0 = time.perf_counter()
@@ -121,19 +120,8 @@ def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, re
     dm = res.datamodule
     y, units = np.asarray(dm.y_val, dtype=np.float64), np.asarray(dm.val_cut_units)
     lstm_pred = np.asarray(res.estimator.predict(dm.X_val), dtype=np.float64)
-
-    shipped = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}")
-    card = shipped.card
-    if card["dataset"]["val_units"] != dm.val_units.tolist():
-        raise RuntimeError(f"{subset}: the LSTM's validation units differ from the shipped transformer's")
-    if card["preprocessing"]["window"] != dm.window:
-        raise RuntimeError(f"{subset}: windows differ (transformer {card['preprocessing']['window']}, LSTM {dm.window})")
-    tf_pred = np.asarray(OnnxRULPredictor(shipped.model_path, card).predict_windows(dm.X_val), dtype=np.float64)
-    tf_rmse = rmse(y, tf_pred)
-    if abs(tf_rmse - card["metrics"]["val_rmse_onnx"]) > 1e-3:
-        raise RuntimeError(
-            f"{subset}: shipped transformer scores {tf_rmse:.4f} here, its card says {card['metrics']['val_rmse_onnx']:.4f}"
-        )
+    tf = _transformer_fields(subset, y, units, lstm_pred, dm)
+    tf_pred = tf.pop("transformer_predictions")
 
     row: dict[str, Any] = {
         "subset": subset,
@@ -145,17 +133,12 @@ def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, re
         "lstm_val_rmse": rmse(y, lstm_pred),
         "lstm_val_score": phm08_score(y, lstm_pred),
         "lstm_val_coverage_cross": run.get("val_coverage_cross"),
-        "transformer_version": shipped.version,
-        "transformer_variant": card["variant"],
-        "transformer_val_rmse": tf_rmse,
-        "transformer_val_score": phm08_score(y, tf_pred),
-        "transformer_val_coverage_cross": card["metrics"].get("val_coverage_cross"),
-        "transformer_minus_lstm": bootstrap_diff(y, tf_pred, lstm_pred, units),
+        **tf,
         "n_cuts": int(y.size),
         "predictions": {
             "y": y.tolist(),
             "unit": units.tolist(),
-            "transformer": tf_pred.round(4).tolist(),
+            "transformer": tf_pred,
             "lstm": lstm_pred.round(4).tolist(),
         },
         "max_epochs_override": max_epochs,
@@ -171,6 +154,78 @@ def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, re
             "val_rmse_onnx": mv.card["metrics"]["val_rmse_onnx"],
             "size_bytes": mv.card["model_size_bytes"],
         }
+    return row
+
+
+def _shipped_predictions(subset: str, dm: Any) -> tuple[Any, dict[str, Any], np.ndarray]:
+    """The promoted shipped transformer of ``subset`` on the validation cuts of ``dm`` (the LSTM's).
+
+    The transformer reads its own preprocessing: its card's data configuration and seed rebuild
+    the same validation units and cuts (checked), normalised as it was trained (a model that also
+    trained on another subset's units has its own normaliser), and its card's RMSE is checked.
+    """
+    from models.data.cmapss import CMAPSSDataModule
+    from models.metrics import rmse
+    from models.registry import ModelRegistry
+    from models.runtime import OnnxRULPredictor
+
+    shipped = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}")
+    card = shipped.card
+    if card["dataset"]["val_units"] != dm.val_units.tolist():
+        raise RuntimeError(f"{subset}: the LSTM's validation units differ from the shipped transformer's")
+    own = CMAPSSDataModule(dm.data_dir, subset, seed=card["seed"], **card["config"]["data"])
+    own.setup()
+    if not (np.array_equal(own.y_val, dm.y_val) and np.array_equal(own.val_cut_units, dm.val_cut_units)):
+        raise RuntimeError(f"{subset}: the transformer's validation cuts differ from the LSTM's")
+    pred = np.asarray(OnnxRULPredictor(shipped.model_path, card).predict_windows(own.X_val), dtype=np.float64)
+    got = rmse(np.asarray(dm.y_val, dtype=np.float64), pred)
+    if abs(got - card["metrics"]["val_rmse_onnx"]) > 1e-3:
+        raise RuntimeError(
+            f"{subset}: shipped transformer scores {got:.4f} here, its card says {card['metrics']['val_rmse_onnx']:.4f}"
+        )
+    return shipped, card, pred
+
+
+def _transformer_fields(subset: str, y: np.ndarray, units: np.ndarray, lstm_pred: np.ndarray, dm: Any) -> dict[str, Any]:
+    from models.metrics import phm08_score, rmse
+
+    shipped, card, tf_pred = _shipped_predictions(subset, dm)
+    return {
+        "transformer_version": shipped.version,
+        "transformer_variant": card["variant"],
+        # units of other subsets the transformer also trained on (its card's data configuration)
+        "transformer_extra_train_subsets": list(card["config"]["data"].get("extra_train_subsets", [])),
+        "transformer_val_rmse": rmse(y, tf_pred),
+        "transformer_val_score": phm08_score(y, tf_pred),
+        "transformer_val_coverage_cross": card["metrics"].get("val_coverage_cross"),
+        "transformer_minus_lstm": bootstrap_diff(y, tf_pred, lstm_pred, units),
+        "transformer_predictions": tf_pred.round(4).tolist(),
+    }
+
+
+def rescore(data_dir: Path, subset: str, parts: Path = PARTS) -> dict[str, Any]:
+    """Score the promoted shipped transformer again against a part's LSTM ensemble (no training).
+
+    For a newly shipped transformer version: the part's validation cuts are rebuilt from its LSTM
+    data configuration and split seed and must give the stored truths; the LSTM predictions are
+    the stored ones.
+    """
+    from models.data.cmapss import CMAPSSDataModule
+    from models.registry import git_commit
+
+    path = parts / f"{subset}.json"
+    row = json.loads(path.read_text(encoding="utf-8"))
+    dm = CMAPSSDataModule(data_dir, subset, seed=SPLIT_SEED, **row["lstm_config"]["data"])
+    dm.setup()
+    preds = row["predictions"]
+    y = np.asarray(preds["y"], dtype=np.float64)
+    if not np.array_equal(np.asarray(dm.y_val, dtype=np.float64), y):
+        raise RuntimeError(f"{subset}: the rebuilt validation cuts differ from the part's")
+    fields = _transformer_fields(subset, y, np.asarray(preds["unit"]), np.asarray(preds["lstm"], dtype=np.float64), dm)
+    preds["transformer"] = fields.pop("transformer_predictions")
+    row.update(fields)
+    row["rescored"] = {"git_commit": git_commit(ROOT), "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    path.write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
     return row
 
 
@@ -240,6 +295,16 @@ def markdown_test(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _plus(row: dict[str, Any], model: str) -> str:
+    """``", + FD004 units"`` when ``model`` also trained on other subsets' units."""
+    extra = (
+        row.get("transformer_extra_train_subsets", [])
+        if model == "transformer"
+        else row.get("lstm_config", {}).get("data", {}).get("extra_train_subsets", [])
+    )
+    return f", + {' + '.join(extra)} units" if extra else ""
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The README table."""
     lines = [
@@ -250,8 +315,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         d = r["transformer_minus_lstm"]
         onnx = r.get("lstm_registered", {}).get("val_rmse_onnx")
         lines.append(
-            f"| {r['subset']} | {r['transformer_val_rmse']:.2f} ({r['transformer_version']}) "
-            f"| {r['lstm_val_rmse']:.2f} ({r['lstm_variant']}) | {'' if onnx is None else f'{onnx:.2f}'} "
+            f"| {r['subset']} | {r['transformer_val_rmse']:.2f} ({r['transformer_version']}{_plus(r, 'transformer')}) "
+            f"| {r['lstm_val_rmse']:.2f} ({r['lstm_variant']}{_plus(r, 'lstm')}) | {'' if onnx is None else f'{onnx:.2f}'} "
             f"| {d['diff']:+.2f} [{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}] | {d['units_a_better']}/{d['n_units']} |"
         )
     return "\n".join(lines) + "\n"
@@ -282,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-register", action="store_true")
     p.add_argument("--merge", action="store_true")
     p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the promoted transformer again against the parts' LSTM ensembles of --subset (no training), then merge",
+    )
+    p.add_argument(
         "--test-dir",
         type=Path,
         default=None,
@@ -297,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
         if res["skipped"]:
             print(f"skipped (no test_/RUL_ files in {args.test_dir}): {', '.join(res['skipped'])}")
         return 0 if res["rows"] else 1
-    if args.merge:
+    if args.rescore:
+        for subset in args.subsets or ["FD001", "FD002", "FD003", "FD004"]:
+            rescore(args.data_dir, subset)
+    if args.merge or args.rescore:
         res = merge()
         print(markdown(res["rows"]), end="")
         return 0

@@ -141,6 +141,10 @@ def fit_normalizer(
     return ConditionNormalizer(centroids=centroids, sensor_index=keep, mean=mean, std=std_keep, condition_onehot=condition_onehot)
 
 
+#: unit id offset of the i-th extra training subset (C-MAPSS units are numbered below 1000)
+_EXTRA_UNIT_OFFSET = 1000
+
+
 class CMAPSSDataModule(WindowDataModule):
     """C-MAPSS subset as sliding windows, with a by-unit, test-like validation split.
 
@@ -172,6 +176,9 @@ class CMAPSSDataModule(WindowDataModule):
         condition_onehot: add one 0/1 channel per operating condition after the sensors (see
             :class:`~models._preprocess.ConditionNormalizer`); it only says something where
             there is more than one condition (FD002/FD004).
+        extra_train_subsets: other subsets whose units (all of them) are added to the training
+            set: FD002 and FD004 run in the same six operating conditions, FD001 and FD003 in
+            the same one. Validation cuts come from ``subset`` only, so they stay comparable.
     """
 
     def __init__(
@@ -192,6 +199,7 @@ class CMAPSSDataModule(WindowDataModule):
         max_train_units: int | None = None,
         train_stride: int = 1,
         condition_onehot: bool = False,
+        extra_train_subsets: tuple[str, ...] | list[str] = (),
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -215,14 +223,24 @@ class CMAPSSDataModule(WindowDataModule):
             raise ModelError(f"train_stride must be >= 1, got {train_stride}")
         self.train_stride = train_stride
         self.condition_onehot = condition_onehot
+        self.extra_train_subsets = tuple(_check_subset(x) for x in extra_train_subsets)
+        for extra in self.extra_train_subsets:
+            if extra == self.subset:
+                raise ModelError(f"extra_train_subsets must not name the subset itself ({extra})")
+            if DEFAULT_CONDITIONS[extra] != DEFAULT_CONDITIONS[self.subset]:
+                raise ModelError(
+                    f"{extra} runs in {DEFAULT_CONDITIONS[extra]} operating condition(s), {self.subset} in "
+                    f"{DEFAULT_CONDITIONS[self.subset]}: they cannot share one normaliser"
+                )
         self.normalizer: ConditionNormalizer | None = None
 
     # -- Lightning hooks ----------------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Check that the training file is there (nothing is downloaded)."""
-        path = self.data_dir / f"train_{self.subset}.txt"
-        if not path.is_file():
-            raise ModelError(f"C-MAPSS file not found: expected {path}")
+        """Check that the training files are there (nothing is downloaded)."""
+        for subset in (self.subset, *self.extra_train_subsets):
+            path = self.data_dir / f"train_{subset}.txt"
+            if not path.is_file():
+                raise ModelError(f"C-MAPSS file not found: expected {path}")
 
     def setup(self, stage: str | None = None) -> None:
         """Load, split, normalise and window the data (idempotent)."""
@@ -239,6 +257,11 @@ class CMAPSSDataModule(WindowDataModule):
         self.train_units = np.sort(perm[n_val:])
 
         train_df = df[df["unit"].isin(self.train_units)]
+        for i, extra in enumerate(self.extra_train_subsets, start=1):
+            other = load_cmapss(self.data_dir, extra, "train")
+            # unit ids must stay distinct: windows are cut per unit
+            other = other.assign(unit=other["unit"] + _EXTRA_UNIT_OFFSET * i)
+            train_df = pd.concat([train_df, other], ignore_index=True)
         self.normalizer = fit_normalizer(
             train_df,
             self.n_conditions,

@@ -74,6 +74,9 @@ def test_markdown_row_shows_the_paired_difference_and_interval() -> None:
         "transformer_minus_lstm": {"diff": -1.39, "ci95_low": -2.5, "ci95_high": -0.3, "units_a_better": 14, "n_units": 20},
     }
     assert "| FD001 | 9.11 (v6) | 10.50 (L_w80) | 10.52 | -1.39 [-2.50, -0.30] | 14/20 |" in markdown([row])
+    # a model that also trained on another subset's units says so in its cell
+    row["transformer_extra_train_subsets"] = ["FD003"]
+    assert "| FD001 | 9.11 (v6, + FD003 units) | 10.50 (L_w80) |" in markdown([row])
 
 
 def test_compare_on_test_scores_both_committed_models_like_rul_evaluate(cmapss_dir: Path, tmp_path: Path) -> None:
@@ -98,3 +101,19 @@ def test_compare_on_test_scores_both_committed_models_like_rul_evaluate(cmapss_d
     assert d["diff"] == pytest.approx(row["transformer"]["rmse"] - row["lstm"]["rmse"], abs=1e-3)
     assert d["ci95_low"] <= d["diff"] <= d["ci95_high"]
     assert f"| FD001 | {row['transformer']['rmse']:.2f} / " in markdown_test(res["rows"])
+
+
+def test_rescore_reproduces_the_committed_comparison_row(cmapss_dir: Path, tmp_path: Path) -> None:
+    """Scoring the promoted transformer again against a part's stored LSTM predictions (what a newly
+    shipped version goes through) rebuilds the same cuts and gives the committed row back."""
+    from benchmarks.rul_ensembles import PARTS, rescore
+
+    (tmp_path / "FD001.json").write_bytes((PARTS / "FD001.json").read_bytes())
+    before = json.loads((PARTS / "FD001.json").read_text(encoding="utf-8"))
+    after = rescore(cmapss_dir, "FD001", tmp_path)
+    assert after["transformer_version"] == before["transformer_version"]
+    assert after["transformer_val_rmse"] == pytest.approx(before["transformer_val_rmse"], abs=1e-9)
+    assert after["predictions"]["transformer"] == before["predictions"]["transformer"]
+    # the stored LSTM predictions are rounded to 4 decimals: the difference moves in the 6th
+    assert after["transformer_minus_lstm"]["diff"] == pytest.approx(before["transformer_minus_lstm"]["diff"], abs=1e-4)
+    assert json.loads((tmp_path / "FD001.json").read_text(encoding="utf-8"))["rescored"]["git_commit"]

@@ -94,6 +94,25 @@ def test_condition_onehot_channels_follow_the_sensors_and_round_trip(cmapss_dir:
     assert not ConditionNormalizer.from_dict(plain.preprocessing_card()["normalizer"]).condition_onehot
 
 
+def test_extra_train_subsets_add_training_units_only(cmapss_dir: Path) -> None:
+    kw = {"window": 20, "max_train_units": 30, "n_val_cuts": 2, "seed": 4}
+    own = CMAPSSDataModule(cmapss_dir, "FD004", **kw)
+    pooled = CMAPSSDataModule(cmapss_dir, "FD004", extra_train_subsets=["FD002"], **kw)
+    own.setup()
+    pooled.setup()
+    # the split and the validation cuts are FD004's own, the same with or without the extra units
+    np.testing.assert_array_equal(pooled.val_units, own.val_units)
+    np.testing.assert_array_equal(pooled.y_val, own.y_val)
+    # every FD002 unit (260 run-to-failure trajectories, one window per cycle) joins the training set
+    n_fd002 = len(load_cmapss(cmapss_dir, "FD002"))
+    assert pooled.X_train.shape[0] == own.X_train.shape[0] + n_fd002
+    assert pooled.n_channels == own.n_channels
+    with pytest.raises(ModelError, match="cannot share one normaliser"):
+        CMAPSSDataModule(cmapss_dir, "FD004", extra_train_subsets=["FD001"])
+    with pytest.raises(ModelError, match="must not name the subset itself"):
+        CMAPSSDataModule(cmapss_dir, "FD004", extra_train_subsets=["FD004"])
+
+
 def test_split_is_seeded(cmapss_dir: Path) -> None:
     a = CMAPSSDataModule(cmapss_dir, "FD001", seed=1, max_train_units=30)
     b = CMAPSSDataModule(cmapss_dir, "FD001", seed=1, max_train_units=30)
