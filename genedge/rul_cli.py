@@ -56,6 +56,13 @@ def train(
         Path | None,
         typer.Option(help="Reproduce a model card's run: its subset, model, config and seed."),
     ] = None,
+    own_units_only: Annotated[
+        bool,
+        typer.Option(
+            "--own-units-only",
+            help="Train on the subset's own units only (FD002 and FD004 also train on each other's by default).",
+        ),
+    ] = False,
     progress: ProgressFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -74,6 +81,8 @@ def train(
             fail(err)
     if members is not None:
         model_params["n_members"] = members
+    if own_units_only:
+        data_params["extra_train_subsets"] = []
     try:
         result = train_cmapss(
             data_dir,

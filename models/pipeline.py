@@ -64,8 +64,8 @@ VARIANTS = (
 #: _SUBSET_MODEL_OVERRIDES): -0.59 +- 0.76 against 50 cycles (4 of 5 seeds), and the LSTM gains
 #: -0.80 +- 0.61 from 80 cycles there too (runs on a GPU, results/rul_ablation_w80.md).
 #: FD002 and FD004 run in the same six operating conditions, so each trains on the other's units as
-#: well (validation stays on the subset's own units): the transformer gained -0.88 +- 1.10 on FD002
-#: (5 of 5 seeds against its unpooled self) and -0.53 +- 0.42 on FD004 (4 of 5), session 11,
+#: well (validation stays on the subset's own units): the transformer gained -0.84 +- 0.45 on FD002
+#: (5 of 5 split seeds, paired against its unpooled self) and -0.53 +- 0.44 on FD004 (4 of 5), session 11,
 #: results/rul_ablation.json variants T_w80_plus4 / T_w80_L3_plus2. The data defaults are the same
 #: for every model, so the LSTM baseline gets the pooled units too.
 _DATA_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -258,6 +258,12 @@ class CMAPSSDataModule(WindowDataModule):
 
         train_df = df[df["unit"].isin(self.train_units)]
         for i, extra in enumerate(self.extra_train_subsets, start=1):
+            if not (self.data_dir / f"train_{extra}.txt").is_file():
+                raise ModelError(
+                    f"{self.subset} trains on {extra}'s units too (extra_train_subsets), but "
+                    f"{self.data_dir / f'train_{extra}.txt'} is missing: put it beside train_{self.subset}.txt, or "
+                    f"train on {self.subset}'s own units only (extra_train_subsets=[]; genedge rul train --own-units-only)"
+                )
             other = load_cmapss(self.data_dir, extra, "train")
             # unit ids must stay distinct: windows are cut per unit
             other = other.assign(unit=other["unit"] + _EXTRA_UNIT_OFFSET * i)

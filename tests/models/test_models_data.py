@@ -138,3 +138,27 @@ def test_datamodule_drives_a_lightning_trainer(cmapss_dir: Path) -> None:
     has_truth = (cmapss_dir / "RUL_FD003.txt").is_file()
     assert (dm.y_test is not None) == has_truth
     assert len(dm.val_dataloader()) >= 1
+
+
+def test_train_without_the_other_subsets_file_says_how_to_go_on(cmapss_dir: Path, tmp_path: Path) -> None:
+    """FD002 trains on FD004's units too by default; with only train_FD002.txt at hand the CLI says
+    which file is missing and how to train on FD002's own units, and ``--own-units-only`` does."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from genedge.rul_cli import rul_app
+
+    lines = (cmapss_dir / "train_FD002.txt").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "train_FD002.txt").write_text(
+        "\n".join(ln for ln in lines if int(ln.split()[0]) <= 12) + "\n", encoding="utf-8"
+    )  # 12 units: a quick run
+    args = ["train", "--data-dir", str(tmp_path), "--subset", "FD002", "--max-epochs", "1", "--no-register", "--json"]
+    runner = CliRunner()
+    res = runner.invoke(rul_app, args)
+    assert res.exit_code != 0
+    assert "train_FD004.txt is missing" in res.output and "--own-units-only" in res.output
+    res = runner.invoke(rul_app, [*args, "--own-units-only"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["subset"] == "FD002" and np.isfinite(out["val_rmse"])
