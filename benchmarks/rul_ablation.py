@@ -133,6 +133,9 @@ def run(
                     print("deadline reached: no new runs claimed", flush=True)
                     return
                 model, data, params = VARIANTS[name]
+                # a variant trains on its subset's own units unless it names others: the defaults of
+                # FD002/FD004 pool them now, and the variants recorded before must keep their meaning
+                data = {"extra_train_subsets": [], **data}
                 if accelerator != "cpu":
                     params = {**params, "accelerator": accelerator}
                 path = parts / f"{subset}_{name}_s{seed}.json"

@@ -8,7 +8,8 @@ noise, so this runs the comparison at the level that ships:
   (the same selection by validation that set the transformer's defaults), read from
   ``results/rul_ablation_w80.json``;
 * trained as a 5-network seed ensemble on split seed 0, i.e. the shipped transformer's split,
-  recipe (epochs, EMA, noise, early stopping) and conformal calibration;
+  recipe (epochs, EMA, noise, early stopping) and conformal calibration, and on the same training
+  units (the card's ``extra_train_subsets``: FD002 and FD004 pool each other's units);
 * both ensembles scored on the same validation cuts: the transformer through its shipped ONNX
   file (int8), the LSTM through its fp32 torch network (its best case) and its exported ONNX;
   the paired RMSE difference gets a 95 % bootstrap interval over validation units;
@@ -105,6 +106,12 @@ def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, re
     from models.registry import git_commit
 
     variant, data_params, model_params, ablation_mean = select_lstm(subset)
+    # like for like: the LSTM trains on the same units as the shipped transformer (its own subset's,
+    # plus those of the subsets its card names)
+    from models.registry import ModelRegistry
+
+    tf_card = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}").card
+    data_params["extra_train_subsets"] = list(tf_card["config"]["data"].get("extra_train_subsets", []))
     t0 = time.perf_counter()
     run, res = one_run(
         data_dir,
