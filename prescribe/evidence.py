@@ -114,7 +114,7 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
         add(EvidenceItem(
             id="rul:latest", kind="rul",
             summary=(f"RUL {_hours(r.median_h)}, {r.coverage:.0%} interval {_hours(r.lower_h)} to {_hours(r.upper_h)}"
-                     + (" (from the life share at a steady wear rate)" if r.basis == "share_of_life" else "")
+                     + (" (from the life share and the hours in service)" if r.basis == "share_of_life" else "")
                      + (f", {age_h:.0f} h old" if age_h >= 1 else "")),
             values={"median_h": round(r.median_h, 2), "lower_h": round(r.lower_h, 2), "upper_h": round(r.upper_h, 2),
                     "coverage": r.coverage, "age_h": round(age_h, 2), "health_index": r.health_index,
@@ -343,11 +343,13 @@ _MAX_SHARE = 99.0
 
 
 def share_to_hours(pct: float, in_service_h: float) -> float:
-    """Hours left from the share of life left, at a steady wear rate.
+    """Hours left from the share of life left and the hours the part has run.
 
-    A part that has run ``t`` hours with ``p`` % of its life left has a life of ``t / (1 - p/100)``,
-    so ``t * p / (100 - p)`` hours are left. Shares above 99 % count as 99 %. An older part for the
-    same share has more hours left, so an ``in_service_h`` that is too short errs early.
+    The share is of the part's running time (the FEMTO model's target is the remaining share of
+    the run), so a part that has run ``t`` hours with ``p`` % left has a life of
+    ``t / (1 - p/100)`` and ``t * p / (100 - p)`` hours left. ``t`` must count running hours: for a
+    machine that stood idle part of the time it is too long and the hours come out late. Shares
+    above 99 % count as 99 %. A ``t`` that is too short errs early.
     """
     p = min(max(pct, 0.0), _MAX_SHARE)
     return in_service_h * p / (100.0 - p)

@@ -120,7 +120,7 @@ def _share_prediction(store: Store, at: datetime, median: float, lower: float, u
                              at=at, rul_unit="%", rul_median=median, rul_lower=lower, rul_upper=upper, coverage=0.9), at)])
 
 
-def test_share_to_hours_follows_a_steady_wear_rate() -> None:
+def test_share_to_hours_from_the_hours_run() -> None:
     from prescribe.evidence import share_to_hours
 
     assert share_to_hours(25.0, 300.0) == pytest.approx(100.0)  # 300 h used 75 %: 100 h for the last 25 %
@@ -159,7 +159,7 @@ def test_share_of_life_becomes_hours_from_the_in_service_date(tmp_path: Path, pl
     ids = ev.ids()
     assert ids.index("rul:life_share") < ids.index("rul:latest")
     assert "300 h in service since the asset's in-service date" in ev.items()[ids.index("rul:life_share")].summary
-    assert "(from the life share at a steady wear rate)" in ev.items()[ids.index("rul:latest")].summary
+    assert "(from the life share and the hours in service)" in ev.items()[ids.index("rul:latest")].summary
     d = assess(ev)
     # the deadline rule runs on the hours' lower bound as for an hours model (criticality 3: a 35 % margin)
     lower = 300 * 15 / 85
