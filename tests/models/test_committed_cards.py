@@ -61,7 +61,9 @@ def test_ensemble_comparison_matches_the_committed_models(cmapss_dir: Path) -> N
         assert rmse(y, np.asarray(preds["lstm"])) == pytest.approx(row["lstm_val_rmse"], abs=1e-2)
         assert rmse(y, np.asarray(preds["transformer"])) == pytest.approx(row["transformer_val_rmse"], abs=1e-2)
         d = row["transformer_minus_lstm"]
-        assert d["diff"] == pytest.approx(row["transformer_val_rmse"] - row["lstm_val_rmse"], abs=1e-6)
+        # a rescored row (a newly shipped transformer) takes the stored LSTM predictions, rounded to
+        # 4 decimals: its difference moves in the 6th decimal
+        assert d["diff"] == pytest.approx(row["transformer_val_rmse"] - row["lstm_val_rmse"], abs=1e-4)
         assert d["ci95_low"] <= d["diff"] <= d["ci95_high"]
         if "lstm_registered" in row:
             base = ModelRegistry(REGISTRIES[1]).promoted(f"cmapss-{row['subset']}-lstm")
