@@ -97,6 +97,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T_w80_plus4": ("transformer", {"window": 80, "extra_train_subsets": ["FD004"]}, {"patch_len": 8}),
     "L_w80_h128_plus2": ("lstm", {"window": 80, "extra_train_subsets": ["FD002"]}, {"hidden_size": 128}),
     "L_w80_h128_plus4": ("lstm", {"window": 80, "extra_train_subsets": ["FD004"]}, {"hidden_size": 128}),
+    # FD003 (FD001) is FD004's (FD002's) sea-level condition on its own: its rows match FD004's sea-level
+    # rows sensor by sensor, so its units can join too
+    "T_w80_L3_plus23": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD002", "FD003"]},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2},
+    ),
+    "T_w80_plus41": ("transformer", {"window": 80, "extra_train_subsets": ["FD004", "FD001"]}, {"patch_len": 8}),
 }
 
 
@@ -117,11 +125,13 @@ def run(
     *,
     accelerator: str = "cpu",
     deadline: float | None = None,
+    threads: int | None = None,
 ) -> None:
     """Run every missing (seed, subset, variant), seed-major, claiming each by a lock file.
 
     ``accelerator`` is Lightning's (a row records it and the device: GPU rows are not
-    bit-for-bit those of a CPU); no new run is claimed after ``deadline`` (Unix time).
+    bit-for-bit those of a CPU); no new run is claimed after ``deadline`` (Unix time);
+    ``threads`` sets the models' torch CPU threads (one per run when runs share the cores).
     """
     from models.benchmark import claim_part, one_run, write_part
 
@@ -138,6 +148,8 @@ def run(
                 data = {"extra_train_subsets": [], **data}
                 if accelerator != "cpu":
                     params = {**params, "accelerator": accelerator}
+                if threads is not None:
+                    params = {**params, "num_threads": threads}
                 path = parts / f"{subset}_{name}_s{seed}.json"
                 with claim_part(path) as mine:
                     if not mine:
@@ -201,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rul_ablation.json")
     p.add_argument("--accelerator", default="cpu", help="Lightning accelerator of the deep models (cpu, gpu)")
     p.add_argument("--deadline", type=float, default=None, help="Unix time after which no new run is claimed")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (default: the model's)")
     args = p.parse_args(argv)
     if args.merge:
         merge(args.parts_dir, args.reference, args.out)
@@ -213,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         list(range(args.seeds)),
         accelerator=args.accelerator,
         deadline=args.deadline,
+        threads=args.threads,
     )
     return 0
 

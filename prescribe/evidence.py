@@ -46,6 +46,7 @@ __all__ = [
     "from_simulator",
     "from_store",
     "quote_data",
+    "rul_text",
     "share_to_hours",
     "vibration_and_temperature",
 ]
@@ -353,6 +354,22 @@ def share_to_hours(pct: float, in_service_h: float) -> float:
     """
     p = min(max(pct, 0.0), _MAX_SHARE)
     return in_service_h * p / (100.0 - p)
+
+
+def rul_text(ev: Evidence, *, coverage: bool = False, when_none: str = "no RUL prediction yet") -> str:
+    """The remaining life in words, one phrasing for summaries and action reasons.
+
+    ``RUL 120-300 h`` (with ``(90%)`` when ``coverage``), then ``, life left 40 %`` when the model
+    predicts a share; a share without hours says what is missing to turn it into hours.
+    """
+    share = ev.life_share
+    if ev.rul is None:
+        if share is not None:
+            return f"life left {share.median_pct:.0f} %, hours in service unknown"
+        return when_none
+    text = f"RUL {ev.rul.lower_h:.0f}-{ev.rul.upper_h:.0f} h"
+    text += f" ({ev.rul.coverage:.0%})" if coverage else ""
+    return text + (f", life left {share.median_pct:.0f} %" if share is not None else "")
 
 
 def _in_service_since(store: Any, asset: AssetConfig, at: datetime) -> tuple[datetime | None, str]:

@@ -19,6 +19,7 @@ from typing import Any
 from core.errors import ModelError
 from prescribe.backends.base import Backend, BackendUnavailableError, DraftRequest
 from prescribe.backends.rules import RulesBackend
+from prescribe.evidence import rul_text
 from prescribe.knowledge import KB_DIR, Procedure, retrieve
 from prescribe.policy import DeadlinePolicy, Decision, assess
 from prescribe.prompt import LLMDraft, build_messages, draft_schema, parse_draft
@@ -156,12 +157,7 @@ class Prescriber:
 
     def _summary(self, ev: Evidence, d: Decision, first: str) -> str:
         fault = _FAULT_TEXT.get(d.fault or "", "deteriorating condition")
-        share = ev.life_share
-        if ev.rul is not None:
-            rul = f"RUL {ev.rul.lower_h:.0f}-{ev.rul.upper_h:.0f} h ({ev.rul.coverage:.0%})"
-            rul += f", life left {share.median_pct:.0f} %" if share is not None else ""
-        else:
-            rul = f"life left {share.median_pct:.0f} %" if share is not None else "no RUL prediction"
+        rul = rul_text(ev, coverage=True, when_none="no RUL prediction")
         due = f" by {d.deadline:%Y-%m-%d %H:%M} UTC" if d.deadline is not None else ""
         return f"{ev.asset.asset_id}: {fault}, {rul}. {first.rstrip('.')}{due} (priority {d.priority})."[:600]
 

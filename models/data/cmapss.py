@@ -143,6 +143,8 @@ def fit_normalizer(
 
 #: unit id offset of the i-th extra training subset (C-MAPSS units are numbered below 1000)
 _EXTRA_UNIT_OFFSET = 1000
+#: largest distance (settings units: altitude in kft, Mach, TRA) from a pooled row to its condition
+_CONDITION_TOL = 1.0
 
 
 class CMAPSSDataModule(WindowDataModule):
@@ -178,7 +180,9 @@ class CMAPSSDataModule(WindowDataModule):
             there is more than one condition (FD002/FD004).
         extra_train_subsets: other subsets whose units (all of them) are added to the training
             set: FD002 and FD004 run in the same six operating conditions, FD001 and FD003 in
-            the same one. Validation cuts come from ``subset`` only, so they stay comparable.
+            the same one, which is also one of the six (sea level), so FD001/FD003 units can
+            join FD002/FD004 (not the other way). Validation cuts come from ``subset`` only,
+            so they stay comparable.
     """
 
     def __init__(
@@ -227,20 +231,24 @@ class CMAPSSDataModule(WindowDataModule):
         for extra in self.extra_train_subsets:
             if extra == self.subset:
                 raise ModelError(f"extra_train_subsets must not name the subset itself ({extra})")
-            if DEFAULT_CONDITIONS[extra] != DEFAULT_CONDITIONS[self.subset]:
+            # a one-condition subset (FD001/FD003: sea level) is one of the six conditions of
+            # FD002/FD004, so its units can join them; six-condition units cannot join a
+            # one-condition subset (its normaliser knows one condition)
+            if DEFAULT_CONDITIONS[extra] > self.n_conditions:
                 raise ModelError(
                     f"{extra} runs in {DEFAULT_CONDITIONS[extra]} operating condition(s), {self.subset} in "
-                    f"{DEFAULT_CONDITIONS[self.subset]}: they cannot share one normaliser"
+                    f"{self.n_conditions}: they cannot share one normaliser"
                 )
         self.normalizer: ConditionNormalizer | None = None
 
     # -- Lightning hooks ----------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Check that the training files are there (nothing is downloaded)."""
-        for subset in (self.subset, *self.extra_train_subsets):
-            path = self.data_dir / f"train_{subset}.txt"
-            if not path.is_file():
-                raise ModelError(f"C-MAPSS file not found: expected {path}")
+        path = self.data_dir / f"train_{self.subset}.txt"
+        if not path.is_file():
+            raise ModelError(f"C-MAPSS file not found: expected {path}")
+        for extra in self.extra_train_subsets:
+            self._check_extra_file(extra)
 
     def setup(self, stage: str | None = None) -> None:
         """Load, split, normalise and window the data (idempotent)."""
@@ -258,12 +266,7 @@ class CMAPSSDataModule(WindowDataModule):
 
         train_df = df[df["unit"].isin(self.train_units)]
         for i, extra in enumerate(self.extra_train_subsets, start=1):
-            if not (self.data_dir / f"train_{extra}.txt").is_file():
-                raise ModelError(
-                    f"{self.subset} trains on {extra}'s units too (extra_train_subsets), but "
-                    f"{self.data_dir / f'train_{extra}.txt'} is missing: put it beside train_{self.subset}.txt, or "
-                    f"train on {self.subset}'s own units only (extra_train_subsets=[]; genedge rul train --own-units-only)"
-                )
+            self._check_extra_file(extra)
             other = load_cmapss(self.data_dir, extra, "train")
             # unit ids must stay distinct: windows are cut per unit
             other = other.assign(unit=other["unit"] + _EXTRA_UNIT_OFFSET * i)
@@ -275,9 +278,32 @@ class CMAPSSDataModule(WindowDataModule):
             seed=self.seed,
             condition_onehot=self.condition_onehot,
         )
+        if self.extra_train_subsets:
+            self._check_extra_conditions(train_df)
         self.X_train, self.y_train = self._train_windows(train_df)
         self.X_val, self.y_val, self.val_cut_units = self._val_cuts(df[df["unit"].isin(self.val_units)], rng)
         self._setup_test()
+
+    def _check_extra_file(self, extra: str) -> None:
+        if not (self.data_dir / f"train_{extra}.txt").is_file():
+            raise ModelError(
+                f"{self.subset} trains on {extra}'s units too (extra_train_subsets), but "
+                f"{self.data_dir / f'train_{extra}.txt'} is missing: put it beside train_{self.subset}.txt, or "
+                f"train on {self.subset}'s own units only (extra_train_subsets=[]; genedge rul train --own-units-only)"
+            )
+
+    def _check_extra_conditions(self, train_df: pd.DataFrame) -> None:
+        """Every pooled row must sit at one of the conditions found (C-MAPSS settings are discrete)."""
+        assert self.normalizer is not None
+        settings = train_df[SETTING_COLUMNS].to_numpy(np.float64)
+        centroids = np.asarray(self.normalizer.centroids, dtype=np.float64)
+        dist = np.linalg.norm(settings[:, None, :] - centroids[None, :, :], axis=2).min(axis=1)
+        if dist.max() > _CONDITION_TOL:
+            raise ModelError(
+                f"pooled training rows of {self.subset} + {', '.join(self.extra_train_subsets)} do not all sit at one of "
+                f"{self.n_conditions} operating conditions (a row is {dist.max():.2f} from the nearest): "
+                "they cannot share one normaliser"
+            )
 
     def _features(self, df: pd.DataFrame) -> np.ndarray:
         assert self.normalizer is not None

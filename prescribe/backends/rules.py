@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from prescribe.backends.base import DraftRequest
-from prescribe.schema import Evidence
+from prescribe.evidence import rul_text
 
 __all__ = ["RulesBackend"]
 
@@ -53,7 +53,7 @@ class RulesBackend:
             bearing = ev.asset.bearing if ev.asset.bearing and ev.asset.bearing != "generic" else "drive-end"
             actions.append({
                 "what": f"Replace the {bearing} bearing at the next planned stop",
-                "why": f"{part} defect indicated; {_rul_phrase(ev)}",
+                "why": f"{part} defect indicated; {rul_text(ev)}",
                 "evidence": cite("rul:latest", _PEAK_OF[fault], "fault:class", "zone:trend"),
                 "kb": kb(f"kb:{'rolling_element' if fault == 'ball' else fault}"),
             })
@@ -65,12 +65,12 @@ class RulesBackend:
             })
         elif fault in _MAIN:
             what, why = _MAIN[fault]
-            actions.append({"what": what, "why": f"{why}; {_rul_phrase(ev)}",
+            actions.append({"what": what, "why": f"{why}; {rul_text(ev)}",
                             "evidence": cite("rul:latest", "zone:trend", "fault:class", "temp:trend"),
                             "kb": kb(f"kb:{fault}")})
         else:
             actions.append({"what": "Diagnose the cause: spectrum, phase and looseness check",
-                            "why": f"condition deteriorating without a clear fault class; {_rul_phrase(ev)}",
+                            "why": f"condition deteriorating without a clear fault class; {rul_text(ev)}",
                             "evidence": cite("rul:latest", "zone:trend", "zone:latest", "fault:class"),
                             "kb": kb_ids[:1]})
         temp_rising = "temp:trend" in ids and ev.temperature is not None and (ev.temperature.slope_c_per_h or 0) > 0.1
@@ -82,12 +82,3 @@ class RulesBackend:
 
     async def aclose(self) -> None:
         """Nothing to release."""
-
-
-def _rul_phrase(ev: Evidence) -> str:
-    if ev.rul is None:
-        if ev.life_share is not None:
-            return f"life left {ev.life_share.median_pct:.0f} %, hours in service unknown"
-        return "no RUL prediction yet"
-    share = f" ({ev.life_share.median_pct:.0f} % of life left)" if ev.life_share is not None else ""
-    return f"RUL {ev.rul.lower_h:.0f} to {ev.rul.upper_h:.0f} h{share}"

@@ -107,8 +107,15 @@ def test_extra_train_subsets_add_training_units_only(cmapss_dir: Path) -> None:
     n_fd002 = len(load_cmapss(cmapss_dir, "FD002"))
     assert pooled.X_train.shape[0] == own.X_train.shape[0] + n_fd002
     assert pooled.n_channels == own.n_channels
+    # sea-level units (FD003) join FD004 in its sea-level condition; the six conditions stay six
+    with_fd003 = CMAPSSDataModule(cmapss_dir, "FD004", extra_train_subsets=["FD002", "FD003"], **kw)
+    with_fd003.setup()
+    np.testing.assert_array_equal(with_fd003.y_val, own.y_val)
+    assert with_fd003.X_train.shape[0] == pooled.X_train.shape[0] + len(load_cmapss(cmapss_dir, "FD003"))
+    assert with_fd003.normalizer is not None and with_fd003.normalizer.n_conditions == 6
+    # six-condition units cannot join a one-condition subset
     with pytest.raises(ModelError, match="cannot share one normaliser"):
-        CMAPSSDataModule(cmapss_dir, "FD004", extra_train_subsets=["FD001"])
+        CMAPSSDataModule(cmapss_dir, "FD001", extra_train_subsets=["FD004"])
     with pytest.raises(ModelError, match="must not name the subset itself"):
         CMAPSSDataModule(cmapss_dir, "FD004", extra_train_subsets=["FD004"])
 
@@ -158,6 +165,9 @@ def test_train_without_the_other_subsets_file_says_how_to_go_on(cmapss_dir: Path
     res = runner.invoke(rul_app, args)
     assert res.exit_code != 0
     assert "train_FD004.txt is missing" in res.output and "--own-units-only" in res.output
+    # Lightning's prepare_data hook says the same
+    with pytest.raises(ModelError, match="train_FD004.txt is missing: put it beside train_FD002.txt"):
+        CMAPSSDataModule(tmp_path, "FD002", extra_train_subsets=["FD004"]).prepare_data()
     res = runner.invoke(rul_app, [*args, "--own-units-only"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])

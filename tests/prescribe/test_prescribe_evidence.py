@@ -167,6 +167,9 @@ def test_share_of_life_becomes_hours_from_the_in_service_date(tmp_path: Path, pl
     assert d.deadline == T0 + timedelta(hours=0.65 * lower) and d.priority == "urgent"
     rec = Prescriber().recommend(ev)
     assert "life left 25 %" in rec.summary and rec.deadline == d.deadline
+    # the summary and the rule backend's reasons word the remaining life the same way
+    assert "RUL 53-162 h (90%), life left 25 %" in rec.summary
+    assert any("RUL 53-162 h, life left 25 %" in a.why for a in rec.actions)
 
 
 def test_a_wide_share_interval_is_too_weak_for_a_date(tmp_path: Path, plant: dict) -> None:  # type: ignore[type-arg]
