@@ -171,6 +171,13 @@ class AssetConfig(BaseModel):
         description="when the monitored part (e.g. the bearing) was last fitted or renewed; turns a share-of-life "
         "prediction into hours",
     )
+    standstill_mm_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        description="broadband velocity RMS (mm/s) below which the machine counts as stopped: the running hours "
+        "a share-of-life prediction needs leave the stopped time out",
+    )
 
     def channel(self, name: str) -> ChannelConfig:
         for ch in self.channels:

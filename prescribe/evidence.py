@@ -47,6 +47,7 @@ __all__ = [
     "from_store",
     "quote_data",
     "rul_text",
+    "running_share",
     "share_to_hours",
     "vibration_and_temperature",
 ]
@@ -101,6 +102,10 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
         since = (f"{s.in_service_h:.0f} h in service since "
                  + ("the asset's in-service date" if s.since_source == "config" else "the last confirmed repair")
                  if s.in_service_h is not None else "hours in service unknown")
+        if s.running_share is not None and s.calendar_h is not None:
+            since += f" (running in {s.running_share:.0%} of {s.running_windows} stored windows of {s.calendar_h:.0f} h)"
+        elif s.in_service_h is not None:
+            since += " (calendar hours: too few stored windows to count stops)"
         add(EvidenceItem(
             id="rul:life_share", kind="rul",
             summary=(f"Life left {s.median_pct:.0f} %, {s.coverage:.0%} interval {s.lower_pct:.0f} to {s.upper_pct:.0f} %, "
@@ -108,7 +113,10 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
             values={"median_pct": round(s.median_pct, 2), "lower_pct": round(s.lower_pct, 2),
                     "upper_pct": round(s.upper_pct, 2), "coverage": s.coverage, "age_h": round(age_h, 2),
                     "in_service_h": None if s.in_service_h is None else round(s.in_service_h, 2),
-                    "since": None if s.since is None else s.since.isoformat(), "since_source": s.since_source}))
+                    "since": None if s.since is None else s.since.isoformat(), "since_source": s.since_source,
+                    "calendar_h": None if s.calendar_h is None else round(s.calendar_h, 2),
+                    "running_share": None if s.running_share is None else round(s.running_share, 4),
+                    "running_windows": s.running_windows}))
     if ev.rul is not None:
         r = ev.rul
         age_h = max((ev.at - r.at).total_seconds() / 3600.0, 0.0)
@@ -313,6 +321,8 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
     facts = asset_facts(asset)
     since = now - timedelta(hours=lookback_h)
 
+    windows: list[FeatureWindow] = [(f.window_start, f.features) for f in queries.features(store, asset_id, limit=500)
+                                    if since <= f.window_start <= now and f.quality == "good"]
     preds = [p for p in queries.predictions(store, asset_id, limit=20) if p.at <= now]
     rul = life = None
     if preds:
@@ -322,10 +332,7 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
             rul = RulEstimate(median_h=p.rul_median, lower_h=p.rul_lower, upper_h=p.rul_upper, coverage=p.coverage,
                               at=p.at, model=model, health_index=p.health_index)
         elif p.rul_unit == "%":
-            life, rul = _life_share(store, asset, p, model)
-
-    windows: list[FeatureWindow] = [(f.window_start, f.features) for f in queries.features(store, asset_id, limit=500)
-                                    if since <= f.window_start <= now and f.quality == "good"]
+            life, rul = _life_share(store, asset, p, model, _vibration_channel(asset, windows))
     zone, peaks, temp = vibration_and_temperature(windows, asset=asset)
 
     alarms = [a for a in queries.alarms(store, asset_id=asset_id, limit=50)
@@ -349,8 +356,9 @@ def share_to_hours(pct: float, in_service_h: float) -> float:
     The share is of the part's running time (the FEMTO model's target is the remaining share of
     the run), so a part that has run ``t`` hours with ``p`` % left has a life of
     ``t / (1 - p/100)`` and ``t * p / (100 - p)`` hours left. ``t`` must count running hours: for a
-    machine that stood idle part of the time it is too long and the hours come out late. Shares
-    above 99 % count as 99 %. A ``t`` that is too short errs early.
+    machine that stood idle part of the time calendar hours are too long and the hours come out
+    late (:func:`from_store` scales them by :func:`running_share`). Shares above 99 % count as
+    99 %. A ``t`` that is too short errs early.
     """
     p = min(max(pct, 0.0), _MAX_SHARE)
     return in_service_h * p / (100.0 - p)
@@ -391,11 +399,47 @@ def _in_service_since(store: Any, asset: AssetConfig, at: datetime) -> tuple[dat
     return max(found, key=lambda f: f[0])
 
 
-def _life_share(store: Any, asset: AssetConfig, p: Any, model: str) -> tuple[LifeShare, RulEstimate | None]:
+#: Fewest stored windows with a vibration level from which their running share scales the hours.
+MIN_RUNNING_WINDOWS = 12
+#: Most stored windows read for the running share (the newest since the part went in service).
+_MAX_RUNNING_WINDOWS = 20_000
+
+
+def running_share(store: Any, asset: AssetConfig, channel: str | None, since: datetime,
+                  at: datetime) -> tuple[float | None, int]:
+    """Share of the stored feature windows between ``since`` and ``at`` in which the machine ran.
+
+    A window counts as running when the broadband velocity RMS of ``channel`` is at or above the
+    asset's ``standstill_mm_s``. Returns ``(share, windows counted)``; the share is ``None`` when
+    fewer than :data:`MIN_RUNNING_WINDOWS` windows carry the level (then nothing is known about stops).
+    """
+    from ingest.store import queries
+
+    if channel is None:
+        return None, 0
+    key = f"{channel}.vel_rms_mm_s"
+    series = queries.feature_series(store, asset.asset_id, [key], since=since, limit=_MAX_RUNNING_WINDOWS)
+    levels = [v for t, q, v in zip(series.times, series.quality, series.values[key], strict=True)
+              if v is not None and q == "good" and _aware(t) <= at]
+    if len(levels) < MIN_RUNNING_WINDOWS:
+        return None, len(levels)
+    return sum(v >= asset.standstill_mm_s for v in levels) / len(levels), len(levels)
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _life_share(store: Any, asset: AssetConfig, p: Any, model: str,
+                channel: str | None) -> tuple[LifeShare, RulEstimate | None]:
     since, source = _in_service_since(store, asset, p.at)
-    run_h = None if since is None else (p.at - since).total_seconds() / 3600.0
+    calendar_h = run_h = None if since is None else (p.at - since).total_seconds() / 3600.0
+    share, n = (None, 0) if since is None else running_share(store, asset, channel, since, p.at)
+    if run_h is not None and share is not None:
+        run_h *= share
     life = LifeShare(median_pct=p.rul_median, lower_pct=p.rul_lower, upper_pct=p.rul_upper, coverage=p.coverage,
-                     at=p.at, model=model, since=since, since_source=source, in_service_h=run_h)  # type: ignore[arg-type]
+                     at=p.at, model=model, since=since, since_source=source, in_service_h=run_h,  # type: ignore[arg-type]
+                     calendar_h=calendar_h, running_share=share, running_windows=n)
     if run_h is None:
         return life, None
     rul = RulEstimate(median_h=share_to_hours(p.rul_median, run_h), lower_h=share_to_hours(p.rul_lower, run_h),

@@ -79,7 +79,10 @@ class LifeShare(BaseModel):
     ``in_service_h`` is how long the part has run since ``since`` (it was fitted or renewed;
     ``since_source`` says how that is known: ``config`` for the asset's ``in_service_since``,
     ``work_order`` for the newest completed repair that confirmed a fault). Without it the
-    share cannot become hours and sets no deadline.
+    share cannot become hours and sets no deadline. ``calendar_h`` is the time since ``since``;
+    ``running_share`` the share of the stored feature windows since then in which the machine
+    ran (``running_windows`` of them counted), which scales it to running hours; ``None`` when
+    too few windows carry a vibration level, and then the calendar hours count.
     """
 
     model_config = _frozen
@@ -93,6 +96,9 @@ class LifeShare(BaseModel):
     since: AwareDatetime | None = None
     since_source: Literal["config", "work_order", ""] = ""
     in_service_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    calendar_h: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    running_share: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    running_windows: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> LifeShare:

@@ -158,7 +158,8 @@ def test_share_of_life_becomes_hours_from_the_in_service_date(tmp_path: Path, pl
     assert (ev.rul.median_h, ev.rul.lower_h, ev.rul.upper_h) == pytest.approx((100.0, 300 * 15 / 85, 300 * 35 / 65))
     ids = ev.ids()
     assert ids.index("rul:life_share") < ids.index("rul:latest")
-    assert "300 h in service since the asset's in-service date" in ev.items()[ids.index("rul:life_share")].summary
+    summary = ev.items()[ids.index("rul:life_share")].summary
+    assert "300 h in service since the asset's in-service date (calendar hours: too few stored windows" in summary
     assert "(from the life share and the hours in service)" in ev.items()[ids.index("rul:latest")].summary
     d = assess(ev)
     # the deadline rule runs on the hours' lower bound as for an hours model (criticality 3: a 35 % margin)
@@ -170,6 +171,35 @@ def test_share_of_life_becomes_hours_from_the_in_service_date(tmp_path: Path, pl
     # the summary and the rule backend's reasons word the remaining life the same way
     assert "RUL 53-162 h (90%), life left 25 %" in rec.summary
     assert any("RUL 53-162 h, life left 25 %" in a.why for a in rec.actions)
+
+
+def test_share_of_life_counts_running_hours_only(tmp_path: Path, plant: dict) -> None:  # type: ignore[type-arg]
+    """A pump that stood still a third of the time since its bearing was fitted has run 200 of 300 h:
+    25 % left is 200 * 25 / 75 h, not 100 h. The stored windows' vibration level says when it ran."""
+    from prescribe.evidence import running_share
+
+    asset = plant["P-101"].model_copy(update={"in_service_since": T0 - timedelta(hours=300, minutes=5)})
+    frames = []
+    for k in range(150):  # a window every 2 h; every third one at standstill (0.05 mm/s < 0.2)
+        level = 0.05 if k % 3 == 0 else 2.4
+        frames.append((FeatureFrame(publisher="edge-01", seq=100 + k, asset_id="P-101",
+                                    window_start=T0 - timedelta(hours=300 - 2 * k), window_s=1.0,
+                                    features={"vib_de": {"vel_rms_mm_s": level, "iso_zone": 1}}), T0))
+    with Store(f"sqlite:///{tmp_path / 'running.db'}") as s:
+        s.upsert_assets([asset])
+        s.write(frames)
+        _share_prediction(s, T0 - timedelta(minutes=5), 25, 15, 35)
+        ev = from_store(s, "P-101", now=T0)
+        # too few windows say nothing about stops
+        since = T0 - timedelta(hours=20)
+        assert running_share(s, asset, "vib_de", since, T0) == (None, 10)
+        assert running_share(s, asset, None, since, T0) == (None, 0)
+    life = ev.life_share
+    assert life is not None and life.running_windows == 150 and life.running_share == pytest.approx(2 / 3)
+    assert life.calendar_h == pytest.approx(300.0) and life.in_service_h == pytest.approx(200.0)
+    assert ev.rul is not None and ev.rul.median_h == pytest.approx(200 * 25 / 75)
+    item = next(i for i in ev.items() if i.id == "rul:life_share")
+    assert "200 h in service since the asset's in-service date (running in 67% of 150 stored windows of 300 h)" in item.summary
 
 
 def test_a_wide_share_interval_is_too_weak_for_a_date(tmp_path: Path, plant: dict) -> None:  # type: ignore[type-arg]
