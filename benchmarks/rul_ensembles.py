@@ -98,8 +98,20 @@ def bootstrap_diff(
     }
 
 
-def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, register: bool = True) -> dict[str, Any]:
-    """Train the LSTM ensemble of ``subset``, score it and the shipped transformer on the same cuts."""
+def run_subset(
+    data_dir: Path,
+    subset: str,
+    *,
+    max_epochs: int | None = None,
+    register: bool = True,
+    jobs: int = 1,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train the LSTM ensemble of ``subset``, score it and the shipped transformer on the same cuts.
+
+    ``jobs`` members train at once, each in its own process with ``threads`` torch threads (the
+    result does not depend on either).
+    """
     from models.benchmark import one_run
     from models.metrics import phm08_score, rmse
     from models.pipeline import register_result
@@ -112,6 +124,7 @@ def run_subset(data_dir: Path, subset: str, *, max_epochs: int | None = None, re
 
     tf_card = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}").card
     data_params["extra_train_subsets"] = list(tf_card["config"]["data"].get("extra_train_subsets", []))
+    model_params = {**model_params, "n_jobs": jobs, **({"num_threads": threads} if threads else {})}
     t0 = time.perf_counter()
     run, res = one_run(
         data_dir,
@@ -365,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         help="compare the shipped and the committed LSTM models on test_/RUL_ files here (no training)",
     )
     p.add_argument("--out", type=Path, default=None, help="with --test-dir: also write the JSON here")
+    p.add_argument("--jobs", type=int, default=1, help="ensemble members trained at once (one process each)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per member (default: the model's)")
     args = p.parse_args(argv)
     if args.test_dir is not None:
         res = compare_on_test(args.test_dir, args.subsets or ["FD001", "FD002", "FD003", "FD004"])
@@ -383,7 +398,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     PARTS.mkdir(parents=True, exist_ok=True)
     for subset in args.subsets or ["FD001", "FD002", "FD003", "FD004"]:
-        row = run_subset(args.data_dir, subset, max_epochs=args.max_epochs, register=not args.no_register)
+        row = run_subset(
+            args.data_dir,
+            subset,
+            max_epochs=args.max_epochs,
+            register=not args.no_register,
+            jobs=args.jobs,
+            threads=args.threads,
+        )
         (PARTS / f"{subset}.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
         d = row["transformer_minus_lstm"]
         print(

@@ -46,6 +46,14 @@ def train(
     members: Annotated[
         int | None, typer.Option(help="Seed ensemble of this many networks (seeds seed, seed+1, ...), averaged.")
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes at once: ensemble members trained in parallel (each with the model's threads), "
+            "MiniRocket's transform jobs. The result does not depend on it.",
+        ),
+    ] = None,
     registry_dir: RegistryDir = Path("var/registry"),
     register: Annotated[bool, typer.Option(help="Export and register the model.")] = True,
     promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
@@ -81,6 +89,8 @@ def train(
             fail(err)
     if members is not None:
         model_params["n_members"] = members
+    if jobs is not None:
+        model_params["n_jobs"] = jobs
     if own_units_only:
         data_params["extra_train_subsets"] = []
     try:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import multiprocessing
 import warnings
 from abc import abstractmethod
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -128,7 +130,9 @@ class TorchRULEstimator(BaseRULEstimator):
         rul_cap, random_state, num_threads (torch CPU threads during fit/predict),
         progress_bar (show Lightning's progress bar), accelerator, n_members (a seed
         ensemble: members ``random_state, random_state + 1, ...`` trained on the same data and
-        averaged; 1 trains one network).
+        averaged; 1 trains one network), n_jobs (members trained at once, each in its own
+        process with ``num_threads`` threads; on a CPU the members come out bit for bit as
+        when trained one after the other).
 
     Attributes:
         net_: the trained module in eval mode (a :class:`MeanEnsemble` when ``n_members > 1``).
@@ -150,6 +154,7 @@ class TorchRULEstimator(BaseRULEstimator):
     progress_bar: bool
     accelerator: str
     n_members: int = 1
+    n_jobs: int = 1
 
     @abstractmethod
     def _build_net(self, n_channels: int, window: int) -> RULModule:
@@ -160,9 +165,14 @@ class TorchRULEstimator(BaseRULEstimator):
         n_members = int(getattr(self, "n_members", 1))
         if n_members < 1:
             raise ModelError(f"n_members must be >= 1, got {n_members}")
+        seeds = [base + i for i in range(n_members)]
+        n_jobs = min(int(getattr(self, "n_jobs", 1) or 1), n_members)
+        if n_jobs > 1:
+            fitted = _fit_members_in_processes(self, X, y, X_val, y_val, seeds, n_jobs)
+        else:
+            fitted = [self._fit_one(X, y, X_val, y_val, seed) for seed in seeds]
         members, epochs, best_epochs, member_rmse = [], [], [], []
-        for i in range(n_members):
-            net, best, n_epochs = self._fit_one(X, y, X_val, y_val, base + i)
+        for net, best, n_epochs in fitted:
             members.append(net)
             epochs.append(n_epochs)
             best_epochs.append(int(best.best_epoch))
@@ -213,3 +223,45 @@ class TorchRULEstimator(BaseRULEstimator):
         """The trained module (for ONNX export)."""
         self.check_is_fitted()
         return self.net_
+
+
+# --------------------------------------------------------------- members in worker processes
+#: a worker process's training data, set once when it starts
+_WORKER_DATA: dict[str, np.ndarray] = {}
+
+
+def _init_worker(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray) -> None:
+    _WORKER_DATA.update(X=X, y=y, X_val=X_val, y_val=y_val)
+
+
+def _fit_member(estimator: TorchRULEstimator, seed: int) -> tuple[RULModule, BestWeights, int]:
+    d = _WORKER_DATA
+    net, best, n_epochs = estimator._fit_one(d["X"], d["y"], d["X_val"], d["y_val"], seed)
+    best._state = None  # the weights come back in net
+    return net, best, n_epochs
+
+
+def _fit_members_in_processes(
+    est: TorchRULEstimator,
+    X: np.ndarray,
+    y: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    seeds: list[int],
+    n_jobs: int,
+) -> list[tuple[RULModule, BestWeights, int]]:
+    """Fit one member per seed in ``n_jobs`` spawned processes (each gets the data once); seed order kept."""
+    worker = est.clone().set_params(progress_bar=False)  # bars of several processes would overwrite each other
+    ctx = multiprocessing.get_context("spawn")  # fork after torch started its threads can hang
+    try:
+        with ProcessPoolExecutor(
+            max_workers=n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(X, y, X_val, y_val)
+        ) as pool:
+            return list(pool.map(_fit_member, [worker] * len(seeds), seeds))
+    except ModelError:
+        raise
+    except Exception as err:  # a worker died (memory, signal) or could not start
+        raise ModelError(
+            f"training {type(est).__name__} members in {n_jobs} processes failed: {err!r} (out of memory? the "
+            "workers re-import the main module, which a script has and stdin or a notebook has not: use n_jobs=1 there)"
+        ) from err

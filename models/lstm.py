@@ -28,6 +28,8 @@ class LSTMRUL(TorchRULEstimator):
         progress_bar: show the training progress bar.
         accelerator: Lightning accelerator.
         n_members: seed-ensemble size (members averaged; exported as one ONNX graph).
+        n_jobs: ensemble members trained at once, each in its own process (``num_threads``
+            threads each); the result does not depend on it.
         ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
         input_noise: Gaussian noise added to training inputs (z-score units).
     """
@@ -51,6 +53,7 @@ class LSTMRUL(TorchRULEstimator):
         n_members: int = 1,
         ema_decay: float = 0.0,
         input_noise: float = 0.0,
+        n_jobs: int = 1,
     ) -> None:
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -68,6 +71,7 @@ class LSTMRUL(TorchRULEstimator):
         self.n_members = n_members
         self.ema_decay = ema_decay
         self.input_noise = input_noise
+        self.n_jobs = n_jobs
 
     def _build_net(self, n_channels: int, window: int) -> LSTMRULNet:
         return LSTMRULNet(

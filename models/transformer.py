@@ -35,6 +35,8 @@ class TransformerRUL(TorchRULEstimator):
         progress_bar: show the training progress bar.
         accelerator: Lightning accelerator (``"cpu"``, ``"gpu"``, ``"auto"``).
         n_members: seed-ensemble size (members averaged; exported as one ONNX graph).
+        n_jobs: ensemble members trained at once, each in its own process (``num_threads``
+            threads each); the result does not depend on it.
         ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
         input_noise: Gaussian noise added to training inputs (z-score units).
         patch_len: cycles per token (PatchTST-style patches; 0: one token per cycle).
@@ -66,6 +68,7 @@ class TransformerRUL(TorchRULEstimator):
         input_noise: float = 0.0,
         patch_len: int = 0,
         coarse_patch_len: int = 0,
+        n_jobs: int = 1,
     ) -> None:
         self.conv_kernel = conv_kernel
         self.d_model = d_model
@@ -89,6 +92,7 @@ class TransformerRUL(TorchRULEstimator):
         self.input_noise = input_noise
         self.patch_len = patch_len
         self.coarse_patch_len = coarse_patch_len
+        self.n_jobs = n_jobs
 
     def _build_net(self, n_channels: int, window: int) -> TransformerRULNet:
         return TransformerRULNet(

@@ -166,7 +166,7 @@ def test_train_without_the_other_subsets_file_says_how_to_go_on(cmapss_dir: Path
     assert res.exit_code != 0
     assert "train_FD004.txt is missing" in res.output and "--own-units-only" in res.output
     # Lightning's prepare_data hook says the same
-    with pytest.raises(ModelError, match="train_FD004.txt is missing: put it beside train_FD002.txt"):
+    with pytest.raises(ModelError, match=r"train_FD004\.txt is missing: put it beside train_FD002\.txt"):
         CMAPSSDataModule(tmp_path, "FD002", extra_train_subsets=["FD004"]).prepare_data()
     res = runner.invoke(rul_app, [*args, "--own-units-only"])
     assert res.exit_code == 0, res.output
