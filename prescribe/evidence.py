@@ -438,7 +438,7 @@ def _life_share(store: Any, asset: AssetConfig, p: Any, model: str,
     if run_h is not None and share is not None:
         run_h *= share
     life = LifeShare(median_pct=p.rul_median, lower_pct=p.rul_lower, upper_pct=p.rul_upper, coverage=p.coverage,
-                     at=p.at, model=model, since=since, since_source=source, in_service_h=run_h,  # type: ignore[arg-type]
+                     at=p.at, model=model, since=since, since_source=source, in_service_h=run_h,
                      calendar_h=calendar_h, running_share=share, running_windows=n)
     if run_h is None:
         return life, None
