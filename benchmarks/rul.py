@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--members", type=int, default=None, help="seed-ensemble size of the deep models")
+    p.add_argument("--jobs", type=int, default=None, help="ensemble members trained at once (one process each)")
     p.add_argument(
         "--ship-dir", type=Path, default=None, help="register + promote the first-seed transformer here (models/shipped)"
     )
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         ship_variant=args.ship_variant,
         artifacts_dir=args.artifacts_dir,
         members=args.members,
+        jobs=args.jobs,
     )
     print(json.dumps(res["summary"], indent=2, default=float))
     return 0

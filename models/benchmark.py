@@ -52,10 +52,12 @@ def one_run(
     members: int | None,
     model_params: dict[str, Any] | None = None,
     data_params: dict[str, Any] | None = None,
+    jobs: int | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Train and validate one (subset, model, seed); returns its result row and the training result.
 
-    ``model_params`` / ``data_params`` override the defaults (the ablation runner's variants).
+    ``model_params`` / ``data_params`` override the defaults (the ablation runner's variants);
+    ``jobs`` processes train ensemble members at once (MiniRocket: its transform's jobs).
     """
     from models.pipeline import train_cmapss
 
@@ -63,6 +65,8 @@ def one_run(
     extra = dict(model_params or {})
     if members and model != "minirocket":
         extra["n_members"] = members
+    if jobs is not None:
+        extra["n_jobs"] = jobs
     res = train_cmapss(
         data_dir, subset, model=model, seed=seed, max_epochs=max_epochs, model_params=extra, data_params=data_params
     )
@@ -93,6 +97,7 @@ def run_benchmark(
     artifacts_dir: str | Path | None = None,
     members: int | None = None,
     log: Callable[[str], None] = print,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """Train every model on every subset for every seed; measure compression of transformers.
 
@@ -114,6 +119,7 @@ def run_benchmark(
             compressed transformers are kept in ``<artifacts_dir>/<subset>/``.
         members: seed-ensemble size of the deep models (``None``: their default, one network).
         log: progress sink.
+        jobs: ensemble members trained at once, one process each (see :func:`one_run`).
 
     Returns:
         ``{"meta": ..., "runs": [...], "summary": ..., "compression": {...}}``.
@@ -132,7 +138,7 @@ def run_benchmark(
                 skipped.append(f"{subset}/minirocket: numba not installed")
                 continue
             for seed in seeds:
-                run, res = one_run(data_dir, subset, model, seed, max_epochs=max_epochs, members=members)
+                run, res = one_run(data_dir, subset, model, seed, max_epochs=max_epochs, members=members, jobs=jobs)
                 runs.append(run)
                 log(f"{subset} {model} seed={seed} val_rmse={run['val_rmse']:.3f} ({run['fit_seconds']:.0f}s)")
                 if model == "transformer" and seed == seeds[0] and ship_dir is not None:
