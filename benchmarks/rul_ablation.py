@@ -105,6 +105,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2},
     ),
     "T_w80_plus41": ("transformer", {"window": 80, "extra_train_subsets": ["FD004", "FD001"]}, {"patch_len": 8}),
+    "L_w80_h128_plus23": ("lstm", {"window": 80, "extra_train_subsets": ["FD002", "FD003"]}, {"hidden_size": 128}),
 }
 
 
