@@ -49,9 +49,10 @@ def train(
     jobs: Annotated[
         int | None,
         typer.Option(
-            min=1,
-            help="Processes at once: ensemble members trained in parallel (each with the model's threads), "
-            "MiniRocket's transform jobs. The result does not depend on it.",
+            min=-1,
+            help="Processes at once: ensemble members trained in parallel (each with the model's threads; "
+            "no progress bar then), MiniRocket's transform jobs; -1: as many as the cores hold. "
+            "The result does not depend on it.",
         ),
     ] = None,
     registry_dir: RegistryDir = Path("var/registry"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import multiprocessing
+import os
 import warnings
 from abc import abstractmethod
 from concurrent.futures import ProcessPoolExecutor
@@ -131,8 +132,8 @@ class TorchRULEstimator(BaseRULEstimator):
         progress_bar (show Lightning's progress bar), accelerator, n_members (a seed
         ensemble: members ``random_state, random_state + 1, ...`` trained on the same data and
         averaged; 1 trains one network), n_jobs (members trained at once, each in its own
-        process with ``num_threads`` threads; on a CPU the members come out bit for bit as
-        when trained one after the other).
+        process with ``num_threads`` threads, -1: as many as the cores hold; no progress bar
+        then; on a CPU the members come out bit for bit as when trained one after the other).
 
     Attributes:
         net_: the trained module in eval mode (a :class:`MeanEnsemble` when ``n_members > 1``).
@@ -166,7 +167,10 @@ class TorchRULEstimator(BaseRULEstimator):
         if n_members < 1:
             raise ModelError(f"n_members must be >= 1, got {n_members}")
         seeds = [base + i for i in range(n_members)]
-        n_jobs = min(int(getattr(self, "n_jobs", 1) or 1), n_members)
+        n_jobs = int(getattr(self, "n_jobs", 1) or 1)
+        if n_jobs < 0:  # scikit-learn's -1: as many processes as the cores hold at num_threads each
+            n_jobs = max(1, (os.cpu_count() or 1) // max(1, int(self.num_threads)))
+        n_jobs = min(n_jobs, n_members)
         if n_jobs > 1:
             fitted = _fit_members_in_processes(self, X, y, X_val, y_val, seeds, n_jobs)
         else:
