@@ -106,6 +106,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     "T_w80_plus41": ("transformer", {"window": 80, "extra_train_subsets": ["FD004", "FD001"]}, {"patch_len": 8}),
     "L_w80_h128_plus23": ("lstm", {"window": 80, "extra_train_subsets": ["FD002", "FD003"]}, {"hidden_size": 128}),
+    # FD001 and FD003 share their one condition (FD003 adds the fan fault): each can train on the other's units
+    "T_w80_plus3": ("transformer", {"window": 80, "extra_train_subsets": ["FD003"]}, {"patch_len": 8}),
+    "T_w50_plus1": ("transformer", {"window": 50, "extra_train_subsets": ["FD001"]}, {"patch_len": 5}),
 }
 
 
