@@ -411,7 +411,8 @@ def running_share(store: Any, asset: AssetConfig, channel: str | None, since: da
 
     A window counts as running when the broadband velocity RMS of ``channel`` is at or above the
     asset's ``standstill_mm_s``. Returns ``(share, windows counted)``; the share is ``None`` when
-    fewer than :data:`MIN_RUNNING_WINDOWS` windows carry the level (then nothing is known about stops).
+    fewer than :data:`MIN_RUNNING_WINDOWS` windows carry the level (nothing is known about stops)
+    or show the machine running (a machine that stood still all along gives no hours to scale).
     """
     from ingest.store import queries
 
@@ -421,9 +422,10 @@ def running_share(store: Any, asset: AssetConfig, channel: str | None, since: da
     series = queries.feature_series(store, asset.asset_id, [key], since=since, limit=_MAX_RUNNING_WINDOWS)
     levels = [v for t, q, v in zip(series.times, series.quality, series.values[key], strict=True)
               if v is not None and q == "good" and _aware(t) <= at]
-    if len(levels) < MIN_RUNNING_WINDOWS:
+    running = sum(v >= asset.standstill_mm_s for v in levels)
+    if running < MIN_RUNNING_WINDOWS:
         return None, len(levels)
-    return sum(v >= asset.standstill_mm_s for v in levels) / len(levels), len(levels)
+    return running / len(levels), len(levels)
 
 
 def _aware(t: datetime) -> datetime:

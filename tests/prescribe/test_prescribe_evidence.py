@@ -194,6 +194,9 @@ def test_share_of_life_counts_running_hours_only(tmp_path: Path, plant: dict) ->
         since = T0 - timedelta(hours=20)
         assert running_share(s, asset, "vib_de", since, T0) == (None, 10)
         assert running_share(s, asset, None, since, T0) == (None, 0)
+        # a machine that stood still in (nearly) every window gives no running hours to scale by
+        still = asset.model_copy(update={"standstill_mm_s": 5.0})
+        assert running_share(s, still, "vib_de", T0 - timedelta(hours=301), T0) == (None, 150)
     life = ev.life_share
     assert life is not None and life.running_windows == 150 and life.running_share == pytest.approx(2 / 3)
     assert life.calendar_h == pytest.approx(300.0) and life.in_service_h == pytest.approx(200.0)
