@@ -105,7 +105,7 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
         if s.running_share is not None and s.calendar_h is not None:
             since += f" (running in {s.running_share:.0%} of {s.running_windows} stored windows of {s.calendar_h:.0f} h)"
         elif s.in_service_h is not None:
-            since += " (calendar hours: too few stored windows to count stops)"
+            since += " (calendar hours: too few stored windows with the machine running to count its stops)"
         add(EvidenceItem(
             id="rul:life_share", kind="rul",
             summary=(f"Life left {s.median_pct:.0f} %, {s.coverage:.0%} interval {s.lower_pct:.0f} to {s.upper_pct:.0f} %, "
