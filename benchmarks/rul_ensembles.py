@@ -115,13 +115,11 @@ def run_subset(
     from models.benchmark import one_run
     from models.metrics import phm08_score, rmse
     from models.pipeline import register_result
-    from models.registry import git_commit
+    from models.registry import ModelRegistry, git_commit
 
     variant, data_params, model_params, ablation_mean = select_lstm(subset)
     # like for like: the LSTM trains on the same units as the shipped transformer (its own subset's,
     # plus those of the subsets its card names)
-    from models.registry import ModelRegistry
-
     tf_card = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}").card
     data_params["extra_train_subsets"] = list(tf_card["config"]["data"].get("extra_train_subsets", []))
     model_params = {**model_params, "n_jobs": jobs, **({"num_threads": threads} if threads else {})}

@@ -63,8 +63,13 @@ class ConditionNormalizer:
 
     def assign(self, settings: np.ndarray) -> np.ndarray:
         """Return the operating-condition index of each row of ``settings`` ``(n, 3)``."""
+        return self.nearest(settings)[0]
+
+    def nearest(self, settings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Operating-condition index of each row of ``settings`` ``(n, 3)`` and its distance to that centroid."""
         d = ((settings[:, None, :] - self.centroids[None, :, :]) ** 2).sum(-1)
-        return np.argmin(d, axis=1)
+        idx = np.argmin(d, axis=1)
+        return idx, np.sqrt(d[np.arange(d.shape[0]), idx])
 
     def transform(self, settings: np.ndarray, sensors: np.ndarray) -> np.ndarray:
         """Normalise raw rows.

@@ -421,15 +421,11 @@ def running_share(store: Any, asset: AssetConfig, channel: str | None, since: da
     key = f"{channel}.vel_rms_mm_s"
     series = queries.feature_series(store, asset.asset_id, [key], since=since, limit=_MAX_RUNNING_WINDOWS)
     levels = [v for t, q, v in zip(series.times, series.quality, series.values[key], strict=True)
-              if v is not None and q == "good" and _aware(t) <= at]
+              if v is not None and q == "good" and t <= at]
     running = sum(v >= asset.standstill_mm_s for v in levels)
     if running < MIN_RUNNING_WINDOWS:
         return None, len(levels)
     return running / len(levels), len(levels)
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _life_share(store: Any, asset: AssetConfig, p: Any, model: str,

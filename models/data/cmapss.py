@@ -295,9 +295,7 @@ class CMAPSSDataModule(WindowDataModule):
     def _check_extra_conditions(self, train_df: pd.DataFrame) -> None:
         """Every pooled row must sit at one of the conditions found (C-MAPSS settings are discrete)."""
         assert self.normalizer is not None
-        settings = train_df[SETTING_COLUMNS].to_numpy(np.float64)
-        centroids = np.asarray(self.normalizer.centroids, dtype=np.float64)
-        dist = np.linalg.norm(settings[:, None, :] - centroids[None, :, :], axis=2).min(axis=1)
+        _, dist = self.normalizer.nearest(train_df[SETTING_COLUMNS].to_numpy(np.float64))
         if dist.max() > _CONDITION_TOL:
             raise ModelError(
                 f"pooled training rows of {self.subset} + {', '.join(self.extra_train_subsets)} do not all sit at one of "
