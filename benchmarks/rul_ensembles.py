@@ -106,23 +106,23 @@ def run_subset(
     register: bool = True,
     jobs: int = 1,
     threads: int | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train the LSTM ensemble of ``subset``, score it and the shipped transformer on the same cuts.
 
     ``jobs`` members train at once, each in its own process with ``threads`` torch threads (the
-    result does not depend on either).
+    result does not depend on either). With ``checkpoint_dir`` each member is saved there when
+    trained and members already there (same data and configuration, e.g. from
+    :func:`train_members` in earlier runs) are loaded instead of trained.
     """
     from models.benchmark import one_run
     from models.metrics import phm08_score, rmse
     from models.pipeline import register_result
-    from models.registry import ModelRegistry, git_commit
+    from models.registry import git_commit
 
-    variant, data_params, model_params, ablation_mean = select_lstm(subset)
-    # like for like: the LSTM trains on the same units as the shipped transformer (its own subset's,
-    # plus those of the subsets its card names)
-    tf_card = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}").card
-    data_params["extra_train_subsets"] = list(tf_card["config"]["data"].get("extra_train_subsets", []))
-    model_params = {**model_params, "n_jobs": jobs, **({"num_threads": threads} if threads else {})}
+    variant, data_params, model_params, ablation_mean = lstm_setup(
+        subset, jobs=jobs, threads=threads, checkpoint_dir=checkpoint_dir
+    )
     t0 = time.perf_counter()
     run, res = one_run(
         data_dir,
@@ -135,6 +135,7 @@ def run_subset(
         data_params=data_params,
     )
     fit_seconds = time.perf_counter() - t0
+    loaded = list(getattr(res.estimator, "members_loaded_", []))
     dm = res.datamodule
     y, units = np.asarray(dm.y_val, dtype=np.float64), np.asarray(dm.val_cut_units)
     lstm_pred = np.asarray(res.estimator.predict(dm.X_val), dtype=np.float64)
@@ -147,6 +148,8 @@ def run_subset(
         "lstm_ablation_mean_val_rmse": ablation_mean,
         "lstm_config": res.config,
         "lstm_fit_seconds": fit_seconds,
+        # members loaded from checkpoints trained in earlier runs (their time is not in lstm_fit_seconds)
+        "lstm_members_loaded": loaded,
         "lstm_epochs": run["epochs"],
         "lstm_val_rmse": rmse(y, lstm_pred),
         "lstm_val_score": phm08_score(y, lstm_pred),
@@ -173,6 +176,70 @@ def run_subset(
             "size_bytes": mv.card["model_size_bytes"],
         }
     return row
+
+
+def lstm_setup(
+    subset: str, *, jobs: int = 1, threads: int | None = None, checkpoint_dir: Path | None = None
+) -> tuple[str, dict[str, Any], dict[str, Any], float]:
+    """The LSTM configuration of ``subset`` (see :func:`select_lstm`) on the shipped transformer's units.
+
+    Like for like: the LSTM trains on the same units as the shipped transformer (its own subset's,
+    plus those of the subsets its card names). Returns ``(variant, data_params, model_params,
+    ablation_mean)`` with the runtime options (``jobs``, ``threads``, ``checkpoint_dir``) added.
+    """
+    from models.registry import ModelRegistry
+
+    variant, data_params, model_params, ablation_mean = select_lstm(subset)
+    tf_card = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}").card
+    data_params["extra_train_subsets"] = list(tf_card["config"]["data"].get("extra_train_subsets", []))
+    model_params = {**model_params, "n_jobs": jobs, **({"num_threads": threads} if threads else {})}
+    if checkpoint_dir is not None:
+        model_params["checkpoint_dir"] = str(checkpoint_dir)
+    return variant, data_params, model_params, ablation_mean
+
+
+def train_members(
+    data_dir: Path,
+    subset: str,
+    members: list[int],
+    checkpoint_dir: Path,
+    *,
+    max_epochs: int | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train only ``members`` (a contiguous range of indices 0..MEMBERS-1) of the LSTM ensemble into ``checkpoint_dir``.
+
+    For a machine that cannot train the whole ensemble in one sitting: each run adds members, and
+    :func:`run_subset` with the same ``checkpoint_dir`` loads them and trains what is missing.
+    Returns the members' validation RMSE and the time taken (nothing is scored or registered).
+    """
+    from models.pipeline import train_cmapss
+
+    members = sorted(set(members))
+    if not members or members[0] < 0 or members[-1] >= MEMBERS or members != list(range(members[0], members[-1] + 1)):
+        raise ValueError(f"members must be a contiguous range within 0..{MEMBERS - 1}, got {members}")
+    _, data_params, model_params, _ = lstm_setup(subset, jobs=jobs, threads=threads, checkpoint_dir=checkpoint_dir)
+    model_params["n_members"] = len(members)
+    t0 = time.perf_counter()
+    res = train_cmapss(
+        data_dir,
+        subset,
+        model="lstm",
+        seed=SPLIT_SEED,
+        max_epochs=max_epochs,
+        model_params=model_params,
+        data_params=data_params,
+        model_seed=SPLIT_SEED + members[0],
+    )
+    rmses = getattr(res.estimator, "member_val_rmse_", [])
+    return {
+        "subset": subset,
+        "members": members,
+        "member_val_rmse": [float(r) for r in rmses],
+        "loaded": list(getattr(res.estimator, "members_loaded_", [])),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _shipped_predictions(subset: str, dm: Any) -> tuple[Any, dict[str, Any], np.ndarray]:
@@ -378,7 +445,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="with --test-dir: also write the JSON here")
     p.add_argument("--jobs", type=int, default=1, help="ensemble members trained at once (one process each)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per member (default: the model's)")
+    p.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=None,
+        help="save each trained member here and load members already there (resumable, or split over runs)",
+    )
+    p.add_argument(
+        "--members",
+        default=None,
+        help="with --checkpoint-dir: train only these members (a range such as 0-1 or 2-4) and stop (no scoring)",
+    )
     args = p.parse_args(argv)
+    if args.members is not None:
+        if args.checkpoint_dir is None:
+            p.error("--members needs --checkpoint-dir (the members are kept there for a later full run)")
+        lo, _, hi = args.members.partition("-")
+        members = list(range(int(lo), int(hi or lo) + 1))
+        for subset in args.subsets or ["FD004"]:
+            out = train_members(
+                args.data_dir,
+                subset,
+                members,
+                args.checkpoint_dir,
+                max_epochs=args.max_epochs,
+                jobs=args.jobs,
+                threads=args.threads,
+            )
+            print(json.dumps(out), flush=True)
+        return 0
     if args.test_dir is not None:
         res = compare_on_test(args.test_dir, args.subsets or ["FD001", "FD002", "FD003", "FD004"])
         if args.out is not None:
@@ -403,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             register=not args.no_register,
             jobs=args.jobs,
             threads=args.threads,
+            checkpoint_dir=args.checkpoint_dir,
         )
         (PARTS / f"{subset}.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
         d = row["transformer_minus_lstm"]

@@ -72,6 +72,13 @@ def train(
             help="Train on the subset's own units only (FD002 and FD004 also train on each other's by default).",
         ),
     ] = False,
+    checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Save each trained network here at once and reuse those already there (same data and "
+            "configuration): an interrupted ensemble fit, run again, trains only the networks it lacks.",
+        ),
+    ] = None,
     progress: ProgressFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -92,6 +99,10 @@ def train(
         model_params["n_members"] = members
     if jobs is not None:
         model_params["n_jobs"] = jobs
+    if checkpoint_dir is not None:
+        if model == "minirocket":
+            fail(GenEdgeError("--checkpoint-dir applies to the deep models (transformer, lstm), not minirocket"))
+        model_params["checkpoint_dir"] = str(checkpoint_dir)
     if own_units_only:
         data_params["extra_train_subsets"] = []
     try:
@@ -112,6 +123,8 @@ def train(
             "seed": seed,
             **{k: v for k, v in result.metrics.items()},
         }
+        if checkpoint_dir is not None:  # seeds of the networks reused from the directory, not trained now
+            out["members_loaded"] = list(getattr(result.estimator, "members_loaded_", []))
         if register:
             mv = register_result(result, registry_dir, variant=variant, promote=promote)
             out.update(

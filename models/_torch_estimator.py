@@ -5,12 +5,15 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import multiprocessing
 import os
 import warnings
 from abc import abstractmethod
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,7 +26,11 @@ from models.base import BaseRULEstimator
 from models.data.arrays import ArrayDataModule
 from models.nets import RULModule
 
-__all__ = ["BestWeights", "MeanEnsemble", "TorchRULEstimator", "fit_module"]
+__all__ = ["RUNTIME_PARAMS", "BestWeights", "MeanEnsemble", "TorchRULEstimator", "fit_module"]
+
+#: parameters that change how a fit runs, not what it learns: left out of member checkpoint keys
+#: (and of model cards); ``n_members`` and ``random_state`` only choose which seeds are trained
+RUNTIME_PARAMS = ("n_jobs", "num_threads", "progress_bar", "accelerator", "checkpoint_dir")
 
 _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric")
 
@@ -133,7 +140,14 @@ class TorchRULEstimator(BaseRULEstimator):
         ensemble: members ``random_state, random_state + 1, ...`` trained on the same data and
         averaged; 1 trains one network), n_jobs (members trained at once, each in its own
         process with ``num_threads`` threads, -1: as many as the cores hold; no progress bar
-        then; on a CPU the members come out bit for bit as when trained one after the other).
+        then; on a CPU the members come out bit for bit as when trained one after the other),
+        checkpoint_dir (if set, each member is saved there as soon as it is trained, under a key
+        of the training data, the learning parameters and its seed, and a later fit with the same
+        data and parameters loads it instead of training it again: an interrupted ensemble fit
+        resumes with the members it lacks, and members can be trained in separate runs, e.g.
+        ``random_state=s, n_members=2`` then ``random_state=s + 2, n_members=3`` fill the cache
+        of ``random_state=s, n_members=5``; the runtime settings in :data:`RUNTIME_PARAMS` are not
+        part of the key).
 
     Attributes:
         net_: the trained module in eval mode (a :class:`MeanEnsemble` when ``n_members > 1``).
@@ -156,6 +170,7 @@ class TorchRULEstimator(BaseRULEstimator):
     accelerator: str
     n_members: int = 1
     n_jobs: int = 1
+    checkpoint_dir: str | None = None
 
     @abstractmethod
     def _build_net(self, n_channels: int, window: int) -> RULModule:
@@ -170,11 +185,24 @@ class TorchRULEstimator(BaseRULEstimator):
         n_jobs = int(getattr(self, "n_jobs", 1) or 1)
         if n_jobs < 0:  # scikit-learn's -1: as many processes as the cores hold at num_threads each
             n_jobs = max(1, (os.cpu_count() or 1) // max(1, int(self.num_threads)))
-        n_jobs = min(n_jobs, n_members)
+        self.checkpoint_keys_: dict[int, str] = {}
+        self.members_loaded_: list[int] = []
+        done: dict[int, tuple[RULModule, BestWeights, int]] = {}
+        if getattr(self, "checkpoint_dir", None):
+            data_key = _data_fingerprint(X, y, X_val, y_val)
+            self.checkpoint_keys_ = {seed: self._checkpoint_key(data_key, seed) for seed in seeds}
+            for seed in seeds:
+                loaded = self._load_member(seed, X.shape[1], X.shape[2])
+                if loaded is not None:
+                    done[seed] = loaded
+            self.members_loaded_ = sorted(done)
+        todo = [seed for seed in seeds if seed not in done]
+        n_jobs = min(n_jobs, max(1, len(todo)))
         if n_jobs > 1:
-            fitted = _fit_members_in_processes(self, X, y, X_val, y_val, seeds, n_jobs)
+            done.update(zip(todo, _fit_members_in_processes(self, X, y, X_val, y_val, todo, n_jobs), strict=True))
         else:
-            fitted = [self._fit_one(X, y, X_val, y_val, seed) for seed in seeds]
+            done.update((seed, self._fit_one(X, y, X_val, y_val, seed)) for seed in todo)
+        fitted = [done[seed] for seed in seeds]
         members, epochs, best_epochs, member_rmse = [], [], [], []
         for net, best, n_epochs in fitted:
             members.append(net)
@@ -211,7 +239,70 @@ class TorchRULEstimator(BaseRULEstimator):
         # a fresh module holding the best weights: no trainer reference, so it pickles cleanly
         fresh = self._build_net(X.shape[1], X.shape[2])
         fresh.load_state_dict(net.state_dict())
-        return fresh.eval(), best, int(trainer.current_epoch)
+        n_epochs = int(trainer.current_epoch)
+        key = getattr(self, "checkpoint_keys_", {}).get(seed)
+        if key is not None:
+            self._save_member(key, seed, fresh, best, n_epochs)
+        return fresh.eval(), best, n_epochs
+
+    # ------------------------------------------------------------ member checkpoints
+    def _checkpoint_key(self, data_key: str, seed: int) -> str:
+        """Hex key of one member: estimator class, learning parameters, seed and training data."""
+        params = {k: v for k, v in sorted(self.get_params().items()) if k not in RUNTIME_PARAMS}
+        params.pop("n_members", None)
+        params.pop("random_state", None)
+        blob = json.dumps(
+            {"estimator": type(self).__qualname__, "params": params, "seed": int(seed), "data": data_key},
+            sort_keys=True,
+            default=repr,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def _member_path(self, key: str) -> Path:
+        return Path(str(self.checkpoint_dir)) / f"{type(self).__name__}-{key}.pt"
+
+    def _save_member(self, key: str, seed: int, net: RULModule, best: BestWeights, n_epochs: int) -> None:
+        """Write one trained member atomically (a crash mid-write leaves no half file)."""
+        path = self._member_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        state = {
+            "format": 1,
+            "seed": int(seed),
+            "state_dict": net.state_dict(),
+            "best_epoch": int(best.best_epoch),
+            "best_score": float(best.best_score),
+            "history": list(best.history),
+            "n_epochs": int(n_epochs),
+            "torch": str(torch.__version__),
+        }
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def _load_member(self, seed: int, n_channels: int, window: int) -> tuple[RULModule, BestWeights, int] | None:
+        """The checkpointed member of ``seed`` (None if there is none).
+
+        Raises:
+            ModelError: the file exists but cannot be read or does not fit the network.
+        """
+        path = self._member_path(self.checkpoint_keys_[seed])
+        if not path.is_file():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            net = self._build_net(n_channels, window)
+            net.load_state_dict(state["state_dict"])
+        except Exception as err:  # corrupt file, other torch, changed architecture under the same key
+            reason = (str(err).strip().splitlines() or [""])[0][:200]
+            raise ModelError(
+                f"member checkpoint {path} cannot be loaded ({type(err).__name__}: {reason}); "
+                "delete it to train that member again"
+            ) from err
+        best = BestWeights("val_rmse")
+        best.best_epoch = int(state["best_epoch"])
+        best.best_score = float(state["best_score"])
+        best.history = list(state["history"])
+        return net.eval(), best, int(state["n_epochs"])
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         torch.set_num_threads(max(1, int(self.num_threads)))
@@ -227,6 +318,16 @@ class TorchRULEstimator(BaseRULEstimator):
         """The trained module (for ONNX export)."""
         self.check_is_fitted()
         return self.net_
+
+
+def _data_fingerprint(*arrays: np.ndarray) -> str:
+    """SHA-256 of the arrays' dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for arr in arrays:
+        a = np.ascontiguousarray(arr)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------- members in worker processes
@@ -256,6 +357,7 @@ def _fit_members_in_processes(
 ) -> list[tuple[RULModule, BestWeights, int]]:
     """Fit one member per seed in ``n_jobs`` spawned processes (each gets the data once); seed order kept."""
     worker = est.clone().set_params(progress_bar=False)  # bars of several processes would overwrite each other
+    worker.checkpoint_keys_ = dict(getattr(est, "checkpoint_keys_", {}))  # each worker saves its members as they finish
     ctx = multiprocessing.get_context("spawn")  # fork after torch started its threads can hang
     try:
         with ProcessPoolExecutor(

@@ -30,6 +30,9 @@ class LSTMRUL(TorchRULEstimator):
         n_members: seed-ensemble size (members averaged; exported as one ONNX graph).
         n_jobs: ensemble members trained at once, each in its own process (``num_threads``
             threads each); the result does not depend on it.
+        checkpoint_dir: directory where each trained member is saved and from which a later fit
+            with the same data and parameters reloads it (resumable ensemble fits; see
+            :class:`~models._torch_estimator.TorchRULEstimator`).
         ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
         input_noise: Gaussian noise added to training inputs (z-score units).
     """
@@ -54,6 +57,7 @@ class LSTMRUL(TorchRULEstimator):
         ema_decay: float = 0.0,
         input_noise: float = 0.0,
         n_jobs: int = 1,
+        checkpoint_dir: str | None = None,
     ) -> None:
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -72,6 +76,7 @@ class LSTMRUL(TorchRULEstimator):
         self.ema_decay = ema_decay
         self.input_noise = input_noise
         self.n_jobs = n_jobs
+        self.checkpoint_dir = checkpoint_dir
 
     def _build_net(self, n_channels: int, window: int) -> LSTMRULNet:
         return LSTMRULNet(

@@ -217,6 +217,7 @@ def train_cmapss(
     progress_bar: bool = False,
     model_params: dict[str, Any] | None = None,
     data_params: dict[str, Any] | None = None,
+    model_seed: int | None = None,
 ) -> TrainResult:
     """Train one estimator on a C-MAPSS subset with the standard protocol.
 
@@ -230,6 +231,9 @@ def train_cmapss(
         progress_bar: show Lightning's progress bar.
         model_params: extra estimator parameters.
         data_params: extra :class:`CMAPSSDataModule` parameters.
+        model_seed: seeds the model only (its first ensemble member), if not ``seed``: with a
+            ``checkpoint_dir`` in ``model_params`` this trains some members of the ensemble that
+            ``seed`` would train (for fits split over several runs).
 
     Returns:
         The trained result with validation (and test, where truth exists) metrics.
@@ -245,9 +249,10 @@ def train_cmapss(
         config["model"]["progress_bar"] = progress_bar
     dm = CMAPSSDataModule(data_dir, subset, seed=seed, **config["data"])
     dm.setup()
-    est = make_estimator(model, random_state=seed, **config["model"])
+    est = make_estimator(model, random_state=seed if model_seed is None else model_seed, **config["model"])
     est.fit(dm.X_train, dm.y_train, X_val=dm.X_val, y_val=dm.y_val)
     config["model"].pop("progress_bar", None)
+    config["model"].pop("checkpoint_dir", None)  # where members were cached, not how they were trained
     result = TrainResult(model, subset, seed, est, dm, config, data_dir=Path(data_dir))
     result.metrics = evaluate_estimator(est, dm, seed=seed)
     return result

@@ -37,6 +37,9 @@ class TransformerRUL(TorchRULEstimator):
         n_members: seed-ensemble size (members averaged; exported as one ONNX graph).
         n_jobs: ensemble members trained at once, each in its own process (``num_threads``
             threads each); the result does not depend on it.
+        checkpoint_dir: directory where each trained member is saved and from which a later fit
+            with the same data and parameters reloads it (resumable ensemble fits; see
+            :class:`~models._torch_estimator.TorchRULEstimator`).
         ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
         input_noise: Gaussian noise added to training inputs (z-score units).
         patch_len: cycles per token (PatchTST-style patches; 0: one token per cycle).
@@ -69,6 +72,7 @@ class TransformerRUL(TorchRULEstimator):
         patch_len: int = 0,
         coarse_patch_len: int = 0,
         n_jobs: int = 1,
+        checkpoint_dir: str | None = None,
     ) -> None:
         self.conv_kernel = conv_kernel
         self.d_model = d_model
@@ -93,6 +97,7 @@ class TransformerRUL(TorchRULEstimator):
         self.patch_len = patch_len
         self.coarse_patch_len = coarse_patch_len
         self.n_jobs = n_jobs
+        self.checkpoint_dir = checkpoint_dir
 
     def _build_net(self, n_channels: int, window: int) -> TransformerRULNet:
         return TransformerRULNet(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.rul_ensembles import bootstrap_diff, markdown, select_lstm
+from benchmarks.rul_ensembles import bootstrap_diff, main, markdown, select_lstm, train_members
 from tests.models._cmapss_layout import write_test_layout
 
 
@@ -34,6 +34,18 @@ def test_select_lstm_takes_the_lowest_lstm_mean_with_five_seeds(tmp_path: Path) 
     assert name == "L_w80_h128"
     assert data == {"window": 80} and params == {"hidden_size": 128}
     assert mean == pytest.approx(13.4)
+
+
+@pytest.mark.parametrize("members", [[0, 2], [3, 4, 5], [-1, 0], []])
+def test_train_members_takes_a_contiguous_range_of_the_ensemble(members: list[int], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"contiguous range within 0\.\.4"):
+        train_members(tmp_path, "FD004", members, tmp_path)
+
+
+def test_members_without_a_checkpoint_dir_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--subset", "FD004", "--members", "0-1"])
+    assert "--members needs --checkpoint-dir" in capsys.readouterr().err
 
 
 def test_bootstrap_diff_is_negative_when_a_is_better_on_every_unit() -> None:
