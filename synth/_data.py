@@ -109,7 +109,7 @@ def add_white_noise(X: NDArray[np.floating], snr_db: float | None, rng: np.rando
     if snr_db is None:
         return X.astype(np.float32)
     power = np.mean(X**2, axis=-1, keepdims=True)
-    sigma = np.sqrt(power / 10.0 ** (snr_db / 10.0))
+    sigma: NDArray[np.float64] = np.sqrt(power / 10.0 ** (snr_db / 10.0))
     return (X + sigma * rng.standard_normal(X.shape)).astype(np.float32)
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from numpy.typing import NDArray
+from pytorch_lightning.core.optimizer import LightningOptimizer
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
@@ -67,7 +68,8 @@ class _UpTrunk(nn.Module):
             if self.noise_scale is not None:
                 x = x + self.noise_scale[i] * torch.randn((x.shape[0], 1, x.shape[2]), generator=gen, device=x.device)
             x = F.leaky_relu(norm(x), 0.2)
-        return self.out(x)
+        out: torch.Tensor = self.out(x)
+        return out
 
 
 class CVAEModule(pl.LightningModule):
@@ -77,6 +79,8 @@ class CVAEModule(pl.LightningModule):
     the condition, so samples are ``mean + sigma * white noise`` (broadband sensor noise is white, and
     a plain MSE decoder would return over-smoothed, too-quiet windows).
     """
+
+    cond: torch.Tensor  # buffer registered in ``__init__`` (declared for the type checker)
 
     def __init__(self, n_channels: int, length: int, cond: NDArray[np.float32], latent_dim: int = 32, width: int = 16,
                  beta: float = 1.0, learning_rate: float = 2e-3) -> None:
@@ -106,7 +110,7 @@ class CVAEModule(pl.LightningModule):
         ls = log_sigma[:, :, None]
         nll = (0.5 * ((x - mean) / torch.exp(ls)) ** 2 + ls).mean()
         kl = -0.5 * torch.mean(torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=1)) / (x.shape[1] * x.shape[2])
-        loss = nll + self.hparams["beta"] * kl
+        loss: torch.Tensor = nll + self.hparams["beta"] * kl
         self.log_dict({"nll": nll, "kl": kl}, prog_bar=True, on_step=True)
         return loss
 
@@ -135,7 +139,8 @@ class _Critic(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         h = self.phi(self.body(x).flatten(1))
-        return self.out(h).squeeze(1) + (self.embed(c) * h).sum(dim=1)
+        score: torch.Tensor = self.out(h).squeeze(1) + (self.embed(c) * h).sum(dim=1)
+        return score
 
 
 class WGANGPModule(pl.LightningModule):
@@ -143,6 +148,8 @@ class WGANGPModule(pl.LightningModule):
 
     Manual optimisation: every batch updates the critic; every ``n_critic``-th batch also the generator.
     """
+
+    cond: torch.Tensor  # buffer registered in ``__init__`` (declared for the type checker)
 
     def __init__(self, n_channels: int, length: int, cond: NDArray[np.float32], latent_dim: int = 64, width: int = 16,
                  n_critic: int = 5, gp_weight: float = 10.0, learning_rate: float = 2e-4, noise_injection: bool = True) -> None:
@@ -156,16 +163,18 @@ class WGANGPModule(pl.LightningModule):
 
     def _fake(self, c: torch.Tensor) -> torch.Tensor:
         z = torch.randn(c.shape[0], self.hparams["latent_dim"], device=c.device)
-        return self.generator(torch.cat([z, c], dim=1))
+        fake: torch.Tensor = self.generator(torch.cat([z, c], dim=1))
+        return fake
 
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         a = torch.rand(real.shape[0], 1, 1, device=real.device)
         mix = (a * real + (1 - a) * fake).requires_grad_(True)
         grad = torch.autograd.grad(self.critic(mix, c).sum(), mix, create_graph=True)[0]
-        return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+        penalty: torch.Tensor = ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+        return penalty
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        opt_g, opt_c = self.optimizers()  # type: ignore[misc]
+        opt_g, opt_c = cast(list[LightningOptimizer], self.optimizers())  # configure_optimizers returns two
         x, ci = batch
         c = self.cond[ci]
         fake = self._fake(c).detach()
@@ -186,7 +195,8 @@ class WGANGPModule(pl.LightningModule):
     def generate(self, ci: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         c = self.cond[ci]
         z = torch.randn(ci.shape[0], self.hparams["latent_dim"], generator=gen)
-        return self.generator(torch.cat([z, c], dim=1), gen)
+        windows: torch.Tensor = self.generator(torch.cat([z, c], dim=1), gen)
+        return windows
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         lr = self.hparams["learning_rate"]
@@ -247,7 +257,8 @@ class WindowDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
         counts = np.bincount(self.ci)
         weights = torch.as_tensor(1.0 / counts[self.ci], dtype=torch.double)
-        sampler = WeightedRandomSampler(weights, num_samples=self.batch_size * self.n_batches, replacement=True,
+        sampler = WeightedRandomSampler(weights,  # type: ignore[arg-type]  # stub: Sequence[float]; torch.as_tensor takes a Tensor
+                                        num_samples=self.batch_size * self.n_batches, replacement=True,
                                         generator=torch.Generator().manual_seed(self.seed))
         return DataLoader(_Windows(self.X, self.ci), batch_size=self.batch_size, sampler=sampler, drop_last=True,
                           collate_fn=_RandomRoll(self.seed + 1, self.random_roll))

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -124,6 +125,16 @@ class PhysicsVAEModule(pl.LightningModule):
         shaft_hz: shaft frequency (Hz): every fault's impacts get a learned amplitude modulation at
             it as well; ``None``: only the class's own modulation frequency.
     """
+
+    # buffers registered in ``__init__`` (declared for the type checker: ``nn.Module.__getattr__`` is untyped)
+    cond: torch.Tensor
+    kin: torch.Tensor
+    mode_grid: torch.Tensor
+    feat_mean: torch.Tensor
+    feat_std: torch.Tensor
+    feat_seen: torch.Tensor
+    eq: torch.Tensor
+    imp_gain: torch.Tensor
 
     def __init__(
         self,
@@ -256,7 +267,7 @@ class PhysicsVAEModule(pl.LightningModule):
         # background: Gaussian noise shaped by the learned amplitude spectrum
         gains = F.interpolate(p["noise"], size=n_bins, mode="linear", align_corners=True)
         noise = torch.exp(gains) * torch.complex(randn(B, C, n_bins), randn(B, C, n_bins)) / math.sqrt(2.0)
-        clean = torch.fft.irfft((impacts + noise) * torch.exp(self.eq[ci]), n=L, norm="ortho")
+        clean: torch.Tensor = torch.fft.irfft((impacts + noise) * torch.exp(self.eq[ci]), n=L, norm="ortho")
         snr = hp["measurement_snr_db"]
         if snr is None:
             return clean
@@ -275,7 +286,7 @@ class PhysicsVAEModule(pl.LightningModule):
         bands = torch.stack([P[:, a:b].mean(-1) for a, b in itertools.pairwise(edges)], dim=-1)
         names = list(self.n_out)
         start = sum(self.n_out[k] for k in names[: names.index("noise")])
-        last = self.decoder[-1]
+        last = cast(nn.Linear, self.decoder[-1])  # the decoder ends with its output layer
         snr = hp["measurement_snr_db"]
         clean = 1.0 if snr is None else 1.0 / (1.0 + 10.0 ** (-snr / 10.0))  # share of the power before the added noise
         last.bias[start : start + self.n_out["noise"]] = (0.5 * torch.log(0.5 * clean * bands + 1e-8)).flatten()
@@ -313,7 +324,7 @@ class PhysicsVAEModule(pl.LightningModule):
         kl = -0.5 * torch.mean(torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=1))
         hp = self.hparams
         anneal = min(1.0, (self.global_step + 1) / max(1.0, hp["warmup"] * hp["n_steps"]))
-        loss = recon + hp["beta"] * anneal * kl
+        loss: torch.Tensor = recon + hp["beta"] * anneal * kl
         self.log_dict({"recon": recon, "kl": kl}, prog_bar=True, on_step=True)
         return loss
 

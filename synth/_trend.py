@@ -44,6 +44,11 @@ class TrendVAEModule(pl.LightningModule):
         learning_rate: Adam step size.
     """
 
+    # buffers registered in ``__init__`` (declared for the type checker: ``nn.Module.__getattr__`` is untyped)
+    cond: torch.Tensor
+    basis: torch.Tensor
+    proj: torch.Tensor
+
     def __init__(
         self,
         n_channels: int,
@@ -100,7 +105,7 @@ class TrendVAEModule(pl.LightningModule):
         ls = log_sigma[:, :, None]
         nll = (0.5 * ((x - mean) / torch.exp(ls)) ** 2 + ls).sum(dim=(1, 2)).mean()
         kl = -0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=1).mean()
-        loss = (nll + self.hparams["beta"] * kl) / (x.shape[1] * x.shape[2])
+        loss: torch.Tensor = (nll + self.hparams["beta"] * kl) / (x.shape[1] * x.shape[2])
         self.log_dict({"nll": nll, "kl": kl}, prog_bar=True, on_step=True)
         return loss
 

@@ -74,13 +74,14 @@ class ClassicalAugmenter:
 
     def _transform(self, X: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
         n, c, length = X.shape
-        shifts = rng.integers(0, length, n)
+        shifts = rng.integers(0, length, (n,))  # size as a tuple: the same draws, typed as an array
         idx = (np.arange(length)[None, :] + shifts[:, None]) % length
         X = np.take_along_axis(X, idx[:, None, :], axis=2)
         X = self._time_warp(X, rng)
         X = X * rng.normal(1.0, self.scale_sigma, (n, c, 1))
         rms = np.sqrt(np.mean(X**2, axis=-1, keepdims=True))
-        return X + self.jitter_sigma * rms * rng.standard_normal(X.shape)
+        out: NDArray[np.float64] = X + self.jitter_sigma * rms * rng.standard_normal(X.shape)
+        return out
 
     def _time_warp(self, X: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
         if self.warp_strength <= 0:

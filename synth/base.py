@@ -113,7 +113,7 @@ class BaseGenerator(ABC):
             delattr(self, attr)
         self.n_channels_ = int(Xa.shape[1])
         self.window_ = int(Xa.shape[2])
-        self.scale_ = (Xa.std(axis=(0, 2)) + 1e-8).astype(np.float32)
+        self.scale_: NDArray[np.float32] = (Xa.std(axis=(0, 2)) + 1e-8).astype(np.float32)
         self._fit(Xa / self.scale_[None, :, None], ya.astype(np.int64), classes.astype(np.int64))
         self.classes_ = classes.astype(np.int64)
         return self

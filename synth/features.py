@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,7 +41,8 @@ def _band_log_energy(power: NDArray[np.float64], n_bands: int) -> NDArray[np.flo
     edges = np.linspace(1, power.shape[-1], n_bands + 1).round().astype(int)
     bands = [power[..., lo:hi].sum(axis=-1) for lo, hi in itertools.pairwise(edges)]
     tot = power[..., 1:].sum(axis=-1, keepdims=True) + 1e-20
-    return np.log(np.stack(bands, axis=-1) / tot + 1e-12)
+    out: NDArray[np.float64] = np.log(np.stack(bands, axis=-1) / tot + 1e-12)
+    return out
 
 
 def envelope_spectra(
@@ -64,7 +66,8 @@ def envelope_spectra(
     nfft = n if nfft is None else max(nfft, n)
     w = np.hanning(n)
     amp = np.abs(np.fft.rfft(env * w, n=nfft, axis=-1)) * 2.0 / w.sum()
-    return np.fft.rfftfreq(nfft, 1.0 / fs), amp
+    freqs = cast("NDArray[np.float64]", np.fft.rfftfreq(nfft, 1.0 / fs))  # stub: floating[Any]; float spacing -> float64
+    return freqs, amp
 
 
 def _lines(freqs: NDArray[np.float64], amp: NDArray[np.float64], lines: list[float], tol: float) -> NDArray[np.float64]:

@@ -70,6 +70,8 @@ class PhysicsVAE(TorchGenerator):
         accelerator: Lightning accelerator.
     """
 
+    net_: PhysicsVAEModule  # set by fit (the module that _build_net makes)
+
     def __init__(
         self,
         *,

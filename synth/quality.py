@@ -267,7 +267,7 @@ class QualityGate:
         return out
 
 
-def plot_comparison(Xr: NDArray[np.float64], yr: NDArray[np.int64], Xs: NDArray[np.float64], ys: NDArray[np.int64],
+def plot_comparison(Xr: NDArray[np.floating], yr: NDArray[np.int64], Xs: NDArray[np.floating], ys: NDArray[np.int64],
                     fs: float, out_dir: Path, defect_frequencies: Mapping[int, float] | None = None,
                     class_names: Mapping[int, str] | None = None) -> list[str]:
     """Small PNGs: the start of one real and one synthetic window per class, and mean envelope spectra per class.

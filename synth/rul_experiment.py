@@ -45,7 +45,8 @@ RUL_CAP = 125
 
 def stage_of(rul: NDArray[np.floating], width: int) -> NDArray[np.int64]:
     """Degradation stage (RUL bin index) of capped RUL values; the cap itself is the last stage."""
-    return np.minimum(np.asarray(rul) // width, RUL_CAP // width).astype(np.int64)
+    stage: NDArray[np.int64] = np.minimum(np.asarray(rul) // width, RUL_CAP // width).astype(np.int64)
+    return stage
 
 
 def _stage_centres(width: int) -> dict[int, float]:

@@ -36,6 +36,8 @@ class ConditionalVAE(TorchGenerator):
         accelerator: Lightning accelerator (``"cpu"``, ``"gpu"``, ``"auto"``).
     """
 
+    net_: CVAEModule  # set by fit (the module that _build_net makes)
+
     def __init__(
         self,
         *,
