@@ -150,7 +150,7 @@ class Demo:
         self.store.upsert_assets(self.assets)
         ingest_settings = s.ingest.model_copy(update={"client_id": f"{s.ingest.client_id}-demo"})
         self.ingest = IngestService(s.mqtt, ingest_settings, self.store, batch_size=s.store.batch_size, protocol=protocol)
-        self._spawn("ingest", lambda: self.ingest.run(self._stop_ingest, drain_s=0.2))  # type: ignore[union-attr]
+        self._spawn("ingest", lambda: self.ingest.run(self._stop_ingest, drain_s=0.2))
         if not self.ingest.connected.wait(20):
             raise RuntimeError("ingest could not connect to the broker")
         queue = DiskQueue(s.edge.queue_path, s.edge.queue_max_messages, s.edge.overflow)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -283,6 +283,7 @@ def quantize(
     as_json: JsonFlag = False,
 ) -> None:
     """Train, export fp32 ONNX and every compressed variant; print the compression table."""
+    from models._torch_estimator import TorchRULEstimator
     from models.export.compare import compression_report
     from models.pipeline import export_variants, train_cmapss
 
@@ -292,7 +293,11 @@ def quantize(
         )
         paths = export_variants(result, out_dir / subset)
         rows = compression_report(
-            result.estimator.network, paths, result.datamodule.X_val, result.datamodule.y_val, threads=threads
+            cast("TorchRULEstimator", result.estimator).network,
+            paths,
+            result.datamodule.X_val,
+            result.datamodule.y_val,
+            threads=threads,
         )
     except GenEdgeError as err:
         fail(err)

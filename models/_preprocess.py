@@ -84,10 +84,10 @@ class ConditionNormalizer:
         """
         cond = self.assign(np.asarray(settings, dtype=np.float64))
         x = np.asarray(sensors, dtype=np.float64)[:, self.sensor_index]
-        z = ((x - self.mean[cond]) / self.std[cond]).astype(np.float32)
+        z: np.ndarray = ((x - self.mean[cond]) / self.std[cond]).astype(np.float32)
         if not self.condition_onehot:
             return z
-        onehot = np.eye(self.n_conditions, dtype=np.float32)[cond]
+        onehot: np.ndarray = np.eye(self.n_conditions, dtype=np.float32)[cond]
         return np.concatenate([z, onehot], axis=1)
 
     def transform_raw(self, rows: Any) -> np.ndarray:

@@ -326,7 +326,7 @@ def _data_fingerprint(*arrays: np.ndarray) -> str:
     for arr in arrays:
         a = np.ascontiguousarray(arr)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.tobytes())
     return h.hexdigest()
 
 

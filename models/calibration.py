@@ -70,7 +70,7 @@ class SplitConformal:
 
     def _sigma(self, y_pred: np.ndarray) -> np.ndarray:
         if self.scale == "prediction":
-            return np.maximum(y_pred, 0.0) + self.offset
+            return np.asarray(np.maximum(y_pred, 0.0) + self.offset)
         return np.ones_like(y_pred)
 
     def quantile(self, coverage: float) -> float:

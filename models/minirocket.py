@@ -80,7 +80,7 @@ class MiniRocketRUL(BaseRULEstimator):
     def _predict(self, X: np.ndarray) -> np.ndarray:
         feats = np.asarray(self.transform_.transform(X.astype(np.float64)), dtype=np.float64)
         pred = self.ridge_.predict(self.scaler_.transform(feats))
-        return np.clip(pred, 0.0, self.rul_cap)
+        return np.asarray(np.clip(pred, 0.0, self.rul_cap), dtype=np.float64)
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:

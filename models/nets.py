@@ -117,7 +117,7 @@ class RULModule(pl.LightningModule):
         rmse = math.sqrt(self._val_sq_err / max(self._val_n, 1))
         self.log("val_rmse", rmse, prog_bar=True)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> Any:  # Lightning's optimizer-and-scheduler dict
         """AdamW with LR halving on validation plateaus."""
         opt = torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=self.lr_patience)
@@ -141,7 +141,8 @@ class _SelfAttention(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]
         att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d_head), dim=-1)
         y = (self.drop(att) @ v).transpose(1, 2).reshape(b, t, d)
-        return self.out(y)
+        out: Tensor = self.out(y)
+        return out
 
 
 class _EncoderLayer(nn.Module):
@@ -157,7 +158,8 @@ class _EncoderLayer(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         h = h + self.drop(self.attn(self.norm1(h)))
-        return h + self.drop(self.ff(self.norm2(h)))
+        out: Tensor = h + self.drop(self.ff(self.norm2(h)))
+        return out
 
 
 class TransformerRULNet(RULModule):
@@ -271,7 +273,8 @@ class TransformerRULNet(RULModule):
             for layer in self.sensor_layers:
                 s = layer(s)
             feats.append(self.sensor_norm(s).mean(dim=1))
-        return self.head(torch.cat(feats, dim=-1)).squeeze(-1)
+        rul: Tensor = self.head(torch.cat(feats, dim=-1)).squeeze(-1)
+        return rul
 
 
 class LSTMRULNet(RULModule):
@@ -315,4 +318,5 @@ class LSTMRULNet(RULModule):
     def encode(self, x: Tensor) -> Tensor:
         """Run the LSTM over the window; regress from the last step."""
         out, _ = self.lstm(x.transpose(1, 2))
-        return self.head(out[:, -1]).squeeze(-1)
+        rul: Tensor = self.head(out[:, -1]).squeeze(-1)
+        return rul

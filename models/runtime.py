@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import numpy as np
 import onnxruntime as ort
@@ -29,6 +29,13 @@ class RULPrediction(dict[str, float]):
     """``{"rul": ..., "lower": ..., "upper": ..., "coverage": ...}`` for one asset (cycles)."""
 
 
+class _Normalizer(Protocol):
+    """What the shared code needs of a predictor's normaliser (each subclass has its own kind)."""
+
+    @property
+    def n_features(self) -> int: ...
+
+
 class _OnnxRULBase:
     """What both predictors share: card + ONNX session, loading, batching, intervals, one unit.
 
@@ -39,6 +46,10 @@ class _OnnxRULBase:
 
     #: upper clip of point predictions (``None``: only clipped at 0)
     clip_upper: float | None = None
+    #: set by :meth:`_read_preprocessing`
+    window: int
+    rul_cap: float
+    normalizer: _Normalizer
 
     def __init__(self, model_path: str | Path, card: dict[str, Any], *, threads: int = 1) -> None:
         self.model_path = Path(model_path)
@@ -133,6 +144,8 @@ class OnnxRULPredictor(_OnnxRULBase):
         threads: onnxruntime intra-op threads.
     """
 
+    normalizer: ConditionNormalizer
+
     def _read_preprocessing(self, pre: dict[str, Any]) -> None:
         self.window = int(pre["window"])
         self.rul_cap = float(pre["rul_cap"])
@@ -174,6 +187,8 @@ class FeatureRULPredictor(_OnnxRULBase):
         card: its model card (see :func:`models.sim_pipeline.build_sim_card`).
         threads: onnxruntime intra-op threads.
     """
+
+    normalizer: FeatureNormalizer
 
     def _read_preprocessing(self, pre: dict[str, Any]) -> None:
         self.window = int(pre["window"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +161,8 @@ def compression_report(
     ]
     for name, path in variants.items():
         sess = onnx_session(path, threads=threads)
-        lat1 = time_call(lambda s=sess: s.run(None, {INPUT_NAME: x1}), repeats=repeats)
-        lat64 = time_call(lambda s=sess: s.run(None, {INPUT_NAME: x64}), repeats=repeats)
+        lat1 = time_call(partial(sess.run, None, {INPUT_NAME: x1}), repeats=repeats)
+        lat64 = time_call(partial(sess.run, None, {INPUT_NAME: x64}), repeats=repeats)
         pred = _onnx_predict(sess, X_eval)
         r = rmse(y_eval, pred)
         size = Path(path).stat().st_size

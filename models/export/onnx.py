@@ -187,7 +187,7 @@ def quantize_int8_dynamic(src: str | Path, dst: str | Path, *, per_channel: bool
     return compact_names(dst)
 
 
-class _WindowReader(CalibrationDataReader):
+class _WindowReader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ships no type hints
     def __init__(self, windows: np.ndarray, batch_size: int = 64) -> None:
         self._batches: Iterator[np.ndarray] = iter([windows[i : i + batch_size] for i in range(0, windows.shape[0], batch_size)])
 

@@ -30,7 +30,7 @@ def _weights(net: nn.Module) -> list[tuple[nn.Module, str]]:
 def _finalise(net: nn.Module, params: list[tuple[nn.Module, str]]) -> None:
     """Make the pruning permanent (no masks left, so the module exports like the original)."""
     for module, name in params:
-        prune.remove(module, name)
+        prune.remove(module, name)  # type: ignore[no-untyped-call]  # torch leaves it unannotated
     for m in net.modules():
         if isinstance(m, nn.LSTM):
             m.flatten_parameters()
