@@ -7,4 +7,6 @@ demo:
 
 test:
 	@bash scripts/setup.sh --test
+	.venv/bin/ruff check .
+	.venv/bin/mypy
 	.venv/bin/python -m pytest $(ARGS)
