@@ -106,6 +106,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     "T_w80_plus41": ("transformer", {"window": 80, "extra_train_subsets": ["FD004", "FD001"]}, {"patch_len": 8}),
     "L_w80_h128_plus23": ("lstm", {"window": 80, "extra_train_subsets": ["FD002", "FD003"]}, {"hidden_size": 128}),
+    # session 13: with the pooled units, is the FD004 transformer short of capacity? (the LSTM it trails
+    # has ~5x its weights and gained more from the extra units; d_model 64 did nothing without them)
+    "T_w80_L3_d64_plus2": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD002"]},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "d_model": 64, "d_ff": 128},
+    ),
+    "T_w80_L3_d128_plus2": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD002"]},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "d_model": 128, "d_ff": 256, "n_heads": 8},
+    ),
     # FD001 and FD003 share their one condition (FD003 adds the fan fault): each can train on the other's units
     "T_w80_plus3": ("transformer", {"window": 80, "extra_train_subsets": ["FD003"]}, {"patch_len": 8}),
     "T_w50_plus1": ("transformer", {"window": 50, "extra_train_subsets": ["FD001"]}, {"patch_len": 5}),
