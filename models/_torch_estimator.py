@@ -29,7 +29,7 @@ from models.nets import RULModule
 __all__ = ["RUNTIME_PARAMS", "BestWeights", "MeanEnsemble", "TorchRULEstimator", "fit_module"]
 
 #: parameters that change how a fit runs, not what it learns: left out of member checkpoint keys
-#: (and of model cards); ``n_members`` and ``random_state`` only choose which seeds are trained
+#: (``n_members`` and ``random_state`` are left out too: they only choose which seeds are trained)
 RUNTIME_PARAMS = ("n_jobs", "num_threads", "progress_bar", "accelerator", "checkpoint_dir")
 
 _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric")
@@ -326,7 +326,7 @@ def _data_fingerprint(*arrays: np.ndarray) -> str:
     for arr in arrays:
         a = np.ascontiguousarray(arr)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
+        h.update(a.data)  # the array's own buffer: no copy of the (large) training set
     return h.hexdigest()
 
 
