@@ -461,7 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint_dir is None:
             p.error("--members needs --checkpoint-dir (the members are kept there for a later full run)")
         lo, _, hi = args.members.partition("-")
-        members = list(range(int(lo), int(hi or lo) + 1))
+        try:
+            members = list(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            p.error(f"--members takes a range such as 0-1 or 2-4, got {args.members!r}")
         for subset in args.subsets or ["FD004"]:
             out = train_members(
                 args.data_dir,

@@ -48,6 +48,12 @@ def test_members_without_a_checkpoint_dir_is_refused(capsys: pytest.CaptureFixtu
     assert "--members needs --checkpoint-dir" in capsys.readouterr().err
 
 
+def test_members_must_be_a_range(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--subset", "FD004", "--members", "first", "--checkpoint-dir", str(tmp_path)])
+    assert "--members takes a range such as 0-1" in capsys.readouterr().err
+
+
 def test_bootstrap_diff_is_negative_when_a_is_better_on_every_unit() -> None:
     rng = np.random.default_rng(0)
     units = np.repeat(np.arange(10), 5)
