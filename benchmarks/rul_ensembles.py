@@ -242,6 +242,57 @@ def train_members(
     }
 
 
+def error_profile(part: dict[str, Any], *, n_splits: int = 500, seed: int = 0) -> dict[str, Any]:
+    """Where two ensembles of a part file differ: RMSE and mean error by true RUL, error correlation,
+    and each model's RMSE after a cross-fitted offset (its mean error on a random half of the
+    validation units subtracted on the other half, and the reverse; mean ± std over ``n_splits``).
+
+    Uses the transformer's predictions stored in the part (the shipped version when it was scored).
+    """
+    pred = part["predictions"]
+    y, units = np.asarray(pred["y"], dtype=np.float64), np.asarray(pred["unit"])
+    models = {
+        "transformer": np.asarray(pred["transformer"], dtype=np.float64),
+        "lstm": np.asarray(pred["lstm"], dtype=np.float64),
+    }
+
+    def _rmse(p: np.ndarray, m: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((np.maximum(p[m], 0.0) - y[m]) ** 2)))
+
+    bands = []
+    for lo, hi in ((0, 25), (25, 50), (50, 100), (100, 125), (125, 126)):
+        m = (y >= lo) & (y < hi)
+        bands.append(
+            {
+                "rul": f"{lo}-{hi - 1}" if hi - lo > 1 else str(lo),
+                "n": int(m.sum()),
+                **{f"{k}_rmse": _rmse(p, m) for k, p in models.items()},
+                **{f"{k}_mean_error": float(np.mean(p[m] - y[m])) for k, p in models.items()},
+            }
+        )
+    rng = np.random.default_rng(seed)
+    uniq = np.unique(units)
+    crossfit: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(n_splits):
+        half = np.isin(units, rng.permutation(uniq)[: uniq.size // 2])
+        for k, p in models.items():
+            q = p.copy()
+            q[~half] -= np.mean(p[half] - y[half])
+            q[half] -= np.mean(p[~half] - y[~half])
+            crossfit[k].append(_rmse(q, np.ones_like(half)))
+    every = np.ones(y.size, dtype=bool)
+    return {
+        "subset": part["subset"],
+        "transformer_version": part.get("transformer_version"),
+        "rmse": {k: _rmse(p, every) for k, p in models.items()},
+        "mean_error": {k: float(np.mean(p - y)) for k, p in models.items()},
+        "error_correlation": float(np.corrcoef(models["transformer"] - y, models["lstm"] - y)[0, 1]),
+        "by_true_rul": bands,
+        "crossfit_offset_rmse": {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in crossfit.items()},
+        "n_splits": n_splits,
+    }
+
+
 def _shipped_predictions(subset: str, dm: Any) -> tuple[Any, dict[str, Any], np.ndarray]:
     """The promoted shipped transformer of ``subset`` on the validation cuts of ``dm`` (the LSTM's).
 
@@ -456,7 +507,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="with --checkpoint-dir: train only these members (a range such as 0-1 or 2-4) and stop (no scoring)",
     )
+    p.add_argument(
+        "--errors",
+        action="store_true",
+        help="where the two ensembles of --subset's part file differ (by true RUL, offsets); writes "
+        "results/rul_ensembles_errors_<subset>.json (no training)",
+    )
     args = p.parse_args(argv)
+    if args.errors:
+        for subset in args.subsets or ["FD004"]:
+            prof = error_profile(json.loads((PARTS / f"{subset}.json").read_text(encoding="utf-8")))
+            (RESULTS / f"rul_ensembles_errors_{subset}.json").write_text(json.dumps(prof, indent=1) + "\n", encoding="utf-8")
+            print(json.dumps(prof), flush=True)
+        return 0
     if args.members is not None:
         if args.checkpoint_dir is None:
             p.error("--members needs --checkpoint-dir (the members are kept there for a later full run)")

@@ -135,3 +135,28 @@ def test_rescore_reproduces_the_committed_comparison_row(cmapss_dir: Path, tmp_p
     # the stored LSTM predictions are rounded to 4 decimals: the difference moves in the 6th
     assert after["transformer_minus_lstm"]["diff"] == pytest.approx(before["transformer_minus_lstm"]["diff"], abs=1e-4)
     assert json.loads((tmp_path / "FD001.json").read_text(encoding="utf-8"))["rescored"]["git_commit"]
+
+
+def test_error_profile_finds_a_constant_offset_and_crossfits_it_away() -> None:
+    """A model that is the truth plus 3 cycles (and a little noise): mean error 3, and a cross-fitted offset removes it."""
+    from benchmarks.rul_ensembles import error_profile
+
+    rng = np.random.default_rng(0)
+    units = np.repeat(np.arange(20), 5)
+    y = rng.uniform(1, 125, units.size).round()
+    noise = rng.normal(0, 4, units.size)
+    part = {
+        "subset": "FD004",
+        "predictions": {
+            "y": y.tolist(),
+            "unit": units.tolist(),
+            "transformer": (y + 3 + rng.normal(0, 0.1, units.size)).tolist(),
+            "lstm": (y + noise).tolist(),
+        },
+    }
+    prof = error_profile(part, n_splits=20)
+    assert prof["mean_error"]["transformer"] == pytest.approx(3.0, abs=0.05)
+    assert prof["rmse"]["transformer"] == pytest.approx(3.0, abs=0.05)
+    assert prof["crossfit_offset_rmse"]["transformer"]["mean"] < 0.2
+    assert prof["crossfit_offset_rmse"]["lstm"]["mean"] > 3.0
+    assert sum(b["n"] for b in prof["by_true_rul"]) == units.size
