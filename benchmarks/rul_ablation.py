@@ -131,6 +131,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80, "extra_train_subsets": ["FD002"]},
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "input_noise": 0.0},
     ),
+    # session 14: does FD004's dropout finding (-0.32 +- 0.32, shipped as v8) carry over to FD002's recipe?
+    "T_w80_plus4_do0": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD004"]},
+        {"patch_len": 8, "dropout": 0.0},
+    ),
     # FD001 and FD003 share their one condition (FD003 adds the fan fault): each can train on the other's units
     "T_w80_plus3": ("transformer", {"window": 80, "extra_train_subsets": ["FD003"]}, {"patch_len": 8}),
     "T_w50_plus1": ("transformer", {"window": 50, "extra_train_subsets": ["FD001"]}, {"patch_len": 5}),

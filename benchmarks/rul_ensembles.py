@@ -270,6 +270,7 @@ def error_profile(part: dict[str, Any], *, n_splits: int = 500, seed: int = 0) -
                 **{f"{k}_mean_error": float(np.mean(p[m] - y[m])) for k, p in models.items()},
             }
         )
+    every = np.ones(y.size, dtype=bool)
     rng = np.random.default_rng(seed)
     uniq = np.unique(units)
     crossfit: dict[str, list[float]] = {k: [] for k in models}
@@ -279,8 +280,7 @@ def error_profile(part: dict[str, Any], *, n_splits: int = 500, seed: int = 0) -
             q = p.copy()
             q[~half] -= np.mean(p[half] - y[half])
             q[half] -= np.mean(p[~half] - y[~half])
-            crossfit[k].append(_rmse(q, np.ones_like(half)))
-    every = np.ones(y.size, dtype=bool)
+            crossfit[k].append(_rmse(q, every))
     return {
         "subset": part["subset"],
         "transformer_version": part.get("transformer_version"),
