@@ -248,16 +248,16 @@ def error_profile(part: dict[str, Any], *, n_splits: int = 500, seed: int = 0) -
     validation units subtracted on the other half, and the reverse; mean ± std over ``n_splits``).
 
     Uses the transformer's predictions stored in the part (the shipped version when it was scored).
+    Predictions are floored at 0 cycles (an offset can push a late-life one below).
     """
+    from models.metrics import rmse
+
     pred = part["predictions"]
     y, units = np.asarray(pred["y"], dtype=np.float64), np.asarray(pred["unit"])
     models = {
         "transformer": np.asarray(pred["transformer"], dtype=np.float64),
         "lstm": np.asarray(pred["lstm"], dtype=np.float64),
     }
-
-    def _rmse(p: np.ndarray, m: np.ndarray) -> float:
-        return float(np.sqrt(np.mean((np.maximum(p[m], 0.0) - y[m]) ** 2)))
 
     bands = []
     for lo, hi in ((0, 25), (25, 50), (50, 100), (100, 125), (125, 126)):
@@ -266,11 +266,10 @@ def error_profile(part: dict[str, Any], *, n_splits: int = 500, seed: int = 0) -
             {
                 "rul": f"{lo}-{hi - 1}" if hi - lo > 1 else str(lo),
                 "n": int(m.sum()),
-                **{f"{k}_rmse": _rmse(p, m) for k, p in models.items()},
+                **{f"{k}_rmse": rmse(y[m], np.maximum(p[m], 0.0)) for k, p in models.items()},
                 **{f"{k}_mean_error": float(np.mean(p[m] - y[m])) for k, p in models.items()},
             }
         )
-    every = np.ones(y.size, dtype=bool)
     rng = np.random.default_rng(seed)
     uniq = np.unique(units)
     crossfit: dict[str, list[float]] = {k: [] for k in models}
@@ -280,11 +279,11 @@ def error_profile(part: dict[str, Any], *, n_splits: int = 500, seed: int = 0) -
             q = p.copy()
             q[~half] -= np.mean(p[half] - y[half])
             q[half] -= np.mean(p[~half] - y[~half])
-            crossfit[k].append(_rmse(q, every))
+            crossfit[k].append(rmse(y, np.maximum(q, 0.0)))
     return {
         "subset": part["subset"],
         "transformer_version": part.get("transformer_version"),
-        "rmse": {k: _rmse(p, every) for k, p in models.items()},
+        "rmse": {k: rmse(y, np.maximum(p, 0.0)) for k, p in models.items()},
         "mean_error": {k: float(np.mean(p - y)) for k, p in models.items()},
         "error_correlation": float(np.corrcoef(models["transformer"] - y, models["lstm"] - y)[0, 1]),
         "by_true_rul": bands,
