@@ -60,7 +60,7 @@ def select_lstm(subset: str, ablation: Path = ABLATION) -> tuple[str, dict[str, 
 
     Returns ``(variant, data_params, model_params, mean_val_rmse)``.
     """
-    from benchmarks.rul_ablation import VARIANTS
+    from benchmarks.rul_ablation import VARIANTS, resolve_variant
 
     summary = json.loads(ablation.read_text(encoding="utf-8"))["summary"][subset]
     candidates = {
@@ -69,8 +69,8 @@ def select_lstm(subset: str, ablation: Path = ABLATION) -> tuple[str, dict[str, 
         if name in VARIANTS and VARIANTS[name][0] == "lstm" and not name.endswith("_rep") and row["n"] >= 5
     }
     best = min(candidates, key=candidates.__getitem__)
-    _, data, params = VARIANTS[best]
-    return best, dict(data), dict(params), float(candidates[best])
+    _, data, params = resolve_variant(best)
+    return best, data, params, float(candidates[best])
 
 
 def bootstrap_diff(

@@ -1,0 +1,64 @@
+"""Every recorded ablation run is what its variant would run again today.
+
+The shipped defaults (:func:`models.pipeline.default_config`) move when a model ships; the
+ablation's variants sit on a frozen base (:data:`benchmarks.rul_ablation.BASE_PARAMS`) so that a
+variant run again, e.g. to add seeds, pairs with its recorded seeds instead of silently training
+another network. Reads the committed part files; trains nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.rul_ablation import BASE_PARAMS, VARIANTS, resolve_variant
+from models._torch_estimator import RUNTIME_PARAMS
+from models.pipeline import _SUBSET_MODEL_OVERRIDES, default_config, make_estimator
+
+PARTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "rul_ablation_parts"
+#: what a run's seed or machine sets, not what it learns
+_NOT_COMPARED = {*RUNTIME_PARAMS, "random_state", "n_members"}
+
+
+def _as_run_now(subset: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (data, model) configuration that running ``name`` on ``subset`` today would train."""
+    model, data, params = resolve_variant(name)
+    cfg = default_config(subset, model)
+    return {**cfg["data"], **data}, {**make_estimator(model).get_params(), **cfg["model"], **params}
+
+
+def _learned(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in _NOT_COMPARED}
+
+
+def _parts() -> list[Path]:
+    return sorted(PARTS.glob("*.json"))
+
+
+def test_there_are_recorded_runs_to_check() -> None:
+    assert len(_parts()) > 100
+
+
+def test_every_recorded_run_matches_its_variant_today() -> None:
+    drifted = []
+    for path in _parts():
+        row = json.loads(path.read_text(encoding="utf-8"))
+        data_now, model_now = _as_run_now(row["subset"], row["variant"])
+        model = VARIANTS[row["variant"]][0]
+        # the recorded config holds the defaults of its day plus the overrides; the estimator's own
+        # defaults fill what it left unsaid (they have not changed)
+        model_then = _learned({**make_estimator(model).get_params(), **row["config"]["model"]})
+        data_then = {"extra_train_subsets": [], **row["config"]["data"]}
+        diff = {k: (model_then.get(k), v) for k, v in _learned(model_now).items() if model_then.get(k) != v}
+        diff |= {k: (data_then.get(k), v) for k, v in data_now.items() if data_then.get(k) != v}
+        if diff or set(model_then) != set(_learned(model_now)):
+            drifted.append(f"{path.stem}: (recorded, now) {diff}")
+    assert not drifted, "\n".join(drifted)
+
+
+def test_base_pins_every_parameter_a_subset_overrides() -> None:
+    # a key some subset's defaults override (e.g. FD004's depth) would drift again if the base left it unsaid
+    for overrides in _SUBSET_MODEL_OVERRIDES.values():
+        for model, params in overrides.items():
+            assert set(params) <= set(BASE_PARAMS[model]), (model, sorted(set(params) - set(BASE_PARAMS[model])))
