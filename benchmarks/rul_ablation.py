@@ -170,7 +170,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 
 
 #: The architecture every variant starts from, whatever the shipped defaults are now. The defaults
-#: moved under the recorded runs (FD004's 3 + 2 layers since session 8, dropout 0 on FD002 and FD004
+#: moved under the recorded runs (FD004's 3 + 2 layers, later FD002's too, and dropout 0 on both
 #: since their v8), and a variant that left them unsaid would run again as something else; every
 #: recorded run was made with these values (``tests/models/test_ablation_variants.py`` checks).
 BASE_PARAMS: dict[str, dict[str, Any]] = {
@@ -188,6 +188,7 @@ def resolve_variant(name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """
     model, data, params = VARIANTS[name]
     return model, {"extra_train_subsets": [], **data}, {**BASE_PARAMS[model], **params}
+
 
 def _device_name(accelerator: str) -> str:
     if accelerator == "cpu":
