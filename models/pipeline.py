@@ -126,6 +126,20 @@ def default_config(subset: str, model: str = "transformer") -> dict[str, Any]:
     return {"data": data_cfg, "model": model_cfg}
 
 
+def resolve_config(
+    subset: str,
+    model: str = "transformer",
+    *,
+    model_params: dict[str, Any] | None = None,
+    data_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The data and model parameters a run trains with: :func:`default_config` under the overrides."""
+    config = default_config(subset, model)
+    config["data"].update(data_params or {})
+    config["model"].update(model_params or {})
+    return config
+
+
 def make_estimator(model: str, **params: Any) -> BaseRULEstimator:
     """Instantiate an estimator by name (imports torch only for the deep ones)."""
     if model == "transformer":
@@ -241,9 +255,7 @@ def train_cmapss(
     Returns:
         The trained result with validation (and test, where truth exists) metrics.
     """
-    config = default_config(subset, model)
-    config["data"].update(data_params or {})
-    config["model"].update(model_params or {})
+    config = resolve_config(subset, model, model_params=model_params, data_params=data_params)
     if window is not None:
         config["data"]["window"] = window
     if max_epochs is not None and model != "minirocket":

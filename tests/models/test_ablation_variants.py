@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks.rul_ablation import BASE_PARAMS, VARIANTS, resolve_variant
 from models._torch_estimator import RUNTIME_PARAMS
-from models.pipeline import _SUBSET_MODEL_OVERRIDES, default_config, make_estimator
+from models.pipeline import _SUBSET_MODEL_OVERRIDES, make_estimator, resolve_config
 
 PARTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "rul_ablation_parts"
 #: what a run's seed or machine sets, not what it learns
@@ -24,12 +24,17 @@ _NOT_COMPARED = {*RUNTIME_PARAMS, "random_state", "n_members"}
 def _as_run_now(subset: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The (data, model) configuration that running ``name`` on ``subset`` today would train."""
     model, data, params = resolve_variant(name)
-    cfg = default_config(subset, model)
-    return {**cfg["data"], **data}, {**make_estimator(model).get_params(), **cfg["model"], **params}
+    cfg = resolve_config(subset, model, model_params=params, data_params=data)
+    return cfg["data"], {**make_estimator(model).get_params(), **cfg["model"]}
 
 
 def _learned(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in _NOT_COMPARED}
+
+
+def _diff(then: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Every key whose value differs (or that one side lacks): ``(recorded, now)``."""
+    return {k: (then.get(k), now.get(k)) for k in then.keys() | now.keys() if then.get(k) != now.get(k)}
 
 
 def _parts() -> list[Path]:
@@ -50,9 +55,8 @@ def test_every_recorded_run_matches_its_variant_today() -> None:
         # defaults fill what it left unsaid (they have not changed)
         model_then = _learned({**make_estimator(model).get_params(), **row["config"]["model"]})
         data_then = {"extra_train_subsets": [], **row["config"]["data"]}
-        diff = {k: (model_then.get(k), v) for k, v in _learned(model_now).items() if model_then.get(k) != v}
-        diff |= {k: (data_then.get(k), v) for k, v in data_now.items() if data_then.get(k) != v}
-        if diff or set(model_then) != set(_learned(model_now)):
+        diff = _diff(model_then, _learned(model_now)) | _diff(data_then, data_now)
+        if diff:
             drifted.append(f"{path.stem}: (recorded, now) {diff}")
     assert not drifted, "\n".join(drifted)
 
