@@ -46,6 +46,15 @@ def train(
     members: Annotated[
         int | None, typer.Option(help="Seed ensemble of this many networks (seeds seed, seed+1, ...), averaged.")
     ] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            help="Cross-fit on every unit: this many networks, each early-stopped on one of as many by-unit "
+            "folds it does not train on, averaged; intervals calibrated on their out-of-fold errors (CV+). "
+            "--members then counts networks per fold.",
+        ),
+    ] = None,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -97,6 +106,8 @@ def train(
             fail(err)
     if members is not None:
         model_params["n_members"] = members
+    if folds is not None:
+        data_params["n_folds"] = folds
     if jobs is not None:
         model_params["n_jobs"] = jobs
     if checkpoint_dir is not None:

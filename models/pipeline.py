@@ -5,18 +5,20 @@ Everything takes plain arguments (paths, ints); the composition root passes sett
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from core.errors import ModelError
 from models.base import BaseRULEstimator
 from models.calibration import SplitConformal, empirical_coverage, interval_width
+from models.crossfit import CrossFitEnsemble
 from models.data.cmapss import CMAPSSDataModule, data_hash
 from models.metrics import phm08_score, rmse
 from models.registry import ModelRegistry, ModelVersion, git_commit
@@ -29,6 +31,7 @@ __all__ = [
     "build_card",
     "default_config",
     "export_variants",
+    "fit_fold",
     "make_estimator",
     "register_result",
     "registry_name",
@@ -164,11 +167,13 @@ class TrainResult:
     model: str
     subset: str
     seed: int
-    estimator: BaseRULEstimator
+    estimator: BaseRULEstimator | CrossFitEnsemble
     datamodule: CMAPSSDataModule
     config: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
     data_dir: Path | None = None
+    #: a cross-fit's per-fold results (fold ``k`` held out of ``folds[k]``); empty otherwise
+    folds: list[TrainResult] = field(default_factory=list)
 
 
 def _interval_metrics(
@@ -181,45 +186,54 @@ def _interval_metrics(
     }
 
 
-def _cross_coverage(dm: CMAPSSDataModule, pred: np.ndarray, coverage: float, seed: int) -> float:
+def _cross_coverage(y: np.ndarray, pred: np.ndarray, units: np.ndarray, coverage: float, seed: int) -> float:
     """Out-of-sample coverage on validation: calibrate on half the units, test on the other."""
-    units = np.unique(dm.val_cut_units)
-    if units.size < 4:
+    unique = np.unique(units)
+    if unique.size < 4:
         return float("nan")
-    perm = np.random.default_rng(seed).permutation(units)
-    halves = [perm[: units.size // 2], perm[units.size // 2 :]]
+    perm = np.random.default_rng(seed).permutation(unique)
+    halves = [perm[: unique.size // 2], perm[unique.size // 2 :]]
     hits = []
     for cal_units, test_units in (halves, halves[::-1]):
-        cal = np.isin(dm.val_cut_units, cal_units)
-        test = np.isin(dm.val_cut_units, test_units)
-        conf = SplitConformal().fit(dm.y_val[cal], pred[cal])
+        cal = np.isin(units, cal_units)
+        test = np.isin(units, test_units)
+        conf = SplitConformal().fit(y[cal], pred[cal])
         lo, hi = conf.interval(pred[test], coverage)
-        hits.append((dm.y_val[test] >= lo) & (dm.y_val[test] <= hi))
+        hits.append((y[test] >= lo) & (y[test] <= hi))
     return float(np.mean(np.concatenate(hits)))
+
+
+def _val_metrics(
+    y: np.ndarray, pred: np.ndarray, units: np.ndarray, conformal: SplitConformal, *, coverage: float, seed: int
+) -> dict[str, Any]:
+    return {
+        "val_rmse": rmse(y, pred),
+        "val_score": phm08_score(y, pred),
+        "val_n_units": int(np.unique(units).size),
+        "val_n_cuts": int(y.size),
+        "val_coverage_cross": _cross_coverage(y, pred, units, coverage, seed),
+        "coverage_nominal": coverage,
+        "val_interval_width": interval_width(*conformal.interval(pred, coverage)),
+    }
+
+
+def _test_metrics(est: Any, dm: CMAPSSDataModule, coverage: float) -> dict[str, Any]:
+    if dm.X_test is None or dm.y_test is None:
+        return {}
+    tpred = est.predict(dm.X_test)
+    return {
+        "test_rmse": rmse(dm.y_test, tpred),
+        "test_score": phm08_score(dm.y_test, tpred),
+        "test_n_units": int(dm.y_test.size),
+        **_interval_metrics(dm.y_test, tpred, est.conformal_, "test", coverage),
+    }
 
 
 def evaluate_estimator(est: BaseRULEstimator, dm: CMAPSSDataModule, *, coverage: float = 0.9, seed: int = 0) -> dict[str, Any]:
     """Validation (and, with truth files, test) metrics of a fitted estimator."""
     pred = est.predict(dm.X_val)
-    metrics: dict[str, Any] = {
-        "val_rmse": rmse(dm.y_val, pred),
-        "val_score": phm08_score(dm.y_val, pred),
-        "val_n_units": int(np.unique(dm.val_cut_units).size),
-        "val_n_cuts": int(dm.y_val.size),
-        "val_coverage_cross": _cross_coverage(dm, pred, coverage, seed),
-        "coverage_nominal": coverage,
-    }
-    metrics["val_interval_width"] = interval_width(*est.conformal_.interval(pred, coverage))
-    if dm.X_test is not None and dm.y_test is not None:
-        tpred = est.predict(dm.X_test)
-        metrics.update(
-            {
-                "test_rmse": rmse(dm.y_test, tpred),
-                "test_score": phm08_score(dm.y_test, tpred),
-                "test_n_units": int(dm.y_test.size),
-            }
-        )
-        metrics.update(_interval_metrics(dm.y_test, tpred, est.conformal_, "test", coverage))
+    metrics = _val_metrics(dm.y_val, pred, dm.val_cut_units, est.conformal_, coverage=coverage, seed=seed)
+    metrics.update(_test_metrics(est, dm, coverage))
     return metrics
 
 
@@ -262,14 +276,71 @@ def train_cmapss(
         config["model"]["max_epochs"] = max_epochs
     if model != "minirocket":
         config["model"]["progress_bar"] = progress_bar
-    dm = CMAPSSDataModule(data_dir, subset, seed=seed, **config["data"])
-    dm.setup()
-    est = make_estimator(model, random_state=seed if model_seed is None else model_seed, **config["model"])
-    est.fit(dm.X_train, dm.y_train, X_val=dm.X_val, y_val=dm.y_val)
+    if config["data"].get("n_folds") is not None:
+        result = _train_crossfit(Path(data_dir), subset, model, seed, config, model_seed)
+    else:
+        config["data"].pop("fold", None)
+        result = fit_fold(data_dir, subset, model=model, seed=seed, config=config, model_seed=model_seed)
+        result.metrics = evaluate_estimator(cast(BaseRULEstimator, result.estimator), result.datamodule, seed=seed)
     config["model"].pop("progress_bar", None)
     config["model"].pop("checkpoint_dir", None)  # where members were cached, not how they were trained
-    result = TrainResult(model, subset, seed, est, dm, config, data_dir=Path(data_dir))
-    result.metrics = evaluate_estimator(est, dm, seed=seed)
+    return result
+
+
+def fit_fold(
+    data_dir: str | Path,
+    subset: str,
+    *,
+    model: str,
+    seed: int,
+    config: dict[str, Any],
+    fold: int | None = None,
+    model_seed: int | None = None,
+) -> TrainResult:
+    """Fit one estimator on the data module of a resolved ``config`` (no metrics).
+
+    With ``config["data"]["n_folds"]`` set, ``fold`` picks the held-out fold and the model is
+    seeded ``seed + fold``, as in a cross-fit: one fold fitted with a ``checkpoint_dir`` in
+    ``config["model"]`` is reused by the cross-fit run (so folds can be trained in parallel).
+    """
+    data_cfg = dict(config["data"])
+    if fold is not None:
+        data_cfg["fold"] = fold
+    dm = CMAPSSDataModule(data_dir, subset, seed=seed, **data_cfg)
+    dm.setup()
+    base = seed if model_seed is None else model_seed
+    est = make_estimator(model, random_state=base + (fold or 0), **config["model"])
+    est.fit(dm.X_train, dm.y_train, X_val=dm.X_val, y_val=dm.y_val)
+    return TrainResult(model, subset, seed, est, dm, config, data_dir=Path(data_dir))
+
+
+def _train_crossfit(
+    data_dir: Path, subset: str, model: str, seed: int, config: dict[str, Any], model_seed: int | None
+) -> TrainResult:
+    """K networks, network ``k`` early-stopped on fold ``k``; averaged; CV+ calibrated (models.crossfit)."""
+    n_folds = int(config["data"]["n_folds"])
+    config["data"].pop("fold", None)  # a cross-fit trains every fold
+    folds = []
+    for k in range(n_folds):
+        log.info("cross-fit %s %s: fold %d of %d", subset, model, k + 1, n_folds)
+        res = fit_fold(data_dir, subset, model=model, seed=seed, config=config, fold=k, model_seed=model_seed)
+        folds.append(res)
+    y = np.concatenate([f.datamodule.y_val for f in folds])
+    units = np.concatenate([f.datamodule.val_cut_units for f in folds])
+    pred = np.concatenate([f.estimator.predict(f.datamodule.X_val) for f in folds])
+    conformal = SplitConformal().fit(y, pred)
+    est = CrossFitEnsemble([cast(BaseRULEstimator, f.estimator) for f in folds], conformal)
+    # the ensemble's data view: fold 0's windows and normaliser (shared by all folds), every unit
+    # trained on, and the out-of-fold cuts as its validation set (scored per fold, never by the mean)
+    dm = copy.copy(folds[0].datamodule)
+    dm.train_units = np.unique(np.concatenate([f.datamodule.train_units for f in folds]))
+    dm.val_units = np.unique(units)
+    dm.X_val = np.concatenate([f.datamodule.X_val for f in folds])
+    dm.y_val, dm.val_cut_units = y, units
+    result = TrainResult(model, subset, seed, est, dm, config, data_dir=data_dir, folds=folds)
+    result.metrics = _val_metrics(y, pred, units, conformal, coverage=0.9, seed=seed)
+    result.metrics["val_fold_rmse"] = [rmse(f.datamodule.y_val, f.estimator.predict(f.datamodule.X_val)) for f in folds]
+    result.metrics.update(_test_metrics(est, dm, 0.9))
     return result
 
 
@@ -356,6 +427,8 @@ def build_card(result: TrainResult, *, variant: str, extra_metrics: dict[str, An
             ),
             "train_units": dm.train_units.tolist(),
             "val_units": dm.val_units.tolist(),
+            # a cross-fit: the held-out units of each fold's network (val_units is all of them)
+            **({"fold_units": [f.datamodule.val_units.tolist() for f in result.folds]} if result.folds else {}),
         },
         "seed": result.seed,
         "config": result.config,
@@ -383,8 +456,13 @@ def register_result(
         paths = export_variants(result, tmp, ("fp32", variant) if variant != "fp32" else ("fp32",))
         dm = result.datamodule
         card = build_card(result, variant=variant, extra_metrics={})
-        pred = OnnxRULPredictor(paths[variant], card).predict_windows(dm.X_val)
-        fp32 = OnnxRULPredictor(paths["fp32"], card).predict_windows(dm.X_val)
+        if result.folds:
+            # the averaged model has trained on every validation cut's unit: score the variant the way
+            # val_rmse scores the fp32 networks, each fold's network exported alone on its own fold
+            pred, fp32 = _fold_onnx_predictions(result, Path(tmp), variant, card)
+        else:
+            pred = OnnxRULPredictor(paths[variant], card).predict_windows(dm.X_val)
+            fp32 = OnnxRULPredictor(paths["fp32"], card).predict_windows(dm.X_val)
         card["metrics"].update(
             {
                 "val_rmse_onnx": rmse(dm.y_val, pred),
@@ -394,3 +472,17 @@ def register_result(
             }
         )
         return ModelRegistry(registry_dir).register(name or registry_name(result.subset), paths[variant], card, promote=promote)
+
+
+def _fold_onnx_predictions(result: TrainResult, tmp: Path, variant: str, card: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predictions of each fold's network exported alone as ``variant`` and as fp32."""
+    from models.runtime import OnnxRULPredictor
+
+    pred, fp32 = [], []
+    for k, fold in enumerate(result.folds):
+        wanted = ("fp32", variant) if variant != "fp32" else ("fp32",)
+        paths = export_variants(fold, tmp / f"fold{k}", wanted)
+        windows = fold.datamodule.X_val
+        pred.append(OnnxRULPredictor(paths[variant], card).predict_windows(windows))
+        fp32.append(OnnxRULPredictor(paths["fp32"], card).predict_windows(windows))
+    return np.concatenate(pred), np.concatenate(fp32)

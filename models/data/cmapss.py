@@ -183,6 +183,12 @@ class CMAPSSDataModule(WindowDataModule):
             the same one, which is also one of the six (sea level), so FD001/FD003 units can
             join FD002/FD004 (not the other way). Validation cuts come from ``subset`` only,
             so they stay comparable.
+        n_folds: cross-fitting: split the units into this many by-unit folds (``val_fraction`` is
+            then unused) and hold out fold ``fold`` as the validation set; the K networks of one
+            cross-fit (see :func:`models.pipeline.train_cmapss`) are averaged into one model, so the
+            normaliser is fitted on every unit (settings and sensors only, never the RUL), the same
+            for all K folds.
+        fold: which of the ``n_folds`` folds is held out (``0 .. n_folds - 1``).
     """
 
     def __init__(
@@ -204,6 +210,8 @@ class CMAPSSDataModule(WindowDataModule):
         train_stride: int = 1,
         condition_onehot: bool = False,
         extra_train_subsets: tuple[str, ...] | list[str] = (),
+        n_folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -239,6 +247,10 @@ class CMAPSSDataModule(WindowDataModule):
                     f"{extra} runs in {DEFAULT_CONDITIONS[extra]} operating condition(s), {self.subset} in "
                     f"{self.n_conditions}: they cannot share one normaliser"
                 )
+        if n_folds is not None and not (n_folds >= 2 and 0 <= fold < n_folds):
+            raise ModelError(f"n_folds must be >= 2 and fold in 0 .. n_folds - 1, got n_folds={n_folds}, fold={fold}")
+        self.n_folds = n_folds
+        self.fold = fold
         self.normalizer: ConditionNormalizer | None = None
 
     # -- Lightning hooks ----------------------------------------------------------------------
@@ -259,20 +271,29 @@ class CMAPSSDataModule(WindowDataModule):
         rng = np.random.default_rng(self.seed)
         if self.max_train_units is not None:
             units = np.sort(rng.choice(units, size=min(self.max_train_units, units.size), replace=False))
-        n_val = max(1, round(units.size * self.val_fraction))
         perm = rng.permutation(units)
-        self.val_units = np.sort(perm[:n_val])
-        self.train_units = np.sort(perm[n_val:])
+        if self.n_folds is not None:
+            if units.size < self.n_folds:
+                raise ModelError(f"{units.size} units cannot be split into {self.n_folds} folds")
+            self.fold_units = [np.sort(f) for f in np.array_split(perm, self.n_folds)]
+            self.val_units = self.fold_units[self.fold]
+            self.train_units = np.setdiff1d(units, self.val_units)
+        else:
+            n_val = max(1, round(units.size * self.val_fraction))
+            self.val_units = np.sort(perm[:n_val])
+            self.train_units = np.sort(perm[n_val:])
 
-        train_df = df[df["unit"].isin(self.train_units)]
+        extras = []
         for i, extra in enumerate(self.extra_train_subsets, start=1):
             self._check_extra_file(extra)
             other = load_cmapss(self.data_dir, extra, "train")
             # unit ids must stay distinct: windows are cut per unit
-            other = other.assign(unit=other["unit"] + _EXTRA_UNIT_OFFSET * i)
-            train_df = pd.concat([train_df, other], ignore_index=True)
+            extras.append(other.assign(unit=other["unit"] + _EXTRA_UNIT_OFFSET * i))
+        train_df = pd.concat([df[df["unit"].isin(self.train_units)], *extras], ignore_index=True)
+        # a cross-fit's K networks share one normaliser: fitted on every unit of every fold
+        norm_df = train_df if self.n_folds is None else pd.concat([df[df["unit"].isin(units)], *extras], ignore_index=True)
         self.normalizer = fit_normalizer(
-            train_df,
+            norm_df,
             self.n_conditions,
             constant_tol=self.constant_tol,
             seed=self.seed,
