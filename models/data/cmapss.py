@@ -189,6 +189,9 @@ class CMAPSSDataModule(WindowDataModule):
             normaliser is fitted on every unit (settings and sensors only, never the RUL), the same
             for all K folds.
         fold: which of the ``n_folds`` folds is held out (``0 .. n_folds - 1``).
+        holdout_units: units of ``subset`` kept out of everything (training, validation, the
+            normaliser) before the split, for a nested evaluation: score the trained model on them
+            afterwards (e.g. a cross-fit against a split ensemble on the same untouched units).
     """
 
     def __init__(
@@ -212,6 +215,7 @@ class CMAPSSDataModule(WindowDataModule):
         extra_train_subsets: tuple[str, ...] | list[str] = (),
         n_folds: int | None = None,
         fold: int = 0,
+        holdout_units: tuple[int, ...] | list[int] = (),
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -251,6 +255,7 @@ class CMAPSSDataModule(WindowDataModule):
             raise ModelError(f"n_folds must be >= 2 and fold in 0 .. n_folds - 1, got n_folds={n_folds}, fold={fold}")
         self.n_folds = n_folds
         self.fold = fold
+        self.holdout_units = tuple(int(u) for u in holdout_units)
         self.normalizer: ConditionNormalizer | None = None
 
     # -- Lightning hooks ----------------------------------------------------------------------
@@ -268,6 +273,8 @@ class CMAPSSDataModule(WindowDataModule):
             return
         df = load_cmapss(self.data_dir, self.subset, "train")
         units = np.unique(df["unit"].to_numpy())
+        if self.holdout_units:
+            units = np.setdiff1d(units, self.holdout_units)
         rng = np.random.default_rng(self.seed)
         if self.max_train_units is not None:
             units = np.sort(rng.choice(units, size=min(self.max_train_units, units.size), replace=False))

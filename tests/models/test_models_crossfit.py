@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from core.errors import ModelError
 from genedge.rul_cli import rul_app
 from models.crossfit import CrossFitEnsemble
-from models.data.cmapss import CMAPSSDataModule
+from models.data.cmapss import CMAPSSDataModule, fit_normalizer, load_cmapss
 from models.metrics import rmse
 from models.pipeline import TrainResult, fit_fold, register_result, resolve_config, train_cmapss
 from models.registry import ModelRegistry
@@ -49,6 +49,22 @@ def test_folds_partition_the_units_and_share_one_normaliser(cmapss_dir: Path) ->
     again.setup()
     np.testing.assert_array_equal(again.val_units, dms[2].val_units)
     np.testing.assert_array_equal(again.y_val, dms[2].y_val)
+
+
+def test_holdout_units_are_kept_out_of_everything(cmapss_dir: Path) -> None:
+    """A nested evaluation: held-out units are in no fold, no training set and not in the normaliser."""
+    kw = {"window": 20, "n_val_cuts": 2, "seed": 1, "n_folds": 3}
+    out = list(range(1, 101, 4))  # 25 of FD001's 100 units
+    dm = CMAPSSDataModule(cmapss_dir, "FD001", holdout_units=out, **kw)
+    dm.setup()
+    assert not set(out) & set(np.concatenate([*dm.fold_units, dm.train_units]).tolist())
+    assert np.concatenate(dm.fold_units).size == 75
+    # the normaliser is the one fitted on the 75 remaining units, not on all 100
+    df = load_cmapss(cmapss_dir, "FD001")
+    remaining = fit_normalizer(df[~df["unit"].isin(out)], 1, seed=1)
+    everything = fit_normalizer(df, 1, seed=1)
+    assert dm.normalizer is not None
+    assert dm.normalizer.to_dict() == remaining.to_dict() != everything.to_dict()
 
 
 @pytest.mark.parametrize(("n_folds", "fold"), [(1, 0), (3, 3), (3, -1)])
