@@ -440,6 +440,11 @@ def _plus(row: dict[str, Any], model: str) -> str:
     return f", + {' + '.join(extra)} units" if extra else ""
 
 
+def diff_cells(d: dict[str, Any]) -> str:
+    """Two table cells of a :func:`bootstrap_diff`: the difference with its interval, and units a better."""
+    return f"{d['diff']:+.2f} [{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}] | {d['units_a_better']}/{d['n_units']}"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The README table."""
     lines = [
@@ -452,7 +457,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['subset']} | {r['transformer_val_rmse']:.2f} ({r['transformer_version']}{_plus(r, 'transformer')}) "
             f"| {r['lstm_val_rmse']:.2f} ({r['lstm_variant']}{_plus(r, 'lstm')}) | {'' if onnx is None else f'{onnx:.2f}'} "
-            f"| {d['diff']:+.2f} [{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}] | {d['units_a_better']}/{d['n_units']} |"
+            f"| {diff_cells(d)} |"
         )
     return "\n".join(lines) + "\n"
 
