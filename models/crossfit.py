@@ -75,16 +75,6 @@ class CrossFitEnsemble:
         return MeanEnsemble(members).eval()
 
     @property
-    def member_val_rmse_(self) -> list[float]:
-        """Each fold network's best RMSE on its own held-out fold (per seed member)."""
-        return [float(r) for est in self.estimators for r in getattr(est, "member_val_rmse_", [])]
-
-    @property
-    def n_epochs_(self) -> list[Any]:
-        """Epochs each fold estimator trained."""
-        return [getattr(est, "n_epochs_", None) for est in self.estimators]
-
-    @property
     def members_loaded_(self) -> list[list[int]]:
         """Per fold: the seeds reused from a checkpoint directory instead of trained."""
         return [list(getattr(est, "members_loaded_", [])) for est in self.estimators]

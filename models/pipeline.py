@@ -327,7 +327,8 @@ def _train_crossfit(
         folds.append(res)
     y = np.concatenate([f.datamodule.y_val for f in folds])
     units = np.concatenate([f.datamodule.val_cut_units for f in folds])
-    pred = np.concatenate([f.estimator.predict(f.datamodule.X_val) for f in folds])
+    fold_preds = [f.estimator.predict(f.datamodule.X_val) for f in folds]
+    pred = np.concatenate(fold_preds)
     conformal = SplitConformal().fit(y, pred)
     est = CrossFitEnsemble([cast(BaseRULEstimator, f.estimator) for f in folds], conformal)
     # the ensemble's data view: fold 0's windows and normaliser (shared by all folds), every unit
@@ -339,7 +340,7 @@ def _train_crossfit(
     dm.y_val, dm.val_cut_units = y, units
     result = TrainResult(model, subset, seed, est, dm, config, data_dir=data_dir, folds=folds)
     result.metrics = _val_metrics(y, pred, units, conformal, coverage=0.9, seed=seed)
-    result.metrics["val_fold_rmse"] = [rmse(f.datamodule.y_val, f.estimator.predict(f.datamodule.X_val)) for f in folds]
+    result.metrics["val_fold_rmse"] = [rmse(f.datamodule.y_val, p) for f, p in zip(folds, fold_preds, strict=True)]
     result.metrics.update(_test_metrics(est, dm, 0.9))
     return result
 
