@@ -166,6 +166,20 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # FD001 and FD003 share their one condition (FD003 adds the fan fault): each can train on the other's units
     "T_w80_plus3": ("transformer", {"window": 80, "extra_train_subsets": ["FD003"]}, {"patch_len": 8}),
     "T_w50_plus1": ("transformer", {"window": 50, "extra_train_subsets": ["FD001"]}, {"patch_len": 5}),
+    # session 17: the engine's age (cycle number / 200) as one more channel (CMAPSSDataModule
+    # age_channel), on the shipped v8 recipes and on the LSTM baselines alike
+    "T_w80_L3_plus2_do0_age": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0},
+    ),
+    "T_w80_L3_plus4_do0_age": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0},
+    ),
+    "L_w80_h128_plus2_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True}, {"hidden_size": 128}),
+    "L_w80_h128_plus4_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True}, {"hidden_size": 128}),
 }
 
 
@@ -184,10 +198,11 @@ def resolve_variant(name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``(model, data overrides, model overrides)`` of a variant as it runs.
 
     The data trains on the subset's own units unless the variant names others (the defaults of
-    FD002/FD004 pool them now); the model starts from :data:`BASE_PARAMS`.
+    FD002/FD004 pool them now), without the age channel unless the variant asks for it; the model
+    starts from :data:`BASE_PARAMS`.
     """
     model, data, params = VARIANTS[name]
-    return model, {"extra_train_subsets": [], **data}, {**BASE_PARAMS[model], **params}
+    return model, {"extra_train_subsets": [], "age_channel": False, **data}, {**BASE_PARAMS[model], **params}
 
 
 def _device_name(accelerator: str) -> str:

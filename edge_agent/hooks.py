@@ -155,7 +155,9 @@ class CmapssRulHook(_RulHook):
 
     Each window contributes one row (3 settings + 21 sensors, the channels' ``mean``); every
     ``every`` windows the model predicts the RUL median and interval, published as a
-    :class:`~core.wire.Prediction` in cycles.
+    :class:`~core.wire.Prediction` in cycles. Each row carries the engine's cycle number too
+    (models with an age channel read it): the asset's ``cycle`` channel where it has one (an
+    operating-cycle counter tag), else the rows counted since this hook first saw the asset.
 
     Args:
         predictor: an ``OnnxRULPredictor`` (``models.runtime``) or anything with ``predict_unit(rows, coverage)``.
@@ -187,8 +189,11 @@ class CmapssRulHook(_RulHook):
             return
         aid = result.asset.asset_id
         rows = self._rows.setdefault(aid, deque(maxlen=self.max_rows))
-        rows.append(row)
         self._count[aid] = self._count.get(aid, 0) + 1
+        counter = result.features.get("cycle", {})
+        cycle = counter.get("mean", counter.get("value"))
+        # the raw 26-column layout: unit (unused), cycle, settings, sensors
+        rows.append([0.0, float(cycle) if cycle is not None else float(self._count[aid]), *row])
         if self._count[aid] % self.every:
             return
         try:

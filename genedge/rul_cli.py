@@ -81,6 +81,14 @@ def train(
             help="Train on the subset's own units only (FD002 and FD004 also train on each other's by default).",
         ),
     ] = False,
+    age_channel: Annotated[
+        bool | None,
+        typer.Option(
+            "--age-channel/--no-age-channel",
+            help="Give the model each engine's age (its cycle number) as one more input channel "
+            "(default: the subset's, or the card's, setting).",
+        ),
+    ] = None,
     checkpoint_dir: Annotated[
         Path | None,
         typer.Option(
@@ -102,6 +110,8 @@ def train(
             card = json.loads(card_path.read_text(encoding="utf-8"))
             subset, model, seed = card["dataset"]["subset"], card["model"], int(card["seed"])
             model_params, data_params = dict(card["config"]["model"]), dict(card["config"]["data"])
+            # cards from before the age channel say nothing of it: they were trained without it
+            data_params.setdefault("age_channel", False)
         except (OSError, KeyError, TypeError, ValueError) as err:
             fail(err)
     if members is not None:
@@ -116,6 +126,8 @@ def train(
         model_params["checkpoint_dir"] = str(checkpoint_dir)
     if own_units_only:
         data_params["extra_train_subsets"] = []
+    if age_channel is not None:
+        data_params["age_channel"] = age_channel
     try:
         result = train_cmapss(
             data_dir,

@@ -43,6 +43,10 @@ class ConditionNormalizer:
         condition_onehot: append one 0/1 channel per operating condition (after the sensors),
             so that a model sees which condition each cycle ran in: per-condition z-scoring
             removes the conditions' offsets from the sensors, and with them that history.
+        age_scale: if set, append the asset's age, its cycle number divided by this, as the last
+            channel: a window of 80 cycles does not say whether the engine has run 100 cycles or
+            400, and the age is known wherever the rows are (the C-MAPSS ``cycle`` column, an
+            operating-cycle counter on a plant asset). Such a model needs each row's cycle.
     """
 
     centroids: np.ndarray
@@ -50,6 +54,7 @@ class ConditionNormalizer:
     mean: np.ndarray
     std: np.ndarray
     condition_onehot: bool = False
+    age_scale: float | None = None
 
     @property
     def n_conditions(self) -> int:
@@ -59,7 +64,8 @@ class ConditionNormalizer:
     @property
     def n_features(self) -> int:
         """Number of output channels."""
-        return int(self.sensor_index.size) + (self.n_conditions if self.condition_onehot else 0)
+        onehot = self.n_conditions if self.condition_onehot else 0
+        return int(self.sensor_index.size) + onehot + (1 if self.age_scale else 0)
 
     def assign(self, settings: np.ndarray) -> np.ndarray:
         """Return the operating-condition index of each row of ``settings`` ``(n, 3)``."""
@@ -71,37 +77,55 @@ class ConditionNormalizer:
         idx = np.argmin(d, axis=1)
         return idx, np.sqrt(d[np.arange(d.shape[0]), idx])
 
-    def transform(self, settings: np.ndarray, sensors: np.ndarray) -> np.ndarray:
+    def transform(self, settings: np.ndarray, sensors: np.ndarray, cycles: np.ndarray | None = None) -> np.ndarray:
         """Normalise raw rows.
 
         Args:
             settings: ``(n, 3)`` operating settings.
             sensors: ``(n, 21)`` raw sensor readings.
+            cycles: ``(n,)`` cycle number of each row (the asset's age); needed when
+                :attr:`age_scale` is set, ignored otherwise.
 
         Returns:
             ``(n, n_features)`` float32 normalised informative sensors (then the condition
-            one-hot channels, if :attr:`condition_onehot`).
+            one-hot channels, if :attr:`condition_onehot`, then the age, if :attr:`age_scale`).
+
+        Raises:
+            ModelError: if the normaliser reads the age and ``cycles`` is missing or not one per row.
         """
         cond = self.assign(np.asarray(settings, dtype=np.float64))
         x = np.asarray(sensors, dtype=np.float64)[:, self.sensor_index]
-        z: np.ndarray = ((x - self.mean[cond]) / self.std[cond]).astype(np.float32)
-        if not self.condition_onehot:
-            return z
-        onehot: np.ndarray = np.eye(self.n_conditions, dtype=np.float32)[cond]
-        return np.concatenate([z, onehot], axis=1)
+        parts: list[np.ndarray] = [((x - self.mean[cond]) / self.std[cond]).astype(np.float32)]
+        if self.condition_onehot:
+            parts.append(np.eye(self.n_conditions, dtype=np.float32)[cond])
+        if self.age_scale:
+            if cycles is None:
+                raise ModelError(
+                    "this model reads each row's cycle number (the asset's age): give rows in the "
+                    f"{N_RAW_COLUMNS}-column layout (unit, cycle, 3 settings, 21 sensors)"
+                )
+            age = np.asarray(cycles, dtype=np.float64).reshape(-1)
+            if age.size != x.shape[0] or not np.isfinite(age).all():
+                raise ModelError(f"need one finite cycle number per row ({x.shape[0]}), got {age.size}")
+            parts.append((age / self.age_scale).astype(np.float32)[:, None])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def transform_raw(self, rows: Any) -> np.ndarray:
-        """Normalise rows of the raw 26-column (or 24-column, no unit/cycle) layout."""
+        """Normalise rows of the raw 26-column (or 24-column, no unit/cycle) layout.
+
+        A normaliser with :attr:`age_scale` reads the cycle column, so it needs the 26 columns.
+        """
         arr = np.asarray(rows, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] not in (N_RAW_COLUMNS, N_RAW_COLUMNS - 2):
             raise ModelError(
                 f"rows must have shape (n_cycles, {N_RAW_COLUMNS}) or (n_cycles, {N_RAW_COLUMNS - 2}), got {arr.shape}"
             )
         off = arr.shape[1] - (N_SETTINGS + N_SENSORS)
-        return self.transform(arr[:, off : off + N_SETTINGS], arr[:, off + N_SETTINGS :])
+        cycles = arr[:, 1] if off == 2 else None
+        return self.transform(arr[:, off : off + N_SETTINGS], arr[:, off + N_SETTINGS :], cycles)
 
     def to_dict(self) -> dict[str, Any]:
-        """Serialise to JSON-compatible data (``condition_onehot`` only when set: older cards stay as they were)."""
+        """Serialise to JSON-compatible data (``condition_onehot``, ``age_scale`` only when set: older cards read as before)."""
         data: dict[str, Any] = {
             "centroids": self.centroids.tolist(),
             "sensor_index": self.sensor_index.tolist(),
@@ -110,6 +134,8 @@ class ConditionNormalizer:
         }
         if self.condition_onehot:
             data["condition_onehot"] = True
+        if self.age_scale:
+            data["age_scale"] = float(self.age_scale)
         return data
 
     @classmethod
@@ -121,6 +147,7 @@ class ConditionNormalizer:
             mean=np.asarray(data["mean"], dtype=np.float64),
             std=np.asarray(data["std"], dtype=np.float64),
             condition_onehot=bool(data.get("condition_onehot", False)),
+            age_scale=float(data["age_scale"]) if data.get("age_scale") else None,
         )
 
 

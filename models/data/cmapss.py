@@ -105,7 +105,13 @@ def data_hash(data_dir: str | Path, subset: str) -> str:
 
 
 def fit_normalizer(
-    df: pd.DataFrame, n_conditions: int, *, constant_tol: float = 0.01, seed: int = 0, condition_onehot: bool = False
+    df: pd.DataFrame,
+    n_conditions: int,
+    *,
+    constant_tol: float = 0.01,
+    seed: int = 0,
+    condition_onehot: bool = False,
+    age_scale: float | None = None,
 ) -> ConditionNormalizer:
     """Fit per-condition normalisation on training rows.
 
@@ -117,6 +123,7 @@ def fit_normalizer(
         seed: KMeans seed.
         condition_onehot: append one-hot operating-condition channels (see
             :class:`~models._preprocess.ConditionNormalizer`).
+        age_scale: append the age channel, cycle / ``age_scale`` (same place).
 
     Returns:
         The fitted :class:`~models._preprocess.ConditionNormalizer`.
@@ -138,9 +145,18 @@ def fit_normalizer(
         raise ModelError("all sensors are constant within conditions; nothing to learn from")
     mean = np.stack([sensors[labels == c][:, keep].mean(axis=0) for c in range(n_conditions)])
     std_keep = np.maximum(std[:, keep], 1e-6)
-    return ConditionNormalizer(centroids=centroids, sensor_index=keep, mean=mean, std=std_keep, condition_onehot=condition_onehot)
+    return ConditionNormalizer(
+        centroids=centroids,
+        sensor_index=keep,
+        mean=mean,
+        std=std_keep,
+        condition_onehot=condition_onehot,
+        age_scale=age_scale,
+    )
 
 
+#: cycles per unit of the age channel (C-MAPSS engines run 128-543 cycles, so the age stays near 0-3)
+AGE_SCALE = 200.0
 #: unit id offset of the i-th extra training subset (C-MAPSS units are numbered below 1000)
 _EXTRA_UNIT_OFFSET = 1000
 #: largest distance (settings units: altitude in kft, Mach, TRA) from a pooled row to its condition
@@ -192,6 +208,11 @@ class CMAPSSDataModule(WindowDataModule):
         holdout_units: units of ``subset`` kept out of everything (training, validation, the
             normaliser) before the split, for a nested evaluation: score the trained model on them
             afterwards (e.g. a cross-fit against a split ensemble on the same untouched units).
+        age_channel: add the engine's age (its cycle number / :data:`AGE_SCALE`) as the last
+            channel. A window shows the last ``window`` cycles only; how long the engine has run
+            is a strong prior on how long it has left (lives run 128-543 cycles), and it is known
+            wherever the rows are: the test files' ``cycle`` column counts from each engine's
+            start, as the training files' do.
     """
 
     def __init__(
@@ -216,6 +237,7 @@ class CMAPSSDataModule(WindowDataModule):
         n_folds: int | None = None,
         fold: int = 0,
         holdout_units: tuple[int, ...] | list[int] = (),
+        age_channel: bool = False,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -256,6 +278,7 @@ class CMAPSSDataModule(WindowDataModule):
         self.n_folds = n_folds
         self.fold = fold
         self.holdout_units = tuple(int(u) for u in holdout_units)
+        self.age_channel = bool(age_channel)
         self.normalizer: ConditionNormalizer | None = None
 
     # -- Lightning hooks ----------------------------------------------------------------------
@@ -305,6 +328,7 @@ class CMAPSSDataModule(WindowDataModule):
             constant_tol=self.constant_tol,
             seed=self.seed,
             condition_onehot=self.condition_onehot,
+            age_scale=AGE_SCALE if self.age_channel else None,
         )
         if self.extra_train_subsets:
             self._check_extra_conditions(train_df)
@@ -333,7 +357,9 @@ class CMAPSSDataModule(WindowDataModule):
 
     def _features(self, df: pd.DataFrame) -> np.ndarray:
         assert self.normalizer is not None
-        return self.normalizer.transform(df[SETTING_COLUMNS].to_numpy(np.float64), df[SENSOR_COLUMNS].to_numpy(np.float64))
+        return self.normalizer.transform(
+            df[SETTING_COLUMNS].to_numpy(np.float64), df[SENSOR_COLUMNS].to_numpy(np.float64), df["cycle"].to_numpy(np.float64)
+        )
 
     def _train_windows(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []

@@ -26,6 +26,7 @@ from edge_agent.processor import WindowResult
 from edge_agent.publisher import ReliablePublisher
 from edge_agent.queue import DiskQueue
 from edge_agent.sources import build_source
+from edge_agent.sources.replay import CMAPSS_CHANNELS
 from genedge.localservices import Mosquitto
 from models.registry import ModelRegistry
 from tests._factories import ListSink, wait_for
@@ -201,3 +202,30 @@ def test_edge_agent_imports_no_training_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_rows_carry_the_engines_cycle_for_age_models() -> None:
+    """Each row the hook hands the model is the raw 26-column layout with the engine's cycle:
+    the asset's own ``cycle`` channel (an operating-cycle counter) where it has one, else the
+    windows counted since the hook first saw the asset."""
+    from types import SimpleNamespace
+
+    seen: list[list[list[float]]] = []
+
+    class Recorder:  # a unit test's collaborator: records what the model would read
+        def predict_unit(self, rows: list[list[float]], coverage: float) -> None:
+            seen.append(rows)
+            raise RuntimeError("recorded")  # the hook skips a failed prediction
+
+    hook = CmapssRulHook(Recorder(), every=2)
+    sensors = {name: {"mean": float(i)} for i, name in enumerate(CMAPSS_CHANNELS)}
+    counted = SimpleNamespace(asset_id="engine-a")
+    for _ in range(4):
+        hook.on_window(SimpleNamespace(asset=counted, features=sensors), None)  # type: ignore[arg-type]
+    assert [[r[1] for r in rows] for rows in seen] == [[1.0, 2.0], [1.0, 2.0, 3.0, 4.0]]
+    assert all(len(r) == 26 and r[2:] == [float(i) for i in range(24)] for r in seen[-1])
+    seen.clear()
+    counter = SimpleNamespace(asset_id="engine-b")
+    for c in (151.0, 152.0):
+        hook.on_window(SimpleNamespace(asset=counter, features={**sensors, "cycle": {"mean": c}}), None)  # type: ignore[arg-type]
+    assert [r[1] for r in seen[0]] == [151.0, 152.0]

@@ -94,6 +94,35 @@ def test_condition_onehot_channels_follow_the_sensors_and_round_trip(cmapss_dir:
     assert not ConditionNormalizer.from_dict(plain.preprocessing_card()["normalizer"]).condition_onehot
 
 
+def test_age_channel_is_the_cycle_number_and_needs_the_cycle_column(cmapss_dir: Path) -> None:
+    kw = {"window": 20, "max_train_units": 30, "n_val_cuts": 2, "seed": 5}
+    plain = CMAPSSDataModule(cmapss_dir, "FD002", **kw)
+    dm = CMAPSSDataModule(cmapss_dir, "FD002", age_channel=True, **kw)
+    plain.setup()
+    dm.setup()
+    assert dm.normalizer is not None and dm.n_channels == plain.n_channels + 1
+    # the sensor channels are unchanged; the last one is the cycle / 200 of each row
+    np.testing.assert_array_equal(dm.X_val[:, :-1], plain.X_val)
+    raw = load_cmapss(cmapss_dir, "FD002", "test").to_numpy()[:300]
+    feats = dm.normalizer.transform_raw(raw)
+    np.testing.assert_allclose(feats[:, -1], raw[:, 1] / 200.0, rtol=1e-6)
+    # a window ends at the cut: its age is the history's length, and it only grows along a window
+    ages = dm.X_val[:, -1, :]
+    assert (np.diff(ages, axis=1) >= 0).all() and (ages[:, -1] * 200.0 >= dm.min_cut_length).all()
+    # the card carries it, so the edge runtime builds the same channel
+    again = ConditionNormalizer.from_dict(dm.preprocessing_card()["normalizer"])
+    assert again.age_scale == 200.0 and again.n_features == dm.n_channels
+    np.testing.assert_allclose(again.transform_raw(raw), feats, atol=1e-6)
+    assert "age_scale" not in plain.preprocessing_card()["normalizer"]
+    # rows without the cycle column cannot say the age: a clear error, not a silent zero
+    with pytest.raises(ModelError, match="cycle number"):
+        again.transform_raw(raw[:, 2:])
+    with pytest.raises(ModelError, match="one finite cycle number per row"):
+        again.transform(raw[:, 2:5], raw[:, 5:], raw[:-1, 1])
+    # a plain normaliser takes both layouts, as before
+    np.testing.assert_array_equal(plain.normalizer.transform_raw(raw[:, 2:]), plain.normalizer.transform_raw(raw))  # type: ignore[union-attr]
+
+
 def test_extra_train_subsets_add_training_units_only(cmapss_dir: Path) -> None:
     kw = {"window": 20, "max_train_units": 30, "n_val_cuts": 2, "seed": 4}
     own = CMAPSSDataModule(cmapss_dir, "FD004", **kw)
