@@ -33,7 +33,7 @@ def test_select_lstm_takes_the_lowest_lstm_mean_with_five_seeds(tmp_path: Path) 
 
     assert name == "L_w80_h128"
     # the variant as the ablation ran it: its own units, the frozen base architecture under its overrides
-    assert data == {"window": 80, "extra_train_subsets": []}
+    assert data == {"window": 80, "extra_train_subsets": [], "age_channel": False}
     assert params == {"hidden_size": 128, "num_layers": 2, "dropout": 0.1}
     assert mean == pytest.approx(13.4)
 
