@@ -330,6 +330,8 @@ def _transformer_fields(subset: str, y: np.ndarray, units: np.ndarray, lstm_pred
         "transformer_variant": card["variant"],
         # units of other subsets the transformer also trained on (its card's data configuration)
         "transformer_extra_train_subsets": list(card["config"]["data"].get("extra_train_subsets", [])),
+        # whether it reads the engine's age (CMAPSSDataModule age_channel)
+        "transformer_age_channel": bool(card["config"]["data"].get("age_channel", False)),
         "transformer_val_rmse": rmse(y, tf_pred),
         "transformer_val_score": phm08_score(y, tf_pred),
         "transformer_val_coverage_cross": card["metrics"].get("val_coverage_cross"),
@@ -431,13 +433,12 @@ def markdown_test(rows: list[dict[str, Any]]) -> str:
 
 
 def _plus(row: dict[str, Any], model: str) -> str:
-    """``", + FD004 units"`` when ``model`` also trained on other subsets' units."""
-    extra = (
-        row.get("transformer_extra_train_subsets", [])
-        if model == "transformer"
-        else row.get("lstm_config", {}).get("data", {}).get("extra_train_subsets", [])
-    )
-    return f", + {' + '.join(extra)} units" if extra else ""
+    """``", + FD004 units"`` when ``model`` also trained on other subsets' units, ``", + age"`` when it
+    reads the engine's age."""
+    data = row.get("lstm_config", {}).get("data", {})
+    extra = row.get("transformer_extra_train_subsets", []) if model == "transformer" else data.get("extra_train_subsets", [])
+    age = row.get("transformer_age_channel", False) if model == "transformer" else data.get("age_channel", False)
+    return (f", + {' + '.join(extra)} units" if extra else "") + (", + age" if age else "")
 
 
 def diff_cells(d: dict[str, Any]) -> str:
