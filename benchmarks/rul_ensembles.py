@@ -184,14 +184,16 @@ def lstm_setup(
     """The LSTM configuration of ``subset`` (see :func:`select_lstm`) on the shipped transformer's units.
 
     Like for like: the LSTM trains on the same units as the shipped transformer (its own subset's,
-    plus those of the subsets its card names). Returns ``(variant, data_params, model_params,
-    ablation_mean)`` with the runtime options (``jobs``, ``threads``, ``checkpoint_dir``) added.
+    plus those of the subsets its card names) and reads the same inputs (the age channel where the
+    card has it). Returns ``(variant, data_params, model_params, ablation_mean)`` with the runtime
+    options (``jobs``, ``threads``, ``checkpoint_dir``) added.
     """
     from models.registry import ModelRegistry
 
     variant, data_params, model_params, ablation_mean = select_lstm(subset)
     tf_card = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}").card
     data_params["extra_train_subsets"] = list(tf_card["config"]["data"].get("extra_train_subsets", []))
+    data_params["age_channel"] = bool(tf_card["config"]["data"].get("age_channel", False))
     model_params = {**model_params, "n_jobs": jobs, **({"num_threads": threads} if threads else {})}
     if checkpoint_dir is not None:
         model_params["checkpoint_dir"] = str(checkpoint_dir)

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.rul_ensembles import bootstrap_diff, main, markdown, select_lstm, train_members
+from benchmarks.rul_ensembles import bootstrap_diff, lstm_setup, main, markdown, select_lstm, train_members
 from tests.models._cmapss_layout import write_test_layout
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _row(mean: float, n: int = 5) -> dict[str, float]:
@@ -36,6 +38,18 @@ def test_select_lstm_takes_the_lowest_lstm_mean_with_five_seeds(tmp_path: Path) 
     assert data == {"window": 80, "extra_train_subsets": [], "age_channel": False}
     assert params == {"hidden_size": 128, "num_layers": 2, "dropout": 0.1}
     assert mean == pytest.approx(13.4)
+
+
+def test_lstm_setup_gives_the_lstm_the_shipped_transformers_units_and_inputs() -> None:
+    """Like for like: the LSTM ensemble trains on the units and reads the channels the shipped card does."""
+    from models.registry import ModelRegistry
+
+    for subset in ("FD001", "FD004"):
+        card = ModelRegistry(REPO / "models" / "shipped").promoted(f"cmapss-{subset}").card["config"]["data"]
+        _, data, params, _ = lstm_setup(subset, jobs=2)
+        assert data["extra_train_subsets"] == card.get("extra_train_subsets", [])
+        assert data["age_channel"] is bool(card.get("age_channel", False))
+        assert params["n_jobs"] == 2
 
 
 @pytest.mark.parametrize("members", [[0, 2], [3, 4, 5], [-1, 0], []])
