@@ -71,7 +71,8 @@ def nested_setup(data_dir: Path, subset: str, version: str, checkpoint_dir: Path
     if dm.val_units.tolist() != card["dataset"]["val_units"]:
         raise SystemExit(f"{subset} {version}: the rebuilt split differs from the card's")
     model_params = {**card["config"]["model"], "n_members": 1, "n_jobs": 1, "checkpoint_dir": str(checkpoint_dir)}
-    data_params = {**card["config"]["data"], "n_folds": N_FOLDS, "holdout_units": dm.val_units.tolist()}
+    # a card from before the age channel says nothing of it: it was trained without it
+    data_params = {"age_channel": False, **card["config"]["data"], "n_folds": N_FOLDS, "holdout_units": dm.val_units.tolist()}
     config = resolve_config(subset, card["model"], model_params=model_params, data_params=data_params)
     return dm, mv, config
 
