@@ -191,9 +191,9 @@ class CmapssRulHook(_RulHook):
         rows = self._rows.setdefault(aid, deque(maxlen=self.max_rows))
         self._count[aid] = self._count.get(aid, 0) + 1
         counter = result.features.get("cycle", {})
-        cycle = counter.get("mean", counter.get("value"))
+        cycle = _positive(counter.get("mean", counter.get("value")))  # None when absent or not a count
         # the raw 26-column layout: unit (unused), cycle, settings, sensors
-        rows.append([0.0, float(cycle) if cycle is not None else float(self._count[aid]), *row])
+        rows.append([0.0, cycle if cycle is not None else float(self._count[aid]), *row])
         if self._count[aid] % self.every:
             return
         try:

@@ -229,3 +229,9 @@ def test_rows_carry_the_engines_cycle_for_age_models() -> None:
     for c in (151.0, 152.0):
         hook.on_window(SimpleNamespace(asset=counter, features={**sensors, "cycle": {"mean": c}}), None)  # type: ignore[arg-type]
     assert [r[1] for r in seen[0]] == [151.0, 152.0]
+    # a counter that says nothing usable (NaN) is not an age: the hook's own count stands in
+    seen.clear()
+    broken = SimpleNamespace(asset_id="engine-c")
+    for _ in range(2):
+        hook.on_window(SimpleNamespace(asset=broken, features={**sensors, "cycle": {"mean": float("nan")}}), None)  # type: ignore[arg-type]
+    assert [r[1] for r in seen[0]] == [1.0, 2.0]
