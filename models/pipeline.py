@@ -76,8 +76,8 @@ VARIANTS = (
 #: (results/rul_candidate_FD004_plus23_card.json): mixed evidence, not adopted.
 #: Session 17: the engine's age (its cycle number / 200) as one more channel (age_channel): on FD004
 #: the shipped recipe gained -1.69 +- 1.15 over 5 split seeds (5 of 5; T_w80_L3_plus2_do0_age) and
-#: its 5-network ensemble scored 10.03 against v8's 12.82 on the same cuts; FD002's ensemble likewise
-#: (see README). FD001 and FD003 have not been tried with it.
+#: its 5-network ensemble scored 10.03 against v8's 12.82 on the same cuts; on FD002 -1.92 +- 0.78 (5 of
+#: 5; T_w80_L3_plus4_do0_age) and 11.31 against 12.68. FD001 and FD003 have not been tried with it.
 #: The data defaults are the same for every model, so the LSTM baseline gets the pooled units (and the
 #: age) too.
 _DATA_DEFAULTS: dict[str, dict[str, Any]] = {
