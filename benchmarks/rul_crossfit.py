@@ -61,7 +61,7 @@ N_FOLDS = 5
 def nested_setup(data_dir: Path, subset: str, version: str, checkpoint_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     """The shipped version's split data module, its registry entry, and the nested cross-fit's config."""
     from models.data.cmapss import CMAPSSDataModule
-    from models.pipeline import resolve_config
+    from models.pipeline import card_config, resolve_config
     from models.registry import ModelRegistry
 
     mv = ModelRegistry(SHIPPED).get(f"cmapss-{subset}", version)
@@ -70,9 +70,9 @@ def nested_setup(data_dir: Path, subset: str, version: str, checkpoint_dir: Path
     dm.setup()
     if dm.val_units.tolist() != card["dataset"]["val_units"]:
         raise SystemExit(f"{subset} {version}: the rebuilt split differs from the card's")
-    model_params = {**card["config"]["model"], "n_members": 1, "n_jobs": 1, "checkpoint_dir": str(checkpoint_dir)}
-    # a card from before the age channel says nothing of it: it was trained without it
-    data_params = {"age_channel": False, **card["config"]["data"], "n_folds": N_FOLDS, "holdout_units": dm.val_units.tolist()}
+    config = card_config(card)
+    model_params = {**config["model"], "n_members": 1, "n_jobs": 1, "checkpoint_dir": str(checkpoint_dir)}
+    data_params = {**config["data"], "n_folds": N_FOLDS, "holdout_units": dm.val_units.tolist()}
     config = resolve_config(subset, card["model"], model_params=model_params, data_params=data_params)
     return dm, mv, config
 

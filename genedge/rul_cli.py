@@ -100,7 +100,7 @@ def train(
     as_json: JsonFlag = False,
 ) -> None:
     """Train a model on a C-MAPSS subset (validation split by unit) and register it."""
-    from models.pipeline import register_result, train_cmapss
+    from models.pipeline import card_config, register_result, train_cmapss
 
     model_params: dict[str, Any] = {}
     data_params: dict[str, Any] = {}
@@ -109,9 +109,8 @@ def train(
         try:
             card = json.loads(card_path.read_text(encoding="utf-8"))
             subset, model, seed = card["dataset"]["subset"], card["model"], int(card["seed"])
-            model_params, data_params = dict(card["config"]["model"]), dict(card["config"]["data"])
-            # cards from before the age channel say nothing of it: they were trained without it
-            data_params.setdefault("age_channel", False)
+            config = card_config(card)
+            model_params, data_params = config["model"], config["data"]
         except (OSError, KeyError, TypeError, ValueError) as err:
             fail(err)
     if members is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "MODEL_NAMES",
     "TrainResult",
     "build_card",
+    "card_config",
     "default_config",
     "export_variants",
     "fit_fold",
@@ -146,6 +147,16 @@ def resolve_config(
     config["data"].update(data_params or {})
     config["model"].update(model_params or {})
     return config
+
+
+def card_config(card: dict[str, Any]) -> dict[str, Any]:
+    """A model card's ``{"data": ..., "model": ...}`` as a run would train it again.
+
+    Cards from before a data option existed say nothing of it and were trained without it: those
+    options are filled in as off, so today's defaults (e.g. FD002/FD004's ``age_channel``) do not
+    slip into a reproduction.
+    """
+    return {"data": {"age_channel": False, **card["config"]["data"]}, "model": dict(card["config"]["model"])}
 
 
 def make_estimator(model: str, **params: Any) -> BaseRULEstimator:

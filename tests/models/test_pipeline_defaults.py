@@ -22,3 +22,19 @@ def test_transformer_patches_tile_the_window() -> None:
     for subset in ("FD001", "FD002", "FD003", "FD004"):
         cfg = default_config(subset, "transformer")
         assert cfg["data"]["window"] % cfg["model"]["patch_len"] == 0, subset
+
+
+def test_card_config_reads_options_a_card_predates_as_off() -> None:
+    """A card from before the age channel reproduces without it, though FD004's default now has it."""
+    import json
+    from pathlib import Path
+
+    from models.pipeline import card_config
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "shipped" / "cmapss-FD004"
+    v8 = json.loads((shipped / "v8" / "card.json").read_text(encoding="utf-8"))
+    v9 = json.loads((shipped / "v9" / "card.json").read_text(encoding="utf-8"))
+    assert "age_channel" not in v8["config"]["data"] and default_config("FD004")["data"]["age_channel"] is True
+    assert card_config(v8)["data"]["age_channel"] is False
+    assert card_config(v9)["data"]["age_channel"] is True
+    assert card_config(v8)["model"] == v8["config"]["model"]
