@@ -171,6 +171,12 @@ class AssetConfig(BaseModel):
         description="when the monitored part (e.g. the bearing) was last fitted or renewed; turns a share-of-life "
         "prediction into hours",
     )
+    cycles_at_start: int = Field(
+        default=0,
+        ge=0,
+        description="operating cycles the asset had run before this gateway first saw it: a RUL model that reads "
+        "the asset's age counts on from here when the asset has no cycle-counter channel",
+    )
     standstill_mm_s: float = Field(
         default=0.2,
         gt=0,

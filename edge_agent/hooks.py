@@ -157,7 +157,8 @@ class CmapssRulHook(_RulHook):
     ``every`` windows the model predicts the RUL median and interval, published as a
     :class:`~core.wire.Prediction` in cycles. Each row carries the engine's cycle number too
     (models with an age channel read it): the asset's ``cycle`` channel where it has one (an
-    operating-cycle counter tag), else the rows counted since this hook first saw the asset.
+    operating-cycle counter tag), else the asset's ``cycles_at_start`` (its age when monitoring
+    began, from its configuration) plus the rows counted since this hook first saw it.
 
     Args:
         predictor: an ``OnnxRULPredictor`` (``models.runtime``) or anything with ``predict_unit(rows, coverage)``.
@@ -193,7 +194,9 @@ class CmapssRulHook(_RulHook):
         counter = result.features.get("cycle", {})
         cycle = _positive(counter.get("mean", counter.get("value")))  # None when absent or not a count
         # the raw 26-column layout: unit (unused), cycle, settings, sensors
-        rows.append([0.0, cycle if cycle is not None else float(self._count[aid]), *row])
+        if cycle is None:
+            cycle = float(result.asset.cycles_at_start + self._count[aid])
+        rows.append([0.0, cycle, *row])
         if self._count[aid] % self.every:
             return
         try:

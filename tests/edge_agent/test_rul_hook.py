@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from core.assets import AssetConfig
 from core.settings import EdgeSettings, Settings
 from core.wire import Prediction
 from edge_agent.agent import EdgeAgent
@@ -206,8 +207,8 @@ def test_edge_agent_imports_no_training_code() -> None:
 
 def test_rows_carry_the_engines_cycle_for_age_models() -> None:
     """Each row the hook hands the model is the raw 26-column layout with the engine's cycle:
-    the asset's own ``cycle`` channel (an operating-cycle counter) where it has one, else the
-    windows counted since the hook first saw the asset."""
+    the asset's own ``cycle`` channel (an operating-cycle counter) where it has one, else its
+    configured age when monitoring began plus the windows counted since the hook first saw it."""
     from types import SimpleNamespace
 
     seen: list[list[list[float]]] = []
@@ -219,19 +220,25 @@ def test_rows_carry_the_engines_cycle_for_age_models() -> None:
 
     hook = CmapssRulHook(Recorder(), every=2)
     sensors = {name: {"mean": float(i)} for i, name in enumerate(CMAPSS_CHANNELS)}
-    counted = SimpleNamespace(asset_id="engine-a")
+    counted = AssetConfig(asset_id="engine-a")
     for _ in range(4):
         hook.on_window(SimpleNamespace(asset=counted, features=sensors), None)  # type: ignore[arg-type]
     assert [[r[1] for r in rows] for rows in seen] == [[1.0, 2.0], [1.0, 2.0, 3.0, 4.0]]
     assert all(len(r) == 26 and r[2:] == [float(i) for i in range(24)] for r in seen[-1])
     seen.clear()
-    counter = SimpleNamespace(asset_id="engine-b")
+    counter = AssetConfig(asset_id="engine-b", cycles_at_start=40)  # the counter wins
     for c in (151.0, 152.0):
         hook.on_window(SimpleNamespace(asset=counter, features={**sensors, "cycle": {"mean": c}}), None)  # type: ignore[arg-type]
     assert [r[1] for r in seen[0]] == [151.0, 152.0]
     # a counter that says nothing usable (NaN) is not an age: the hook's own count stands in
     seen.clear()
-    broken = SimpleNamespace(asset_id="engine-c")
+    broken = AssetConfig(asset_id="engine-c")
     for _ in range(2):
         hook.on_window(SimpleNamespace(asset=broken, features={**sensors, "cycle": {"mean": float("nan")}}), None)  # type: ignore[arg-type]
     assert [r[1] for r in seen[0]] == [1.0, 2.0]
+    # an engine first seen mid-life, without a counter: its configured age, counted on
+    seen.clear()
+    midlife = AssetConfig(asset_id="engine-d", cycles_at_start=120)
+    for _ in range(2):
+        hook.on_window(SimpleNamespace(asset=midlife, features=sensors), None)  # type: ignore[arg-type]
+    assert [r[1] for r in seen[0]] == [121.0, 122.0]
