@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ModelError, NotFittedError
-from models.calibration import SplitConformal
+from models.calibration import SplitConformal, check_coverage
 
 __all__ = ["BaseRULEstimator", "check_X", "check_X_y", "clone"]
 
@@ -266,10 +266,8 @@ class BaseRULEstimator(ABC):
             NotFittedError: before :meth:`fit`.
             ModelError: if ``coverage`` is not in ``(0, 1)``.
         """
-        if not isinstance(coverage, (float, int)) or not 0.0 < float(coverage) < 1.0:
-            raise ModelError(f"coverage must be a float in (0, 1), got {coverage!r}")
-        y_pred = self.predict(X)
-        lower, upper = self.conformal_.interval(y_pred, float(coverage))
+        coverage = check_coverage(coverage)  # before the (costly) prediction
+        lower, upper = self.conformal_.interval(self.predict(X), coverage)
         return pd.DataFrame({"lower": lower, "upper": upper})
 
     # -- hooks ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 
 from core.errors import ModelError, NotFittedError
 
-__all__ = ["SplitConformal", "empirical_coverage", "interval_width"]
+__all__ = ["SplitConformal", "check_coverage", "empirical_coverage", "interval_width"]
 
 Scale = Literal["none", "prediction"]
 
@@ -77,8 +77,7 @@ class SplitConformal:
         """Return the conformal score quantile for ``coverage`` (``inf`` if too few scores)."""
         if self.scores_ is None:
             raise NotFittedError("SplitConformal is not calibrated; call fit(y_true, y_pred)")
-        if not 0.0 < coverage < 1.0:
-            raise ModelError(f"coverage must be in (0, 1), got {coverage!r}")
+        coverage = check_coverage(coverage)
         n = self.scores_.size
         rank = math.ceil((n + 1) * coverage)
         if rank > n:
@@ -129,6 +128,13 @@ def empirical_coverage(y_true: Any, lower: Any, upper: Any) -> float:
     """Fraction of truths inside ``[lower, upper]``."""
     t = np.asarray(y_true, dtype=np.float64).reshape(-1)
     return float(np.mean((t >= np.asarray(lower)) & (t <= np.asarray(upper))))
+
+
+def check_coverage(coverage: Any) -> float:
+    """``coverage`` as a float, or a :class:`ModelError` unless it is a number in ``(0, 1)``."""
+    if isinstance(coverage, bool) or not isinstance(coverage, (float, int)) or not 0.0 < float(coverage) < 1.0:
+        raise ModelError(f"coverage must be a float in (0, 1), got {coverage!r}")
+    return float(coverage)
 
 
 def interval_width(lower: Any, upper: Any) -> float:

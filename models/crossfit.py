@@ -26,7 +26,7 @@ import pandas as pd
 
 from core.errors import ModelError
 from models.base import BaseRULEstimator
-from models.calibration import SplitConformal
+from models.calibration import SplitConformal, check_coverage
 
 __all__ = ["CrossFitEnsemble"]
 
@@ -53,9 +53,8 @@ class CrossFitEnsemble:
 
     def predict_interval(self, X: Any, coverage: float = 0.9) -> pd.DataFrame:
         """Conformal interval around :meth:`predict` (columns ``lower``, ``upper``)."""
-        if not isinstance(coverage, (float, int)) or not 0.0 < float(coverage) < 1.0:
-            raise ModelError(f"coverage must be a float in (0, 1), got {coverage!r}")
-        lower, upper = self.conformal_.interval(self.predict(X), float(coverage))
+        coverage = check_coverage(coverage)  # before the (costly) prediction
+        lower, upper = self.conformal_.interval(self.predict(X), coverage)
         return pd.DataFrame({"lower": lower, "upper": upper})
 
     @property
