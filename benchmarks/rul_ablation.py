@@ -196,6 +196,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True},
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "d_model": 64, "d_ff": 128, "dropout": 0.0},
     ),
+    # ... and the last cycle's raw inputs (the age among them) straight to the head, as the LSTM regresses from its last step
+    "T_w80_L3_plus4_do0_age_skip": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0, "last_step_skip": True},
+    ),
     "L_w80_h128_plus2_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True}, {"hidden_size": 128}),
     "L_w80_h128_plus4_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True}, {"hidden_size": 128}),
 }

@@ -267,7 +267,8 @@ class BaseRULEstimator(ABC):
             ModelError: if ``coverage`` is not in ``(0, 1)``.
         """
         coverage = check_coverage(coverage)  # before the (costly) prediction
-        lower, upper = self.conformal_.interval(self.predict(X), coverage)
+        y_pred = self.predict(X)  # raises NotFittedError before fit
+        lower, upper = self.conformal_.interval(y_pred, coverage)
         return pd.DataFrame({"lower": lower, "upper": upper})
 
     # -- hooks ------------------------------------------------------------------------------

@@ -54,7 +54,8 @@ class CrossFitEnsemble:
     def predict_interval(self, X: Any, coverage: float = 0.9) -> pd.DataFrame:
         """Conformal interval around :meth:`predict` (columns ``lower``, ``upper``)."""
         coverage = check_coverage(coverage)  # before the (costly) prediction
-        lower, upper = self.conformal_.interval(self.predict(X), coverage)
+        y_pred = self.predict(X)
+        lower, upper = self.conformal_.interval(y_pred, coverage)
         return pd.DataFrame({"lower": lower, "upper": upper})
 
     @property

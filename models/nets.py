@@ -187,6 +187,9 @@ class TransformerRULNet(RULModule):
             cycles each, with their own embedding and positions) joins the fine ones in the same
             attention (multi-scale, as STAR, Fan et al. 2024, does hierarchically); its last
             token is pooled too. 0: one scale.
+        last_step_skip: if true, the last cycle's raw inputs (its normalised sensors and, in an
+            age model, the age channel) join the pooled features the head reads: the latest state
+            reaches the regression directly, as an RNN's last step does, not only through attention.
         **kwargs: optimisation options of :class:`RULModule`.
     """
 
@@ -204,11 +207,13 @@ class TransformerRULNet(RULModule):
         dropout: float = 0.1,
         patch_len: int = 0,
         coarse_patch_len: int = 0,
+        last_step_skip: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.conv_kernel = conv_kernel
+        self.last_step_skip = bool(last_step_skip)
         self.patch_len = patch_len
         if coarse_patch_len and not 1 < patch_len < coarse_patch_len:
             raise ValueError(f"coarse_patch_len ({coarse_patch_len}) needs 1 < patch_len ({patch_len}) < coarse_patch_len")
@@ -239,6 +244,8 @@ class TransformerRULNet(RULModule):
             self.sensor_layers = nn.ModuleList(_EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_sensor_layers))
             self.sensor_norm = nn.LayerNorm(d_model)
             fused += d_model
+        if self.last_step_skip:
+            fused += n_channels
         self.head = nn.Sequential(nn.Linear(fused, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, 1))
 
     @staticmethod
@@ -273,6 +280,8 @@ class TransformerRULNet(RULModule):
             for layer in self.sensor_layers:
                 s = layer(s)
             feats.append(self.sensor_norm(s).mean(dim=1))
+        if self.last_step_skip:
+            feats.append(x[:, :, -1])
         rul: Tensor = self.head(torch.cat(feats, dim=-1)).squeeze(-1)
         return rul
 

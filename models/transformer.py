@@ -44,6 +44,7 @@ class TransformerRUL(TorchRULEstimator):
         input_noise: Gaussian noise added to training inputs (z-score units).
         patch_len: cycles per token (PatchTST-style patches; 0: one token per cycle).
         coarse_patch_len: cycles per token of a second, coarser patch scale (0: one scale).
+        last_step_skip: feed the last cycle's inputs to the head besides the pooled attention features.
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class TransformerRUL(TorchRULEstimator):
         input_noise: float = 0.0,
         patch_len: int = 0,
         coarse_patch_len: int = 0,
+        last_step_skip: bool = False,
         n_jobs: int = 1,
         checkpoint_dir: str | None = None,
     ) -> None:
@@ -96,6 +98,7 @@ class TransformerRUL(TorchRULEstimator):
         self.input_noise = input_noise
         self.patch_len = patch_len
         self.coarse_patch_len = coarse_patch_len
+        self.last_step_skip = last_step_skip
         self.n_jobs = n_jobs
         self.checkpoint_dir = checkpoint_dir
 
@@ -106,6 +109,7 @@ class TransformerRUL(TorchRULEstimator):
             conv_kernel=self.conv_kernel,
             patch_len=self.patch_len,
             coarse_patch_len=self.coarse_patch_len,
+            last_step_skip=self.last_step_skip,
             d_model=self.d_model,
             n_heads=self.n_heads,
             n_layers=self.n_layers,
@@ -145,5 +149,6 @@ class TransformerRUL(TorchRULEstimator):
                 "num_threads": 1,
                 "dropout": 0.0,
                 "n_members": 2,
+                "last_step_skip": True,
             },
         ]
