@@ -202,6 +202,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True},
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0, "last_step_skip": True},
     ),
+    # ... and a transformer-sized weight decay (AdamW 0.05 instead of 1e-4) against the early over-fit
+    "T_w80_L3_plus4_do0_age_wd": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0, "weight_decay": 0.05},
+    ),
     "L_w80_h128_plus2_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True}, {"hidden_size": 128}),
     "L_w80_h128_plus4_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True}, {"hidden_size": 128}),
 }

@@ -34,6 +34,29 @@ ProgressFlag = Annotated[
 ]
 
 
+def _model_params(model: str, items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items as model hyperparameters (VALUE read as JSON, else kept as text); exits on an unknown KEY."""
+    from models.pipeline import make_estimator
+
+    try:
+        known = make_estimator(model).get_params()
+    except GenEdgeError as err:
+        fail(err)
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            fail(GenEdgeError(f"--param takes KEY=VALUE, got {item!r}"))
+        if key not in known:
+            fail(GenEdgeError(f"{model} has no hyperparameter {key!r}; it has {', '.join(sorted(known))}"))
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
 @rul_app.command("train")
 def train(
     data_dir: DataDir,
@@ -96,6 +119,14 @@ def train(
             "configuration): an interrupted ensemble fit, run again, trains only the networks it lacks.",
         ),
     ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Set one of the model's hyperparameters, KEY=VALUE (VALUE read as JSON; repeatable), over the "
+            "subset's defaults or the card's: --param d_model=64 --param d_ff=128.",
+        ),
+    ] = None,
     progress: ProgressFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -113,6 +144,8 @@ def train(
             model_params, data_params = config["model"], config["data"]
         except (OSError, KeyError, TypeError, ValueError) as err:
             fail(err)
+    if param:
+        model_params.update(_model_params(model, param))
     if members is not None:
         model_params["n_members"] = members
     if folds is not None:

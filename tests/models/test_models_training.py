@@ -163,6 +163,10 @@ def test_cli_train_registers_a_model(cmapss_dir: Path, tmp_path: Path) -> None:
             "1",
             "--seed",
             "3",
+            "--param",
+            "hidden_size=16",
+            "--param",
+            "dropout=0.0",
             "--registry-dir",
             str(tmp_path),
             "--promote",
@@ -175,6 +179,18 @@ def test_cli_train_registers_a_model(cmapss_dir: Path, tmp_path: Path) -> None:
     card = ModelRegistry(tmp_path).promoted("cmapss-FD001").card
     assert card["seed"] == 3 and card["model"] == "lstm"
     assert card["config"]["model"]["max_epochs"] == 1
+    assert (card["config"]["model"]["hidden_size"], card["config"]["model"]["dropout"]) == (16, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("item", "says"), [("d_model=64", "lstm has no hyperparameter 'd_model'"), ("hidden_size", "KEY=VALUE")]
+)
+def test_cli_train_refuses_a_bad_param_before_training(item: str, says: str, tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        rul_app, ["train", "--data-dir", str(tmp_path), "--model", "lstm", "--param", item, "--registry-dir", str(tmp_path)]
+    )
+    assert res.exit_code != 0 and says in res.output, res.output
+    assert not (tmp_path / "cmapss-FD001").exists()
 
 
 def test_cli_train_from_card_reproduces_its_rmse(cmapss_dir: Path, tmp_path: Path) -> None:
