@@ -208,6 +208,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True},
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0, "weight_decay": 0.05},
     ),
+    "T_w80_L3_d64_plus2_do0_age": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "d_model": 64, "d_ff": 128, "dropout": 0.0},
+    ),
     "L_w80_h128_plus2_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True}, {"hidden_size": 128}),
     "L_w80_h128_plus4_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True}, {"hidden_size": 128}),
 }

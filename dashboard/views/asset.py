@@ -74,6 +74,8 @@ def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | 
                   f"{cfg.shaft_speed_rpm:.0f} rpm rated"]
         if cfg.in_service_since is not None:
             parts.append(f"in service since {cfg.in_service_since:%Y-%m-%d}")
+        if cfg.cycles_at_start:
+            parts.append(f"{cfg.cycles_at_start} cycles before monitoring")
     st.caption(" · ".join(parts))
     if overview is None:
         return
