@@ -208,6 +208,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True},
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0, "weight_decay": 0.05},
     ),
+    # ... and a warm-up + cosine learning-rate schedule instead of halving on plateaus (the best epoch comes early)
+    "T_w80_L3_plus4_do0_age_cos": (
+        "transformer",
+        {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True},
+        {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0, "lr_schedule": "cosine"},
+    ),
     "T_w80_L3_d64_plus2_do0_age": (
         "transformer",
         {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True},

@@ -33,6 +33,9 @@ class RULModule(pl.LightningModule):
             epoch-to-epoch swings that small training sets (80 engines) cause.
         input_noise: standard deviation of Gaussian noise added to the (z-scored) training
             inputs, a regulariser for the sensors' measurement noise.
+        lr_schedule: ``"plateau"`` halves the LR after ``lr_patience`` epochs without validation
+            improvement; ``"cosine"`` warms it up linearly over the first 5 % of the training
+            steps, then lowers it along a cosine to 0 at the last step of ``max_epochs``.
     """
 
     def __init__(
@@ -44,8 +47,12 @@ class RULModule(pl.LightningModule):
         lr_patience: int = 3,
         ema_decay: float = 0.0,
         input_noise: float = 0.0,
+        lr_schedule: str = "plateau",
     ) -> None:
         super().__init__()
+        if lr_schedule not in ("plateau", "cosine"):
+            raise ValueError(f"lr_schedule must be 'plateau' or 'cosine', got {lr_schedule!r}")
+        self.lr_schedule = lr_schedule
         self.rul_cap = float(rul_cap)
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -118,8 +125,19 @@ class RULModule(pl.LightningModule):
         self.log("val_rmse", rmse, prog_bar=True)
 
     def configure_optimizers(self) -> Any:  # Lightning's optimizer-and-scheduler dict
-        """AdamW with LR halving on validation plateaus."""
+        """AdamW with LR halving on validation plateaus, or warm-up then cosine decay (``lr_schedule``)."""
         opt = torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        if self.lr_schedule == "cosine":
+            total = max(int(self.trainer.estimated_stepping_batches), 1)
+            warm = max(total // 20, 1)
+
+            def factor(step: int) -> float:
+                if step < warm:
+                    return (step + 1) / warm
+                return 0.5 * (1.0 + math.cos(math.pi * min(step - warm, total - warm) / max(total - warm, 1)))
+
+            cosine = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=self.lr_patience)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_rmse"}}
 

@@ -45,6 +45,7 @@ class TransformerRUL(TorchRULEstimator):
         patch_len: cycles per token (PatchTST-style patches; 0: one token per cycle).
         coarse_patch_len: cycles per token of a second, coarser patch scale (0: one scale).
         last_step_skip: feed the last cycle's inputs to the head besides the pooled attention features.
+        lr_schedule: ``"plateau"`` (halve on validation plateaus) or ``"cosine"`` (warm-up, cosine decay).
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class TransformerRUL(TorchRULEstimator):
         patch_len: int = 0,
         coarse_patch_len: int = 0,
         last_step_skip: bool = False,
+        lr_schedule: str = "plateau",
         n_jobs: int = 1,
         checkpoint_dir: str | None = None,
     ) -> None:
@@ -99,6 +101,7 @@ class TransformerRUL(TorchRULEstimator):
         self.patch_len = patch_len
         self.coarse_patch_len = coarse_patch_len
         self.last_step_skip = last_step_skip
+        self.lr_schedule = lr_schedule
         self.n_jobs = n_jobs
         self.checkpoint_dir = checkpoint_dir
 
@@ -121,6 +124,7 @@ class TransformerRUL(TorchRULEstimator):
             weight_decay=self.weight_decay,
             ema_decay=self.ema_decay,
             input_noise=self.input_noise,
+            lr_schedule=self.lr_schedule,
         )
 
     @classmethod
@@ -150,5 +154,6 @@ class TransformerRUL(TorchRULEstimator):
                 "dropout": 0.0,
                 "n_members": 2,
                 "last_step_skip": True,
+                "lr_schedule": "cosine",
             },
         ]
