@@ -70,9 +70,9 @@ def nested_setup(data_dir: Path, subset: str, version: str, checkpoint_dir: Path
     dm.setup()
     if dm.val_units.tolist() != card["dataset"]["val_units"]:
         raise SystemExit(f"{subset} {version}: the rebuilt split differs from the card's")
-    config = card_config(card)
-    model_params = {**config["model"], "n_members": 1, "n_jobs": 1, "checkpoint_dir": str(checkpoint_dir)}
-    data_params = {**config["data"], "n_folds": N_FOLDS, "holdout_units": dm.val_units.tolist()}
+    shipped = card_config(card)
+    model_params = {**shipped["model"], "n_members": 1, "n_jobs": 1, "checkpoint_dir": str(checkpoint_dir)}
+    data_params = {**shipped["data"], "n_folds": N_FOLDS, "holdout_units": dm.val_units.tolist()}
     config = resolve_config(subset, card["model"], model_params=model_params, data_params=data_params)
     return dm, mv, config
 
