@@ -195,6 +195,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T_w80_L3_plus4_do0_age_wd": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "weight_decay": 0.05}),
     "T_w80_L3_plus4_do0_age_cos": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "lr_schedule": "cosine"}),
     "T_w80_L3_d64_plus2_do0_age": ("transformer", _V9_FD004_DATA, {**_V9_MODEL, "d_model": 64, "d_ff": 128}),
+    # session 19: the age on the one-condition subsets, on the shipped FD001 (v6) and FD003 (v5) recipes and
+    # on the best LSTM rows without it there (FD001 80 cycles, FD003 50 cycles; 64 hidden)
+    "T_w80_age": ("transformer", {"window": 80, "age_channel": True}, {"patch_len": 8}),
+    "T_w50_age": ("transformer", {"window": 50, "age_channel": True}, {"patch_len": 5}),
+    "L_w80_age": ("lstm", {"window": 80, "age_channel": True}, {}),
+    "L_w50_age": ("lstm", {"window": 50, "age_channel": True}, {}),
+    # the LSTM that gained as much as the transformer from the age on FD002/FD004 had 128 hidden
+    "L_w80_h128_age": ("lstm", {"window": 80, "age_channel": True}, {"hidden_size": 128}),
     "L_w80_h128_plus2_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True}, {"hidden_size": 128}),
     "L_w80_h128_plus4_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True}, {"hidden_size": 128}),
 }
