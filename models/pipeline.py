@@ -78,13 +78,14 @@ VARIANTS = (
 #: Session 17: the engine's age (its cycle number / 200) as one more channel (age_channel): on FD004
 #: the shipped recipe gained -1.69 +- 1.15 over 5 split seeds (5 of 5; T_w80_L3_plus2_do0_age) and
 #: its 5-network ensemble scored 10.03 against v8's 12.82 on the same cuts; on FD002 -1.92 +- 0.78 (5 of
-#: 5; T_w80_L3_plus4_do0_age) and 11.31 against 12.68. FD001 and FD003 have not been tried with it.
+#: 5; T_w80_L3_plus4_do0_age) and 11.31 against 12.68. Session 19, the one-condition subsets: FD001
+#: -2.45 +- 0.47 (5 of 5; T_w80_age) and FD003 -2.55 +- 1.61 (5 of 5; T_w50_age) on their shipped recipes.
 #: The data defaults are the same for every model, so the LSTM baseline gets the pooled units (and the
 #: age) too.
 _DATA_DEFAULTS: dict[str, dict[str, Any]] = {
-    "FD001": {"window": 80},
+    "FD001": {"window": 80, "age_channel": True},
     "FD002": {"window": 80, "train_stride": 2, "extra_train_subsets": ["FD004"], "age_channel": True},
-    "FD003": {"window": 50},
+    "FD003": {"window": 50, "age_channel": True},
     "FD004": {"window": 80, "train_stride": 2, "extra_train_subsets": ["FD002"], "age_channel": True},
 }
 #: The deep models' training recipe (EMA weights, input noise, batch, epochs); one intra-op

@@ -192,7 +192,9 @@ def test_edge_agent_imports_no_training_code() -> None:
         "import edge_agent.sources.replay, edge_agent.sources.industrial, edge_agent.sources.simulator\n"
         "from edge_agent.hooks import CmapssRulHook\n"
         f"hook = CmapssRulHook.from_path({str(promoted_dir())!r})\n"
-        "p = hook.predictor.predict_unit(np.tile([0.0, 0.0, 100.0] + [1.0] * 21, (40, 1)))\n"
+        # the raw 26-column layout (unit, cycle, 3 settings, 21 sensors): the shipped models read the age
+        "rows = np.column_stack([np.ones(40), np.arange(1, 41), np.tile([0.0, 0.0, 100.0] + [1.0] * 21, (40, 1))])\n"
+        "p = hook.predictor.predict_unit(rows)\n"
         "assert p['lower'] <= p['rul'] <= p['upper'], p\n"
         "roots = {m.split('.')[0] for m in sys.modules}\n"
         "bad = sorted(roots & {'torch', 'lightning', 'pytorch_lightning', 'streamlit', 'dashboard', 'sktime', "
