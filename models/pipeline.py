@@ -112,9 +112,9 @@ _TRANSFORMER_TOKENS = 10
 #: two fault modes) wants depth at 80 cycles: 3 time + 2 sensor layers -0.71 +- 0.47 against the
 #: 2 + 1 default (4 of 5 seeds); on FD001-FD003 the same change did nothing or worse (unpooled).
 _SUBSET_MODEL_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
-    # dropout 0 since v8: with FD002's units it is -0.32 +- 0.32 RMSE over 5 split seeds (README)
+    # dropout 0 since v8: with FD002's units it is -0.32 +- 0.32 RMSE over 5 split seeds (docs/rul_cmapss.md)
     "FD004": {"transformer": {"n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0}},
-    # FD004's recipe since FD002's v8: with FD004's units -0.37 +- 0.48 over 5 split seeds (README)
+    # FD004's recipe since FD002's v8: with FD004's units -0.37 +- 0.48 over 5 split seeds (docs/rul_cmapss.md)
     "FD002": {"transformer": {"n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0}},
 }
 
