@@ -32,6 +32,10 @@ __all__ = ["RUNTIME_PARAMS", "BestWeights", "MeanEnsemble", "TorchRULEstimator",
 #: (``n_members`` and ``random_state`` are left out too: they only choose which seeds are trained)
 RUNTIME_PARAMS = ("n_jobs", "num_threads", "progress_bar", "accelerator", "checkpoint_dir")
 
+#: learning parameters added after members had been checkpointed, with the value that trains exactly as
+#: before they existed: left out of the key at that value, so older checkpoints keep their keys
+_NEUTRAL_PARAMS: dict[str, Any] = {"late_weight": 1.0}
+
 _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric")
 
 
@@ -251,6 +255,11 @@ class TorchRULEstimator(BaseRULEstimator):
         params = {k: v for k, v in sorted(self.get_params().items()) if k not in RUNTIME_PARAMS}
         params.pop("n_members", None)
         params.pop("random_state", None)
+        # options added after members had been checkpointed are left out at their neutral value, so
+        # that those members keep their keys (and are reloaded rather than retrained)
+        for name, neutral in _NEUTRAL_PARAMS.items():
+            if name in params and params[name] == neutral:
+                del params[name]
         blob = json.dumps(
             {"estimator": type(self).__qualname__, "params": params, "seed": int(seed), "data": data_key},
             sort_keys=True,

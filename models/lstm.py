@@ -35,6 +35,7 @@ class LSTMRUL(TorchRULEstimator):
             :class:`~models._torch_estimator.TorchRULEstimator`).
         ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
         input_noise: Gaussian noise added to training inputs (z-score units).
+        late_weight: weight of late (over-predicted) squared errors in the training loss; 1 is MSE.
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class LSTMRUL(TorchRULEstimator):
         n_members: int = 1,
         ema_decay: float = 0.0,
         input_noise: float = 0.0,
+        late_weight: float = 1.0,
         n_jobs: int = 1,
         checkpoint_dir: str | None = None,
     ) -> None:
@@ -75,6 +77,7 @@ class LSTMRUL(TorchRULEstimator):
         self.n_members = n_members
         self.ema_decay = ema_decay
         self.input_noise = input_noise
+        self.late_weight = late_weight
         self.n_jobs = n_jobs
         self.checkpoint_dir = checkpoint_dir
 
@@ -90,6 +93,7 @@ class LSTMRUL(TorchRULEstimator):
             weight_decay=self.weight_decay,
             ema_decay=self.ema_decay,
             input_noise=self.input_noise,
+            late_weight=self.late_weight,
         )
 
     @classmethod

@@ -36,6 +36,10 @@ class RULModule(pl.LightningModule):
         lr_schedule: ``"plateau"`` halves the LR after ``lr_patience`` epochs without validation
             improvement; ``"cosine"`` warms it up linearly over the first 5 % of the training
             steps, then lowers it along a cosine to 0 at the last step of ``max_epochs``.
+        late_weight: weight of the squared error where the prediction is above the truth (a late
+            prediction: the engine fails before the model said it would), relative to 1 for early
+            ones. 1 is plain MSE; above 1 leans the fit the way the PHM08 score does, which punishes
+            late predictions harder than early ones.
     """
 
     def __init__(
@@ -48,8 +52,12 @@ class RULModule(pl.LightningModule):
         ema_decay: float = 0.0,
         input_noise: float = 0.0,
         lr_schedule: str = "plateau",
+        late_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        if late_weight <= 0:
+            raise ValueError(f"late_weight must be positive, got {late_weight!r}")
+        self.late_weight = float(late_weight)
         if lr_schedule not in ("plateau", "cosine"):
             raise ValueError(f"lr_schedule must be 'plateau' or 'cosine', got {lr_schedule!r}")
         self.lr_schedule = lr_schedule
@@ -73,11 +81,16 @@ class RULModule(pl.LightningModule):
         return (self.encode(x) * self.rul_cap).clamp(min=0.0)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """MSE on capped RUL divided by the cap."""
+        """MSE on capped RUL divided by the cap (late errors weighted by ``late_weight``)."""
         x, y = batch
         if self.input_noise > 0:
             x = x + self.input_noise * torch.randn_like(x)
-        loss = nn.functional.mse_loss(self.encode(x), y / self.rul_cap)
+        err = self.encode(x) - y / self.rul_cap
+        if self.late_weight == 1.0:
+            loss = (err**2).mean()
+        else:
+            weight = torch.where(err > 0, torch.full_like(err, self.late_weight), torch.ones_like(err))
+            loss = (weight * err**2).mean()
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
         return loss
 

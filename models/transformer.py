@@ -46,6 +46,7 @@ class TransformerRUL(TorchRULEstimator):
         coarse_patch_len: cycles per token of a second, coarser patch scale (0: one scale).
         last_step_skip: feed the last cycle's inputs to the head besides the pooled attention features.
         lr_schedule: ``"plateau"`` (halve on validation plateaus) or ``"cosine"`` (warm-up, cosine decay).
+        late_weight: weight of late (over-predicted) squared errors in the training loss; 1 is MSE.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class TransformerRUL(TorchRULEstimator):
         coarse_patch_len: int = 0,
         last_step_skip: bool = False,
         lr_schedule: str = "plateau",
+        late_weight: float = 1.0,
         n_jobs: int = 1,
         checkpoint_dir: str | None = None,
     ) -> None:
@@ -102,6 +104,7 @@ class TransformerRUL(TorchRULEstimator):
         self.coarse_patch_len = coarse_patch_len
         self.last_step_skip = last_step_skip
         self.lr_schedule = lr_schedule
+        self.late_weight = late_weight
         self.n_jobs = n_jobs
         self.checkpoint_dir = checkpoint_dir
 
@@ -125,6 +128,7 @@ class TransformerRUL(TorchRULEstimator):
             ema_decay=self.ema_decay,
             input_noise=self.input_noise,
             lr_schedule=self.lr_schedule,
+            late_weight=self.late_weight,
         )
 
     @classmethod
@@ -155,5 +159,6 @@ class TransformerRUL(TorchRULEstimator):
                 "n_members": 2,
                 "last_step_skip": True,
                 "lr_schedule": "cosine",
+                "late_weight": 2.0,
             },
         ]

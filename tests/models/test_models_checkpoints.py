@@ -20,6 +20,7 @@ from core.errors import ModelError
 from genedge.rul_cli import rul_app
 from models.lstm import LSTMRUL
 from models.registry import ModelRegistry
+from models.transformer import TransformerRUL
 
 PARAMS = {"hidden_size": 8, "num_layers": 1, "max_epochs": 2, "batch_size": 32, "num_threads": 1}
 
@@ -145,3 +146,20 @@ def test_cli_train_refuses_a_checkpoint_dir_for_minirocket(cmapss_dir: Path, tmp
     )
     assert res.exit_code == 1
     assert "deep models" in res.output
+
+
+def test_a_new_option_at_its_neutral_value_keeps_older_members_keys(data: tuple[np.ndarray, ...], tmp_path: Path) -> None:
+    """``late_weight`` came after members had been checkpointed: at 1 (plain MSE) it must not orphan them.
+
+    The keys below were computed by the code before the option existed (commit 0e5372d).
+    """
+    assert LSTMRUL(**PARAMS, random_state=5)._checkpoint_key("data", 5) == "289071aa33550d5f041a29525fb64931"
+    tiny = {"d_model": 8, "n_heads": 2, "n_layers": 1, "d_ff": 16, "max_epochs": 2}
+    assert TransformerRUL(**tiny)._checkpoint_key("data", 5) == "62586b50e86bd49959da5c0b3a1e708a"
+    # any other value is another training problem: a fresh member, not the saved one
+    X, y, X_val, y_val = data
+    ck = {"checkpoint_dir": str(tmp_path), "random_state": 5}
+    LSTMRUL(**PARAMS, **ck).fit(X, y, X_val=X_val, y_val=y_val)
+    late = LSTMRUL(**{**PARAMS, "late_weight": 2.0}, **ck).fit(X, y, X_val=X_val, y_val=y_val)
+    assert late.members_loaded_ == []
+    assert len(list(tmp_path.glob("LSTMRUL-*.pt"))) == 2

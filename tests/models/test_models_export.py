@@ -157,3 +157,18 @@ def test_coarse_patches_need_finer_patches() -> None:
         TransformerRULNet(C, T, patch_len=0, coarse_patch_len=8)
     with pytest.raises(ValueError, match="coarse_patch_len"):
         TransformerRULNet(C, T, patch_len=8, coarse_patch_len=4)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+def test_late_weight_weights_over_predictions_in_the_training_loss() -> None:
+    """``late_weight`` multiplies the squared errors of late (too high) predictions only."""
+    net = LSTMRULNet(2, 6, hidden_size=4, num_layers=1, rul_cap=100.0, late_weight=3.0)
+    scaled = torch.tensor([0.5, 0.2, 0.9])  # what encode() returns: RUL / cap
+    net.encode = lambda x: scaled  # type: ignore[method-assign]
+    y = torch.tensor([40.0, 20.0, 100.0])  # errors in cap units: +0.1 (late), 0.0, -0.1 (early)
+    loss = net.training_step((torch.zeros(3, 2, 6), y), 0)
+    assert float(loss) == pytest.approx((3.0 * 0.1**2 + 0.0 + 0.1**2) / 3, rel=1e-5)
+    net.late_weight = 1.0
+    assert float(net.training_step((torch.zeros(3, 2, 6), y), 0)) == pytest.approx((0.1**2 + 0.1**2) / 3, rel=1e-5)
+    with pytest.raises(ValueError, match="late_weight"):
+        LSTMRULNet(2, 6, late_weight=0.0)
