@@ -199,6 +199,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # weight late squared errors 1.5 or 2 times the early ones in the training loss (the PHM08 asymmetry)
     "T_w80_L3_plus4_do0_age_late15": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "late_weight": 1.5}),
     "T_w80_L3_plus4_do0_age_late2": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "late_weight": 2.0}),
+    "T_w80_L3_plus2_do0_age_late15": ("transformer", _V9_FD004_DATA, {**_V9_MODEL, "late_weight": 1.5}),
+    "T_w80_L3_plus2_do0_age_late2": ("transformer", _V9_FD004_DATA, {**_V9_MODEL, "late_weight": 2.0}),
     # session 19: the age on the one-condition subsets, on the shipped FD001 (v6) and FD003 (v5) recipes and
     # on the best LSTM rows without it there (FD001 80 cycles, FD003 50 cycles; 64 hidden)
     "T_w80_age": ("transformer", {"window": 80, "age_channel": True}, {"patch_len": 8}),
