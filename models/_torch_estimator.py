@@ -32,9 +32,10 @@ __all__ = ["RUNTIME_PARAMS", "BestWeights", "MeanEnsemble", "TorchRULEstimator",
 #: (``n_members`` and ``random_state`` are left out too: they only choose which seeds are trained)
 RUNTIME_PARAMS = ("n_jobs", "num_threads", "progress_bar", "accelerator", "checkpoint_dir")
 
-#: learning parameters added after members had been checkpointed, with the value that trains exactly as
-#: before they existed: left out of the key at that value, so older checkpoints keep their keys
-_NEUTRAL_PARAMS: dict[str, Any] = {"late_weight": 1.0}
+#: learning parameters added after members had been checkpointed and cards written, with the value that
+#: trains exactly as before they existed: left out of checkpoint keys at that value, so older checkpoints
+#: keep their keys, and read as that value from a card that predates them (models.pipeline.card_config)
+NEUTRAL_PARAMS: dict[str, Any] = {"late_weight": 1.0}
 
 _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric")
 
@@ -257,7 +258,7 @@ class TorchRULEstimator(BaseRULEstimator):
         params.pop("random_state", None)
         # options added after members had been checkpointed are left out at their neutral value, so
         # that those members keep their keys (and are reloaded rather than retrained)
-        for name, neutral in _NEUTRAL_PARAMS.items():
+        for name, neutral in NEUTRAL_PARAMS.items():
             if name in params and params[name] == neutral:
                 del params[name]
         blob = json.dumps(

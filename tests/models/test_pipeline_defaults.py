@@ -37,4 +37,7 @@ def test_card_config_reads_options_a_card_predates_as_off() -> None:
     assert "age_channel" not in v8["config"]["data"] and default_config("FD004")["data"]["age_channel"] is True
     assert card_config(v8)["data"]["age_channel"] is False
     assert card_config(v9)["data"]["age_channel"] is True
-    assert card_config(v8)["model"] == v8["config"]["model"]
+    assert card_config(v8)["model"] == {"late_weight": 1.0, **v8["config"]["model"]}
+    # nor does a learning option added since: FD004's default late_weight is 1.5 from v10 on
+    assert default_config("FD004")["model"]["late_weight"] == 1.5 and "late_weight" not in v9["config"]["model"]
+    assert card_config(v9)["model"]["late_weight"] == 1.0
