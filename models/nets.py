@@ -85,10 +85,11 @@ class RULModule(pl.LightningModule):
         x, y = batch
         if self.input_noise > 0:
             x = x + self.input_noise * torch.randn_like(x)
-        err = self.encode(x) - y / self.rul_cap
-        if self.late_weight == 1.0:
-            loss = (err**2).mean()
+        pred, target = self.encode(x), y / self.rul_cap
+        if self.late_weight == 1.0:  # the plain MSE every model before the option was trained with
+            loss = nn.functional.mse_loss(pred, target)
         else:
+            err = pred - target
             weight = torch.where(err > 0, torch.full_like(err, self.late_weight), torch.ones_like(err))
             loss = (weight * err**2).mean()
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
