@@ -200,7 +200,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T_w80_L3_plus4_do0_age_late15": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "late_weight": 1.5}),
     "T_w80_L3_plus4_do0_age_late2": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "late_weight": 2.0}),
     "T_w80_L3_plus2_do0_age_late15": ("transformer", _V9_FD004_DATA, {**_V9_MODEL, "late_weight": 1.5}),
-    "T_w80_L3_plus2_do0_age_late2": ("transformer", _V9_FD004_DATA, {**_V9_MODEL, "late_weight": 2.0}),
     # late_weight 1.5 with twice the width (d64 alone: -0.16 ± 0.50 on FD002)
     "T_w80_L3_d64_plus4_do0_age_late15": (
         "transformer",

@@ -22,7 +22,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 
 from core.errors import ModelError
-from models.base import BaseRULEstimator
+from models.base import NEUTRAL_PARAMS, BaseRULEstimator
 from models.data.arrays import ArrayDataModule
 from models.nets import RULModule
 
@@ -31,11 +31,6 @@ __all__ = ["RUNTIME_PARAMS", "BestWeights", "MeanEnsemble", "TorchRULEstimator",
 #: parameters that change how a fit runs, not what it learns: left out of member checkpoint keys
 #: (``n_members`` and ``random_state`` are left out too: they only choose which seeds are trained)
 RUNTIME_PARAMS = ("n_jobs", "num_threads", "progress_bar", "accelerator", "checkpoint_dir")
-
-#: learning parameters added after members had been checkpointed and cards written, with the value that
-#: trains exactly as before they existed: left out of checkpoint keys at that value, so older checkpoints
-#: keep their keys, and read as that value from a card that predates them (models.pipeline.card_config)
-NEUTRAL_PARAMS: dict[str, Any] = {"late_weight": 1.0}
 
 _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric")
 

@@ -34,7 +34,13 @@ import pandas as pd
 from core.errors import ModelError, NotFittedError
 from models.calibration import SplitConformal, check_coverage
 
-__all__ = ["BaseRULEstimator", "check_X", "check_X_y", "clone"]
+__all__ = ["NEUTRAL_PARAMS", "BaseRULEstimator", "check_X", "check_X_y", "clone"]
+
+#: the deep estimators' learning parameters added after members had been checkpointed and cards written,
+#: with the value that trains exactly as before they existed: left out of member checkpoint keys at that
+#: value (so older checkpoints keep their keys) and read as that value from a card that predates them
+#: (``models.pipeline.card_config``)
+NEUTRAL_PARAMS: dict[str, Any] = {"late_weight": 1.0}
 
 
 def check_X(X: Any, *, name: str = "X") -> np.ndarray:

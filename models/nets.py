@@ -90,8 +90,7 @@ class RULModule(pl.LightningModule):
             loss = nn.functional.mse_loss(pred, target)
         else:
             err = pred - target
-            weight = torch.where(err > 0, torch.full_like(err, self.late_weight), torch.ones_like(err))
-            loss = (weight * err**2).mean()
+            loss = (torch.where(err > 0, self.late_weight, 1.0) * err**2).mean()
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
         return loss
 

@@ -16,7 +16,7 @@ from typing import Any, cast
 import numpy as np
 
 from core.errors import ModelError
-from models.base import BaseRULEstimator
+from models.base import NEUTRAL_PARAMS, BaseRULEstimator
 from models.calibration import SplitConformal, empirical_coverage, interval_width
 from models.crossfit import CrossFitEnsemble
 from models.data.cmapss import CMAPSSDataModule, data_hash
@@ -158,13 +158,10 @@ def card_config(card: dict[str, Any]) -> dict[str, Any]:
     Cards from before a data option existed say nothing of it and were trained without it: those
     options are filled in as off, so today's defaults (e.g. FD002/FD004's ``age_channel``) do not
     slip into a reproduction. The same holds for the deep models' learning options added since a card
-    was written (:data:`models._torch_estimator.NEUTRAL_PARAMS`).
+    was written (:data:`models.base.NEUTRAL_PARAMS`).
     """
     model = dict(card["config"]["model"])
-    if card.get("model") in ("transformer", "lstm"):
-        # likewise the learning options added since (FD002/FD004's late_weight default is 1.5 since v10)
-        from models._torch_estimator import NEUTRAL_PARAMS
-
+    if card.get("model") in ("transformer", "lstm"):  # FD002/FD004's late_weight default is 1.5 since v10
         model = {**NEUTRAL_PARAMS, **model}
     return {"data": {"age_channel": False, **card["config"]["data"]}, "model": model}
 
