@@ -216,6 +216,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "L_w80_h128_age": ("lstm", {"window": 80, "age_channel": True}, {"hidden_size": 128}),
     "L_w80_h128_plus2_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True}, {"hidden_size": 128}),
     "L_w80_h128_plus4_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True}, {"hidden_size": 128}),
+    # session 22, fairness: the transformers of FD002/FD004 weight late errors 1.5x since v10; the LSTM
+    # rows above that their ensembles are compared with get the same option (run on a GPU machine,
+    # benchmarks/device_rul_lstm.sh)
+    "L_w80_h128_plus4_age_late15": (
+        "lstm",
+        {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True},
+        {"hidden_size": 128, "late_weight": 1.5},
+    ),
+    "L_w80_h128_plus2_age_late15": (
+        "lstm",
+        {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True},
+        {"hidden_size": 128, "late_weight": 1.5},
+    ),
 }
 
 

@@ -55,9 +55,13 @@ SPLIT_SEED = 0
 N_BOOT = 2000
 
 
-def select_lstm(subset: str, ablation: Path = ABLATION) -> tuple[str, dict[str, Any], dict[str, Any], float]:
+def select_lstm(
+    subset: str, ablation: Path = ABLATION, *, variant: str | None = None
+) -> tuple[str, dict[str, Any], dict[str, Any], float]:
     """The LSTM ablation variant with the lowest mean validation RMSE on ``subset`` (5 seeds each).
 
+    ``variant`` names one instead (to train an ensemble's members before the ablation that would
+    select it has finished; its mean is ``nan`` while the ablation has fewer than 5 seeds of it).
     Returns ``(variant, data_params, model_params, mean_val_rmse)``.
     """
     from benchmarks.rul_ablation import VARIANTS, resolve_variant
@@ -68,9 +72,14 @@ def select_lstm(subset: str, ablation: Path = ABLATION) -> tuple[str, dict[str, 
         for name, row in summary.items()
         if name in VARIANTS and VARIANTS[name][0] == "lstm" and not name.endswith("_rep") and row["n"] >= 5
     }
-    best = min(candidates, key=candidates.__getitem__)
+    if variant is not None:
+        if variant not in VARIANTS or VARIANTS[variant][0] != "lstm":
+            raise ValueError(f"{variant!r} is not an LSTM variant of benchmarks/rul_ablation.py")
+        best = variant
+    else:
+        best = min(candidates, key=candidates.__getitem__)
     _, data, params = resolve_variant(best)
-    return best, data, params, float(candidates[best])
+    return best, data, params, float(candidates.get(best, float("nan")))
 
 
 def bootstrap_diff(
@@ -107,6 +116,7 @@ def run_subset(
     jobs: int = 1,
     threads: int | None = None,
     checkpoint_dir: Path | None = None,
+    variant: str | None = None,
 ) -> dict[str, Any]:
     """Train the LSTM ensemble of ``subset``, score it and the shipped transformer on the same cuts.
 
@@ -121,7 +131,7 @@ def run_subset(
     from models.registry import git_commit
 
     variant, data_params, model_params, ablation_mean = lstm_setup(
-        subset, jobs=jobs, threads=threads, checkpoint_dir=checkpoint_dir
+        subset, jobs=jobs, threads=threads, checkpoint_dir=checkpoint_dir, variant=variant
     )
     t0 = time.perf_counter()
     run, res = one_run(
@@ -179,24 +189,33 @@ def run_subset(
 
 
 def lstm_setup(
-    subset: str, *, jobs: int = 1, threads: int | None = None, checkpoint_dir: Path | None = None
+    subset: str,
+    *,
+    jobs: int = 1,
+    threads: int | None = None,
+    checkpoint_dir: Path | None = None,
+    variant: str | None = None,
+    accelerator: str = "cpu",
 ) -> tuple[str, dict[str, Any], dict[str, Any], float]:
     """The LSTM configuration of ``subset`` (see :func:`select_lstm`) on the shipped transformer's units.
 
     Like for like: the LSTM trains on the same units as the shipped transformer (its own subset's,
     plus those of the subsets its card names) and reads the same inputs (the age channel where the
     card has it). Returns ``(variant, data_params, model_params, ablation_mean)`` with the runtime
-    options (``jobs``, ``threads``, ``checkpoint_dir``) added.
+    options (``jobs``, ``threads``, ``checkpoint_dir``, ``accelerator``) added; ``variant`` as in
+    :func:`select_lstm`.
     """
     from models.registry import ModelRegistry
 
-    variant, data_params, model_params, ablation_mean = select_lstm(subset)
+    variant, data_params, model_params, ablation_mean = select_lstm(subset, variant=variant)
     tf_card = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}").card
     data_params["extra_train_subsets"] = list(tf_card["config"]["data"].get("extra_train_subsets", []))
     data_params["age_channel"] = bool(tf_card["config"]["data"].get("age_channel", False))
     model_params = {**model_params, "n_jobs": jobs, **({"num_threads": threads} if threads else {})}
     if checkpoint_dir is not None:
         model_params["checkpoint_dir"] = str(checkpoint_dir)
+    if accelerator != "cpu":
+        model_params["accelerator"] = accelerator
     return variant, data_params, model_params, ablation_mean
 
 
@@ -209,19 +228,25 @@ def train_members(
     max_epochs: int | None = None,
     jobs: int = 1,
     threads: int | None = None,
+    variant: str | None = None,
+    accelerator: str = "cpu",
 ) -> dict[str, Any]:
     """Train only ``members`` (a contiguous range of indices 0..MEMBERS-1) of the LSTM ensemble into ``checkpoint_dir``.
 
     For a machine that cannot train the whole ensemble in one sitting: each run adds members, and
     :func:`run_subset` with the same ``checkpoint_dir`` loads them and trains what is missing.
     Returns the members' validation RMSE and the time taken (nothing is scored or registered).
+    ``accelerator`` is a runtime option: a member trained on a GPU is stored under the same key as
+    on a CPU (it is not bit-for-bit the CPU's network) and loads on either.
     """
     from models.pipeline import train_cmapss
 
     members = sorted(set(members))
     if not members or members[0] < 0 or members[-1] >= MEMBERS or members != list(range(members[0], members[-1] + 1)):
         raise ValueError(f"members must be a contiguous range within 0..{MEMBERS - 1}, got {members}")
-    _, data_params, model_params, _ = lstm_setup(subset, jobs=jobs, threads=threads, checkpoint_dir=checkpoint_dir)
+    name, data_params, model_params, _ = lstm_setup(
+        subset, jobs=jobs, threads=threads, checkpoint_dir=checkpoint_dir, variant=variant, accelerator=accelerator
+    )
     model_params["n_members"] = len(members)
     t0 = time.perf_counter()
     res = train_cmapss(
@@ -237,10 +262,37 @@ def train_members(
     rmses = getattr(res.estimator, "member_val_rmse_", [])
     return {
         "subset": subset,
+        "variant": name,
+        "accelerator": accelerator,
         "members": members,
         "member_val_rmse": [float(r) for r in rmses],
         "loaded": list(getattr(res.estimator, "members_loaded_", [])),
         "seconds": time.perf_counter() - t0,
+    }
+
+
+def member_data_fingerprint(data_dir: Path, subset: str, variant: str | None = None) -> dict[str, Any]:
+    """The training data an LSTM ensemble member of ``subset`` keys its checkpoint on, summarised.
+
+    Members trained on another machine (a GPU machine, other numpy/scikit-learn) load here only
+    if their data fingerprint is this machine's: this gives the fingerprint and float64 sums of
+    the arrays, to tell a difference in the last bits from different data.
+    """
+    from models._torch_estimator import _data_fingerprint
+    from models.data.cmapss import CMAPSSDataModule
+    from models.pipeline import resolve_config
+
+    name, data_params, model_params, _ = lstm_setup(subset, variant=variant)
+    cfg = resolve_config(subset, "lstm", model_params=model_params, data_params=data_params)
+    dm = CMAPSSDataModule(data_dir, subset, seed=SPLIT_SEED, **cfg["data"])
+    dm.setup()
+    arrays = (dm.X_train, dm.y_train, dm.X_val, dm.y_val)
+    return {
+        "subset": subset,
+        "variant": name,
+        "fingerprint": _data_fingerprint(*arrays),
+        "sums": [float(np.asarray(a, dtype=np.float64).sum()) for a in arrays],
+        "shapes": [list(np.shape(a)) for a in arrays],
     }
 
 
@@ -514,6 +566,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="with --checkpoint-dir: train only these members (a range such as 0-1 or 2-4) and stop (no scoring)",
     )
+    p.add_argument("--variant", default=None, help="this LSTM ablation variant instead of the best one by validation")
+    p.add_argument("--accelerator", default="cpu", help="with --members: Lightning accelerator (cpu, gpu)")
+    p.add_argument(
+        "--fingerprint",
+        action="store_true",
+        help="print the training data fingerprint of --subset's (--variant's) LSTM members as JSON (no training)",
+    )
     p.add_argument(
         "--errors",
         action="store_true",
@@ -521,6 +580,10 @@ def main(argv: list[str] | None = None) -> int:
         "results/rul_ensembles_errors_<subset>.json (no training)",
     )
     args = p.parse_args(argv)
+    if args.fingerprint:
+        for subset in args.subsets or ["FD004"]:
+            print(json.dumps(member_data_fingerprint(args.data_dir, subset, args.variant)), flush=True)
+        return 0
     if args.errors:
         for subset in args.subsets or ["FD004"]:
             prof = error_profile(json.loads((PARTS / f"{subset}.json").read_text(encoding="utf-8")))
@@ -544,6 +607,8 @@ def main(argv: list[str] | None = None) -> int:
                 max_epochs=args.max_epochs,
                 jobs=args.jobs,
                 threads=args.threads,
+                variant=args.variant,
+                accelerator=args.accelerator,
             )
             print(json.dumps(out), flush=True)
         return 0
@@ -572,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs,
             threads=args.threads,
             checkpoint_dir=args.checkpoint_dir,
+            variant=args.variant,
         )
         (PARTS / f"{subset}.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
         d = row["transformer_minus_lstm"]
