@@ -206,6 +206,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         _V9_FD002_DATA,
         {**_V9_MODEL, "d_model": 64, "d_ff": 128, "late_weight": 1.5},
     ),
+    # session 22: the FD002 transformer (v10) still trails the like-for-like LSTM ensemble on split 0 (11.10 vs
+    # 10.81) and its networks stop early (best epoch 3-6 of 10-18): more input noise (0.1, not 0.05), or every
+    # window of the training units (train_stride 1, twice the steps per epoch; the defaults take every second)
+    "T_w80_L3_plus4_do0_age_late15_nn10": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "late_weight": 1.5, "input_noise": 0.1}),
+    "T_w80_L3_plus4_do0_age_late15_st1": (
+        "transformer",
+        {**_V9_FD002_DATA, "train_stride": 1},
+        {**_V9_MODEL, "late_weight": 1.5},
+    ),
     # session 19: the age on the one-condition subsets, on the shipped FD001 (v6) and FD003 (v5) recipes and
     # on the best LSTM rows without it there (FD001 80 cycles, FD003 50 cycles; 64 hidden)
     "T_w80_age": ("transformer", {"window": 80, "age_channel": True}, {"patch_len": 8}),
