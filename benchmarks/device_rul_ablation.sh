@@ -22,18 +22,7 @@ SUBSETS="--subset FD001 --subset FD002 --subset FD003 --subset FD004"
 STAGE1="--variant T_w80 --variant L_w80"
 STAGE2="--variant T_w80_d64 --variant T_w80_L3 --variant T_w80_p4 --variant L_w80_h128"
 
-mkdir -p "$OUT" /tmp/data /tmp/parts /tmp/logs
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
-export CUBLAS_WORKSPACE_CONFIG=:4096:8 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
-tar xzf .devdata/cmapss.tgz -C /tmp/data
-cp benchmarks/results/rul_ablation_parts/*.json /tmp/parts/
-ls /tmp/parts | sort > /tmp/logs/parts_before.txt
-{ nvidia-smi -L; python3 -c 'import torch, pytorch_lightning as pl; print(torch.__version__, pl.__version__)'; nproc; } \
-    > /tmp/logs/machine.txt 2>&1
+. benchmarks/device_setup.sh
 
 # smoke: one epoch of each deep model on the GPU; fall back to CPU workers if it fails
 ACC=gpu

@@ -24,18 +24,8 @@ CLAIM_UNTIL=$((START + ${CLAIM_S:-330}))
 STOP_AT=$((START + ${BUDGET_S:-530}))
 DATA=/tmp/data/cmapss
 
-mkdir -p "$OUT" /tmp/data /tmp/parts /tmp/logs /tmp/ckpt
-if ls .whl/*.whl >/dev/null 2>&1; then  # what the machine lacks (pydantic and its needs), as wheels
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
-export CUBLAS_WORKSPACE_CONFIG=:4096:8 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
-tar xzf .devdata/cmapss.tgz -C /tmp/data
-cp benchmarks/results/rul_ablation_parts/*.json /tmp/parts/
-ls /tmp/parts | sort > /tmp/logs/parts_before.txt
-{ nvidia-smi -L; python3 -c 'import torch, pytorch_lightning as pl, numpy, sklearn, pandas; print(torch.__version__, pl.__version__, numpy.__version__, sklearn.__version__, pandas.__version__)'; nproc; } \
-    > /tmp/logs/machine.txt 2>&1
+. benchmarks/device_setup.sh
+mkdir -p /tmp/ckpt
 
 # ensemble name -> subset and LSTM variant
 declare -A ENS=(
