@@ -112,6 +112,14 @@ def train(
             "(default: the subset's, or the card's, setting).",
         ),
     ] = None,
+    train_stride: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Train on every Nth window of each training unit (default: the subset's, or the card's; "
+            "FD002/FD004 take every 2nd, neighbouring windows sharing all but one cycle).",
+        ),
+    ] = None,
     checkpoint_dir: Annotated[
         Path | None,
         typer.Option(
@@ -160,6 +168,8 @@ def train(
         data_params["extra_train_subsets"] = []
     if age_channel is not None:
         data_params["age_channel"] = age_channel
+    if train_stride is not None:
+        data_params["train_stride"] = train_stride
     try:
         result = train_cmapss(
             data_dir,

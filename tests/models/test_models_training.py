@@ -167,6 +167,8 @@ def test_cli_train_registers_a_model(cmapss_dir: Path, tmp_path: Path) -> None:
             "hidden_size=16",
             "--param",
             "dropout=0.0",
+            "--train-stride",
+            "3",
             "--registry-dir",
             str(tmp_path),
             "--promote",
@@ -180,6 +182,7 @@ def test_cli_train_registers_a_model(cmapss_dir: Path, tmp_path: Path) -> None:
     assert card["seed"] == 3 and card["model"] == "lstm"
     assert card["config"]["model"]["max_epochs"] == 1
     assert (card["config"]["model"]["hidden_size"], card["config"]["model"]["dropout"]) == (16, 0.0)
+    assert card["config"]["data"]["train_stride"] == 3
 
 
 @pytest.mark.parametrize(
