@@ -253,15 +253,21 @@ BASE_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def resolve_variant(name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """``(model, data overrides, model overrides)`` of a variant as it runs.
+#: The data settings every variant starts from on a subset, likewise frozen: FD002/FD004 took every
+#: second training window in every recorded run (the FD002 transformer takes every window since v11).
+BASE_DATA: dict[str, dict[str, Any]] = {"FD002": {"train_stride": 2}, "FD004": {"train_stride": 2}}
+
+
+def resolve_variant(name: str, subset: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(model, data overrides, model overrides)`` of a variant as it runs on ``subset``.
 
     The data trains on the subset's own units unless the variant names others (the defaults of
-    FD002/FD004 pool them now), without the age channel unless the variant asks for it; the model
-    starts from :data:`BASE_PARAMS`.
+    FD002/FD004 pool them now), without the age channel unless the variant asks for it, from
+    :data:`BASE_DATA`; the model starts from :data:`BASE_PARAMS`.
     """
     model, data, params = VARIANTS[name]
-    return model, {"extra_train_subsets": [], "age_channel": False, **data}, {**BASE_PARAMS[model], **params}
+    base = {"extra_train_subsets": [], "age_channel": False, **BASE_DATA.get(subset, {})}
+    return model, {**base, **data}, {**BASE_PARAMS[model], **params}
 
 
 def _device_name(accelerator: str) -> str:
@@ -298,7 +304,7 @@ def run(
                 if deadline is not None and time.time() > deadline:
                     print("deadline reached: no new runs claimed", flush=True)
                     return
-                model, data, params = resolve_variant(name)
+                model, data, params = resolve_variant(name, subset)
                 if accelerator != "cpu":
                     params = {**params, "accelerator": accelerator}
                 if threads is not None:

@@ -78,7 +78,7 @@ def select_lstm(
         best = variant
     else:
         best = min(candidates, key=candidates.__getitem__)
-    _, data, params = resolve_variant(best)
+    _, data, params = resolve_variant(best, subset)
     return best, data, params, float(candidates.get(best, float("nan")))
 
 

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.rul_ablation import BASE_PARAMS, VARIANTS, resolve_variant
+from benchmarks.rul_ablation import BASE_DATA, BASE_PARAMS, VARIANTS, resolve_variant
 from models._torch_estimator import RUNTIME_PARAMS
-from models.pipeline import _SUBSET_MODEL_OVERRIDES, make_estimator, resolve_config
+from models.pipeline import _SUBSET_DATA_OVERRIDES, _SUBSET_MODEL_OVERRIDES, make_estimator, resolve_config
 
 PARTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "rul_ablation_parts"
 #: what a run's seed or machine sets, not what it learns
@@ -23,7 +23,7 @@ _NOT_COMPARED = {*RUNTIME_PARAMS, "random_state", "n_members"}
 
 def _as_run_now(subset: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The (data, model) configuration that running ``name`` on ``subset`` today would train."""
-    model, data, params = resolve_variant(name)
+    model, data, params = resolve_variant(name, subset)
     cfg = resolve_config(subset, model, model_params=params, data_params=data)
     return cfg["data"], {**make_estimator(model).get_params(), **cfg["model"]}
 
@@ -67,3 +67,10 @@ def test_base_pins_every_parameter_a_subset_overrides() -> None:
     for overrides in _SUBSET_MODEL_OVERRIDES.values():
         for model, params in overrides.items():
             assert set(params) <= set(BASE_PARAMS[model]), (model, sorted(set(params) - set(BASE_PARAMS[model])))
+
+
+def test_base_pins_every_data_setting_a_subset_overrides_per_model() -> None:
+    # e.g. the FD002 transformer's train_stride 1 (v11): the recorded FD002 runs took every second window
+    for subset, overrides in _SUBSET_DATA_OVERRIDES.items():
+        for model, data in overrides.items():
+            assert set(data) <= set(BASE_DATA.get(subset, {})), (subset, model, sorted(data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,15 @@ def test_select_lstm_takes_the_lowest_lstm_mean_with_five_seeds(tmp_path: Path) 
 
     assert name == "L_w80_h128"
     # the variant as the ablation ran it: its own units, the frozen base architecture under its overrides
-    assert data == {"window": 80, "extra_train_subsets": [], "age_channel": False}
+    assert data == {"window": 80, "extra_train_subsets": [], "age_channel": False, "train_stride": 2}
     assert params == {"hidden_size": 128, "num_layers": 2, "dropout": 0.1}
     assert mean == pytest.approx(13.4)
+
+    # a named variant instead (members trained before its ablation rows are complete): no mean yet
+    name, data, _, mean = select_lstm("FD004", path, variant="L_w50")
+    assert (name, data["window"], math.isnan(mean)) == ("L_w50", 50, True)
+    with pytest.raises(ValueError, match="not an LSTM variant"):
+        select_lstm("FD004", path, variant="T_w80")
 
 
 def test_lstm_setup_gives_the_lstm_the_shipped_transformers_units_and_inputs() -> None:
@@ -176,3 +183,17 @@ def test_error_profile_finds_a_constant_offset_and_crossfits_it_away() -> None:
     assert prof["crossfit_offset_rmse"]["transformer"]["mean"] < 0.2
     assert prof["crossfit_offset_rmse"]["lstm"]["mean"] > 3.0
     assert sum(b["n"] for b in prof["by_true_rul"]) == units.size
+
+
+def test_member_data_fingerprint_tells_the_training_data_apart(cmapss_dir: Path) -> None:
+    """What a GPU machine's members are checked against before they load here (same data, same key)."""
+    from benchmarks.rul_ensembles import member_data_fingerprint
+
+    a = member_data_fingerprint(cmapss_dir, "FD001", "L_w80_age")
+    again = member_data_fingerprint(cmapss_dir, "FD001", "L_w80_age")
+    shorter = member_data_fingerprint(cmapss_dir, "FD001", "L_w50_age")
+    assert a == again
+    assert a["fingerprint"] != shorter["fingerprint"]
+    # windows of 80 cycles, the sensors plus the age channel; 5 validation cuts per unit
+    assert a["shapes"][0][2] == 80 and shorter["shapes"][0][2] == 50
+    assert a["shapes"][2][0] % 5 == 0 and a["shapes"][2][0] == a["shapes"][3][0]

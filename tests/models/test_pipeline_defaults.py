@@ -41,3 +41,13 @@ def test_card_config_reads_options_a_card_predates_as_off() -> None:
     # nor does a learning option added since: FD004's default late_weight is 1.5 from v10 on
     assert default_config("FD004")["model"]["late_weight"] == 1.5 and "late_weight" not in v9["config"]["model"]
     assert card_config(v9)["model"]["late_weight"] == 1.0
+
+
+def test_the_fd002_transformer_alone_takes_every_training_window() -> None:
+    """A data default measured for one model only (session 22: the FD002 transformer) is that model's."""
+    assert default_config("FD002", "transformer")["data"]["train_stride"] == 1
+    assert default_config("FD002", "lstm")["data"]["train_stride"] == 2
+    assert default_config("FD004", "transformer")["data"]["train_stride"] == 2
+    # the rest of the subset's data defaults are the same for every model
+    t, lstm = default_config("FD002", "transformer")["data"], default_config("FD002", "lstm")["data"]
+    assert {k: v for k, v in t.items() if k != "train_stride"} == {k: v for k, v in lstm.items() if k != "train_stride"}
