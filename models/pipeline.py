@@ -112,8 +112,8 @@ _TRANSFORMER_TOKENS = 10
 #: two fault modes) wants depth at 80 cycles: 3 time + 2 sensor layers -0.71 +- 0.47 against the
 #: 2 + 1 default (4 of 5 seeds); on FD001-FD003 the same change did nothing or worse (unpooled).
 #: Per subset and model: overrides of the data defaults. The FD002 transformer trains on every window of
-#: its training units since v11 (session 22): -0.53 +- 0.34 RMSE over 5 split seeds, 5 of 5, against every
-#: second (T_w80_L3_plus4_do0_age_late15_st1), at about 1.6x the training time. Not measured for the LSTM
+#: its training units since v11 (session 22): -0.53 +- 0.33 RMSE over 5 split seeds, 5 of 5, against every
+#: second (T_w80_L3_plus4_do0_age_late15_st1), at about 1.4x the training time. Not measured for the LSTM
 #: (about 80 min of a core per FD002 network here), which keeps the subset's default.
 _SUBSET_DATA_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "FD002": {"transformer": {"train_stride": 1}},
