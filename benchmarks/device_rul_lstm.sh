@@ -15,7 +15,7 @@
 # every 30 s so that a cut-off call still returns what finished. Jobs run in the order listed; none
 # starts after CLAIM_S seconds.
 #
-#   WORKERS=16 CLAIM_S=330 BUDGET_S=530 bash benchmarks/device_rul_lstm.sh
+#   WORKERS=16 CLAIM_S=330 BUDGET_S=530 [JOBS=s22|fd002_st1] bash benchmarks/device_rul_lstm.sh
 set -u
 START=$(date +%s)
 OUT=${OUT:-/tmp/out}
@@ -27,13 +27,21 @@ DATA=/tmp/data/cmapss
 . benchmarks/device_setup.sh
 mkdir -p /tmp/ckpt
 
+# JOBS=s22: what ran in session 22 (447 s on an H200); JOBS=fd002_st1 (the default): the FD002 LSTM on
+# every training window, as the FD002 transformer trains since v11 (fairness; not run yet)
+JOBS=${JOBS:-fd002_st1}
 # ensemble name -> subset and LSTM variant
-declare -A ENS=(
-    [FD003_h128_age]="FD003 L_w80_h128_age"
-    [FD004_plus2_age]="FD004 L_w80_h128_plus2_age"
-    [FD002_plus4_age_late15]="FD002 L_w80_h128_plus4_age_late15"
-    [FD004_plus2_age_late15]="FD004 L_w80_h128_plus2_age_late15"
-)
+declare -A ENS
+if [ "$JOBS" = s22 ]; then
+    ENS=(
+        [FD003_h128_age]="FD003 L_w80_h128_age"
+        [FD004_plus2_age]="FD004 L_w80_h128_plus2_age"
+        [FD002_plus4_age_late15]="FD002 L_w80_h128_plus4_age_late15"
+        [FD004_plus2_age_late15]="FD004 L_w80_h128_plus2_age_late15"
+    )
+else
+    ENS=([FD002_plus4_age_st1]="FD002 L_w80_h128_plus4_age_st1")
+fi
 for name in "${!ENS[@]}"; do
     set -- ${ENS[$name]}
     python3 benchmarks/rul_ensembles.py --fingerprint --data-dir "$DATA" --subset "$1" --variant "$2" \
@@ -48,13 +56,18 @@ abl() {  # subset variant tag  (one job claims one missing seed, then any other 
     echo "python3 benchmarks/rul_ablation.py --data-dir $DATA --parts-dir /tmp/parts --seeds 5 --subset $1 --variant $2 --accelerator gpu --threads 1 --deadline $CLAIM_UNTIL > /tmp/logs/abl_$1_$2_$3.log 2>&1"
 }
 {
-    for m in 0 1 2 3 4; do ens FD003_h128_age $m; done
-    for t in a b c; do abl FD004 L_w80_h128_plus2_age $t; done
-    for m in 0 1 2 3 4; do ens FD004_plus2_age $m; done
-    for t in a b c d e; do abl FD002 L_w80_h128_plus4_age_late15 $t; done
-    for t in a b c d e; do abl FD004 L_w80_h128_plus2_age_late15 $t; done
-    for m in 0 1 2 3 4; do ens FD002_plus4_age_late15 $m; done
-    for m in 0 1 2 3 4; do ens FD004_plus2_age_late15 $m; done
+    if [ "$JOBS" = s22 ]; then
+        for m in 0 1 2 3 4; do ens FD003_h128_age $m; done
+        for t in a b c; do abl FD004 L_w80_h128_plus2_age $t; done
+        for m in 0 1 2 3 4; do ens FD004_plus2_age $m; done
+        for t in a b c d e; do abl FD002 L_w80_h128_plus4_age_late15 $t; done
+        for t in a b c d e; do abl FD004 L_w80_h128_plus2_age_late15 $t; done
+        for m in 0 1 2 3 4; do ens FD002_plus4_age_late15 $m; done
+        for m in 0 1 2 3 4; do ens FD004_plus2_age_late15 $m; done
+    else
+        for t in a b c d e; do abl FD002 L_w80_h128_plus4_age_st1 $t; done
+        for m in 0 1 2 3 4; do ens FD002_plus4_age_st1 $m; done
+    fi
 } > /tmp/logs/jobs.txt
 
 snapshot() {
