@@ -117,7 +117,8 @@ def train(
         typer.Option(
             min=1,
             help="Train on every Nth window of each training unit (default: the subset's, or the card's; "
-            "FD002/FD004 take every 2nd, neighbouring windows sharing all but one cycle).",
+            "the FD002/FD004 LSTM and MiniRocket take every 2nd, neighbouring windows sharing all but one "
+            "cycle, their transformers every window).",
         ),
     ] = None,
     checkpoint_dir: Annotated[

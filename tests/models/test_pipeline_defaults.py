@@ -43,11 +43,12 @@ def test_card_config_reads_options_a_card_predates_as_off() -> None:
     assert card_config(v9)["model"]["late_weight"] == 1.0
 
 
-def test_the_fd002_transformer_alone_takes_every_training_window() -> None:
-    """A data default measured for one model only (session 22: the FD002 transformer) is that model's."""
-    assert default_config("FD002", "transformer")["data"]["train_stride"] == 1
-    assert default_config("FD002", "lstm")["data"]["train_stride"] == 2
-    assert default_config("FD004", "transformer")["data"]["train_stride"] == 2
+def test_the_six_condition_transformers_alone_take_every_training_window() -> None:
+    """A data default measured for one model only (session 22: the FD002/FD004 transformers) is that model's."""
+    for subset in ("FD002", "FD004"):
+        assert default_config(subset, "transformer")["data"]["train_stride"] == 1
+        assert default_config(subset, "lstm")["data"]["train_stride"] == 2
+        assert default_config(subset, "minirocket")["data"]["train_stride"] == 2
     # the rest of the subset's data defaults are the same for every model
     t, lstm = default_config("FD002", "transformer")["data"], default_config("FD002", "lstm")["data"]
     assert {k: v for k, v in t.items() if k != "train_stride"} == {k: v for k, v in lstm.items() if k != "train_stride"}
