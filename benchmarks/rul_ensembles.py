@@ -533,8 +533,7 @@ def merge(parts: Path = PARTS, out: Path = RESULTS / "rul_ensembles.json") -> di
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run subsets (one part file each) or merge the parts."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/datasets/cmapss")
     p.add_argument("--subset", action="append", dest="subsets")
@@ -579,6 +578,12 @@ def main(argv: list[str] | None = None) -> int:
         help="where the two ensembles of --subset's part file differ (by true RUL, offsets); writes "
         "results/rul_ensembles_errors_<subset>.json (no training)",
     )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run subsets (one part file each) or merge the parts."""
+    p = _parser()
     args = p.parse_args(argv)
     if args.fingerprint:
         for subset in args.subsets or ["FD004"]:
