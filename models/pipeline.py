@@ -53,7 +53,8 @@ VARIANTS = (
 
 #: Per-subset defaults, chosen on validation RMSE within a shared 2-CPU budget of a few
 #: CPU-minutes per run: FD002/FD004 keep every 2nd training window (neighbouring windows overlap
-#: in all but one cycle, so little information is lost).
+#: in all but one cycle, so little information is lost; their transformers take every window since
+#: v11, _SUBSET_DATA_OVERRIDES below: twice the optimiser steps per epoch did gain).
 #: Transformer, FD003 validation RMSE (split seed 0, 30-cycle windows): per-cycle tokens with a
 #: conv embedding, time attention only 16.9-18.0; + noise/EMA, batch 64: 17.0; 5-cycle patches,
 #: d_model 64: 16.1; 3-cycle patches + attention over sensors (DAST-style): 12.7.
@@ -108,9 +109,6 @@ _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 #: The transformer reads every default window as this many patch tokens (patch_len = window / 10:
 #: 5-cycle patches at 50 cycles, 8-cycle patches at 80).
 _TRANSFORMER_TOKENS = 10
-#: Per subset and model: overrides of the model defaults above. FD004 (six operating conditions,
-#: two fault modes) wants depth at 80 cycles: 3 time + 2 sensor layers -0.71 +- 0.47 against the
-#: 2 + 1 default (4 of 5 seeds); on FD001-FD003 the same change did nothing or worse (unpooled).
 #: Per subset and model: overrides of the data defaults. The FD002/FD004 transformers train on every
 #: window of their training units since v11 (session 22), against every second: FD002 -0.53 +- 0.33 RMSE
 #: over 5 split seeds, 5 of 5 (T_w80_L3_plus4_do0_age_late15_st1), FD004 -0.20 +- 0.28, 4 of 5
@@ -120,6 +118,9 @@ _SUBSET_DATA_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "FD002": {"transformer": {"train_stride": 1}},
     "FD004": {"transformer": {"train_stride": 1}},
 }
+#: Per subset and model: overrides of the model defaults above. FD004 (six operating conditions,
+#: two fault modes) wants depth at 80 cycles: 3 time + 2 sensor layers -0.71 +- 0.47 against the
+#: 2 + 1 default (4 of 5 seeds); on FD001-FD003 the same change did nothing or worse (unpooled).
 _SUBSET_MODEL_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     # dropout 0 since v8: with FD002's units it is -0.32 +- 0.32 RMSE over 5 split seeds (docs/rul_cmapss.md);
     # late errors weighted 1.5x since v10: -0.11 +- 0.12 RMSE (4 of 5) and -43 +- 20 PHM08 (5 of 5) over 5 splits
