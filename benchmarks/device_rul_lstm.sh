@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # LSTM baselines on a borrowed GPU machine, in one time-boxed call (session 22).
 #
-# The LSTM networks of the transformer-vs-LSTM comparison (benchmarks/rul_ensembles.py) take 25-65
+# The LSTM networks of the transformer-vs-LSTM comparison (benchmarks/rul_ensembles.py) take 11-66
 # minutes each on one core of a 2-core CPU machine (the transformers 3-5): this trains what the
 # comparison still lacks, many at once, on one GPU. Nothing in the product or in CI needs it.
 #   * ensemble members (benchmarks/rul_ensembles.py --members i-i --variant V --accelerator gpu),

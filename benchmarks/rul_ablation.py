@@ -222,7 +222,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {**_V9_MODEL, "late_weight": 1.5},
     ),
     # the FD002 transformer takes every window since v11 (the st1 row above: -0.53 +- 0.33): the LSTM too, for
-    # fairness (about 80 min of a core per network here: for a GPU machine, benchmarks/device_rul_lstm.sh)
+    # fairness (roughly 50-90 min of a core per network here: for a GPU machine, benchmarks/device_rul_lstm.sh)
     "L_w80_h128_plus4_age_st1": (
         "lstm",
         {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True, "train_stride": 1},
