@@ -194,6 +194,6 @@ def test_member_data_fingerprint_tells_the_training_data_apart(cmapss_dir: Path)
     shorter = member_data_fingerprint(cmapss_dir, "FD001", "L_w50_age")
     assert a == again
     assert a["fingerprint"] != shorter["fingerprint"]
-    # windows of 80 cycles, the sensors plus the age channel; 5 validation cuts per unit
+    # windows of 80 and 50 cycles; one truth per validation window, 5 validation cuts per unit
     assert a["shapes"][0][2] == 80 and shorter["shapes"][0][2] == 50
     assert a["shapes"][2][0] % 5 == 0 and a["shapes"][2][0] == a["shapes"][3][0]
