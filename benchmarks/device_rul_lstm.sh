@@ -15,7 +15,7 @@
 # every 30 s so that a cut-off call still returns what finished. Jobs run in the order listed; none
 # starts after CLAIM_S seconds.
 #
-#   WORKERS=16 CLAIM_S=330 BUDGET_S=530 [JOBS=s22|fd002_st1] bash benchmarks/device_rul_lstm.sh
+#   WORKERS=16 CLAIM_S=330 BUDGET_S=530 [JOBS=s22|fd002_st1|st1|fd004_abl_st1] bash benchmarks/device_rul_lstm.sh
 set -u
 START=$(date +%s)
 OUT=${OUT:-/tmp/out}
@@ -28,7 +28,9 @@ DATA=/tmp/data/cmapss
 mkdir -p /tmp/ckpt
 
 # JOBS=s22: what ran in session 22 (447 s on an H200); JOBS=fd002_st1 (the default): the FD002 LSTM on
-# every training window, as the FD002 transformer trains since v11 (fairness; not run yet)
+# every training window, as the FD002 transformer trains since v11 (fairness; 5 splits + 5 members);
+# JOBS=st1 (session 23, 386 s on an H200): that and the FD004 LSTM's 5 members on every window (15
+# networks at once); JOBS=fd004_abl_st1 (session 23, 199 s): the FD004 LSTM on every window, 5 splits
 JOBS=${JOBS:-fd002_st1}
 # ensemble name -> subset and LSTM variant
 declare -A ENS
@@ -39,8 +41,13 @@ if [ "$JOBS" = s22 ]; then
         [FD002_plus4_age_late15]="FD002 L_w80_h128_plus4_age_late15"
         [FD004_plus2_age_late15]="FD004 L_w80_h128_plus2_age_late15"
     )
-else
+elif [ "$JOBS" = fd002_st1 ]; then
     ENS=([FD002_plus4_age_st1]="FD002 L_w80_h128_plus4_age_st1")
+else
+    ENS=(
+        [FD002_plus4_age_st1]="FD002 L_w80_h128_plus4_age_st1"
+        [FD004_plus2_age_st1]="FD004 L_w80_h128_plus2_age_st1"
+    )
 fi
 for name in "${!ENS[@]}"; do
     set -- ${ENS[$name]}
@@ -64,9 +71,14 @@ abl() {  # subset variant tag  (one job claims one missing seed, then any other 
         for t in a b c d e; do abl FD004 L_w80_h128_plus2_age_late15 $t; done
         for m in 0 1 2 3 4; do ens FD002_plus4_age_late15 $m; done
         for m in 0 1 2 3 4; do ens FD004_plus2_age_late15 $m; done
+    elif [ "$JOBS" = fd004_abl_st1 ]; then
+        for t in a b c d e; do abl FD004 L_w80_h128_plus2_age_st1 $t; done
     else
         for t in a b c d e; do abl FD002 L_w80_h128_plus4_age_st1 $t; done
         for m in 0 1 2 3 4; do ens FD002_plus4_age_st1 $m; done
+    fi
+    if [ "$JOBS" = st1 ]; then
+        for m in 0 1 2 3 4; do ens FD004_plus2_age_st1 $m; done
     fi
 } > /tmp/logs/jobs.txt
 

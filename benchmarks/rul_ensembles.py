@@ -566,6 +566,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --checkpoint-dir: train only these members (a range such as 0-1 or 2-4) and stop (no scoring)",
     )
     p.add_argument("--variant", default=None, help="this LSTM ablation variant instead of the best one by validation")
+    p.add_argument(
+        "--part-out",
+        type=Path,
+        default=None,
+        help="write the part file here, not to rul_ensembles_parts/ (an ensemble kept for the record, not merged)",
+    )
     p.add_argument("--accelerator", default="cpu", help="with --members: Lightning accelerator (cpu, gpu)")
     p.add_argument(
         "--fingerprint",
@@ -632,6 +638,8 @@ def main(argv: list[str] | None = None) -> int:
         res = merge()
         print(markdown(res["rows"]), end="")
         return 0
+    if args.part_out is not None and len(args.subsets or []) != 1:
+        p.error("--part-out takes one --subset")
     PARTS.mkdir(parents=True, exist_ok=True)
     for subset in args.subsets or ["FD001", "FD002", "FD003", "FD004"]:
         row = run_subset(
@@ -644,7 +652,9 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_dir=args.checkpoint_dir,
             variant=args.variant,
         )
-        (PARTS / f"{subset}.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+        part = args.part_out if args.part_out is not None else PARTS / f"{subset}.json"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
         d = row["transformer_minus_lstm"]
         print(
             f"{subset}: transformer {row['transformer_val_rmse']:.2f} vs LSTM {row['lstm_val_rmse']:.2f} "

@@ -112,8 +112,9 @@ _TRANSFORMER_TOKENS = 10
 #: Per subset and model: overrides of the data defaults. The FD002/FD004 transformers train on every
 #: window of their training units since v11 (session 22), against every second: FD002 -0.53 +- 0.33 RMSE
 #: over 5 split seeds, 5 of 5 (T_w80_L3_plus4_do0_age_late15_st1), FD004 -0.20 +- 0.28, 4 of 5
-#: (T_w80_L3_plus2_do0_age_late15_st1), at about 1.4x the training time. Not measured for the LSTM (roughly
-#: 50-90 min of a core per network here), which keeps the subsets' default.
+#: (T_w80_L3_plus2_do0_age_late15_st1), at about 1.4x the training time. The LSTM keeps the subsets'
+#: default: every window made it worse over the same splits (session 23, on a GPU machine: FD002 +0.60 +-
+#: 0.99, FD004 +0.11 +- 0.56).
 _SUBSET_DATA_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "FD002": {"transformer": {"train_stride": 1}},
     "FD004": {"transformer": {"train_stride": 1}},
