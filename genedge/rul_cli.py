@@ -337,6 +337,49 @@ def evaluate(
     emit(out, as_json)
 
 
+@rul_app.command("calibrate")
+def calibrate(
+    data_dir: DataDir,
+    *,
+    subset: Subset = "FD001",
+    registry_dir: RegistryDir = Path("var/registry"),
+    name: Annotated[str | None, typer.Option(help="Registry name (default cmapss-<subset>).")] = None,
+    version: Annotated[str | None, typer.Option(help="Version to recalibrate (default: the promoted one).")] = None,
+    bins: Annotated[
+        str,
+        typer.Option(help="Mondrian bin edges on the predicted RUL, comma-separated; empty for one pooled quantile."),
+    ] = "40,90",
+    promote: Annotated[bool, typer.Option(help="Promote the new version.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recalibrate a registered model's intervals on its validation cuts (no training) as a new version."""
+    from models.pipeline import recalibrate_version, registry_name
+
+    try:
+        edges = tuple(float(b) for b in bins.split(",") if b.strip())
+    except ValueError:
+        fail(GenEdgeError(f"--bins takes comma-separated numbers, got {bins!r}"))
+    try:
+        mv = recalibrate_version(
+            registry_dir, name or registry_name(subset), data_dir, version=version, bins=edges, promote=promote
+        )
+    except GenEdgeError as err:
+        fail(err)
+    m = mv.card["metrics"]
+    cal = mv.card["calibration"]
+    out: dict[str, Any] = {
+        "name": mv.name,
+        "version": mv.version,
+        "recalibrated_from": mv.card["recalibrated_from"],
+        "promoted": promote,
+        "method": cal["method"],
+        "bins": cal.get("bins", []),
+        "q90": cal.get("bin_q90", [cal["q90"]]),
+    }
+    out.update({k: round(v, 4) for k, v in m.items() if k.startswith("val_") and ("coverage" in k or "interval" in k)})
+    emit(out, as_json)
+
+
 @rul_app.command("quantize")
 def quantize(
     data_dir: DataDir,

@@ -9,11 +9,20 @@ calibration and test instances this covers at least ``1 - alpha`` of the test tr
 ``scale="prediction"`` gives *normalised* conformal intervals with ``sigma = yhat + offset``:
 C-MAPSS errors shrink near failure, so intervals become tighter for engines about to fail.
 
+``bins`` gives *Mondrian* (category-wise) conformal intervals (Vovk et al. 2005, ch. 4): the
+calibration instances are grouped by the bin of their *prediction* (edges in RUL units, e.g.
+``(40, 90)``: below 40, 40-90, 90 and up) and each bin gets its own score quantile, so coverage holds
+within each bin, not only on average: an engine predicted near failure gets the interval that
+near-failure predictions earned, not the wide one of the mid-life engines, and the average coverage
+does not depend on how a fleet's predictions are spread over the bins. A bin with fewer than
+``min_bin_size`` calibration instances (or too few for the coverage asked) uses the pooled quantile.
+
 This module imports only numpy: the edge runtime (:mod:`models.runtime`) uses it too.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
@@ -36,15 +45,21 @@ class SplitConformal:
             ``max(yhat, 0) + offset``.
         offset: added to the prediction in the normalising scale, in cycles.
         lower_bound: intervals are clipped below at this value (RUL cannot be negative).
+        bins: increasing edges on the prediction for Mondrian intervals (``()``: one pooled bin).
+        min_bin_size: fewest calibration instances a bin needs for its own quantile.
 
     Attributes:
-        scores_: sorted calibration non-conformity scores.
+        scores_: sorted calibration non-conformity scores (all bins).
+        bin_scores_: with ``bins``, the sorted scores of each of the ``len(bins) + 1`` bins.
     """
 
     scale: Scale = "none"
     offset: float = 10.0
     lower_bound: float = 0.0
+    bins: tuple[float, ...] = ()
+    min_bin_size: int = 20
     scores_: np.ndarray | None = field(default=None, repr=False)
+    bin_scores_: list[np.ndarray] | None = field(default=None, repr=False)
 
     def fit(self, y_true: Any, y_pred: Any) -> Self:
         """Calibrate on held-out truths and predictions.
@@ -61,12 +76,32 @@ class SplitConformal:
         """
         if self.scale not in ("none", "prediction"):
             raise ModelError(f"scale must be 'none' or 'prediction', got {self.scale!r}")
+        edges = tuple(float(b) for b in self.bins)
+        if any(not math.isfinite(b) for b in edges) or any(b >= c for b, c in itertools.pairwise(edges)):
+            raise ModelError(f"bins must be finite, strictly increasing edges, got {self.bins!r}")
+        self.bins = edges
         t = np.asarray(y_true, dtype=np.float64).reshape(-1)
         p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
         if t.shape != p.shape or t.size == 0:
             raise ModelError(f"y_true and y_pred must be non-empty and of equal length, got {t.shape} and {p.shape}")
-        self.scores_ = np.sort(np.abs(t - p) / self._sigma(p))
+        scores = np.abs(t - p) / self._sigma(p)
+        self.scores_ = np.sort(scores)
+        if edges:
+            which = self._bin_of(p)
+            self.bin_scores_ = [np.sort(scores[which == b]) for b in range(len(edges) + 1)]
+        else:
+            self.bin_scores_ = None
         return self
+
+    def _bin_of(self, y_pred: np.ndarray) -> np.ndarray:
+        """Bin index of each prediction (0 below the first edge, ``len(bins)`` at or above the last)."""
+        return np.searchsorted(np.asarray(self.bins, dtype=np.float64), y_pred, side="right")
+
+    def unfitted(self) -> SplitConformal:
+        """A new, uncalibrated calibrator with these settings (to calibrate on other instances)."""
+        return SplitConformal(
+            scale=self.scale, offset=self.offset, lower_bound=self.lower_bound, bins=self.bins, min_bin_size=self.min_bin_size
+        )
 
     def _sigma(self, y_pred: np.ndarray) -> np.ndarray:
         if self.scale == "prediction":
@@ -74,15 +109,25 @@ class SplitConformal:
         return np.ones_like(y_pred)
 
     def quantile(self, coverage: float) -> float:
-        """Return the conformal score quantile for ``coverage`` (``inf`` if too few scores)."""
+        """Return the pooled conformal score quantile for ``coverage`` (``inf`` if too few scores)."""
         if self.scores_ is None:
             raise NotFittedError("SplitConformal is not calibrated; call fit(y_true, y_pred)")
-        coverage = check_coverage(coverage)
-        n = self.scores_.size
-        rank = math.ceil((n + 1) * coverage)
-        if rank > n:
-            return math.inf
-        return float(self.scores_[rank - 1])
+        return _rank_quantile(self.scores_, check_coverage(coverage))
+
+    def bin_quantiles(self, coverage: float) -> np.ndarray:
+        """The score quantile each bin uses for ``coverage`` (one value without ``bins``).
+
+        A bin with fewer than ``min_bin_size`` scores, or too few for ``coverage`` (an infinite
+        quantile), takes the pooled one.
+        """
+        pooled = self.quantile(coverage)
+        if not self.bin_scores_:
+            return np.array([pooled])
+        out = []
+        for scores in self.bin_scores_:
+            q = _rank_quantile(scores, coverage) if scores.size >= self.min_bin_size else math.inf
+            out.append(q if math.isfinite(q) else pooled)
+        return np.array(out)
 
     def interval(self, y_pred: Any, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(lower, upper)`` around point predictions.
@@ -95,7 +140,8 @@ class SplitConformal:
             Two arrays of shape ``(n,)`` with ``lower <= y_pred <= upper``.
         """
         p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
-        half = self.quantile(coverage) * self._sigma(p)
+        q = self.bin_quantiles(coverage)
+        half = (q[self._bin_of(p)] if self.bin_scores_ else q[0]) * self._sigma(p)
         lower = np.minimum(np.maximum(p - half, self.lower_bound), p)
         return lower, p + half
 
@@ -103,7 +149,7 @@ class SplitConformal:
         """Serialise to JSON-compatible data (stored in the model card)."""
         if self.scores_ is None:
             raise NotFittedError("SplitConformal is not calibrated; call fit(y_true, y_pred)")
-        return {
+        out: dict[str, Any] = {
             "method": "split_conformal",
             "scale": self.scale,
             "offset": self.offset,
@@ -111,6 +157,17 @@ class SplitConformal:
             "scores": [float(s) for s in self.scores_],
             "q90": self.quantile(0.9),
         }
+        if self.bin_scores_:
+            out.update(
+                {
+                    "method": "mondrian_split_conformal",
+                    "bins": list(self.bins),
+                    "min_bin_size": self.min_bin_size,
+                    "bin_scores": [[float(s) for s in b] for b in self.bin_scores_],
+                    "bin_q90": [float(q) for q in self.bin_quantiles(0.9)],
+                }
+            )
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SplitConformal:
@@ -119,9 +176,25 @@ class SplitConformal:
             scale=data.get("scale", "none"),
             offset=float(data.get("offset", 10.0)),
             lower_bound=float(data.get("lower_bound", 0.0)),
+            bins=tuple(float(b) for b in data.get("bins", ())),
+            min_bin_size=int(data.get("min_bin_size", 20)),
         )
         obj.scores_ = np.sort(np.asarray(data["scores"], dtype=np.float64))
+        if obj.bins:
+            bin_scores = data.get("bin_scores")
+            if not isinstance(bin_scores, list) or len(bin_scores) != len(obj.bins) + 1:
+                raise ModelError(f"a calibration with {len(obj.bins)} bin edges needs {len(obj.bins) + 1} 'bin_scores' lists")
+            obj.bin_scores_ = [np.sort(np.asarray(b, dtype=np.float64)) for b in bin_scores]
         return obj
+
+
+def _rank_quantile(scores: np.ndarray, coverage: float) -> float:
+    """The ``ceil((n + 1) coverage)``-th smallest of sorted ``scores`` (``inf`` if past the end)."""
+    n = scores.size
+    rank = math.ceil((n + 1) * coverage)
+    if rank > n:
+        return math.inf
+    return float(scores[rank - 1])
 
 
 def empirical_coverage(y_true: Any, lower: Any, upper: Any) -> float:

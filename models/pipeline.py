@@ -34,6 +34,7 @@ __all__ = [
     "export_variants",
     "fit_fold",
     "make_estimator",
+    "recalibrate_version",
     "register_result",
     "registry_name",
     "train_cmapss",
@@ -109,6 +110,14 @@ _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 #: The transformer reads every default window as this many patch tokens (patch_len = window / 10:
 #: 5-cycle patches at 50 cycles, 8-cycle patches at 80).
 _TRANSFORMER_TOKENS = 10
+#: Edges (predicted RUL, cycles) of the Mondrian interval bins of C-MAPSS models (models.calibration):
+#: below 40, 40-90, 90 and up. With one pooled quantile the shipped models' 90 % intervals were about 34
+#: cycles wide at every prediction and covered 1.00 of near-failure cuts but 0.66-0.83 of those
+#: predicted at 75-115; by bin they are 8-16 cycles wide below 40 at the same average coverage
+#: (benchmarks/rul_intervals.py; chosen among 3 edge sets by leave-one-unit-out coverage, session 23).
+CMAPSS_INTERVAL_BINS: tuple[float, ...] = (40.0, 90.0)
+#: Interval widths are also reported for predictions below this (``val_interval_width_near_failure``).
+NEAR_FAILURE_RUL = 40.0
 #: Per subset and model: overrides of the data defaults. The FD002/FD004 transformers train on every
 #: window of their training units since v11 (session 22), against every second: FD002 -0.53 +- 0.33 RMSE
 #: over 5 split seeds, 5 of 5 (T_w80_L3_plus4_do0_age_late15_st1), FD004 -0.20 +- 0.28, 4 of 5
@@ -220,8 +229,14 @@ def _interval_metrics(
     }
 
 
-def _cross_coverage(y: np.ndarray, pred: np.ndarray, units: np.ndarray, coverage: float, seed: int) -> float:
-    """Out-of-sample coverage on validation: calibrate on half the units, test on the other."""
+def _cross_coverage(
+    y: np.ndarray, pred: np.ndarray, units: np.ndarray, coverage: float, seed: int, conformal: SplitConformal | None = None
+) -> float:
+    """Out-of-sample coverage on validation: calibrate on half the units, test on the other.
+
+    One random halving (``seed``), so with 20 validation units it is noisy (about +-0.04); see
+    :func:`_louo_coverage`. ``conformal`` gives the calibration method (its settings, not its scores).
+    """
     unique = np.unique(units)
     if unique.size < 4:
         return float("nan")
@@ -231,24 +246,49 @@ def _cross_coverage(y: np.ndarray, pred: np.ndarray, units: np.ndarray, coverage
     for cal_units, test_units in (halves, halves[::-1]):
         cal = np.isin(units, cal_units)
         test = np.isin(units, test_units)
-        conf = SplitConformal().fit(y[cal], pred[cal])
+        conf = (conformal.unfitted() if conformal is not None else SplitConformal()).fit(y[cal], pred[cal])
         lo, hi = conf.interval(pred[test], coverage)
         hits.append((y[test] >= lo) & (y[test] <= hi))
+    return float(np.mean(np.concatenate(hits)))
+
+
+def _louo_coverage(y: np.ndarray, pred: np.ndarray, units: np.ndarray, coverage: float, conformal: SplitConformal) -> float:
+    """Leave-one-unit-out coverage: each validation unit's cuts against intervals calibrated on the others."""
+    unique = np.unique(units)
+    if unique.size < 4:
+        return float("nan")
+    hits = []
+    for unit in unique:
+        held = units == unit
+        lo, hi = conformal.unfitted().fit(y[~held], pred[~held]).interval(pred[held], coverage)
+        hits.append((y[held] >= lo) & (y[held] <= hi))
     return float(np.mean(np.concatenate(hits)))
 
 
 def _val_metrics(
     y: np.ndarray, pred: np.ndarray, units: np.ndarray, conformal: SplitConformal, *, coverage: float, seed: int
 ) -> dict[str, Any]:
+    lower, upper = conformal.interval(pred, coverage)
+    near = pred < NEAR_FAILURE_RUL
     return {
         "val_rmse": rmse(y, pred),
         "val_score": phm08_score(y, pred),
         "val_n_units": int(np.unique(units).size),
         "val_n_cuts": int(y.size),
-        "val_coverage_cross": _cross_coverage(y, pred, units, coverage, seed),
+        "val_coverage_cross": _cross_coverage(y, pred, units, coverage, seed, conformal),
+        "val_coverage_louo": _louo_coverage(y, pred, units, coverage, conformal),
         "coverage_nominal": coverage,
-        "val_interval_width": interval_width(*conformal.interval(pred, coverage)),
+        "val_interval_width": interval_width(lower, upper),
+        # what a planner reads off an engine predicted close to failure
+        "val_interval_width_near_failure": interval_width(lower[near], upper[near]) if near.any() else float("nan"),
     }
+
+
+def calibrate_intervals(result: TrainResult, bins: tuple[float, ...] = CMAPSS_INTERVAL_BINS) -> None:
+    """Recalibrate a trained (non-cross-fit) estimator's intervals as Mondrian bins on its validation cuts."""
+    est = cast(BaseRULEstimator, result.estimator)
+    dm = result.datamodule
+    est.conformal_ = SplitConformal(bins=bins).fit(dm.y_val, est.predict(dm.X_val))
 
 
 def _test_metrics(est: Any, dm: CMAPSSDataModule, coverage: float) -> dict[str, Any]:
@@ -315,6 +355,7 @@ def train_cmapss(
     else:
         config["data"].pop("fold", None)
         result = fit_fold(data_dir, subset, model=model, seed=seed, config=config, model_seed=model_seed)
+        calibrate_intervals(result)
         result.metrics = evaluate_estimator(cast(BaseRULEstimator, result.estimator), result.datamodule, seed=seed)
     config["model"].pop("progress_bar", None)
     config["model"].pop("checkpoint_dir", None)  # where members were cached, not how they were trained
@@ -363,7 +404,7 @@ def _train_crossfit(
     units = np.concatenate([f.datamodule.val_cut_units for f in folds])
     fold_preds = [f.estimator.predict(f.datamodule.X_val) for f in folds]
     pred = np.concatenate(fold_preds)
-    conformal = SplitConformal().fit(y, pred)
+    conformal = SplitConformal(bins=CMAPSS_INTERVAL_BINS).fit(y, pred)
     est = CrossFitEnsemble([cast(BaseRULEstimator, f.estimator) for f in folds], conformal)
     # the ensemble's data view: fold 0's windows and normaliser (shared by all folds), every unit
     # trained on, and the out-of-fold cuts as its validation set (scored per fold, never by the mean)
@@ -507,6 +548,55 @@ def register_result(
             }
         )
         return ModelRegistry(registry_dir).register(name or registry_name(result.subset), paths[variant], card, promote=promote)
+
+
+def recalibrate_version(
+    registry_dir: str | Path,
+    name: str,
+    data_dir: str | Path,
+    *,
+    version: str | None = None,
+    bins: tuple[float, ...] = CMAPSS_INTERVAL_BINS,
+    promote: bool = False,
+) -> ModelVersion:
+    """Register a registered C-MAPSS model again with intervals recalibrated on its validation cuts.
+
+    No training: the version's (default: the promoted one's) card rebuilds its validation cuts from
+    ``data_dir``, its own ONNX file predicts them (so the scores are the shipped model's, quantisation
+    included), and a :class:`SplitConformal` with ``bins`` (``()``: one pooled quantile) is fitted on
+    them. The new version has the same ONNX file, the card with the new ``calibration`` and interval
+    metrics, and ``recalibrated_from``.
+
+    Raises:
+        ModelError: for a cross-fit (its averaged network has seen every validation unit), or a
+            ``data_dir`` whose training file does not match the card's hash.
+    """
+    from models.runtime import OnnxRULPredictor
+
+    reg = ModelRegistry(registry_dir)
+    mv = reg.get(name, version) if version is not None else reg.promoted(name)
+    card = mv.card
+    if "fold_units" in card["dataset"]:
+        raise ModelError(f"{name}/{mv.version} is a cross-fit: no validation unit is unseen by its averaged network")
+    subset = card["dataset"]["subset"]
+    if data_hash(data_dir, subset) != card["dataset"]["train_file_sha256"]:
+        raise ModelError(f"train_{subset}.txt in {data_dir} is not the file {name}/{mv.version} was trained on (hash differs)")
+    dm = CMAPSSDataModule(data_dir, subset, seed=card["seed"], **card_config(card)["data"])
+    dm.setup()
+    if dm.val_units.tolist() != card["dataset"]["val_units"]:
+        raise ModelError(f"the card's seed does not rebuild {name}/{mv.version}'s validation units")
+    pred = OnnxRULPredictor(mv.model_path, card).predict_windows(dm.X_val)
+    conformal = SplitConformal(bins=bins).fit(dm.y_val, pred)
+    metrics = _val_metrics(dm.y_val, pred, dm.val_cut_units, conformal, coverage=0.9, seed=int(card["seed"]))
+    new = {k: v for k, v in card.items() if k not in ("name", "version", "created_at", "git_commit", "model_sha256")}
+    new["calibration"] = {**conformal.to_dict(), "source": f"{mv.version}'s ONNX predictions on its validation cuts"}
+    new["metrics"] = {
+        **card["metrics"],
+        **{k: v for k, v in metrics.items() if "coverage" in k or "interval" in k},
+    }
+    new["recalibrated_from"] = mv.version
+    new["git_commit"] = git_commit(Path(__file__).resolve().parent)
+    return reg.register(name, mv.model_path, new, promote=promote)
 
 
 def _fold_onnx_predictions(result: TrainResult, tmp: Path, variant: str, card: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -46,3 +47,58 @@ def test_metrics() -> None:
     # late by 10 costs e - 1; early by 13 costs e - 1
     assert phm08_score([0], [10]) == pytest.approx(math.e - 1)
     assert phm08_score([13], [0]) == pytest.approx(math.e - 1)
+
+
+def _heteroscedastic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Errors of 2 cycles where the prediction is below 40, 15 above (as C-MAPSS models err)."""
+    rng = np.random.default_rng(seed)
+    pred = rng.uniform(0, 125, n)
+    truth = np.clip(pred + rng.normal(0, np.where(pred < 40, 2.0, 15.0)), 0, None)
+    return truth, pred
+
+
+def test_mondrian_bins_cover_within_each_bin_where_pooled_does_not() -> None:
+    truth, pred = _heteroscedastic(6000, 1)
+    pooled = SplitConformal().fit(truth[:2000], pred[:2000])
+    binned = SplitConformal(bins=(40.0, 90.0)).fit(truth[:2000], pred[:2000])
+    t, p = truth[2000:], pred[2000:]
+    near, far = p < 40, p >= 40
+    for conf, near_lo, near_hi, far_lo, far_hi in ((pooled, 0.99, 1.0, 0.80, 0.87), (binned, 0.87, 0.93, 0.87, 0.93)):
+        lo, hi = conf.interval(p, 0.9)
+        assert 0.87 <= empirical_coverage(t, lo, hi) <= 0.93  # both cover on average
+        # pooled: every near-failure truth inside, too few of the far ones; binned: 90 % of each
+        assert near_lo <= empirical_coverage(t[near], lo[near], hi[near]) <= near_hi
+        assert far_lo <= empirical_coverage(t[far], lo[far], hi[far]) <= far_hi
+    # the binned interval near failure is a fraction of the pooled one, which every prediction shares
+    _lo_p, hi_p = pooled.interval(p[near], 0.9)
+    _lo_b, hi_b = binned.interval(p[near], 0.9)
+    assert np.mean(hi_b - p[near]) < 0.3 * np.mean(hi_p - p[near])
+    q = binned.bin_quantiles(0.9)
+    assert q.shape == (3,) and q[0] < q[1] and q[0] < q[2]
+
+
+def test_sparse_bins_take_the_pooled_quantile_and_round_trip() -> None:
+    truth, pred = _heteroscedastic(300, 2)
+    pred[pred >= 120] = 119.0  # nothing in the last bin
+    conf = SplitConformal(bins=(40.0, 120.0), min_bin_size=20).fit(truth, pred)
+    assert conf.bin_scores_ is not None and conf.bin_scores_[2].size == 0
+    q = conf.bin_quantiles(0.9)
+    assert q[2] == conf.quantile(0.9) and q[0] != q[2]
+    d = conf.to_dict()
+    assert d["method"] == "mondrian_split_conformal" and d["bins"] == [40.0, 120.0] and len(d["bin_scores"]) == 3
+    again = SplitConformal.from_dict(json.loads(json.dumps(d)))
+    probe = np.array([0.0, 10.0, 39.9, 40.0, 80.0, 119.9, 120.0, 150.0])
+    for a, b in zip(again.interval(probe, 0.9), conf.interval(probe, 0.9), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # an edge belongs to the bin above it
+    assert conf.interval(np.array([40.0]), 0.9)[1][0] - 40.0 == pytest.approx(q[1])
+    # a card from before bins existed is one pooled bin
+    old = {k: v for k, v in d.items() if k not in ("bins", "bin_scores", "min_bin_size", "bin_q90")}
+    assert SplitConformal.from_dict(old).bin_quantiles(0.9).tolist() == [conf.quantile(0.9)]
+    with pytest.raises(ModelError, match="bin_scores"):
+        SplitConformal.from_dict({**d, "bin_scores": d["bin_scores"][:2]})
+    with pytest.raises(ModelError, match="increasing"):
+        SplitConformal(bins=(90.0, 40.0)).fit(truth, pred)
+    # unfitted() keeps the settings, not the scores
+    fresh = conf.unfitted()
+    assert fresh.bins == conf.bins and fresh.scores_ is None and fresh.bin_scores_ is None
