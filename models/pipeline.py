@@ -111,10 +111,11 @@ _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 #: 5-cycle patches at 50 cycles, 8-cycle patches at 80).
 _TRANSFORMER_TOKENS = 10
 #: Edges (predicted RUL, cycles) of the Mondrian interval bins of C-MAPSS models (models.calibration):
-#: below 40, 40-90, 90 and up. With one pooled quantile the shipped models' 90 % intervals were about 34
+#: below 40, 40-90, 90 and up. With one pooled quantile the shipped models' 90 % intervals were about 25-33
 #: cycles wide at every prediction and covered 1.00 of near-failure cuts but 0.66-0.83 of those
-#: predicted at 75-115; by bin they are 8-16 cycles wide below 40 at the same average coverage
-#: (benchmarks/rul_intervals.py; chosen among 3 edge sets by leave-one-unit-out coverage, session 23).
+#: predicted at 75-115; by bin they are 8-15 cycles wide below 40 at the same average coverage
+#: (benchmarks/rul_intervals.py; chosen among 3 edge sets by how even their leave-one-unit-out coverage
+#: was across predicted-RUL bands, on the shipped models' validation predictions, session 23).
 CMAPSS_INTERVAL_BINS: tuple[float, ...] = (40.0, 90.0)
 #: Interval widths are also reported for predictions below this (``val_interval_width_near_failure``).
 NEAR_FAILURE_RUL = 40.0
@@ -568,8 +569,9 @@ def recalibrate_version(
     metrics, and ``recalibrated_from``.
 
     Raises:
-        ModelError: for a cross-fit (its averaged network has seen every validation unit), or a
-            ``data_dir`` whose training file does not match the card's hash.
+        ModelError: for a cross-fit (its averaged network has seen every validation unit), a
+            ``data_dir`` whose training files (the subset's and any extra subsets') do not match the
+            card's hashes, or a card whose seed does not rebuild its validation units.
     """
     from models.runtime import OnnxRULPredictor
 
@@ -579,8 +581,12 @@ def recalibrate_version(
     if "fold_units" in card["dataset"]:
         raise ModelError(f"{name}/{mv.version} is a cross-fit: no validation unit is unseen by its averaged network")
     subset = card["dataset"]["subset"]
-    if data_hash(data_dir, subset) != card["dataset"]["train_file_sha256"]:
-        raise ModelError(f"train_{subset}.txt in {data_dir} is not the file {name}/{mv.version} was trained on (hash differs)")
+    wanted = {subset: card["dataset"]["train_file_sha256"], **card["dataset"].get("extra_train_files_sha256", {})}
+    for sub, sha in wanted.items():  # the extra subsets' units shape the normaliser the cuts go through
+        if not (Path(data_dir) / f"train_{sub}.txt").is_file():
+            raise ModelError(f"{name}/{mv.version} needs train_{sub}.txt in {data_dir}: not found")
+        if data_hash(data_dir, sub) != sha:
+            raise ModelError(f"train_{sub}.txt in {data_dir} is not the file {name}/{mv.version} was trained on (hash differs)")
     dm = CMAPSSDataModule(data_dir, subset, seed=card["seed"], **card_config(card)["data"])
     dm.setup()
     if dm.val_units.tolist() != card["dataset"]["val_units"]:

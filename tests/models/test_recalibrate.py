@@ -92,6 +92,8 @@ def test_calibrate_refuses_other_data_with_a_clear_error(registry: Path, cmapss_
         rul_app, ["calibrate", "--data-dir", str(cmapss_dir), "--registry-dir", str(registry), "--bins", "90,40"]
     )
     assert res.exit_code != 0 and "increasing" in res.output
+    with pytest.raises(ModelError, match="not found"):
+        recalibrate_version(registry, "cmapss-FD001", tmp_path)
     assert len(ModelRegistry(registry).list("cmapss-FD001")) == n  # nothing registered
 
 
