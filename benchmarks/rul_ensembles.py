@@ -353,8 +353,8 @@ def _shipped_predictions(subset: str, dm: Any) -> tuple[Any, dict[str, Any], np.
     the same validation units and cuts (checked), normalised as it was trained (a model that also
     trained on another subset's units has its own normaliser), and its card's RMSE is checked.
     """
-    from models.data.cmapss import CMAPSSDataModule
     from models.metrics import rmse
+    from models.pipeline import card_datamodule
     from models.registry import ModelRegistry
     from models.runtime import OnnxRULPredictor
 
@@ -362,8 +362,7 @@ def _shipped_predictions(subset: str, dm: Any) -> tuple[Any, dict[str, Any], np.
     card = shipped.card
     if card["dataset"]["val_units"] != dm.val_units.tolist():
         raise RuntimeError(f"{subset}: the LSTM's validation units differ from the shipped transformer's")
-    own = CMAPSSDataModule(dm.data_dir, subset, seed=card["seed"], **card["config"]["data"])
-    own.setup()
+    own = card_datamodule(card, dm.data_dir)
     if not (np.array_equal(own.y_val, dm.y_val) and np.array_equal(own.val_cut_units, dm.val_cut_units)):
         raise RuntimeError(f"{subset}: the transformer's validation cuts differ from the LSTM's")
     pred = np.asarray(OnnxRULPredictor(shipped.model_path, card).predict_windows(own.X_val), dtype=np.float64)

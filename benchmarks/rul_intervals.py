@@ -27,15 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from models.calibration import SplitConformal  # noqa: E402
-from models.data.cmapss import CMAPSSDataModule  # noqa: E402
-from models.pipeline import CMAPSS_INTERVAL_BINS, NEAR_FAILURE_RUL, card_config  # noqa: E402
+from models.evaluation import load_test_units  # noqa: E402
+from models.pipeline import CMAPSS_INTERVAL_BINS, NEAR_FAILURE_RUL, card_datamodule, louo_intervals  # noqa: E402
 from models.registry import ModelRegistry  # noqa: E402
 from models.runtime import OnnxRULPredictor  # noqa: E402
 
@@ -52,18 +51,6 @@ METHODS: dict[str, SplitConformal] = {
 }
 
 
-def _hits_and_halves(conf: SplitConformal, y: np.ndarray, pred: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-unit-out hits and interval half-widths, per cut."""
-    hits = np.empty(y.size, dtype=bool)
-    width = np.empty(y.size)
-    for unit in np.unique(units):
-        held = units == unit
-        lo, hi = conf.unfitted().fit(y[~held], pred[~held]).interval(pred[held], COVERAGE)
-        hits[held] = (y[held] >= lo) & (y[held] <= hi)
-        width[held] = hi - lo
-    return hits, width
-
-
 def _halvings(conf: SplitConformal, y: np.ndarray, pred: np.ndarray, units: np.ndarray) -> np.ndarray:
     unique = np.unique(units)
     rng = np.random.default_rng(0)
@@ -76,17 +63,10 @@ def _halvings(conf: SplitConformal, y: np.ndarray, pred: np.ndarray, units: np.n
     return np.asarray(out)
 
 
-def test_predictions(predictor: OnnxRULPredictor, data_dir: Path, subset: str) -> np.ndarray:
-    """The model's prediction at the last cycle of each test unit (sensor rows only)."""
-    rows = pd.read_csv(data_dir / f"test_{subset}.txt", sep=r"\s+", header=None).iloc[:, :26]
-    return np.array([predictor.predict_unit(g.to_numpy(np.float64))["rul"] for _, g in rows.groupby(0, sort=True)])
-
-
 def run_subset(data_dir: Path, subset: str, registry: Path = SHIPPED) -> dict[str, Any]:
     mv = ModelRegistry(registry).promoted(f"cmapss-{subset}")
     card = mv.card
-    dm = CMAPSSDataModule(data_dir, subset, seed=card["seed"], **card_config(card)["data"])
-    dm.setup()
+    dm = card_datamodule(card, data_dir)
     predictor = OnnxRULPredictor(mv.model_path, card)
     pred = predictor.predict_windows(dm.X_val).astype(np.float64)
     y = dm.y_val.astype(np.float64)
@@ -95,7 +75,8 @@ def run_subset(data_dir: Path, subset: str, registry: Path = SHIPPED) -> dict[st
     has_test = (data_dir / f"test_{subset}.txt").is_file()
     test_share = None
     if has_test:
-        band_test = np.searchsorted(BANDS, test_predictions(predictor, data_dir, subset), side="right") - 1
+        test_pred = predictor.predict_units(load_test_units(data_dir, subset))[0]  # sensor rows only, no truth
+        band_test = np.searchsorted(BANDS, test_pred, side="right") - 1
         test_share = np.bincount(band_test, minlength=len(BANDS)) / band_test.size
     row: dict[str, Any] = {
         "subset": subset,
@@ -108,7 +89,8 @@ def run_subset(data_dir: Path, subset: str, registry: Path = SHIPPED) -> dict[st
     }
     near = pred < NEAR_FAILURE_RUL
     for name, conf in METHODS.items():
-        hits, width = _hits_and_halves(conf, y, pred, units)
+        lower, upper = louo_intervals(pred, units, y, COVERAGE, conf)
+        hits, width = (y >= lower) & (y <= upper), upper - lower
         halves = _halvings(conf, y, pred, units)
         band_cov = [float(hits[band_val == b].mean()) if (band_val == b).any() else float("nan") for b in range(len(BANDS))]
         m: dict[str, Any] = {

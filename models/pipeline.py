@@ -30,9 +30,11 @@ __all__ = [
     "TrainResult",
     "build_card",
     "card_config",
+    "card_datamodule",
     "default_config",
     "export_variants",
     "fit_fold",
+    "louo_intervals",
     "make_estimator",
     "recalibrate_version",
     "register_result",
@@ -253,17 +255,22 @@ def _cross_coverage(
     return float(np.mean(np.concatenate(hits)))
 
 
+def louo_intervals(
+    pred: np.ndarray, units: np.ndarray, y: np.ndarray, coverage: float, conformal: SplitConformal
+) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-unit-out intervals: each unit's cuts get ``conformal``'s method calibrated on the other units."""
+    lower, upper = np.empty(pred.size), np.empty(pred.size)
+    for unit in np.unique(units):
+        held = units == unit
+        lower[held], upper[held] = conformal.unfitted().fit(y[~held], pred[~held]).interval(pred[held], coverage)
+    return lower, upper
+
+
 def _louo_coverage(y: np.ndarray, pred: np.ndarray, units: np.ndarray, coverage: float, conformal: SplitConformal) -> float:
     """Leave-one-unit-out coverage: each validation unit's cuts against intervals calibrated on the others."""
-    unique = np.unique(units)
-    if unique.size < 4:
+    if np.unique(units).size < 4:
         return float("nan")
-    hits = []
-    for unit in unique:
-        held = units == unit
-        lo, hi = conformal.unfitted().fit(y[~held], pred[~held]).interval(pred[held], coverage)
-        hits.append((y[held] >= lo) & (y[held] <= hi))
-    return float(np.mean(np.concatenate(hits)))
+    return empirical_coverage(y, *louo_intervals(pred, units, y, coverage, conformal))
 
 
 def _val_metrics(
@@ -551,6 +558,19 @@ def register_result(
         return ModelRegistry(registry_dir).register(name or registry_name(result.subset), paths[variant], card, promote=promote)
 
 
+def card_datamodule(card: dict[str, Any], data_dir: str | Path) -> CMAPSSDataModule:
+    """The set-up data module a C-MAPSS model card was trained and validated on (its split, its cuts).
+
+    Raises:
+        ModelError: if the card's seed does not rebuild the validation units it records.
+    """
+    dm = CMAPSSDataModule(data_dir, card["dataset"]["subset"], seed=card["seed"], **card_config(card)["data"])
+    dm.setup()
+    if dm.val_units.tolist() != card["dataset"]["val_units"]:
+        raise ModelError(f"the card's seed does not rebuild {card.get('name')}/{card.get('version')}'s validation units")
+    return dm
+
+
 def recalibrate_version(
     registry_dir: str | Path,
     name: str,
@@ -587,10 +607,7 @@ def recalibrate_version(
             raise ModelError(f"{name}/{mv.version} needs train_{sub}.txt in {data_dir}: not found")
         if data_hash(data_dir, sub) != sha:
             raise ModelError(f"train_{sub}.txt in {data_dir} is not the file {name}/{mv.version} was trained on (hash differs)")
-    dm = CMAPSSDataModule(data_dir, subset, seed=card["seed"], **card_config(card)["data"])
-    dm.setup()
-    if dm.val_units.tolist() != card["dataset"]["val_units"]:
-        raise ModelError(f"the card's seed does not rebuild {name}/{mv.version}'s validation units")
+    dm = card_datamodule(card, data_dir)
     pred = OnnxRULPredictor(mv.model_path, card).predict_windows(dm.X_val)
     conformal = SplitConformal(bins=bins).fit(dm.y_val, pred)
     metrics = _val_metrics(dm.y_val, pred, dm.val_cut_units, conformal, coverage=0.9, seed=int(card["seed"]))

@@ -17,6 +17,7 @@ import pytest
 
 from models.data.cmapss import CMAPSSDataModule
 from models.metrics import rmse
+from models.pipeline import card_datamodule
 from models.registry import ModelRegistry, ModelVersion
 from models.runtime import OnnxRULPredictor
 
@@ -36,9 +37,7 @@ def _committed() -> list[ModelVersion]:
 
 def _score(mv: ModelVersion, cmapss_dir: Path) -> tuple[float, CMAPSSDataModule]:
     card = mv.card
-    dm = CMAPSSDataModule(cmapss_dir, card["dataset"]["subset"], seed=card["seed"], **card["config"]["data"])
-    dm.setup()
-    assert dm.val_units.tolist() == card["dataset"]["val_units"], "the card's seed rebuilds its validation units"
+    dm = card_datamodule(card, cmapss_dir)  # raises unless the card's seed rebuilds its validation units
     return rmse(dm.y_val, OnnxRULPredictor(mv.model_path, card).predict_windows(dm.X_val)), dm
 
 
