@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from core.mqtt import connect, make_client
 from core.settings import IngestSettings, MqttSettings
 from core.wire import ReadingBatch, encode, topic_for, utcnow
 from edge_agent.publisher import MqttPublisher
@@ -61,9 +60,9 @@ def raw_rate(settings: MqttSettings, msgs: list[tuple[str, bytes]]) -> float:
         if got["n"] >= len(msgs):
             done.set()
 
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw")
+    sub = make_client(settings, client_id="bench-raw")
     sub.on_message = on_message
-    sub.connect(settings.host, settings.port)
+    connect(sub)
     sub.subscribe("genedge/v1/#", qos=1)
     sub.loop_start()
     time.sleep(0.5)

@@ -13,27 +13,13 @@ import uuid
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from core.errors import IngestError
+from core.mqtt import connect, make_client
 from core.settings import MqttSettings
 from core.wire import cmd_topic
 
 __all__ = ["request_raw_snapshot", "send_command"]
-
-
-def _client(settings: MqttSettings) -> mqtt.Client:
-    # MQTT 3.1.1 with a clean session: every broker GenEdge runs with (amqtt included) speaks it,
-    # and a one-shot publisher must leave no session behind on the broker.
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.client_id}-dash-{uuid.uuid4().hex[:8]}",
-                         protocol=MQTTProtocolVersion.MQTTv311, clean_session=True)
-    if settings.username:
-        client.username_pw_set(settings.username, settings.password.get_secret_value() if settings.password else None)
-    if settings.tls:
-        client.tls_set(ca_certs=str(settings.ca_file) if settings.ca_file else None,
-                       certfile=str(settings.cert_file) if settings.cert_file else None,
-                       keyfile=str(settings.key_file) if settings.key_file else None)
-    return client
 
 
 def send_command(settings: MqttSettings, site: str, asset_id: str, command: dict[str, Any], *,
@@ -53,10 +39,13 @@ def send_command(settings: MqttSettings, site: str, asset_id: str, command: dict
     Raises:
         IngestError: the broker could not be reached, refused the connection, or did not
             acknowledge the command in time.
+        ConfigError: the TLS files named in ``settings`` cannot be loaded.
     """
     topic = cmd_topic(site, asset_id)
     where = f"{settings.host}:{settings.port}"
-    client = _client(settings)
+    # MQTT 3.1.1 with a clean session: every broker GenEdge runs with (amqtt included) speaks it,
+    # and a one-shot publisher must leave no session behind on the broker.
+    client = make_client(settings, client_id=f"{settings.client_id}-dash-{uuid.uuid4().hex[:8]}")
     connected = threading.Event()
     refused: list[str] = []
 
@@ -66,10 +55,7 @@ def send_command(settings: MqttSettings, site: str, asset_id: str, command: dict
         connected.set()
 
     client.on_connect = on_connect
-    try:
-        client.connect(settings.host, settings.port, keepalive=settings.keepalive_s)
-    except (OSError, ValueError) as err:
-        raise IngestError(f"cannot reach the MQTT broker at {where}: {err}") from err
+    connect(client)
     client.loop_start()
     try:
         if not connected.wait(timeout_s):

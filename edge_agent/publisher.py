@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from core.errors import IngestError
+from core.mqtt import MqttClient, connect, make_client
 from core.settings import MqttSettings
 from core.wire import (
     CMD_SUFFIX,
@@ -57,14 +57,7 @@ class MqttPublisher:
         self._lock = threading.Lock()
         self.acked = 0
         self.sent = 0
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{publisher_id}-pub",
-                                   protocol=MQTTProtocolVersion.MQTTv311)
-        if settings.username:
-            self._client.username_pw_set(settings.username, settings.password.get_secret_value() if settings.password else None)
-        if settings.tls:
-            self._client.tls_set(ca_certs=str(settings.ca_file) if settings.ca_file else None,
-                                 certfile=str(settings.cert_file) if settings.cert_file else None,
-                                 keyfile=str(settings.key_file) if settings.key_file else None)
+        self._client = make_client(settings, client_id=f"{publisher_id}-pub")
         self._client.max_inflight_messages_set(max_inflight)
         self._client.max_queued_messages_set(0)
         self._client.on_publish = self._on_publish
@@ -77,10 +70,7 @@ class MqttPublisher:
         return next(self._seq)
 
     def connect(self, timeout: float = 10.0) -> None:
-        try:
-            self._client.connect(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
-        except OSError as err:
-            raise IngestError(f"cannot reach broker {self.settings.host}:{self.settings.port}: {err}") from err
+        connect(self._client)
         self._client.loop_start()
         end = time.monotonic() + timeout
         while not self._client.is_connected():
@@ -255,16 +245,8 @@ class ReliablePublisher:
         return topic_for(self.site, asset_id, MessageType.DEATH), encode(msg)
 
     # ------------------------------------------------------------------ network thread
-    def _new_client(self) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.agent_id}-fwd",
-                             protocol=MQTTProtocolVersion.MQTTv311, clean_session=True)
-        s = self.settings
-        if s.username:
-            client.username_pw_set(s.username, s.password.get_secret_value() if s.password else None)
-        if s.tls:
-            client.tls_set(ca_certs=str(s.ca_file) if s.ca_file else None,
-                           certfile=str(s.cert_file) if s.cert_file else None,
-                           keyfile=str(s.key_file) if s.key_file else None)
+    def _new_client(self) -> MqttClient:
+        client = make_client(self.settings, client_id=f"{self.agent_id}-fwd")
         client.max_inflight_messages_set(self.max_inflight + len(self.assets) + 4)
         client.max_queued_messages_set(0)
         will_topic, will_payload = self._death(self.agent_id, "connection lost (last will)")
@@ -335,9 +317,9 @@ class ReliablePublisher:
         while not self._stop.is_set():
             client = self._new_client()
             try:
-                client.connect(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
-            except OSError as err:
-                log.info("broker %s:%d unreachable (%s); queueing locally", self.settings.host, self.settings.port, err)
+                connect(client)
+            except IngestError as err:
+                log.info("%s; queueing locally", err)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.reconnect_s[1])
                 continue

@@ -17,17 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from core.errors import IngestError, StoreError, WireError
+from core.mqtt import connect, make_client
 from core.settings import IngestSettings, MqttSettings
 from core.wire import TOPIC_ROOT, Limits, Message, check_limits, decode, host_state_topic, is_cmd_topic, utcnow
 from ingest.alarms import AlarmEvaluator
 from ingest.store import DeadLetterIn, Store
 
-__all__ = ["IngestService", "IngestStats", "make_client"]
+__all__ = ["IngestService", "IngestStats"]
 
 log = logging.getLogger(__name__)
 
@@ -53,25 +51,6 @@ class _Pending:
 
     def __len__(self) -> int:
         return len(self.messages) + len(self.dead)
-
-
-def make_client(settings: MqttSettings, client_id: str, *, protocol: str = "5") -> mqtt.Client:
-    """A paho client configured from settings (auth, TLS); not yet connected."""
-    proto = MQTTProtocolVersion.MQTTv5 if protocol == "5" else MQTTProtocolVersion.MQTTv311
-    kwargs: dict[str, object] = {"client_id": client_id, "protocol": proto}
-    if proto != MQTTProtocolVersion.MQTTv5:
-        kwargs["clean_session"] = False
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)  # type: ignore[arg-type]
-    if settings.username:
-        password = settings.password.get_secret_value() if settings.password else None
-        client.username_pw_set(settings.username, password)
-    if settings.tls:
-        client.tls_set(
-            ca_certs=str(settings.ca_file) if settings.ca_file else None,
-            certfile=str(settings.cert_file) if settings.cert_file else None,
-            keyfile=str(settings.key_file) if settings.key_file else None,
-        )
-    return client
 
 
 class IngestService:
@@ -108,7 +87,11 @@ class IngestService:
         self.alarms = AlarmEvaluator(store) if evaluate_alarms else None
         self._pending = _Pending()
         self._connected = threading.Event()
-        self._client = make_client(mqtt_settings, ingest_settings.client_id, protocol=protocol)
+        # A persistent session keeps our queue on the broker across restarts; messages are
+        # acknowledged by hand, only once committed (see the module docstring).
+        self._client = make_client(mqtt_settings, client_id=ingest_settings.client_id,
+                                   protocol="5" if protocol == "5" else "3.1.1", persistent=True,
+                                   receive_maximum=max(batch_size * 2, 100))
         self._client.manual_ack_set(True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -170,19 +153,12 @@ class IngestService:
 
     # ------------------------------------------------------------- main loop
     def connect(self) -> None:
-        props = None
-        if self.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = 24 * 3600  # keep our queue across restarts
-            props.ReceiveMaximum = max(self.batch_size * 2, 100)
-        try:
-            self._client.connect(
-                self.mqtt_settings.host, self.mqtt_settings.port, keepalive=self.mqtt_settings.keepalive_s,
-                clean_start=False if self.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-                properties=props,
-            )
-        except OSError as err:
-            raise IngestError(f"cannot reach broker {self.mqtt_settings.host}:{self.mqtt_settings.port}: {err}") from err
+        """Open the connection to the broker; the subscription follows in ``on_connect``.
+
+        Raises:
+            IngestError: the broker cannot be reached.
+        """
+        connect(self._client)
 
     def run(self, stop: threading.Event, *, drain_s: float = 0.0) -> IngestStats:
         """Process messages until ``stop`` is set, then flush what is pending and disconnect."""
@@ -198,10 +174,10 @@ class IngestService:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 try:
-                    self._client.reconnect()
+                    connect(self._client)
                     self.stats.reconnects += 1
                     backoff = 0.5
-                except OSError as err:  # broker still down: keep trying, keep nothing unacked
+                except IngestError as err:  # broker still down: keep trying, keep nothing unacked
                     log.warning("reconnect failed: %s", err)
                 continue
             self._maybe_flush()

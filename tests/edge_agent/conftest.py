@@ -11,9 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
+from core.mqtt import connect, make_client
 from core.settings import EdgeSettings, IngestSettings, Settings
 from edge_agent.publisher import host_state_topic
 from genedge.localservices import Mosquitto
@@ -48,8 +46,8 @@ def running_ingest(broker: Mosquitto, db: Path, client_id: str) -> Iterator[tupl
 
 def announce_host(broker: Mosquitto, online: bool = True) -> None:
     """Publish the primary host's retained STATE, as a Sparkplug host application does."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{HOST_ID}-state")
-    client.connect("127.0.0.1", broker.port)
+    client = make_client(mqtt_settings(broker), client_id=f"{HOST_ID}-state")
+    connect(client)
     client.loop_start()
     client.publish(host_state_topic(HOST_ID), json.dumps({"online": online}), qos=1, retain=True).wait_for_publish(5)
     client.disconnect()

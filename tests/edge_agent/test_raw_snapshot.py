@@ -7,9 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
+from core.mqtt import connect, make_client
 from core.sim import default_plant
 from core.wire import cmd_topic
 from edge_agent.agent import EdgeAgent
@@ -18,7 +16,7 @@ from edge_agent.publisher import ReliablePublisher
 from edge_agent.queue import DiskQueue
 from edge_agent.sources.simulator import SimulatorSource
 from genedge.localservices import Mosquitto
-from tests._factories import wait_for
+from tests._factories import mqtt_settings, wait_for
 from tests.edge_agent.conftest import HOST_ID, agent_settings, agent_thread, announce_host, running_ingest
 
 
@@ -32,8 +30,8 @@ def stored_readings(db: Path) -> list[tuple[str, str, float, int]]:
 
 
 def send_command(broker: Mosquitto, site: str, asset_id: str, command: dict[str, object]) -> None:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator-console")
-    client.connect("127.0.0.1", broker.port)
+    client = make_client(mqtt_settings(broker), client_id="operator-console")
+    connect(client)
     client.loop_start()
     client.publish(cmd_topic(site, asset_id), json.dumps(command), qos=1).wait_for_publish(5)
     client.disconnect()

@@ -1,0 +1,286 @@
+"""The MQTT client factory: what it configures, how it wraps errors, and real round-trips."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from paho.mqtt.enums import MQTTProtocolVersion
+from pydantic import SecretStr
+
+from core.errors import ConfigError, IngestError
+from core.mqtt import PERSISTENT_SESSION_EXPIRY_S, MqttProtocol, connect, make_client
+from core.settings import MqttSettings
+from genedge.localservices import Mosquitto, find_binary, free_port, wait_port
+from tests._factories import mqtt_settings, unavailable, wait_for
+
+PASSWORD = "s3cret-pw"
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
+          issuer_key: ec.EllipticCurvePrivateKey, *, server: bool = False) -> x509.Certificate:
+    now = datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.subject if issuer else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+    )
+    if issuer is None:  # the CA
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).add_extension(
+            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                          key_encipherment=False, data_encipherment=False, key_agreement=False,
+                          encipher_only=False, decipher_only=False), critical=True)
+    else:
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A throwaway CA with a server certificate for 127.0.0.1 and a client certificate, as PEM files."""
+    d = tmp_path_factory.mktemp("pki")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("GenEdge test CA", ca_key, None, ca_key)
+    files = {"ca": d / "ca.pem"}
+    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for who in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _cert(f"genedge-{who}", key, ca, ca_key, server=who == "server")
+        files[f"{who}_cert"] = d / f"{who}.pem"
+        files[f"{who}_key"] = d / f"{who}.key"
+        files[f"{who}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files[f"{who}_key"].write_bytes(_key_pem(key))
+    return files
+
+
+@contextmanager
+def tls_broker(workdir: Path, pki: dict[str, Path]) -> Iterator[int]:
+    """A real Mosquitto that wants TLS, a client certificate from the test CA and a password; yields its port."""
+    passwd_bin = find_binary("mosquitto_passwd", "/usr/bin")
+    if passwd_bin is None:
+        unavailable("mosquitto_passwd is not installed")
+    passwords = workdir / "passwords"
+    subprocess.run([passwd_bin, "-b", "-c", str(passwords), "genedge", PASSWORD], check=True, capture_output=True)
+    passwords.chmod(0o600)
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        f"user {getpass.getuser()}\n"
+        "persistence false\n"
+        "allow_anonymous false\n"
+        f"password_file {passwords}\n"
+        f"cafile {pki['ca']}\ncertfile {pki['server_cert']}\nkeyfile {pki['server_key']}\n"
+        "require_certificate true\n"
+        f"log_dest file {workdir / 'mosquitto.log'}\n"
+    )
+    proc = subprocess.Popen([Mosquitto(port=port, workdir=workdir).binary, "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def round_trip(publisher: mqtt.Client, subscriber: mqtt.Client, topic: str, payload: bytes) -> list[bytes]:
+    """Connect both, subscribe, publish once at QoS 1; the payloads the subscriber got."""
+    got: list[bytes] = []
+    subscribed = threading.Event()
+    subscriber.on_subscribe = lambda *_a: subscribed.set()
+    subscriber.on_message = lambda _c, _u, m: got.append(bytes(m.payload))
+    for client in (subscriber, publisher):
+        connect(client)
+        client.loop_start()
+    try:
+        subscriber.subscribe(topic, qos=1)
+        assert subscribed.wait(10), "the broker did not acknowledge the subscription"
+        assert wait_for(publisher.is_connected, 10)
+        publisher.publish(topic, payload, qos=1).wait_for_publish(10)
+        assert wait_for(lambda: bool(got), 10)
+        return got
+    finally:
+        for client in (publisher, subscriber):
+            client.disconnect()
+            client.loop_stop()
+
+
+# ------------------------------------------------------------------------------ configuration
+def test_defaults_are_mqtt_3_1_1_with_a_clean_session_to_the_configured_broker() -> None:
+    settings = MqttSettings(host="broker.plant", port=1999, keepalive_s=17)
+    client = make_client(settings, client_id="edge-01-fwd")
+    assert client._client_id == b"edge-01-fwd"
+    assert client.protocol == MQTTProtocolVersion.MQTTv311
+    assert client._clean_session is True
+    assert (client.host, client.port, client.keepalive) == ("broker.plant", 1999, 17)
+    assert client.connect_properties is None
+    assert client._username is None and client._password is None
+    assert client._ssl_context is None
+
+
+def test_persistent_3_1_1_session_is_not_clean() -> None:
+    client = make_client(MqttSettings(), client_id="ingest", persistent=True, receive_maximum=400)
+    assert client.protocol == MQTTProtocolVersion.MQTTv311
+    assert client._clean_session is False
+    assert client.connect_properties is None  # 3.1.1 has no CONNECT properties
+
+
+def test_persistent_mqtt5_session_keeps_the_queue_for_a_day_and_limits_the_flow() -> None:
+    client = make_client(MqttSettings(), client_id="ingest", protocol="5", persistent=True, receive_maximum=400)
+    assert client.protocol == MQTTProtocolVersion.MQTTv5
+    assert client.clean_start is False
+    props = client.connect_properties
+    assert props is not None
+    sent = props.json()  # type: ignore[no-untyped-call]
+    assert sent == {"SessionExpiryInterval": PERSISTENT_SESSION_EXPIRY_S, "ReceiveMaximum": 400}
+    assert PERSISTENT_SESSION_EXPIRY_S == 24 * 3600
+
+
+def test_clean_mqtt5_session_starts_clean_without_properties() -> None:
+    client = make_client(MqttSettings(), client_id="tool", protocol="5")
+    assert client.clean_start is True
+    assert client.connect_properties is None
+
+
+def test_unknown_protocol_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"mqtt protocol must be one of \['3.1.1', '5'\], got '3'"):
+        make_client(MqttSettings(), client_id="x", protocol="3")  # type: ignore[arg-type]
+
+
+def test_credentials_come_from_the_settings() -> None:
+    settings = MqttSettings(username="genedge", password=SecretStr(PASSWORD))
+    client = make_client(settings, client_id="x")
+    assert (client._username, client._password) == (b"genedge", PASSWORD.encode())
+    assert PASSWORD not in repr(settings)
+
+
+def test_tls_context_verifies_the_broker_against_the_ca_and_carries_the_client_certificate(pki: dict[str, Path]) -> None:
+    settings = MqttSettings(tls=True, ca_file=pki["ca"], cert_file=pki["client_cert"], key_file=pki["client_key"])
+    client = make_client(settings, client_id="x")
+    ctx = client._ssl_context
+    assert isinstance(ctx, ssl.SSLContext)
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    (ca,) = ctx.get_ca_certs()
+    assert ca["subject"] == ((("commonName", "GenEdge test CA"),),)
+
+
+def test_missing_tls_file_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "no-ca.pem"
+    with pytest.raises(ConfigError, match=re.escape(f"ca_file={str(missing)!r}")) as info:
+        make_client(MqttSettings(tls=True, ca_file=missing), client_id="x")
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_tls_files_are_ignored_without_tls(tmp_path: Path) -> None:
+    client = make_client(MqttSettings(ca_file=tmp_path / "absent.pem"), client_id="x")
+    assert client._ssl_context is None
+
+
+def test_unreachable_broker_is_an_ingest_error_without_secrets() -> None:
+    port = free_port()  # nothing listens there
+    client = make_client(MqttSettings(port=port, username="genedge", password=SecretStr(PASSWORD)), client_id="x")
+    with pytest.raises(IngestError, match=f"cannot reach the MQTT broker at 127.0.0.1:{port}") as info:
+        connect(client)
+    assert isinstance(info.value.__cause__, OSError)
+    assert PASSWORD not in str(info.value)
+
+
+# -------------------------------------------------------------------------- real round-trips
+def test_round_trip_through_the_real_broker_between_both_protocols(broker: Mosquitto) -> None:
+    settings = mqtt_settings(broker)
+    sub = make_client(settings, client_id="t-sub", protocol="5", persistent=True, receive_maximum=10)
+    pub = make_client(settings, client_id="t-pub")
+    assert round_trip(pub, sub, "genedge/v1/plant1/pump-01/readings", b"hello") == [b"hello"]
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_persistent_session_gets_what_was_published_while_it_was_away(broker: Mosquitto, protocol: MqttProtocol) -> None:
+    settings = mqtt_settings(broker)
+    topic = "genedge/v1/plant1/pump-01/features"
+    sub = make_client(settings, client_id="t-durable", protocol=protocol, persistent=True)
+    round_trip(make_client(settings, client_id="t-pub-1"), sub, topic, b"first")
+
+    pub = make_client(settings, client_id="t-pub-2")
+    connect(pub)
+    pub.loop_start()
+    pub.publish(topic, b"while away", qos=1).wait_for_publish(10)
+    pub.disconnect()
+    pub.loop_stop()
+
+    got: list[bytes] = []
+    back = make_client(settings, client_id="t-durable", protocol=protocol, persistent=True)
+    back.on_message = lambda _c, _u, m: got.append(bytes(m.payload))
+    connect(back)  # no new subscription: the broker kept the old one with the session
+    back.loop_start()
+    try:
+        assert wait_for(lambda: bool(got), 10)
+        assert got == [b"while away"]
+    finally:
+        back.disconnect()
+        back.loop_stop()
+
+
+def test_mutual_tls_and_password_against_a_real_broker(pki: dict[str, Path], tmp_path: Path) -> None:
+    with tls_broker(tmp_path, pki) as port:
+        settings = MqttSettings(port=port, username="genedge", password=SecretStr(PASSWORD), tls=True,
+                                ca_file=pki["ca"], cert_file=pki["client_cert"], key_file=pki["client_key"])
+        sub = make_client(settings, client_id="tls-sub", protocol="5", persistent=True)
+        pub = make_client(settings, client_id="tls-pub")
+        assert round_trip(pub, sub, "genedge/v1/plant1/pump-01/status", b"secure") == [b"secure"]
+
+        refused: list[Any] = []
+        wrong = make_client(settings.model_copy(update={"password": SecretStr("wrong")}), client_id="tls-wrong")
+        wrong.on_connect = lambda _c, _u, _f, rc, _p=None: refused.append(rc)
+        connect(wrong)  # TLS is fine; the broker answers the bad password in its CONNACK
+        wrong.loop_start()
+        try:
+            assert wait_for(lambda: bool(refused), 10)
+            assert refused[0].is_failure
+        finally:
+            wrong.disconnect()
+            wrong.loop_stop()
+
+
+def test_broker_certificate_from_another_ca_is_an_ingest_error(pki: dict[str, Path], tmp_path: Path) -> None:
+    with tls_broker(tmp_path, pki) as port:
+        other = tmp_path / "other-ca.pem"
+        other_key = ec.generate_private_key(ec.SECP256R1())
+        other.write_bytes(_cert("Some other CA", other_key, None, other_key).public_bytes(serialization.Encoding.PEM))
+        client = make_client(MqttSettings(port=port, tls=True, ca_file=other), client_id="tls-untrusting")
+        with pytest.raises(IngestError, match="certificate verify failed") as info:
+            connect(client)
+        assert isinstance(info.value.__cause__, ssl.SSLError)
