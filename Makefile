@@ -9,4 +9,5 @@ test:
 	@bash scripts/setup.sh --test
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 	.venv/bin/python -m pytest $(ARGS)

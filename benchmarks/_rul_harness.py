@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from models.registry import git_commit
+from core.inference.registry import git_commit
 
 __all__ = ["markdown_table", "merge_parts", "one_run", "run_benchmark", "run_parts", "summarize"]
 
@@ -146,9 +146,9 @@ def run_benchmark(
                     run["shipped"] = {
                         "name": mv.name,
                         "version": mv.version,
-                        "val_rmse_onnx": mv.card["metrics"]["val_rmse_onnx"],
+                        "val_rmse_onnx": mv.card.metrics["val_rmse_onnx"],
                     }
-                    log(f"  shipped {mv.name} {mv.version} val_rmse_onnx={mv.card['metrics']['val_rmse_onnx']:.3f}")
+                    log(f"  shipped {mv.name} {mv.version} val_rmse_onnx={mv.card.metrics['val_rmse_onnx']:.3f}")
                 if model == "transformer" and seed == seeds[0] and subset in comp_subsets:
                     with tempfile.TemporaryDirectory() as tmp:
                         where = Path(artifacts_dir) / subset if artifacts_dir else Path(tmp)

@@ -34,54 +34,25 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from core.errors import ModelError
-from synth._data import (
+from synth import (
     CWRU_SHAFT_HZ,
+    ClassicalAugmenter,
+    ConditionalVAE,
     CWRUData,
+    FeatureClassifier,
+    MiniRocketClassifier,
+    QualityGate,
     cwru_condition_features,
     cwru_defect_frequencies,
-    cwru_kinematics,
     few_shot,
     load_cwru,
+    make_generator,
 )
-from synth.augment import ClassicalAugmenter
-from synth.base import BaseGenerator
-from synth.classifiers import FeatureClassifier, MiniRocketClassifier
-from synth.gan import ConditionalWGAN
-from synth.physics_vae import PhysicsVAE
-from synth.quality import QualityGate, plot_comparison
-from synth.vae import ConditionalVAE
+from synth.quality import plot_comparison
 
-__all__ = ["GENERATORS", "make_generator", "markdown_table", "run_rare_failure"]
+__all__ = ["markdown_table", "run_gap_experiment", "run_rare_failure", "summarise"]
 
 CLASSIFIERS = ("minirocket", "rf_features", "logreg_features")
-GENERATORS = ("physics_vae", "vae", "gan")
-
-
-def make_generator(name: str, *, seed: int, snr: float | None, steps: dict[str, int]) -> BaseGenerator:
-    """The experiment's configuration of generator ``name`` (one of :data:`GENERATORS`) for CWRU windows.
-
-    The physics-informed VAE gets the SKF 6205 kinematics and, when ``snr`` is set, the known
-    measurement noise; ``steps`` maps generator names to training batches.
-    """
-    cond = cwru_condition_features()
-    if name == "physics_vae":
-        # fault type + severity, plus the label itself: severities of one fault type do not order
-        # the signals (OR014 is far quieter than OR007 and OR021)
-        onehot = {c: (*v, *np.eye(len(cond))[c]) for c, v in cond.items()}
-        return PhysicsVAE(
-            kinematics=cwru_kinematics(),
-            condition_features=onehot,
-            n_steps=steps[name],
-            measurement_snr_db=snr,
-            shaft_hz=CWRU_SHAFT_HZ,
-            random_state=seed,
-        )
-    if name == "vae":
-        return ConditionalVAE(condition_features=cond, n_steps=steps[name], random_state=seed)
-    if name == "gan":
-        return ConditionalWGAN(condition_features=cond, n_steps=steps[name], random_state=seed)
-    raise ModelError(f"generator must be one of {GENERATORS}, got {name!r}")
 
 
 def _classifier(name: str, seed: int, num_kernels: int) -> Any:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from core.datasets.cmapss import SENSOR_COLUMNS, SETTING_COLUMNS, load_cmapss
 from core.errors import ModelError
 from synth.trend_vae import TrendVAE
 from synth.vae import ConditionalVAE
@@ -65,8 +66,7 @@ def rul_features(X: NDArray[np.floating], recent: int = 30) -> NDArray[np.float6
 
 
 def _windows(df: pd.DataFrame, normalizer: Any, window: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    from models._preprocess import sliding_windows
-    from models.data.cmapss import SENSOR_COLUMNS, SETTING_COLUMNS
+    from core.inference.preprocess import sliding_windows
 
     xs, ys = [], []
     for _, g in df.sort_values(["unit", "cycle"]).groupby("unit", sort=True):
@@ -87,8 +87,7 @@ def _val_cuts(
     max_rul: int = 150,
     min_len: int = 20,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    from models._preprocess import sliding_windows
-    from models.data.cmapss import SENSOR_COLUMNS, SETTING_COLUMNS
+    from core.inference.preprocess import sliding_windows
 
     xs, ys = [], []
     for _, g in df.sort_values(["unit", "cycle"]).groupby("unit", sort=True):
@@ -139,7 +138,7 @@ def run_rul_experiment(
         generator: ``"trend_vae"`` (:class:`~synth.trend_vae.TrendVAE`) or ``"conv_vae"``
             (:class:`~synth.vae.ConditionalVAE`).
     """
-    from models.data.cmapss import fit_normalizer, load_cmapss
+    from models.data.cmapss import fit_normalizer
 
     root = Path(data_dir)
     if (root / "cmapss").is_dir():

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from core.settings import EdgeSettings, Settings
+from core.signal import FeaturePipeline
 from core.sim import PlantSimulator, default_faults, default_plant
 from edge_agent.agent import EdgeAgent
 from edge_agent.config import AgentConfig
-from edge_agent.features import FeaturePipeline
 from edge_agent.sources.replay import FemtoReplaySource
 from edge_agent.sources.simulator import SimulatorSource
 

@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.benchmark import run_benchmark  # noqa: E402
+from benchmarks._rul_harness import markdown_table, merge_parts, run_benchmark, run_parts  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run, write ``benchmarks/results/rul_cmapss.json``."""
+    """Parse arguments, run, write ``benchmarks/results/rul_cmapss.json`` and, beside it, its Markdown table (``.md``)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/datasets/cmapss")
     p.add_argument("--subset", action="append", dest="subsets")
@@ -64,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     subsets = args.subsets or ["FD001", "FD002", "FD003", "FD004"]
     models = args.models or ["transformer", "lstm", "minirocket"]
     if args.parts_dir is not None:
-        from models.benchmark import markdown_table, merge_parts, run_parts
-
         if not args.merge:
             run_parts(
                 args.data_dir,
@@ -95,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         members=args.members,
         jobs=args.jobs,
     )
+    args.out.with_suffix(".md").write_text(markdown_table(res["summary"]), encoding="utf-8")
     print(json.dumps(res["summary"], indent=2, default=float))
     return 0
 

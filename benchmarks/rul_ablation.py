@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 #: The rows of T, L and M were copied from results/rul_cmapss_w30_parts (the same runs: training
 #: is deterministic for a seed). The runs at the defaults of their day were copied the other way,
 #: into results/rul_cmapss_parts.
-#: the shipped v9 recipes (FD002 and FD004 alike but for the pooled subset): the base of session 18's probes
+#: the shipped v9 recipes (FD002 and FD004 alike but for the pooled subset): the base of the later probes
 _V9_MODEL: dict[str, Any] = {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0}
 _V9_FD002_DATA: dict[str, Any] = {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True}
 _V9_FD004_DATA: dict[str, Any] = {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True}
@@ -57,7 +57,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T_w80_L3": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2}),
     "T_w80_p4": ("transformer", {"window": 80}, {"patch_len": 4}),
     "L_w80_h128": ("lstm", {"window": 80}, {"hidden_size": 128}),
-    # FD004 probes on a CPU (session 8): the deeper FD004 transformer wider, or trained slower
+    # FD004 probes on a CPU: the deeper FD004 transformer wider, or trained slower
     "T_w80_L3_d64": (
         "transformer",
         {"window": 80},
@@ -73,7 +73,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # it stops early (best epoch ~6 of 25): smaller batches (twice the steps) or more dropout
     "T_w80_L3_b64": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "batch_size": 64}),
     "T_w80_L3_do2": ("transformer", {"window": 80}, {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.2}),
-    # session 9: one 0/1 channel per operating condition after the sensors (which condition each
+    # one 0/1 channel per operating condition after the sensors (which condition each
     # cycle ran in), for the shipped FD004 transformer and the shipped LSTM baseline alike
     "T_w80_L3_oc": (
         "transformer",
@@ -81,7 +81,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2},
     ),
     "L_w80_h128_oc": ("lstm", {"window": 80, "condition_onehot": True}, {"hidden_size": 128}),
-    # session 9: two patch scales in one attention (8-cycle tokens plus 16- or 40-cycle ones)
+    # two patch scales in one attention (8-cycle tokens plus 16- or 40-cycle ones)
     "T_w80_L3_ms16": (
         "transformer",
         {"window": 80},
@@ -92,7 +92,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80},
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "coarse_patch_len": 40},
     ),
-    # session 11: pooled training units. FD002 and FD004 run in the same six operating conditions
+    # pooled training units. FD002 and FD004 run in the same six operating conditions
     # (FD004 adds a fan fault), so each can train on the other's units too; validation stays on
     # the subset's own units. Is the transformer short of data where the LSTM is not?
     "T_w80_L3_plus2": (
@@ -112,7 +112,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     "T_w80_plus41": ("transformer", {"window": 80, "extra_train_subsets": ["FD004", "FD001"]}, {"patch_len": 8}),
     "L_w80_h128_plus23": ("lstm", {"window": 80, "extra_train_subsets": ["FD002", "FD003"]}, {"hidden_size": 128}),
-    # session 13: with the pooled units, is the FD004 transformer short of capacity? (the LSTM it trails
+    # with the pooled units, is the FD004 transformer short of capacity? (the LSTM it trails
     # has ~5x its weights and gained more from the extra units; d_model 64 did nothing without them)
     "T_w80_L3_d64_plus2": (
         "transformer",
@@ -137,7 +137,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80, "extra_train_subsets": ["FD002"]},
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "input_noise": 0.0},
     ),
-    # session 14: does FD004's dropout finding (-0.32 +- 0.32, shipped as v8) carry over to FD002's recipe?
+    # does FD004's dropout finding (-0.32 +- 0.32, shipped as v8) carry over to FD002's recipe?
     "T_w80_plus4_do0": (
         "transformer",
         {"window": 80, "extra_train_subsets": ["FD004"]},
@@ -150,13 +150,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80, "extra_train_subsets": ["FD004"]},
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0},
     ),
-    # session 14: FD004's LSTM with dropout 0 too, like for like with the transformer's v8 (dropout 0)
+    # FD004's LSTM with dropout 0 too, like for like with the transformer's v8 (dropout 0)
     "L_w80_h128_plus2_do0": (
         "lstm",
         {"window": 80, "extra_train_subsets": ["FD002"]},
         {"hidden_size": 128, "dropout": 0.0},
     ),
-    # session 15: the shipped six-condition recipe (pooled units, 3 + 2 layers, dropout 0) twice as wide; on
+    # the shipped six-condition recipe (pooled units, 3 + 2 layers, dropout 0) twice as wide; on
     # FD004 d_model 64 gained -0.10 at dropout 0.1 with the pooled units, dropout 0 gained -0.32
     "T_w80_L3_d64_plus4_do0": (
         "transformer",
@@ -171,7 +171,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # FD001 and FD003 share their one condition (FD003 adds the fan fault): each can train on the other's units
     "T_w80_plus3": ("transformer", {"window": 80, "extra_train_subsets": ["FD003"]}, {"patch_len": 8}),
     "T_w50_plus1": ("transformer", {"window": 50, "extra_train_subsets": ["FD001"]}, {"patch_len": 5}),
-    # session 17: the engine's age (cycle number / 200) as one more channel (CMAPSSDataModule
+    # the engine's age (cycle number / 200) as one more channel (CMAPSSDataModule
     # age_channel), on the shipped v8 recipes and on the LSTM baselines alike
     "T_w80_L3_plus2_do0_age": (
         "transformer",
@@ -183,7 +183,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True},
         {"patch_len": 8, "n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0},
     ),
-    # session 18: with the age, the FD002 transformer early-stops after 11-12 epochs on four of five splits
+    # with the age, the FD002 transformer early-stops after 11-12 epochs on four of five splits
     # (its best at epoch 3-4; the LSTM's at epoch 4-11) and the LSTM (dropout 0.1) leads on split 0: does
     # v9's recipe (the variant above) over-fit the age? Dropout back at 0.1, a slower learning rate, twice
     # the width, the last cycle's raw inputs straight to the head (as the LSTM regresses from its last
@@ -195,7 +195,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "T_w80_L3_plus4_do0_age_wd": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "weight_decay": 0.05}),
     "T_w80_L3_plus4_do0_age_cos": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "lr_schedule": "cosine"}),
     "T_w80_L3_d64_plus2_do0_age": ("transformer", _V9_FD004_DATA, {**_V9_MODEL, "d_model": 64, "d_ff": 128}),
-    # session 21: v9 over-predicts FD002's mid-life (RUL 50-99: +7.7 cycles mean error against the LSTM's +6.1);
+    # v9 over-predicts FD002's mid-life (RUL 50-99: +7.7 cycles mean error against the LSTM's +6.1);
     # weight late squared errors 1.5 or 2 times the early ones in the training loss (the PHM08 asymmetry)
     "T_w80_L3_plus4_do0_age_late15": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "late_weight": 1.5}),
     "T_w80_L3_plus4_do0_age_late2": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "late_weight": 2.0}),
@@ -206,7 +206,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         _V9_FD002_DATA,
         {**_V9_MODEL, "d_model": 64, "d_ff": 128, "late_weight": 1.5},
     ),
-    # session 22: the FD002 transformer (v10) still trails the like-for-like LSTM ensemble on split 0 (11.10 vs
+    # the FD002 transformer (v10) still trails the like-for-like LSTM ensemble on split 0 (11.10 vs
     # 10.81) and its networks stop early (best epoch 3-6 of 10-18): more input noise (0.1, not 0.05), or every
     # window of the training units (train_stride 1, twice the steps per epoch; the defaults take every second)
     "T_w80_L3_plus4_do0_age_late15_nn10": ("transformer", _V9_FD002_DATA, {**_V9_MODEL, "late_weight": 1.5, "input_noise": 0.1}),
@@ -222,7 +222,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {**_V9_MODEL, "late_weight": 1.5},
     ),
     # the FD002 transformer takes every window since v11 (the st1 row above: -0.53 +- 0.33): the LSTM too, for
-    # fairness (roughly 50-90 min of a core per network here; run on a GPU machine in session 23,
+    # fairness (roughly 50-90 min of a core per network here; run on a GPU machine,
     # benchmarks/device_rul_lstm.sh: +0.60 +- 0.99 on FD002, +0.11 +- 0.56 on FD004, not adopted)
     "L_w80_h128_plus4_age_st1": (
         "lstm",
@@ -235,7 +235,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True, "train_stride": 1},
         {"hidden_size": 128},
     ),
-    # session 19: the age on the one-condition subsets, on the shipped FD001 (v6) and FD003 (v5) recipes and
+    # the age on the one-condition subsets, on the shipped FD001 (v6) and FD003 (v5) recipes and
     # on the best LSTM rows without it there (FD001 80 cycles, FD003 50 cycles; 64 hidden)
     "T_w80_age": ("transformer", {"window": 80, "age_channel": True}, {"patch_len": 8}),
     "T_w50_age": ("transformer", {"window": 50, "age_channel": True}, {"patch_len": 5}),
@@ -245,7 +245,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "L_w80_h128_age": ("lstm", {"window": 80, "age_channel": True}, {"hidden_size": 128}),
     "L_w80_h128_plus2_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD002"], "age_channel": True}, {"hidden_size": 128}),
     "L_w80_h128_plus4_age": ("lstm", {"window": 80, "extra_train_subsets": ["FD004"], "age_channel": True}, {"hidden_size": 128}),
-    # session 22, fairness: the transformers of FD002/FD004 weight late errors 1.5x since v10; the LSTM
+    # fairness: the transformers of FD002/FD004 weight late errors 1.5x since v10; the LSTM
     # rows above that their ensembles are compared with get the same option (run on a GPU machine,
     # benchmarks/device_rul_lstm.sh)
     "L_w80_h128_plus4_age_late15": (
@@ -315,7 +315,7 @@ def run(
     bit-for-bit those of a CPU); no new run is claimed after ``deadline`` (Unix time);
     ``threads`` sets the models' torch CPU threads (one per run when runs share the cores).
     """
-    from models.benchmark import claim_part, one_run, write_part
+    from benchmarks._rul_harness import claim_part, one_run, write_part
 
     parts.mkdir(parents=True, exist_ok=True)
     for seed in seeds:

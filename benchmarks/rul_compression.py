@@ -50,12 +50,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from core.inference.card import ModelCard, read_card  # noqa: E402  (after the path set-up above)
+
 #: variants whose file is broken down by initializer kind and node op in the JSON
 BREAKDOWN_VARIANTS = ("fp32", "int8-dynamic", "int8-compact")
 REQUIREMENT = {"size_change_pct_max": -73.5, "speedup_b1_min": 2.0, "rmse_change_pct_max": 2.0}
 
 
-def rebuild(card: dict[str, Any], weights: Path | None, data_dir: Path) -> Any:
+def rebuild(card: ModelCard, weights: Path | None, data_dir: Path) -> Any:
     """The shipped run as a :class:`~models.pipeline.TrainResult`, weights loaded, no training.
 
     Without ``weights`` the network keeps random weights, perturbed so that no two tensors are
@@ -65,18 +67,18 @@ def rebuild(card: dict[str, Any], weights: Path | None, data_dir: Path) -> Any:
     import numpy as np
     import torch
 
-    from models._torch_estimator import MeanEnsemble
-    from models.calibration import SplitConformal
+    from core.inference.calibration import SplitConformal
     from models.data.cmapss import CMAPSSDataModule
     from models.metrics import rmse
     from models.pipeline import TrainResult, make_estimator
+    from models.torch_estimator import MeanEnsemble
 
-    subset, seed, cfg = card["dataset"]["subset"], int(card["seed"]), card["config"]
+    subset, seed, cfg = str(card.dataset.subset), int(card.seed or 0), card.config
     dm = CMAPSSDataModule(data_dir, subset, seed=seed, **cfg["data"])
     dm.setup()
-    if dm.val_units.tolist() != card["dataset"]["val_units"]:
+    if dm.val_units.tolist() != card.dataset.val_units:
         raise SystemExit(f"{subset}: validation units differ from the card's")
-    est = make_estimator(card["model"], random_state=seed, **cfg["model"])
+    est = make_estimator(card.model, random_state=seed, **cfg["model"])
     n_members = int(cfg["model"].get("n_members", 1))
     nets = [est._build_net(dm.n_channels, dm.window) for _ in range(n_members)]
     net = nets[0] if n_members == 1 else MeanEnsemble(nets)
@@ -92,7 +94,7 @@ def rebuild(card: dict[str, Any], weights: Path | None, data_dir: Path) -> Any:
     pred = est.predict(dm.X_val)
     est.conformal_ = SplitConformal().fit(dm.y_val, pred)
     metrics = {"val_rmse": rmse(dm.y_val, pred), "val_n_cuts": int(np.asarray(dm.y_val).size)}
-    return TrainResult(card["model"], subset, seed, est, dm, cfg, metrics=metrics, data_dir=data_dir)
+    return TrainResult(card.model, subset, seed, est, dm, cfg, metrics=metrics, data_dir=data_dir)
 
 
 def measure(subset: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -101,7 +103,7 @@ def measure(subset: str, args: argparse.Namespace) -> dict[str, Any]:
     from models.pipeline import VARIANTS, export_variants
 
     card_path = args.shipped_dir / f"cmapss-{subset}" / args.version / "card.json"
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card = read_card(card_path)
     weights = args.weights_dir / subset / "net.pt"
     if not weights.exists():
         return measure_sizes(card, card_path, args, "no saved weights")
@@ -109,7 +111,7 @@ def measure(subset: str, args: argparse.Namespace) -> dict[str, Any]:
         res = rebuild(card, weights, args.data_dir)
     except RuntimeError as err:  # load_state_dict: another architecture (an older run's weights)
         return measure_sizes(card, card_path, args, f"{weights} does not fit the card's network ({str(err)[:120]})")
-    card_rmse = float(card["metrics"]["val_rmse"])
+    card_rmse = float(card.metrics["val_rmse"])
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep_dir / subset if args.keep_dir else Path(tmp)
         paths = export_variants(res, out, VARIANTS)
@@ -140,7 +142,7 @@ def measure(subset: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def measure_sizes(card: dict[str, Any], card_path: Path, args: argparse.Namespace, why: str) -> dict[str, Any]:
+def measure_sizes(card: ModelCard, card_path: Path, args: argparse.Namespace, why: str) -> dict[str, Any]:
     """Without trained weights: file sizes only (they do not depend on the weights' values)."""
     from models.export.compare import byte_breakdown
     from models.pipeline import VARIANTS, export_variants
@@ -160,7 +162,7 @@ def measure_sizes(card: dict[str, Any], card_path: Path, args: argparse.Namespac
         "note": f"{why}: sizes only, from the card's architecture with random weights "
         "(sizes do not depend on the values; fp32 equals the card's fp32_size_bytes when the "
         "architecture matches); no latency or RMSE",
-        "fp32_size_bytes_card": card["metrics"].get("fp32_size_bytes"),
+        "fp32_size_bytes_card": card.metrics.get("fp32_size_bytes"),
         "rows": rows,
         "byte_breakdown": breakdown,
     }
@@ -173,29 +175,29 @@ def ship_compact(subset: str, args: argparse.Namespace) -> dict[str, Any]:
     with ``variant`` int8-compact, ``derived_from`` and the ONNX metrics measured again on the
     validation cuts with the edge runtime. Refuses weights that do not reproduce the card.
     """
+    from core.inference.registry import ModelRegistry, git_commit
+    from core.inference.runtime import OnnxRULPredictor
     from models.export.compact import export_int8_compact
     from models.metrics import phm08_score, rmse
-    from models.registry import ModelRegistry, git_commit
-    from models.runtime import OnnxRULPredictor
 
     name = f"cmapss-{subset}"
-    card = json.loads((args.shipped_dir / name / args.version / "card.json").read_text(encoding="utf-8"))
+    card = read_card(args.shipped_dir / name / args.version / "card.json")
     res = rebuild(card, args.weights_dir / subset / "net.pt", args.data_dir)
-    if abs(res.metrics["val_rmse"] - float(card["metrics"]["val_rmse"])) >= 1e-3:
+    if abs(res.metrics["val_rmse"] - float(card.metrics["val_rmse"])) >= 1e-3:
         raise SystemExit(f"{subset}: the weights do not reproduce {args.version}'s validation RMSE; not shipped")
     dm = res.datamodule
     with tempfile.TemporaryDirectory() as tmp:
         path = export_int8_compact(res.estimator.network, dm.n_channels, dm.window, Path(tmp) / "model.onnx")
-        new = json.loads(json.dumps(card))
+        new = card.to_dict()
         new.update(
             {
                 "variant": "int8-compact",
-                "derived_from": {"version": args.version, "variant": card.get("variant")},
+                "derived_from": {"version": args.version, "variant": card.variant},
                 "git_commit": git_commit(ROOT),
                 "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             }
         )
-        pred = OnnxRULPredictor(path, new).predict_windows(dm.X_val)
+        pred = OnnxRULPredictor(path, ModelCard.from_dict(new)).predict_windows(dm.X_val)
         new["metrics"].update({"val_rmse_onnx": rmse(dm.y_val, pred), "val_score_onnx": phm08_score(dm.y_val, pred)})
         for key in ("model_file", "model_sha256", "model_size_bytes"):
             new.pop(key, None)
@@ -210,12 +212,12 @@ def ship_compact(subset: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, measure each subset, write the JSON."""
-    from models.registry import git_commit
+    from core.inference.registry import SHIPPED_DIR, git_commit
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/datasets/cmapss")
     p.add_argument("--weights-dir", type=Path, default=Path("/tmp/genedge_rul_artifacts"))
-    p.add_argument("--shipped-dir", type=Path, default=ROOT / "models/shipped")
+    p.add_argument("--shipped-dir", type=Path, default=SHIPPED_DIR)
     p.add_argument("--version", default="v5")
     p.add_argument("--subset", action="append", dest="subsets")
     p.add_argument("--threads", type=int, default=1)

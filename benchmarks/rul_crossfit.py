@@ -52,28 +52,29 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from core.inference.registry import SHIPPED_DIR  # noqa: E402  (after the path set-up)
+
 RESULTS = ROOT / "benchmarks" / "results"
 PARTS = RESULTS / "rul_crossfit_parts"
-SHIPPED = ROOT / "models" / "shipped"
 N_FOLDS = 5
 
 
 def nested_setup(data_dir: Path, subset: str, version: str, checkpoint_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     """The shipped version's split data module, its registry entry, and the nested cross-fit's config."""
+    from core.inference.registry import ModelRegistry
     from models.data.cmapss import CMAPSSDataModule
     from models.pipeline import card_config, resolve_config
-    from models.registry import ModelRegistry
 
-    mv = ModelRegistry(SHIPPED).get(f"cmapss-{subset}", version)
+    mv = ModelRegistry(SHIPPED_DIR).get(f"cmapss-{subset}", version)
     card = mv.card
-    dm = CMAPSSDataModule(data_dir, subset, seed=int(card["seed"]), **card["config"]["data"])
+    dm = CMAPSSDataModule(data_dir, subset, seed=int(card.seed or 0), **card.config["data"])
     dm.setup()
-    if dm.val_units.tolist() != card["dataset"]["val_units"]:
+    if dm.val_units.tolist() != card.dataset.val_units:
         raise SystemExit(f"{subset} {version}: the rebuilt split differs from the card's")
     shipped = card_config(card)
     model_params = {**shipped["model"], "n_members": 1, "n_jobs": 1, "checkpoint_dir": str(checkpoint_dir)}
     data_params = {**shipped["data"], "n_folds": N_FOLDS, "holdout_units": dm.val_units.tolist()}
-    config = resolve_config(subset, card["model"], model_params=model_params, data_params=data_params)
+    config = resolve_config(subset, card.model, model_params=model_params, data_params=data_params)
     return dm, mv, config
 
 
@@ -99,21 +100,21 @@ def fit_folds(data_dir: Path, subset: str, folds: list[int], config: dict[str, A
 def score(data_dir: Path, subset: str, version: str, checkpoint_dir: Path) -> dict[str, Any]:
     """Nested cross-fit vs the shipped ensemble on the shipped ensemble's validation cuts."""
     from benchmarks.rul_ensembles import bootstrap_diff
-    from models.calibration import SplitConformal
+    from core.inference.calibration import SplitConformal
+    from core.inference.runtime import OnnxRULPredictor
     from models.crossfit import CrossFitEnsemble
     from models.export.compact import export_int8_compact
     from models.metrics import phm08_score, rmse
-    from models.runtime import OnnxRULPredictor
 
     split_dm, mv, config = nested_setup(data_dir, subset, version, checkpoint_dir)
-    seed = int(mv.card["seed"])
+    seed = int(mv.card.seed or 0)
     folds = fit_folds(data_dir, subset, list(range(N_FOLDS)), config, seed, split_dm)
     y, units, X = split_dm.y_val, split_dm.val_cut_units, split_dm.X_val
     shipped = OnnxRULPredictor(mv.model_path, mv.card)
     ship_pred = shipped.predict_windows(X)
     oof_y = np.concatenate([f.datamodule.y_val for f in folds])
     oof_pred = np.concatenate([f.estimator.predict(f.datamodule.X_val) for f in folds])
-    est = CrossFitEnsemble([f.estimator for f in folds], SplitConformal().fit(oof_y, oof_pred))
+    est = CrossFitEnsemble.from_folds([f.estimator for f in folds], SplitConformal().fit(oof_y, oof_pred))
     with tempfile.TemporaryDirectory() as tmp:
         path = export_int8_compact(est.network, split_dm.n_channels, split_dm.window, Path(tmp) / "crossfit.onnx")
         cf_pred = OnnxRULPredictor(path, mv.card).predict_windows(X)
@@ -167,7 +168,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             + (
                 f"| {r['split_ensemble_int8_rmse']:.2f} | {diff_cells(r['crossfit_minus_split_ensemble'])} "
                 if "split_ensemble_int8_rmse" in r
-                else "| not run | - | - "  # FD004's was stopped in session 16 for lack of time
+                else "| not run | - | - "  # FD004's was stopped for lack of time
             )
             + f"| {r['crossfit_coverage_90']:.2f} ({r['crossfit_width_90']:.1f}) |"
         )
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.train_folds is not None:
             split_dm, mv, config = nested_setup(args.data_dir, subset, args.version, args.checkpoint_dir)
             folds = [int(k) for k in args.train_folds.split(",")]
-            fit_folds(args.data_dir, subset, folds, config, int(mv.card["seed"]), split_dm)
+            fit_folds(args.data_dir, subset, folds, config, int(mv.card.seed or 0), split_dm)
             continue
         part = score(args.data_dir, subset, args.version, args.checkpoint_dir)
         PARTS.mkdir(parents=True, exist_ok=True)

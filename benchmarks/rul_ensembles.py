@@ -45,11 +45,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from core.inference.registry import SHIPPED_DIR  # noqa: E402  (after the path set-up)
+
 RESULTS = ROOT / "benchmarks" / "results"
 ABLATION = RESULTS / "rul_ablation_w80.json"
 PARTS = RESULTS / "rul_ensembles_parts"
 BASELINES = RESULTS / "rul_baselines"
-SHIPPED = ROOT / "models" / "shipped"
 MEMBERS = 5
 SPLIT_SEED = 0
 N_BOOT = 2000
@@ -125,10 +126,10 @@ def run_subset(
     trained and members already there (same data and configuration, e.g. from
     :func:`train_members` in earlier runs) are loaded instead of trained.
     """
-    from models.benchmark import one_run
+    from benchmarks._rul_harness import one_run
+    from core.inference.registry import git_commit
     from models.metrics import phm08_score, rmse
     from models.pipeline import register_result
-    from models.registry import git_commit
 
     variant, data_params, model_params, ablation_mean = lstm_setup(
         subset, jobs=jobs, threads=threads, checkpoint_dir=checkpoint_dir, variant=variant
@@ -182,8 +183,8 @@ def run_subset(
         row["lstm_registered"] = {
             "path": str(mv.path.relative_to(ROOT)) if mv.path.is_relative_to(ROOT) else str(mv.path),
             "variant": "int8-dynamic",
-            "val_rmse_onnx": mv.card["metrics"]["val_rmse_onnx"],
-            "size_bytes": mv.card["model_size_bytes"],
+            "val_rmse_onnx": mv.card.metrics["val_rmse_onnx"],
+            "size_bytes": mv.card.model_size_bytes,
         }
     return row
 
@@ -205,12 +206,12 @@ def lstm_setup(
     options (``jobs``, ``threads``, ``checkpoint_dir``, ``accelerator``) added; ``variant`` as in
     :func:`select_lstm`.
     """
-    from models.registry import ModelRegistry
+    from core.inference.registry import ModelRegistry
 
     variant, data_params, model_params, ablation_mean = select_lstm(subset, variant=variant)
-    tf_card = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}").card
-    data_params["extra_train_subsets"] = list(tf_card["config"]["data"].get("extra_train_subsets", []))
-    data_params["age_channel"] = bool(tf_card["config"]["data"].get("age_channel", False))
+    tf_card = ModelRegistry(SHIPPED_DIR).promoted(f"cmapss-{subset}").card
+    data_params["extra_train_subsets"] = list(tf_card.config["data"].get("extra_train_subsets", []))
+    data_params["age_channel"] = bool(tf_card.config["data"].get("age_channel", False))
     model_params = {**model_params, "n_jobs": jobs, **({"num_threads": threads} if threads else {})}
     if checkpoint_dir is not None:
         model_params["checkpoint_dir"] = str(checkpoint_dir)
@@ -278,9 +279,9 @@ def member_data_fingerprint(data_dir: Path, subset: str, variant: str | None = N
     if their data fingerprint is this machine's: this gives the fingerprint and float64 sums of
     the arrays, to tell a difference in the last bits from different data.
     """
-    from models._torch_estimator import _data_fingerprint
     from models.data.cmapss import CMAPSSDataModule
     from models.pipeline import resolve_config
+    from models.torch_estimator import data_fingerprint
 
     name, data_params, model_params, _ = lstm_setup(subset, variant=variant)
     cfg = resolve_config(subset, "lstm", model_params=model_params, data_params=data_params)
@@ -290,7 +291,7 @@ def member_data_fingerprint(data_dir: Path, subset: str, variant: str | None = N
     return {
         "subset": subset,
         "variant": name,
-        "fingerprint": _data_fingerprint(*arrays),
+        "fingerprint": data_fingerprint(*arrays),
         "sums": [float(np.asarray(a, dtype=np.float64).sum()) for a in arrays],
         "shapes": [list(np.shape(a)) for a in arrays],
     }
@@ -353,23 +354,23 @@ def _shipped_predictions(subset: str, dm: Any) -> tuple[Any, dict[str, Any], np.
     the same validation units and cuts (checked), normalised as it was trained (a model that also
     trained on another subset's units has its own normaliser), and its card's RMSE is checked.
     """
+    from core.inference.registry import ModelRegistry
+    from core.inference.runtime import OnnxRULPredictor
     from models.metrics import rmse
     from models.pipeline import card_datamodule
-    from models.registry import ModelRegistry
-    from models.runtime import OnnxRULPredictor
 
-    shipped = ModelRegistry(SHIPPED).promoted(f"cmapss-{subset}")
+    shipped = ModelRegistry(SHIPPED_DIR).promoted(f"cmapss-{subset}")
     card = shipped.card
-    if card["dataset"]["val_units"] != dm.val_units.tolist():
+    if card.dataset.val_units != dm.val_units.tolist():
         raise RuntimeError(f"{subset}: the LSTM's validation units differ from the shipped transformer's")
     own = card_datamodule(card, dm.data_dir)
     if not (np.array_equal(own.y_val, dm.y_val) and np.array_equal(own.val_cut_units, dm.val_cut_units)):
         raise RuntimeError(f"{subset}: the transformer's validation cuts differ from the LSTM's")
     pred = np.asarray(OnnxRULPredictor(shipped.model_path, card).predict_windows(own.X_val), dtype=np.float64)
     got = rmse(np.asarray(dm.y_val, dtype=np.float64), pred)
-    if abs(got - card["metrics"]["val_rmse_onnx"]) > 1e-3:
+    if abs(got - card.metrics["val_rmse_onnx"]) > 1e-3:
         raise RuntimeError(
-            f"{subset}: shipped transformer scores {got:.4f} here, its card says {card['metrics']['val_rmse_onnx']:.4f}"
+            f"{subset}: shipped transformer scores {got:.4f} here, its card says {card.metrics['val_rmse_onnx']:.4f}"
         )
     return shipped, card, pred
 
@@ -380,14 +381,14 @@ def _transformer_fields(subset: str, y: np.ndarray, units: np.ndarray, lstm_pred
     shipped, card, tf_pred = _shipped_predictions(subset, dm)
     return {
         "transformer_version": shipped.version,
-        "transformer_variant": card["variant"],
+        "transformer_variant": card.variant,
         # units of other subsets the transformer also trained on (its card's data configuration)
-        "transformer_extra_train_subsets": list(card["config"]["data"].get("extra_train_subsets", [])),
+        "transformer_extra_train_subsets": list(card.config["data"].get("extra_train_subsets", [])),
         # whether it reads the engine's age (CMAPSSDataModule age_channel)
-        "transformer_age_channel": bool(card["config"]["data"].get("age_channel", False)),
+        "transformer_age_channel": bool(card.config["data"].get("age_channel", False)),
         "transformer_val_rmse": rmse(y, tf_pred),
         "transformer_val_score": phm08_score(y, tf_pred),
-        "transformer_val_coverage_cross": card["metrics"].get("val_coverage_cross"),
+        "transformer_val_coverage_cross": card.metrics.get("val_coverage_cross"),
         "transformer_minus_lstm": bootstrap_diff(y, tf_pred, lstm_pred, units),
         "transformer_predictions": tf_pred.round(4).tolist(),
     }
@@ -400,8 +401,8 @@ def rescore(data_dir: Path, subset: str, parts: Path = PARTS) -> dict[str, Any]:
     data configuration and split seed and must give the stored truths; the LSTM predictions are
     the stored ones.
     """
+    from core.inference.registry import git_commit
     from models.data.cmapss import CMAPSSDataModule
-    from models.registry import git_commit
 
     path = parts / f"{subset}.json"
     row = json.loads(path.read_text(encoding="utf-8"))
@@ -420,7 +421,7 @@ def rescore(data_dir: Path, subset: str, parts: Path = PARTS) -> dict[str, Any]:
 
 
 def compare_on_test(
-    test_dir: Path, subsets: list[str], *, shipped: Path = SHIPPED, baselines: Path = BASELINES
+    test_dir: Path, subsets: list[str], *, shipped: Path = SHIPPED_DIR, baselines: Path = BASELINES
 ) -> dict[str, Any]:
     """Score the shipped transformer and the committed LSTM ensemble on C-MAPSS test files with truth.
 
@@ -429,9 +430,9 @@ def compare_on_test(
     exactly as ``genedge rul evaluate`` reports them, and the paired difference with a bootstrap
     interval over test units (one cut per unit). Subsets without both files are listed as skipped.
     """
+    from core.inference.registry import ModelRegistry
+    from core.inference.runtime import OnnxRULPredictor
     from models.evaluation import load_test_units, load_truth, score_test
-    from models.registry import ModelRegistry
-    from models.runtime import OnnxRULPredictor
 
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []

@@ -55,7 +55,7 @@ def fold(runs: dict[str, Any], data_dir: Path, val: str, target: str, model: str
     """Train ``model`` on the other bearings, score every window of ``val``."""
     from scipy import stats
 
-    from models.calibration import SplitConformal, empirical_coverage
+    from core.inference.calibration import SplitConformal, empirical_coverage
     from models.data.femto import FEMTODataModule
     from models.metrics import rmse
     from models.pipeline import make_estimator

@@ -1,7 +1,7 @@
 """How the 90 % intervals of the shipped C-MAPSS models are calibrated: one pooled quantile or by bin.
 
 For each subset's shipped model (the promoted version; its own int8 ONNX file predicts its validation
-cuts, rebuilt from its card) the same predictions are calibrated three ways (models.calibration):
+cuts, rebuilt from its card) the same predictions are calibrated three ways (core.inference.calibration):
 
 * ``pooled``: one split-conformal quantile of |error| (what v1-v11 shipped);
 * ``scaled30``: normalised scores |error| / (prediction + 30), intervals growing with the prediction;
@@ -32,14 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.calibration import SplitConformal  # noqa: E402
+from core.inference.calibration import SplitConformal  # noqa: E402
+from core.inference.registry import SHIPPED_DIR, ModelRegistry  # noqa: E402
+from core.inference.runtime import OnnxRULPredictor  # noqa: E402
 from models.evaluation import load_test_units  # noqa: E402
 from models.pipeline import CMAPSS_INTERVAL_BINS, NEAR_FAILURE_RUL, card_datamodule, louo_intervals  # noqa: E402
-from models.registry import ModelRegistry  # noqa: E402
-from models.runtime import OnnxRULPredictor  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-SHIPPED = ROOT / "models" / "shipped"
 BANDS = (0.0, 25.0, 50.0, 75.0, 100.0, 115.0)  # predicted-RUL bands the coverage is broken down by
 COVERAGE = 0.9
 N_HALVINGS = 200
@@ -63,7 +62,7 @@ def _halvings(conf: SplitConformal, y: np.ndarray, pred: np.ndarray, units: np.n
     return np.asarray(out)
 
 
-def run_subset(data_dir: Path, subset: str, registry: Path = SHIPPED) -> dict[str, Any]:
+def run_subset(data_dir: Path, subset: str, registry: Path = SHIPPED_DIR) -> dict[str, Any]:
     mv = ModelRegistry(registry).promoted(f"cmapss-{subset}")
     card = mv.card
     dm = card_datamodule(card, data_dir)
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/datasets/cmapss")
     p.add_argument("--subset", action="append", dest="subsets")
-    p.add_argument("--registry", type=Path, default=SHIPPED)
+    p.add_argument("--registry", type=Path, default=SHIPPED_DIR)
     p.add_argument("--out", type=Path, default=RESULTS / "rul_intervals.json")
     args = p.parse_args(argv)
     rows = [run_subset(args.data_dir, s, args.registry) for s in args.subsets or ["FD001", "FD002", "FD003", "FD004"]]

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from synth.experiment import markdown_table, run_gap_experiment, run_rare_failure  # noqa: E402
+from benchmarks._synth_harness import markdown_table, run_gap_experiment, run_rare_failure  # noqa: E402
 
 
 def _merge(path: Path, key: str, value: object) -> None:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     if args.rul_only:
-        from synth.rul_experiment import run_rul_experiment
+        from benchmarks._synth_rul_harness import run_rul_experiment
 
         rul_out = args.out.with_name("synth_rul.json")
         rul = run_rul_experiment(

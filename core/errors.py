@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DatasetError",
     "GenEdgeError",
     "IngestError",
     "ModelError",
@@ -55,6 +56,14 @@ class SourceError(GenEdgeError):
 
 class ModelError(GenEdgeError):
     """A model could not be trained, loaded, exported or evaluated."""
+
+
+class DatasetError(SourceError, ModelError):
+    """A public dataset file (C-MAPSS, FEMTO, CWRU, DCASE) is missing or malformed.
+
+    Both a replay source and a training run read these files, so the error is both a
+    :class:`SourceError` and a :class:`ModelError`: each caller catches the kind it knows.
+    """
 
 
 class NotFittedError(GenEdgeError, ValueError, AttributeError):

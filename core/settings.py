@@ -47,13 +47,17 @@ class MqttSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     client_id: str = "genedge"
-    username: str | None = None
-    password: SecretStr | None = None
+    username: str | None = Field(default=None, description="broker login; none: connect anonymously")
+    password: SecretStr | None = Field(default=None, description="password of username; masked when shown")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
-    tls: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    tls: bool = Field(default=False, description="connect over TLS, verifying the broker's certificate and host name")
+    ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle that signed the broker's certificate (with tls); none: the system CAs",
+    )
+    cert_file: Path | None = Field(default=None, description="PEM client certificate for mutual TLS (with tls)")
+    key_file: Path | None = Field(
+        default=None, description="PEM private key of cert_file (with tls); none: the key is inside cert_file",
+    )
     embedded: bool = Field(default=True, description="start an in-process broker when none is configured")
     site: str = Field(default="plant1", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
 
@@ -112,9 +116,9 @@ class ModelsSettings(BaseModel):
 
     registry_dir: Path = Path("var/registry")
     data_dir: Path | None = None
-    seed: int = 42
-    max_epochs: int = Field(default=40, ge=1)
-    accelerator: str = "cpu"
+    seed: int | None = Field(default=None, description="training seed; none: each recipe's own (0 for the shipped models)")
+    max_epochs: int | None = Field(default=None, ge=1, description="training epochs; none: the recipe's (25 C-MAPSS, 30 others)")
+    accelerator: str | None = Field(default=None, description="Lightning accelerator (cpu, gpu, auto); none: the recipe's (cpu)")
 
 
 class LLMSettings(BaseModel):

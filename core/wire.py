@@ -4,7 +4,7 @@ Topics are ``genedge/v1/<site>/<asset>/<type>`` where ``<type>`` is one of :clas
 Payloads are UTF-8 JSON objects; each carries ``v`` (schema version), a unique ``msg_id``,
 the ``publisher`` and its per-publisher ``seq`` number, and ``type`` (which must match the
 topic). :func:`decode` turns arbitrary bytes into a message or raises :class:`WireError` with a
-reason code; it never raises anything else. See ``docs/wire.md`` for examples.
+reason code; it never raises anything else. See ``docs/integrator.md`` for examples.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Plant dashboard: a Streamlit app for operators and engineers (``dashboard/app.py``).
 
 Pages read through :mod:`ingest.store.queries`, change state through
-:mod:`ingest.store.actions`, and list models through :mod:`models.registry`. The names below
+:mod:`ingest.store.actions`, and list models through :mod:`core.inference.registry`. The names below
 import no Streamlit, so the CLI can hash passwords and start the server with them.
 """
 

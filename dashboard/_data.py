@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from core.inference.registry import ModelRegistry
 from core.wire import utcnow
 from dashboard._context import _open_store
 from ingest.store import queries as q
@@ -132,8 +133,6 @@ def load_status(url: str) -> list[q.StatusView]:
 @st.cache_data(ttl=_SLOW, show_spinner=False)
 def load_models(registry_dir: str) -> list[dict[str, Any]]:
     """Every registered model version as ``{name, version, promoted, card, path}``."""
-    from models.registry import ModelRegistry  # torch-free; imported late to keep the app light
-
     if not Path(registry_dir).is_dir():
         return []
     reg = ModelRegistry(registry_dir)

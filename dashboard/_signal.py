@@ -1,37 +1,34 @@
-"""Spectra for the asset page: amplitude spectrum and envelope spectrum of a vibration batch.
+"""Spectra for the asset page: amplitude spectrum and envelope spectrum of vibration batches.
 
-The envelope spectrum follows the classic recipe (Randall & Antoni, MSSP 2011): band-pass
-around the structural resonance that bearing impacts excite, take the Hilbert envelope, and
-look at its spectrum, where a bearing defect shows at its characteristic frequency and harmonics.
+Both are :mod:`core.signal`'s, the edge agent's own (the envelope spectrum band-passes around the
+structural resonance that bearing impacts excite, takes the Hilbert envelope and looks at its
+spectrum, where a bearing defect shows at its characteristic frequency and harmonics: Randall &
+Antoni, MSSP 2011). Here they read in peak amplitude, for a fixed band the engineer can move, over
+one batch or the mean of several.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-from numpy.typing import NDArray
-from scipy import signal
+from numpy.typing import ArrayLike, NDArray
 
+from core import signal as core_signal
 from core.assets import BearingGeometry
 
-__all__ = ["amplitude_spectrum", "averaged", "default_band", "defect_markers", "envelope_spectrum"]
+__all__ = ["amplitude_spectrum", "default_band", "defect_markers", "envelope_spectrum"]
 
 FloatArray = NDArray[np.float64]
 
 
-def amplitude_spectrum(x: NDArray[np.floating], fs: float) -> tuple[FloatArray, FloatArray]:
-    """One-sided amplitude spectrum (peak amplitude, Hann window, mean removed).
+def amplitude_spectrum(x: ArrayLike, fs: float) -> tuple[FloatArray, FloatArray]:
+    """One-sided amplitude spectrum (peak amplitude, Hann window, mean removed) of a batch, or the
+    mean spectrum of equally long batches ``(batches, n)``.
 
     Returns:
         ``(frequencies in Hz, amplitude in the signal's unit)``.
     """
-    v = np.asarray(x, dtype=np.float64)
-    v = v - v.mean()
-    w = np.hanning(v.size)
-    amp: FloatArray = np.abs(np.fft.rfft(v * w)) * 2.0 / w.sum()
-    freqs: FloatArray = np.fft.rfftfreq(v.size, 1.0 / fs).astype(np.float64)
-    return freqs, amp
+    freqs, amp = core_signal.amplitude_spectrum(x, fs, scaling="peak")
+    return freqs, _mean(amp)
 
 
 def default_band(fs: float) -> tuple[float, float]:
@@ -39,9 +36,9 @@ def default_band(fs: float) -> tuple[float, float]:
     return 0.08 * fs, 0.42 * fs
 
 
-def envelope_spectrum(x: NDArray[np.floating], fs: float, band: tuple[float, float] | None = None,
-                      *, order: int = 4) -> tuple[FloatArray, FloatArray]:
-    """Amplitude spectrum of the Hilbert envelope of ``x`` band-passed to ``band``.
+def envelope_spectrum(x: ArrayLike, fs: float, band: tuple[float, float] | None = None) -> tuple[FloatArray, FloatArray]:
+    """Amplitude spectrum (peak amplitude) of the Hilbert envelope of ``x`` band-passed to ``band``; for
+    equally long batches ``(batches, n)``, their mean.
 
     Raises:
         ValueError: the band is not inside ``(0, fs/2)``.
@@ -49,17 +46,12 @@ def envelope_spectrum(x: NDArray[np.floating], fs: float, band: tuple[float, flo
     lo, hi = band or default_band(fs)
     if not 0 < lo < hi < fs / 2:
         raise ValueError(f"band must satisfy 0 < low < high < fs/2 = {fs / 2:g} Hz, got ({lo:g}, {hi:g})")
-    sos = signal.butter(order, [lo, hi], btype="bandpass", fs=fs, output="sos")
-    filtered = signal.sosfiltfilt(sos, np.asarray(x, dtype=np.float64))
-    envelope = np.abs(signal.hilbert(filtered))
-    return amplitude_spectrum(envelope, fs)
+    spec = core_signal.envelope_spectrum(x, fs, (lo, hi), scaling="peak")
+    return spec.freqs, _mean(spec.amplitude)
 
 
-def averaged(spectra: Sequence[tuple[FloatArray, FloatArray]]) -> tuple[FloatArray, FloatArray]:
-    """Mean of spectra on the same frequency grid (batches of equal length and rate)."""
-    freqs = spectra[0][0]
-    same = [a for f, a in spectra if f.shape == freqs.shape and np.allclose(f, freqs)]
-    return freqs, np.mean(same, axis=0)
+def _mean(amplitude: FloatArray) -> FloatArray:
+    return np.asarray(amplitude.mean(axis=0)) if amplitude.ndim > 1 else amplitude
 
 
 #: Harmonics marked per family: 2x BSF is the ball-spin signature; FTF is marked once.

@@ -4,51 +4,17 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import ConfigError
-from edge_agent.features import FeatureConfig
+from core.signal import FeatureConfig
 from edge_agent.health import HealthConfig
 from edge_agent.quality import QualityConfig
+from edge_agent.sources.config import ModbusTag, OpcUaTag, SourceConfig
 
 __all__ = ["AgentConfig", "ModbusTag", "OpcUaTag", "PlcConfig", "PlcTarget", "SourceConfig"]
-
-
-class OpcUaTag(BaseModel):
-    """An OPC UA node read as one channel of an asset."""
-
-    node_id: str
-    asset_id: str
-    channel: str
-
-
-class ModbusTag(BaseModel):
-    """A Modbus register (or 32-bit register pair) polled as one channel: ``value = raw * scale + offset``."""
-
-    address: int = Field(ge=0, le=65535)
-    asset_id: str
-    channel: str
-    kind: Literal["holding", "input"] = "holding"
-    words: Literal[1, 2] = 1
-    signed: bool = False
-    scale: float = 1.0
-    offset: float = 0.0
-
-
-class SourceConfig(BaseModel):
-    """Where the agent's readings come from."""
-
-    kind: Literal["simulator", "femto", "cwru", "cmapss", "dcase", "opcua", "modbus"] = "simulator"
-    paths: list[Path] = Field(default_factory=list, description="dataset files for replays")
-    speed: float | None = Field(default=1.0, description="replay speed (data s per wall s); None: flat out")
-    units: list[int] | None = Field(default=None, description="C-MAPSS units to replay")
-    endpoint: str = Field(default="", description="opc.tcp://host:port/path or host:port for Modbus")
-    unit_id: int = Field(default=1, ge=0, le=247, description="Modbus unit (slave) id")
-    poll_s: float = Field(default=1.0, gt=0)
-    opcua_tags: list[OpcUaTag] = Field(default_factory=list)
-    modbus_tags: list[ModbusTag] = Field(default_factory=list)
 
 
 class PlcTarget(BaseModel):

@@ -8,7 +8,6 @@ life left).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import time
@@ -16,15 +15,17 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from core.assets import AssetConfig
+from core.datasets.cmapss import CMAPSS_CHANNELS
 from core.errors import ModelError
+from core.inference.card import ModelCard
+from core.inference.runtime import FeatureRULPredictor, OnnxRULPredictor, card_at
 from core.wire import RUL_UNITS, Prediction, utcnow
 from edge_agent.config import AgentConfig
 from edge_agent.plc import PlcWriter
 from edge_agent.processor import WindowResult
-from edge_agent.sources.replay import CMAPSS_CHANNELS
 
 if TYPE_CHECKING:
     from edge_agent.agent import EdgeAgent, WindowHook
@@ -44,7 +45,7 @@ class _RulHook:
     version that fails to load is logged and the current one kept.
     """
 
-    predictor_class = "OnnxRULPredictor"
+    predictor_class: ClassVar[type[OnnxRULPredictor] | type[FeatureRULPredictor]] = OnnxRULPredictor
     reload_check_s = 5.0
 
     def __init__(self, predictor: Any, *, coverage: float, model_name: str, model_version: str) -> None:
@@ -70,10 +71,10 @@ class _RulHook:
 
     def _use(self, predictor: Any) -> None:
         """Switch to ``predictor`` (subclasses reset what depends on the model)."""
-        card = getattr(predictor, "card", {}) or {}
+        card: ModelCard | None = getattr(predictor, "card", None)
         self.predictor = predictor
-        self.model_name = str(card.get("name", self.model_name))
-        self.model_version = str(card.get("version", self.model_version))
+        self.model_name = (card.name if card else None) or self.model_name
+        self.model_version = (card.version if card else None) or self.model_version
 
     def maybe_reload(self) -> bool:
         """Load the promoted version if the registry pointer changed; returns whether it switched."""
@@ -84,9 +85,8 @@ class _RulHook:
         if stamp is None or stamp == self._pointer_stamp:
             return False
         self._pointer_stamp = stamp
-        runtime = importlib.import_module("models.runtime")
         try:
-            predictor = getattr(runtime, self.predictor_class).from_path(self._pointer.parent)
+            predictor = self.predictor_class.from_path(self._pointer.parent)
             self.unit_of(predictor)
         except Exception as err:  # a half-written or broken version must not stop the agent
             log.warning(
@@ -107,10 +107,9 @@ class _RulHook:
                 directory, or an ONNX file with its ``card.json`` beside it.
             **kwargs: passed to the constructor.
         """
-        runtime = importlib.import_module("models.runtime")  # numpy + onnxruntime only, never torch
-        predictor = getattr(runtime, cls.predictor_class).from_path(Path(path))
-        card = getattr(predictor, "card", {}) or {}
-        hook = cls(predictor, model_name=str(card.get("name", "rul")), model_version=str(card.get("version", "local")), **kwargs)
+        predictor = cls.predictor_class.from_path(Path(path))
+        card = predictor.card
+        hook = cls(predictor, model_name=card.name or "rul", model_version=card.version or "local", **kwargs)
         if (Path(path) / "promoted.json").is_file():
             hook.follow(Path(path))
         return hook
@@ -161,7 +160,7 @@ class CmapssRulHook(_RulHook):
     began, from its configuration) plus the rows counted since this hook first saw it.
 
     Args:
-        predictor: an ``OnnxRULPredictor`` (``models.runtime``) or anything with ``predict_unit(rows, coverage)``.
+        predictor: an ``OnnxRULPredictor`` (``core.inference.runtime``) or anything with ``predict_unit(rows, coverage)``.
         every: windows between predictions.
         coverage: interval coverage.
         model_name, model_version: reported with each prediction.
@@ -249,7 +248,7 @@ class FeatureRulHook(_RulHook):
     model reads are skipped.
 
     Args:
-        predictor: a ``FeatureRULPredictor`` (``models.runtime``) or anything with ``window``,
+        predictor: a ``FeatureRULPredictor`` (``core.inference.runtime``) or anything with ``window``,
             ``step_hours``, ``frame_row(features)`` and ``predict_unit(rows, coverage)``.
         coverage: interval coverage.
         time_scale: asset seconds per second of the windows' timestamps (a simulator on an
@@ -257,7 +256,7 @@ class FeatureRulHook(_RulHook):
         model_name, model_version: reported with each prediction.
     """
 
-    predictor_class = "FeatureRULPredictor"
+    predictor_class: ClassVar[type[OnnxRULPredictor] | type[FeatureRULPredictor]] = FeatureRULPredictor
 
     def __init__(
         self,
@@ -362,8 +361,7 @@ def build_hooks(options: AgentConfig, assets: Sequence[AssetConfig]) -> list[Win
     """The hooks the options ask for: PLC write-back, RUL inference."""
     hooks: list[Any] = []
     if options.rul_model is not None:
-        runtime = importlib.import_module("models.runtime")  # numpy + onnxruntime only, never torch
-        if runtime.is_feature_card(runtime.card_at(options.rul_model)):
+        if card_at(options.rul_model).is_feature_model:
             hooks.append(
                 FeatureRulHook.from_path(options.rul_model, coverage=options.rul_coverage, time_scale=options.rul_time_scale)
             )

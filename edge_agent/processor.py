@@ -9,8 +9,8 @@ from datetime import datetime
 import numpy as np
 
 from core.assets import AssetConfig
+from core.signal import ChannelWindow, FeatureConfig, FeaturePipeline
 from core.wire import DataQuality
-from edge_agent.features import ChannelWindow, FeatureConfig, FeaturePipeline
 from edge_agent.health import AlarmState, HealthConfig, HealthMonitor
 from edge_agent.quality import QualityConfig, QualityMonitor
 from edge_agent.sources.base import RawBatch

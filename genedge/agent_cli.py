@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -16,27 +15,26 @@ from core.errors import ConfigError
 from core.settings import Settings
 from edge_agent.agent import EdgeAgent
 from edge_agent.config import AgentConfig
+from edge_agent.hooks import build_hooks
 from edge_agent.publisher import ReliablePublisher
 from edge_agent.queue import DiskQueue
 from edge_agent.sources import build_source
+from genedge._common import BrokerOpt, ConfigOpt, load_settings, setup_logging, stop_on_signals
 
 agent_app = typer.Typer(help="Edge agent: sources -> features -> store-and-forward MQTT.", no_args_is_help=True)
 
 
 @agent_app.command("run")
 def agent_run(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file")] = None,
+    config: ConfigOpt = None,
     agent_config: Annotated[Path | None, typer.Option("--agent-config", help="TOML agent options (source, PLC ...)")]
     = None,
-    broker: Annotated[str | None, typer.Option("--broker", help="HOST:PORT of the MQTT broker")] = None,
+    broker: BrokerOpt = None,
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the agent until interrupted (or ``--duration``); prints its counters as JSON at the end."""
-    from genedge.cli import load_settings, stop_on_signals
-
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(verbose)
     settings = load_settings(config, None, broker)
     options = AgentConfig.load(agent_config)
     source, assets = build_source(options.source, settings)
@@ -47,10 +45,6 @@ def agent_run(
 def run_agent(settings: Settings, options: AgentConfig, source: object, assets: list[AssetConfig],
               stop: object, duration: float | None = None) -> dict[str, object]:
     """Wire publisher, hooks and agent, run until the source ends, ``stop`` is set or ``duration`` passes."""
-    import threading
-
-    from edge_agent.hooks import build_hooks
-
     assert isinstance(stop, threading.Event)
     if not assets:
         raise ConfigError("the agent has no assets")

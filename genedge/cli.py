@@ -1,19 +1,18 @@
-"""The ``genedge`` command line: one console script, Typer groups."""
+"""The ``genedge`` command line: one console script, Typer groups.
+
+This module mounts the groups; what they share is in :mod:`genedge._common`.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
-import signal
-import sys
-import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from core.errors import GenEdgeError
-from core.settings import Settings
+from genedge._common import BrokerOpt, ConfigOpt, DbOpt, load_settings, setup_logging, stop_on_signals
 from genedge.agent_cli import agent_app
 from genedge.prescribe_cli import prescribe_app
 from genedge.rul_cli import models_app, rul_app
@@ -34,47 +33,6 @@ app.add_typer(models_app, name="models")
 app.add_typer(synth_app, name="synth")
 app.add_typer(prescribe_app, name="prescribe")
 app.add_typer(dashboard_app, name="dashboard")
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=False)]
-DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (overrides store.url)")]
-BrokerOpt = Annotated[str | None, typer.Option("--broker", help="HOST:PORT of an external MQTT broker")]
-
-
-def load_settings(config: Path | None, db: str | None = None, broker: str | None = None) -> Settings:
-    """Build the one Settings object from file, environment and CLI overrides."""
-    settings = Settings.load(config)
-    updates: dict[str, Any] = {}
-    if db:
-        updates["store"] = settings.store.model_copy(update={"url": _secret(db)})
-    if broker:
-        host, _, port = broker.rpartition(":")
-        if not host or not port.isdigit():
-            raise typer.BadParameter(f"--broker must be HOST:PORT, got {broker!r}")
-        updates["mqtt"] = settings.mqtt.model_copy(update={"host": host, "port": int(port), "embedded": False})
-    return settings.model_copy(update=updates) if updates else settings
-
-
-def _secret(value: str) -> Any:
-    from pydantic import SecretStr
-
-    return SecretStr(value)
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-
-
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGINT/SIGTERM, for clean shutdowns."""
-    stop = threading.Event()
-
-    def _handler(_sig: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _handler)
-    signal.signal(signal.SIGTERM, _handler)
-    return stop
 
 
 @config_app.command("show")
@@ -97,7 +55,7 @@ def ingest_run(
     from ingest.service import IngestService
     from ingest.store import Store
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     settings = load_settings(config, db, broker)
     overrides = {"client_id": client_id, "share_group": share_group}
     ingest = settings.ingest.model_copy(update={k: v for k, v in overrides.items() if v})
@@ -123,7 +81,7 @@ def sim_run(
     from edge_agent.publisher import MqttPublisher
     from genedge.demo import publish_simulation
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     settings = load_settings(config, None, broker)
     stop = stop_on_signals()
     publisher = MqttPublisher(settings.mqtt, publisher_id)
@@ -155,7 +113,7 @@ def demo(
     from edge_agent.config import AgentConfig
     from genedge.demo import Demo
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     settings = load_settings(config, db, broker)
     stop = stop_on_signals()
     run_for = duration if duration is not None else (30.0 if headless else None)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.inference.registry import SHIPPED_DIR
 from core.settings import Settings
 from core.sim import default_faults, default_plant
 from core.wire import utcnow
@@ -28,7 +29,6 @@ from ingest.service import IngestService
 from ingest.store import Store
 
 __all__ = [
-    "SHIPPED_MODELS",
     "SIM_RUL_MODEL",
     "Demo",
     "DemoResult",
@@ -40,10 +40,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The registry of the trained models that ship with GenEdge (``models/shipped``).
-SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models" / "shipped"
 #: The RUL model of the demo plant's machines (trained on simulated runs; reads the agent's feature frames).
-SIM_RUL_MODEL = SHIPPED_MODELS / "sim-bearing"
+SIM_RUL_MODEL = SHIPPED_DIR / "sim-bearing"
 
 
 def demo_agent_config(settings: Settings, agent_config: AgentConfig | None = None) -> AgentConfig:
@@ -73,7 +71,7 @@ def demo_agent_config(settings: Settings, agent_config: AgentConfig | None = Non
     return cfg.model_copy(update=update) if update else cfg
 
 
-def seed_registry(registry_dir: Path, shipped: Path = SHIPPED_MODELS) -> list[str]:
+def seed_registry(registry_dir: Path, shipped: Path = SHIPPED_DIR) -> list[str]:
     """Copy the shipped models into an empty registry, so the Models page has something to show.
 
     A model already in ``registry_dir`` is left alone (its versions and promotions are the

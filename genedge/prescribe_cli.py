@@ -3,6 +3,9 @@
     genedge prescribe --asset P-101 [--backend local|openai|rules|auto] [--json] [--db URL] [--save]
     genedge prescribe --asset P-101 --sim outer_race --stage 0.8      # evidence from the simulator
     genedge prescribe workorders list|export|approve|reject|complete ...
+
+The prescriber, the store and the simulator are imported inside the commands, so that the other
+groups and ``genedge --help`` start without them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import typer
 
 from core.errors import GenEdgeError
 from genedge._cli_output import fail
+from genedge._common import ConfigOpt, DbOpt, load_settings
 
 __all__ = ["prescribe_app", "workorders_app"]
 
@@ -24,23 +28,6 @@ prescribe_app = typer.Typer(help="Evidence-grounded maintenance recommendations 
                             invoke_without_command=True, no_args_is_help=False)
 workorders_app = typer.Typer(help="Work orders: list, approve, reject, complete, export.", no_args_is_help=True)
 prescribe_app.add_typer(workorders_app, name="workorders")
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (overrides store.url)")]
-
-
-def _settings(config: Path | None, db: str | None) -> Any:
-    from pydantic import SecretStr
-
-    from core.settings import Settings
-
-    settings = Settings.load(config)
-    if db:
-        settings = settings.model_copy(update={"store": settings.store.model_copy(update={"url": SecretStr(db)})})
-    return settings
-
-
-
 
 def _asset_config(settings: Any, asset_id: str) -> Any:
     from core.sim import default_plant
@@ -91,7 +78,7 @@ def _run(asset_id: str, backend: str | None, as_json: bool, db: str | None, conf
     from prescribe.evidence import from_store
     from prescribe.prescriber import Prescriber
 
-    settings = _settings(config, db)
+    settings = load_settings(config, db)
     asset = _asset_config(settings, asset_id)
     store = None
     if sim is not None:
@@ -138,7 +125,7 @@ def _run(asset_id: str, backend: str | None, as_json: bool, db: str | None, conf
 def _store(config: Path | None, db: str | None) -> Any:
     from ingest.store import Store
 
-    return Store(_settings(config, db).store.url.get_secret_value())
+    return Store(load_settings(config, db).store.url.get_secret_value())
 
 
 @workorders_app.command("list")

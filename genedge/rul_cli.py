@@ -2,6 +2,11 @@
 
 Heavy imports (torch, Lightning, sktime) happen inside the commands that need them, so
 ``genedge --help`` and ``genedge models list`` stay fast.
+
+Every command reads the ``models`` section of the settings (``--config`` TOML file, ``GENEDGE_MODELS__*``
+environment): the registry is ``models.registry_dir`` unless ``--registry-dir`` says otherwise, and
+the training commands take ``models.seed``, ``models.max_epochs`` and ``models.accelerator`` where the
+settings set them; an explicit option wins over both. The C-MAPSS benchmark is ``benchmarks/rul.py``.
 """
 
 from __future__ import annotations
@@ -13,25 +18,65 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from core.errors import GenEdgeError
+from core.errors import GenEdgeError, ModelError
+from core.inference.card import read_card
+from core.inference.registry import SHIPPED_DIR
+from core.settings import ModelsSettings, Settings
 from genedge._cli_output import emit, fail
+from genedge._common import ConfigOpt, DbOpt, load_settings
 
-__all__ = ["DEFAULT_SHIPPED_DIR", "models_app", "rul_app"]
+__all__ = ["models_app", "rul_app"]
 
-#: the registry of trained models that ship with the package
-DEFAULT_SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models" / "shipped"
-
-rul_app = typer.Typer(help="Remaining-useful-life models: train, evaluate, quantize, benchmark.", no_args_is_help=True)
+rul_app = typer.Typer(help="Remaining-useful-life models: train, evaluate, calibrate, quantize.", no_args_is_help=True)
 models_app = typer.Typer(help="Model registry: list, promote, roll back.", no_args_is_help=True)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Directory with C-MAPSS text files.")]
 Subset = Annotated[str, typer.Option("--subset", help="C-MAPSS subset FD001..FD004.")]
-RegistryDir = Annotated[Path, typer.Option("--registry-dir", help="Model registry directory.")]
+RegistryDir = Annotated[
+    Path | None, typer.Option("--registry-dir", help="Model registry directory (default: models.registry_dir of the settings).")
+]
+MaxEpochs = Annotated[
+    int | None, typer.Option(help="Override the default epochs (default: models.max_epochs where the settings set it).")
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line.")]
 ProgressFlag = Annotated[
     bool | None,
     typer.Option("--progress/--no-progress", help="Lightning progress bar on stderr (default: on a terminal)."),
 ]
+
+
+def _settings(config: Path | None, db: str | None = None) -> Settings:
+    """The settings (defaults, the ``config`` TOML file, the environment, ``--db``); exits on a bad file or value."""
+    try:
+        return load_settings(config, db)
+    except GenEdgeError as err:
+        fail(err)
+
+
+def _configured(settings: ModelsSettings, field: str) -> Any:
+    """``settings.<field>``: ``None`` (the default) leaves each recipe its own (25 epochs for C-MAPSS, 30 for
+    the simulator and FEMTO; seed 0 for the shipped simulator and FEMTO models)."""
+    return getattr(settings, field)
+
+
+def _runtime_params(settings: ModelsSettings, model: str = "transformer") -> dict[str, Any]:
+    """Estimator runtime parameters the settings set (Lightning's accelerator of the deep models)."""
+    accelerator = _configured(settings, "accelerator")
+    return {"accelerator": accelerator} if accelerator is not None and model != "minirocket" else {}
+
+
+def _seed_or(seed: int | None, settings: ModelsSettings, default: int) -> int:
+    """The ``--seed`` given, else ``models.seed`` where the settings set it, else the command's ``default``."""
+    if seed is not None:
+        return seed
+    configured: int | None = _configured(settings, "seed")
+    return default if configured is None else configured
+
+
+def _epochs_and_runtime(max_epochs: int | None, settings: ModelsSettings) -> dict[str, Any]:
+    """Model parameters of the simulator and FEMTO recipes from ``--max-epochs`` and the settings."""
+    epochs = max_epochs if max_epochs is not None else _configured(settings, "max_epochs")
+    return {**({"max_epochs": epochs} if epochs is not None else {}), **_runtime_params(settings)}
 
 
 def _model_params(model: str, items: list[str]) -> dict[str, Any]:
@@ -63,8 +108,11 @@ def train(
     *,
     subset: Subset = "FD001",
     model: Annotated[str, typer.Option(help="transformer | lstm | minirocket")] = "transformer",
-    seed: Annotated[int, typer.Option(help="Seed of split, truncations and model.")] = 42,
-    max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of split, truncations and model (default: models.seed where the settings set it, else 42)."),
+    ] = None,
+    max_epochs: MaxEpochs = None,
     window: Annotated[int | None, typer.Option(help="Override the window length.")] = None,
     members: Annotated[
         int | None, typer.Option(help="Seed ensemble of this many networks (seeds seed, seed+1, ...), averaged.")
@@ -87,7 +135,8 @@ def train(
             "The result does not depend on it.",
         ),
     ] = None,
-    registry_dir: RegistryDir = Path("var/registry"),
+    registry_dir: RegistryDir = None,
+    config: ConfigOpt = None,
     register: Annotated[bool, typer.Option(help="Export and register the model.")] = True,
     promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
     variant: Annotated[
@@ -142,17 +191,24 @@ def train(
     """Train a model on a C-MAPSS subset (validation split by unit) and register it."""
     from models.pipeline import card_config, register_result, train_cmapss
 
+    settings = _settings(config).models
     model_params: dict[str, Any] = {}
     data_params: dict[str, Any] = {}
     if from_card is not None:
         card_path = from_card / "card.json" if from_card.is_dir() else from_card
         try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-            subset, model, seed = card["dataset"]["subset"], card["model"], int(card["seed"])
-            config = card_config(card)
-            model_params, data_params = config["model"], config["data"]
-        except (OSError, KeyError, TypeError, ValueError) as err:
+            card = read_card(card_path)
+            if card.dataset.subset is None or card.seed is None:
+                raise ModelError(f"{card_path} is not a C-MAPSS card with a seed: it cannot be trained again")
+            subset, model, seed = card.dataset.subset, card.model, card.seed
+            card_cfg = card_config(card)
+            model_params, data_params = card_cfg["model"], card_cfg["data"]
+        except (GenEdgeError, KeyError) as err:
             fail(err)
+    elif max_epochs is None:  # a card's run keeps its own epochs unless --max-epochs says otherwise
+        max_epochs = _configured(settings, "max_epochs")
+    seed = _seed_or(seed, settings, 42)
+    model_params.update(_runtime_params(settings, model))
     if param:
         model_params.update(_model_params(model, param))
     if members is not None:
@@ -192,13 +248,13 @@ def train(
         if checkpoint_dir is not None:  # seeds of the networks reused from the directory, not trained now
             out["members_loaded"] = list(getattr(result.estimator, "members_loaded_", []))
         if register:
-            mv = register_result(result, registry_dir, variant=variant, promote=promote)
+            mv = register_result(result, registry_dir or settings.registry_dir, variant=variant, promote=promote)
             out.update(
                 {
                     "name": mv.name,
                     "version": mv.version,
                     "path": str(mv.model_path),
-                    "val_rmse_onnx": mv.card["metrics"]["val_rmse_onnx"],
+                    "val_rmse_onnx": mv.card.metric("val_rmse_onnx"),
                 }
             )
     except GenEdgeError as err:
@@ -209,10 +265,16 @@ def train(
 @rul_app.command("train-sim")
 def train_sim(
     *,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated units, split, truncations and model.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the simulated units, split, truncations and model "
+            "(default: models.seed where the settings set it, else 0)."
+        ),
+    ] = None,
     units: Annotated[int | None, typer.Option(help="Simulated units (default 200).")] = None,
-    max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
-    registry_dir: RegistryDir = Path("var/registry"),
+    max_epochs: MaxEpochs = None,
+    registry_dir: RegistryDir = None,
     promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
     from_store: Annotated[
         bool,
@@ -223,8 +285,8 @@ def train_sim(
             "before one that found no fault (the store of the settings, or --db).",
         ),
     ] = False,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (overrides store.url).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.")] = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
     time_scale: Annotated[float, typer.Option(help="Asset hours per wall-clock hour of the stored frames (1 in a plant).")] = 1.0,
     as_json: JsonFlag = False,
 ) -> None:
@@ -232,16 +294,17 @@ def train_sim(
     the plant's own runs to confirmed faults) and register it as sim-bearing."""
     from models.sim_pipeline import default_sim_config, register_sim, train_simulator
 
+    settings = _settings(config, db)
+    seed = _seed_or(seed, settings.models, 0)
+    model = _epochs_and_runtime(max_epochs, settings.models)
     data = {"n_units": units} if units is not None else {}
-    model = {"max_epochs": max_epochs} if max_epochs is not None else {}
     try:
         runs: tuple[Any, ...] = ()
         if from_store:
-            from core.settings import Settings
             from genedge.retrain import store_runs
             from ingest.store import Store
 
-            url = db or Settings.load(config).store.url.get_secret_value()
+            url = settings.store.url.get_secret_value()
             data_cfg = {**default_sim_config()["data"], **data}
             with Store(url) as store:
                 runs = tuple(
@@ -253,12 +316,13 @@ def train_sim(
                     )
                 )
         result = train_simulator(seed=seed, data_params=data, model_params=model, extra_runs=runs)
-        mv = register_sim(result, registry_dir, promote=promote)
+        mv = register_sim(result, registry_dir or settings.models.registry_dir, promote=promote)
     except GenEdgeError as err:
         fail(err)
-    out = {"name": mv.name, "version": mv.version, "path": str(mv.model_path), **mv.card["metrics"]}
-    out["plant_runs"] = len(mv.card["dataset"]["plant_runs"])
-    out["plant_runs_censored"] = sum(bool(r["censored"]) for r in mv.card["dataset"]["plant_runs"])
+    out = {"name": mv.name, "version": mv.version, "path": str(mv.model_path), **mv.card.metrics}
+    plant_runs = getattr(mv.card.dataset, "plant_runs", [])  # recorded by train-sim (an extra card field)
+    out["plant_runs"] = len(plant_runs)
+    out["plant_runs_censored"] = sum(bool(r["censored"]) for r in plant_runs)
     emit(out, as_json)
 
 
@@ -270,10 +334,16 @@ def train_femto_cmd(
         list[str] | None,
         typer.Option("--bearing", help="Run-to-failure bearing to use (repeat; default 1_1, 2_1 and 3_1; at least two)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the shuffling and every model.")] = 0,
-    max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs (30).")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the shuffling and every model (default: models.seed where the settings set it, else 0)."),
+    ] = None,
+    max_epochs: Annotated[
+        int | None, typer.Option(help="Override the default epochs (30; models.max_epochs where the settings set it).")
+    ] = None,
     name: Annotated[str, typer.Option(help="Registry name.")] = "femto-bearing",
-    registry_dir: RegistryDir = Path("var/registry"),
+    registry_dir: RegistryDir = None,
+    config: ConfigOpt = None,
     promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
     progress: ProgressFlag = None,
     as_json: JsonFlag = False,
@@ -286,7 +356,9 @@ def train_femto_cmd(
     from models.data.femto import FEMTO_BEARINGS
     from models.femto_pipeline import register_femto, train_femto
 
-    model = {"max_epochs": max_epochs} if max_epochs is not None else {}
+    settings = _settings(config).models
+    seed = _seed_or(seed, settings, 0)
+    model = _epochs_and_runtime(max_epochs, settings)
     try:
         result = train_femto(
             data_dir,
@@ -295,10 +367,10 @@ def train_femto_cmd(
             model_params=model,
             progress_bar=progress if progress is not None else not as_json and sys.stderr.isatty(),
         )
-        mv = register_femto(result, registry_dir, name=name, promote=promote)
+        mv = register_femto(result, registry_dir or settings.registry_dir, name=name, promote=promote)
     except GenEdgeError as err:
         fail(err)
-    m = mv.card["metrics"]
+    m = mv.card.metrics
     out: dict[str, Any] = {"name": mv.name, "version": mv.version, "path": str(mv.model_path), "rul_unit": m["rul_unit"]}
     out.update({k: v for k, v in m.items() if k.startswith(("lobo_", "in_sample_", "int8_"))})
     out["bearings"] = {b: {k: round(v, 3) for k, v in f.items()} for b, f in m["bearings"].items()}
@@ -317,13 +389,15 @@ def evaluate(
             help="Version directory or model.onnx with card.json beside it (default: the promoted shipped model of the subset).",
         ),
     ] = None,
-    registry_dir: RegistryDir = DEFAULT_SHIPPED_DIR,
+    registry_dir: Annotated[
+        Path, typer.Option("--registry-dir", help="Registry of the subset's promoted model (default: the shipped models).")
+    ] = SHIPPED_DIR,
     coverage: Annotated[float, typer.Option(help="Nominal interval coverage.")] = 0.9,
     as_json: JsonFlag = False,
 ) -> None:
     """Score a model on test_FD00X.txt against RUL_FD00X.txt (onnxruntime, no torch)."""
+    from core.inference.runtime import OnnxRULPredictor
     from models.evaluation import evaluate_predictor
-    from models.runtime import OnnxRULPredictor
 
     try:
         predictor = (
@@ -342,7 +416,8 @@ def calibrate(
     data_dir: DataDir,
     *,
     subset: Subset = "FD001",
-    registry_dir: RegistryDir = Path("var/registry"),
+    registry_dir: RegistryDir = None,
+    config: ConfigOpt = None,
     name: Annotated[str | None, typer.Option(help="Registry name (default cmapss-<subset>).")] = None,
     version: Annotated[str | None, typer.Option(help="Version to recalibrate (default: the promoted one).")] = None,
     bins: Annotated[
@@ -361,16 +436,21 @@ def calibrate(
         fail(GenEdgeError(f"--bins takes comma-separated numbers, got {bins!r}"))
     try:
         mv = recalibrate_version(
-            registry_dir, name or registry_name(subset), data_dir, version=version, bins=edges, promote=promote
+            registry_dir or _settings(config).models.registry_dir,
+            name or registry_name(subset),
+            data_dir,
+            version=version,
+            bins=edges,
+            promote=promote,
         )
     except GenEdgeError as err:
         fail(err)
-    m = mv.card["metrics"]
-    cal = mv.card["calibration"]
+    m = mv.card.metrics
+    cal = mv.card.calibration or {}
     out: dict[str, Any] = {
         "name": mv.name,
         "version": mv.version,
-        "recalibrated_from": mv.card["recalibrated_from"],
+        "recalibrated_from": mv.card.recalibrated_from,
         "promoted": promote,
         "method": cal["method"],
         "bins": cal.get("bins", []),
@@ -385,20 +465,29 @@ def quantize(
     data_dir: DataDir,
     *,
     subset: Subset = "FD001",
-    seed: Annotated[int, typer.Option(help="Seed of the training run.")] = 42,
-    max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the training run (default: models.seed where the settings set it, else 42).")
+    ] = None,
+    max_epochs: MaxEpochs = None,
+    config: ConfigOpt = None,
     out_dir: Annotated[Path, typer.Option(help="Where to write the ONNX variants.")] = Path("var/quantized"),
     threads: Annotated[int, typer.Option(help="CPU threads for timing.")] = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Train, export fp32 ONNX and every compressed variant; print the compression table."""
-    from models._torch_estimator import TorchRULEstimator
     from models.export.compare import compression_report
     from models.pipeline import export_variants, train_cmapss
+    from models.torch_estimator import TorchRULEstimator
 
+    settings = _settings(config).models
     try:
         result = train_cmapss(
-            data_dir, subset, seed=seed, max_epochs=max_epochs, progress_bar=not as_json and sys.stderr.isatty()
+            data_dir,
+            subset,
+            seed=_seed_or(seed, settings, 42),
+            max_epochs=max_epochs if max_epochs is not None else _configured(settings, "max_epochs"),
+            progress_bar=not as_json and sys.stderr.isatty(),
+            model_params=_runtime_params(settings),
         )
         paths = export_variants(result, out_dir / subset)
         rows = compression_report(
@@ -422,47 +511,18 @@ def quantize(
         )
 
 
-@rul_app.command("benchmark")
-def benchmark(
-    data_dir: DataDir,
-    *,
-    subsets: Annotated[list[str] | None, typer.Option("--subset", help="Repeatable.")] = None,
-    models: Annotated[list[str] | None, typer.Option("--model", help="Repeatable.")] = None,
-    seeds: Annotated[int, typer.Option(help="Seeds per model and subset.")] = 5,
-    max_epochs: Annotated[int | None, typer.Option(help="Override the default epochs.")] = None,
-    out: Annotated[Path, typer.Option(help="Result JSON.")] = Path("benchmarks/results/rul_cmapss.json"),
-) -> None:
-    """Transformer vs LSTM vs MiniRocket over seeds, plus the compression table; writes the JSON and,
-    beside it, the README's Markdown table (``.md``)."""
-    from models.benchmark import markdown_table, run_benchmark
-
-    try:
-        res = run_benchmark(
-            data_dir,
-            subsets=subsets or ["FD001", "FD002", "FD003", "FD004"],
-            models=models or ["transformer", "lstm", "minirocket"],
-            seeds=list(range(seeds)),
-            max_epochs=max_epochs,
-            out=out,
-            log=lambda msg: typer.echo(msg, err=True),
-        )
-    except GenEdgeError as err:
-        fail(err)
-    out.with_suffix(".md").write_text(markdown_table(res["summary"]), encoding="utf-8")
-    typer.echo(json.dumps(res["summary"], default=float))
-
-
 @models_app.command("list")
 def list_models(
-    registry_dir: RegistryDir = Path("var/registry"),
+    registry_dir: RegistryDir = None,
+    config: ConfigOpt = None,
     name: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List registered versions (``*`` marks the promoted one)."""
-    from models.registry import ModelRegistry
+    from core.inference.registry import ModelRegistry
 
     try:
-        versions = ModelRegistry(registry_dir).list(name)
+        versions = ModelRegistry(registry_dir or _settings(config).models.registry_dir).list(name)
     except GenEdgeError as err:
         fail(err)
     rows = [
@@ -470,9 +530,9 @@ def list_models(
             "name": v.name,
             "version": v.version,
             "promoted": v.promoted,
-            "variant": v.card.get("variant"),
-            "created_at": v.card.get("created_at"),
-            "val_rmse": v.card.get("metrics", {}).get("val_rmse_onnx"),
+            "variant": v.card.variant,
+            "created_at": v.card.created_at,
+            "val_rmse": v.card.metric("val_rmse_onnx"),
         }
         for v in versions
     ]
@@ -488,13 +548,14 @@ def list_models(
 def promote(
     name: Annotated[str, typer.Argument(help="Model name, e.g. cmapss-FD001.")],
     version: Annotated[str, typer.Argument(help="Version, e.g. v2.")],
-    registry_dir: RegistryDir = Path("var/registry"),
+    registry_dir: RegistryDir = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Promote a version: the edge agent loads it next."""
-    from models.registry import ModelRegistry
+    from core.inference.registry import ModelRegistry
 
     try:
-        mv = ModelRegistry(registry_dir).promote(name, version)
+        mv = ModelRegistry(registry_dir or _settings(config).models.registry_dir).promote(name, version)
     except GenEdgeError as err:
         fail(err)
     typer.echo(f"promoted {mv.name} {mv.version}")
@@ -503,13 +564,14 @@ def promote(
 @models_app.command("rollback")
 def rollback(
     name: Annotated[str, typer.Argument(help="Model name, e.g. cmapss-FD001.")],
-    registry_dir: RegistryDir = Path("var/registry"),
+    registry_dir: RegistryDir = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Re-promote the previously promoted version."""
-    from models.registry import ModelRegistry
+    from core.inference.registry import ModelRegistry
 
     try:
-        mv = ModelRegistry(registry_dir).rollback(name)
+        mv = ModelRegistry(registry_dir or _settings(config).models.registry_dir).rollback(name)
     except GenEdgeError as err:
         fail(err)
     typer.echo(f"rolled back {mv.name} to {mv.version}")

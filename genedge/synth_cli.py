@@ -62,8 +62,7 @@ def train(
     as_json: JsonFlag = False,
 ) -> None:
     """Train a conditional VAE, WGAN-GP or physics-informed VAE on CWRU windows (first half of each recording only)."""
-    from synth import ConditionalVAE, ConditionalWGAN, few_shot, load_cwru
-    from synth.experiment import make_generator
+    from synth import ConditionalVAE, ConditionalWGAN, few_shot, load_cwru, make_generator
 
     try:
         data = load_cwru(data_dir, snr_db=snr, max_normal_train=200)
@@ -73,7 +72,7 @@ def train(
             raise typer.BadParameter(f"--model must be physics, vae or gan, got {model!r}")
         defaults = {"physics_vae": 800, "vae": ConditionalVAE().n_steps, "gan": ConditionalWGAN().n_steps}
         n_steps = steps if steps is not None else defaults[names[model]]
-        # the experiment's configuration of each generator (conditions, kinematics, measurement SNR)
+        # the CWRU configuration of each generator (conditions, kinematics, measurement SNR)
         gen: Any = make_generator(names[model], seed=seed, snr=snr, steps={names[model]: n_steps})
         gen.set_params(num_threads=threads, progress_bar=progress)
         gen.fit(X, y)

@@ -8,33 +8,32 @@ Estimators follow sktime / scikit-learn conventions:
   ``_fit`` / ``_predict`` that subclasses implement.
 * Learned state ends in ``_``; using an estimator before ``fit`` raises
   :class:`core.errors.NotFittedError`.
-* ``get_params`` / ``set_params`` / ``clone`` work from the ``__init__`` signature, and the
-  classmethod ``get_test_params`` gives tiny, fast parameter sets for the conformance tests.
+* ``get_params`` / ``set_params`` / ``clone`` / ``is_fitted`` / ``get_test_params`` come from
+  :class:`core.estimator.BaseEstimator`, shared with the generators of :mod:`synth`.
 
 Panel data uses sktime's ``numpy3D`` layout: ``X`` has shape
 ``(n_instances, n_channels, n_timepoints)`` (one instance = one window of sensor readings ending at
 the cycle whose remaining useful life is predicted) and ``y`` has shape ``(n_instances,)``.
 
 Predictions are distributions, not bare floats: :meth:`~BaseRULEstimator.predict_interval` gives a
-split-conformal interval calibrated on held-out instances (see :mod:`models.calibration`).
+split-conformal interval calibrated on held-out instances (see :mod:`core.inference.calibration`).
 """
 
 # ruff: noqa: N802, N803, N806  (X is the panel, as in scikit-learn and sktime)
 
 from __future__ import annotations
 
-import copy
-import inspect
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
-from core.errors import ModelError, NotFittedError
-from models.calibration import SplitConformal, check_coverage
+from core.errors import ModelError
+from core.estimator import BaseEstimator
+from core.inference.calibration import SplitConformal, check_coverage
 
-__all__ = ["NEUTRAL_PARAMS", "BaseRULEstimator", "check_X", "check_X_y", "clone"]
+__all__ = ["NEUTRAL_PARAMS", "BaseRULEstimator", "check_X", "check_X_y"]
 
 #: the deep estimators' learning parameters added after members had been checkpointed and cards written,
 #: with the value that trains exactly as before they existed: left out of member checkpoint keys at that
@@ -98,12 +97,7 @@ def check_X_y(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return X_arr, y_arr
 
 
-def clone(estimator: BaseRULEstimator) -> BaseRULEstimator:
-    """Return an unfitted copy of ``estimator`` with the same hyper-parameters."""
-    return estimator.clone()
-
-
-class BaseRULEstimator(ABC):
+class BaseRULEstimator(BaseEstimator, ABC):
     """Base class of remaining-useful-life regressors on sensor windows.
 
     Subclasses implement :meth:`_fit` and :meth:`_predict`; they may override
@@ -113,85 +107,11 @@ class BaseRULEstimator(ABC):
     Attributes:
         n_channels_: number of channels seen in ``fit``.
         n_timepoints_: window length seen in ``fit``.
-        conformal_: the calibrated :class:`~models.calibration.SplitConformal`.
+        conformal_: the calibrated :class:`~core.inference.calibration.SplitConformal`.
         validation_rmse_: RMSE on the held-out (validation) instances.
     """
 
     _tags: ClassVar[dict[str, Any]] = {"requires_torch": False, "python_dependencies": []}
-
-    # -- parameters -------------------------------------------------------------------------
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return sorted(
-            name for name, p in signature.parameters.items() if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        )
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Return the hyper-parameters given to ``__init__``.
-
-        Args:
-            deep: accepted for scikit-learn compatibility; estimators here are not nested.
-
-        Returns:
-            Mapping of parameter name to value.
-        """
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params: Any) -> Self:
-        """Set hyper-parameters and forget any fitted state.
-
-        Args:
-            **params: parameter names and new values.
-
-        Returns:
-            ``self``.
-
-        Raises:
-            ModelError: if a name is not a parameter of this estimator.
-        """
-        valid = set(self._get_param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ModelError(f"invalid parameter {name!r} for {type(self).__name__}; expected one of {sorted(valid)}")
-            setattr(self, name, value)
-        self.reset()
-        return self
-
-    def clone(self) -> Self:
-        """Return an unfitted estimator with deep copies of the same hyper-parameters."""
-        return type(self)(**copy.deepcopy(self.get_params()))
-
-    def reset(self) -> Self:
-        """Delete all fitted state (attributes ending in ``_``)."""
-        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
-            delattr(self, name)
-        return self
-
-    @classmethod
-    def get_test_params(cls) -> list[dict[str, Any]]:
-        """Return tiny, fast parameter sets for the conformance tests."""
-        return [{}]
-
-    @classmethod
-    def create_test_instances(cls) -> list[BaseRULEstimator]:
-        """Instantiate the estimator with each of :meth:`get_test_params`."""
-        return [cls(**params) for params in cls.get_test_params()]
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
-
-    # -- state ------------------------------------------------------------------------------
-    @property
-    def is_fitted(self) -> bool:
-        """Whether :meth:`fit` has completed."""
-        return getattr(self, "is_fitted_", False)
-
-    def check_is_fitted(self) -> None:
-        """Raise :class:`NotFittedError` unless the estimator is fitted."""
-        if not self.is_fitted:
-            raise NotFittedError(f"this {type(self).__name__} instance is not fitted yet; call fit(X, y) first")
 
     # -- public API -------------------------------------------------------------------------
     def fit(

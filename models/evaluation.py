@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError
-from models._preprocess import N_RAW_COLUMNS
-from models.calibration import empirical_coverage
+from core.inference.calibration import empirical_coverage
+from core.inference.preprocess import N_RAW_COLUMNS
 from models.metrics import phm08_score, rmse
 
 __all__ = ["evaluate_predictor", "load_test_units", "load_truth", "score_test"]
@@ -40,7 +40,7 @@ def load_truth(data_dir: str | Path, subset: str) -> np.ndarray:
 
 
 def evaluate_predictor(predictor: Any, data_dir: str | Path, subset: str, *, coverage: float = 0.9) -> dict[str, Any]:
-    """Score an :class:`~models.runtime.OnnxRULPredictor` on ``test_`` + ``RUL_`` files.
+    """Score an :class:`~core.inference.runtime.OnnxRULPredictor` on ``test_`` + ``RUL_`` files.
 
     Args:
         predictor: object with ``rul_cap`` and ``predict_units(rows, coverage)``.

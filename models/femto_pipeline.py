@@ -34,12 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from core.errors import ModelError
-from models.calibration import SplitConformal, empirical_coverage
+from core.inference.calibration import SplitConformal, empirical_coverage
+from core.inference.card import ModelCard
+from core.inference.registry import ModelRegistry, ModelVersion, git_commit
+from core.inference.runtime import FeatureRULPredictor
 from models.data.femto import FEMTO_BEARINGS, BearingRun, FEMTODataModule, bearing_run
+from models.export.onnx import export_onnx, quantize_int8_dynamic
 from models.metrics import rmse
-from models.registry import ModelRegistry, ModelVersion, git_commit
+from models.transformer import TransformerRUL
 
 __all__ = [
     "MODEL_NAME",
@@ -98,7 +103,6 @@ class FemtoTrainResult:
 
 
 def _fit(dm: FEMTODataModule, config: dict[str, Any], seed: int, progress_bar: bool) -> Any:
-    from models.transformer import TransformerRUL
 
     est = TransformerRUL(random_state=seed, rul_cap=dm.output_cap, progress_bar=progress_bar, **config["model"])
     return est.fit(dm.X_train, dm.y_train)
@@ -110,8 +114,6 @@ def fold_metrics(folds: Sequence[BearingFold], coverage: float = COVERAGE) -> di
     ``coverage_nested``: for each bearing, the interval calibrated on the other bearings' held-out
     residuals, scored on this bearing's windows.
     """
-    from scipy import stats
-
     per: dict[str, Any] = {}
     for i, f in enumerate(folds):
         others = [g for j, g in enumerate(folds) if j != i]
@@ -191,16 +193,16 @@ def train_femto(
     return result
 
 
-def build_femto_card(result: FemtoTrainResult, *, variant: str = "int8-dynamic") -> dict[str, Any]:
+def build_femto_card(result: FemtoTrainResult, *, variant: str = "int8-dynamic") -> ModelCard:
     """The model card: provenance, configuration, preprocessing, cross-bearing calibration, metrics."""
     dm = result.datamodule
-    return {
+    return ModelCard.from_dict({
         "task": "rul",
         "model": "transformer",
         "variant": variant,
         "dataset": {
             "name": "femto",
-            "source": "FEMTO/PRONOSTIA (IEEE PHM 2012) learning set, through edge_agent.features.FeaturePipeline",
+            "source": "FEMTO/PRONOSTIA (IEEE PHM 2012) learning set, through core.signal.FeaturePipeline",
             "bearings": {
                 b: {"snapshots": int(dm.runs[b].raw.shape[0]), "life_hours": dm.runs[b].life_hours} for b in dm.train_bearings
             },
@@ -214,7 +216,7 @@ def build_femto_card(result: FemtoTrainResult, *, variant: str = "int8-dynamic")
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "onnx": {"input": "x", "output": "rul", "layout": "batch, channel, time"},
-    }
+    })
 
 
 def register_femto(
@@ -225,9 +227,6 @@ def register_femto(
     The check is in-sample (every bearing trained the deployed model): it measures what the int8
     export changes, not how well the model generalises (that is the card's leave-one-bearing-out part).
     """
-    from models.export.onnx import export_onnx, quantize_int8_dynamic
-    from models.runtime import FeatureRULPredictor
-
     dm = result.datamodule
     windows = [dm.bearing_windows(b) for b in dm.train_bearings]
     X, y = np.concatenate([w[0] for w in windows]), np.concatenate([w[1] for w in windows])
@@ -237,7 +236,7 @@ def register_femto(
         int8 = quantize_int8_dynamic(fp32, Path(tmp) / "int8-dynamic.onnx")
         card = build_femto_card(result)
         pred = FeatureRULPredictor(int8, card).predict_windows(X)
-        card["metrics"].update(
+        card.metrics.update(
             {
                 "in_sample_rmse_torch": rmse(y, torch_pred),
                 "in_sample_rmse_onnx_int8": rmse(y, pred),

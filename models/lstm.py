@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models._torch_estimator import TorchRULEstimator
 from models.nets import LSTMRULNet
+from models.torch_estimator import TorchRULEstimator
 
 __all__ = ["LSTMRUL"]
 
@@ -32,7 +32,7 @@ class LSTMRUL(TorchRULEstimator):
             threads each); the result does not depend on it.
         checkpoint_dir: directory where each trained member is saved and from which a later fit
             with the same data and parameters reloads it (resumable ensemble fits; see
-            :class:`~models._torch_estimator.TorchRULEstimator`).
+            :class:`~models.torch_estimator.TorchRULEstimator`).
         ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
         input_noise: Gaussian noise added to training inputs (z-score units).
         late_weight: weight of late (over-predicted) squared errors in the training loss; 1 is MSE.

@@ -63,9 +63,10 @@ class MiniRocketRUL(BaseRULEstimator):
                 "MiniRocketRUL needs the 'numba' package (sktime's MiniRocket is numba-compiled); "
                 "install it with `pip install numba`"
             )
-        from sklearn.linear_model import RidgeCV
-        from sklearn.preprocessing import StandardScaler
-        from sktime.transformations.panel.rocket import MiniRocketMultivariate
+        # imported here, after the check: sktime's MiniRocket needs numba, an optional dependency
+        from sklearn.linear_model import RidgeCV  # noqa: PLC0415
+        from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+        from sktime.transformations.panel.rocket import MiniRocketMultivariate  # noqa: PLC0415
 
         self.transform_ = MiniRocketMultivariate(
             num_kernels=self.num_kernels,

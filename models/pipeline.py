@@ -11,17 +11,32 @@ import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
+from core.datasets.cmapss import data_hash
 from core.errors import ModelError
+from core.inference.calibration import SplitConformal, empirical_coverage, interval_width
+from core.inference.card import ModelCard
+from core.inference.registry import ModelRegistry, ModelVersion, git_commit
+from core.inference.runtime import OnnxRULPredictor
 from models.base import NEUTRAL_PARAMS, BaseRULEstimator
-from models.calibration import SplitConformal, empirical_coverage, interval_width
 from models.crossfit import CrossFitEnsemble
-from models.data.cmapss import CMAPSSDataModule, data_hash
+from models.data.cmapss import CMAPSSDataModule
+from models.export.compact import export_int8_compact
+from models.export.onnx import (
+    convert_fp16,
+    export_onnx,
+    quantize_int4_weight_only,
+    quantize_int8_dynamic,
+    quantize_int8_static,
+)
+from models.export.prune import prune_finetune, prune_magnitude
+from models.lstm import LSTMRUL
 from models.metrics import phm08_score, rmse
-from models.registry import ModelRegistry, ModelVersion, git_commit
+from models.minirocket import MiniRocketRUL
+from models.transformer import TransformerRUL
 
 log = logging.getLogger(__name__)
 
@@ -54,38 +69,12 @@ VARIANTS = (
     "pruned50ft-int8-dynamic",
 )
 
-#: Per-subset defaults, chosen on validation RMSE within a shared 2-CPU budget of a few
-#: CPU-minutes per run: FD002/FD004 keep every 2nd training window (neighbouring windows overlap
-#: in all but one cycle, so little information is lost; their transformers take every window since
-#: v11, _SUBSET_DATA_OVERRIDES below: twice the optimiser steps per epoch did gain).
-#: Transformer, FD003 validation RMSE (split seed 0, 30-cycle windows): per-cycle tokens with a
-#: conv embedding, time attention only 16.9-18.0; + noise/EMA, batch 64: 17.0; 5-cycle patches,
-#: d_model 64: 16.1; 3-cycle patches + attention over sensors (DAST-style): 12.7.
-#: 50-cycle windows (in 5-cycle patches: 10 tokens, as before) then lowered the validation RMSE
-#: of the transformer and the LSTM alike on every subset over 5 split seeds
-#: (benchmarks/rul_ablation.py -> results/rul_ablation.md); shorter test histories are
-#: left-padded with their first cycle, as the early training windows are.
-#: 80-cycle windows (8-cycle patches, still 10 tokens) lowered the transformer's validation RMSE
-#: again on FD001 and FD002 (paired over 5 split seeds: -0.42 +- 0.48 and -0.33 +- 0.99, 4 of 5
-#: seeds each); on FD003 and FD004 they did not (-0.13 +- 0.76 and +0.12 +- 0.58), so FD003 stays at 50.
-#: FD004 moved to 80 cycles with a deeper transformer (3 time layers, 2 sensor layers; see
-#: _SUBSET_MODEL_OVERRIDES): -0.59 +- 0.76 against 50 cycles (4 of 5 seeds), and the LSTM gains
-#: -0.80 +- 0.61 from 80 cycles there too (runs on a GPU, results/rul_ablation_w80.md).
-#: FD002 and FD004 run in the same six operating conditions, so each trains on the other's units as
-#: well (validation stays on the subset's own units): the transformer gained -0.84 +- 0.45 on FD002
-#: (5 of 5 split seeds, paired against its unpooled self) and -0.53 +- 0.44 on FD004 (4 of 5), session 11,
-#: results/rul_ablation.json variants T_w80_plus4 / T_w80_L3_plus2. FD003 is FD004's sea-level
-#: condition on its own (its rows match FD004's sea-level rows sensor by sensor, same two faults); FD004
-#: + FD002 + FD003 gave single networks -0.33 +- 0.46 more (4 of 5 seeds, T_w80_L3_plus23, session 12)
-#: but its 5-network ensemble on the shipped split scored 13.34 against the shipped 13.17
-#: (results/rul_candidate_FD004_plus23_card.json): mixed evidence, not adopted.
-#: Session 17: the engine's age (its cycle number / 200) as one more channel (age_channel): on FD004
-#: the shipped recipe gained -1.69 +- 1.15 over 5 split seeds (5 of 5; T_w80_L3_plus2_do0_age) and
-#: its 5-network ensemble scored 10.03 against v8's 12.82 on the same cuts; on FD002 -1.92 +- 0.78 (5 of
-#: 5; T_w80_L3_plus4_do0_age) and 11.31 against 12.68. Session 19, the one-condition subsets: FD001
-#: -2.45 +- 0.47 (5 of 5; T_w80_age) and FD003 -2.55 +- 1.61 (5 of 5; T_w50_age) on their shipped recipes.
-#: The data defaults are the same for every model, so the LSTM baseline gets the pooled units (and the
-#: age) too.
+#: Per-subset data defaults, each chosen on validation RMSE over 5 split seeds (the evidence for every
+#: choice is in docs/rul.md, "What moved the error", and benchmarks/results/rul_ablation.md):
+#: 80-cycle windows (50 on FD003, where 80 did not help); the engine's age as one more channel;
+#: FD002 and FD004 share their six operating conditions, so each also trains on the other's units;
+#: every second training window (neighbouring windows overlap in all but one cycle). The data
+#: defaults are the same for every model, so the LSTM baseline gets the pooled units and the age too.
 _DATA_DEFAULTS: dict[str, dict[str, Any]] = {
     "FD001": {"window": 80, "age_channel": True},
     "FD002": {"window": 80, "train_stride": 2, "extra_train_subsets": ["FD004"], "age_channel": True},
@@ -93,7 +82,7 @@ _DATA_DEFAULTS: dict[str, dict[str, Any]] = {
     "FD004": {"window": 80, "train_stride": 2, "extra_train_subsets": ["FD002"], "age_channel": True},
 }
 #: The deep models' training recipe (EMA weights, input noise, batch, epochs); one intra-op
-#: thread: on a shared, oversubscribed 2-core box two spinning OpenMP threads were ~10x slower.
+#: thread: on a shared 2-core machine two spinning OpenMP threads run about 10x slower.
 _DEEP_RECIPE: dict[str, Any] = {
     "learning_rate": 1e-3,
     "max_epochs": 25,
@@ -112,35 +101,27 @@ _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 #: The transformer reads every default window as this many patch tokens (patch_len = window / 10:
 #: 5-cycle patches at 50 cycles, 8-cycle patches at 80).
 _TRANSFORMER_TOKENS = 10
-#: Edges (predicted RUL, cycles) of the Mondrian interval bins of C-MAPSS models (models.calibration):
-#: below 40, 40-90, 90 and up. With one pooled quantile the shipped models' 90 % intervals were about 25-33
-#: cycles wide at every prediction and covered 1.00 of near-failure cuts but 0.66-0.83 of those
-#: predicted at 75-115; by bin they are 8-15 cycles wide below 40 at the same average coverage
-#: (benchmarks/rul_intervals.py; chosen among 3 edge sets by how even their leave-one-unit-out coverage
-#: was across predicted-RUL bands, on the shipped models' validation predictions, session 23).
+#: Edges (predicted RUL, cycles) of the Mondrian interval bins of C-MAPSS models (core.inference.calibration):
+#: below 40, 40-90, 90 and up. One pooled quantile gives intervals as wide near failure as far from it;
+#: by bin they narrow to 8-15 cycles below 40 at the same average coverage (docs/rul.md, "Intervals";
+#: benchmarks/rul_intervals.py).
 CMAPSS_INTERVAL_BINS: tuple[float, ...] = (40.0, 90.0)
 #: Interval widths are also reported for predictions below this (``val_interval_width_near_failure``).
 NEAR_FAILURE_RUL = 40.0
 #: Per subset and model: overrides of the data defaults. The FD002/FD004 transformers train on every
-#: window of their training units since v11 (session 22), against every second: FD002 -0.53 +- 0.33 RMSE
-#: over 5 split seeds, 5 of 5 (T_w80_L3_plus4_do0_age_late15_st1), FD004 -0.20 +- 0.28, 4 of 5
-#: (T_w80_L3_plus2_do0_age_late15_st1), at about 1.4x the training time. The LSTM keeps the subsets'
-#: default: every window made it worse over the same splits (session 23, on a GPU machine: FD002 +0.60 +-
-#: 0.99, FD004 +0.11 +- 0.56).
+#: window of their training units (lower validation RMSE over 5 split seeds at about 1.4x the training
+#: time); the LSTM keeps every second window, since every window made it worse (docs/rul.md).
 _SUBSET_DATA_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "FD002": {"transformer": {"train_stride": 1}},
     "FD004": {"transformer": {"train_stride": 1}},
 }
-#: Per subset and model: overrides of the model defaults above. FD004 (six operating conditions,
-#: two fault modes) wants depth at 80 cycles: 3 time + 2 sensor layers -0.71 +- 0.47 against the
-#: 2 + 1 default (4 of 5 seeds); on FD001-FD003 the same change did nothing or worse (unpooled).
+#: Per subset and model: overrides of the model defaults. FD002 and FD004 (six operating conditions)
+#: want depth at 80 cycles (3 time + 2 sensor layers), no dropout, and late (over-predicted) errors
+#: weighted 1.5x, the PHM08 score's asymmetry; on FD001 and FD003 the same changes did nothing or
+#: worse (docs/rul.md).
 _SUBSET_MODEL_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
-    # dropout 0 since v8: with FD002's units it is -0.32 +- 0.32 RMSE over 5 split seeds (docs/rul_cmapss.md);
-    # late errors weighted 1.5x since v10: -0.11 +- 0.12 RMSE (4 of 5) and -43 +- 20 PHM08 (5 of 5) over 5 splits
-    "FD004": {"transformer": {"n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0, "late_weight": 1.5}},
-    # FD004's recipe since FD002's v8: with FD004's units -0.37 +- 0.48 over 5 split seeds (docs/rul_cmapss.md);
-    # late_weight 1.5 since v10: -0.12 +- 0.23 RMSE (3 of 5) and -58 +- 38 PHM08 (4 of 5) over 5 splits
     "FD002": {"transformer": {"n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0, "late_weight": 1.5}},
+    "FD004": {"transformer": {"n_layers": 3, "n_sensor_layers": 2, "dropout": 0.0, "late_weight": 1.5}},
 }
 
 
@@ -175,7 +156,7 @@ def resolve_config(
     return config
 
 
-def card_config(card: dict[str, Any]) -> dict[str, Any]:
+def card_config(card: ModelCard) -> dict[str, Any]:
     """A model card's ``{"data": ..., "model": ...}`` as a run would train it again.
 
     Cards from before a data option existed say nothing of it and were trained without it: those
@@ -183,24 +164,21 @@ def card_config(card: dict[str, Any]) -> dict[str, Any]:
     slip into a reproduction. The same holds for the deep models' learning options added since a card
     was written (:data:`models.base.NEUTRAL_PARAMS`).
     """
-    model = dict(card["config"]["model"])
-    if card.get("model") in ("transformer", "lstm"):  # FD002/FD004's late_weight default is 1.5 since v10
+    model = dict(card.config["model"])
+    if card.model in ("transformer", "lstm"):  # cards before late_weight existed trained with 1.0
         model = {**NEUTRAL_PARAMS, **model}
-    return {"data": {"age_channel": False, **card["config"]["data"]}, "model": model}
+    return {"data": {"age_channel": False, **card.config["data"]}, "model": model}
 
 
 def make_estimator(model: str, **params: Any) -> BaseRULEstimator:
     """Instantiate an estimator by name (imports torch only for the deep ones)."""
     if model == "transformer":
-        from models.transformer import TransformerRUL
 
         return TransformerRUL(**params)
     if model == "lstm":
-        from models.lstm import LSTMRUL
 
         return LSTMRUL(**params)
     if model == "minirocket":
-        from models.minirocket import MiniRocketRUL
 
         return MiniRocketRUL(**params)
     raise ModelError(f"model must be one of {MODEL_NAMES}, got {model!r}")
@@ -294,7 +272,7 @@ def _val_metrics(
 
 def calibrate_intervals(result: TrainResult, bins: tuple[float, ...] = CMAPSS_INTERVAL_BINS) -> None:
     """Recalibrate a trained (non-cross-fit) estimator's intervals as Mondrian bins on its validation cuts."""
-    est = cast(BaseRULEstimator, result.estimator)
+    est = result.estimator
     dm = result.datamodule
     est.conformal_ = SplitConformal(bins=bins).fit(dm.y_val, est.predict(dm.X_val))
 
@@ -364,7 +342,7 @@ def train_cmapss(
         config["data"].pop("fold", None)
         result = fit_fold(data_dir, subset, model=model, seed=seed, config=config, model_seed=model_seed)
         calibrate_intervals(result)
-        result.metrics = evaluate_estimator(cast(BaseRULEstimator, result.estimator), result.datamodule, seed=seed)
+        result.metrics = evaluate_estimator(result.estimator, result.datamodule, seed=seed)
     config["model"].pop("progress_bar", None)
     config["model"].pop("checkpoint_dir", None)  # where members were cached, not how they were trained
     return result
@@ -413,7 +391,7 @@ def _train_crossfit(
     fold_preds = [f.estimator.predict(f.datamodule.X_val) for f in folds]
     pred = np.concatenate(fold_preds)
     conformal = SplitConformal(bins=CMAPSS_INTERVAL_BINS).fit(y, pred)
-    est = CrossFitEnsemble([cast(BaseRULEstimator, f.estimator) for f in folds], conformal)
+    est = CrossFitEnsemble.from_folds([f.estimator for f in folds], conformal)
     # the ensemble's data view: fold 0's windows and normaliser (shared by all folds), every unit
     # trained on, and the out-of-fold cuts as its validation set (scored per fold, never by the mean)
     dm = copy.copy(folds[0].datamodule)
@@ -435,16 +413,6 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
     (``int8-compact`` takes transformers only: it is left out for an LSTM); a variant asked for
     by name that does not apply raises :class:`~core.errors.ModelError`.
     """
-    from models.export.compact import export_int8_compact
-    from models.export.onnx import (
-        convert_fp16,
-        export_onnx,
-        quantize_int4_weight_only,
-        quantize_int8_dynamic,
-        quantize_int8_static,
-    )
-    from models.export.prune import prune_finetune, prune_magnitude
-
     net = getattr(result.estimator, "network", None)
     if net is None:
         raise ModelError(f"{result.model} has no network to export to ONNX")
@@ -492,10 +460,10 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
     return {k: v for k, v in paths.items() if k in wanted}
 
 
-def build_card(result: TrainResult, *, variant: str, extra_metrics: dict[str, Any]) -> dict[str, Any]:
+def build_card(result: TrainResult, *, variant: str, extra_metrics: dict[str, Any]) -> ModelCard:
     """The model card: provenance, configuration, preprocessing, calibration and metrics."""
     dm = result.datamodule
-    return {
+    return ModelCard.from_dict({
         "task": "rul",
         "model": result.model,
         "variant": variant,
@@ -522,7 +490,7 @@ def build_card(result: TrainResult, *, variant: str, extra_metrics: dict[str, An
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "onnx": {"input": "x", "output": "rul", "layout": "batch, channel, time"},
-    }
+    })
 
 
 def register_result(
@@ -534,8 +502,6 @@ def register_result(
     name: str | None = None,
 ) -> ModelVersion:
     """Export ``variant``, measure its validation RMSE with onnxruntime, register (and promote)."""
-    from models.runtime import OnnxRULPredictor
-
     with tempfile.TemporaryDirectory() as tmp:
         paths = export_variants(result, tmp, ("fp32", variant) if variant != "fp32" else ("fp32",))
         dm = result.datamodule
@@ -547,7 +513,7 @@ def register_result(
         else:
             pred = OnnxRULPredictor(paths[variant], card).predict_windows(dm.X_val)
             fp32 = OnnxRULPredictor(paths["fp32"], card).predict_windows(dm.X_val)
-        card["metrics"].update(
+        card.metrics.update(
             {
                 "val_rmse_onnx": rmse(dm.y_val, pred),
                 "val_rmse_onnx_fp32": rmse(dm.y_val, fp32),
@@ -558,16 +524,18 @@ def register_result(
         return ModelRegistry(registry_dir).register(name or registry_name(result.subset), paths[variant], card, promote=promote)
 
 
-def card_datamodule(card: dict[str, Any], data_dir: str | Path) -> CMAPSSDataModule:
+def card_datamodule(card: ModelCard, data_dir: str | Path) -> CMAPSSDataModule:
     """The set-up data module a C-MAPSS model card was trained and validated on (its split, its cuts).
 
     Raises:
         ModelError: if the card's seed does not rebuild the validation units it records.
     """
-    dm = CMAPSSDataModule(data_dir, card["dataset"]["subset"], seed=card["seed"], **card_config(card)["data"])
+    if card.dataset.subset is None or card.seed is None:
+        raise ModelError(f"{card.name}/{card.version} is not a C-MAPSS card with a seed: its split cannot be rebuilt")
+    dm = CMAPSSDataModule(data_dir, card.dataset.subset, seed=card.seed, **card_config(card)["data"])
     dm.setup()
-    if dm.val_units.tolist() != card["dataset"]["val_units"]:
-        raise ModelError(f"the card's seed does not rebuild {card.get('name')}/{card.get('version')}'s validation units")
+    if dm.val_units.tolist() != card.dataset.val_units:
+        raise ModelError(f"the card's seed does not rebuild {card.name}/{card.version}'s validation units")
     return dm
 
 
@@ -593,15 +561,13 @@ def recalibrate_version(
             ``data_dir`` whose training files (the subset's and any extra subsets') do not match the
             card's hashes, or a card whose seed does not rebuild its validation units.
     """
-    from models.runtime import OnnxRULPredictor
-
     reg = ModelRegistry(registry_dir)
     mv = reg.get(name, version) if version is not None else reg.promoted(name)
     card = mv.card
-    if "fold_units" in card["dataset"]:
+    if card.dataset.fold_units is not None:
         raise ModelError(f"{name}/{mv.version} is a cross-fit: no validation unit is unseen by its averaged network")
-    subset = card["dataset"]["subset"]
-    wanted = {subset: card["dataset"]["train_file_sha256"], **card["dataset"].get("extra_train_files_sha256", {})}
+    wanted: dict[str, str | None] = {str(card.dataset.subset): card.dataset.train_file_sha256}
+    wanted.update(card.dataset.extra_train_files_sha256)
     for sub, sha in wanted.items():  # the extra subsets' units shape the normaliser the cuts go through
         if not (Path(data_dir) / f"train_{sub}.txt").is_file():
             raise ModelError(f"{name}/{mv.version} needs train_{sub}.txt in {data_dir}: not found")
@@ -610,11 +576,11 @@ def recalibrate_version(
     dm = card_datamodule(card, data_dir)
     pred = OnnxRULPredictor(mv.model_path, card).predict_windows(dm.X_val)
     conformal = SplitConformal(bins=bins).fit(dm.y_val, pred)
-    metrics = _val_metrics(dm.y_val, pred, dm.val_cut_units, conformal, coverage=0.9, seed=int(card["seed"]))
-    new = {k: v for k, v in card.items() if k not in ("name", "version", "created_at", "git_commit", "model_sha256")}
+    metrics = _val_metrics(dm.y_val, pred, dm.val_cut_units, conformal, coverage=0.9, seed=dm.seed)
+    new = {k: v for k, v in card.to_dict().items() if k not in ("name", "version", "created_at", "git_commit", "model_sha256")}
     new["calibration"] = {**conformal.to_dict(), "source": f"{mv.version}'s ONNX predictions on its validation cuts"}
     new["metrics"] = {
-        **card["metrics"],
+        **card.metrics,
         **{k: v for k, v in metrics.items() if "coverage" in k or "interval" in k},
     }
     new["recalibrated_from"] = mv.version
@@ -622,10 +588,8 @@ def recalibrate_version(
     return reg.register(name, mv.model_path, new, promote=promote)
 
 
-def _fold_onnx_predictions(result: TrainResult, tmp: Path, variant: str, card: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _fold_onnx_predictions(result: TrainResult, tmp: Path, variant: str, card: ModelCard) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold predictions of each fold's network exported alone as ``variant`` and as fp32."""
-    from models.runtime import OnnxRULPredictor
-
     pred, fp32 = [], []
     for k, fold in enumerate(result.folds):
         wanted = ("fp32", variant) if variant != "fp32" else ("fp32",)

@@ -23,11 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from models.calibration import SplitConformal, empirical_coverage, interval_width
+from core.inference.calibration import SplitConformal, empirical_coverage, interval_width
+from core.inference.card import ModelCard
+from core.inference.registry import ModelRegistry, ModelVersion, git_commit
+from core.inference.runtime import FeatureRULPredictor
 from models.data.arrays import EventRun
 from models.data.simulator import SimulatorDataModule
+from models.export.onnx import export_onnx, quantize_int8_dynamic
 from models.metrics import rmse
-from models.registry import ModelRegistry, ModelVersion, git_commit
+from models.transformer import TransformerRUL
 
 __all__ = [
     "MODEL_NAME",
@@ -159,8 +163,6 @@ def train_simulator(
         extra_runs: measured runs of the plant's machines up to a confirmed fault (training only;
             see :class:`~models.data.simulator.SimulatorDataModule`).
     """
-    from models.transformer import TransformerRUL
-
     config = default_sim_config()
     config["data"].update(data_params or {})
     config["model"].update(model_params or {})
@@ -175,19 +177,19 @@ def train_simulator(
     return result
 
 
-def build_sim_card(result: SimTrainResult, *, variant: str = "int8-dynamic") -> dict[str, Any]:
+def build_sim_card(result: SimTrainResult, *, variant: str = "int8-dynamic") -> ModelCard:
     """The model card: provenance, configuration, preprocessing (features, order, scaling), calibration, metrics."""
     dm = result.datamodule
     kinds: dict[str, int] = {}
     for u in dm.units:
         kinds[u.fault.kind] = kinds.get(u.fault.kind, 0) + 1
-    return {
+    return ModelCard.from_dict({
         "task": "rul",
         "model": "transformer",
         "variant": variant,
         "dataset": {
             "name": "simulator",
-            "generator": "core.sim.AssetSimulator + edge_agent.features.FeaturePipeline",
+            "generator": "core.sim.AssetSimulator + core.signal.FeaturePipeline",
             "n_units": len(dm.units),
             "fault_kinds": kinds,
             "asset_types": sorted({u.asset.asset_id for u in dm.units}),
@@ -213,16 +215,13 @@ def build_sim_card(result: SimTrainResult, *, variant: str = "int8-dynamic") -> 
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "onnx": {"input": "x", "output": "rul", "layout": "batch, channel, time"},
-    }
+    })
 
 
 def register_sim(
     result: SimTrainResult, registry_dir: str | Path, *, name: str = MODEL_NAME, promote: bool = True
 ) -> ModelVersion:
     """Export int8 (dynamic) ONNX, measure it with onnxruntime on validation, register (and promote)."""
-    from models.export.onnx import export_onnx, quantize_int8_dynamic
-    from models.runtime import FeatureRULPredictor
-
     dm = result.datamodule
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(result.estimator.network, dm.n_channels, dm.window, Path(tmp) / "fp32.onnx")
@@ -231,7 +230,7 @@ def register_sim(
         pred = FeatureRULPredictor(int8, card).predict_windows(dm.X_val)
         pred32 = FeatureRULPredictor(fp32, card).predict_windows(dm.X_val)
         lo, hi = result.conformal.interval(pred, COVERAGE)
-        card["metrics"].update(
+        card.metrics.update(
             {
                 "val_rmse_onnx": rmse(dm.y_val, pred),
                 "val_rmse_onnx_fp32": rmse(dm.y_val, pred32),
@@ -257,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     model = {"max_epochs": args.max_epochs} if args.max_epochs else {}
     result = train_simulator(seed=args.seed, data_params=data, model_params=model)
     mv = register_sim(result, args.registry, promote=not args.no_promote)
-    out = {"name": mv.name, "version": mv.version, "path": str(mv.path), **mv.card["metrics"]}
+    out = {"name": mv.name, "version": mv.version, "path": str(mv.path), **mv.card.metrics}
     print(json.dumps(out, indent=None if args.json else 2, default=float))
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models._torch_estimator import TorchRULEstimator
 from models.nets import TransformerRULNet
+from models.torch_estimator import TorchRULEstimator
 
 __all__ = ["TransformerRUL"]
 
@@ -39,7 +39,7 @@ class TransformerRUL(TorchRULEstimator):
             threads each); the result does not depend on it.
         checkpoint_dir: directory where each trained member is saved and from which a later fit
             with the same data and parameters reloads it (resumable ensemble fits; see
-            :class:`~models._torch_estimator.TorchRULEstimator`).
+            :class:`~models.torch_estimator.TorchRULEstimator`).
         ema_decay: weight moving-average decay per step (0: off); see :class:`models.nets.RULModule`.
         input_noise: Gaussian noise added to training inputs (z-score units).
         patch_len: cycles per token (PatchTST-style patches; 0: one token per cycle).

@@ -1,17 +1,15 @@
 """Evidence for one asset: gathered from the store, or built from the plant simulator.
 
 Both sources end in the same typed :class:`~prescribe.schema.Evidence`; edge feature windows
-(``features[channel][name]``, as ``edge_agent.features.FeaturePipeline`` computes them and the
+(``features[channel][name]``, as ``core.signal.FeaturePipeline`` computes them and the
 store keeps them) are read by one function, :func:`vibration_and_temperature`, whichever
-source they come from. :func:`evidence_items` turns the evidence into citable items with
-stable ids; operator-entered text (asset name and notes, alarm messages, work-order titles
-and outcomes) only ever appears there quoted by :func:`quote_data`.
+source they come from. :func:`prescribe.schema.evidence_items` turns the evidence into citable
+items with stable ids.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,12 +19,14 @@ import numpy as np
 
 from core.assets import AssetConfig, Quantity
 from core.errors import GenEdgeError
+from core.iso import ZONES
+from core.signal import FeaturePipeline
+from core.sim import AssetSimulator
+from ingest.store import queries
 from prescribe.schema import (
-    ZONE_NAMES,
     AlarmFact,
     AssetFacts,
     Evidence,
-    EvidenceItem,
     FaultCall,
     LifeShare,
     PastWorkOrder,
@@ -35,6 +35,7 @@ from prescribe.schema import (
     TemperatureTrend,
     ZoneState,
 )
+from prescribe.workorders import training_labels
 
 __all__ = [
     "DEFECT_FAULT",
@@ -42,10 +43,8 @@ __all__ = [
     "FeatureWindow",
     "asset_facts",
     "diagnose_peaks",
-    "evidence_items",
     "from_simulator",
     "from_store",
-    "quote_data",
     "rul_text",
     "running_share",
     "share_to_hours",
@@ -57,134 +56,9 @@ __all__ = [
 PEAK_SNR = 6.0
 #: Which bearing fault each defect frequency points to.
 DEFECT_FAULT = {"bpfo": "outer_race", "bpfi": "inner_race", "bsf": "ball", "ftf": "cage"}
-_CRITICALITY = {1: "low", 2: "medium", 3: "safety critical"}
-_MAX_QUOTED = 300
 
 #: One feature window: (window start, channel -> feature name -> value).
 FeatureWindow = tuple[datetime, Mapping[str, Mapping[str, float]]]
-
-
-# ------------------------------------------------------------------------------ quoting
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-_DELIMS = re.compile(r"[<>`«»\"{}\[\]]")
-
-
-def quote_data(text: str, limit: int = _MAX_QUOTED) -> str:
-    """Operator-entered text made safe to show inside the prompt's evidence block.
-
-    Control characters and anything that could close a delimiter (angle brackets, back-ticks,
-    braces, brackets, quotes, guillemets) are replaced, whitespace collapsed, the length capped,
-    and the result wrapped in guillemets so it reads as a quotation, never as an instruction.
-    """
-    flat = _DELIMS.sub("'", _CONTROL.sub(" ", text or ""))
-    flat = " ".join(flat.split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1].rstrip() + "…"
-    return f"«{flat}»"
-
-
-# ------------------------------------------------------------------------------- items
-def _hours(h: float) -> str:
-    return f"{h:.0f} h" if h < 72 else f"{h / 24:.1f} d"
-
-
-def evidence_items(ev: Evidence) -> list[EvidenceItem]:
-    """The citable items of ``ev``, with stable ids, in a fixed order.
-
-    Summaries are short on purpose: they are what a language model reads (every token costs
-    time on a small CPU) and what a planner scans in the work order.
-    """
-    items: list[EvidenceItem] = []
-    add = items.append
-    if ev.life_share is not None:
-        s = ev.life_share
-        age_h = max((ev.at - s.at).total_seconds() / 3600.0, 0.0)
-        since = (f"{s.in_service_h:.0f} h in service since "
-                 + ("the asset's in-service date" if s.since_source == "config" else "the last confirmed repair")
-                 if s.in_service_h is not None else "hours in service unknown")
-        if s.running_share is not None and s.calendar_h is not None:
-            since += f" (running in {s.running_share:.0%} of {s.running_windows} stored windows of {s.calendar_h:.0f} h)"
-        elif s.in_service_h is not None:
-            since += " (calendar hours: too few stored windows with the machine running to count its stops)"
-        add(EvidenceItem(
-            id="rul:life_share", kind="rul",
-            summary=(f"Life left {s.median_pct:.0f} %, {s.coverage:.0%} interval {s.lower_pct:.0f} to {s.upper_pct:.0f} %, "
-                     f"{since}" + (f", {age_h:.0f} h old" if age_h >= 1 else "")),
-            values={"median_pct": round(s.median_pct, 2), "lower_pct": round(s.lower_pct, 2),
-                    "upper_pct": round(s.upper_pct, 2), "coverage": s.coverage, "age_h": round(age_h, 2),
-                    "in_service_h": None if s.in_service_h is None else round(s.in_service_h, 2),
-                    "since": None if s.since is None else s.since.isoformat(), "since_source": s.since_source,
-                    "calendar_h": None if s.calendar_h is None else round(s.calendar_h, 2),
-                    "running_share": None if s.running_share is None else round(s.running_share, 4),
-                    "running_windows": s.running_windows}))
-    if ev.rul is not None:
-        r = ev.rul
-        age_h = max((ev.at - r.at).total_seconds() / 3600.0, 0.0)
-        add(EvidenceItem(
-            id="rul:latest", kind="rul",
-            summary=(f"RUL {_hours(r.median_h)}, {r.coverage:.0%} interval {_hours(r.lower_h)} to {_hours(r.upper_h)}"
-                     + (" (from the life share and the hours in service)" if r.basis == "share_of_life" else "")
-                     + (f", {age_h:.0f} h old" if age_h >= 1 else "")),
-            values={"median_h": round(r.median_h, 2), "lower_h": round(r.lower_h, 2), "upper_h": round(r.upper_h, 2),
-                    "coverage": r.coverage, "age_h": round(age_h, 2), "health_index": r.health_index,
-                    "basis": r.basis}))
-    if ev.fault is not None:
-        f = ev.fault
-        add(EvidenceItem(id="fault:class", kind="fault", summary=f"{f.kind}, confidence {f.confidence:.2f}",
-                         values={"kind": f.kind, "confidence": round(f.confidence, 3), "source": f.source}))
-    if ev.zone is not None:
-        z = ev.zone
-        add(EvidenceItem(id="zone:latest", kind="zone",
-                         summary=f"ISO 20816 zone {ZONE_NAMES[z.zone]}, {z.velocity_mm_s:.1f} mm/s",
-                         values={"zone": ZONE_NAMES[z.zone], "velocity_mm_s": round(z.velocity_mm_s, 3),
-                                 "machine_class": z.machine_class}))
-        if z.previous_zone is not None and z.previous_velocity_mm_s is not None:
-            add(EvidenceItem(
-                id="zone:trend", kind="zone",
-                summary=(f"{z.trend}, {z.previous_velocity_mm_s:.1f} to {z.velocity_mm_s:.1f} mm/s "
-                         f"in {_hours(z.lookback_h or 0)}"
-                         + (f", zone {ZONE_NAMES[z.previous_zone]} to {ZONE_NAMES[z.zone]}"
-                            if z.previous_zone != z.zone else "")),
-                values={"from": ZONE_NAMES[z.previous_zone], "to": ZONE_NAMES[z.zone], "trend": z.trend,
-                        "lookback_h": z.lookback_h}))
-    for p in ev.peaks:
-        add(EvidenceItem(
-            id=f"peak:{p.defect}", kind="peak",
-            summary=f"{p.defect.upper()} {p.frequency_hz:.0f} Hz in envelope, {p.snr:.0f}x floor, {p.harmonics} harmonics",
-            values={"defect": p.defect, "frequency_hz": round(p.frequency_hz, 2), "snr": round(p.snr, 2),
-                    "harmonics": p.harmonics}))
-    if ev.temperature is not None:
-        t = ev.temperature
-        add(EvidenceItem(id="temp:latest", kind="temperature", summary=f"bearing temperature {t.latest_c:.0f} degC",
-                         values={"latest_c": round(t.latest_c, 2)}))
-        if t.slope_c_per_h is not None:
-            word = "rising" if t.slope_c_per_h > 0.05 else "falling" if t.slope_c_per_h < -0.05 else "steady"
-            add(EvidenceItem(id="temp:trend", kind="temperature",
-                             summary=f"{word}, {t.slope_c_per_h:+.2f} degC/h",
-                             values={"slope_c_per_h": round(t.slope_c_per_h, 4), "trend": word,
-                                     "lookback_h": t.lookback_h}))
-    for a in ev.alarms:
-        add(EvidenceItem(
-            id=f"alarm:{a.id}", kind="alarm",
-            summary=f"{a.kind}, {a.severity}, {a.state}" + (f": {quote_data(a.message, 80)}" if a.message else ""),
-            values={"kind": a.kind, "severity": a.severity, "state": a.state, "raised_at": a.raised_at.isoformat()}))
-    for w in ev.work_orders:
-        add(EvidenceItem(
-            id=f"wo:{w.id}", kind="work_order",
-            summary=(f"{quote_data(w.title, 60)}, {w.status} {w.created_at:%Y-%m-%d}"
-                     + (f", outcome {quote_data(w.outcome, 100)}" if w.outcome else "")),
-            values={"status": w.status, "created_at": w.created_at.isoformat()}))
-    facts = ev.asset
-    add(EvidenceItem(id="asset:criticality", kind="asset",
-                     summary=f"{facts.criticality} of 3, {_CRITICALITY[facts.criticality]}",
-                     values={"criticality": facts.criticality}))
-    add(EvidenceItem(id="spares", kind="spares",
-                     summary=", ".join(quote_data(s, 40) for s in facts.spare_parts) if facts.spare_parts
-                     else "no spare parts listed",
-                     values={"count": len(facts.spare_parts)}))
-    if facts.notes.strip():
-        add(EvidenceItem(id="asset:notes", kind="asset", summary=quote_data(facts.notes, 200), values={}))
-    return items
 
 
 # ---------------------------------------------------------------------------- features
@@ -309,8 +183,6 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
     Raises:
         GenEdgeError: the asset is unknown (``StoreError`` from the store passes through).
     """
-    from ingest.store import queries
-
     now = now or datetime.now(UTC)
     info = queries.asset(store, asset_id)
     if asset is None:
@@ -383,8 +255,6 @@ def rul_text(ev: Evidence, *, coverage: bool = False, when_none: str = "no RUL p
 def _in_service_since(store: Any, asset: AssetConfig, at: datetime) -> tuple[datetime | None, str]:
     """When the part was last fitted or renewed: the newest of the asset's ``in_service_since``
     and the completion of a work order that confirmed a fault (its repair renewed the part)."""
-    from prescribe.workorders import training_labels
-
     found: list[tuple[datetime, str]] = []
     if asset.in_service_since is not None and asset.in_service_since <= at:
         found.append((asset.in_service_since, "config"))
@@ -414,8 +284,6 @@ def running_share(store: Any, asset: AssetConfig, channel: str | None, since: da
     fewer than :data:`MIN_RUNNING_WINDOWS` windows carry the level (nothing is known about stops)
     or show the machine running (a machine that stood still all along gives no hours to scale).
     """
-    from ingest.store import queries
-
     if channel is None:
         return None, 0
     key = f"{channel}.vel_rms_mm_s"
@@ -503,9 +371,6 @@ def from_simulator(
         work_orders: past work orders of the asset.
         include: which sources are present: ``rul``, ``fault``, ``features``, ``alarms``.
     """
-    from core.sim import AssetSimulator
-    from edge_agent.features import FeaturePipeline
-
     if n_windows < 1:
         raise ValueError(f"n_windows must be >= 1, got {n_windows}")
     sim = AssetSimulator(asset, fault, seed=seed)
@@ -562,7 +427,7 @@ def _derived_alarms(now: datetime, zone: ZoneState | None, temp: TemperatureTren
 
     if zone is not None and zone.zone >= 2:
         add("vibration_high", "high" if zone.zone == 3 else "medium",
-            f"velocity {zone.velocity_mm_s:.1f} mm/s in zone {ZONE_NAMES[zone.zone]}")
+            f"velocity {zone.velocity_mm_s:.1f} mm/s in zone {ZONES[zone.zone]}")
     if temp is not None and temp.latest_c >= 70.0:
         add("temperature_high", "high", f"bearing at {temp.latest_c:.0f} degC")
     if rul is not None and rul.lower_h < 72.0:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from core.maintenance import PRIORITIES, Priority
 from prescribe.evidence import DEFECT_FAULT
-from prescribe.schema import PRIORITIES, Evidence, Priority
+from prescribe.schema import Evidence
 
 __all__ = ["DeadlinePolicy", "Decision", "assess"]
 
@@ -70,7 +71,7 @@ class DeadlinePolicy:
         level += {1: -1, 2: 0, 3: 1}[criticality]
         if (zone is not None and zone >= 3) or severe_alarm:
             level = max(level, 3 if criticality == 3 else 2)
-        return PRIORITIES[min(max(level, 0), 3)]  # type: ignore[return-value]
+        return PRIORITIES[min(max(level, 0), 3)]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The system message is fixed (so llama.cpp reuses its cached prefix across requests); the user
 message carries the retrieved procedures, then the evidence inside a ``<<DATA ... DATA>>``
 block. Evidence summaries are written by code; operator-entered text inside them is quoted by
-:func:`prescribe.evidence.quote_data`, which removes every character that could close the block.
+:func:`prescribe.schema.quote_data`, which removes every character that could close the block.
 The model writes only action text, the rationale and its citations: priority and deadline are
 the policy's, shown to it as context.
 """
@@ -16,10 +16,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import ModelError
-from prescribe.evidence import quote_data
 from prescribe.knowledge import Procedure
 from prescribe.policy import Decision
-from prescribe.schema import Evidence, EvidenceItem
+from prescribe.schema import Evidence, EvidenceItem, quote_data
 
 __all__ = ["SYSTEM_PROMPT", "DraftAction", "LLMDraft", "build_messages", "draft_schema", "parse_draft"]
 

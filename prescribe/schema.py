@@ -2,20 +2,27 @@
 
 Evidence is typed (RUL interval, fault call, ISO zone, spectral peaks, alarms, temperature,
 past work orders, the asset) and every fact is exposed as an :class:`EvidenceItem` with a
-stable id (``rul:latest``, ``peak:bpfo``, ``alarm:17`` ...) that recommendations cite.
+stable id (``rul:latest``, ``peak:bpfo``, ``alarm:17`` ...) that recommendations cite
+(:func:`evidence_items`). Operator-entered text (asset name and notes, alarm messages, work-order
+titles and outcomes) only ever appears in an item quoted by :func:`quote_data`.
+
+This module is the bottom of ``prescribe``: it imports nothing of the package.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from core.iso import ZONES
+from core.maintenance import Priority
+
 __all__ = [
     "EVIDENCE_ID_PATTERN",
     "KB_ID_PATTERN",
-    "PRIORITIES",
     "Action",
     "AlarmFact",
     "AssetFacts",
@@ -25,22 +32,21 @@ __all__ = [
     "LifeShare",
     "PastWorkOrder",
     "PeakMatch",
-    "Priority",
     "Recommendation",
     "RulEstimate",
     "Status",
     "TemperatureTrend",
     "WorkOrderDraft",
     "ZoneState",
+    "evidence_items",
+    "quote_data",
 ]
 
-#: Work-order priorities, lowest first (the same as ``ingest.store.actions.PRIORITIES``).
-PRIORITIES: tuple[str, ...] = ("low", "medium", "high", "urgent")
-Priority = Literal["low", "medium", "high", "urgent"]
 Status = Literal["action", "monitor", "insufficient_evidence"]
 EVIDENCE_ID_PATTERN = r"^[a-z_]{1,24}(:[A-Za-z0-9_.\-]{1,40})?$"
 KB_ID_PATTERN = r"^kb:[a-z_]{1,32}$"
-ZONE_NAMES = ("A", "B", "C", "D")
+_CRITICALITY = {1: "low", 2: "medium", 3: "safety critical"}
+_MAX_QUOTED = 300
 
 _frozen = ConfigDict(frozen=True, extra="forbid")
 
@@ -232,9 +238,7 @@ class Evidence(BaseModel):
     work_orders: tuple[PastWorkOrder, ...] = ()
 
     def items(self) -> list[EvidenceItem]:
-        """The citable items, in a fixed order (see :func:`prescribe.evidence.evidence_items`)."""
-        from prescribe.evidence import evidence_items
-
+        """The citable items, in a fixed order (see :func:`evidence_items`)."""
         return evidence_items(self)
 
     def ids(self) -> list[str]:
@@ -324,3 +328,126 @@ class Recommendation(BaseModel):
 
 def _fmt(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ------------------------------------------------------------------------------ quoting
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_DELIMS = re.compile(r"[<>`«»\"{}\[\]]")
+
+
+def quote_data(text: str, limit: int = _MAX_QUOTED) -> str:
+    """Operator-entered text made safe to show inside the prompt's evidence block.
+
+    Control characters and anything that could close a delimiter (angle brackets, back-ticks,
+    braces, brackets, quotes, guillemets) are replaced, whitespace collapsed, the length capped,
+    and the result wrapped in guillemets so it reads as a quotation, never as an instruction.
+    """
+    flat = _DELIMS.sub("'", _CONTROL.sub(" ", text or ""))
+    flat = " ".join(flat.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "…"
+    return f"«{flat}»"
+
+
+# ------------------------------------------------------------------------------- items
+def _hours(h: float) -> str:
+    return f"{h:.0f} h" if h < 72 else f"{h / 24:.1f} d"
+
+
+def evidence_items(ev: Evidence) -> list[EvidenceItem]:
+    """The citable items of ``ev``, with stable ids, in a fixed order.
+
+    Summaries are short on purpose: they are what a language model reads (every token costs
+    time on a small CPU) and what a planner scans in the work order.
+    """
+    items: list[EvidenceItem] = []
+    add = items.append
+    if ev.life_share is not None:
+        s = ev.life_share
+        age_h = max((ev.at - s.at).total_seconds() / 3600.0, 0.0)
+        since = (f"{s.in_service_h:.0f} h in service since "
+                 + ("the asset's in-service date" if s.since_source == "config" else "the last confirmed repair")
+                 if s.in_service_h is not None else "hours in service unknown")
+        if s.running_share is not None and s.calendar_h is not None:
+            since += f" (running in {s.running_share:.0%} of {s.running_windows} stored windows of {s.calendar_h:.0f} h)"
+        elif s.in_service_h is not None:
+            since += " (calendar hours: too few stored windows with the machine running to count its stops)"
+        add(EvidenceItem(
+            id="rul:life_share", kind="rul",
+            summary=(f"Life left {s.median_pct:.0f} %, {s.coverage:.0%} interval {s.lower_pct:.0f} to {s.upper_pct:.0f} %, "
+                     f"{since}" + (f", {age_h:.0f} h old" if age_h >= 1 else "")),
+            values={"median_pct": round(s.median_pct, 2), "lower_pct": round(s.lower_pct, 2),
+                    "upper_pct": round(s.upper_pct, 2), "coverage": s.coverage, "age_h": round(age_h, 2),
+                    "in_service_h": None if s.in_service_h is None else round(s.in_service_h, 2),
+                    "since": None if s.since is None else s.since.isoformat(), "since_source": s.since_source,
+                    "calendar_h": None if s.calendar_h is None else round(s.calendar_h, 2),
+                    "running_share": None if s.running_share is None else round(s.running_share, 4),
+                    "running_windows": s.running_windows}))
+    if ev.rul is not None:
+        r = ev.rul
+        age_h = max((ev.at - r.at).total_seconds() / 3600.0, 0.0)
+        add(EvidenceItem(
+            id="rul:latest", kind="rul",
+            summary=(f"RUL {_hours(r.median_h)}, {r.coverage:.0%} interval {_hours(r.lower_h)} to {_hours(r.upper_h)}"
+                     + (" (from the life share and the hours in service)" if r.basis == "share_of_life" else "")
+                     + (f", {age_h:.0f} h old" if age_h >= 1 else "")),
+            values={"median_h": round(r.median_h, 2), "lower_h": round(r.lower_h, 2), "upper_h": round(r.upper_h, 2),
+                    "coverage": r.coverage, "age_h": round(age_h, 2), "health_index": r.health_index,
+                    "basis": r.basis}))
+    if ev.fault is not None:
+        f = ev.fault
+        add(EvidenceItem(id="fault:class", kind="fault", summary=f"{f.kind}, confidence {f.confidence:.2f}",
+                         values={"kind": f.kind, "confidence": round(f.confidence, 3), "source": f.source}))
+    if ev.zone is not None:
+        z = ev.zone
+        add(EvidenceItem(id="zone:latest", kind="zone",
+                         summary=f"ISO 20816 zone {ZONES[z.zone]}, {z.velocity_mm_s:.1f} mm/s",
+                         values={"zone": ZONES[z.zone], "velocity_mm_s": round(z.velocity_mm_s, 3),
+                                 "machine_class": z.machine_class}))
+        if z.previous_zone is not None and z.previous_velocity_mm_s is not None:
+            add(EvidenceItem(
+                id="zone:trend", kind="zone",
+                summary=(f"{z.trend}, {z.previous_velocity_mm_s:.1f} to {z.velocity_mm_s:.1f} mm/s "
+                         f"in {_hours(z.lookback_h or 0)}"
+                         + (f", zone {ZONES[z.previous_zone]} to {ZONES[z.zone]}"
+                            if z.previous_zone != z.zone else "")),
+                values={"from": ZONES[z.previous_zone], "to": ZONES[z.zone], "trend": z.trend,
+                        "lookback_h": z.lookback_h}))
+    for p in ev.peaks:
+        add(EvidenceItem(
+            id=f"peak:{p.defect}", kind="peak",
+            summary=f"{p.defect.upper()} {p.frequency_hz:.0f} Hz in envelope, {p.snr:.0f}x floor, {p.harmonics} harmonics",
+            values={"defect": p.defect, "frequency_hz": round(p.frequency_hz, 2), "snr": round(p.snr, 2),
+                    "harmonics": p.harmonics}))
+    if ev.temperature is not None:
+        t = ev.temperature
+        add(EvidenceItem(id="temp:latest", kind="temperature", summary=f"bearing temperature {t.latest_c:.0f} degC",
+                         values={"latest_c": round(t.latest_c, 2)}))
+        if t.slope_c_per_h is not None:
+            word = "rising" if t.slope_c_per_h > 0.05 else "falling" if t.slope_c_per_h < -0.05 else "steady"
+            add(EvidenceItem(id="temp:trend", kind="temperature",
+                             summary=f"{word}, {t.slope_c_per_h:+.2f} degC/h",
+                             values={"slope_c_per_h": round(t.slope_c_per_h, 4), "trend": word,
+                                     "lookback_h": t.lookback_h}))
+    for a in ev.alarms:
+        add(EvidenceItem(
+            id=f"alarm:{a.id}", kind="alarm",
+            summary=f"{a.kind}, {a.severity}, {a.state}" + (f": {quote_data(a.message, 80)}" if a.message else ""),
+            values={"kind": a.kind, "severity": a.severity, "state": a.state, "raised_at": a.raised_at.isoformat()}))
+    for w in ev.work_orders:
+        add(EvidenceItem(
+            id=f"wo:{w.id}", kind="work_order",
+            summary=(f"{quote_data(w.title, 60)}, {w.status} {w.created_at:%Y-%m-%d}"
+                     + (f", outcome {quote_data(w.outcome, 100)}" if w.outcome else "")),
+            values={"status": w.status, "created_at": w.created_at.isoformat()}))
+    facts = ev.asset
+    add(EvidenceItem(id="asset:criticality", kind="asset",
+                     summary=f"{facts.criticality} of 3, {_CRITICALITY[facts.criticality]}",
+                     values={"criticality": facts.criticality}))
+    add(EvidenceItem(id="spares", kind="spares",
+                     summary=", ".join(quote_data(s, 40) for s in facts.spare_parts) if facts.spare_parts
+                     else "no spare parts listed",
+                     values={"count": len(facts.spare_parts)}))
+    if facts.notes.strip():
+        add(EvidenceItem(id="asset:notes", kind="asset", summary=quote_data(facts.notes, 200), values={}))
+    return items

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from core.assets import AssetConfig
 from prescribe.evidence import from_store
 from prescribe.prescriber import Outcome, Prescriber
+from prescribe.workorders import save_draft
 
 __all__ = ["PrescriptionTrigger", "aprescribe_and_save", "prescribe_and_save"]
 
@@ -56,8 +58,6 @@ async def aprescribe_and_save(store: Any, prescriber: Prescriber, asset_id: str,
     Raises:
         GenEdgeError: unknown asset; ``StoreError`` when the store fails.
     """
-    from prescribe.workorders import save_draft
-
     ev = from_store(store, asset_id, now=now, asset=asset)
     outcome = await prescriber.arun(ev)
     saved = save_draft(store, outcome.recommendation, by=by) if outcome.recommendation.work_order is not None else None
@@ -67,6 +67,4 @@ async def aprescribe_and_save(store: Any, prescriber: Prescriber, asset_id: str,
 def prescribe_and_save(store: Any, prescriber: Prescriber, asset_id: str, *, asset: AssetConfig | None = None,
                        now: datetime | None = None, by: str = "prescriber") -> tuple[Outcome, Any | None]:
     """Blocking :func:`aprescribe_and_save` (not from inside a running event loop)."""
-    import asyncio
-
     return asyncio.run(aprescribe_and_save(store, prescriber, asset_id, asset=asset, now=now, by=by))

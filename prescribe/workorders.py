@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from core.errors import StoreError
+from ingest.store import actions, queries
 from prescribe.schema import Recommendation
 
 __all__ = [
@@ -56,8 +57,6 @@ def save_draft(store: Any, rec: Recommendation, *, by: str = "prescriber", at: d
         StoreError: the recommendation has no work order (monitor or insufficient evidence),
             the asset is unknown, or the store failed.
     """
-    from ingest.store import actions
-
     wo = rec.work_order
     if wo is None:
         raise StoreError(f"recommendation for {rec.asset_id} is {rec.status}: it has no work order to store")
@@ -76,15 +75,11 @@ def save_draft(store: Any, rec: Recommendation, *, by: str = "prescriber", at: d
 
 def approve(store: Any, work_order_id: int, by: str, *, note: str = "", at: datetime | None = None) -> Any:
     """Approve a draft (``ingest.store.actions.approve_work_order``)."""
-    from ingest.store import actions
-
     return actions.approve_work_order(store, work_order_id, by, note=note, at=at)
 
 
 def reject(store: Any, work_order_id: int, by: str, reason: str, *, at: datetime | None = None) -> Any:
     """Reject a draft, saying why."""
-    from ingest.store import actions
-
     return actions.reject_work_order(store, work_order_id, by, reason, at=at)
 
 
@@ -101,8 +96,6 @@ def complete(store: Any, work_order_id: int, by: str, *, found: str, fault_confi
         note: free text.
         at: completion time (default now).
     """
-    from ingest.store import actions
-
     outcome = json.dumps({"found": found, "fault_confirmed": fault_confirmed, "note": note})
     return actions.complete_work_order(store, work_order_id, by, outcome, at=at)
 
@@ -110,8 +103,6 @@ def complete(store: Any, work_order_id: int, by: str, *, found: str, fault_confi
 def list_work_orders(store: Any, *, asset_id: str | None = None, statuses: Sequence[str] | None = None,
                      limit: int = 500) -> list[Any]:
     """Stored work orders, newest first."""
-    from ingest.store import queries
-
     return queries.work_orders(store, asset_id=asset_id, statuses=statuses, limit=limit)
 
 

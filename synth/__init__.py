@@ -24,8 +24,9 @@ from synth._data import (
     load_cwru,
 )
 from synth.augment import ClassicalAugmenter
-from synth.base import BaseGenerator, clone
+from synth.base import BaseGenerator
 from synth.classifiers import FeatureClassifier, MiniRocketClassifier
+from synth.factory import GENERATORS, make_generator
 from synth.features import classical_features, envelope_spectra, peak_frequency
 from synth.gan import ConditionalWGAN
 from synth.gaps import fill_gaps
@@ -38,6 +39,7 @@ __all__ = [
     "CWRU_CLASSES",
     "CWRU_FS",
     "CWRU_SHAFT_HZ",
+    "GENERATORS",
     "BaseGenerator",
     "CWRUData",
     "ClassicalAugmenter",
@@ -51,7 +53,6 @@ __all__ = [
     "TrendVAE",
     "add_white_noise",
     "classical_features",
-    "clone",
     "cwru_condition_features",
     "cwru_defect_frequencies",
     "cwru_kinematics",
@@ -59,6 +60,7 @@ __all__ = [
     "few_shot",
     "fill_gaps",
     "load_cwru",
+    "make_generator",
     "mmd_rbf",
     "peak_frequency",
 ]

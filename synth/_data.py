@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.assets import BearingGeometry
+from core.datasets.cwru import CWRU_RATE_HZ, read_cwru
 from core.errors import ModelError
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
     "load_cwru",
 ]
 
-CWRU_FS = 12_000.0
+CWRU_FS = CWRU_RATE_HZ
 #: 0 HP motor speed of the 10-class set (1797 rpm)
 CWRU_SHAFT_HZ = 1797.0 / 60.0
 #: label -> (file stem, fault type, severity in inches); label 0 is healthy
@@ -80,17 +81,8 @@ class CWRUData:
 
 
 def _read_recording(path: Path, channels: tuple[str, ...]) -> NDArray[np.float64]:
-    from scipy.io import loadmat
-
-    mat = loadmat(path)
-    out = []
-    for ch in channels:
-        keys = [k for k in mat if k.endswith(f"_{ch}_time")]
-        if not keys:
-            raise ModelError(f"{path.name}: no '*_{ch}_time' variable, got {sorted(k for k in mat if not k.startswith('__'))}")
-        # 97.mat holds X097 and X098 variables in some mirrors: take the file's own number
-        keys.sort()
-        out.append(np.asarray(mat[keys[0]], dtype=np.float64).ravel())
+    rec = read_cwru(path)
+    out = [rec.channel(ch) for ch in channels]
     n = min(a.size for a in out)
     return np.stack([a[:n] for a in out])
 

@@ -1,4 +1,4 @@
-"""Lightning modules (conditional VAE, conditional WGAN-GP) and the window data module.
+"""Lightning modules (conditional VAE, conditional WGAN-GP) and the class-balanced window data module.
 
 Both use the same 1-D convolutional trunk: three stride-4 convolutions down (``L -> L/64``) and
 nearest-neighbour upsampling plus convolution up (no transposed convolutions: they leave
@@ -10,8 +10,6 @@ checkerboard tones in the spectrum, which the spectral check of the quality gate
 from __future__ import annotations
 
 import itertools
-import logging
-import warnings
 from typing import Any, cast
 
 import numpy as np
@@ -23,12 +21,9 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from core.errors import ModelError
-
-__all__ = ["CVAEModule", "WGANGPModule", "WindowDataModule", "run_trainer"]
+__all__ = ["BalancedWindowDataModule", "CVAEModule", "WGANGPModule", "generate"]
 
 DOWN = 64  # total down-sampling of the trunk
-_LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric")
 
 
 def _down_trunk(c_in: int, width: int) -> nn.Sequential:
@@ -235,7 +230,7 @@ class _RandomRoll:
         return x, ci
 
 
-class WindowDataModule(pl.LightningDataModule):
+class BalancedWindowDataModule(pl.LightningDataModule):
     """Class-balanced batches of (scaled) windows: each class is drawn equally often, so the few
     fault windows are seen as often as the plentiful healthy ones.
 
@@ -262,25 +257,6 @@ class WindowDataModule(pl.LightningDataModule):
                                         generator=torch.Generator().manual_seed(self.seed))
         return DataLoader(_Windows(self.X, self.ci), batch_size=self.batch_size, sampler=sampler, drop_last=True,
                           collate_fn=_RandomRoll(self.seed + 1, self.random_roll))
-
-
-def run_trainer(module: pl.LightningModule, dm: WindowDataModule, *, seed: int, num_threads: int, progress_bar: bool,
-                accelerator: str = "cpu") -> None:
-    """Fit ``module`` for one epoch of ``dm`` with a quiet, deterministic ``pl.Trainer``."""
-    torch.set_num_threads(max(1, int(num_threads)))
-    for name in _LIGHTNING_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    trainer = pl.Trainer(max_epochs=1, accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
-                         enable_model_summary=False, enable_progress_bar=progress_bar, num_sanity_val_steps=0,
-                         deterministic=True, log_every_n_steps=10)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-        try:
-            trainer.fit(module, datamodule=dm)
-        except (RuntimeError, ValueError) as err:
-            raise ModelError(f"training {type(module).__name__} failed: {err}") from err
 
 
 def generate(module: Any, ci: NDArray[np.int64], seed: int, batch: int = 512) -> NDArray[np.float32]:

@@ -12,7 +12,8 @@ import torch
 from numpy.typing import NDArray
 
 from core.errors import ModelError
-from synth._nets import DOWN, WindowDataModule, generate, run_trainer
+from models.training import fit_module
+from synth._nets import DOWN, BalancedWindowDataModule, generate
 from synth.base import BaseGenerator
 
 __all__ = ["TorchGenerator"]
@@ -50,10 +51,12 @@ class TorchGenerator(BaseGenerator):
         cond = self._condition_matrix(classes)
         ci = np.searchsorted(classes, y).astype(np.int64)
         net = self._build_net(X.shape[1], X.shape[2], cond)
-        dm = WindowDataModule(X, ci, batch_size=int(self.batch_size), n_batches=int(self.n_steps), seed=seed,
-                              random_roll=bool(self.random_roll))
-        run_trainer(net, dm, seed=seed, num_threads=int(self.num_threads), progress_bar=bool(self.progress_bar),
-                    accelerator=self.accelerator)
+        dm = BalancedWindowDataModule(X, ci, batch_size=int(self.batch_size), n_batches=int(self.n_steps), seed=seed,
+                                      random_roll=bool(self.random_roll))
+        torch.set_num_threads(max(1, int(self.num_threads)))
+        # one epoch of n_steps class-balanced batches; deterministic even on a GPU (as the generators always were)
+        fit_module(net, dm, max_epochs=1, accelerator=self.accelerator, progress_bar=bool(self.progress_bar),
+                   deterministic=True, log_every_n_steps=10, what=type(net).__name__)
         fresh = self._build_net(X.shape[1], X.shape[2], cond)
         fresh.load_state_dict(net.cpu().state_dict())
         self.net_ = fresh.eval()

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.interpolate import CubicSpline
 
 from core.errors import ModelError
 
@@ -86,7 +87,6 @@ class ClassicalAugmenter:
     def _time_warp(self, X: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
         if self.warp_strength <= 0:
             return X
-        from scipy.interpolate import CubicSpline
 
         n, _, length = X.shape
         t = np.arange(length, dtype=np.float64)

@@ -2,31 +2,31 @@
 
 ``__init__`` stores hyper-parameters only; :meth:`BaseGenerator.fit` validates ``(X, y)`` and calls
 ``_fit``; :meth:`BaseGenerator.sample` validates the condition and calls ``_sample``. Learned state
-ends in ``_``; sampling before ``fit`` raises :class:`~core.errors.NotFittedError`.
+ends in ``_``; sampling before ``fit`` raises :class:`~core.errors.NotFittedError`. Parameters, cloning
+and fitted state come from :class:`core.estimator.BaseEstimator`, shared with the RUL estimators.
 """
 
 # ruff: noqa: N803, N806  (X is the panel, as in scikit-learn and sktime)
 
 from __future__ import annotations
 
-import copy
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from core.errors import ModelError, NotFittedError
+from core.errors import ModelError
+from core.estimator import BaseEstimator
 
-__all__ = ["BaseGenerator", "Condition", "clone"]
+__all__ = ["BaseGenerator", "Condition"]
 
 #: a class label, or one label per sample
 Condition = int | Sequence[int] | NDArray[np.integer]
 
 
-class BaseGenerator(ABC):
+class BaseGenerator(BaseEstimator, ABC):
     """Conditional generator of multichannel windows ``(n, channels, length)``.
 
     Subclasses implement ``_fit(X, y)`` and ``_sample(labels, seed)``; labels are class indices the
@@ -45,46 +45,8 @@ class BaseGenerator(ABC):
 
     condition_features: Mapping[int, Sequence[float]] | None
 
-    # ------------------------------------------------------------------ parameters
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD]
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters as passed to ``__init__``."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> BaseGenerator:
-        """Set hyper-parameters; unknown names raise :class:`ModelError`."""
-        valid = set(self._param_names())
-        for key, value in params.items():
-            if key not in valid:
-                raise ModelError(f"{type(self).__name__} has no parameter {key!r}; expected one of {sorted(valid)}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, Mapping))
-        return f"{type(self).__name__}({args})"
-
-    @classmethod
-    def get_test_params(cls) -> list[dict[str, Any]]:
-        """Small, fast parameter sets for the shared conformance test."""
-        return [{}]
-
-    # ------------------------------------------------------------------ fitted state
-    def is_fitted(self) -> bool:
-        """Whether :meth:`fit` has completed."""
-        return hasattr(self, "classes_")
-
-    def check_is_fitted(self) -> None:
-        """Raise :class:`NotFittedError` unless fitted."""
-        if not self.is_fitted():
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(X, y) before sample()")
-
     # ------------------------------------------------------------------ public API
-    def fit(self, X: ArrayLike, y: ArrayLike) -> BaseGenerator:
+    def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
         """Learn the distribution of windows ``X`` given labels ``y``.
 
         Args:
@@ -109,13 +71,13 @@ class BaseGenerator(ABC):
             missing = [int(c) for c in classes if int(c) not in self.condition_features]
             if missing:
                 raise ModelError(f"condition_features has no entry for labels {missing}")
-        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
-            delattr(self, attr)
+        self.reset()
         self.n_channels_ = int(Xa.shape[1])
         self.window_ = int(Xa.shape[2])
         self.scale_: NDArray[np.float32] = (Xa.std(axis=(0, 2)) + 1e-8).astype(np.float32)
         self._fit(Xa / self.scale_[None, :, None], ya.astype(np.int64), classes.astype(np.int64))
         self.classes_ = classes.astype(np.int64)
+        self.is_fitted_ = True
         return self
 
     def sample(self, n: int, condition: Condition, random_state: int | None = None) -> NDArray[np.float32]:
@@ -165,7 +127,3 @@ class BaseGenerator(ABC):
     def _sample(self, labels: NDArray[np.int64], seed: int) -> NDArray[np.float32]:
         """Scaled windows for ``labels`` (known labels), deterministic given ``seed``."""
 
-
-def clone(estimator: BaseGenerator) -> BaseGenerator:
-    """A fresh, unfitted copy with the same hyper-parameters."""
-    return type(estimator)(**copy.deepcopy(estimator.get_params()))

@@ -15,6 +15,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression, RidgeClassifierCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from core.errors import ModelError, NotFittedError
 from synth.features import classical_features
@@ -56,9 +60,8 @@ class MiniRocketClassifier:
         """Fit transform, scaler and ridge on ``(X, y)``."""
         if importlib.util.find_spec("numba") is None:
             raise ModelError("MiniRocketClassifier needs the 'numba' package; install it with `pip install numba`")
-        from sklearn.linear_model import RidgeClassifierCV
-        from sklearn.preprocessing import StandardScaler
-        from sktime.transformations.panel.rocket import MiniRocketMultivariate
+        # sktime takes seconds to import and needs numba (checked above): loaded only for this classifier
+        from sktime.transformations.panel.rocket import MiniRocketMultivariate  # noqa: PLC0415
 
         Xa, ya = _check_xy(X, y)
         self.transform_ = MiniRocketMultivariate(num_kernels=self.num_kernels,
@@ -108,11 +111,6 @@ class FeatureClassifier:
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> FeatureClassifier:
         """Fit on the features of ``X``."""
-        from sklearn.ensemble import RandomForestClassifier
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         Xa, ya = _check_xy(X, y)
         if self.kind == "rf":
             model: Any = RandomForestClassifier(n_estimators=self.n_estimators, class_weight="balanced",

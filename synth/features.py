@@ -5,9 +5,10 @@ features (Hilbert envelope of the high-passed signal: log band energies of its s
 amplitude at shaft harmonics and the bearing defect frequencies). Used by the classical-feature
 baselines and by the quality gate's discriminative, predictive and MMD checks.
 
-The edge agent's per-window ``edge_agent.features.envelope_spectrum`` picks a spectral-kurtosis
-band per window; here one fixed band is used for the whole panel, so thousands of windows are
-processed in one FFT call and the features of real and synthetic windows are computed identically.
+The spectra, statistics and peak search are :mod:`core.signal`'s, the edge agent's. Where the edge
+agent picks a spectral-kurtosis band per window, one fixed band is used here for the whole panel,
+so thousands of windows are processed in one FFT call and the features of real and synthetic
+windows are computed identically.
 """
 
 # ruff: noqa: N803, N806
@@ -16,32 +17,31 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import signal
+
+from core.signal import band_energies, envelope_spectrum, power_spectrum, spectral_peak, time_stats
 
 __all__ = ["classical_features", "envelope_spectra", "matched_line_prominence", "peak_frequency"]
 
 
 def _time_stats(X: NDArray[np.float64]) -> NDArray[np.float64]:
+    """log RMS, kurtosis, skewness, crest, shape and impulse factors, log peak-to-peak of the centred windows."""
     x = X - X.mean(axis=-1, keepdims=True)
-    rms = np.sqrt(np.mean(x**2, axis=-1)) + 1e-12
-    std = x.std(axis=-1) + 1e-12
-    peak = np.abs(x).max(axis=-1)
+    s = time_stats(x)
+    rms = s["rms"] + 1e-12
     mean_abs = np.abs(x).mean(axis=-1) + 1e-12
-    kurt = np.mean(x**4, axis=-1) / std**4
-    skew = np.mean(x**3, axis=-1) / std**3
-    return np.stack([np.log(rms), kurt, skew, peak / rms, rms / mean_abs, peak / mean_abs, np.log(np.ptp(x, axis=-1) + 1e-12)],
-                    axis=-1)
+    return np.stack([np.log(rms), s["kurtosis"], s["skewness"], s["crest"], rms / mean_abs, s["peak"] / mean_abs,
+                     np.log(np.ptp(x, axis=-1) + 1e-12)], axis=-1)
 
 
-def _band_log_energy(power: NDArray[np.float64], n_bands: int) -> NDArray[np.float64]:
-    edges = np.linspace(1, power.shape[-1], n_bands + 1).round().astype(int)
-    bands = [power[..., lo:hi].sum(axis=-1) for lo, hi in itertools.pairwise(edges)]
+def _band_log_energy(freqs: NDArray[np.float64], power: NDArray[np.float64], fs: float, n_bands: int) -> NDArray[np.float64]:
+    """Log share of the power (DC left out) in ``n_bands`` bands of equal width."""
+    edges = np.linspace(1, freqs.size, n_bands + 1).round() * (freqs[1] - freqs[0])
+    energy = band_energies(power, fs, list(itertools.pairwise(edges)), spectrum=(freqs, power))
     tot = power[..., 1:].sum(axis=-1, keepdims=True) + 1e-20
-    out: NDArray[np.float64] = np.log(np.stack(bands, axis=-1) / tot + 1e-12)
+    out: NDArray[np.float64] = np.log(energy / tot + 1e-12)
     return out
 
 
@@ -50,24 +50,19 @@ def envelope_spectra(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Envelope amplitude spectra of every window and channel.
 
-    Each window is band-passed (zero-phase Butterworth) in ``band`` (default ``fs/6 .. 11 fs/24``, i.e.
-    2-5.5 kHz at 12 kHz: above the shaft and gear-mesh lines, where bearing impacts ring), its Hilbert envelope taken and
-    the mean removed; the amplitude spectrum of the Hann-windowed envelope, zero-padded to ``nfft``.
+    :func:`core.signal.envelope_spectrum` of every window in one fixed ``band`` (default
+    ``fs/6 .. 11 fs/24``, i.e. 2-5.5 kHz at 12 kHz: above the shaft and gear-mesh lines, where bearing
+    impacts ring), band-passed by a zero-phase Butterworth filter: the peak amplitude spectrum of the
+    Hann-windowed envelope, zero-padded to ``nfft``. (The quality gate's thresholds were set with this
+    filter; with the edge's ideal band-pass, held-out real CWRU windows score 0.23 instead of 0.18 on the
+    discriminative check, over its 0.2 limit.)
 
     Returns:
         ``(freqs, amplitude)`` with ``amplitude`` of shape ``(n, channels, nfft // 2 + 1)``.
     """
-    A = np.asarray(X, dtype=np.float64)
-    lo, hi = (fs / 6.0, fs * 11.0 / 24.0) if band is None else (band[0], min(band[1], 0.49 * fs))
-    sos = signal.butter(4, (lo, hi), btype="bandpass", fs=fs, output="sos")
-    env = np.abs(signal.hilbert(signal.sosfiltfilt(sos, A, axis=-1), axis=-1))
-    env -= env.mean(axis=-1, keepdims=True)
-    n = A.shape[-1]
-    nfft = n if nfft is None else max(nfft, n)
-    w = np.hanning(n)
-    amp = np.abs(np.fft.rfft(env * w, n=nfft, axis=-1)) * 2.0 / w.sum()
-    freqs = cast("NDArray[np.float64]", np.fft.rfftfreq(nfft, 1.0 / fs))  # stub: floating[Any]; float spacing -> float64
-    return freqs, amp
+    spec = envelope_spectrum(X, fs, (fs / 6.0, fs * 11.0 / 24.0) if band is None else band, nfft=nfft, scaling="peak",
+                             bandpass="butter")
+    return spec.freqs, spec.amplitude
 
 
 def _lines(freqs: NDArray[np.float64], amp: NDArray[np.float64], lines: list[float], tol: float) -> NDArray[np.float64]:
@@ -101,11 +96,10 @@ def classical_features(
     if A.ndim != 3:
         raise ValueError(f"X must be (n, channels, window), got shape {A.shape}")
     feats = [_time_stats(A)]
-    power = np.abs(np.fft.rfft(A - A.mean(axis=-1, keepdims=True), axis=-1)) ** 2
-    feats.append(_band_log_energy(power, n_bands))
+    feats.append(_band_log_energy(*power_spectrum(A, fs), fs, n_bands))
     freqs, env = envelope_spectra(A, fs)
     top = int(np.searchsorted(freqs, 1000.0))
-    feats.append(_band_log_energy(env[..., : top + 1] ** 2, n_env_bands))
+    feats.append(_band_log_energy(freqs[: top + 1], env[..., : top + 1] ** 2, fs, n_env_bands))
     if defects and shaft_hz:
         lines = [shaft_hz, 2 * shaft_hz] + [m * f for f in defects.values() for m in (1, 2)]
         env_rms = np.sqrt(np.mean(env[..., 1 : top + 1] ** 2, axis=-1, keepdims=True)) + 1e-12
@@ -121,16 +115,7 @@ def peak_frequency(freqs: NDArray[np.float64], amp: NDArray[np.float64], f_lo: f
     Returns:
         ``(frequency_hz, prominence)`` with prominence = peak / median of the spectrum up to ``3 f_hi``.
     """
-    idx = np.flatnonzero((freqs >= f_lo) & (freqs <= f_hi))
-    if idx.size == 0:
-        raise ValueError(f"no bins in [{f_lo}, {f_hi}] Hz")
-    i = int(idx[np.argmax(amp[idx])])
-    f = float(freqs[i])
-    if 0 < i < freqs.size - 1:
-        y0, y1, y2 = np.log(amp[i - 1 : i + 2] + 1e-30)
-        denom = y0 - 2 * y1 + y2
-        if denom < 0:
-            f += float(0.5 * (y0 - y2) / denom * (freqs[1] - freqs[0]))
+    f, i = spectral_peak(freqs, amp, f_lo, f_hi)
     floor = float(np.median(amp[(freqs > 0) & (freqs <= 3 * f_hi)])) + 1e-30
     return f, float(amp[i] / floor)
 

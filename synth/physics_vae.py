@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike, NDArray
 from core.errors import ModelError
 from synth._physics import PhysicsVAEModule
 from synth._torch_generator import TorchGenerator
+from synth.features import envelope_spectra, matched_line_prominence, peak_frequency
 
 __all__ = ["PhysicsVAE"]
 
@@ -144,8 +145,6 @@ class PhysicsVAE(TorchGenerator):
     def _calibrate_lines(self, X: NDArray[np.float32], ci: NDArray[np.int64], *, search: float = 0.15,
                          tolerance: float = 0.03, min_prominence: float = 2.0, n_synth: int = 64) -> None:
         # search / tolerance / min_prominence: the quality gate's defaults, so a line counts where the gate assesses it
-        from synth.features import envelope_spectra, matched_line_prominence, peak_frequency
-
         net = self.net_
         seed = 0 if self.random_state is None else int(self.random_state)
         bands = int(self.calibration_bands)

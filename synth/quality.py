@@ -30,6 +30,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from core.errors import ModelError
 from synth.base import BaseGenerator
@@ -207,8 +210,6 @@ class QualityGate:
 
     def _discriminative(self, Fr: NDArray[np.float64], yr: NDArray[np.int64], Fs: NDArray[np.float64],
                         ys: NDArray[np.int64]) -> float:
-        from sklearn.ensemble import RandomForestClassifier
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
         # balance real and synthetic within each class, so the classifier cannot win on class mix
         rng = np.random.default_rng(self.random_state)
@@ -231,8 +232,6 @@ class QualityGate:
 
     def _predictive(self, Fr: NDArray[np.float64], yr: NDArray[np.int64], Fs: NDArray[np.float64],
                     ys: NDArray[np.int64]) -> float:
-        from sklearn.ensemble import RandomForestClassifier
-        from sklearn.metrics import f1_score
 
         if np.unique(ys).size < 2:
             return float("nan")
@@ -274,11 +273,11 @@ def plot_comparison(Xr: NDArray[np.floating], yr: NDArray[np.int64], Xs: NDArray
 
     Returns the written paths (empty when matplotlib is not installed).
     """
-    try:
-        import matplotlib
+    try:  # matplotlib is optional, and its backend must be chosen before pyplot is imported
+        import matplotlib  # noqa: PLC0415
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,17 @@ def bad_message(i: int, publisher: str = "bad") -> tuple[str, bytes, str]:
     return topic, json.dumps(base).encode(), "invalid"
 
 
+def minimal_card(**overrides: Any) -> dict[str, Any]:
+    """The smallest valid model card dict (a C-MAPSS FD001 transformer); ``overrides`` replace top-level fields."""
+    card: dict[str, Any] = {
+        "model": "transformer",
+        "dataset": {"name": "cmapss", "subset": "FD001"},
+        "preprocessing": {"window": 30, "rul_cap": 125, "normalizer": {}},
+    }
+    card.update(overrides)
+    return card
+
+
 def mqtt_settings(broker: Mosquitto) -> MqttSettings:
     """Settings of a client of the test's real broker."""
     return MqttSettings(host="127.0.0.1", port=broker.port, embedded=False)

@@ -17,7 +17,7 @@ near-failure predictions earned, not the wide one of the mid-life engines, and t
 does not depend on how a fleet's predictions are spread over the bins. A bin with fewer than
 ``min_bin_size`` calibration instances (or too few for the coverage asked) uses the pooled quantile.
 
-This module imports only numpy: the edge runtime (:mod:`models.runtime`) uses it too.
+This module imports only numpy: the edge runtime (:mod:`core.inference.runtime`) uses it too.
 """
 
 from __future__ import annotations

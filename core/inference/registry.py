@@ -27,14 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ModelError
+from core.inference.card import CARD_SCHEMA_VERSION, ModelCard, read_card
 
-__all__ = ["ModelRegistry", "ModelVersion", "git_commit", "load_promoted"]
+__all__ = ["SHIPPED_DIR", "ModelRegistry", "ModelVersion", "git_commit", "load_promoted"]
 
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
 POINTER_FILE = "promoted.json"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _VERSION_RE = re.compile(r"^v(\d+)$")
+#: The registry of trained models that ship with GenEdge: package data of ``models``
+#: (``models/shipped``), found beside this package rather than through ``models``, which is torch
+#: code the torch-free layer does not import.
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models" / "shipped"
 
 
 @dataclass(frozen=True)
@@ -45,14 +50,14 @@ class ModelVersion:
         name: model name (e.g. ``cmapss-FD001``).
         version: ``v<N>``.
         path: directory holding ``model.onnx`` and ``card.json``.
-        card: the model card.
+        card: the model card, typed.
         promoted: whether this is the promoted version.
     """
 
     name: str
     version: str
     path: Path
-    card: dict[str, Any]
+    card: ModelCard
     promoted: bool = False
 
     @property
@@ -119,31 +124,42 @@ class ModelRegistry:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self._versions(p.name))
 
     # -- write ---------------------------------------------------------------------------------
-    def register(self, name: str, model_path: str | Path, card: dict[str, Any], *, promote: bool = False) -> ModelVersion:
+    def register(
+        self, name: str, model_path: str | Path, card: ModelCard | dict[str, Any], *, promote: bool = False
+    ) -> ModelVersion:
         """Copy an ONNX file into a new version with its card.
 
         Args:
             name: model name.
             model_path: ONNX file to copy.
             card: model card (data hash, config, seed, metrics, ...); ``name``, ``version``,
-                ``created_at``, ``git_commit`` (if absent) and ``model_sha256`` are added.
+                ``schema_version``, ``created_at``, ``git_commit`` (if absent) and ``model_sha256``
+                are added.
             promote: promote the new version right away.
 
         Returns:
             The new version.
+
+        Raises:
+            ModelError: the file is missing or the card is not a valid :class:`ModelCard`; nothing
+                is written then.
         """
         src = Path(model_path)
         if not src.is_file():
             raise ModelError(f"model file not found: expected {src}")
+        self._check_name(name)
+        draft = card.to_dict() if isinstance(card, ModelCard) else dict(card)
+        ModelCard.from_dict(draft, source=f"card of {name!r}")  # refuse a bad card before writing anything
         existing = self._versions(name)
         number = 1 + (int(existing[-1][1:]) if existing else 0)
         version = f"v{number}"
         vdir = self.root / name / version
         vdir.mkdir(parents=True, exist_ok=False)
         shutil.copyfile(src, vdir / MODEL_FILE)
-        full = dict(card)
+        full = dict(draft)
         full.update(
             {
+                "schema_version": CARD_SCHEMA_VERSION,
                 "name": name,
                 "version": version,
                 "created_at": full.get("created_at") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -199,8 +215,7 @@ class ModelRegistry:
         card_path = vdir / CARD_FILE
         if not card_path.is_file():
             raise ModelError(f"no card for {name!r} {version!r}: expected {card_path}")
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        return ModelVersion(name, version, vdir, card, promoted=self._pointer(name).get("version") == version)
+        return ModelVersion(name, version, vdir, read_card(card_path), promoted=self._pointer(name).get("version") == version)
 
     def list(self, name: str | None = None) -> list[ModelVersion]:
         """All versions (of one model, or of every model), oldest first."""
@@ -236,7 +251,7 @@ class ModelRegistry:
         return self.get(name, version)
 
 
-def load_promoted(registry_dir: str | Path, name: str) -> tuple[Path, dict[str, Any]]:
+def load_promoted(registry_dir: str | Path, name: str) -> tuple[Path, ModelCard]:
     """Path of the promoted ONNX model of ``name`` and its card."""
     mv = ModelRegistry(registry_dir).promoted(name)
     return mv.model_path, mv.card

@@ -9,7 +9,6 @@ window length, and the conformal calibration scores for intervals.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -18,11 +17,12 @@ import numpy as np
 import onnxruntime as ort
 
 from core.errors import ModelError
-from models._preprocess import ConditionNormalizer, FeatureNormalizer, last_window
-from models.calibration import SplitConformal
-from models.registry import CARD_FILE, MODEL_FILE, ModelRegistry
+from core.inference.calibration import SplitConformal
+from core.inference.card import ModelCard, PreprocessingCard, read_card
+from core.inference.preprocess import ConditionNormalizer, FeatureNormalizer, last_window
+from core.inference.registry import CARD_FILE, MODEL_FILE, ModelRegistry
 
-__all__ = ["FeatureRULPredictor", "OnnxRULPredictor", "RULPrediction", "card_at", "is_feature_card"]
+__all__ = ["FeatureRULPredictor", "OnnxRULPredictor", "RULPrediction", "card_at"]
 
 
 class RULPrediction(dict[str, float]):
@@ -51,15 +51,14 @@ class _OnnxRULBase:
     rul_cap: float
     normalizer: _Normalizer
 
-    def __init__(self, model_path: str | Path, card: dict[str, Any], *, threads: int = 1) -> None:
+    def __init__(self, model_path: str | Path, card: ModelCard, *, threads: int = 1) -> None:
         self.model_path = Path(model_path)
         self.card = card
         try:
-            self._read_preprocessing(card["preprocessing"])
+            self._read_preprocessing(card.preprocessing)
         except (KeyError, TypeError, ValueError) as err:
             raise ModelError(f"model card lacks valid 'preprocessing' data: {err!r}") from err
-        cal = card.get("calibration")
-        self.conformal = SplitConformal.from_dict(cal) if cal else None
+        self.conformal = SplitConformal.from_dict(card.calibration) if card.calibration else None
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -70,7 +69,7 @@ class _OnnxRULBase:
             raise ModelError(f"cannot load ONNX model {self.model_path}: {err}") from err
         self.input_name = self.session.get_inputs()[0].name
 
-    def _read_preprocessing(self, pre: dict[str, Any]) -> None:
+    def _read_preprocessing(self, pre: PreprocessingCard) -> None:
         raise NotImplementedError
 
     def _transform(self, rows: Any) -> np.ndarray:
@@ -146,32 +145,23 @@ class OnnxRULPredictor(_OnnxRULBase):
 
     normalizer: ConditionNormalizer
 
-    def _read_preprocessing(self, pre: dict[str, Any]) -> None:
-        self.window = int(pre["window"])
-        self.rul_cap = float(pre["rul_cap"])
-        self.normalizer = ConditionNormalizer.from_dict(pre["normalizer"])
+    def _read_preprocessing(self, pre: PreprocessingCard) -> None:
+        self.window = pre.window
+        self.rul_cap = pre.rul_cap
+        self.normalizer = ConditionNormalizer.from_dict(pre.normalizer)
 
     def _transform(self, rows: Any) -> np.ndarray:
         """Normalise raw rows (26 or 24 columns) per operating condition."""
         return self.normalizer.transform_raw(rows)
 
 
-def card_at(path: str | Path) -> dict[str, Any]:
+def card_at(path: str | Path) -> ModelCard:
     """The card of the model at ``path``: a registry model directory (its promoted version), a
     version directory, or an ONNX file with ``card.json`` beside it."""
     path = Path(path)
     if (path / "promoted.json").is_file():
         return ModelRegistry(path.parent).promoted(path.name).card
-    card_path = (path if path.is_dir() else path.parent) / CARD_FILE
-    if not card_path.is_file():
-        raise ModelError(f"no model card: expected {card_path}")
-    card: dict[str, Any] = json.loads(card_path.read_text(encoding="utf-8"))
-    return card
-
-
-def is_feature_card(card: dict[str, Any]) -> bool:
-    """Whether the card's model reads edge feature frames (not C-MAPSS rows)."""
-    return (card.get("preprocessing") or {}).get("kind") == "feature_frames"
+    return read_card((path if path.is_dir() else path.parent) / CARD_FILE)
 
 
 class FeatureRULPredictor(_OnnxRULBase):
@@ -190,13 +180,15 @@ class FeatureRULPredictor(_OnnxRULBase):
 
     normalizer: FeatureNormalizer
 
-    def _read_preprocessing(self, pre: dict[str, Any]) -> None:
-        self.window = int(pre["window"])
-        self.step_hours = float(pre["step_hours"])
-        self.rul_cap = float(pre["rul_cap"])
+    def _read_preprocessing(self, pre: PreprocessingCard) -> None:
+        if pre.kind != "feature_frames" or pre.step_hours is None:
+            raise ValueError(f"a feature model's card needs kind 'feature_frames' and step_hours, got kind {pre.kind!r}")
+        self.window = pre.window
+        self.step_hours = pre.step_hours
+        self.rul_cap = pre.rul_cap
         self.clip_upper = self.rul_cap
-        self.rul_unit = str(pre.get("rul_unit", "h"))
-        self.normalizer = FeatureNormalizer.from_dict(pre["normalizer"])
+        self.rul_unit = pre.rul_unit or "h"
+        self.normalizer = FeatureNormalizer.from_dict(pre.normalizer)
 
     def _transform(self, rows: Any) -> np.ndarray:
         """Transform and z-score raw feature rows (``step_hours`` apart)."""

@@ -6,16 +6,17 @@
 from __future__ import annotations
 
 from core.iso import ISO_ZONE_LIMITS, ZONES, iso_zone
-from edge_agent.features._envelope import (
+from core.signal._envelope import (
     EnvelopeSpectrum,
     defect_amplitudes,
     dominant_peak,
     envelope_spectrum,
     spectral_kurtosis_band,
+    spectral_peak,
 )
-from edge_agent.features._pipeline import ChannelWindow, FeatureConfig, FeaturePipeline
-from edge_agent.features._spectral import band_energies, octave_bands, power_spectrum, velocity_rms_mm_s
-from edge_agent.features._stats import time_stats
+from core.signal._pipeline import ChannelWindow, FeatureConfig, FeaturePipeline
+from core.signal._spectral import amplitude_spectrum, band_energies, octave_bands, power_spectrum, velocity_rms_mm_s
+from core.signal._stats import time_stats
 
 __all__ = [
     "ISO_ZONE_LIMITS",
@@ -24,6 +25,7 @@ __all__ = [
     "EnvelopeSpectrum",
     "FeatureConfig",
     "FeaturePipeline",
+    "amplitude_spectrum",
     "band_energies",
     "defect_amplitudes",
     "dominant_peak",
@@ -32,6 +34,7 @@ __all__ = [
     "octave_bands",
     "power_spectrum",
     "spectral_kurtosis_band",
+    "spectral_peak",
     "time_stats",
     "velocity_rms_mm_s",
 ]

@@ -6,18 +6,23 @@ full filter-bank tree); the signal is band-passed there and its Hilbert envelope
 in the frequency domain, one FFT pair), and the envelope spectrum searched for the defect
 frequencies and their harmonics (Randall & Antoni,
 "Rolling element bearing diagnostics - a tutorial", MSSP 25 (2011) 485-520).
+
+The edge pipeline analyses one window at a time in its spectral-kurtosis band; with a fixed band
+:func:`envelope_spectrum` takes a whole panel of windows in one call (the dashboard's spectra, the
+synthetic-data features), and :func:`spectral_peak` finds a line in any spectrum.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Literal
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 from scipy import signal
+
+from core.signal._spectral import _amplitude_spectrum, _frames_rfft
 
 __all__ = [
     "EnvelopeSpectrum",
@@ -25,12 +30,16 @@ __all__ = [
     "dominant_peak",
     "envelope_spectrum",
     "spectral_kurtosis_band",
+    "spectral_peak",
 ]
 
 
 @dataclass(frozen=True)
 class EnvelopeSpectrum:
-    """Amplitude spectrum of the Hilbert envelope of the band-passed signal."""
+    """Amplitude spectrum of the Hilbert envelope of the band-passed signal.
+
+    ``amplitude`` has the shape of the analysed samples with the last axis replaced by ``freqs``.
+    """
 
     freqs: NDArray[np.float64]
     amplitude: NDArray[np.float64]
@@ -81,64 +90,62 @@ def spectral_kurtosis_band(
 
 def envelope_spectrum(
     x: ArrayLike, fs: float, band: tuple[float, float] | None = None, *, f_min_band: float = 0.0,
-    nperseg: int | None = None,
+    nperseg: int | None = None, nfft: int | None = None, scaling: Literal["rms", "peak"] = "rms",
+    bandpass: Literal["ideal", "butter"] = "ideal",
 ) -> EnvelopeSpectrum:
     """Envelope amplitude spectrum of ``x`` band-passed in ``band`` (spectral kurtosis band if ``None``).
 
     Args:
-        x: one window of acceleration.
+        x: one window of acceleration; with a fixed ``band``, any number of windows ``(..., n)``.
         fs: sample rate in Hz.
-        band: ``(low, high)`` Hz of the band-pass; chosen by :func:`spectral_kurtosis_band` when ``None``.
+        band: ``(low, high)`` Hz of the band-pass (clipped to ``[0.001 fs, 0.499 fs]``); chosen by
+            :func:`spectral_kurtosis_band` when ``None``.
         f_min_band: lowest band edge allowed when the band is chosen automatically.
         nperseg: envelope segment length for Welch averaging (Hann, 50 % overlap); default the
             whole window.
+        nfft: FFT length, zero-padding each segment; default the segment length.
+        scaling: ``rms`` (a sine of amplitude A peaks near A / sqrt(2)) or ``peak`` (near A).
+        bandpass: ``ideal``: band-pass and Hilbert transform in one FFT pair (the edge pipeline's);
+            ``butter``: a zero-phase 4th-order Butterworth band-pass, then the Hilbert transform.
+            Their skirts differ, and so do features that sum the envelope's energy (the synthetic-data
+            quality gate is calibrated on ``butter``).
+
+    Raises:
+        ValueError: no ``band`` for more than one window (the kurtosis band is chosen per window).
     """
     a = np.asarray(x, dtype=np.float64)
-    a = a - a.mean()
+    a = a - a.mean(axis=-1, keepdims=True)
     sk = 0.0
     if band is None:
+        if a.ndim != 1:
+            raise ValueError(f"without a band x must be one window (the band is chosen per window), got shape {a.shape}")
         lo, hi, sk = spectral_kurtosis_band(a, fs, f_min=f_min_band)
     else:
         lo, hi = band
     lo, hi = max(lo, 1e-3 * fs), min(hi, 0.499 * fs)
-    env = _band_envelope(a, fs, lo, hi)
-    env -= env.mean()
-    seg = env.size if nperseg is None else min(nperseg, env.size)
-    freqs, amplitude = _amplitude_spectrum(env, fs, seg)
+    if bandpass == "butter":
+        sos = signal.butter(4, (lo, hi), btype="bandpass", fs=fs, output="sos")
+        env = np.abs(signal.hilbert(signal.sosfiltfilt(sos, a, axis=-1), axis=-1))
+    elif bandpass == "ideal":
+        env = _band_envelope(a, fs, lo, hi)
+    else:
+        raise ValueError(f"bandpass must be 'ideal' or 'butter', got {bandpass!r}")
+    env -= env.mean(axis=-1, keepdims=True)
+    seg = env.shape[-1] if nperseg is None else min(nperseg, env.shape[-1])
+    freqs, amplitude = _amplitude_spectrum(env, fs, seg, nfft=nfft, scaling=scaling)
     return EnvelopeSpectrum(freqs=freqs, amplitude=amplitude, band=(lo, hi), kurtosis=sk)
 
 
-def _frames_rfft(a: NDArray[np.float64], n: int, hop: int) -> NDArray[np.complex128]:
-    """Spectra of Hann-windowed frames of length ``n`` every ``hop`` samples, shape ``(frames, n // 2 + 1)``."""
-    frames = sliding_window_view(a, n)[::hop]
-    return np.fft.rfft(frames * _hann(n), axis=-1)
-
-
-@lru_cache(maxsize=64)
-def _hann(n: int) -> NDArray[np.float64]:
-    return np.asarray(signal.get_window("hann", n), dtype=np.float64)
-
-
 def _band_envelope(a: NDArray[np.float64], fs: float, lo: float, hi: float) -> NDArray[np.float64]:
-    """Envelope of ``a`` band-passed to ``[lo, hi]``: an ideal band-pass and the Hilbert transform in one
-    step, by keeping only the band's positive-frequency bins (doubled) and inverting the FFT."""
-    n = a.size
-    spec = np.fft.rfft(a)
+    """Envelope of ``a`` band-passed to ``[lo, hi]`` along the last axis: an ideal band-pass and the Hilbert
+    transform in one step, by keeping only the band's positive-frequency bins (doubled) and inverting the FFT."""
+    n = a.shape[-1]
+    spec = np.fft.rfft(a, axis=-1)
     freqs = np.fft.rfftfreq(n, 1.0 / fs)
-    band = (freqs >= lo) & (freqs <= hi)
-    analytic = np.zeros(n, dtype=np.complex128)
-    analytic[: spec.size][band] = 2.0 * spec[band]
-    return np.asarray(np.abs(np.fft.ifft(analytic)))
-
-
-def _amplitude_spectrum(x: NDArray[np.float64], fs: float, seg: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Welch-averaged RMS amplitude spectrum (Hann, 50 % overlap): a sine of amplitude A peaks near A / sqrt(2)."""
-    w = _hann(seg)
-    power = (np.abs(_frames_rfft(x, seg, max(1, seg // 2))) ** 2).mean(axis=0) / w.sum() ** 2
-    power[1:] *= 2.0
-    if seg % 2 == 0:
-        power[-1] /= 2.0
-    return np.asarray(np.fft.rfftfreq(seg, 1.0 / fs), dtype=np.float64), np.asarray(np.sqrt(power), dtype=np.float64)
+    band = np.flatnonzero((freqs >= lo) & (freqs <= hi))
+    analytic = np.zeros(a.shape, dtype=np.complex128)
+    analytic[..., band] = 2.0 * spec[..., band]
+    return np.asarray(np.abs(np.fft.ifft(analytic, axis=-1)))
 
 
 def _peak_near(spec: EnvelopeSpectrum, f: float, tol: float) -> float:
@@ -175,16 +182,37 @@ def dominant_peak(spec: EnvelopeSpectrum, shaft_hz: float, f_lo: float, f_hi: fl
     the peak is refined by a parabola through the log amplitudes of its three bins.
     """
     f = spec.freqs
-    res = spec.resolution
     k = np.round(f / shaft_hz)
-    near_shaft = (k >= 1) & (np.abs(f - k * shaft_hz) <= exclude_tol * shaft_hz + res)
-    idx = np.flatnonzero((f >= f_lo) & (f <= f_hi) & ~near_shaft)
+    near_shaft = (k >= 1) & (np.abs(f - k * shaft_hz) <= exclude_tol * shaft_hz + spec.resolution)
+    return spectral_peak(f, spec.amplitude, f_lo, f_hi, skip=near_shaft)[0]
+
+
+def spectral_peak(freqs: NDArray[np.float64], amplitude: NDArray[np.float64], f_lo: float, f_hi: float, *,
+                  skip: NDArray[np.bool_] | None = None) -> tuple[float, int]:
+    """The largest bin of a spectrum in ``[f_lo, f_hi]``, its frequency refined by a parabola through the
+    log amplitudes of its three bins.
+
+    Args:
+        freqs: bin frequencies (evenly spaced).
+        amplitude: the spectrum, same shape as ``freqs``.
+        f_lo: lower end of the search (Hz).
+        f_hi: upper end of the search (Hz).
+        skip: bins passed over (``True``), e.g. shaft harmonics.
+
+    Returns:
+        ``(frequency_hz, bin index)``.
+
+    Raises:
+        ValueError: no bin in the range (that is not skipped).
+    """
+    sel = (freqs >= f_lo) & (freqs <= f_hi)
+    idx = np.flatnonzero(sel if skip is None else sel & ~skip)
     if idx.size == 0:
-        raise ValueError(f"no envelope bins in [{f_lo}, {f_hi}] Hz away from shaft harmonics")
-    i = int(idx[np.argmax(spec.amplitude[idx])])
-    if 0 < i < f.size - 1:
-        y0, y1, y2 = np.log(spec.amplitude[i - 1 : i + 2] + 1e-30)
+        raise ValueError(f"no spectrum bins in [{f_lo}, {f_hi}] Hz" + ("" if skip is None else " that are not skipped"))
+    i = int(idx[np.argmax(amplitude[idx])])
+    if 0 < i < freqs.size - 1:
+        y0, y1, y2 = np.log(amplitude[i - 1 : i + 2] + 1e-30)
         denom = y0 - 2 * y1 + y2
         if denom < 0:
-            return float(f[i] + 0.5 * (y0 - y2) / denom * res)
-    return float(f[i])
+            return float(freqs[i] + 0.5 * (y0 - y2) / denom * (freqs[1] - freqs[0])), i
+    return float(freqs[i]), i

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.assets import AssetConfig, ChannelConfig, Quantity
 from core.iso import ISO_ZONE_LIMITS, iso_zone
-from edge_agent.features._envelope import defect_amplitudes, envelope_spectrum
-from edge_agent.features._spectral import band_energies, octave_bands, power_spectrum, velocity_rms_mm_s
-from edge_agent.features._stats import time_stats
+from core.signal._envelope import defect_amplitudes, envelope_spectrum
+from core.signal._spectral import band_energies, octave_bands, power_spectrum, velocity_rms_mm_s
+from core.signal._stats import time_stats
 
 __all__ = ["ChannelWindow", "FeatureConfig", "FeaturePipeline"]
 

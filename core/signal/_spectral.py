@@ -1,16 +1,23 @@
-"""Spectral features: band energies, velocity RMS by frequency-domain integration.
+"""Spectra and spectral features: power and amplitude spectra, band energies, velocity RMS by
+frequency-domain integration.
 
-The ISO zones of the velocity RMS are in :mod:`core.iso`.
+All of them work along the last axis, so a panel of windows takes one call. The ISO zones of the
+velocity RMS are in :mod:`core.iso`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
+from scipy import signal
 
 __all__ = [
+    "amplitude_spectrum",
     "band_energies",
     "octave_bands",
     "power_spectrum",
@@ -35,6 +42,56 @@ def power_spectrum(x: ArrayLike, fs: float) -> tuple[NDArray[np.float64], NDArra
     a = np.asarray(x, dtype=np.float64)
     freqs = np.asarray(np.fft.rfftfreq(a.shape[-1], 1.0 / fs), dtype=np.float64)
     return freqs, _power_spectrum(a - a.mean(axis=-1, keepdims=True))
+
+
+def amplitude_spectrum(
+    x: ArrayLike, fs: float, *, nperseg: int | None = None, nfft: int | None = None,
+    scaling: Literal["rms", "peak"] = "rms",
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(freqs, amplitude)`` of ``x`` (mean removed) along its last axis: Hann window, Welch-averaged.
+
+    Args:
+        x: samples, shape ``(..., n)``.
+        fs: sample rate in Hz.
+        nperseg: segment length (50 % overlap); default the whole window.
+        nfft: FFT length, zero-padding each segment (a finer grid, not a finer resolution);
+            default the segment length.
+        scaling: ``rms``: a sine of amplitude A peaks near A / sqrt(2); ``peak``: near A.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    a = a - a.mean(axis=-1, keepdims=True)
+    seg = a.shape[-1] if nperseg is None else min(nperseg, a.shape[-1])
+    return _amplitude_spectrum(a, fs, seg, nfft=nfft, scaling=scaling)
+
+
+@lru_cache(maxsize=64)
+def _hann(n: int) -> NDArray[np.float64]:
+    return np.asarray(signal.get_window("hann", n), dtype=np.float64)
+
+
+def _frames_rfft(a: NDArray[np.float64], n: int, hop: int, nfft: int | None = None) -> NDArray[np.complex128]:
+    """Spectra of Hann-windowed frames of length ``n`` every ``hop`` samples along the last axis, zero-padded to
+    ``nfft``: shape ``(..., frames, nfft // 2 + 1)``."""
+    frames = sliding_window_view(a, n, axis=-1)[..., ::hop, :]
+    return np.fft.rfft(frames * _hann(n), n=nfft, axis=-1)
+
+
+def _amplitude_spectrum(x: NDArray[np.float64], fs: float, seg: int, *, nfft: int | None = None,
+                        scaling: str = "rms") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Welch-averaged amplitude spectrum (Hann, 50 % overlap) of ``x`` whose mean is already removed."""
+    if scaling not in ("rms", "peak"):
+        raise ValueError(f"scaling must be 'rms' or 'peak', got {scaling!r}")
+    n = seg if nfft is None else max(nfft, seg)
+    w = _hann(seg)
+    power = (np.abs(_frames_rfft(x, seg, max(1, seg // 2), n)) ** 2).mean(axis=-2) / w.sum() ** 2
+    if scaling == "peak":
+        amplitude = 2.0 * np.sqrt(power)
+    else:
+        power[..., 1:] *= 2.0
+        if n % 2 == 0:
+            power[..., -1] /= 2.0
+        amplitude = np.sqrt(power)
+    return np.asarray(np.fft.rfftfreq(n, 1.0 / fs), dtype=np.float64), np.asarray(amplitude, dtype=np.float64)
 
 
 def band_energies(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
@@ -30,7 +31,7 @@ from dashboard._features import (
     vitals,
 )
 from dashboard._limits import ISO_10816_ZONES, channel_limits
-from dashboard._signal import amplitude_spectrum, averaged, default_band, defect_markers, envelope_spectrum
+from dashboard._signal import amplitude_spectrum, default_band, defect_markers, envelope_spectrum
 from ingest.store.queries import AssetInfo, AssetOverview, FeatureView, Snapshot
 
 #: How long the page waits for a requested snapshot before it says that none came.
@@ -318,9 +319,10 @@ def _spectrum_body(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOver
     fmax_raw = controls[3].select_slider("Spectrum f max (Hz)", options=sorted({500, 1000, 2000, 5000, int(fs / 2)}),
                                          value=int(fs / 2), key="spec_fmax")
     used = same[:n_avg]
-    spec = averaged([amplitude_spectrum(w.values, fs) for w in used])
+    batches_used = np.stack([w.values for w in used])
+    spec = amplitude_spectrum(batches_used, fs)
     try:
-        env = averaged([envelope_spectrum(w.values, fs, (band[0], band[1])) for w in used])
+        env = envelope_spectrum(batches_used, fs, (band[0], band[1]))
     except ValueError as err:
         st.warning(f"Envelope band: {err}")
         env = None

@@ -17,6 +17,8 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ModelError
+from core.inference.card import ModelCard
+from core.inference.registry import ModelRegistry
 from dashboard import _context as ctx
 from dashboard import _data, _jobs, _ui
 from dashboard._job_panel import job_panel
@@ -27,9 +29,8 @@ ARCHITECTURES = ("transformer", "lstm")
 JOB_KIND = "rul-train"
 
 
-def _flat_metrics(card: dict[str, Any]) -> dict[str, Any]:
-    metrics = card.get("metrics", {})
-    return {k: v for k, v in metrics.items() if isinstance(v, int | float | str)} if isinstance(metrics, dict) else {}
+def _flat_metrics(card: ModelCard) -> dict[str, Any]:
+    return {k: v for k, v in card.metrics.items() if isinstance(v, int | float | str)}
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -45,17 +46,16 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 def _versions_table(versions: list[dict[str, Any]]) -> None:
     rows = []
     for v in versions:
-        card = v["card"]
-        rows.append({"version": v["version"], "promoted": v["promoted"], "created": card.get("created_at"),
-                     "model": card.get("model"), "variant": card.get("variant"),
-                     "size (kB)": round(card["model_size_bytes"] / 1024, 1) if "model_size_bytes" in card else None,
+        card: ModelCard = v["card"]
+        size = card.model_size_bytes
+        rows.append({"version": v["version"], "promoted": v["promoted"], "created": card.created_at,
+                     "model": card.model, "variant": card.variant,
+                     "size (kB)": round(size / 1024, 1) if size is not None else None,
                      **_flat_metrics(card)})
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
 def _registry_action(fn_name: str, name: str, *args: str) -> None:
-    from models.registry import ModelRegistry
-
     registry = ModelRegistry(ctx.settings().models.registry_dir)
     try:
         mv = getattr(registry, fn_name)(name, *args)
@@ -79,7 +79,7 @@ def _compare(name: str, versions: list[dict[str, Any]]) -> None:
     rows = [{"metric": k, a: ma.get(k), b: mb.get(k)} for k in sorted(set(ma) | set(mb))]
     if rows:
         st.dataframe(pd.DataFrame(rows).set_index("metric"))
-    fa, fb = _flatten(ca.get("config", {})), _flatten(cb.get("config", {}))
+    fa, fb = _flatten(ca.config), _flatten(cb.config)
     diff = [{"setting": k, a: json.dumps(fa.get(k)), b: json.dumps(fb.get(k))}
             for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
     if diff:
@@ -88,10 +88,10 @@ def _compare(name: str, versions: list[dict[str, Any]]) -> None:
     cards = st.columns(2)
     with cards[0]:
         st.markdown(f"**Card {a}**")
-        st.json(ca, expanded=False)
+        st.json(ca.to_dict(), expanded=False)
     with cards[1]:
         st.markdown(f"**Card {b}**")
-        st.json(cb, expanded=False)
+        st.json(cb.to_dict(), expanded=False)
 
 
 def _check_data_dir(text: str, subset: str) -> Path | None:

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.assets import AssetConfig
 from core.errors import ConfigError
 from core.settings import Settings
 from edge_agent.sources.base import RawBatch, Source
-
-if TYPE_CHECKING:  # the config imports the sources' users; keep this package import-light
-    from edge_agent.config import SourceConfig
+from edge_agent.sources.config import SourceConfig
 
 __all__ = ["RawBatch", "Source", "build_source", "configured_asset"]
 
 
 def build_source(cfg: SourceConfig, settings: Settings) -> tuple[Any, list[AssetConfig]]:
-    """The configured source and the assets it delivers."""
-    from core.sim import default_faults, default_plant
-    from edge_agent.sources import industrial, replay
-    from edge_agent.sources.simulator import SimulatorSource
+    """The configured source and the assets it delivers.
 
+    Each kind's module is imported in its branch: the replays pull in scipy and the dataset
+    readers, the PLC sources asyncua and pymodbus (about a second to import), and a gateway loads
+    only what its source needs.
+    """
     kind = cfg.kind
     if kind == "simulator":
+        from core.sim import default_faults, default_plant  # noqa: PLC0415  (per kind, see above)
+        from edge_agent.sources.simulator import SimulatorSource  # noqa: PLC0415
+
         assets = settings.assets or default_plant(settings.mqtt.site)
         return SimulatorSource(
             assets,
@@ -32,30 +34,42 @@ def build_source(cfg: SourceConfig, settings: Settings) -> tuple[Any, list[Asset
             interval_s=settings.sim.publish_interval_s,
             snapshot_samples=settings.sim.vibration_samples,
         ), assets
-    if kind in ("femto", "cwru", "cmapss", "dcase") and not cfg.paths:
-        raise ConfigError(f"source kind {kind!r} needs 'paths'")
-    if kind == "femto":
-        bearing = cfg.paths[0].name.removesuffix(".tar.xz").rsplit("Bearing", 1)[-1]
-        femto = replay.FemtoReplaySource(cfg.paths[0], configured_asset(replay.femto_asset(bearing), settings), speed=cfg.speed)
-        return femto, [femto.asset]
-    if kind == "cwru":
-        cwru = replay.CwruReplaySource(cfg.paths, configured_asset(replay.cwru_asset(), settings), speed=cfg.speed)
-        return cwru, [cwru.asset]
-    if kind == "cmapss":
-        path = cfg.paths[0]
-        units = cfg.units if cfg.units is not None else sorted(replay.load_cmapss(path))
-        recorded = replay.cmapss_assets(path.stem.split("_")[-1], units)
-        cm = replay.CmapssReplaySource(path, units, assets=[configured_asset(a, settings) for a in recorded], speed=cfg.speed)
-        return cm, cm.assets
-    if kind == "dcase":
-        dc = replay.DcaseReplaySource(cfg.paths, configured_asset(replay.dcase_asset(), settings), speed=cfg.speed)
-        return dc, [dc.asset]
+    if kind in ("femto", "cwru", "cmapss", "dcase"):
+        return _replay(cfg, settings)
     if not settings.assets:
         raise ConfigError(f"source kind {kind!r} needs the assets in the settings file ([[assets]])")
+    from edge_agent.sources import industrial  # noqa: PLC0415  (per kind, see above)
+
     if kind == "opcua":
         return industrial.OpcUaSource(cfg.endpoint, cfg.opcua_tags, settings.assets), list(settings.assets)
     modbus = industrial.ModbusSource(cfg.endpoint, cfg.modbus_tags, settings.assets, unit_id=cfg.unit_id, poll_s=cfg.poll_s)
     return modbus, list(settings.assets)
+
+
+def _replay(cfg: SourceConfig, settings: Settings) -> tuple[Any, list[AssetConfig]]:
+    from core.datasets.cmapss import cmapss_assets, read_cmapss_file, units_of  # noqa: PLC0415  (see build_source)
+    from core.datasets.cwru import cwru_asset  # noqa: PLC0415
+    from core.datasets.dcase import dcase_asset  # noqa: PLC0415
+    from core.datasets.femto import femto_asset  # noqa: PLC0415
+    from edge_agent.sources import replay  # noqa: PLC0415
+
+    if not cfg.paths:
+        raise ConfigError(f"source kind {cfg.kind!r} needs 'paths'")
+    if cfg.kind == "femto":
+        bearing = cfg.paths[0].name.removesuffix(".tar.xz").rsplit("Bearing", 1)[-1]
+        femto = replay.FemtoReplaySource(cfg.paths[0], configured_asset(femto_asset(bearing), settings), speed=cfg.speed)
+        return femto, [femto.asset]
+    if cfg.kind == "cwru":
+        cwru = replay.CwruReplaySource(cfg.paths, configured_asset(cwru_asset(), settings), speed=cfg.speed)
+        return cwru, [cwru.asset]
+    if cfg.kind == "cmapss":
+        path = cfg.paths[0]
+        units = cfg.units if cfg.units is not None else sorted(units_of(read_cmapss_file(path)))
+        recorded = cmapss_assets(path.stem.split("_")[-1], units)
+        cm = replay.CmapssReplaySource(path, units, assets=[configured_asset(a, settings) for a in recorded], speed=cfg.speed)
+        return cm, cm.assets
+    dc = replay.DcaseReplaySource(cfg.paths, configured_asset(dcase_asset(), settings), speed=cfg.speed)
+    return dc, [dc.asset]
 
 
 def configured_asset(recorded: AssetConfig, settings: Settings) -> AssetConfig:

@@ -15,12 +15,17 @@ from datetime import UTC
 from typing import Any
 
 import numpy as np
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.ua.uaerrors import UaError
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
 
 from core.assets import AssetConfig
 from core.errors import SourceError
 from core.wire import utcnow
-from edge_agent.config import ModbusTag, OpcUaTag
 from edge_agent.sources.base import RawBatch
+from edge_agent.sources.config import ModbusTag, OpcUaTag
 
 __all__ = ["MergedSource", "ModbusSource", "OpcUaSource", "decode_registers", "split_endpoint"]
 
@@ -84,9 +89,6 @@ class OpcUaSource:
         self._queue: asyncio.Queue[RawBatch] = asyncio.Queue()
 
     async def __aenter__(self) -> OpcUaSource:
-        from asyncua import ua
-        from asyncua.client.client import Client
-        from asyncua.ua.uaerrors import UaError
 
         by_node = {t.node_id: _resolve(self.assets, t.asset_id, t.channel) for t in self.tags}
         self._client = Client(self.endpoint)
@@ -131,7 +133,6 @@ class ModbusSource:
         self._client: Any = None
 
     async def __aenter__(self) -> ModbusSource:
-        from pymodbus.client import AsyncModbusTcpClient
 
         self._client = AsyncModbusTcpClient(self.host, port=self.port, timeout=1, retries=0)
         await self._client.connect()
@@ -142,7 +143,6 @@ class ModbusSource:
             self._client.close()
 
     async def _read(self, tag: ModbusTag) -> float | None:
-        from pymodbus.exceptions import ModbusException
 
         try:
             if not self._client.connected:

@@ -30,6 +30,7 @@ from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import StoreError
+from core.maintenance import PRIORITIES
 from core.wire import utcnow
 from ingest.store.models import Alarm, Asset, WorkOrder
 from ingest.store.queries import AlarmView, WorkOrderView, alarm_view, work_order_view
@@ -38,7 +39,6 @@ from ingest.store.repo import Store
 __all__ = [
     "ALARM_STATES",
     "MAX_SHELVE",
-    "PRIORITIES",
     "SEVERITIES",
     "WORK_ORDER_STATUSES",
     "acknowledge_alarm",
@@ -56,7 +56,6 @@ __all__ = [
 ALARM_STATES = ("active", "acknowledged", "shelved", "cleared")
 SEVERITIES = ("low", "medium", "high", "critical")
 WORK_ORDER_STATUSES = ("draft", "approved", "rejected", "done")
-PRIORITIES = ("low", "medium", "high", "urgent")
 #: ISA-18.2 asks for time-limited shelving; longer needs "out of service", which is not modelled.
 MAX_SHELVE = timedelta(days=7)
 _USER = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}$")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -559,10 +559,14 @@ def assess_quality(latest: dict[str, ChannelLatest], now: datetime, stale_after:
 
 
 # ------------------------------------------------------------------- features, predictions
+def _newest(row: Any, at: Any, asset_id: str, limit: int) -> Select[Any]:
+    """Rows of ``row``'s table of one asset, newest first by ``at`` (the id breaks ties), at most ``limit``."""
+    return select(row).where(row.asset_id == asset_id).order_by(at.desc(), row.id.desc()).limit(limit)
+
+
 def features(store: Store, asset_id: str, *, limit: int = 500) -> list[FeatureView]:
     """The newest ``limit`` feature windows of an asset, oldest first."""
-    stmt = (select(FeatureRow).where(FeatureRow.asset_id == asset_id)
-            .order_by(FeatureRow.window_start.desc(), FeatureRow.id.desc()).limit(limit))
+    stmt = _newest(FeatureRow, FeatureRow.window_start, asset_id, limit)
     with _read(store, f"features of {asset_id}") as s:
         return [_feature_view(r) for r in reversed(list(s.scalars(stmt)))]
 
@@ -572,8 +576,7 @@ def latest_features(store: Store, asset_ids: Sequence[str]) -> dict[str, Feature
     out: dict[str, FeatureView] = {}
     with _read(store, "latest features") as s:
         for a in asset_ids:
-            r = s.scalars(select(FeatureRow).where(FeatureRow.asset_id == a)
-                          .order_by(FeatureRow.window_start.desc(), FeatureRow.id.desc()).limit(1)).first()
+            r = s.scalars(_newest(FeatureRow, FeatureRow.window_start, a, 1)).first()
             if r is not None:
                 out[a] = _feature_view(r)
     return out
@@ -647,8 +650,7 @@ def feature_baseline(store: Store, asset_id: str, key: str, *, n: int = 20) -> f
 
 def predictions(store: Store, asset_id: str, *, limit: int = 500) -> list[PredictionView]:
     """The newest ``limit`` RUL predictions of an asset, oldest first."""
-    stmt = (select(PredictionRow).where(PredictionRow.asset_id == asset_id)
-            .order_by(PredictionRow.at.desc(), PredictionRow.id.desc()).limit(limit))
+    stmt = _newest(PredictionRow, PredictionRow.at, asset_id, limit)
     with _read(store, f"predictions of {asset_id}") as s:
         return [_prediction_view(r) for r in reversed(list(s.scalars(stmt)))]
 
@@ -658,8 +660,7 @@ def latest_predictions(store: Store, asset_ids: Sequence[str]) -> dict[str, Pred
     out: dict[str, PredictionView] = {}
     with _read(store, "latest predictions") as s:
         for a in asset_ids:
-            r = s.scalars(select(PredictionRow).where(PredictionRow.asset_id == a)
-                          .order_by(PredictionRow.at.desc(), PredictionRow.id.desc()).limit(1)).first()
+            r = s.scalars(_newest(PredictionRow, PredictionRow.at, a, 1)).first()
             if r is not None:
                 out[a] = _prediction_view(r)
     return out
@@ -669,12 +670,8 @@ def latest_predictions(store: Store, asset_ids: Sequence[str]) -> dict[str, Pred
 def alarms(store: Store, *, states: Sequence[str] | None = None, asset_id: str | None = None,
            limit: int = 500) -> list[AlarmView]:
     """Alarms, newest first, optionally only in ``states`` and of one asset."""
-    stmt = select(Alarm)
-    if states is not None:
-        stmt = stmt.where(Alarm.state.in_(list(states)))
-    if asset_id is not None:
-        stmt = stmt.where(Alarm.asset_id == asset_id)
-    stmt = stmt.order_by(Alarm.raised_at.desc(), Alarm.id.desc()).limit(limit)
+    stmt = _newest_first(select(Alarm), Alarm.state, states, Alarm.asset_id, asset_id,
+                         (Alarm.raised_at, Alarm.id), limit)
     with _read(store, "alarms") as s:
         return [alarm_view(r) for r in s.scalars(stmt)]
 
@@ -698,14 +695,20 @@ def open_alarms_by_asset(store: Store) -> dict[str, list[AlarmView]]:
 def work_orders(store: Store, *, statuses: Sequence[str] | None = None, asset_id: str | None = None,
                 limit: int = 500) -> list[WorkOrderView]:
     """Work orders, newest first, optionally only in ``statuses`` and of one asset."""
-    stmt = select(WorkOrder)
-    if statuses is not None:
-        stmt = stmt.where(WorkOrder.status.in_(list(statuses)))
-    if asset_id is not None:
-        stmt = stmt.where(WorkOrder.asset_id == asset_id)
-    stmt = stmt.order_by(WorkOrder.created_at.desc(), WorkOrder.id.desc()).limit(limit)
+    stmt = _newest_first(select(WorkOrder), WorkOrder.status, statuses, WorkOrder.asset_id, asset_id,
+                         (WorkOrder.created_at, WorkOrder.id), limit)
     with _read(store, "work orders") as s:
         return [work_order_view(r) for r in s.scalars(stmt)]
+
+
+def _newest_first(stmt: Select[Any], state_col: Any, states: Sequence[str] | None, asset_col: Any,
+                  asset_id: str | None, order: tuple[Any, Any], limit: int) -> Select[Any]:
+    """``stmt`` filtered to ``states`` and one asset (each when given), newest first, at most ``limit`` rows."""
+    if states is not None:
+        stmt = stmt.where(state_col.in_(list(states)))
+    if asset_id is not None:
+        stmt = stmt.where(asset_col == asset_id)
+    return stmt.order_by(order[0].desc(), order[1].desc()).limit(limit)
 
 
 def work_order(store: Store, work_order_id: int) -> WorkOrderView | None:

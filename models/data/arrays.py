@@ -53,7 +53,7 @@ class EventRun:
 
 
 class WindowDataModule(pl.LightningDataModule):
-    """What the dataset modules (C-MAPSS, FEMTO, simulator) share: loaders and the channel count.
+    """What the dataset modules (C-MAPSS, FEMTO, simulator) and :class:`ArrayDataModule` share: loaders, channel count.
 
     A subclass sets ``batch_size``, ``seed`` and ``normalizer`` (``None`` until :meth:`setup`,
     then anything with ``n_features``) and, in :meth:`setup`, ``X_train``/``y_train`` and
@@ -75,10 +75,11 @@ class WindowDataModule(pl.LightningDataModule):
             raise ModelError("call setup() before reading n_channels")
         return int(self.normalizer.n_features)
 
-    def _loader(self, X: np.ndarray, y: np.ndarray | None, *, shuffle: bool) -> DataLoader[Any]:
+    def _loader(self, X: np.ndarray, y: np.ndarray | None, *, shuffle: bool, batch_size: int | None = None) -> DataLoader[Any]:
         tensors = [torch.from_numpy(X)] if y is None else [torch.from_numpy(X), torch.from_numpy(y)]
         gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(*tensors), batch_size=self.batch_size, shuffle=shuffle, generator=gen)
+        size = self.batch_size if batch_size is None else batch_size
+        return DataLoader(TensorDataset(*tensors), batch_size=size, shuffle=shuffle, generator=gen)
 
     def train_dataloader(self) -> DataLoader[Any]:
         """Shuffled training windows."""
@@ -89,7 +90,7 @@ class WindowDataModule(pl.LightningDataModule):
         return self._loader(self.X_val, self.y_val, shuffle=False)
 
 
-class ArrayDataModule(pl.LightningDataModule):
+class ArrayDataModule(WindowDataModule):
     """Serve already-split training and validation windows to a ``pl.Trainer``.
 
     Args:
@@ -116,14 +117,13 @@ class ArrayDataModule(pl.LightningDataModule):
         self.X_val, self.y_val = X_val, y_val
         self.batch_size = batch_size
         self.seed = seed
+        self.normalizer = None  # the windows come normalised
 
-    def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled training batches."""
-        ds = TensorDataset(torch.from_numpy(self.X_train), torch.from_numpy(self.y_train))
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, generator=gen)
+    @property
+    def n_channels(self) -> int:
+        """Channels per window."""
+        return int(self.X_train.shape[1])
 
     def val_dataloader(self) -> DataLoader[Any]:
-        """Validation batches in order."""
-        ds = TensorDataset(torch.from_numpy(self.X_val), torch.from_numpy(self.y_val))
-        return DataLoader(ds, batch_size=max(self.batch_size, 1024), shuffle=False)
+        """Validation batches in order (at least 1024 windows a batch: no gradients to hold)."""
+        return self._loader(self.X_val, self.y_val, shuffle=False, batch_size=max(self.batch_size, 1024))

@@ -14,7 +14,6 @@ Standard protocol (Saxena et al. 2008; Heimes 2008; Zheng et al. 2017):
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -23,85 +22,23 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from torch.utils.data import DataLoader
 
+from core.datasets.cmapss import (
+    DEFAULT_CONDITIONS,
+    SENSOR_COLUMNS,
+    SETTING_COLUMNS,
+    check_subset,
+    load_cmapss,
+    load_rul_truth,
+)
 from core.errors import ModelError
-from models._preprocess import (
-    N_SENSORS,
-    N_SETTINGS,
+from core.inference.preprocess import (
     ConditionNormalizer,
     last_window,
     sliding_windows,
 )
 from models.data.arrays import WindowDataModule
 
-__all__ = [
-    "COLUMNS",
-    "SUBSETS",
-    "CMAPSSDataModule",
-    "data_hash",
-    "fit_normalizer",
-    "load_cmapss",
-    "load_rul_truth",
-]
-
-SUBSETS = ("FD001", "FD002", "FD003", "FD004")
-SETTING_COLUMNS = [f"setting{i}" for i in range(1, N_SETTINGS + 1)]
-SENSOR_COLUMNS = [f"s{i}" for i in range(1, N_SENSORS + 1)]
-COLUMNS = ["unit", "cycle", *SETTING_COLUMNS, *SENSOR_COLUMNS]
-#: operating conditions of each subset (Saxena et al. 2008)
-DEFAULT_CONDITIONS = {"FD001": 1, "FD002": 6, "FD003": 1, "FD004": 6}
-
-
-def _check_subset(subset: str) -> str:
-    if subset not in SUBSETS:
-        raise ModelError(f"subset must be one of {SUBSETS}, got {subset!r}")
-    return subset
-
-
-def load_cmapss(data_dir: str | Path, subset: str, split: str = "train") -> pd.DataFrame:
-    """Load ``{split}_{subset}.txt`` as a DataFrame with named columns.
-
-    Args:
-        data_dir: directory with the C-MAPSS text files.
-        subset: ``"FD001"`` .. ``"FD004"``.
-        split: ``"train"`` or ``"test"``.
-
-    Returns:
-        DataFrame with columns :data:`COLUMNS`; ``unit`` and ``cycle`` are integers.
-
-    Raises:
-        ModelError: if the subset, split or file is wrong.
-    """
-    _check_subset(subset)
-    if split not in ("train", "test"):
-        raise ModelError(f"split must be 'train' or 'test', got {split!r}")
-    path = Path(data_dir) / f"{split}_{subset}.txt"
-    if not path.is_file():
-        raise ModelError(f"C-MAPSS file not found: expected {path}")
-    arr = np.loadtxt(path, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != len(COLUMNS):
-        raise ModelError(f"{path} must have {len(COLUMNS)} columns, got shape {arr.shape}")
-    df = pd.DataFrame(arr, columns=COLUMNS)
-    df["unit"] = df["unit"].astype(np.int64)
-    df["cycle"] = df["cycle"].astype(np.int64)
-    return df
-
-
-def load_rul_truth(data_dir: str | Path, subset: str) -> np.ndarray:
-    """Load ``RUL_{subset}.txt``: the true RUL at the last test cycle of each unit (uncapped).
-
-    Raises:
-        ModelError: if the file is missing or malformed.
-    """
-    path = Path(data_dir) / f"RUL_{_check_subset(subset)}.txt"
-    if not path.is_file():
-        raise ModelError(f"RUL truth file not found: expected {path}")
-    return np.loadtxt(path, dtype=np.float64).reshape(-1)
-
-
-def data_hash(data_dir: str | Path, subset: str) -> str:
-    """SHA-256 of the training file of ``subset`` (recorded in model cards)."""
-    path = Path(data_dir) / f"train_{_check_subset(subset)}.txt"
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+__all__ = ["CMAPSSDataModule", "fit_normalizer"]
 
 
 def fit_normalizer(
@@ -122,11 +59,11 @@ def fit_normalizer(
             every condition carry no information and are dropped.
         seed: KMeans seed.
         condition_onehot: append one-hot operating-condition channels (see
-            :class:`~models._preprocess.ConditionNormalizer`).
+            :class:`~core.inference.preprocess.ConditionNormalizer`).
         age_scale: append the age channel, cycle / ``age_scale`` (same place).
 
     Returns:
-        The fitted :class:`~models._preprocess.ConditionNormalizer`.
+        The fitted :class:`~core.inference.preprocess.ConditionNormalizer`.
     """
     settings = df[SETTING_COLUMNS].to_numpy(np.float64)
     sensors = df[SENSOR_COLUMNS].to_numpy(np.float64)
@@ -192,7 +129,7 @@ class CMAPSSDataModule(WindowDataModule):
             unit's failure); 2 halves epoch time on the large FD002/FD004 at little cost since
             neighbouring windows overlap almost entirely.
         condition_onehot: add one 0/1 channel per operating condition after the sensors (see
-            :class:`~models._preprocess.ConditionNormalizer`); it only says something where
+            :class:`~core.inference.preprocess.ConditionNormalizer`); it only says something where
             there is more than one condition (FD002/FD004).
         extra_train_subsets: other subsets whose units (all of them) are added to the training
             set: FD002 and FD004 run in the same six operating conditions, FD001 and FD003 in
@@ -241,7 +178,7 @@ class CMAPSSDataModule(WindowDataModule):
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
-        self.subset = _check_subset(subset)
+        self.subset = check_subset(subset)
         if window < 1:
             raise ModelError(f"window must be >= 1, got {window}")
         if not 0.0 < val_fraction < 1.0:
@@ -261,7 +198,7 @@ class CMAPSSDataModule(WindowDataModule):
             raise ModelError(f"train_stride must be >= 1, got {train_stride}")
         self.train_stride = train_stride
         self.condition_onehot = condition_onehot
-        self.extra_train_subsets = tuple(_check_subset(x) for x in extra_train_subsets)
+        self.extra_train_subsets = tuple(check_subset(x) for x in extra_train_subsets)
         for extra in self.extra_train_subsets:
             if extra == self.subset:
                 raise ModelError(f"extra_train_subsets must not name the subset itself ({extra})")

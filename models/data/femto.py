@@ -2,9 +2,9 @@
 
 Each bearing of the IEEE PHM 2012 learning set is one run to failure (the experiment stops when
 the vibration passes 20 g). Every vibration snapshot (0.1 s of both axes at 25.6 kHz, one every
-10 s) goes through :class:`edge_agent.features.FeaturePipeline`, exactly as the gateway computes
+10 s) goes through :class:`core.signal.FeaturePipeline`, exactly as the gateway computes
 it from a live bearing, and the selected features become one row; so a model trained here reads
-the frames the edge agent publishes (:class:`models.runtime.FeatureRULPredictor`).
+the frames the edge agent publishes (:class:`core.inference.runtime.FeatureRULPredictor`).
 
 Targets (``target``):
 
@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from core.datasets.femto import bearing_archive, femto_asset, iter_femto
 from core.errors import ModelError
-from edge_agent.features import ChannelWindow, FeaturePipeline
-from edge_agent.sources.replay import femto_asset, iter_femto
-from models._preprocess import FeatureNormalizer, sliding_windows
+from core.inference.preprocess import FeatureNormalizer, sliding_windows
+from core.signal import ChannelWindow, FeaturePipeline
 from models.data.arrays import EventRun, WindowDataModule
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "FEMTO_UNITS",
     "BearingRun",
     "FEMTODataModule",
-    "bearing_archive",
     "bearing_run",
 ]
 
@@ -101,16 +100,6 @@ class BearingRun(EventRun):
         if kind == "life_pct":
             return 100.0 * (self.life_hours - self.t_hours) / max(self.life_hours, 1e-9)
         raise ModelError(f"target must be one of {FEMTO_TARGETS}, got {kind!r}")
-
-
-def bearing_archive(data_dir: str | Path, bearing: str) -> Path:
-    """``Learning_set_Bearing{bearing}.tar.xz`` in ``data_dir`` or in its ``femto/`` folder."""
-    name = f"Learning_set_Bearing{bearing}.tar.xz"
-    base = Path(data_dir)
-    for path in (base / name, base / "femto" / name):
-        if path.is_file():
-            return path
-    raise ModelError(f"FEMTO archive not found: expected {base / name} or {base / 'femto' / name}")
 
 
 def bearing_run(

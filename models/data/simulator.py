@@ -3,7 +3,7 @@
 Each *unit* is one simulated machine (an asset type of :func:`core.sim.default_plant` with a
 random fault kind, onset, life, growth, ambient and seed, or no fault at all). Every
 ``step_hours`` of simulated time it is measured the way the gateway measures it: a vibration
-snapshot and a temperature reading go through :class:`edge_agent.features.FeaturePipeline`, and
+snapshot and a temperature reading go through :class:`core.signal.FeaturePipeline`, and
 the frame's selected features become one row. A model input is the last ``window`` rows (left-
 padded with the first row, as on the edge at start-up); the target is the remaining useful life
 in simulated hours, capped at ``rul_cap`` (a machine with no fault is at the cap).
@@ -26,9 +26,9 @@ import numpy as np
 
 from core.assets import AssetConfig, Quantity
 from core.errors import ModelError
+from core.inference.preprocess import FeatureNormalizer, sliding_windows
+from core.signal import ChannelWindow, FeaturePipeline
 from core.sim import AssetSimulator, FaultKind, FaultSpec, default_plant
-from edge_agent.features import ChannelWindow, FeaturePipeline
-from models._preprocess import FeatureNormalizer, sliding_windows
 from models.data.arrays import EventRun, WindowDataModule
 
 __all__ = ["DEFAULT_FEATURES", "FAULT_KINDS", "SimUnit", "SimulatorDataModule", "draw_units", "unit_frames"]

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
+from onnx import numpy_helper
 
 from models.export.onnx import INPUT_NAME
 from models.metrics import phm08_score, rmse
@@ -54,9 +56,6 @@ def byte_breakdown(path: str | Path) -> dict[str, Any]:
     ``payload`` is the tensor data, the rest of an initializer's bytes (name, dims, type) is
     ``proto_overhead``. Nodes of model-local functions are counted once, under ``functions``.
     """
-    import onnx
-    from onnx import numpy_helper
-
     model = onnx.load(str(path))
     graph = model.graph
     consumers: dict[str, set[str]] = {}

@@ -21,6 +21,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -34,6 +35,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from core.errors import ModelError
 
@@ -76,34 +78,19 @@ def export_onnx(net: torch.nn.Module, n_channels: int, window: int, path: str | 
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval()
     dummy = torch.zeros(2, n_channels, window, dtype=torch.float32)
+    common: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             # the TorchScript-based exporter writes one file and handles LSTM without fuss
-            torch.onnx.export(
-                net,
-                (dummy,),
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=opset,
-                dynamo=False,
-            )
+            axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+            torch.onnx.export(net, (dummy,), str(path), dynamic_axes=axes, dynamo=False, **common)
         except Exception as legacy_err:
             logging.getLogger(__name__).info("legacy ONNX export failed (%s); trying dynamo", legacy_err)
             try:
                 batch = torch.export.Dim("batch", min=1)
                 torch.onnx.export(
-                    net,
-                    (dummy,),
-                    str(path),
-                    input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME],
-                    dynamic_shapes=({0: batch},),
-                    opset_version=opset,
-                    dynamo=True,
-                    external_data=False,
+                    net, (dummy,), str(path), dynamic_shapes=({0: batch},), dynamo=True, external_data=False, **common
                 )
             except Exception as err:
                 raise ModelError(f"ONNX export of {type(net).__name__} failed: {err}") from err
@@ -243,8 +230,6 @@ def quantize_int8_static(
 
 def convert_fp16(src: str | Path, dst: str | Path) -> Path:
     """Convert weights and compute to fp16, keeping fp32 inputs and outputs."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
     model = onnx.load(str(src))
     half = convert_float_to_float16(model, keep_io_types=True)
     onnx.save(half, str(dst))
@@ -257,8 +242,8 @@ def quantize_int4_weight_only(src: str | Path, dst: str | Path, *, block_size: i
     Raises:
         ModelError: if this onnxruntime has no ``MatMulNBits`` quantiser.
     """
-    try:
-        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    try:  # an optional part of onnxruntime: whether it is there depends on the build
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer  # noqa: PLC0415
     except ImportError as err:  # pragma: no cover - depends on the onnxruntime build
         raise ModelError("this onnxruntime has no MatMulNBits quantizer") from err
     model = onnx.load(str(src))

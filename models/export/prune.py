@@ -8,10 +8,16 @@ import copy
 from typing import Any
 
 import numpy as np
+import pytorch_lightning as pl
+import torch
 from torch import nn
 from torch.nn.utils import prune
 
 from core.errors import ModelError
+from models.data.arrays import ArrayDataModule
+from models.nets import RULModule
+from models.torch_estimator import BestWeights, MeanEnsemble
+from models.training import fit_module
 
 __all__ = ["prune_finetune", "prune_magnitude", "sparsity"]
 
@@ -80,7 +86,7 @@ def prune_finetune(
 
     One-shot pruning of half the weights wrecks a small RUL network (the compression table's
     ``pruned50-int8-dynamic``); retraining the rest for a few epochs recovers it. Each member
-    of a :class:`~models._torch_estimator.MeanEnsemble` (or the single network) is pruned on its
+    of a :class:`~models.torch_estimator.MeanEnsemble` (or the single network) is pruned on its
     own (global L1 over its weights), trained ``epochs`` epochs on ``X``/``y`` with its own loss,
     optimiser and regularisers (the masks stay applied), and the epoch with the lowest RMSE on
     ``X_val``/``y_val`` is kept; then the pruning is made permanent.
@@ -102,13 +108,6 @@ def prune_finetune(
     Returns:
         The pruned, fine-tuned copy in eval mode.
     """
-    import pytorch_lightning as pl
-    import torch
-
-    from models._torch_estimator import BestWeights, MeanEnsemble, fit_module
-    from models.data.arrays import ArrayDataModule
-    from models.nets import RULModule
-
     if not 0.0 <= amount < 1.0 or epochs < 1:
         raise ValueError(f"need 0 <= amount < 1 and epochs >= 1, got {amount} and {epochs}")
     tuned = copy.deepcopy(net)

@@ -8,6 +8,7 @@ from prescribe.backends.base import Backend, DraftRequest
 from prescribe.backends.local import DEFAULT_MODEL_PATH, MODEL_SHA256, LocalBackend, verify_model
 from prescribe.backends.openai import OpenAIBackend
 from prescribe.backends.rules import RulesBackend
+from prescribe.prompt import SYSTEM_PROMPT
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
@@ -34,8 +35,6 @@ def make_backend(llm: Any, choice: str | None = None, *, nice: int = 0) -> tuple
         choice: ``auto``, ``local``, ``openai`` or ``rules``.
         nice: niceness of the local model's worker process.
     """
-    from prescribe.prompt import SYSTEM_PROMPT
-
     choice = choice or llm.backend
     if choice not in ("auto", "local", "openai", "rules"):
         raise ValueError(f"backend must be one of auto, local, openai, rules; got {choice!r}")

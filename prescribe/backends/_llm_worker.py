@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     out = _private_stdout()
     t0 = time.perf_counter()
     try:
-        import xllamacpp as xlc
+        # Optional heavy dependency (llama.cpp bindings), installed by scripts/install_llm.sh: imported in
+        # the worker process only, where its absence is reported as a result line instead of a crash.
+        import xllamacpp as xlc  # noqa: PLC0415
 
         params = xlc.CommonParams()
         params.model.path = args.model

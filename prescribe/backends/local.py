@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import queue
@@ -115,8 +116,6 @@ class LocalBackend:
     @staticmethod
     def available(model_path: Path = DEFAULT_MODEL_PATH) -> str | None:
         """``None`` when the backend can run, else why not (missing package or model file)."""
-        import importlib.util
-
         if importlib.util.find_spec("xllamacpp") is None:
             return "the xllamacpp package is not installed (scripts/install_llm.sh installs it)"
         if not Path(model_path).is_file():

@@ -9,9 +9,8 @@ import pytest
 from scipy import stats
 
 from core.assets import BearingGeometry
-from core.sim import PlantSimulator, default_faults, default_plant
-from core.wire import utcnow
-from edge_agent.features import (
+from core.datasets.cwru import read_cwru
+from core.signal import (
     ChannelWindow,
     FeatureConfig,
     FeaturePipeline,
@@ -21,7 +20,8 @@ from edge_agent.features import (
     time_stats,
     velocity_rms_mm_s,
 )
-from edge_agent.sources.replay import load_cwru
+from core.sim import PlantSimulator, default_faults, default_plant
+from core.wire import utcnow
 
 FS = 25600.0
 
@@ -86,7 +86,8 @@ CWRU_CASES = {
 
 def cwru_dominant_peak(path: Path) -> tuple[float, dict[str, float]]:
     """Dominant envelope peak (shaft harmonics excluded) of a whole CWRU drive-end record."""
-    rec = load_cwru(path)
+    rec = read_cwru(path)
+    assert rec.rpm is not None
     defects = BearingGeometry.skf_6205().defect_frequencies(rec.rpm / 60.0).as_dict()
     spec = envelope_spectrum(rec.de, rec.fs, f_min_band=3.0 * max(defects.values()), nperseg=2**14)
     peak = dominant_peak(spec, defects["shaft"], f_lo=defects["ftf"], f_hi=1.2 * defects["bpfi"])
@@ -110,7 +111,7 @@ def test_cwru_dominant_envelope_peak(stem: str, datasets: Path, record_property:
 
 def test_the_edge_uses_the_one_iso_table() -> None:
     import core.iso
-    import edge_agent.features
+    import core.signal
 
-    assert edge_agent.features.ISO_ZONE_LIMITS is core.iso.ISO_ZONE_LIMITS
+    assert core.signal.ISO_ZONE_LIMITS is core.iso.ISO_ZONE_LIMITS
     assert FeatureConfig().zone_limits == dict(core.iso.ISO_ZONE_LIMITS), "settings default to the standard's table"

@@ -200,13 +200,14 @@ def _alarms_and_orders(store: Store, seeded: Seeded, now: datetime) -> None:
 
 
 def _registry(root: Path) -> None:
-    from models.registry import ModelRegistry
+    from core.inference.registry import ModelRegistry
+    from tests._factories import minimal_card
 
     reg = ModelRegistry(root)
     onnx = root.parent / "fixture.onnx"
     onnx.write_bytes(b"not a real model: registry fixture")
     for i, rmse in enumerate((16.2, 14.9), start=1):
-        reg.register("cmapss-FD001", onnx, {"model": "transformer", "variant": "int8-dynamic", "seed": i,
-                                            "config": {"model": {"d_model": 32 * i}, "data": {"window": 30}},
-                                            "metrics": {"val_rmse_onnx": rmse, "val_score_onnx": 300.0 + 10 * i}},
-                     promote=i == 1)
+        card = minimal_card(variant="int8-dynamic", seed=i,
+                            config={"model": {"d_model": 32 * i}, "data": {"window": 30}},
+                            metrics={"val_rmse_onnx": rmse, "val_score_onnx": 300.0 + 10 * i})
+        reg.register("cmapss-FD001", onnx, card, promote=i == 1)

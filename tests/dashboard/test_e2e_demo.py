@@ -28,12 +28,12 @@ from typing import Any
 
 import pytest
 
+from core.inference.registry import ModelRegistry
 from core.wire import utcnow
 from dashboard import _jobs
 from dashboard.launch import wait_ready
 from genedge.localservices import free_port
 from ingest.store import Store, queries
-from models.registry import ModelRegistry
 from tests.conftest import data_dir
 from tests.dashboard._browser import ARTIFACTS, TIMEOUT_MS, VIEWPORT, idle, shot, sign_in, wait_for
 

@@ -18,6 +18,8 @@ import pytest
 from scipy import stats
 
 from core.errors import ModelError
+from core.inference.card import read_card
+from core.inference.registry import SHIPPED_DIR, ModelRegistry
 from core.settings import EdgeSettings, Settings
 from core.sim import default_faults, default_plant
 from core.wire import Prediction
@@ -26,11 +28,9 @@ from edge_agent.config import AgentConfig
 from edge_agent.hooks import CmapssRulHook, FeatureRulHook, build_hooks
 from edge_agent.processor import WindowResult
 from edge_agent.sources.simulator import SimulatorSource
-from models.registry import ModelRegistry
 from tests._factories import ListSink
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "models" / "shipped"
 MODEL = "sim-bearing"
 SEED = 7  # the demo's simulator seed
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -66,16 +66,16 @@ def run_plant(
 
 @pytest.fixture(scope="module")
 def p101_run() -> tuple[list[tuple[Prediction, float | None]], EdgeAgent]:
-    options = AgentConfig(rul_model=SHIPPED / MODEL)
+    options = AgentConfig(rul_model=SHIPPED_DIR / MODEL)
     return run_plant(["P-101"], np.arange(0.0, 252.0, 1.0), options)
 
 
 def test_shipped_model_is_a_promoted_feature_model() -> None:
-    mv = ModelRegistry(SHIPPED).promoted(MODEL)
-    pre = mv.card["preprocessing"]
-    assert pre["kind"] == "feature_frames" and pre["rul_unit"] == "h"
-    assert mv.card["variant"] == "int8-dynamic" and mv.model_path.stat().st_size < 200_000
-    assert mv.card["metrics"]["val_rmse"] < mv.card["metrics"]["val_rmse_constant"]
+    mv = ModelRegistry(SHIPPED_DIR).promoted(MODEL)
+    pre = mv.card.preprocessing
+    assert pre.kind == "feature_frames" and pre.rul_unit == "h"
+    assert mv.card.variant == "int8-dynamic" and mv.model_path.stat().st_size < 200_000
+    assert mv.card.metrics["val_rmse"] < mv.card.metrics["val_rmse_constant"]
 
 
 def test_p101_rul_in_hours_falls_as_it_degrades(p101_run: tuple[list[tuple[Prediction, float | None]], EdgeAgent]) -> None:
@@ -87,10 +87,10 @@ def test_p101_rul_in_hours_falls_as_it_degrades(p101_run: tuple[list[tuple[Predi
     assert agent.stats.predictions_sent == len(paired)
     for p, _ in paired:
         assert p.asset_id == "P-101" and p.rul_unit == "h" and p.coverage == pytest.approx(0.9)
-        assert (p.model_name, p.model_version) == (MODEL, ModelRegistry(SHIPPED).promoted(MODEL).version)
+        assert (p.model_name, p.model_version) == (MODEL, ModelRegistry(SHIPPED_DIR).promoted(MODEL).version)
         assert 0.0 <= p.rul_lower <= p.rul_median <= p.rul_upper
         assert p.rul_upper - p.rul_lower > 1.0, "an interval, not a point"
-    cap = float(ModelRegistry(SHIPPED).promoted(MODEL).card["preprocessing"]["rul_cap"])
+    cap = float(ModelRegistry(SHIPPED_DIR).promoted(MODEL).card.preprocessing.rul_cap)
     assert all(p.rul_cap == cap for p, _ in paired), "each prediction says where the model's cap is"
     assert not paired[-1][0].at_cap
     pred = np.array([p.rul_median for p, _ in paired])
@@ -112,8 +112,8 @@ def test_p101_rul_in_hours_falls_as_it_degrades(p101_run: tuple[list[tuple[Predi
 
 
 def test_a_healthy_machine_stays_near_the_horizon() -> None:
-    paired, _ = run_plant(["M-101"], np.arange(0.0, 120.0, 4.0), AgentConfig(rul_model=SHIPPED / MODEL))
-    cap = float(ModelRegistry(SHIPPED).promoted(MODEL).card["preprocessing"]["rul_cap"])
+    paired, _ = run_plant(["M-101"], np.arange(0.0, 120.0, 4.0), AgentConfig(rul_model=SHIPPED_DIR / MODEL))
+    cap = float(ModelRegistry(SHIPPED_DIR).promoted(MODEL).card.preprocessing.rul_cap)
     medians = np.array([p.rul_median for p, _ in paired])
     assert len(paired) == 30 and np.median(medians) > 0.6 * cap, medians.tolist()
 
@@ -168,9 +168,9 @@ def test_a_card_unit_the_wire_does_not_carry_is_refused() -> None:
 
 def test_build_hooks_picks_the_hook_from_the_card() -> None:
     assets = default_plant()
-    feature = build_hooks(AgentConfig(rul_model=SHIPPED / MODEL, rul_time_scale=3600.0), assets)
+    feature = build_hooks(AgentConfig(rul_model=SHIPPED_DIR / MODEL, rul_time_scale=3600.0), assets)
     assert [type(h) for h in feature] == [FeatureRulHook] and feature[0].time_scale == 3600.0  # type: ignore[attr-defined]
-    cmapss = build_hooks(AgentConfig(rul_model=SHIPPED / "cmapss-FD001"), assets)
+    cmapss = build_hooks(AgentConfig(rul_model=SHIPPED_DIR / "cmapss-FD001"), assets)
     assert [type(h) for h in cmapss] == [CmapssRulHook]
 
 
@@ -181,7 +181,7 @@ def test_feature_rul_runs_without_training_code() -> None:
         "from edge_agent.config import AgentConfig\n"
         "from edge_agent.hooks import build_hooks, FeatureRulHook\n"
         "from core.sim import default_plant\n"
-        f"[hook] = build_hooks(AgentConfig(rul_model={str(SHIPPED / MODEL)!r}), default_plant())\n"
+        f"[hook] = build_hooks(AgentConfig(rul_model={str(SHIPPED_DIR / MODEL)!r}), default_plant())\n"
         "assert isinstance(hook, FeatureRulHook)\n"
         "row = [1.0] * len(hook.predictor.features)\n"
         "p = hook.predictor.predict_unit([row] * 3)\n"
@@ -190,7 +190,7 @@ def test_feature_rul_runs_without_training_code() -> None:
         "bad = sorted(roots & {'torch', 'lightning', 'pytorch_lightning', 'streamlit', 'dashboard', 'sktime', "
         "'sklearn', 'synth', 'prescribe', 'ingest', 'genedge'})\n"
         "bad += sorted(m for m in sys.modules if m.startswith('models.') and m not in "
-        "{'models.runtime', 'models.registry', 'models.calibration', 'models._preprocess'})\n"
+        "{'core.inference.runtime', 'core.inference.registry', 'core.inference.calibration', 'core.inference.preprocess'})\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
@@ -202,13 +202,13 @@ def test_hook_follows_promotions_in_its_registry(tmp_path: Path) -> None:
     import json
     import shutil
 
-    shutil.copytree(SHIPPED / MODEL, tmp_path / MODEL)
+    shutil.copytree(SHIPPED_DIR / MODEL, tmp_path / MODEL)
     v1 = tmp_path / MODEL / "v1"
     v2 = tmp_path / MODEL / "v2"
     shutil.copytree(v1, v2)
-    card = json.loads((v2 / "card.json").read_text())
-    card["version"] = "v2"
-    (v2 / "card.json").write_text(json.dumps(card))
+    card = read_card(v2 / "card.json")
+    card.version = "v2"
+    (v2 / "card.json").write_text(json.dumps(card.to_dict()))
     hook = FeatureRulHook.from_path(tmp_path / MODEL)
     hook.reload_check_s = 0.0
     assert hook.model_version == "v1"
@@ -218,7 +218,7 @@ def test_hook_follows_promotions_in_its_registry(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path)
     registry.promote(MODEL, "v2")
     assert hook.maybe_reload()
-    assert hook.model_version == "v2" and hook.predictor.card["version"] == "v2"
+    assert hook.model_version == "v2" and hook.predictor.card.version == "v2"
     assert hook.rows("P-101") == [] and not hook._incomplete  # ... and forgotten with the old model
 
     registry.rollback(MODEL)

@@ -11,11 +11,11 @@ import pytest
 from scipy import stats
 
 from core.settings import EdgeSettings, Settings
+from core.signal import FeatureConfig
 from core.sim import default_plant
 from core.wire import FeatureFrame, ReadingBatch, StatusReport
 from edge_agent.agent import EdgeAgent
 from edge_agent.config import AgentConfig
-from edge_agent.features import FeatureConfig
 from edge_agent.health import HealthConfig, HealthMonitor
 from edge_agent.sources.replay import FemtoReplaySource
 from tests._factories import ListSink

@@ -7,7 +7,6 @@ true RUL of every cycle is known (last cycle = 0) and the predictions can be sco
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +17,9 @@ import pytest
 from scipy import stats
 
 from core.assets import AssetConfig
+from core.datasets.cmapss import CMAPSS_CHANNELS
+from core.inference.card import read_card
+from core.inference.registry import SHIPPED_DIR, ModelRegistry
 from core.settings import EdgeSettings, Settings
 from core.wire import Prediction
 from edge_agent.agent import EdgeAgent
@@ -27,28 +29,25 @@ from edge_agent.processor import WindowResult
 from edge_agent.publisher import ReliablePublisher
 from edge_agent.queue import DiskQueue
 from edge_agent.sources import build_source
-from edge_agent.sources.replay import CMAPSS_CHANNELS
 from genedge.localservices import Mosquitto
-from models.registry import ModelRegistry
 from tests._factories import ListSink, wait_for
 from tests.edge_agent.conftest import HOST_ID, agent_settings, agent_thread, announce_host, running_ingest
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "models" / "shipped"
 MODEL = "cmapss-FD001"
 EVERY = 5
 
 
 def promoted_dir() -> Path:
     """The version directory of the promoted FD001 model, as the registry resolves it."""
-    return ModelRegistry(SHIPPED).promoted(MODEL).model_path.parent
+    return ModelRegistry(SHIPPED_DIR).promoted(MODEL).model_path.parent
 
 
 def held_out_units(n: int) -> list[int]:
     """``n`` of the units the shipped model was validated on, never trained on (from its card)."""
-    card = json.loads((promoted_dir() / "card.json").read_text())
-    val = [int(u) for u in card["dataset"]["val_units"]]
-    assert not set(val) & {int(u) for u in card["dataset"]["train_units"]}
+    card = read_card(promoted_dir() / "card.json")
+    val = [int(u) for u in card.dataset.val_units]
+    assert not set(val) & {int(u) for u in card.dataset.train_units}
     return val[:: max(1, len(val) // n)][:n]
 
 
@@ -131,7 +130,7 @@ def test_predictions_reach_the_store_through_the_broker(broker: Mosquitto, tmp_p
     cfg = tmp_path / "agent.toml"
     # The model's registry directory: the agent loads whichever version is promoted.
     cfg.write_text(
-        f'rul_model = "{SHIPPED / MODEL}"\nrul_every = 20\n\n[source]\nkind = "cmapss"\n'
+        f'rul_model = "{SHIPPED_DIR / MODEL}"\nrul_every = 20\n\n[source]\nkind = "cmapss"\n'
         f'paths = ["{datasets / "cmapss" / "train_FD001.txt"}"]\nunits = [{unit}]\nspeed = 200.0\n'
     )
     options = AgentConfig.load(cfg)
@@ -178,7 +177,7 @@ def test_predictions_reach_the_store_through_the_broker(broker: Mosquitto, tmp_p
     assert {r[0] for r in rows} == {assets[0].asset_id} and {r[4] for r in rows} == {"cycles"}
     with sqlite3.connect(db) as c:
         models = set(c.execute("SELECT model_name, model_version FROM predictions"))
-    assert models == {(MODEL, ModelRegistry(SHIPPED).promoted(MODEL).version)}, "the promoted version ran"
+    assert models == {(MODEL, ModelRegistry(SHIPPED_DIR).promoted(MODEL).version)}, "the promoted version ran"
     assert all(lo <= med <= hi for _, lo, med, hi, _ in rows)
     medians = [r[2] for r in rows]
     assert medians[-1] < medians[0] - 50, f"RUL must fall towards failure: {medians}"
@@ -200,7 +199,7 @@ def test_edge_agent_imports_no_training_code() -> None:
         "bad = sorted(roots & {'torch', 'lightning', 'pytorch_lightning', 'streamlit', 'dashboard', 'sktime', "
         "'sklearn', 'synth', 'prescribe', 'ingest', 'genedge'})\n"
         "bad += sorted(m for m in sys.modules if m.startswith('models.') and m not in "
-        "{'models.runtime', 'models.registry', 'models.calibration', 'models._preprocess'})\n"
+        "{'core.inference.runtime', 'core.inference.registry', 'core.inference.calibration', 'core.inference.preprocess'})\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)

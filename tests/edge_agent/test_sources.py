@@ -17,12 +17,14 @@ import numpy as np
 import pytest
 
 from core.assets import AssetConfig, ChannelConfig, Quantity
+from core.datasets.cmapss import CMAPSS_CHANNELS
+from core.datasets.dcase import dcase_asset
 from core.errors import ConfigError, SourceError
 from core.settings import EdgeSettings, Settings
 from core.wire import FeatureFrame, ReadingBatch
 from edge_agent.agent import EdgeAgent
 from edge_agent.sources.base import RawBatch
-from edge_agent.sources.replay import CMAPSS_CHANNELS, CmapssReplaySource, DcaseReplaySource, dcase_asset
+from edge_agent.sources.replay import CmapssReplaySource, DcaseReplaySource
 from tests._factories import ListSink
 
 ORIGIN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -169,9 +171,9 @@ def test_cmapss_asset_from_the_settings_file(datasets: Path) -> None:
 
 
 def test_femto_bearing_geometry_and_speed_from_the_settings_file(datasets: Path) -> None:
+    from core.datasets.femto import femto_asset
     from edge_agent.config import SourceConfig
     from edge_agent.sources import build_source
-    from edge_agent.sources.replay import femto_asset
 
     recorded = femto_asset("1_1")
     geometry = recorded.bearing.model_copy(update={"contact_angle_deg": 5.0})

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from core.inference.card import read_card
 from core.sim import FaultSpec, default_plant
 from core.wire import FeatureFrame
 from genedge.retrain import store_runs
@@ -155,8 +156,8 @@ def test_train_sim_from_store_registers_a_model_that_names_its_plant_runs(
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["plant_runs"] == 1 and out["version"] == "v1"
-    card = json.loads((reg / "sim-bearing" / "v1" / "card.json").read_text(encoding="utf-8"))
-    (plant_run,) = card["dataset"]["plant_runs"]
+    card = read_card(reg / "sim-bearing" / "v1" / "card.json")
+    (plant_run,) = getattr(card.dataset, "plant_runs", [])
     assert plant_run["name"].startswith("P-101 WO-") and plant_run["event_hours"] == pytest.approx(LIFE_H)
     assert plant_run["frames"] == 50 and plant_run["windows"] == 50 and not plant_run["censored"]
     assert out["plant_runs_censored"] == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.data.cmapss import load_cmapss
+from core.datasets.cmapss import load_cmapss
 
 
 def write_test_layout(cmapss_dir: Path, units: Iterable[int], out: Path, *, subset: str = "FD001", seed: int = 0) -> np.ndarray:

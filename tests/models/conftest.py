@@ -1,7 +1,5 @@
 """Fixtures of the models tests: the C-MAPSS directory and small synthetic panels."""
 
-# ruff: noqa: N806  (X is the panel, as in scikit-learn and sktime)
-
 from __future__ import annotations
 
 import os
@@ -10,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import _panels
 from tests._factories import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,11 +29,4 @@ def cmapss_dir() -> Path:
 @pytest.fixture(scope="session")
 def degradation_panel() -> tuple[np.ndarray, np.ndarray]:
     """A small synthetic panel whose signal drifts as RUL falls: ``(X (n, 3, 12), y (n,))``."""
-    rng = np.random.default_rng(0)
-    n, c, t = 96, 3, 12
-    y = rng.uniform(0, 125, size=n).astype(np.float32)
-    steps = np.arange(t)[None, None, :]
-    health = (1.0 - y / 125.0)[:, None, None]
-    X = health * (1.0 + 0.05 * steps) * np.array([1.0, -0.5, 2.0])[None, :, None]
-    X = X + 0.05 * rng.standard_normal((n, c, t))
-    return X.astype(np.float32), y
+    return _panels.degradation_panel()

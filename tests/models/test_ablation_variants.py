@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.rul_ablation import BASE_DATA, BASE_PARAMS, VARIANTS, resolve_variant
-from models._torch_estimator import RUNTIME_PARAMS
 from models.pipeline import _SUBSET_DATA_OVERRIDES, _SUBSET_MODEL_OVERRIDES, make_estimator, resolve_config
+from models.torch_estimator import RUNTIME_PARAMS
 
 PARTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "rul_ablation_parts"
 #: what a run's seed or machine sets, not what it learns

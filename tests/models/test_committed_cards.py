@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.inference.registry import SHIPPED_DIR, ModelRegistry, ModelVersion
+from core.inference.runtime import OnnxRULPredictor
 from models.data.cmapss import CMAPSSDataModule
 from models.metrics import rmse
 from models.pipeline import card_datamodule
-from models.registry import ModelRegistry, ModelVersion
-from models.runtime import OnnxRULPredictor
 
 REPO = Path(__file__).resolve().parents[2]
-REGISTRIES = [REPO / "models" / "shipped", REPO / "benchmarks" / "results" / "rul_baselines"]
+REGISTRIES = [SHIPPED_DIR, REPO / "benchmarks" / "results" / "rul_baselines"]
 COMPARISON = REPO / "benchmarks" / "results" / "rul_ensembles.json"
 
 
@@ -44,7 +44,7 @@ def _score(mv: ModelVersion, cmapss_dir: Path) -> tuple[float, CMAPSSDataModule]
 @pytest.mark.parametrize("mv", _committed(), ids=lambda mv: f"{mv.path.parent.parent.name}/{mv.name}/{mv.version}")
 def test_committed_model_scores_its_card(mv: ModelVersion, cmapss_dir: Path) -> None:
     got, _ = _score(mv, cmapss_dir)
-    assert got == pytest.approx(mv.card["metrics"]["val_rmse_onnx"], abs=1e-3)
+    assert got == pytest.approx(mv.card.metrics["val_rmse_onnx"], abs=1e-3)
 
 
 def test_ensemble_comparison_matches_the_committed_models(cmapss_dir: Path) -> None:
@@ -66,4 +66,4 @@ def test_ensemble_comparison_matches_the_committed_models(cmapss_dir: Path) -> N
         assert d["ci95_low"] <= d["diff"] <= d["ci95_high"]
         if "lstm_registered" in row:
             base = ModelRegistry(REGISTRIES[1]).promoted(f"cmapss-{row['subset']}-lstm")
-            assert base.card["metrics"]["val_rmse_onnx"] == pytest.approx(row["lstm_registered"]["val_rmse_onnx"])
+            assert base.card.metrics["val_rmse_onnx"] == pytest.approx(row["lstm_registered"]["val_rmse_onnx"])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks.rul_ensembles import bootstrap_diff, lstm_setup, main, markdown, select_lstm, train_members
+from core.inference.registry import SHIPPED_DIR
 from tests.models._cmapss_layout import write_test_layout
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,10 +50,10 @@ def test_select_lstm_takes_the_lowest_lstm_mean_with_five_seeds(tmp_path: Path) 
 
 def test_lstm_setup_gives_the_lstm_the_shipped_transformers_units_and_inputs() -> None:
     """Like for like: the LSTM ensemble trains on the units and reads the channels the shipped card does."""
-    from models.registry import ModelRegistry
+    from core.inference.registry import ModelRegistry
 
     for subset in ("FD001", "FD004"):
-        card = ModelRegistry(REPO / "models" / "shipped").promoted(f"cmapss-{subset}").card["config"]["data"]
+        card = ModelRegistry(SHIPPED_DIR).promoted(f"cmapss-{subset}").card.config["data"]
         _, data, params, _ = lstm_setup(subset, jobs=2)
         assert data["extra_train_subsets"] == card.get("extra_train_subsets", [])
         assert data["age_channel"] is bool(card.get("age_channel", False))
@@ -123,9 +124,9 @@ def test_markdown_row_shows_the_paired_difference_and_interval() -> None:
 def test_compare_on_test_scores_both_committed_models_like_rul_evaluate(cmapss_dir: Path, tmp_path: Path) -> None:
     """On a test-layout directory (truncated training units standing in for the kept-back test set),
     the comparison reports each model exactly as ``genedge rul evaluate`` does, and its difference."""
-    from benchmarks.rul_ensembles import BASELINES, SHIPPED, compare_on_test, markdown_test
+    from benchmarks.rul_ensembles import BASELINES, compare_on_test, markdown_test
+    from core.inference.runtime import OnnxRULPredictor
     from models.evaluation import evaluate_predictor
-    from models.runtime import OnnxRULPredictor
 
     write_test_layout(cmapss_dir, range(1, 13), tmp_path)
 
@@ -134,7 +135,7 @@ def test_compare_on_test_scores_both_committed_models_like_rul_evaluate(cmapss_d
     assert res["skipped"] == ["FD003"]
     (row,) = res["rows"]
     assert row["subset"] == "FD001" and row["n_units"] == 12
-    for name, root in (("transformer", SHIPPED / "cmapss-FD001"), ("lstm", BASELINES / "cmapss-FD001-lstm")):
+    for name, root in (("transformer", SHIPPED_DIR / "cmapss-FD001"), ("lstm", BASELINES / "cmapss-FD001-lstm")):
         expected = evaluate_predictor(OnnxRULPredictor.from_path(root), tmp_path, "FD001")
         assert {k: row[name][k] for k in expected} == expected
     d = row["transformer_minus_lstm"]

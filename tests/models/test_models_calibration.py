@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.errors import ModelError, NotFittedError
-from models.calibration import SplitConformal, empirical_coverage
+from core.inference.calibration import SplitConformal, empirical_coverage
 from models.metrics import phm08_score, rmse
 
 

@@ -17,9 +17,9 @@ import torch
 from typer.testing import CliRunner
 
 from core.errors import ModelError
+from core.inference.registry import ModelRegistry
 from genedge.rul_cli import rul_app
 from models.lstm import LSTMRUL
-from models.registry import ModelRegistry
 from models.transformer import TransformerRUL
 
 PARAMS = {"hidden_size": 8, "num_layers": 1, "max_epochs": 2, "batch_size": 32, "num_threads": 1}
@@ -136,7 +136,7 @@ def test_cli_train_resumes_from_the_checkpoint_dir_and_keeps_it_out_of_the_card(
     assert a["members_loaded"] == [] and b["members_loaded"] == [3, 4]
     assert b["val_rmse"] == a["val_rmse"]
     card = ModelRegistry(tmp_path / "reg").get("cmapss-FD001", "v2").card
-    assert "checkpoint_dir" not in card["config"]["model"] and card["config"]["model"]["n_members"] == 2
+    assert "checkpoint_dir" not in card.config["model"] and card.config["model"]["n_members"] == 2
 
 
 def test_cli_train_refuses_a_checkpoint_dir_for_minirocket(cmapss_dir: Path, tmp_path: Path) -> None:

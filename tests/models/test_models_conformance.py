@@ -1,16 +1,18 @@
-"""One conformance suite that every RUL estimator passes (like sktime's TestAllForecasters)."""
+"""The conformance suite of the RUL estimators (like sktime's TestAllForecasters): shapes, intervals, seeds, inputs.
+
+What every estimator shares (parameters, clone, pickle, repr, the error before fit) is tested once for
+all, in ``tests/core/test_estimator_conformance.py``.
+"""
 
 # ruff: noqa: N806  (X is the panel, as in scikit-learn and sktime)
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import ModelError, NotFittedError
+from core.errors import ModelError
 from models.base import BaseRULEstimator
 from models.lstm import LSTMRUL
 from models.minirocket import MiniRocketRUL, numba_available
@@ -40,40 +42,6 @@ def estimator(request: pytest.FixtureRequest) -> BaseRULEstimator:
 def fitted(estimator: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> BaseRULEstimator:
     X, y = degradation_panel
     return estimator.fit(X, y)
-
-
-def test_init_only_stores_params(estimator: BaseRULEstimator) -> None:
-    cls = type(estimator)
-    for params in cls.get_test_params():
-        est = cls(**params)
-        got = est.get_params()
-        for key, value in params.items():
-            assert got[key] == value
-        assert not [k for k in vars(est) if k.endswith("_")], "no fitted state before fit"
-
-
-def test_clone_has_same_params_and_no_state(fitted: BaseRULEstimator) -> None:
-    cloned = fitted.clone()
-    assert cloned.get_params() == fitted.get_params()
-    assert not cloned.is_fitted
-    with pytest.raises(NotFittedError):
-        cloned.predict(np.zeros((1, 3, 12), dtype=np.float32))
-
-
-def test_set_params_rejects_unknown_names(estimator: BaseRULEstimator) -> None:
-    with pytest.raises(ModelError, match="invalid parameter"):
-        estimator.set_params(not_a_parameter=1)
-
-
-def test_unfitted_use_raises_not_fitted(estimator: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
-    X, _ = degradation_panel
-    with pytest.raises(NotFittedError):
-        estimator.predict(X)
-    with pytest.raises(NotFittedError):
-        estimator.predict_interval(X)
-    # NotFittedError is also a ValueError and an AttributeError, as in scikit-learn
-    with pytest.raises(ValueError):
-        estimator.predict(X)
 
 
 def test_fit_returns_self_and_output_shapes(
@@ -108,13 +76,6 @@ def test_invalid_coverage_is_rejected(
     X, _ = degradation_panel
     with pytest.raises(ModelError, match="coverage"):
         fitted.predict_interval(X, coverage=coverage)  # type: ignore[arg-type]
-
-
-def test_pickle_round_trip(fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
-    X, _ = degradation_panel
-    restored = pickle.loads(pickle.dumps(fitted))
-    np.testing.assert_allclose(restored.predict(X), fitted.predict(X), rtol=0, atol=1e-6)
-    pd.testing.assert_frame_equal(restored.predict_interval(X), fitted.predict_interval(X))
 
 
 def test_fixed_seed_is_deterministic(fitted: BaseRULEstimator, degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:

@@ -16,13 +16,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from core.datasets.cmapss import load_cmapss
 from core.errors import ModelError
+from core.inference.registry import ModelRegistry
 from genedge.rul_cli import rul_app
 from models.crossfit import CrossFitEnsemble
-from models.data.cmapss import CMAPSSDataModule, fit_normalizer, load_cmapss
+from models.data.cmapss import CMAPSSDataModule, fit_normalizer
 from models.metrics import rmse
 from models.pipeline import TrainResult, fit_fold, register_result, resolve_config, train_cmapss
-from models.registry import ModelRegistry
 
 SMALL_NET = {"d_model": 16, "d_ff": 32, "n_layers": 1, "n_heads": 2, "n_sensor_layers": 1, "patch_len": 3}
 SMALL_DATA = {"max_train_units": 24, "window": 30, "n_val_cuts": 3}
@@ -135,13 +136,14 @@ def test_registered_crossfit_card_and_int8_score_out_of_fold(crossfit: tuple[Tra
     result, _ = crossfit
     mv = register_result(result, tmp_path, variant="int8-compact")
     card = mv.card
-    assert card["config"]["data"]["n_folds"] == 3 and "fold" not in card["config"]["data"]
-    assert [sorted(u) for u in card["dataset"]["fold_units"]] == [f.datamodule.val_units.tolist() for f in result.folds]
-    assert card["dataset"]["val_units"] == card["dataset"]["train_units"]
+    assert card.config["data"]["n_folds"] == 3 and "fold" not in card.config["data"]
+    assert card.dataset.fold_units is not None
+    assert [sorted(u) for u in card.dataset.fold_units] == [f.datamodule.val_units.tolist() for f in result.folds]
+    assert card.dataset.val_units == card.dataset.train_units
     # fp32 ONNX per fold reproduces the torch out-of-fold RMSE; int8 stays close to it
-    assert card["metrics"]["val_rmse_onnx_fp32"] == pytest.approx(result.metrics["val_rmse"], abs=1e-3)
-    assert abs(card["metrics"]["val_rmse_onnx"] - result.metrics["val_rmse"]) < 0.05 * result.metrics["val_rmse"]
-    assert len(card["metrics"]["val_fold_rmse"]) == 3
+    assert card.metrics["val_rmse_onnx_fp32"] == pytest.approx(result.metrics["val_rmse"], abs=1e-3)
+    assert abs(card.metrics["val_rmse_onnx"] - result.metrics["val_rmse"]) < 0.05 * result.metrics["val_rmse"]
+    assert len(card.metrics["val_fold_rmse"]) == 3
 
 
 def test_a_fold_trained_alone_is_reused_by_the_crossfit(cmapss_dir: Path, crossfit: tuple[TrainResult, Path]) -> None:
@@ -173,5 +175,26 @@ def test_cli_crossfit_and_its_card_reproduce(cmapss_dir: Path, tmp_path: Path) -
     again = CliRunner().invoke(rul_app, ["train", *common, "--from-card", str(card_dir), "--variant", "int8-compact"])
     assert again.exit_code == 0, again.output
     b = json.loads(again.stdout.strip().splitlines()[-1])
-    assert ModelRegistry(tmp_path).get("cmapss-FD001", "v2").card["config"]["data"]["n_folds"] == 2
+    assert ModelRegistry(tmp_path).get("cmapss-FD001", "v2").card.config["data"]["n_folds"] == 2
     assert abs(b["val_rmse"] - a["val_rmse"]) <= 0.5, (a["val_rmse"], b["val_rmse"])
+
+
+def test_fit_cross_fits_by_group_and_calibrates_out_of_fold(degradation_panel: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = degradation_panel
+    groups = np.repeat(np.arange(12), 8)  # 12 "units" of 8 windows
+    est = CrossFitEnsemble(**CrossFitEnsemble.get_test_params()[0]).set_params(n_folds=3)
+    fold = est._fold_of(X.shape[0], groups)
+    assert all(np.unique(fold[groups == g]).size == 1 for g in range(12)), "a unit's windows stay in one fold"
+    assert np.bincount(fold).tolist() == [32, 32, 32]
+    assert est.fit(X, y, groups=groups) is est
+    assert len(est.estimators_) == 3 and [e.random_state for e in est.estimators_] == [42, 43, 44]
+    assert est.conformal_.scores_ is not None and est.conformal_.scores_.size == y.size  # every window out of fold once
+    np.testing.assert_allclose(est.predict(X), np.mean([e.predict(X) for e in est.estimators_], axis=0))
+    again = CrossFitEnsemble.from_folds(est.estimators_, est.conformal_)
+    np.testing.assert_allclose(again.predict_interval(X).to_numpy(), est.predict_interval(X).to_numpy())
+    with pytest.raises(ModelError, match="at least 2 fold estimators"):
+        CrossFitEnsemble.from_folds(est.estimators_[:1], est.conformal_)
+    with pytest.raises(ModelError, match="each fold in turn"):
+        est.fit(X, y, X_val=X, y_val=y)
+    with pytest.raises(ModelError, match="at least n_folds=3 groups"):
+        est.fit(X, y, groups=np.arange(96) % 2)

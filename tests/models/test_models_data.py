@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.datasets.cmapss import load_cmapss, load_rul_truth
 from core.errors import ModelError
-from models._preprocess import ConditionNormalizer, last_window, sliding_windows
-from models.data import CMAPSSDataModule, load_cmapss, load_rul_truth
+from core.inference.preprocess import ConditionNormalizer, last_window, sliding_windows
+from models.data import CMAPSSDataModule
 
 
 def test_sliding_windows_pad_with_first_cycle() -> None:

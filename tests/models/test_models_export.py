@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from core.errors import ModelError
-from models._torch_estimator import MeanEnsemble
 from models.export import (
     byte_breakdown,
     convert_fp16,
@@ -25,6 +24,7 @@ from models.export import (
     sparsity,
 )
 from models.nets import LSTMRULNet, TransformerRULNet
+from models.torch_estimator import MeanEnsemble
 
 C, T = 5, 16
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from core.datasets.femto import bearing_archive
 from core.errors import ModelError
-from models.data.femto import FEMTO_BEARINGS, FEMTO_FEATURES, BearingRun, FEMTODataModule, bearing_archive, bearing_run
+from models.data.femto import FEMTO_BEARINGS, FEMTO_FEATURES, BearingRun, FEMTODataModule, bearing_run
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +78,13 @@ def test_bad_arguments_and_missing_archives_are_clear_errors(tmp_path: Path, fem
 def test_training_on_two_bearings_tracks_the_third(runs: dict[str, BearingRun], femto_dir: Path, tmp_path: Path) -> None:
     """A small transformer trained on Bearing1_1 and 3_1 (nothing of 2_1) follows 2_1's remaining life
     better than a constant, and the edge runtime rebuilds its inputs from the raw frames."""
-    from models.calibration import empirical_coverage
+    from core.inference.calibration import empirical_coverage
+    from core.inference.card import ModelCard
+    from core.inference.runtime import FeatureRULPredictor
     from models.export.onnx import export_onnx
     from models.metrics import rmse
-    from models.runtime import FeatureRULPredictor
     from models.transformer import TransformerRUL
+    from tests._factories import minimal_card
 
     dm = FEMTODataModule(femto_dir, "2_1", runs=runs, window=30, train_stride=2, seed=0)
     dm.setup()
@@ -103,8 +106,10 @@ def test_training_on_two_bearings_tracks_the_third(runs: dict[str, BearingRun], 
 
     # the edge runtime: same windows from the raw feature rows, same predictions from the ONNX file
     path = export_onnx(est.network, dm.n_channels, dm.window, tmp_path / "femto.onnx")
-    card = {"preprocessing": dm.preprocessing_card(), "calibration": est.conformal_.to_dict()}
-    p = FeatureRULPredictor(path, card)
+    card = minimal_card(
+        dataset={"name": "femto"}, preprocessing=dm.preprocessing_card(), calibration=est.conformal_.to_dict()
+    )
+    p = FeatureRULPredictor(path, ModelCard.from_dict(card))
     assert p.features == [(c, n) for c, n, _ in FEMTO_FEATURES]
     raw = runs["2_1"].raw
     np.testing.assert_allclose(p.window_from_rows(raw[:400]), dm.X_val[399], rtol=1e-5, atol=1e-5)
@@ -119,6 +124,7 @@ def test_deployable_share_of_life_model(runs: dict[str, BearingRun], femto_dir: 
     publishing the share of life left (wire unit "%")."""
     import asyncio
 
+    from core.inference.runtime import FeatureRULPredictor
     from core.settings import EdgeSettings, Settings
     from core.wire import Prediction
     from edge_agent.agent import EdgeAgent
@@ -126,7 +132,6 @@ def test_deployable_share_of_life_model(runs: dict[str, BearingRun], femto_dir: 
     from edge_agent.hooks import build_hooks
     from edge_agent.sources.replay import FemtoReplaySource
     from models.femto_pipeline import register_femto, train_femto
-    from models.runtime import FeatureRULPredictor
     from tests._factories import ListSink
 
     # a short version of the default 30 epochs (CI); the full run's figures are in the README
@@ -145,10 +150,11 @@ def test_deployable_share_of_life_model(runs: dict[str, BearingRun], femto_dir: 
 
     mv = register_femto(result, tmp_path / "registry", promote=True)
     card = mv.card
-    pre = card["preprocessing"]
-    assert pre["rul_unit"] == "%" and pre["rul_cap"] == 100.0 and pre["val_bearing"] is None
-    assert pre["train_bearings"] == list(FEMTO_BEARINGS) and card["calibration"]["source"].startswith("leave-one-bearing")
-    assert card["metrics"]["int8_max_abs_diff_vs_torch"] < 5.0, "int8 moves a prediction by under 5 % of life"
+    pre = card.preprocessing
+    assert pre.rul_unit == "%" and pre.rul_cap == 100.0 and getattr(pre, "val_bearing", "absent") is None
+    assert getattr(pre, "train_bearings", None) == list(FEMTO_BEARINGS)
+    assert card.calibration is not None and card.calibration["source"].startswith("leave-one-bearing")
+    assert card.metrics["int8_max_abs_diff_vs_torch"] < 5.0, "int8 moves a prediction by under 5 % of life"
     p = FeatureRULPredictor.from_path(mv.path)
     lo, hi = p.interval(np.array([0.0, 50.0, 100.0]), 0.9)
     assert hi[2] == 100.0 and lo[0] == 0.0 and hi[1] - lo[1] > 0, "a share of life stays within 0-100 %"
@@ -176,8 +182,8 @@ def test_cli_train_femto_registers_a_share_of_life_model(femto_dir: Path, tmp_pa
 
     from typer.testing import CliRunner
 
+    from core.inference.registry import ModelRegistry
     from genedge.rul_cli import rul_app
-    from models.registry import ModelRegistry
 
     args = ["train-femto", "--data-dir", str(femto_dir), "--bearing", "2_1", "--bearing", "3_1", "--max-epochs", "2"]
     res = CliRunner().invoke(rul_app, [*args, "--registry-dir", str(tmp_path), "--promote", "--json"])
@@ -186,6 +192,6 @@ def test_cli_train_femto_registers_a_share_of_life_model(femto_dir: Path, tmp_pa
     assert (out["name"], out["version"], out["rul_unit"]) == ("femto-bearing", "v1", "%")
     assert set(out["bearings"]) == {"2_1", "3_1"} and out["lobo_rmse_mean"] > 0
     card = ModelRegistry(tmp_path).promoted("femto-bearing").card
-    assert card["preprocessing"]["train_bearings"] == ["2_1", "3_1"] and card["config"]["model"]["max_epochs"] == 2
+    assert getattr(card.preprocessing, "train_bearings", None) == ["2_1", "3_1"] and card.config["model"]["max_epochs"] == 2
     res = CliRunner().invoke(rul_app, ["train-femto", "--data-dir", str(femto_dir), "--bearing", "2_1", "--json"])
     assert res.exit_code == 1 and "at least two" in res.output

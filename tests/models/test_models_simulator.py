@@ -81,7 +81,7 @@ def test_frames_track_the_growing_fault() -> None:
 
 @pytest.mark.slow
 def test_short_training_beats_a_constant_and_registers_an_edge_model(tmp_path: Path) -> None:
-    from models.runtime import FeatureRULPredictor
+    from core.inference.runtime import FeatureRULPredictor
     from models.sim_pipeline import register_sim, train_simulator
 
     data = {"n_units": 48, "window": 8, "step_hours": 8.0, "span_hours": 320.0, "n_val_cuts": 8}
@@ -93,10 +93,10 @@ def test_short_training_beats_a_constant_and_registers_an_edge_model(tmp_path: P
     assert m["traj_rmse_below_cap"] < 0.9 * m["traj_rmse_below_cap_constant"], m
     assert m["val_coverage_cross"] >= 0.7, m
     mv = register_sim(result, tmp_path / "reg")
-    assert mv.promoted and mv.card["preprocessing"]["kind"] == "feature_frames"
-    assert mv.card["preprocessing"]["rul_unit"] == "h"
-    assert [f["name"] for f in mv.card["preprocessing"]["normalizer"]["features"]] == [n for _, n, _ in DEFAULT_FEATURES]
-    assert mv.card["metrics"]["val_rmse_onnx"] < 1.1 * m["val_rmse"] + 2.0, "int8 stays close to the trained model"
+    assert mv.promoted and mv.card.preprocessing.kind == "feature_frames"
+    assert mv.card.preprocessing.rul_unit == "h"
+    assert [f["name"] for f in mv.card.preprocessing.normalizer["features"]] == [n for _, n, _ in DEFAULT_FEATURES]
+    assert mv.card.metrics["val_rmse_onnx"] < 1.1 * m["val_rmse"] + 2.0, "int8 stays close to the trained model"
     # the edge runtime rebuilds the inputs from raw frames exactly as the data module did
     dm = result.datamodule
     p = FeatureRULPredictor.from_path(tmp_path / "reg" / "sim-bearing")

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from core.datasets.cmapss import load_cmapss
+from core.inference.card import ModelCard
+from core.inference.registry import ModelRegistry
+from core.inference.runtime import OnnxRULPredictor
 from genedge.rul_cli import models_app, rul_app
-from models.data.cmapss import load_cmapss
 from models.export.compare import compression_report
 from models.metrics import rmse
 from models.pipeline import TrainResult, default_config, export_variants, register_result, train_cmapss
-from models.registry import ModelRegistry
-from models.runtime import OnnxRULPredictor
+from tests._factories import minimal_card
 from tests.models._cmapss_layout import write_test_layout
 
 pytestmark = pytest.mark.slow
@@ -55,7 +57,7 @@ def test_short_training_beats_constant_predictor(trained: TrainResult) -> None:
 def test_onnx_fp32_matches_torch(trained: TrainResult, variants: dict[str, Path]) -> None:
     dm = trained.datamodule
     torch_pred = trained.estimator.predict(dm.X_val)
-    card = {"preprocessing": dm.preprocessing_card()}
+    card = ModelCard.from_dict(minimal_card(preprocessing=dm.preprocessing_card()))
     onnx_pred = OnnxRULPredictor(variants["fp32"], card).predict_windows(dm.X_val)
     np.testing.assert_allclose(onnx_pred, torch_pred, atol=1e-2, rtol=1e-4)
     fp16 = OnnxRULPredictor(variants["fp16"], card).predict_windows(dm.X_val)
@@ -105,9 +107,9 @@ def test_pruning_with_fine_tuning_recovers_what_one_shot_pruning_loses(trained: 
 def test_register_runtime_and_cli(trained: TrainResult, cmapss_dir: Path, tmp_path: Path) -> None:
     reg_dir = tmp_path / "registry"
     mv = register_result(trained, reg_dir, variant="int8-dynamic", promote=True)
-    assert mv.card["preprocessing"]["window"] == default_config("FD001")["data"]["window"]
-    assert mv.card["dataset"]["train_file_sha256"]
-    assert mv.card["metrics"]["val_rmse_onnx"] < 1.1 * trained.metrics["val_rmse"] + 1.0
+    assert mv.card.preprocessing.window == default_config("FD001")["data"]["window"]
+    assert mv.card.dataset.train_file_sha256
+    assert mv.card.metrics["val_rmse_onnx"] < 1.1 * trained.metrics["val_rmse"] + 1.0
 
     data = tmp_path / "acceptance"
     data.mkdir()
@@ -179,10 +181,10 @@ def test_cli_train_registers_a_model(cmapss_dir: Path, tmp_path: Path) -> None:
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["version"] == "v1" and out["val_rmse"] > 0
     card = ModelRegistry(tmp_path).promoted("cmapss-FD001").card
-    assert card["seed"] == 3 and card["model"] == "lstm"
-    assert card["config"]["model"]["max_epochs"] == 1
-    assert (card["config"]["model"]["hidden_size"], card["config"]["model"]["dropout"]) == (16, 0.0)
-    assert card["config"]["data"]["train_stride"] == 3
+    assert card.seed == 3 and card.model == "lstm"
+    assert card.config["model"]["max_epochs"] == 1
+    assert (card.config["model"]["hidden_size"], card.config["model"]["dropout"]) == (16, 0.0)
+    assert card.config["data"]["train_stride"] == 3
 
 
 @pytest.mark.parametrize(
@@ -211,5 +213,5 @@ def test_cli_train_from_card_reproduces_its_rmse(cmapss_dir: Path, tmp_path: Pat
     b = json.loads(again.stdout.strip().splitlines()[-1])
     assert (b["subset"], b["model"], b["seed"], b["version"]) == ("FD001", "transformer", 5, "v2")
     card = ModelRegistry(tmp_path).get("cmapss-FD001", "v2").card
-    assert card["config"]["model"]["n_members"] == 2 and card["config"]["model"]["max_epochs"] == 1
+    assert card.config["model"]["n_members"] == 2 and card.config["model"]["max_epochs"] == 1
     assert abs(b["val_rmse"] - a["val_rmse"]) <= 0.5, (a["val_rmse"], b["val_rmse"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.benchmark import claim_part, write_part
+from benchmarks._rul_harness import claim_part, write_part
 
 
 def test_a_part_is_claimed_once_and_released_after_a_failure(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.inference.registry import SHIPPED_DIR
 from models.pipeline import MODEL_NAMES, default_config, make_estimator
 
 
@@ -26,20 +27,18 @@ def test_transformer_patches_tile_the_window() -> None:
 
 def test_card_config_reads_options_a_card_predates_as_off() -> None:
     """A card from before the age channel reproduces without it, though FD004's default now has it."""
-    import json
-    from pathlib import Path
-
+    from core.inference.card import read_card
     from models.pipeline import card_config
 
-    shipped = Path(__file__).resolve().parents[2] / "models" / "shipped" / "cmapss-FD004"
-    v8 = json.loads((shipped / "v8" / "card.json").read_text(encoding="utf-8"))
-    v9 = json.loads((shipped / "v9" / "card.json").read_text(encoding="utf-8"))
-    assert "age_channel" not in v8["config"]["data"] and default_config("FD004")["data"]["age_channel"] is True
+    shipped = SHIPPED_DIR / "cmapss-FD004"
+    v8 = read_card(shipped / "v8" / "card.json")
+    v9 = read_card(shipped / "v9" / "card.json")
+    assert "age_channel" not in v8.config["data"] and default_config("FD004")["data"]["age_channel"] is True
     assert card_config(v8)["data"]["age_channel"] is False
     assert card_config(v9)["data"]["age_channel"] is True
-    assert card_config(v8)["model"] == {"late_weight": 1.0, **v8["config"]["model"]}
+    assert card_config(v8)["model"] == {"late_weight": 1.0, **v8.config["model"]}
     # nor does a learning option added since: FD004's default late_weight is 1.5 from v10 on
-    assert default_config("FD004")["model"]["late_weight"] == 1.5 and "late_weight" not in v9["config"]["model"]
+    assert default_config("FD004")["model"]["late_weight"] == 1.5 and "late_weight" not in v9.config["model"]
     assert card_config(v9)["model"]["late_weight"] == 1.0
 
 

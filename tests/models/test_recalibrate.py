@@ -11,22 +11,20 @@ import pytest
 from typer.testing import CliRunner
 
 from core.errors import ModelError
+from core.inference.calibration import SplitConformal
+from core.inference.registry import SHIPPED_DIR, ModelRegistry
+from core.inference.runtime import OnnxRULPredictor
 from genedge.rul_cli import rul_app
-from models.calibration import SplitConformal
 from models.pipeline import recalibrate_version
-from models.registry import ModelRegistry
-from models.runtime import OnnxRULPredictor
-
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "shipped"
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Path:
     """The shipped FD001 model, with a pooled-quantile version promoted, in a scratch registry."""
     reg_dir = tmp_path / "registry"
-    shutil.copytree(SHIPPED / "cmapss-FD001", reg_dir / "cmapss-FD001")
+    shutil.copytree(SHIPPED_DIR / "cmapss-FD001", reg_dir / "cmapss-FD001")
     reg = ModelRegistry(reg_dir)
-    pooled = [v for v in reg.list("cmapss-FD001") if "bins" not in v.card["calibration"]][-1]
+    pooled = [v for v in reg.list("cmapss-FD001") if v.card.calibration is not None and "bins" not in v.card.calibration][-1]
     reg.promote("cmapss-FD001", pooled.version)
     return reg_dir
 
@@ -42,13 +40,15 @@ def test_calibrate_registers_the_same_network_with_intervals_by_bin(registry: Pa
     out = json.loads(res.output.strip().splitlines()[-1])
     after = reg.promoted("cmapss-FD001")
     assert out["version"] == after.version != before.version and out["recalibrated_from"] == before.version
-    assert after.card["model_sha256"] == before.card["model_sha256"]  # no training, the same ONNX file
-    assert after.card["metrics"]["val_rmse_onnx"] == before.card["metrics"]["val_rmse_onnx"]
-    cal = after.card["calibration"]
+    assert after.card.model_sha256 is not None
+    assert after.card.model_sha256 == before.card.model_sha256  # no training, the same ONNX file
+    assert after.card.metrics["val_rmse_onnx"] == before.card.metrics["val_rmse_onnx"]
+    cal = after.card.calibration
+    assert cal is not None
     assert cal["method"] == "mondrian_split_conformal" and cal["bins"] == [40.0, 90.0]
-    assert sum(len(b) for b in cal["bin_scores"]) == len(cal["scores"]) == after.card["metrics"]["val_n_cuts"]
+    assert sum(len(b) for b in cal["bin_scores"]) == len(cal["scores"]) == after.card.metrics["val_n_cuts"]
     # leave-one-unit-out coverage of the binned intervals stays near the nominal 0.9
-    assert 0.85 <= after.card["metrics"]["val_coverage_louo"] <= 0.95
+    assert 0.85 <= after.card.metrics["val_coverage_louo"] <= 0.95
     # what the edge runtime reads: an engine predicted near failure gets a far tighter interval than
     # the pooled quantile's, one predicted far from failure about the same or wider
     old, new = OnnxRULPredictor(before.model_path, before.card), OnnxRULPredictor(after.model_path, after.card)
@@ -56,7 +56,7 @@ def test_calibrate_registers_the_same_network_with_intervals_by_bin(registry: Pa
     (_, hi_old), (_, hi_new) = old.interval(probe), new.interval(probe)
     assert hi_new[0] - probe[0] < 0.6 * (hi_old[0] - probe[0])
     assert hi_new[1] - probe[1] >= 0.9 * (hi_old[1] - probe[1])
-    assert after.card["metrics"]["val_interval_width_near_failure"] < 0.6 * after.card["metrics"]["val_interval_width"]
+    assert after.card.metrics["val_interval_width_near_failure"] < 0.6 * after.card.metrics["val_interval_width"]
     # --bins "" gives one pooled quantile back, and its scores are the shipped file's own residuals
     res = CliRunner().invoke(
         rul_app,
@@ -75,7 +75,8 @@ def test_calibrate_registers_the_same_network_with_intervals_by_bin(registry: Pa
     )
     assert res.exit_code == 0, res.output
     pooled = ModelRegistry(registry).get("cmapss-FD001", json.loads(res.output.strip().splitlines()[-1])["version"])
-    conf = SplitConformal.from_dict(pooled.card["calibration"])
+    assert pooled.card.calibration is not None
+    conf = SplitConformal.from_dict(pooled.card.calibration)
     assert conf.bins == () and conf.scores_ is not None and conf.scores_.tolist() == sorted(cal["scores"])
 
 

@@ -14,9 +14,9 @@ from core.assets import AssetConfig
 from core.sim import FaultSpec
 from core.wire import FeatureFrame, Prediction
 from ingest.store import Store, actions
-from prescribe.evidence import from_simulator, from_store, quote_data
+from prescribe.evidence import from_simulator, from_store
 from prescribe.knowledge import load_knowledge, retrieve
-from prescribe.schema import Evidence
+from prescribe.schema import Evidence, quote_data
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -74,8 +74,8 @@ def store(tmp_path: Path, plant: dict) -> Iterator[Store]:  # type: ignore[type-
 
 
 def test_from_store_gathers_prediction_features_alarms_and_work_orders(store: Store, plant: dict) -> None:  # type: ignore[type-arg]
+    from core.signal import FeaturePipeline
     from core.sim import AssetSimulator
-    from edge_agent.features import FeaturePipeline
 
     asset = plant["P-101"]
     sim = AssetSimulator(asset, FaultSpec(kind="outer_race", onset_hours=100, life_hours=400), seed=1)

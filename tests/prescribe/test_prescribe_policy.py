@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.maintenance import PRIORITIES
 from prescribe.backends.base import DraftRequest
 from prescribe.policy import DeadlinePolicy, assess
 from prescribe.prescriber import Prescriber
-from prescribe.schema import PRIORITIES, AlarmFact, AssetFacts, Evidence, FaultCall, PeakMatch, RulEstimate, ZoneState
+from prescribe.schema import AlarmFact, AssetFacts, Evidence, FaultCall, PeakMatch, RulEstimate, ZoneState
 
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 POLICY = DeadlinePolicy()

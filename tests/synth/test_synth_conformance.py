@@ -1,17 +1,20 @@
-"""One conformance test for every generator (like sktime's TestAllForecasters)."""
+"""The conformance suite of the generators (like sktime's TestAllForecasters): shapes, labels, seeds, inputs.
+
+What every estimator shares (parameters, clone, pickle, repr, the error before fit) is tested once for
+all, in ``tests/core/test_estimator_conformance.py``.
+"""
 
 # ruff: noqa: N806
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 import numpy as np
 import pytest
 
-from core.errors import ModelError, NotFittedError
-from synth import BaseGenerator, ConditionalVAE, ConditionalWGAN, PhysicsVAE, TrendVAE, clone
+from core.errors import ModelError
+from synth import BaseGenerator, ConditionalVAE, ConditionalWGAN, PhysicsVAE, TrendVAE
 
 GENERATORS: list[type[BaseGenerator]] = [ConditionalVAE, ConditionalWGAN, PhysicsVAE, TrendVAE]
 CASES = [(cls, p) for cls in GENERATORS for p in cls.get_test_params()]
@@ -23,25 +26,6 @@ def fitted(request: pytest.FixtureRequest, toy_panel: tuple[np.ndarray, np.ndarr
     cls, params = request.param
     X, y = toy_panel
     return cls(**params).fit(X, y), params
-
-
-@pytest.mark.parametrize(("cls", "params"), CASES, ids=IDS)
-def test_error_before_fit(cls: type[BaseGenerator], params: dict[str, Any]) -> None:
-    gen = cls(**params)
-    with pytest.raises(NotFittedError):
-        gen.sample(3, 0)
-    assert not gen.is_fitted()
-
-
-@pytest.mark.parametrize(("cls", "params"), CASES, ids=IDS)
-def test_init_stores_params_only(cls: type[BaseGenerator], params: dict[str, Any]) -> None:
-    gen = cls(**params)
-    assert gen.get_params() == {**cls().get_params(), **params}
-    assert not [a for a in vars(gen) if a.endswith("_")]
-    twin = clone(gen)
-    assert twin.get_params() == gen.get_params() and twin is not gen
-    with pytest.raises(ModelError, match="no parameter"):
-        gen.set_params(nonsense=1)
 
 
 def test_shapes_and_labels(fitted: tuple[BaseGenerator, dict[str, Any]]) -> None:
@@ -63,13 +47,6 @@ def test_seed_determinism(fitted: tuple[BaseGenerator, dict[str, Any]], toy_pane
     assert not np.array_equal(a, gen.sample(4, 0, random_state=4))
     refit = type(gen)(**params).fit(*toy_panel)  # the same seed trains the same model
     np.testing.assert_allclose(refit.sample(4, 0, random_state=3), a, rtol=1e-5, atol=1e-6)
-
-
-def test_pickle_round_trip(fitted: tuple[BaseGenerator, dict[str, Any]]) -> None:
-    gen, _ = fitted
-    twin = pickle.loads(pickle.dumps(gen))
-    np.testing.assert_array_equal(twin.sample(3, 2, random_state=1), gen.sample(3, 2, random_state=1))
-    assert not clone(gen).is_fitted()
 
 
 @pytest.mark.parametrize("cls", GENERATORS)

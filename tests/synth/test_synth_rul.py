@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks._synth_rul_harness import RUL_CAP, _stage_centres, _windows, rul_features, stage_of
 from synth import TrendVAE
-from synth.rul_experiment import RUL_CAP, _stage_centres, _windows, rul_features, stage_of
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,8 @@ def cmapss_dir(datasets: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def fd001_windows(cmapss_dir: Path):
-    from models.data.cmapss import fit_normalizer, load_cmapss
+    from core.datasets.cmapss import load_cmapss
+    from models.data.cmapss import fit_normalizer
 
     df = load_cmapss(cmapss_dir, "FD001", "train")
     tr = df[df["unit"].isin([1, 2, 3, 4, 5, 6])]
@@ -59,7 +60,7 @@ def test_trend_vae_follows_the_degradation_stage(fd001_windows) -> None:
 
 @pytest.mark.slow
 def test_rul_experiment_keeps_validation_units_apart(cmapss_dir: Path, tmp_path: Path) -> None:
-    from synth.rul_experiment import run_rul_experiment
+    from benchmarks._synth_rul_harness import run_rul_experiment
 
     out = tmp_path / "rul.json"
     res = run_rul_experiment(cmapss_dir, seeds=[0], vae_steps=20, out=out, log=lambda _: None)

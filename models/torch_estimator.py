@@ -1,4 +1,4 @@
-"""Shared machinery of the deep estimators: a ``pl.Trainer`` fit wrapped as ``_fit``."""
+"""Shared machinery of the deep estimators: a ``pl.Trainer`` fit (:func:`models.training.fit_module`) wrapped as ``_fit``."""
 
 # ruff: noqa: N803  (X is the panel, as in scikit-learn and sktime)
 
@@ -7,10 +7,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import logging
 import multiprocessing
 import os
-import warnings
 from abc import abstractmethod
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -25,14 +23,13 @@ from core.errors import ModelError
 from models.base import NEUTRAL_PARAMS, BaseRULEstimator
 from models.data.arrays import ArrayDataModule
 from models.nets import RULModule
+from models.training import fit_module
 
-__all__ = ["RUNTIME_PARAMS", "BestWeights", "MeanEnsemble", "TorchRULEstimator", "fit_module"]
+__all__ = ["RUNTIME_PARAMS", "BestWeights", "MeanEnsemble", "TorchRULEstimator", "data_fingerprint"]
 
 #: parameters that change how a fit runs, not what it learns: left out of member checkpoint keys
 #: (``n_members`` and ``random_state`` are left out too: they only choose which seeds are trained)
 RUNTIME_PARAMS = ("n_jobs", "num_threads", "progress_bar", "accelerator", "checkpoint_dir")
-
-_LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric")
 
 
 class BestWeights(Callback):
@@ -65,50 +62,6 @@ class BestWeights(Callback):
         """Restore the best snapshot."""
         if self._state is not None:
             pl_module.load_state_dict(self._state)
-
-
-def fit_module(
-    net: pl.LightningModule,
-    datamodule: pl.LightningDataModule,
-    *,
-    max_epochs: int,
-    callbacks: list[Callback],
-    accelerator: str = "cpu",
-    progress_bar: bool = False,
-    what: str = "the network",
-) -> pl.Trainer:
-    """Fit ``net`` with a quiet ``pl.Trainer`` (no logger, checkpoints or sanity check); returns the trainer.
-
-    Deterministic on CPU (bit for bit); on a GPU some kernels (cuDNN LSTM backward) have no
-    deterministic version, so only a warning there. Seed before building ``net``.
-
-    Raises:
-        ModelError: training failed (``what`` names the model in the message).
-    """
-    for name in _LIGHTNING_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    trainer = pl.Trainer(
-        max_epochs=int(max_epochs),
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=progress_bar,
-        num_sanity_val_steps=0,
-        deterministic=True if accelerator == "cpu" else "warn",
-        callbacks=callbacks,
-    )
-    with warnings.catch_warnings():
-        # "does not have many workers": in-memory tensors need none
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        try:
-            trainer.fit(net, datamodule=datamodule)
-        except (RuntimeError, ValueError) as err:
-            raise ModelError(f"training {what} failed: {err}") from err
-    return trainer
 
 
 class MeanEnsemble(torch.nn.Module):
@@ -189,7 +142,7 @@ class TorchRULEstimator(BaseRULEstimator):
         self.members_loaded_: list[int] = []
         done: dict[int, tuple[RULModule, BestWeights, int]] = {}
         if getattr(self, "checkpoint_dir", None):
-            data_key = _data_fingerprint(X, y, X_val, y_val)
+            data_key = data_fingerprint(X, y, X_val, y_val)
             self.checkpoint_keys_ = {seed: self._checkpoint_key(data_key, seed) for seed in seeds}
             for seed in seeds:
                 loaded = self._load_member(seed, X.shape[1], X.shape[2])
@@ -325,7 +278,7 @@ class TorchRULEstimator(BaseRULEstimator):
         return self.net_
 
 
-def _data_fingerprint(*arrays: np.ndarray) -> str:
+def data_fingerprint(*arrays: np.ndarray) -> str:
     """SHA-256 of the arrays' dtypes, shapes and bytes."""
     h = hashlib.sha256()
     for arr in arrays:
