@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._archive import is_archived, load_parts
 from core.inference.registry import git_commit
 
 __all__ = ["markdown_table", "merge_parts", "one_run", "run_benchmark", "run_parts", "summarize"]
@@ -195,11 +196,12 @@ def _part_path(parts_dir: Path, subset: str, model: str, seed: int) -> Path:
 def claim_part(path: Path) -> Iterator[bool]:
     """Claim one part file for this process: ``True`` if it is to be run here.
 
-    ``False`` when the part is already on disk or another worker holds its exclusive ``.lock``
-    file; the lock is removed on exit, also when the run fails.
+    ``False`` when the part is already on disk (or in its directory's archive, see
+    :mod:`benchmarks._archive`) or another worker holds its exclusive ``.lock`` file; the lock is
+    removed on exit, also when the run fails.
     """
     lock = path.with_suffix(".lock")
-    if path.exists():
+    if path.exists() or is_archived(path):
         yield False
         return
     try:
@@ -274,8 +276,7 @@ def run_parts(
 
 def merge_parts(parts_dir: str | Path, out: str | Path | None = None) -> dict[str, Any]:
     """Combine :func:`run_parts` files into the benchmark JSON (``runs`` + ``summary``)."""
-    files = sorted(Path(parts_dir).glob("*.json"))
-    runs = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    runs = load_parts(parts_dir)  # the directory and, once packed, its archive
     runs.sort(key=lambda r: (r["subset"], r["model"], r["seed"]))
     result = {
         "meta": {

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._archive import load_parts  # noqa: E402  (after the path set-up)
+
 #: name -> (model, data overrides, model overrides), on top of :data:`BASE_PARAMS` (see
 #: :func:`resolve_variant`), so that a variant keeps its meaning when the shipped defaults change.
 #: The rows of T, L and M were copied from results/rul_cmapss_w30_parts (the same runs: training
@@ -345,7 +347,7 @@ def run(
 
 def merge(parts: Path, reference: str, out: Path) -> dict[str, Any]:
     """Per subset and variant: mean +- std val RMSE, and the paired difference to ``reference``."""
-    rows = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(parts.glob("*.json"))]
+    rows = load_parts(parts)  # the directory and, once packed, its archive (benchmarks/_archive.py)
     by: dict[tuple[str, str], dict[int, float]] = {}
     for r in rows:
         by.setdefault((r["subset"], r["variant"]), {})[r["seed"]] = r["val_rmse"]

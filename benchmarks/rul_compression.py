@@ -1,7 +1,8 @@
 """Re-measure the compression table of the shipped C-MAPSS transformers from saved weights.
 
 No training: for each subset the network is rebuilt from the shipped model card's config
-(``models/shipped/cmapss-FD00X/<version>/card.json``), the trained fp32 weights are loaded from
+(``models/shipped/cmapss-FD00X/<version>/card.json``, or for an earlier version its archived card in
+``benchmarks/results/archive/shipped_cards/``), the trained fp32 weights are loaded from
 ``<weights-dir>/FD00X/net.pt`` (the ``state_dict`` of ``res.estimator.network``, as
 ``benchmarks/rul.py --artifacts-dir`` saves it), the data module is rebuilt with the card's
 seed and split, every ONNX variant of :data:`models.pipeline.VARIANTS` is exported and
@@ -12,6 +13,9 @@ thread; RMSE change against the eager model).
 Run (about a minute per subset on an idle core; use ``nice`` on a shared machine)::
 
     OMP_NUM_THREADS=1 python benchmarks/rul_compression.py --weights-dir /tmp/genedge_rul_artifacts
+
+The committed JSON measured FD001 v6, FD002 v7, FD003 v5 and FD004 v7 (each entry's ``card``): one
+``--subset FD00X --version vN --update`` call per subset gives it again from those runs' weights.
 
 Options: ``--subset FD001`` (repeatable), ``--repeats`` (timed calls per latency, median),
 ``--out`` (default ``benchmarks/results/rul_compression.json``), ``--update`` (replace only
@@ -99,10 +103,11 @@ def rebuild(card: ModelCard, weights: Path | None, data_dir: Path) -> Any:
 
 def measure(subset: str, args: argparse.Namespace) -> dict[str, Any]:
     """Export every variant of one subset and compare it with eager fp32 PyTorch."""
+    from benchmarks._archive import card_path as find_card
     from models.export.compare import byte_breakdown, compression_report
     from models.pipeline import VARIANTS, export_variants
 
-    card_path = args.shipped_dir / f"cmapss-{subset}" / args.version / "card.json"
+    card_path = find_card(args.shipped_dir, f"cmapss-{subset}", args.version)  # shipped, else archived
     card = read_card(card_path)
     weights = args.weights_dir / subset / "net.pt"
     if not weights.exists():
@@ -181,7 +186,9 @@ def ship_compact(subset: str, args: argparse.Namespace) -> dict[str, Any]:
     from models.metrics import phm08_score, rmse
 
     name = f"cmapss-{subset}"
-    card = read_card(args.shipped_dir / name / args.version / "card.json")
+    from benchmarks._archive import card_path
+
+    card = read_card(card_path(args.shipped_dir, name, args.version))  # shipped, else archived
     res = rebuild(card, args.weights_dir / subset / "net.pt", args.data_dir)
     if abs(res.metrics["val_rmse"] - float(card.metrics["val_rmse"])) >= 1e-3:
         raise SystemExit(f"{subset}: the weights do not reproduce {args.version}'s validation RMSE; not shipped")

@@ -61,11 +61,11 @@ N_FOLDS = 5
 
 def nested_setup(data_dir: Path, subset: str, version: str, checkpoint_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     """The shipped version's split data module, its registry entry, and the nested cross-fit's config."""
-    from core.inference.registry import ModelRegistry
+    from benchmarks._archive import registered_version
     from models.data.cmapss import CMAPSSDataModule
     from models.pipeline import card_config, resolve_config
 
-    mv = ModelRegistry(SHIPPED_DIR).get(f"cmapss-{subset}", version)
+    mv = registered_version(SHIPPED_DIR, f"cmapss-{subset}", version)  # v8 is archived: shipped_history.tar.xz
     card = mv.card
     dm = CMAPSSDataModule(data_dir, subset, seed=int(card.seed or 0), **card.config["data"])
     dm.setup()

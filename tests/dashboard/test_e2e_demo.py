@@ -43,7 +43,6 @@ pytestmark = pytest.mark.browser
 ACCELERATION = 7200
 #: The edge agent learns each asset's healthy baseline on 30 windows after 10 of run-in (15 s + 5 s at
 #: 0.5 s a window) instead of the default 100 after 60, so the baseline is learned before the fault starts.
-AGENT_TOML = "[health]\nwarmup_windows = 10\nbaseline_windows = 30\n"
 ALARM_WAIT_S = 150
 
 
@@ -81,8 +80,6 @@ class RunningDemo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
     work = tmp_path_factory.mktemp("demo")
-    agent_toml = work / "agent.toml"
-    agent_toml.write_text(AGENT_TOML)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENEDGE_")}
     env.update(
@@ -91,6 +88,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
             "GENEDGE_DASHBOARD__PORT": str(port),
             "GENEDGE_SIM__TIME_ACCELERATION": str(ACCELERATION),
             "GENEDGE_LLM__BACKEND": "rules",
+            "GENEDGE_EDGE__HEALTH__WARMUP_WINDOWS": "10",
+            "GENEDGE_EDGE__HEALTH__BASELINE_WINDOWS": "30",
             "GENEDGE_MODELS__REGISTRY_DIR": str(work / "registry"),
         }
     )
@@ -100,7 +99,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
     started, started_at = time.monotonic(), utcnow()
     with (work / "demo.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "genedge", "demo", "--db", store_url, "--agent-config", str(agent_toml)],
+            [sys.executable, "-m", "genedge", "demo", "--db", store_url],
             cwd=work,
             env=env,
             stdout=log,
@@ -157,7 +156,7 @@ def test_engineer_approves_the_prescription_retrains_and_promotes(demo: RunningD
     shipped = [v.version for v in ModelRegistry(demo.registry).list("cmapss-FD001")]
     assert shipped, "the shipped FD001 versions are copied in"
     promoted = ModelRegistry(demo.registry).promoted("cmapss-FD001").version
-    new, count = f"v{len(shipped) + 1}", len(shipped) + 1
+    new, count = f"v{int(shipped[-1][1:]) + 1}", len(shipped) + 1  # the next number after the newest, gaps or not
     form = page.locator("[data-testid='stForm']", has_text="Start training")
     folder = form.get_by_role("textbox", name="Dataset folder (C-MAPSS layout)")
     expect(folder).to_have_value(str((datasets / "cmapss").resolve()))

@@ -3,7 +3,8 @@
 The shipped defaults (:func:`models.pipeline.default_config`) move when a model ships; the
 ablation's variants sit on a frozen base (:data:`benchmarks.rul_ablation.BASE_PARAMS`) so that a
 variant run again, e.g. to add seeds, pairs with its recorded seeds instead of silently training
-another network. Reads the committed part files; trains nothing.
+another network. Reads the committed part files (their archive, see :mod:`benchmarks._archive`);
+trains nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks._archive import read_parts
 from benchmarks.rul_ablation import BASE_DATA, BASE_PARAMS, VARIANTS, resolve_variant
 from models.pipeline import _SUBSET_DATA_OVERRIDES, _SUBSET_MODEL_OVERRIDES, make_estimator, resolve_config
 from models.torch_estimator import RUNTIME_PARAMS
@@ -37,8 +39,8 @@ def _diff(then: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any
     return {k: (then.get(k), now.get(k)) for k in then.keys() | now.keys() if then.get(k) != now.get(k)}
 
 
-def _parts() -> list[Path]:
-    return sorted(PARTS.glob("*.json"))
+def _parts() -> list[tuple[str, str]]:
+    return read_parts(PARTS)
 
 
 def test_there_are_recorded_runs_to_check() -> None:
@@ -47,8 +49,8 @@ def test_there_are_recorded_runs_to_check() -> None:
 
 def test_every_recorded_run_matches_its_variant_today() -> None:
     drifted = []
-    for path in _parts():
-        row = json.loads(path.read_text(encoding="utf-8"))
+    for name, text in _parts():
+        row = json.loads(text)
         data_now, model_now = _as_run_now(row["subset"], row["variant"])
         model = VARIANTS[row["variant"]][0]
         # the recorded config holds the defaults of its day plus the overrides; the estimator's own
@@ -58,7 +60,7 @@ def test_every_recorded_run_matches_its_variant_today() -> None:
         data_then = {"extra_train_subsets": [], "age_channel": False, **row["config"]["data"]}
         diff = _diff(model_then, _learned(model_now)) | _diff(data_then, data_now)
         if diff:
-            drifted.append(f"{path.stem}: (recorded, now) {diff}")
+            drifted.append(f"{Path(name).stem}: (recorded, now) {diff}")
     assert not drifted, "\n".join(drifted)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks._archive import card_path
 from core.errors import ModelError
 from core.inference.calibration import SplitConformal
 from core.inference.registry import SHIPPED_DIR, ModelRegistry
@@ -20,11 +21,24 @@ from models.pipeline import recalibrate_version
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Path:
-    """The shipped FD001 model, with a pooled-quantile version promoted, in a scratch registry."""
+    """The shipped FD001 model, with a pooled-quantile version promoted, in a scratch registry.
+
+    The pooled version is the one the shipped version was recalibrated from (``recalibrated_from``):
+    its archived card with the shipped ONNX file, which is the same file (the cards' hashes agree).
+    """
     reg_dir = tmp_path / "registry"
     shutil.copytree(SHIPPED_DIR / "cmapss-FD001", reg_dir / "cmapss-FD001")
     reg = ModelRegistry(reg_dir)
-    pooled = [v for v in reg.list("cmapss-FD001") if v.card.calibration is not None and "bins" not in v.card.calibration][-1]
+    shipped = reg.promoted("cmapss-FD001")
+    source = shipped.card.recalibrated_from
+    assert source is not None, "the shipped FD001 model is a recalibrated one"
+    pooled_dir = reg_dir / "cmapss-FD001" / source
+    pooled_dir.mkdir()
+    shutil.copyfile(card_path(SHIPPED_DIR, "cmapss-FD001", source), pooled_dir / "card.json")
+    shutil.copyfile(shipped.model_path, pooled_dir / "model.onnx")
+    pooled = reg.get("cmapss-FD001", source)
+    assert pooled.card.model_sha256 == shipped.card.model_sha256
+    assert pooled.card.calibration is not None and "bins" not in pooled.card.calibration
     reg.promote("cmapss-FD001", pooled.version)
     return reg_dir
 
