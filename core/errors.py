@@ -16,6 +16,7 @@ __all__ = [
     "NotFittedError",
     "SourceError",
     "StoreError",
+    "StoreRejectedError",
     "WireError",
 ]
 
@@ -48,6 +49,10 @@ class IngestError(GenEdgeError):
 
 class StoreError(GenEdgeError):
     """The database rejected an operation or could not be reached."""
+
+
+class StoreRejectedError(StoreError):
+    """The database refused the data itself, not the connection: the same write will never succeed."""
 
 
 class SourceError(GenEdgeError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -58,6 +60,7 @@ __all__ = [
     "is_cmd_topic",
     "new_msg_id",
     "parse_topic",
+    "printable",
     "rul_at_cap",
     "topic_for",
     "utcnow",
@@ -68,6 +71,34 @@ TOPIC_ROOT = "genedge/v1"
 ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 _Id = Annotated[str, Field(pattern=ID_PATTERN)]
 _Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _check_chars(text: str, allowed: frozenset[str]) -> str:
+    """``text`` if it holds no control character (C0/C1, NUL included) but ``allowed``, and no lone surrogate.
+
+    Databases refuse such characters (PostgreSQL: NUL, surrogates) and they have no business in a
+    unit, a name or a status text; the error names the code point, never the text around it.
+    """
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cs") and ch not in allowed:
+            raise ValueError(f"control characters are not allowed (found U+{ord(ch):04X})")
+    return text
+
+
+def printable(text: str, limit: int = 2000) -> str:
+    """``text`` cut to ``limit`` characters, with every character a free-text field refuses replaced by
+    U+FFFD: for details built from foreign text (a device's error message) before they go on the wire."""
+    return "".join(
+        "\ufffd" if unicodedata.category(ch) in ("Cc", "Cs") and ch not in _LINE_BREAKS else ch for ch in text[:limit]
+    )
+
+
+_NO_CONTROLS: frozenset[str] = frozenset()
+_LINE_BREAKS = frozenset("\t\n\r")
+#: a name or a unit on the wire: printable characters only
+_Text = Annotated[str, AfterValidator(lambda t: _check_chars(t, _NO_CONTROLS))]
+#: a free-text detail on the wire: printable characters, tabs and line breaks
+_Prose = Annotated[str, AfterValidator(lambda t: _check_chars(t, _LINE_BREAKS))]
 
 
 def utcnow() -> datetime:
@@ -121,7 +152,7 @@ class ReadingBatch(_Envelope):
     asset_id: _Id
     channel: _Id
     quantity: Quantity
-    unit: str = Field(max_length=16)
+    unit: _Text = Field(max_length=16)
     sample_rate_hz: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
     start: AwareDatetime
     values: list[_Finite] = Field(min_length=1, max_length=1_048_576)
@@ -153,7 +184,7 @@ class FeatureFrame(_Envelope):
     asset_id: _Id
     window_start: AwareDatetime
     window_s: float = Field(gt=0, allow_inf_nan=False)
-    features: dict[_Id, dict[Annotated[str, Field(max_length=64)], _Finite]] = Field(min_length=1)
+    features: dict[_Id, dict[Annotated[_Text, Field(max_length=64)], _Finite]] = Field(min_length=1)
     quality: DataQuality = DataQuality.GOOD
 
 
@@ -165,7 +196,7 @@ class StatusReport(_Envelope):
     state: Literal["online", "degraded", "offline"]
     uptime_s: float = Field(ge=0, allow_inf_nan=False)
     queue_depth: int = Field(default=0, ge=0)
-    detail: str = Field(default="", max_length=2000)
+    detail: _Prose = Field(default="", max_length=2000)
 
 
 #: What a prediction's RUL is counted in: hours, operating cycles, or the remaining share of the
@@ -190,8 +221,8 @@ class Prediction(_Envelope):
 
     type: Literal["prediction"] = "prediction"
     asset_id: _Id
-    model_name: str = Field(max_length=128)
-    model_version: str = Field(max_length=64)
+    model_name: _Text = Field(max_length=128)
+    model_version: _Text = Field(max_length=64)
     at: AwareDatetime
     rul_unit: RulUnit = "h"
     rul_median: float = Field(ge=0, allow_inf_nan=False)
@@ -234,7 +265,7 @@ class DeathMessage(_Envelope):
 
     type: Literal["death"] = "death"
     asset_id: _Id
-    reason: str = Field(default="", max_length=500)
+    reason: _Prose = Field(default="", max_length=500)
 
 
 Message = Annotated[

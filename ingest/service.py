@@ -18,12 +18,12 @@ from datetime import datetime
 
 import paho.mqtt.client as mqtt
 
-from core.errors import IngestError, StoreError, WireError
+from core.errors import IngestError, StoreError, StoreRejectedError, WireError
 from core.mqtt import connect, make_client
 from core.settings import IngestSettings, MqttSettings
 from core.wire import TOPIC_ROOT, Limits, Message, check_limits, decode, host_state_topic, is_cmd_topic, utcnow
 from ingest.alarms import AlarmEvaluator
-from ingest.store import DeadLetterIn, Store
+from ingest.store import DeadLetterIn, Store, WriteResult
 
 __all__ = ["IngestService", "IngestStats"]
 
@@ -45,6 +45,8 @@ class IngestStats:
 @dataclass
 class _Pending:
     messages: list[tuple[Message, datetime]] = field(default_factory=list)
+    #: the topic and raw payload of each of ``messages``, to dead-letter one the store refuses
+    raw: list[tuple[str, bytes]] = field(default_factory=list)
     dead: list[DeadLetterIn] = field(default_factory=list)
     mids: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos) to ack after commit
     since: float = 0.0
@@ -150,6 +152,7 @@ class IngestService:
             )
             return
         self._pending.messages.append((message, received_at))
+        self._pending.raw.append((msg.topic, bytes(msg.payload)))
 
     # ------------------------------------------------------------- main loop
     def connect(self) -> None:
@@ -204,7 +207,7 @@ class IngestService:
             return
         pending = self._pending
         try:
-            result = self.store.write(pending.messages, pending.dead)
+            result = self._write(pending)
         except StoreError as err:
             # Keep everything unacked: the broker holds it until we manage to commit.
             self.stats.store_failures += 1
@@ -224,6 +227,42 @@ class IngestService:
         if self._on_flush is not None:
             self._on_flush(self.stats)
 
+    def _write(self, pending: _Pending) -> WriteResult:
+        """Store a batch; when the database refuses some of its data, store the rest.
+
+        A refused batch is written in halves until each refused message stands alone; those go to
+        the dead letters with the database's reason (``store_refused``), so one bad message never
+        holds up the stream and nothing is lost.
+
+        Raises:
+            StoreError: the store is unreachable; nothing of what is left was stored.
+        """
+        try:
+            return self.store.write(pending.messages, pending.dead)
+        except StoreRejectedError as err:
+            log.warning("the store refused part of a batch of %d; isolating it: %s", len(pending.messages), err)
+        inserted = duplicates = 0
+        refused: list[DeadLetterIn] = []
+        stack = [list(range(len(pending.messages)))]
+        while stack:
+            part = stack.pop()
+            try:
+                result = self.store.write([pending.messages[i] for i in part])
+            except StoreRejectedError as err:
+                if len(part) > 1:
+                    stack.extend((part[len(part) // 2 :], part[: len(part) // 2]))
+                    continue
+                (i,) = part
+                topic, payload = pending.raw[i]
+                refused.append(DeadLetterIn(topic=topic, payload=payload, reason="store_refused", detail=str(err),
+                                            received_at=pending.messages[i][1]))
+                continue
+            inserted += result.inserted
+            duplicates += result.duplicates
+        self.stats.by_reason["store_refused"] = self.stats.by_reason.get("store_refused", 0) + len(refused)
+        dead = self.store.write([], [*pending.dead, *refused])
+        return WriteResult(inserted=inserted, duplicates=duplicates, dead_lettered=dead.dead_lettered)
+
     def _drop_unacked(self) -> None:
         """After a disconnect, old mids mean nothing: commit what we have, ack nothing.
 
@@ -233,7 +272,7 @@ class IngestService:
             pending = self._pending
             pending.mids.clear()
             try:
-                self.store.write(pending.messages, pending.dead)
+                self._write(pending)
             except StoreError as err:
                 log.error("store write failed during reconnect (broker will redeliver): %s", err)
             self._pending = _Pending()

@@ -12,11 +12,11 @@ import numpy as np
 from sqlalchemy import Engine, Table, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.assets import AssetConfig
-from core.errors import StoreError
+from core.errors import StoreError, StoreRejectedError
 from core.wire import (
     BirthMessage,
     DeathMessage,
@@ -116,12 +116,34 @@ def _reading_row(m: ReadingBatch, received_at: datetime) -> dict[str, Any]:
 MAX_DEAD_PAYLOAD = 1 << 20
 
 
+def _refused_data(err: SQLAlchemyError) -> bool:
+    """Whether the database refused the rows themselves (retrying cannot help), not the connection.
+
+    Data and integrity errors are about the rows; a statement error wraps one raised while the
+    driver adapted a value (e.g. a NUL byte in a PostgreSQL string). Anything else (server down,
+    connection lost, disk full, a schema out of date) is the store's trouble, worth a retry.
+    """
+    if isinstance(err, DBAPIError):
+        return isinstance(err, DataError | IntegrityError) and not err.connection_invalidated
+    return isinstance(err, StatementError) and isinstance(err.orig, ValueError | TypeError)
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0][:500] if str(err).strip() else type(err).__name__
+
+
+def _storable(text: str) -> str:
+    """``text`` with control characters but tab and line breaks replaced, so the dead letter itself is
+    never refused (its raw payload is kept byte for byte in a binary column)."""
+    return "".join(ch if ch.isprintable() or ch in "\t\n\r" else "\ufffd" for ch in text)
+
+
 def _dead_row(d: DeadLetterIn) -> dict[str, Any]:
-    payload, detail = d.payload, d.detail
+    payload, detail = d.payload, _storable(d.detail)
     if len(payload) > MAX_DEAD_PAYLOAD:
         detail = f"{detail} [payload truncated to {MAX_DEAD_PAYLOAD} of {len(payload)} bytes]"
         payload = payload[:MAX_DEAD_PAYLOAD]
-    return {"dedup_key": d.dedup_key, "topic": d.topic[:1024], "payload": payload, "reason": d.reason,
+    return {"dedup_key": d.dedup_key, "topic": _storable(d.topic[:1024]), "payload": payload, "reason": d.reason,
             "detail": detail[:4000], "received_at": d.received_at}
 
 
@@ -243,7 +265,10 @@ class Store:
                 inserted = sum(self._insert_ignore(session, t, rows, "msg_id") for t, rows in by_table.values())
                 n_dead = self._insert_ignore(session, DeadLetter.__table__, dead_rows, "dedup_key")  # type: ignore[arg-type]
         except SQLAlchemyError as err:
-            raise StoreError(f"write of {len(messages)} messages and {len(dead)} dead letters failed: {err}") from err
+            what = f"write of {len(messages)} messages and {len(dead)} dead letters"
+            if _refused_data(err):
+                raise StoreRejectedError(f"{what} refused by the database: {_first_line(err)}") from err
+            raise StoreError(f"{what} failed: {_first_line(err)}") from err
         return WriteResult(inserted=inserted, duplicates=len(messages) - inserted, dead_lettered=n_dead)
 
     def _touch_assets(self, session: Session, last_seen: dict[str, datetime]) -> None:
