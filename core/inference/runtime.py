@@ -9,6 +9,7 @@ window length, and the conformal calibration scores for intervals.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -54,6 +55,7 @@ class _OnnxRULBase:
     def __init__(self, model_path: str | Path, card: ModelCard, *, threads: int = 1) -> None:
         self.model_path = Path(model_path)
         self.card = card
+        _check_sha256(self.model_path, card)
         try:
             self._read_preprocessing(card.preprocessing)
         except (KeyError, TypeError, ValueError) as err:
@@ -132,6 +134,28 @@ class _OnnxRULBase:
         """The RUL distribution summary of one asset from its raw rows (oldest first)."""
         pred, lower, upper = self.predict_units([rows], coverage)
         return RULPrediction(rul=float(pred[0]), lower=float(lower[0]), upper=float(upper[0]), coverage=coverage)
+
+
+def _check_sha256(path: Path, card: ModelCard) -> None:
+    """Refuse a model file that is not the one its card was registered with (a registered card has a sha256).
+
+    Raises:
+        ModelError: the file is missing, unreadable, or its SHA-256 differs from the card's.
+    """
+    if card.model_sha256 is None:  # a card built by training, not yet registered
+        return
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise ModelError(f"cannot read model file {path}: {err}") from err
+    if digest.hexdigest() != card.model_sha256:
+        raise ModelError(
+            f"model file {path} is not the one its card names: sha256 {digest.hexdigest()[:16]}..., "
+            f"card {card.model_sha256[:16]}...; refusing to load it"
+        )
 
 
 class OnnxRULPredictor(_OnnxRULBase):

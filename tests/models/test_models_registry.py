@@ -109,3 +109,18 @@ def test_edge_runtime_imports_no_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_model_file_that_is_not_its_cards_is_refused(tmp_path: Path) -> None:
+    """Supply chain: the predictor checks the ONNX file against the sha256 its card was registered with."""
+    from core.inference.registry import SHIPPED_DIR
+    from core.inference.runtime import OnnxRULPredictor
+
+    shipped = ModelRegistry(SHIPPED_DIR).promoted("cmapss-FD001")
+    version_dir = tmp_path / "cmapss-FD001" / shipped.version
+    shutil.copytree(shipped.path, version_dir)
+    assert OnnxRULPredictor.from_path(version_dir).card.model_sha256 == shipped.card.model_sha256
+    onnx_file = version_dir / "model.onnx"
+    onnx_file.write_bytes(onnx_file.read_bytes() + b"\0")  # one byte more: not the registered file
+    with pytest.raises(ModelError, match="not the one its card names"):
+        OnnxRULPredictor.from_path(version_dir)
