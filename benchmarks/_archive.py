@@ -1,7 +1,7 @@
 """Benchmark part files (one JSON file per run), read from their directory or from its archive.
 
 A finished benchmark's parts leave the repository's hot path: ``results/<name>_parts/`` is packed
-into one ``results/archive/<name>_parts.tar.xz`` (``python -m benchmarks._parts pack DIR``). Every
+into one ``results/archive/<name>_parts.tar.xz`` (``python -m benchmarks._archive pack DIR``). Every
 reader goes through :func:`read_parts`, which takes the tarball and the directory together (a file
 in the directory wins), so a merged summary reproduces from the archive alone and new runs can be
 added beside it in the directory; :func:`is_archived` tells a resumable runner that a part is done.
@@ -10,22 +10,38 @@ added beside it in the directory; :func:`is_archived` tells a resumable runner t
 from __future__ import annotations
 
 import argparse
+import atexit
 import fnmatch
 import io
 import json
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from core.errors import ModelError
+from core.inference.registry import CARD_FILE, MODEL_FILE, SHIPPED_DIR, ModelRegistry, ModelVersion
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ARCHIVE = RESULTS / "archive"
+#: the ONNX files of earlier shipped versions that a committed result needs (rul_crossfit.py: FD002/FD004 v8)
+SHIPPED_HISTORY = ARCHIVE / "shipped_history.tar.xz"
+#: registry directory -> where the cards of its pruned versions are kept
+ARCHIVED_CARDS = {SHIPPED_DIR: ARCHIVE / "shipped_cards", RESULTS / "rul_baselines": ARCHIVE / "rul_baselines_cards"}
 
-__all__ = ["ARCHIVE", "archive_of", "extracted", "is_archived", "load_parts", "pack", "read_parts"]
+__all__ = [
+    "ARCHIVE",
+    "SHIPPED_HISTORY",
+    "archive_of",
+    "card_path",
+    "is_archived",
+    "load_parts",
+    "pack",
+    "read_parts",
+    "registered_version",
+]
 
 
 def archive_of(parts_dir: str | Path) -> Path:
@@ -39,11 +55,7 @@ def _archived(tarball: Path, mtime_ns: int) -> dict[str, bytes]:
     """Every member of ``tarball`` by file name (read once per file version)."""
     del mtime_ns  # part of the cache key only: a re-packed archive is read again
     with tarfile.open(tarball, "r:xz") as tar:
-        return {
-            Path(m.name).name: f.read()
-            for m in tar.getmembers()
-            if m.isfile() and (f := tar.extractfile(m)) is not None
-        }
+        return {Path(m.name).name: f.read() for m in tar.getmembers() if m.isfile() and (f := tar.extractfile(m)) is not None}
 
 
 def _archive_members(parts_dir: str | Path) -> dict[str, bytes]:
@@ -75,13 +87,47 @@ def is_archived(part: str | Path) -> bool:
     return path.name in _archive_members(path.parent)
 
 
-@contextmanager
-def extracted(tarball: str | Path, members: list[str]) -> Iterator[Path]:
-    """A temporary directory holding ``members`` (paths inside ``tarball``) of a ``.tar.xz`` archive."""
-    with tempfile.TemporaryDirectory() as tmp, tarfile.open(tarball, "r:xz") as tar:
-        for name in members:
-            tar.extract(tar.getmember(name), tmp, filter="data")
-        yield Path(tmp)
+def card_path(registry_dir: str | Path, name: str, version: str) -> Path:
+    """``card.json`` of ``name`` ``version``: in the registry, else its archived card.
+
+    Raises:
+        ModelError: neither the registry nor the archive has the card.
+    """
+    root = Path(registry_dir)
+    path = root / name / version / CARD_FILE
+    if path.is_file():
+        return path
+    cards = ARCHIVED_CARDS.get(root.resolve())
+    archived = cards / name / version / CARD_FILE if cards is not None else None
+    if archived is not None and archived.is_file():
+        return archived
+    raise ModelError(f"no card for {name!r} {version!r}: expected {path}" + (f" or {archived}" if archived else ""))
+
+
+def registered_version(registry_dir: str | Path, name: str, version: str) -> ModelVersion:
+    """A version with its card and ONNX file: from the registry, else rebuilt from the archive.
+
+    An archived version is put together in a temporary registry (its card, its ONNX file out of
+    :data:`SHIPPED_HISTORY`) that lives as long as the process.
+
+    Raises:
+        ModelError: the version is in neither place, or only its card was kept.
+    """
+    registry = ModelRegistry(registry_dir)
+    if (Path(registry_dir) / name / version / MODEL_FILE).is_file():
+        return registry.get(name, version)
+    card = card_path(registry_dir, name, version)
+    member = f"{name}/{version}/{MODEL_FILE}"
+    with tarfile.open(SHIPPED_HISTORY, "r:xz") as tar:
+        try:
+            info = tar.getmember(member)
+        except KeyError:
+            raise ModelError(f"{name} {version}: only its card is archived ({card}); no {member} in {SHIPPED_HISTORY}") from None
+        tmp = Path(tempfile.mkdtemp(prefix="genedge-history-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        tar.extract(info, tmp, filter="data")
+    shutil.copyfile(card, tmp / name / version / CARD_FILE)
+    return ModelRegistry(tmp).get(name, version)
 
 
 def pack(parts_dir: str | Path, *, remove: bool = False) -> Path:

@@ -23,7 +23,7 @@ C-MAPSS FD001 RUL with 10 % of the training units, with and without synthetic la
     python benchmarks/synth.py --rul-only --seeds 5
 
 Writes ``benchmarks/results/synth.json`` (after every run), ``benchmarks/results/synth.md`` (the
-README table) and small PNGs under ``benchmarks/results/synth/``.
+README table) and small PNGs under ``benchmarks/results/synth/`` (for looking at; not committed).
 """
 
 from __future__ import annotations
