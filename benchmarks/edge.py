@@ -26,7 +26,6 @@ from core.settings import EdgeSettings, Settings
 from core.signal import FeaturePipeline
 from core.sim import PlantSimulator, default_faults, default_plant
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig
 from edge_agent.sources.replay import FemtoReplaySource
 from edge_agent.sources.simulator import SimulatorSource
 
@@ -72,7 +71,7 @@ def _reduction(agent: EdgeAgent) -> dict[str, Any]:
 def demo_plant_bytes(ticks: int = 40) -> dict[str, Any]:
     settings = Settings(edge=EdgeSettings(agent_id="bench"))
     assets = default_plant()
-    agent = EdgeAgent(settings, assets, _CountingSink(), config=AgentConfig(), measure_bytes=True)
+    agent = EdgeAgent(settings, assets, _CountingSink(), measure_bytes=True)
     source = SimulatorSource(assets, default_faults(assets, 7), seed=7, interval_s=0.0,
                              snapshot_samples=settings.sim.vibration_samples, max_ticks=ticks)
     asyncio.run(agent.run(source))
@@ -83,7 +82,7 @@ def demo_plant_bytes(ticks: int = 40) -> dict[str, Any]:
 def femto_bytes(data_dir: Path, snapshots: int = 600) -> dict[str, Any]:
     settings = Settings(edge=EdgeSettings(agent_id="bench"))
     source = FemtoReplaySource(data_dir / "femto" / "Learning_set_Bearing1_1.tar.xz", speed=None, limit=snapshots)
-    agent = EdgeAgent(settings, [source.asset], _CountingSink(), config=AgentConfig(), measure_bytes=True)
+    agent = EdgeAgent(settings, [source.asset], _CountingSink(), measure_bytes=True)
     asyncio.run(agent.run(source))
     return {"bearing": "1_1", "snapshots": snapshots, **_reduction(agent)}
 

@@ -14,15 +14,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 from core.assets import AssetConfig
+from core.edge_config import FeatureConfig, HealthConfig, PlcConfig, QualityConfig, SourceConfig
 from core.errors import ConfigError
 
 __all__ = [
@@ -102,13 +104,43 @@ class SimSettings(BaseModel):
 
 
 class EdgeSettings(BaseModel):
-    """Edge agent on the gateway."""
+    """Edge agent on the gateway: identity and queue, source, features, health, quality, RUL and PLC."""
+
+    model_config = ConfigDict(extra="forbid")
 
     agent_id: str = Field(default="edge-01", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     queue_path: Path = Path("var/edge-queue.db")
     queue_max_messages: int = Field(default=100_000, ge=10)
     overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
     iso_class: str = "II"
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    plc: PlcConfig = Field(default_factory=PlcConfig)
+    raw_below_hz: float = Field(default=100.0, ge=0, description="channels slower than this go upstream raw")
+    raw_on_anomaly: bool = True
+    ring_capacity: int = Field(default=8, ge=1, description="raw batches kept per channel")
+    raw_decimals: int = Field(default=5, ge=0, le=12)
+    status_interval_s: float = Field(default=10.0, gt=0)
+    primary_host: str | None = Field(default=None, description="wait for this host's STATE before sending")
+    rul_model: Path | None = Field(
+        default=None,
+        description="RUL model: a registry model directory (its promoted version is loaded), a version "
+        "directory or an ONNX file; its card says whether it reads C-MAPSS rows or edge feature frames",
+    )
+    rul_every: int = Field(
+        default=10,
+        ge=1,
+        description="windows between RUL predictions (C-MAPSS models; feature models predict once per frame step of their card)",
+    )
+    rul_time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="asset seconds per second of the window "
+        "timestamps, for feature models' frame steps (an accelerated simulator: 3600)",
+    )
+    rul_coverage: float = Field(default=0.9, gt=0, lt=1)
 
 
 class ModelsSettings(BaseModel):
@@ -152,6 +184,7 @@ class Settings(BaseSettings):
         validate_default=True,
     )
     _toml_file: ClassVar[Path | None] = None
+    _legacy_edge: ClassVar[dict[str, Any] | None] = None
 
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -173,34 +206,50 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._legacy_edge is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs={"edge": cls._legacy_edge}))
         if cls._toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
         return tuple(sources)
 
     @classmethod
-    def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+    def load(cls, config_file: Path | None = None, *, agent_config_file: Path | None = None, **overrides: Any) -> Settings:
         """Build the settings from defaults, an optional TOML file, the environment and overrides.
 
+        Args:
+            config_file: the TOML settings file (``--config``).
+            agent_config_file: deprecated: an edge-agent file of the old layout (top-level
+                ``rul_model``, ``[source]``, ``[plc]`` ...), read as the ``[edge]`` section. It
+                ranks above ``config_file`` and below the environment.
+            overrides: section values that rank above everything else.
+
         Raises:
-            ConfigError: the file is missing or unreadable, or a value is invalid.
+            ConfigError: a file is missing or unreadable, or a value is invalid.
         """
         if config_file is not None:
-            if not config_file.is_file():
-                raise ConfigError(f"config file {str(config_file)!r} does not exist")
-            try:
-                tomllib.loads(config_file.read_text())
-            except (OSError, tomllib.TOMLDecodeError) as err:
-                raise ConfigError(f"config file {str(config_file)!r} is not valid TOML: {err}") from err
-        with _LOAD_LOCK:  # the TOML path travels to settings_customise_sources on the class
+            _read_toml(config_file, "config file")
+        legacy = _read_toml(agent_config_file, "agent config") if agent_config_file is not None else None
+        with _LOAD_LOCK:  # the file contents travel to settings_customise_sources on the class
             cls._toml_file = config_file
+            cls._legacy_edge = legacy
             try:
                 return cls(**overrides)
             except ValidationError as err:
                 raise ConfigError(f"invalid configuration: {err}") from err
             finally:
                 cls._toml_file = None
+                cls._legacy_edge = None
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data with secrets shown as ``**********``."""
         masked: dict[str, Any] = json.loads(self.model_dump_json())
         return masked
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{what} {str(path)!r} is not valid TOML: {err}") from err

@@ -19,8 +19,7 @@ from typing import Any, Protocol
 
 from core.assets import AssetConfig
 from core.settings import Settings
-from core.wire import DataQuality, FeatureFrame, Prediction, StatusReport, utcnow
-from edge_agent.config import AgentConfig
+from core.wire import DataQuality, FeatureFrame, Prediction, StatusReport, printable, utcnow
 from edge_agent.processor import AssetProcessor, WindowResult
 from edge_agent.readings import to_reading_batch
 from edge_agent.ringbuffer import RawRingBuffer
@@ -65,28 +64,26 @@ class EdgeAgent:
     """Runs one source through per-asset processors and publishes the results.
 
     Args:
-        settings: shared settings (``edge.agent_id``, ``mqtt.site``).
+        settings: shared settings; the agent's options are ``settings.edge``.
         assets: the assets the source delivers.
         sink: message sink (``next_seq`` + ``send``).
-        config: agent options.
         hooks: per-window hooks (RUL, PLC).
         measure_bytes: count the JSON bytes of everything sent and of the raw data it replaced.
     """
 
     def __init__(self, settings: Settings, assets: Sequence[AssetConfig], sink: Sink, *,
-                 config: AgentConfig | None = None, hooks: Sequence[WindowHook] = (),
-                 measure_bytes: bool = False) -> None:
+                 hooks: Sequence[WindowHook] = (), measure_bytes: bool = False) -> None:
         self.settings = settings
-        self.config = config or AgentConfig()
+        self.edge = settings.edge
         self.agent_id = settings.edge.agent_id
         self.assets = {a.asset_id: a for a in assets}
         self.sink = sink
         self.hooks = list(hooks)
         self.measure_bytes = measure_bytes
-        cfg = self.config
-        self.processors = {a.asset_id: AssetProcessor(a, features=cfg.features, health=cfg.health,
-                                                      quality=cfg.quality) for a in assets}
-        self.ring = RawRingBuffer(cfg.ring_capacity)
+        edge = self.edge
+        self.processors = {a.asset_id: AssetProcessor(a, features=edge.features, health=edge.health,
+                                                      quality=edge.quality) for a in assets}
+        self.ring = RawRingBuffer(edge.ring_capacity)
         self.stats = AgentStats()
         self.commands: queue_mod.Queue[tuple[str, bytes]] = queue_mod.Queue()
         self._silent: dict[str, set[str]] = {a: set() for a in self.assets}
@@ -148,13 +145,13 @@ class EdgeAgent:
                                     window_start=result.window_start, window_s=result.window_s,
                                     features=features, quality=result.quality), "features")
         for b in result.batches:
-            if b.channel.sample_rate_hz < self.config.raw_below_hz:
+            if b.channel.sample_rate_hz < self.edge.raw_below_hz:
                 self._send_raw(b, result.channel_quality.get(b.channel.name, DataQuality.GOOD), "readings")
         if result.alarm is not None and result.alarm.alarm_started:
             self.stats.alarms += 1
             self._send_status(asset.asset_id, "degraded",
                               f"anomaly: hi={result.alarm.hi:.3f} > threshold={result.alarm.threshold:.3f}")
-            if self.config.raw_on_anomaly:
+            if self.edge.raw_on_anomaly:
                 self.publish_snapshot(asset.asset_id)
         for hook in self.hooks:
             hook.on_window(result, self)
@@ -167,7 +164,7 @@ class EdgeAgent:
         """Send the ring buffer's raw batches of an asset (one channel, the ``last`` n); returns how many."""
         batches = self.ring.snapshot(asset_id, channel, last=last)
         for b in batches:
-            if b.channel.sample_rate_hz >= self.config.raw_below_hz:
+            if b.channel.sample_rate_hz >= self.edge.raw_below_hz:
                 self._send_raw(b, DataQuality.GOOD, "snapshot")
         return len(batches)
 
@@ -221,23 +218,23 @@ class EdgeAgent:
                           queue_depth=depth)
 
     async def _housekeeping(self, stop: threading.Event) -> None:
-        next_status = time.monotonic() + self.config.status_interval_s
+        next_status = time.monotonic() + self.edge.status_interval_s
         while not stop.is_set():
             await asyncio.sleep(0.2)
             self.handle_commands()
             self.check_silence()
             if time.monotonic() >= next_status:
                 self.send_status()
-                next_status += self.config.status_interval_s
+                next_status += self.edge.status_interval_s
 
     # ------------------------------------------------------------------ sending
     def _send_status(self, asset_id: str, state: str, detail: str, queue_depth: int = 0) -> None:
         self._send(StatusReport(publisher=self.agent_id, seq=self.sink.next_seq(), asset_id=asset_id,
                                 state=state, uptime_s=time.monotonic() - self._started,
-                                queue_depth=queue_depth, detail=detail[:2000]), "status")
+                                queue_depth=queue_depth, detail=printable(detail)), "status")
 
     def _send_raw(self, batch: RawBatch, quality: DataQuality, kind: str) -> None:
-        msg = to_reading_batch(batch, self.agent_id, self.sink.next_seq(), decimals=self.config.raw_decimals,
+        msg = to_reading_batch(batch, self.agent_id, self.sink.next_seq(), decimals=self.edge.raw_decimals,
                                quality=quality)
         self._send(msg, kind)
 

@@ -21,25 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from core.assets import AssetConfig, Quantity
+from core.edge_config import HealthConfig
 from core.errors import NotFittedError
 
-__all__ = ["AlarmState", "HealthConfig", "HealthMonitor", "primary_channel"]
-
-
-class HealthConfig(BaseModel):
-    """Parameters of the health index and its adaptive threshold (in windows)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    warmup_windows: int = Field(default=60, ge=0, description="run-in windows ignored before the baseline")
-    baseline_windows: int = Field(default=100, ge=5, description="healthy windows the threshold is learned on")
-    smooth_windows: int = Field(default=15, ge=1, description="causal running median of the HI")
-    k: float = Field(default=5.0, gt=0, description="threshold = baseline mean + k * baseline std")
-    persistence: int = Field(default=5, ge=1, description="consecutive exceedances before an alarm")
-    min_std: float = Field(default=1e-3, gt=0, description="floor of the baseline std (log units)")
+__all__ = ["AlarmState", "HealthMonitor", "primary_channel"]
 
 
 @dataclass(frozen=True)

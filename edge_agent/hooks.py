@@ -22,8 +22,8 @@ from core.datasets.cmapss import CMAPSS_CHANNELS
 from core.errors import ModelError
 from core.inference.card import ModelCard
 from core.inference.runtime import FeatureRULPredictor, OnnxRULPredictor, card_at
+from core.settings import EdgeSettings
 from core.wire import RUL_UNITS, Prediction, utcnow
-from edge_agent.config import AgentConfig
 from edge_agent.plc import PlcWriter
 from edge_agent.processor import WindowResult
 
@@ -357,16 +357,16 @@ def cmapss_row(features: Mapping[str, Mapping[str, float]]) -> list[float] | Non
     return row
 
 
-def build_hooks(options: AgentConfig, assets: Sequence[AssetConfig]) -> list[WindowHook]:
-    """The hooks the options ask for: PLC write-back, RUL inference."""
+def build_hooks(edge: EdgeSettings, assets: Sequence[AssetConfig]) -> list[WindowHook]:
+    """The hooks ``edge`` (``settings.edge``) asks for: PLC write-back, RUL inference."""
     hooks: list[Any] = []
-    if options.rul_model is not None:
-        if card_at(options.rul_model).is_feature_model:
+    if edge.rul_model is not None:
+        if card_at(edge.rul_model).is_feature_model:
             hooks.append(
-                FeatureRulHook.from_path(options.rul_model, coverage=options.rul_coverage, time_scale=options.rul_time_scale)
+                FeatureRulHook.from_path(edge.rul_model, coverage=edge.rul_coverage, time_scale=edge.rul_time_scale)
             )
         else:
-            hooks.append(CmapssRulHook.from_path(options.rul_model, every=options.rul_every, coverage=options.rul_coverage))
-    if options.plc.targets:
-        hooks.append(PlcWriter(options.plc))
+            hooks.append(CmapssRulHook.from_path(edge.rul_model, every=edge.rul_every, coverage=edge.rul_coverage))
+    if edge.plc.targets:
+        hooks.append(PlcWriter(edge.plc))
     return hooks

@@ -10,8 +10,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from core.edge_config import PlcConfig, PlcTarget
 from core.wire import DataQuality
-from edge_agent.config import PlcConfig, PlcTarget
 from edge_agent.processor import WindowResult
 from edge_agent.sources.industrial import split_endpoint
 

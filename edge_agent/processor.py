@@ -9,10 +9,11 @@ from datetime import datetime
 import numpy as np
 
 from core.assets import AssetConfig
-from core.signal import ChannelWindow, FeatureConfig, FeaturePipeline
+from core.edge_config import FeatureConfig, HealthConfig, QualityConfig
+from core.signal import ChannelWindow, FeaturePipeline
 from core.wire import DataQuality
-from edge_agent.health import AlarmState, HealthConfig, HealthMonitor
-from edge_agent.quality import QualityConfig, QualityMonitor
+from edge_agent.health import AlarmState, HealthMonitor
+from edge_agent.quality import QualityMonitor
 from edge_agent.sources.base import RawBatch
 
 __all__ = ["AssetProcessor", "WindowResult"]

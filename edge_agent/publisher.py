@@ -31,6 +31,7 @@ from core.wire import (
     cmd_topic,
     encode,
     host_state_topic,
+    printable,
     topic_for,
 )
 from edge_agent.queue import DiskQueue
@@ -241,7 +242,7 @@ class ReliablePublisher:
         return topic_for(self.site, asset_id, MessageType.BIRTH), encode(msg)
 
     def _death(self, asset_id: str, reason: str) -> tuple[str, bytes]:
-        msg = DeathMessage(publisher=self.state_id, seq=next(self._bd_seq), asset_id=asset_id, reason=reason)
+        msg = DeathMessage(publisher=self.state_id, seq=next(self._bd_seq), asset_id=asset_id, reason=printable(reason, 500))
         return topic_for(self.site, asset_id, MessageType.DEATH), encode(msg)
 
     # ------------------------------------------------------------------ network thread

@@ -15,21 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from core.assets import AssetConfig
+from core.edge_config import QualityConfig
 from core.wire import DataQuality
 from edge_agent.sources.base import RawBatch
 
-__all__ = ["ChannelVerdict", "QualityConfig", "QualityMonitor"]
-
-
-class QualityConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    flat_tolerance: float = Field(default=0.0, ge=0, description="peak-to-peak at or below this is flat")
-    flat_repeats: int = Field(default=5, ge=2, description="identical single-sample batches that make a flat line")
-    silent_after_s: float = Field(default=10.0, gt=0, description="no new data for this long: device silent")
+__all__ = ["ChannelVerdict", "QualityMonitor"]
 
 
 @dataclass

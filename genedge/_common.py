@@ -18,16 +18,26 @@ from pydantic import SecretStr
 
 from core.settings import Settings
 
-__all__ = ["BrokerOpt", "ConfigOpt", "DbOpt", "load_settings", "setup_logging", "stop_on_signals"]
+__all__ = ["AgentConfigOpt", "BrokerOpt", "ConfigOpt", "DbOpt", "load_settings", "setup_logging", "stop_on_signals"]
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=False)]
 DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (overrides store.url)")]
 BrokerOpt = Annotated[str | None, typer.Option("--broker", help="HOST:PORT of an external MQTT broker")]
+AgentConfigOpt = Annotated[Path | None, typer.Option(
+    "--agent-config", help="deprecated: an edge-agent TOML file of the old layout, read as the edge section; use --config")]
 
 
-def load_settings(config: Path | None, db: str | None = None, broker: str | None = None) -> Settings:
-    """Build the one Settings object from file, environment and CLI overrides."""
-    settings = Settings.load(config)
+def load_settings(config: Path | None, db: str | None = None, broker: str | None = None,
+                  agent_config: Path | None = None) -> Settings:
+    """Build the one Settings object from file, environment and CLI overrides.
+
+    ``agent_config`` is the deprecated ``--agent-config`` file (the old top-level layout of the
+    edge options), read as the ``[edge]`` section.
+    """
+    if agent_config is not None:
+        typer.echo(f"warning: --agent-config is deprecated and will be removed; move the options of {agent_config} "
+                   "under [edge] in the --config file", err=True)
+    settings = Settings.load(config, agent_config_file=agent_config)
     updates: dict[str, Any] = {}
     if db:
         updates["store"] = settings.store.model_copy(update={"url": SecretStr(db)})

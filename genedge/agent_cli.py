@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,12 +13,11 @@ from core.assets import AssetConfig
 from core.errors import ConfigError
 from core.settings import Settings
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig
 from edge_agent.hooks import build_hooks
 from edge_agent.publisher import ReliablePublisher
 from edge_agent.queue import DiskQueue
 from edge_agent.sources import build_source
-from genedge._common import BrokerOpt, ConfigOpt, load_settings, setup_logging, stop_on_signals
+from genedge._common import AgentConfigOpt, BrokerOpt, ConfigOpt, load_settings, setup_logging, stop_on_signals
 
 agent_app = typer.Typer(help="Edge agent: sources -> features -> store-and-forward MQTT.", no_args_is_help=True)
 
@@ -27,22 +25,20 @@ agent_app = typer.Typer(help="Edge agent: sources -> features -> store-and-forwa
 @agent_app.command("run")
 def agent_run(
     config: ConfigOpt = None,
-    agent_config: Annotated[Path | None, typer.Option("--agent-config", help="TOML agent options (source, PLC ...)")]
-    = None,
+    agent_config: AgentConfigOpt = None,
     broker: BrokerOpt = None,
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the agent until interrupted (or ``--duration``); prints its counters as JSON at the end."""
     setup_logging(verbose)
-    settings = load_settings(config, None, broker)
-    options = AgentConfig.load(agent_config)
-    source, assets = build_source(options.source, settings)
-    stats = run_agent(settings, options, source, assets, stop_on_signals(), duration)
+    settings = load_settings(config, None, broker, agent_config)
+    source, assets = build_source(settings)
+    stats = run_agent(settings, source, assets, stop_on_signals(), duration)
     typer.echo(json.dumps(stats, default=str))
 
 
-def run_agent(settings: Settings, options: AgentConfig, source: object, assets: list[AssetConfig],
+def run_agent(settings: Settings, source: object, assets: list[AssetConfig],
               stop: object, duration: float | None = None) -> dict[str, object]:
     """Wire publisher, hooks and agent, run until the source ends, ``stop`` is set or ``duration`` passes."""
     assert isinstance(stop, threading.Event)
@@ -52,8 +48,8 @@ def run_agent(settings: Settings, options: AgentConfig, source: object, assets: 
     queue = DiskQueue(e.queue_path, e.queue_max_messages, e.overflow)
     pub = ReliablePublisher(settings.mqtt, settings.mqtt.site, e.agent_id, queue,
                             assets=[(a.asset_id, [c.name for c in a.channels]) for a in assets],
-                            primary_host=options.primary_host)
-    agent = EdgeAgent(settings, assets, pub, config=options, hooks=build_hooks(options, assets))
+                            primary_host=e.primary_host)
+    agent = EdgeAgent(settings, assets, pub, hooks=build_hooks(e, assets))
     pub.on_command = agent.command
     pub.start()
     if duration is not None:

@@ -6,13 +6,12 @@ This module mounts the groups; what they share is in :mod:`genedge._common`.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from core.errors import GenEdgeError
-from genedge._common import BrokerOpt, ConfigOpt, DbOpt, load_settings, setup_logging, stop_on_signals
+from genedge._common import AgentConfigOpt, BrokerOpt, ConfigOpt, DbOpt, load_settings, setup_logging, stop_on_signals
 from genedge.agent_cli import agent_app
 from genedge.prescribe_cli import prescribe_app
 from genedge.rul_cli import models_app, rul_app
@@ -36,9 +35,10 @@ app.add_typer(dashboard_app, name="dashboard")
 
 
 @config_app.command("show")
-def config_show(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--json")] = True) -> None:
+def config_show(config: ConfigOpt = None, agent_config: AgentConfigOpt = None,
+                as_json: Annotated[bool, typer.Option("--json")] = True) -> None:
     """Print the effective configuration, secrets masked."""
-    typer.echo(json.dumps(load_settings(config).masked(), indent=2, default=str))
+    typer.echo(json.dumps(load_settings(config, agent_config=agent_config).masked(), indent=2, default=str))
 
 
 @ingest_app.command("run")
@@ -102,22 +102,20 @@ def demo(
     broker: BrokerOpt = None,
     headless: Annotated[bool, typer.Option("--headless", help="no dashboard; stop after --duration")] = False,
     duration: Annotated[float | None, typer.Option(help="seconds to run (headless default 30)")] = None,
-    agent_config: Annotated[Path | None, typer.Option(
-        "--agent-config", help="TOML edge-agent options, e.g. health.warmup_windows, health.baseline_windows")] = None,
+    agent_config: AgentConfigOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole plant: broker, simulated plant, ingest and (unless --headless) the dashboard.
 
     Prints one JSON line last: {"published", "stored", "dead_lettered", "duplicates"} (readings).
     """
-    from edge_agent.config import AgentConfig
     from genedge.demo import Demo
 
     setup_logging(verbose)
-    settings = load_settings(config, db, broker)
+    settings = load_settings(config, db, broker, agent_config)
     stop = stop_on_signals()
     run_for = duration if duration is not None else (30.0 if headless else None)
-    demo_ = Demo(settings, AgentConfig.load(agent_config))
+    demo_ = Demo(settings)
     demo_.start()
     dashboard = None
     if not headless:

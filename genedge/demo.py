@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from core.inference.registry import SHIPPED_DIR
-from core.settings import Settings
+from core.settings import EdgeSettings, Settings
 from core.sim import default_faults, default_plant
 from core.wire import utcnow
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig
 from edge_agent.hooks import build_hooks
 from edge_agent.publisher import MqttPublisher, ReliablePublisher
 from edge_agent.queue import DiskQueue
@@ -32,7 +31,7 @@ __all__ = [
     "SIM_RUL_MODEL",
     "Demo",
     "DemoResult",
-    "demo_agent_config",
+    "demo_edge_settings",
     "publish_simulation",
     "seed_registry",
     "start_demo_dashboard",
@@ -44,15 +43,15 @@ log = logging.getLogger(__name__)
 SIM_RUL_MODEL = SHIPPED_DIR / "sim-bearing"
 
 
-def demo_agent_config(settings: Settings, agent_config: AgentConfig | None = None) -> AgentConfig:
-    """The agent options of the demo: the simulator RUL model of the demo's registry unless
+def demo_edge_settings(settings: Settings) -> EdgeSettings:
+    """``settings.edge`` for the demo: the simulator RUL model of the demo's registry unless
     another is configured, on the simulator's accelerated clock unless a time scale is configured.
 
     The registry (``models.registry_dir``) is seeded with the shipped models first; the agent
     follows its ``sim-bearing`` promotions, so promoting or rolling back on the Models page
     changes the model the running agent uses. Without a usable registry the shipped model runs.
     """
-    cfg = agent_config or AgentConfig()
+    cfg = settings.edge
     update: dict[str, Any] = {}
     if cfg.rul_model is None:
         registry_dir = settings.models.registry_dir
@@ -114,13 +113,12 @@ class Demo:
     (temperature, speed, load); ``published``/``stored`` count those reading batches.
     """
 
-    def __init__(self, settings: Settings, agent_config: AgentConfig | None = None) -> None:
-        self.agent_config = demo_agent_config(settings, agent_config)
+    def __init__(self, settings: Settings) -> None:
         self.assets = settings.assets or default_plant(settings.mqtt.site)
         self.publisher_id = f"demo-{uuid.uuid4().hex[:8]}"
         self._tmp = tempfile.TemporaryDirectory(prefix="genedge-demo-")
-        edge = settings.edge.model_copy(update={"agent_id": self.publisher_id,
-                                                "queue_path": Path(self._tmp.name) / "edge-queue.db"})
+        edge = demo_edge_settings(settings).model_copy(update={"agent_id": self.publisher_id,
+                                                               "queue_path": Path(self._tmp.name) / "edge-queue.db"})
         self.settings = settings.model_copy(update={"edge": edge})
         self.broker: EmbeddedBroker | None = None
         self.store: Store | None = None
@@ -154,8 +152,7 @@ class Demo:
         queue = DiskQueue(s.edge.queue_path, s.edge.queue_max_messages, s.edge.overflow)
         self.publisher = ReliablePublisher(s.mqtt, s.mqtt.site, s.edge.agent_id, queue,
                                            assets=[(a.asset_id, [c.name for c in a.channels]) for a in self.assets])
-        self.agent = EdgeAgent(s, self.assets, self.publisher, config=self.agent_config,
-                               hooks=build_hooks(self.agent_config, self.assets))
+        self.agent = EdgeAgent(s, self.assets, self.publisher, hooks=build_hooks(s.edge, self.assets))
         self.publisher.on_command = self.agent.command
         self.publisher.start()
         if not self.publisher.wait_connected(20):

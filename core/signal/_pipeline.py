@@ -11,10 +11,10 @@ from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
 
 from core.assets import AssetConfig, ChannelConfig, Quantity
-from core.iso import ISO_ZONE_LIMITS, iso_zone
+from core.edge_config import FeatureConfig
+from core.iso import iso_zone
 from core.signal._envelope import defect_amplitudes, envelope_spectrum
 from core.signal._spectral import band_energies, octave_bands, power_spectrum, velocity_rms_mm_s
 from core.signal._stats import time_stats
@@ -24,34 +24,6 @@ __all__ = ["ChannelWindow", "FeatureConfig", "FeaturePipeline"]
 #: Envelope analysis needs the bearing resonances, which sit in the kHz range.
 _MIN_ENVELOPE_RATE_HZ = 2000.0
 _P_REF = 20e-6
-
-
-class FeatureConfig(BaseModel):
-    """What the pipeline computes; defaults suit 25.6 kHz vibration and 16 kHz sound.
-
-    Attributes:
-        vib_bands_hz: acceleration band-energy edges (upper edges beyond Nyquist are clipped).
-        velocity_band_hz: integration band of broadband velocity RMS (ISO 20816: 10-1000 Hz).
-        zone_limits: ISO zone boundaries A/B, B/C, C/D in mm/s per machine class.
-        envelope: compute envelope features (set ``False`` to save CPU on weak gateways).
-        envelope_harmonics: harmonics of each defect frequency reported.
-        envelope_tol: relative search half-width around each defect harmonic (slip, speed error).
-        sk_npersegs: STFT window lengths of the spectral kurtosis band search.
-        temperature_horizon_s: trailing span of the temperature slope fit.
-        acoustic_fraction: octave fraction of the acoustic bands (1 = octaves, 3 = third-octaves).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    vib_bands_hz: tuple[float, ...] = (10.0, 1000.0, 2000.0, 5000.0, 10000.0, 12800.0)
-    velocity_band_hz: tuple[float, float] = (10.0, 1000.0)
-    zone_limits: dict[str, tuple[float, float, float]] = Field(default_factory=lambda: dict(ISO_ZONE_LIMITS))
-    envelope: bool = True
-    envelope_harmonics: int = Field(default=3, ge=1, le=10)
-    envelope_tol: float = Field(default=0.02, gt=0, lt=0.2)
-    sk_npersegs: tuple[int, ...] = (16, 32, 64)
-    temperature_horizon_s: float = Field(default=600.0, gt=0)
-    acoustic_fraction: int = Field(default=1, ge=1, le=3)
 
 
 @dataclass(frozen=True)

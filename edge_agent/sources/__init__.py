@@ -5,21 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from core.assets import AssetConfig
+from core.edge_config import SourceConfig
 from core.errors import ConfigError
 from core.settings import Settings
 from edge_agent.sources.base import RawBatch, Source
-from edge_agent.sources.config import SourceConfig
 
 __all__ = ["RawBatch", "Source", "build_source", "configured_asset"]
 
 
-def build_source(cfg: SourceConfig, settings: Settings) -> tuple[Any, list[AssetConfig]]:
-    """The configured source and the assets it delivers.
+def build_source(settings: Settings) -> tuple[Any, list[AssetConfig]]:
+    """The source of ``settings.edge.source`` and the assets it delivers.
 
     Each kind's module is imported in its branch: the replays pull in scipy and the dataset
     readers, the PLC sources asyncua and pymodbus (about a second to import), and a gateway loads
     only what its source needs.
     """
+    cfg = settings.edge.source
     kind = cfg.kind
     if kind == "simulator":
         from core.sim import default_faults, default_plant  # noqa: PLC0415  (per kind, see above)

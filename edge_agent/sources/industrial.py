@@ -22,10 +22,10 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from core.assets import AssetConfig
+from core.edge_config import ModbusTag, OpcUaTag
 from core.errors import SourceError
 from core.wire import utcnow
 from edge_agent.sources.base import RawBatch
-from edge_agent.sources.config import ModbusTag, OpcUaTag
 
 __all__ = ["MergedSource", "ModbusSource", "OpcUaSource", "decode_registers", "split_endpoint"]
 

@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 
 from core.assets import AssetConfig
+from core.edge_config import HealthConfig
 from core.settings import EdgeSettings, Settings
 from core.sim import default_faults, default_plant
 from core.wire import Message, Prediction, utcnow
 from dashboard.auth import hash_password
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig
-from edge_agent.health import HealthConfig
 from edge_agent.sources.simulator import SimulatorSource
 from ingest.store import DeadLetterIn, Store, actions
 from tests._factories import bad_message
@@ -92,8 +91,8 @@ class PlantRun:
         self.life_hours = faults["P-101"].life_hours
         self.source = SimulatorSource(self.plant, faults, seed=7)
         self.sink = _Collect()
-        settings = Settings(edge=EdgeSettings(agent_id=PUBLISHER))
-        self.agent = EdgeAgent(settings, self.plant, self.sink, config=AgentConfig(health=SEED_HEALTH))
+        settings = Settings(edge=EdgeSettings(agent_id=PUBLISHER, health=SEED_HEALTH))
+        self.agent = EdgeAgent(settings, self.plant, self.sink)
         self.t_hours = 0.0
         self._pred_seq = 0
 

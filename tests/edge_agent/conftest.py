@@ -22,9 +22,10 @@ from tests._factories import mqtt_settings
 HOST_ID = "ingest-host"
 
 
-def agent_settings(broker: Mosquitto, tmp_path: Path, agent_id: str) -> Settings:
+def agent_settings(broker: Mosquitto, tmp_path: Path, agent_id: str, **edge: Any) -> Settings:
+    """Settings of an agent on ``broker`` with its queue in ``tmp_path``; ``edge``: more ``[edge]`` options."""
     return Settings(mqtt=mqtt_settings(broker),
-                    edge=EdgeSettings(agent_id=agent_id, queue_path=tmp_path / f"{agent_id}-queue.db"))
+                    edge=EdgeSettings(agent_id=agent_id, queue_path=tmp_path / f"{agent_id}-queue.db", **edge))
 
 
 @contextmanager

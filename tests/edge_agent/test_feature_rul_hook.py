@@ -24,7 +24,6 @@ from core.settings import EdgeSettings, Settings
 from core.sim import default_faults, default_plant
 from core.wire import Prediction
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig
 from edge_agent.hooks import CmapssRulHook, FeatureRulHook, build_hooks
 from edge_agent.processor import WindowResult
 from edge_agent.sources.simulator import SimulatorSource
@@ -37,16 +36,16 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def run_plant(
-    asset_ids: list[str], hours: np.ndarray, options: AgentConfig
+    asset_ids: list[str], hours: np.ndarray, rul_model: Path
 ) -> tuple[list[tuple[Prediction, float | None]], EdgeAgent]:
     """Feed the simulated assets through the agent at the given simulated hours (timestamps 1:1 with asset time)."""
     assets = [a for a in default_plant() if a.asset_id in asset_ids]
     faults = default_faults(default_plant(), SEED)
     # the demo's snapshot length (sim.vibration_samples): long enough for velocity RMS, which the model reads
     source = SimulatorSource(assets, {a.asset_id: faults[a.asset_id] for a in assets}, seed=SEED, snapshot_samples=6400)
-    settings = Settings(edge=EdgeSettings(agent_id="edge-sim-rul"))
+    settings = Settings(edge=EdgeSettings(agent_id="edge-sim-rul", rul_model=rul_model))
     sink = ListSink()
-    agent = EdgeAgent(settings, assets, sink, config=options, hooks=build_hooks(options, assets))
+    agent = EdgeAgent(settings, assets, sink, hooks=build_hooks(settings.edge, assets))
     paired: list[tuple[Prediction, float | None]] = []
     seen = 0
 
@@ -66,8 +65,7 @@ def run_plant(
 
 @pytest.fixture(scope="module")
 def p101_run() -> tuple[list[tuple[Prediction, float | None]], EdgeAgent]:
-    options = AgentConfig(rul_model=SHIPPED_DIR / MODEL)
-    return run_plant(["P-101"], np.arange(0.0, 252.0, 1.0), options)
+    return run_plant(["P-101"], np.arange(0.0, 252.0, 1.0), SHIPPED_DIR / MODEL)
 
 
 def test_shipped_model_is_a_promoted_feature_model() -> None:
@@ -112,7 +110,7 @@ def test_p101_rul_in_hours_falls_as_it_degrades(p101_run: tuple[list[tuple[Predi
 
 
 def test_a_healthy_machine_stays_near_the_horizon() -> None:
-    paired, _ = run_plant(["M-101"], np.arange(0.0, 120.0, 4.0), AgentConfig(rul_model=SHIPPED_DIR / MODEL))
+    paired, _ = run_plant(["M-101"], np.arange(0.0, 120.0, 4.0), SHIPPED_DIR / MODEL)
     cap = float(ModelRegistry(SHIPPED_DIR).promoted(MODEL).card.preprocessing.rul_cap)
     medians = np.array([p.rul_median for p, _ in paired])
     assert len(paired) == 30 and np.median(medians) > 0.6 * cap, medians.tolist()
@@ -168,9 +166,9 @@ def test_a_card_unit_the_wire_does_not_carry_is_refused() -> None:
 
 def test_build_hooks_picks_the_hook_from_the_card() -> None:
     assets = default_plant()
-    feature = build_hooks(AgentConfig(rul_model=SHIPPED_DIR / MODEL, rul_time_scale=3600.0), assets)
+    feature = build_hooks(EdgeSettings(rul_model=SHIPPED_DIR / MODEL, rul_time_scale=3600.0), assets)
     assert [type(h) for h in feature] == [FeatureRulHook] and feature[0].time_scale == 3600.0  # type: ignore[attr-defined]
-    cmapss = build_hooks(AgentConfig(rul_model=SHIPPED_DIR / "cmapss-FD001"), assets)
+    cmapss = build_hooks(EdgeSettings(rul_model=SHIPPED_DIR / "cmapss-FD001"), assets)
     assert [type(h) for h in cmapss] == [CmapssRulHook]
 
 
@@ -178,10 +176,10 @@ def test_feature_rul_runs_without_training_code() -> None:
     code = (
         "import sys\n"
         "import edge_agent.agent, edge_agent.hooks\n"
-        "from edge_agent.config import AgentConfig\n"
+        "from core.settings import EdgeSettings\n"
         "from edge_agent.hooks import build_hooks, FeatureRulHook\n"
         "from core.sim import default_plant\n"
-        f"[hook] = build_hooks(AgentConfig(rul_model={str(SHIPPED_DIR / MODEL)!r}), default_plant())\n"
+        f"[hook] = build_hooks(EdgeSettings(rul_model={str(SHIPPED_DIR / MODEL)!r}), default_plant())\n"
         "assert isinstance(hook, FeatureRulHook)\n"
         "row = [1.0] * len(hook.predictor.features)\n"
         "p = hook.predictor.predict_unit([row] * 3)\n"

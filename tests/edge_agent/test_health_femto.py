@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from core.edge_config import FeatureConfig, HealthConfig
 from core.settings import EdgeSettings, Settings
-from core.signal import FeatureConfig
 from core.sim import default_plant
 from core.wire import FeatureFrame, ReadingBatch, StatusReport
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig
-from edge_agent.health import HealthConfig, HealthMonitor
+from edge_agent.health import HealthMonitor
 from edge_agent.sources.replay import FemtoReplaySource
 from tests._factories import ListSink
 
@@ -26,9 +25,9 @@ def replay_health(archive: Path) -> tuple[np.ndarray, list[int], ListSink]:
     started (one HI config for every bearing), and everything the agent sent."""
     source = FemtoReplaySource(archive, speed=None, temperature=False)
     # The HI is built on the RMS only; the envelope features are skipped to keep the test inside its budget.
-    config = AgentConfig(features=FeatureConfig(envelope=False), health=HealthConfig())
+    edge = EdgeSettings(agent_id="edge-femto", features=FeatureConfig(envelope=False), health=HealthConfig())
     sink = ListSink()
-    agent = EdgeAgent(Settings(edge=EdgeSettings(agent_id="edge-femto")), [source.asset], sink, config=config)
+    agent = EdgeAgent(Settings(edge=edge), [source.asset], sink)
     asyncio.run(agent.run(source))
     his: list[float] = []
     starts: list[int] = []
@@ -57,7 +56,7 @@ def test_femto_health_index_and_alarm(bearing: str, datasets: Path, record_prope
     # Features go upstream, not raw data; the raw ring buffer is sent once, when the anomaly starts.
     raw = [m for m in sink.messages if isinstance(m, ReadingBatch)]
     assert raw and {m.channel for m in raw} == {"acc_h", "acc_v"} and all(m.sample_rate_hz == 25600.0 for m in raw)
-    assert len(raw) <= 2 * AgentConfig().ring_capacity * len(starts)
+    assert len(raw) <= 2 * EdgeSettings().ring_capacity * len(starts)
     alarm_at = next(i for i, m in enumerate(sink.messages) if isinstance(m, StatusReport) and "anomaly" in m.detail)
     first_raw = next(i for i, m in enumerate(sink.messages) if isinstance(m, ReadingBatch))
     assert first_raw == alarm_at + 1, "the snapshot follows the anomaly's status report"

@@ -15,14 +15,12 @@ from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, M
 from pymodbus.server import ModbusTcpServer
 
 from core.assets import AssetConfig, ChannelConfig, Quantity
+from core.edge_config import HealthConfig, ModbusTag, OpcUaTag, PlcConfig, PlcTarget, QualityConfig
 from core.settings import EdgeSettings, Settings
 from core.wire import DataQuality
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig, ModbusTag, OpcUaTag, PlcConfig, PlcTarget
-from edge_agent.health import HealthConfig
 from edge_agent.plc import FIELDS, RUL_FIELDS, PlcWriter, plc_outputs
 from edge_agent.processor import WindowResult
-from edge_agent.quality import QualityConfig
 from edge_agent.sources.industrial import MergedSource, ModbusSource, OpcUaSource
 from edge_agent.sources.simulator import SimulatorSource
 from genedge.localservices import free_port
@@ -77,11 +75,11 @@ async def run_plant() -> None:  # noqa: PLR0915 - one end-to-end scenario
                                      min_interval_s=0.2, targets=[PlcTarget(
                                          asset_id="pump-ot", modbus_registers=REGS,
                                          opcua_nodes={k: v.nodeid.to_string() for k, v in outputs.items()})]))
-        config = AgentConfig(health=HealthConfig(warmup_windows=0, baseline_windows=5, smooth_windows=1),
-                             quality=QualityConfig(silent_after_s=30.0), status_interval_s=60)
+        edge = EdgeSettings(agent_id="edge-ot",
+                            health=HealthConfig(warmup_windows=0, baseline_windows=5, smooth_windows=1),
+                            quality=QualityConfig(silent_after_s=30.0), status_interval_s=60)
         sink = ListSink()
-        agent = EdgeAgent(Settings(edge=EdgeSettings(agent_id="edge-ot")), [ASSET], sink, config=config,
-                          hooks=[writer])
+        agent = EdgeAgent(Settings(edge=edge), [ASSET], sink, hooks=[writer])
         agent.last_rul["pump-ot"] = (321.5, "h")  # what the RUL hook sets after a prediction
 
         async def wiggle() -> None:  # the process moves: new OPC UA values every 100 ms

@@ -10,11 +10,10 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from core.assets import AssetConfig, ChannelConfig, Quantity
+from core.edge_config import QualityConfig
 from core.settings import EdgeSettings, Settings
 from core.wire import DataQuality, FeatureFrame, ReadingBatch, StatusReport
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig
-from edge_agent.quality import QualityConfig
 from edge_agent.sources.base import RawBatch
 from tests._factories import ListSink
 
@@ -54,10 +53,9 @@ class ScriptedSource:
 
 
 def test_flatline_and_silent_device_get_different_flags() -> None:
-    settings = Settings(edge=EdgeSettings(agent_id="edge-q"))
+    edge = EdgeSettings(agent_id="edge-q", quality=QualityConfig(flat_repeats=3, silent_after_s=0.8), status_interval_s=60)
     sink = ListSink()
-    config = AgentConfig(quality=QualityConfig(flat_repeats=3, silent_after_s=0.8), status_interval_s=60)
-    agent = EdgeAgent(settings, [ASSET], sink, config=config)
+    agent = EdgeAgent(Settings(edge=edge), [ASSET], sink)
     source = ScriptedSource(datetime(2026, 1, 1, tzinfo=datetime.now().astimezone().tzinfo))
     asyncio.run(agent.run(source))
 

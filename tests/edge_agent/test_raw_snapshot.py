@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from core.mqtt import connect, make_client
+from core.settings import EdgeSettings
 from core.sim import default_plant
 from core.wire import cmd_topic
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig
 from edge_agent.publisher import ReliablePublisher
 from edge_agent.queue import DiskQueue
 from edge_agent.sources.simulator import SimulatorSource
@@ -40,7 +40,7 @@ def send_command(broker: Mosquitto, site: str, asset_id: str, command: dict[str,
 
 def test_raw_snapshot_on_request_through_the_broker(broker: Mosquitto, tmp_path: Path) -> None:
     db = tmp_path / "store.db"
-    settings = agent_settings(broker, tmp_path, "edge-cmd")
+    settings = agent_settings(broker, tmp_path, "edge-cmd", ring_capacity=4)
     assets = default_plant()[:1]
     asset = assets[0]
     vib = next(c for c in asset.channels if c.sample_rate_hz > 1000 and c.quantity.value == "acceleration")
@@ -56,7 +56,7 @@ def test_raw_snapshot_on_request_through_the_broker(broker: Mosquitto, tmp_path:
             primary_host=HOST_ID,
             reconnect_s=(0.5, 2.0),
         )
-        agent = EdgeAgent(settings, assets, pub, config=AgentConfig(ring_capacity=4))
+        agent = EdgeAgent(settings, assets, pub)
         pub.on_command = agent.command
         pub.start()
         assert pub.wait_connected(10)
@@ -65,7 +65,7 @@ def test_raw_snapshot_on_request_through_the_broker(broker: Mosquitto, tmp_path:
             assert wait_for(lambda: agent.stats.windows >= 8, 30)
             assert wait_for(lambda: agent.stats.features_sent >= 8 and len(stored_readings(db)) > 0, 30)
             before = stored_readings(db)
-            assert all(fs < AgentConfig().raw_below_hz for _, _, fs, _ in before), "only slow channels go upstream raw"
+            assert all(fs < EdgeSettings().raw_below_hz for _, _, fs, _ in before), "only slow channels go upstream raw"
             send_command(broker, settings.mqtt.site, asset.asset_id, {"action": "raw", "channel": vib.name, "last": 3})
             send_command(broker, settings.mqtt.site, asset.asset_id, {"action": "reboot"})  # unknown: ignored
             send_command(broker, settings.mqtt.site, "not-my-asset", {"action": "raw"})  # not ours: ignored

@@ -18,12 +18,12 @@ from scipy import stats
 
 from core.assets import AssetConfig
 from core.datasets.cmapss import CMAPSS_CHANNELS
+from core.edge_config import SourceConfig
 from core.inference.card import read_card
 from core.inference.registry import SHIPPED_DIR, ModelRegistry
 from core.settings import EdgeSettings, Settings
 from core.wire import Prediction
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig, SourceConfig
 from edge_agent.hooks import CmapssRulHook, build_hooks
 from edge_agent.processor import WindowResult
 from edge_agent.publisher import ReliablePublisher
@@ -31,7 +31,7 @@ from edge_agent.queue import DiskQueue
 from edge_agent.sources import build_source
 from genedge.localservices import Mosquitto
 from tests._factories import ListSink, wait_for
-from tests.edge_agent.conftest import HOST_ID, agent_settings, agent_thread, announce_host, running_ingest
+from tests.edge_agent.conftest import HOST_ID, agent_thread, announce_host, running_ingest
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "cmapss-FD001"
@@ -53,15 +53,16 @@ def held_out_units(n: int) -> list[int]:
 
 def replay_predictions(data: Path, units: list[int]) -> tuple[dict[str, list[tuple[Prediction, float]]], EdgeAgent]:
     """Run the units through the agent with the configured RUL hook; (prediction, true RUL) per asset."""
-    options = AgentConfig(
-        rul_model=promoted_dir(), rul_every=EVERY, source=SourceConfig(kind="cmapss", paths=[data], units=units, speed=None)
+    edge = EdgeSettings(
+        agent_id="edge-rul", rul_model=promoted_dir(), rul_every=EVERY,
+        source=SourceConfig(kind="cmapss", paths=[data], units=units, speed=None),
     )
-    settings = Settings(edge=EdgeSettings(agent_id="edge-rul"))
-    source, assets = build_source(options.source, settings)
-    hooks = build_hooks(options, assets)
+    settings = Settings(edge=edge)
+    source, assets = build_source(settings)
+    hooks = build_hooks(settings.edge, assets)
     assert [type(h) for h in hooks] == [CmapssRulHook]
     sink = ListSink()
-    agent = EdgeAgent(settings, assets, sink, config=options, hooks=hooks)
+    agent = EdgeAgent(settings, assets, sink, hooks=hooks)
     paired: dict[str, list[tuple[Prediction, float]]] = {}
     seen = 0
 
@@ -125,17 +126,18 @@ def test_shipped_model_predicts_meaningful_rul_through_the_agent(datasets: Path,
 
 
 def test_predictions_reach_the_store_through_the_broker(broker: Mosquitto, tmp_path: Path, datasets: Path) -> None:
-    """The agent CLI's wiring, from a TOML agent config: predictions pass ingest's validation into the store."""
+    """The agent CLI's wiring, from a TOML settings file: predictions pass ingest's validation into the store."""
     unit = held_out_units(1)[0]
-    cfg = tmp_path / "agent.toml"
+    cfg = tmp_path / "settings.toml"
     # The model's registry directory: the agent loads whichever version is promoted.
     cfg.write_text(
-        f'rul_model = "{SHIPPED_DIR / MODEL}"\nrul_every = 20\n\n[source]\nkind = "cmapss"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nembedded = false\n\n'
+        f'[edge]\nagent_id = "edge-rul"\nqueue_path = "{tmp_path / "edge-rul-queue.db"}"\n'
+        f'rul_model = "{SHIPPED_DIR / MODEL}"\nrul_every = 20\n\n[edge.source]\nkind = "cmapss"\n'
         f'paths = ["{datasets / "cmapss" / "train_FD001.txt"}"]\nunits = [{unit}]\nspeed = 200.0\n'
     )
-    options = AgentConfig.load(cfg)
-    settings = agent_settings(broker, tmp_path, "edge-rul")
-    source, assets = build_source(options.source, settings)
+    settings = Settings.load(cfg)
+    source, assets = build_source(settings)
     db = tmp_path / "store.db"
     with running_ingest(broker, db, "ingest-rul"):
         announce_host(broker)
@@ -149,7 +151,7 @@ def test_predictions_reach_the_store_through_the_broker(broker: Mosquitto, tmp_p
             primary_host=HOST_ID,
         ).start()
         assert pub.wait_connected(10)
-        agent = EdgeAgent(settings, assets, pub, config=options, hooks=build_hooks(options, assets))
+        agent = EdgeAgent(settings, assets, pub, hooks=build_hooks(settings.edge, assets))
         done = False
 
         async def run(stop: object) -> None:
@@ -187,7 +189,7 @@ def test_edge_agent_imports_no_training_code() -> None:
     """Everything the gateway runs, RUL inference included, loads without torch, Lightning or the dashboard."""
     code = (
         "import sys, numpy as np\n"
-        "import edge_agent.agent, edge_agent.config, edge_agent.hooks, edge_agent.plc, edge_agent.publisher\n"
+        "import edge_agent.agent, edge_agent.hooks, edge_agent.plc, edge_agent.publisher\n"
         "import edge_agent.sources.replay, edge_agent.sources.industrial, edge_agent.sources.simulator\n"
         "from edge_agent.hooks import CmapssRulHook\n"
         f"hook = CmapssRulHook.from_path({str(promoted_dir())!r})\n"

@@ -19,6 +19,7 @@ import pytest
 from core.assets import AssetConfig, ChannelConfig, Quantity
 from core.datasets.cmapss import CMAPSS_CHANNELS
 from core.datasets.dcase import dcase_asset
+from core.edge_config import SourceConfig
 from core.errors import ConfigError, SourceError
 from core.settings import EdgeSettings, Settings
 from core.wire import FeatureFrame, ReadingBatch
@@ -154,7 +155,6 @@ def test_cmapss_test_file_has_no_rul_and_accelerated_speed_paces(datasets: Path)
 
 def test_cmapss_asset_from_the_settings_file(datasets: Path) -> None:
     """A ``[[assets]]`` entry with a replayed engine's id describes it (site, name) instead of the default."""
-    from edge_agent.config import SourceConfig
     from edge_agent.sources import build_source
 
     default = CmapssReplaySource(datasets / "cmapss" / "train_FD001.txt", [2]).assets[0]
@@ -162,30 +162,31 @@ def test_cmapss_asset_from_the_settings_file(datasets: Path) -> None:
     other = AssetConfig(
         asset_id="pump-9", channels=(ChannelConfig(name="t", quantity=Quantity.TEMPERATURE, unit="degC", sample_rate_hz=1.0),)
     )
-    cfg = SourceConfig(kind="cmapss", paths=[datasets / "cmapss" / "train_FD001.txt"], units=[1, 2], speed=None)
-    _, assets = build_source(cfg, Settings(assets=[configured, other]))
+    source = SourceConfig(kind="cmapss", paths=[datasets / "cmapss" / "train_FD001.txt"], units=[1, 2], speed=None)
+    edge = EdgeSettings(source=source)
+    _, assets = build_source(Settings(edge=edge, assets=[configured, other]))
     assert [(a.asset_id, a.site) for a in assets] == [("engine-fd001-001", "plant1"), ("engine-fd001-002", "hangar3")]
     wrong = configured.model_copy(update={"channels": configured.channels[:3]})
     with pytest.raises(ConfigError, match="channel 's1'"):
-        build_source(cfg, Settings(assets=[wrong]))
+        build_source(Settings(edge=edge, assets=[wrong]))
 
 
 def test_femto_bearing_geometry_and_speed_from_the_settings_file(datasets: Path) -> None:
     from core.datasets.femto import femto_asset
-    from edge_agent.config import SourceConfig
     from edge_agent.sources import build_source
 
     recorded = femto_asset("1_1")
     geometry = recorded.bearing.model_copy(update={"contact_angle_deg": 5.0})
     entry = recorded.model_copy(update={"shaft_speed_rpm": 1790.0, "bearing": geometry, "machine_class": "II"})
-    cfg = SourceConfig(kind="femto", paths=[datasets / "femto" / "Learning_set_Bearing1_1.tar.xz"], speed=None)
-    source, assets = build_source(cfg, Settings(assets=[entry]))
+    edge = EdgeSettings(source=SourceConfig(kind="femto", paths=[datasets / "femto" / "Learning_set_Bearing1_1.tar.xz"],
+                                            speed=None))
+    source, assets = build_source(Settings(edge=edge, assets=[entry]))
     assert assets == [entry] and source.asset is entry
-    assert build_source(cfg, Settings())[1] == [recorded], "without an entry: the dataset's own description"
+    assert build_source(Settings(edge=edge))[1] == [recorded], "without an entry: the dataset's own description"
     as_50hz = entry.model_copy(
         update={
             "channels": tuple(c.model_copy(update={"sample_rate_hz": 50.0}) if c.name == "temp" else c for c in entry.channels)
         }
     )
     with pytest.raises(ConfigError, match=r"channel 'temp' must be temperature in 'degC' at 10\.0 Hz"):
-        build_source(cfg, Settings(assets=[as_50hz]))
+        build_source(Settings(edge=edge, assets=[as_50hz]))

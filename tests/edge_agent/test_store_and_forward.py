@@ -9,7 +9,6 @@ from pathlib import Path
 
 from core.sim import default_faults, default_plant
 from edge_agent.agent import EdgeAgent
-from edge_agent.config import AgentConfig
 from edge_agent.publisher import ReliablePublisher
 from edge_agent.queue import DiskQueue
 from edge_agent.sources.simulator import SimulatorSource
@@ -43,7 +42,7 @@ def test_queue_bounds_and_overflow_policies(tmp_path: Path) -> None:
 
 def test_broker_outage_every_message_once_in_order(broker: Mosquitto, tmp_path: Path) -> None:
     db = tmp_path / "store.db"
-    settings = agent_settings(broker, tmp_path, "edge-sf")
+    settings = agent_settings(broker, tmp_path, "edge-sf", status_interval_s=5.0)
     assets = default_plant()[:2]
     with running_ingest(broker, db, "ingest-sf") as (service, _store):
         announce_host(broker)
@@ -52,7 +51,7 @@ def test_broker_outage_every_message_once_in_order(broker: Mosquitto, tmp_path: 
                                 assets=[(a.asset_id, [c.name for c in a.channels]) for a in assets],
                                 primary_host=HOST_ID, reconnect_s=(0.5, 2.0)).start()
         assert pub.wait_connected(10)
-        agent = EdgeAgent(settings, assets, pub, config=AgentConfig(status_interval_s=5.0))
+        agent = EdgeAgent(settings, assets, pub)
         source = SimulatorSource(assets, default_faults(assets, 3), seed=3, interval_s=0.5, snapshot_samples=2048)
 
         with agent_thread(lambda stop: agent.run(source, stop)):

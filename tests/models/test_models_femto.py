@@ -128,7 +128,6 @@ def test_deployable_share_of_life_model(runs: dict[str, BearingRun], femto_dir: 
     from core.settings import EdgeSettings, Settings
     from core.wire import Prediction
     from edge_agent.agent import EdgeAgent
-    from edge_agent.config import AgentConfig
     from edge_agent.hooks import build_hooks
     from edge_agent.sources.replay import FemtoReplaySource
     from models.femto_pipeline import register_femto, train_femto
@@ -163,9 +162,8 @@ def test_deployable_share_of_life_model(runs: dict[str, BearingRun], femto_dir: 
     n = 60
     source = FemtoReplaySource(femto_dir / "Learning_set_Bearing3_1.tar.xz", speed=None, temperature=False, limit=n)
     sink = ListSink()
-    config = AgentConfig(rul_model=tmp_path / "registry" / "femto-bearing")
-    agent = EdgeAgent(Settings(edge=EdgeSettings(agent_id="edge-femto-rul")), [source.asset], sink, config=config,
-                      hooks=build_hooks(config, [source.asset]))
+    config = EdgeSettings(agent_id="edge-femto-rul", rul_model=tmp_path / "registry" / "femto-bearing")
+    agent = EdgeAgent(Settings(edge=config), [source.asset], sink, hooks=build_hooks(config, [source.asset]))
     asyncio.run(agent.run(source))
     preds = [x for x in sink.messages if isinstance(x, Prediction)]
     assert len(preds) >= n - 2, f"one prediction per snapshot frame, got {len(preds)} of {n}"

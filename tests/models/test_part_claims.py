@@ -36,3 +36,18 @@ def test_the_ablation_claims_nothing_after_its_deadline(tmp_path: Path, capsys: 
     run(tmp_path / "no-data", tmp_path / "parts", ["FD001"], ["T_w80", "L_w80"], [0, 1], deadline=time.time() - 1)
     assert list((tmp_path / "parts").iterdir()) == []
     assert "deadline reached" in capsys.readouterr().out
+
+
+def test_an_archived_part_is_not_run_again(tmp_path: Path) -> None:
+    """A part packed into its directory's archive (benchmarks/_archive.py) counts as finished."""
+    from benchmarks._archive import pack
+
+    parts = tmp_path / "x_parts"
+    parts.mkdir()
+    write_part(parts / "FD001_T_s0.json", {"val_rmse": 12.5})
+    pack(parts, remove=True)
+    parts.mkdir()
+    with claim_part(parts / "FD001_T_s0.json") as done:
+        assert not done
+    with claim_part(parts / "FD001_T_s1.json") as mine:
+        assert mine
