@@ -7,23 +7,32 @@ Every command reads the ``models`` section of the settings (``--config`` TOML fi
 environment): the registry is ``models.registry_dir`` unless ``--registry-dir`` says otherwise, and
 the training commands take ``models.seed``, ``models.max_epochs`` and ``models.accelerator`` where the
 settings set them; an explicit option wins over both. The C-MAPSS benchmark is ``benchmarks/rul.py``.
+
+The training commands (``train``, ``train-sim``, ``train-femto``, and ``quantize``'s training run) are thin
+calls into the recipe registry (:mod:`models.recipes`): :func:`_training_run` resolves the options they share.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from core.errors import GenEdgeError, ModelError
 from core.inference.card import read_card
-from core.inference.registry import SHIPPED_DIR
+from core.inference.registry import SHIPPED_DIR, ModelRegistry, ModelVersion
 from core.settings import ModelsSettings, Settings
 from genedge._cli_output import emit, fail
 from genedge._common import ConfigOpt, DbOpt, load_settings
+
+if TYPE_CHECKING:  # the recipes import torch: the commands import them when they run
+    from models.recipes import Recipe
 
 __all__ = ["models_app", "rul_app"]
 
@@ -41,8 +50,19 @@ MaxEpochs = Annotated[
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON line.")]
 ProgressFlag = Annotated[
     bool | None,
-    typer.Option("--progress/--no-progress", help="Lightning progress bar on stderr (default: on a terminal)."),
+    typer.Option("--progress/--no-progress", help="Lightning progress bar on stderr (default: on a terminal, without --json)."),
 ]
+PromoteFlag = Annotated[bool, typer.Option(help="Promote the registered version.")]
+ModelName = Annotated[str, typer.Argument(help="Model name, e.g. cmapss-FD001.")]
+
+
+@contextmanager
+def _or_fail() -> Iterator[None]:
+    """Report a :class:`GenEdgeError` raised inside as ``error: ...`` and exit 1 (every command's one way)."""
+    try:
+        yield
+    except GenEdgeError as err:
+        fail(err)
 
 
 def _settings(config: Path | None, db: str | None = None) -> Settings:
@@ -53,40 +73,88 @@ def _settings(config: Path | None, db: str | None = None) -> Settings:
         fail(err)
 
 
-def _configured(settings: ModelsSettings, field: str) -> Any:
-    """``settings.<field>``: ``None`` (the default) leaves each recipe its own (25 epochs for C-MAPSS, 30 for
-    the simulator and FEMTO; seed 0 for the shipped simulator and FEMTO models)."""
-    return getattr(settings, field)
+def _registry_dir(registry_dir: Path | None, config: Path | None) -> Path:
+    """``--registry-dir``, else ``models.registry_dir`` of the settings."""
+    return registry_dir or _settings(config).models.registry_dir
+
+
+def _registry(registry_dir: Path | None, config: Path | None) -> ModelRegistry:
+    """The registry of ``--registry-dir``, else of the settings."""
+    return ModelRegistry(_registry_dir(registry_dir, config))
 
 
 def _runtime_params(settings: ModelsSettings, model: str = "transformer") -> dict[str, Any]:
     """Estimator runtime parameters the settings set (Lightning's accelerator of the deep models)."""
-    accelerator = _configured(settings, "accelerator")
+    accelerator = settings.accelerator
     return {"accelerator": accelerator} if accelerator is not None and model != "minirocket" else {}
 
 
-def _seed_or(seed: int | None, settings: ModelsSettings, default: int) -> int:
-    """The ``--seed`` given, else ``models.seed`` where the settings set it, else the command's ``default``."""
-    if seed is not None:
-        return seed
-    configured: int | None = _configured(settings, "seed")
-    return default if configured is None else configured
+@dataclass(frozen=True)
+class _Run:
+    """A training command's recipe with the options every training command resolves alike.
+
+    Settings left unset (``None``) leave each recipe its own: 25 epochs for C-MAPSS, 30 for the
+    simulator and FEMTO; seed 42 for C-MAPSS, 0 for the shipped simulator and FEMTO models.
+    """
+
+    recipe: Recipe[Any]
+    seed: int
+    max_epochs: int | None
+    runtime: dict[str, Any]
+    registry_dir: Path
+    progress_bar: bool
+
+    def train(self, *, model_params: dict[str, Any] | None = None, **options: Any) -> Any:
+        """The recipe's :meth:`~models.recipes.Recipe.train` with this run's seed, epochs and runtime."""
+        return self.recipe.train(
+            seed=self.seed,
+            max_epochs=self.max_epochs,
+            model_params={**self.runtime, **(model_params or {})},
+            progress_bar=self.progress_bar,
+            **options,
+        )
+
+    def register(self, result: Any, **options: Any) -> ModelVersion:
+        """The recipe's :meth:`~models.recipes.Recipe.register` into this run's registry."""
+        return self.recipe.register(result, self.registry_dir, **options)
 
 
-def _epochs_and_runtime(max_epochs: int | None, settings: ModelsSettings) -> dict[str, Any]:
-    """Model parameters of the simulator and FEMTO recipes from ``--max-epochs`` and the settings."""
-    epochs = max_epochs if max_epochs is not None else _configured(settings, "max_epochs")
-    return {**({"max_epochs": epochs} if epochs is not None else {}), **_runtime_params(settings)}
+def _training_run(
+    recipe: str,
+    settings: ModelsSettings,
+    *,
+    seed: int | None,
+    max_epochs: int | None,
+    registry_dir: Path | None = None,
+    progress: bool | None = None,
+    as_json: bool = False,
+    model: str = "transformer",
+    epochs_from_settings: bool = True,
+) -> _Run:
+    """Resolve a training command's shared options: an explicit option wins over ``models.*`` of the settings,
+    which wins over the recipe's default; the progress bar is on when stderr is a terminal and no JSON is asked."""
+    from models.recipes import get_recipe
+
+    with _or_fail():
+        found = get_recipe(recipe)
+    if max_epochs is None and epochs_from_settings:
+        max_epochs = settings.max_epochs
+    return _Run(
+        recipe=found,
+        seed=seed if seed is not None else settings.seed if settings.seed is not None else found.default_seed,
+        max_epochs=max_epochs,
+        runtime=_runtime_params(settings, model),
+        registry_dir=registry_dir or settings.registry_dir,
+        progress_bar=progress if progress is not None else not as_json and sys.stderr.isatty(),
+    )
 
 
 def _model_params(model: str, items: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` items as model hyperparameters (VALUE read as JSON, else kept as text); exits on an unknown KEY."""
     from models.pipeline import make_estimator
 
-    try:
+    with _or_fail():
         known = make_estimator(model).get_params()
-    except GenEdgeError as err:
-        fail(err)
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -100,6 +168,33 @@ def _model_params(model: str, items: list[str]) -> dict[str, Any]:
         except ValueError:
             out[key] = raw
     return out
+
+
+def _from_card(path: Path) -> tuple[str, str, int, dict[str, Any]]:
+    """A C-MAPSS card's subset, model, seed and ``{"data": ..., "model": ...}``; exits if it is none."""
+    from models.pipeline import card_config
+
+    card_path = path / "card.json" if path.is_dir() else path
+    try:
+        card = read_card(card_path)
+        if card.dataset.subset is None or card.seed is None:
+            raise ModelError(f"{card_path} is not a C-MAPSS card with a seed: it cannot be trained again")
+        return card.dataset.subset, card.model, card.seed, card_config(card)
+    except (GenEdgeError, KeyError) as err:
+        fail(err)
+
+
+@rul_app.command("recipes")
+def recipes(as_json: JsonFlag = False) -> None:
+    """List the training recipes of rul train, train-sim and train-femto: name, registry names, RUL unit, dataset."""
+    from models.recipes import recipe_rows
+
+    rows = recipe_rows()
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['name']:<10} {', '.join(r['registry_names']):<58} {r['unit']:<6} {r['dataset']}")
 
 
 @rul_app.command("train")
@@ -138,7 +233,7 @@ def train(
     registry_dir: RegistryDir = None,
     config: ConfigOpt = None,
     register: Annotated[bool, typer.Option(help="Export and register the model.")] = True,
-    promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
+    promote: PromoteFlag = False,
     variant: Annotated[
         str, typer.Option(help="Registered variant: fp32 | int8-dynamic | int8-compact | int8-static | fp16 | int4")
     ] = "int8-dynamic",
@@ -188,27 +283,24 @@ def train(
     progress: ProgressFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train a model on a C-MAPSS subset (validation split by unit) and register it."""
-    from models.pipeline import card_config, register_result, train_cmapss
-
-    settings = _settings(config).models
+    """Train a model on a C-MAPSS subset (validation split by unit) and register it (the cmapss recipe)."""
     model_params: dict[str, Any] = {}
     data_params: dict[str, Any] = {}
-    if from_card is not None:
-        card_path = from_card / "card.json" if from_card.is_dir() else from_card
-        try:
-            card = read_card(card_path)
-            if card.dataset.subset is None or card.seed is None:
-                raise ModelError(f"{card_path} is not a C-MAPSS card with a seed: it cannot be trained again")
-            subset, model, seed = card.dataset.subset, card.model, card.seed
-            card_cfg = card_config(card)
-            model_params, data_params = card_cfg["model"], card_cfg["data"]
-        except (GenEdgeError, KeyError) as err:
-            fail(err)
-    elif max_epochs is None:  # a card's run keeps its own epochs unless --max-epochs says otherwise
-        max_epochs = _configured(settings, "max_epochs")
-    seed = _seed_or(seed, settings, 42)
-    model_params.update(_runtime_params(settings, model))
+    if from_card is not None:  # the card's subset, model, seed and configuration; its own epochs unless --max-epochs
+        subset, model, seed, card_cfg = _from_card(from_card)
+        model_params, data_params = card_cfg["model"], card_cfg["data"]
+    run = _training_run(
+        "cmapss",
+        _settings(config).models,
+        seed=seed,
+        max_epochs=max_epochs,
+        registry_dir=registry_dir,
+        progress=progress,
+        as_json=as_json,
+        model=model,
+        epochs_from_settings=from_card is None,
+    )
+    model_params.update(run.runtime)  # the settings' runtime over the card's, --param over both
     if param:
         model_params.update(_model_params(model, param))
     if members is not None:
@@ -227,39 +319,23 @@ def train(
         data_params["age_channel"] = age_channel
     if train_stride is not None:
         data_params["train_stride"] = train_stride
-    try:
-        result = train_cmapss(
-            data_dir,
-            subset,
-            model=model,
-            seed=seed,
-            max_epochs=max_epochs,
-            window=window,
-            progress_bar=progress if progress is not None else not as_json and sys.stderr.isatty(),
-            model_params=model_params,
-            data_params=data_params,
+    with _or_fail():
+        result = run.train(
+            data_dir=data_dir, subset=subset, model=model, window=window, model_params=model_params, data_params=data_params
         )
-        out: dict[str, Any] = {
-            "subset": subset,
-            "model": model,
-            "seed": seed,
-            **{k: v for k, v in result.metrics.items()},
-        }
+        out: dict[str, Any] = {"subset": subset, "model": model, "seed": run.seed, **result.metrics}
         if checkpoint_dir is not None:  # seeds of the networks reused from the directory, not trained now
             out["members_loaded"] = list(getattr(result.estimator, "members_loaded_", []))
         if register:
-            mv = register_result(result, registry_dir or settings.registry_dir, variant=variant, promote=promote)
-            out.update(
-                {
-                    "name": mv.name,
-                    "version": mv.version,
-                    "path": str(mv.model_path),
-                    "val_rmse_onnx": mv.card.metric("val_rmse_onnx"),
-                }
-            )
-    except GenEdgeError as err:
-        fail(err)
+            mv = run.register(result, variant=variant, promote=promote)
+            out.update(_registered(mv))
+            out["val_rmse_onnx"] = mv.card.metric("val_rmse_onnx")
     emit(out, as_json)
+
+
+def _registered(mv: ModelVersion) -> dict[str, Any]:
+    """What every training command prints of the version it registered."""
+    return {"name": mv.name, "version": mv.version, "path": str(mv.model_path)}
 
 
 @rul_app.command("train-sim")
@@ -275,7 +351,7 @@ def train_sim(
     units: Annotated[int | None, typer.Option(help="Simulated units (default 200).")] = None,
     max_epochs: MaxEpochs = None,
     registry_dir: RegistryDir = None,
-    promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
+    promote: PromoteFlag = False,
     from_store: Annotated[
         bool,
         typer.Option(
@@ -288,42 +364,41 @@ def train_sim(
     db: DbOpt = None,
     config: ConfigOpt = None,
     time_scale: Annotated[float, typer.Option(help="Asset hours per wall-clock hour of the stored frames (1 in a plant).")] = 1.0,
+    progress: ProgressFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train the demo plant's RUL model (hours) on simulated run-to-failure units (plus, with --from-store,
-    the plant's own runs to confirmed faults) and register it as sim-bearing."""
-    from models.sim_pipeline import default_sim_config, register_sim, train_simulator
-
+    the plant's own runs to confirmed faults) and register it as sim-bearing (the simulator recipe)."""
     settings = _settings(config, db)
-    seed = _seed_or(seed, settings.models, 0)
-    model = _epochs_and_runtime(max_epochs, settings.models)
+    run = _training_run(
+        "simulator", settings.models, seed=seed, max_epochs=max_epochs, registry_dir=registry_dir, progress=progress,
+        as_json=as_json,
+    )
     data = {"n_units": units} if units is not None else {}
-    try:
-        runs: tuple[Any, ...] = ()
-        if from_store:
-            from genedge.retrain import store_runs
-            from ingest.store import Store
-
-            url = settings.store.url.get_secret_value()
-            data_cfg = {**default_sim_config()["data"], **data}
-            with Store(url) as store:
-                runs = tuple(
-                    store_runs(
-                        store,
-                        step_hours=float(data_cfg["step_hours"]),
-                        time_scale=time_scale,
-                        censored_cap=float(data_cfg["rul_cap"]),
-                    )
-                )
-        result = train_simulator(seed=seed, data_params=data, model_params=model, extra_runs=runs)
-        mv = register_sim(result, registry_dir or settings.models.registry_dir, promote=promote)
-    except GenEdgeError as err:
-        fail(err)
-    out = {"name": mv.name, "version": mv.version, "path": str(mv.model_path), **mv.card.metrics}
-    plant_runs = getattr(mv.card.dataset, "plant_runs", [])  # recorded by train-sim (an extra card field)
+    with _or_fail():
+        runs = _plant_runs(settings, {**run.recipe.default_config()["data"], **data}, time_scale) if from_store else ()
+        mv = run.register(run.train(data_params=data, extra_runs=runs), promote=promote)
+    out = {**_registered(mv), **mv.card.metrics}
+    plant_runs = getattr(mv.card.dataset, "plant_runs", [])  # recorded by the simulator recipe (an extra card field)
     out["plant_runs"] = len(plant_runs)
     out["plant_runs_censored"] = sum(bool(r["censored"]) for r in plant_runs)
     emit(out, as_json)
+
+
+def _plant_runs(settings: Settings, data_cfg: dict[str, Any], time_scale: float) -> tuple[Any, ...]:
+    """The plant's own runs to confirmed faults (and healthy inspections) from the store of the settings."""
+    from genedge.retrain import store_runs
+    from ingest.store import Store
+
+    with Store(settings.store.url.get_secret_value()) as store:
+        return tuple(
+            store_runs(
+                store,
+                step_hours=float(data_cfg["step_hours"]),
+                time_scale=time_scale,
+                censored_cap=float(data_cfg["rul_cap"]),
+            )
+        )
 
 
 @rul_app.command("train-femto")
@@ -338,40 +413,29 @@ def train_femto_cmd(
         int | None,
         typer.Option(help="Seed of the shuffling and every model (default: models.seed where the settings set it, else 0)."),
     ] = None,
-    max_epochs: Annotated[
-        int | None, typer.Option(help="Override the default epochs (30; models.max_epochs where the settings set it).")
-    ] = None,
+    max_epochs: MaxEpochs = None,
     name: Annotated[str, typer.Option(help="Registry name.")] = "femto-bearing",
     registry_dir: RegistryDir = None,
     config: ConfigOpt = None,
-    promote: Annotated[bool, typer.Option(help="Promote the registered version.")] = False,
+    promote: PromoteFlag = False,
     progress: ProgressFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train the bearing model on the FEMTO run-to-failure bearings (share of life left, %) and register it.
+    """Train the bearing model on the FEMTO run-to-failure bearings (share of life left, %) and register it
+    (the femto recipe).
 
     Each bearing is first predicted by a model trained on the others: those errors are the card's
     quality figures and calibrate the interval. The registered model trains on every bearing.
     """
-    from models.data.femto import FEMTO_BEARINGS
-    from models.femto_pipeline import register_femto, train_femto
-
-    settings = _settings(config).models
-    seed = _seed_or(seed, settings, 0)
-    model = _epochs_and_runtime(max_epochs, settings)
-    try:
-        result = train_femto(
-            data_dir,
-            bearings=tuple(bearing) if bearing else FEMTO_BEARINGS,
-            seed=seed,
-            model_params=model,
-            progress_bar=progress if progress is not None else not as_json and sys.stderr.isatty(),
-        )
-        mv = register_femto(result, registry_dir or settings.registry_dir, name=name, promote=promote)
-    except GenEdgeError as err:
-        fail(err)
+    run = _training_run(
+        "femto", _settings(config).models, seed=seed, max_epochs=max_epochs, registry_dir=registry_dir, progress=progress,
+        as_json=as_json,
+    )
+    options: dict[str, Any] = {"bearings": tuple(bearing)} if bearing else {}
+    with _or_fail():
+        mv = run.register(run.train(data_dir=data_dir, **options), name=name, promote=promote)
     m = mv.card.metrics
-    out: dict[str, Any] = {"name": mv.name, "version": mv.version, "path": str(mv.model_path), "rul_unit": m["rul_unit"]}
+    out: dict[str, Any] = {**_registered(mv), "rul_unit": m["rul_unit"]}
     out.update({k: v for k, v in m.items() if k.startswith(("lobo_", "in_sample_", "int8_"))})
     out["bearings"] = {b: {k: round(v, 3) for k, v in f.items()} for b, f in m["bearings"].items()}
     emit(out, as_json)
@@ -399,15 +463,13 @@ def evaluate(
     from core.inference.runtime import OnnxRULPredictor
     from models.evaluation import evaluate_predictor
 
-    try:
+    with _or_fail():
         predictor = (
             OnnxRULPredictor.from_path(model)
             if model is not None
             else OnnxRULPredictor.from_registry(registry_dir, f"cmapss-{subset}")
         )
         out = evaluate_predictor(predictor, data_dir, subset, coverage=coverage)
-    except GenEdgeError as err:
-        fail(err)
     emit(out, as_json)
 
 
@@ -424,7 +486,7 @@ def calibrate(
         str,
         typer.Option(help="Mondrian bin edges on the predicted RUL, comma-separated; empty for one pooled quantile."),
     ] = "40,90",
-    promote: Annotated[bool, typer.Option(help="Promote the new version.")] = False,
+    promote: PromoteFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Recalibrate a registered model's intervals on its validation cuts (no training) as a new version."""
@@ -434,17 +496,9 @@ def calibrate(
         edges = tuple(float(b) for b in bins.split(",") if b.strip())
     except ValueError:
         fail(GenEdgeError(f"--bins takes comma-separated numbers, got {bins!r}"))
-    try:
-        mv = recalibrate_version(
-            registry_dir or _settings(config).models.registry_dir,
-            name or registry_name(subset),
-            data_dir,
-            version=version,
-            bins=edges,
-            promote=promote,
-        )
-    except GenEdgeError as err:
-        fail(err)
+    with _or_fail():
+        registry = _registry_dir(registry_dir, config)
+        mv = recalibrate_version(registry, name or registry_name(subset), data_dir, version=version, bins=edges, promote=promote)
     m = mv.card.metrics
     cal = mv.card.calibration or {}
     out: dict[str, Any] = {
@@ -476,19 +530,12 @@ def quantize(
 ) -> None:
     """Train, export fp32 ONNX and every compressed variant; print the compression table."""
     from models.export.compare import compression_report
-    from models.pipeline import export_variants, train_cmapss
+    from models.pipeline import export_variants
     from models.torch_estimator import TorchRULEstimator
 
-    settings = _settings(config).models
-    try:
-        result = train_cmapss(
-            data_dir,
-            subset,
-            seed=_seed_or(seed, settings, 42),
-            max_epochs=max_epochs if max_epochs is not None else _configured(settings, "max_epochs"),
-            progress_bar=not as_json and sys.stderr.isatty(),
-            model_params=_runtime_params(settings),
-        )
+    run = _training_run("cmapss", _settings(config).models, seed=seed, max_epochs=max_epochs, as_json=as_json)
+    with _or_fail():
+        result = run.train(data_dir=data_dir, subset=subset)
         paths = export_variants(result, out_dir / subset)
         rows = compression_report(
             cast("TorchRULEstimator", result.estimator).network,
@@ -497,8 +544,6 @@ def quantize(
             result.datamodule.y_val,
             threads=threads,
         )
-    except GenEdgeError as err:
-        fail(err)
     if as_json:
         typer.echo(json.dumps({"subset": subset, "rows": rows}, default=float))
         return
@@ -519,12 +564,8 @@ def list_models(
     as_json: JsonFlag = False,
 ) -> None:
     """List registered versions (``*`` marks the promoted one)."""
-    from core.inference.registry import ModelRegistry
-
-    try:
-        versions = ModelRegistry(registry_dir or _settings(config).models.registry_dir).list(name)
-    except GenEdgeError as err:
-        fail(err)
+    with _or_fail():
+        versions = _registry(registry_dir, config).list(name)
     rows = [
         {
             "name": v.name,
@@ -546,32 +587,24 @@ def list_models(
 
 @models_app.command("promote")
 def promote(
-    name: Annotated[str, typer.Argument(help="Model name, e.g. cmapss-FD001.")],
+    name: ModelName,
     version: Annotated[str, typer.Argument(help="Version, e.g. v2.")],
     registry_dir: RegistryDir = None,
     config: ConfigOpt = None,
 ) -> None:
     """Promote a version: the edge agent loads it next."""
-    from core.inference.registry import ModelRegistry
-
-    try:
-        mv = ModelRegistry(registry_dir or _settings(config).models.registry_dir).promote(name, version)
-    except GenEdgeError as err:
-        fail(err)
+    with _or_fail():
+        mv = _registry(registry_dir, config).promote(name, version)
     typer.echo(f"promoted {mv.name} {mv.version}")
 
 
 @models_app.command("rollback")
 def rollback(
-    name: Annotated[str, typer.Argument(help="Model name, e.g. cmapss-FD001.")],
+    name: ModelName,
     registry_dir: RegistryDir = None,
     config: ConfigOpt = None,
 ) -> None:
     """Re-promote the previously promoted version."""
-    from core.inference.registry import ModelRegistry
-
-    try:
-        mv = ModelRegistry(registry_dir or _settings(config).models.registry_dir).rollback(name)
-    except GenEdgeError as err:
-        fail(err)
+    with _or_fail():
+        mv = _registry(registry_dir, config).rollback(name)
     typer.echo(f"rolled back {mv.name} to {mv.version}")

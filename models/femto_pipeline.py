@@ -26,10 +26,9 @@ a starting point to retrain on the plant's own runs, not as a guarantee.
 
 from __future__ import annotations
 
-import datetime as dt
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +38,18 @@ from scipy import stats
 from core.errors import ModelError
 from core.inference.calibration import SplitConformal, empirical_coverage
 from core.inference.card import ModelCard
-from core.inference.registry import ModelRegistry, ModelVersion, git_commit
+from core.inference.registry import ModelVersion
 from core.inference.runtime import FeatureRULPredictor
+from models._recipe import FeatureTrainResult, Recipe, RunOptions, export_int8_dynamic, export_measure_register, model_card
 from models.data.femto import FEMTO_BEARINGS, BearingRun, FEMTODataModule, bearing_run
-from models.export.onnx import export_onnx, quantize_int8_dynamic
 from models.metrics import rmse
 from models.transformer import TransformerRUL
 
 __all__ = [
     "MODEL_NAME",
+    "RECIPE",
     "BearingFold",
+    "FemtoRecipe",
     "FemtoTrainResult",
     "build_femto_card",
     "default_femto_config",
@@ -89,17 +90,11 @@ class BearingFold:
 
 
 @dataclass
-class FemtoTrainResult:
+class FemtoTrainResult(FeatureTrainResult[FEMTODataModule]):
     """The deployed estimator (trained on every bearing), its data module, the cross-bearing
-    interval, the held-out folds and the metrics."""
+    interval, the metrics and the held-out folds."""
 
-    estimator: Any
-    datamodule: FEMTODataModule
-    conformal: SplitConformal
-    folds: list[BearingFold]
-    config: dict[str, Any]
-    seed: int
-    metrics: dict[str, Any] = field(default_factory=dict)
+    folds: list[BearingFold] = field(default_factory=list)
 
 
 def _fit(dm: FEMTODataModule, config: dict[str, Any], seed: int, progress_bar: bool) -> Any:
@@ -187,7 +182,7 @@ def train_femto(
     dm = FEMTODataModule(data_dir, None, train_bearings=bearings, runs=runs, seed=seed, **config["data"])
     dm.setup()
     est = _fit(dm, config, seed, progress_bar)
-    result = FemtoTrainResult(est, dm, conformal, folds, config, seed)
+    result = FemtoTrainResult(est, dm, conformal, config, seed, folds=folds)
     result.metrics = fold_metrics(folds)
     result.metrics["rul_unit"] = dm.preprocessing_card()["rul_unit"]
     return result
@@ -196,27 +191,24 @@ def train_femto(
 def build_femto_card(result: FemtoTrainResult, *, variant: str = "int8-dynamic") -> ModelCard:
     """The model card: provenance, configuration, preprocessing, cross-bearing calibration, metrics."""
     dm = result.datamodule
-    return ModelCard.from_dict({
-        "task": "rul",
-        "model": "transformer",
-        "variant": variant,
-        "dataset": {
-            "name": "femto",
-            "source": "FEMTO/PRONOSTIA (IEEE PHM 2012) learning set, through core.signal.FeaturePipeline",
-            "bearings": {
-                b: {"snapshots": int(dm.runs[b].raw.shape[0]), "life_hours": dm.runs[b].life_hours} for b in dm.train_bearings
-            },
-            "target": dm.target,
+    dataset = {
+        "name": "femto",
+        "source": "FEMTO/PRONOSTIA (IEEE PHM 2012) learning set, through core.signal.FeaturePipeline",
+        "bearings": {
+            b: {"snapshots": int(dm.runs[b].raw.shape[0]), "life_hours": dm.runs[b].life_hours} for b in dm.train_bearings
         },
-        "seed": result.seed,
-        "config": result.config,
-        "preprocessing": dm.preprocessing_card(),
-        "calibration": {**result.conformal.to_dict(), "source": "leave-one-bearing-out residuals"},
-        "metrics": dict(result.metrics),
-        "git_commit": git_commit(Path(__file__).resolve().parent),
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "onnx": {"input": "x", "output": "rul", "layout": "batch, channel, time"},
-    })
+        "target": dm.target,
+    }
+    return model_card(
+        model="transformer",
+        variant=variant,
+        dataset=dataset,
+        seed=result.seed,
+        config=result.config,
+        preprocessing=dm.preprocessing_card(),
+        calibration={**result.conformal.to_dict(), "source": "leave-one-bearing-out residuals"},
+        metrics=result.metrics,
+    )
 
 
 def register_femto(
@@ -231,17 +223,46 @@ def register_femto(
     windows = [dm.bearing_windows(b) for b in dm.train_bearings]
     X, y = np.concatenate([w[0] for w in windows]), np.concatenate([w[1] for w in windows])
     torch_pred = np.clip(result.estimator.predict(X), 0.0, dm.output_cap)
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(result.estimator.network, dm.n_channels, dm.window, Path(tmp) / "fp32.onnx")
-        int8 = quantize_int8_dynamic(fp32, Path(tmp) / "int8-dynamic.onnx")
-        card = build_femto_card(result)
-        pred = FeatureRULPredictor(int8, card).predict_windows(X)
-        card.metrics.update(
-            {
-                "in_sample_rmse_torch": rmse(y, torch_pred),
-                "in_sample_rmse_onnx_int8": rmse(y, pred),
-                "int8_max_abs_diff_vs_torch": float(np.max(np.abs(pred - torch_pred))),
-                "fp32_size_bytes": fp32.stat().st_size,
-            }
-        )
-        return ModelRegistry(registry_dir).register(name, int8, card, promote=promote)
+
+    def measure(paths: dict[str, Path], card: ModelCard) -> dict[str, Any]:
+        pred = FeatureRULPredictor(paths[card.variant], card).predict_windows(X)
+        return {
+            "in_sample_rmse_torch": rmse(y, torch_pred),
+            "in_sample_rmse_onnx_int8": rmse(y, pred),
+            "int8_max_abs_diff_vs_torch": float(np.max(np.abs(pred - torch_pred))),
+        }
+
+    export = partial(export_int8_dynamic, result.estimator.network, dm.n_channels, dm.window)
+    return export_measure_register(registry_dir, name, build_femto_card(result), export=export, measure=measure, promote=promote)
+
+
+class FemtoRecipe(Recipe[FemtoTrainResult]):
+    """The ``femto`` recipe: share of life left (%) from the FEMTO/PRONOSTIA run-to-failure bearings.
+
+    Its own options of :meth:`train`, as :func:`train_femto` takes them: ``bearings`` (default
+    :data:`~models.data.femto.FEMTO_BEARINGS`) and ``runs`` (bearing runs already computed).
+    """
+
+    name = "femto"
+    registry_names = (MODEL_NAME,)
+    unit = "%"
+    dataset = "FEMTO/PRONOSTIA run-to-failure bearings (Learning_set_BearingX_Y.tar.xz), leave one bearing out"
+
+    def default_config(self, **options: Any) -> dict[str, Any]:
+        """:func:`default_femto_config` (it takes no options)."""
+        return default_femto_config(**options)
+
+    def _train(self, run: RunOptions, **options: Any) -> FemtoTrainResult:
+        return train_femto(run.folder(), **run.train_kwargs(), **options)
+
+    def _build_card(self, result: FemtoTrainResult, variant: str) -> ModelCard:
+        return build_femto_card(result, variant=variant)
+
+    def _register(
+        self, result: FemtoTrainResult, registry_dir: str | Path, *, name: str | None, promote: bool, variant: str
+    ) -> ModelVersion:
+        return register_femto(result, registry_dir, name=name or MODEL_NAME, promote=promote)
+
+
+#: The ``femto`` entry of :data:`models.recipes.RECIPES`.
+RECIPE = FemtoRecipe()

@@ -1,4 +1,4 @@
-"""End-to-end C-MAPSS workflows: train, evaluate, export, register (used by the CLI).
+"""End-to-end C-MAPSS workflows: train, evaluate, export, register: the ``cmapss`` recipe of :mod:`models.recipes`.
 
 Everything takes plain arguments (paths, ints); the composition root passes settings in.
 """
@@ -6,9 +6,7 @@ Everything takes plain arguments (paths, ints); the composition root passes sett
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from core.inference.calibration import SplitConformal, empirical_coverage, inter
 from core.inference.card import ModelCard
 from core.inference.registry import ModelRegistry, ModelVersion, git_commit
 from core.inference.runtime import OnnxRULPredictor
+from models._recipe import Recipe, RunOptions, export_measure_register, model_card
 from models.base import NEUTRAL_PARAMS, BaseRULEstimator
 from models.crossfit import CrossFitEnsemble
 from models.data.cmapss import CMAPSSDataModule
@@ -42,6 +41,9 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "MODEL_NAMES",
+    "RECIPE",
+    "SUBSETS",
+    "CmapssRecipe",
     "TrainResult",
     "build_card",
     "card_config",
@@ -58,6 +60,7 @@ __all__ = [
 ]
 
 MODEL_NAMES = ("transformer", "lstm", "minirocket")
+SUBSETS = ("FD001", "FD002", "FD003", "FD004")
 VARIANTS = (
     "fp32",
     "int8-dynamic",
@@ -460,37 +463,34 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
     return {k: v for k, v in paths.items() if k in wanted}
 
 
-def build_card(result: TrainResult, *, variant: str, extra_metrics: dict[str, Any]) -> ModelCard:
+def build_card(result: TrainResult, *, variant: str = "int8-dynamic", extra_metrics: dict[str, Any] | None = None) -> ModelCard:
     """The model card: provenance, configuration, preprocessing, calibration and metrics."""
     dm = result.datamodule
-    return ModelCard.from_dict({
-        "task": "rul",
-        "model": result.model,
-        "variant": variant,
-        "dataset": {
-            "name": "cmapss",
-            "subset": result.subset,
-            "train_file_sha256": data_hash(dm.data_dir, result.subset),
-            # subsets whose units all joined the training set (config.data.extra_train_subsets)
-            **(
-                {"extra_train_files_sha256": {x: data_hash(dm.data_dir, x) for x in dm.extra_train_subsets}}
-                if dm.extra_train_subsets
-                else {}
-            ),
-            "train_units": dm.train_units.tolist(),
-            "val_units": dm.val_units.tolist(),
-            # a cross-fit: the held-out units of each fold's network (val_units is all of them)
-            **({"fold_units": [f.datamodule.val_units.tolist() for f in result.folds]} if result.folds else {}),
-        },
-        "seed": result.seed,
-        "config": result.config,
-        "preprocessing": dm.preprocessing_card(),
-        "calibration": result.estimator.conformal_.to_dict(),
-        "metrics": {**result.metrics, **extra_metrics},
-        "git_commit": git_commit(Path(__file__).resolve().parent),
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "onnx": {"input": "x", "output": "rul", "layout": "batch, channel, time"},
-    })
+    dataset = {
+        "name": "cmapss",
+        "subset": result.subset,
+        "train_file_sha256": data_hash(dm.data_dir, result.subset),
+        # subsets whose units all joined the training set (config.data.extra_train_subsets)
+        **(
+            {"extra_train_files_sha256": {x: data_hash(dm.data_dir, x) for x in dm.extra_train_subsets}}
+            if dm.extra_train_subsets
+            else {}
+        ),
+        "train_units": dm.train_units.tolist(),
+        "val_units": dm.val_units.tolist(),
+        # a cross-fit: the held-out units of each fold's network (val_units is all of them)
+        **({"fold_units": [f.datamodule.val_units.tolist() for f in result.folds]} if result.folds else {}),
+    }
+    return model_card(
+        model=result.model,
+        variant=variant,
+        dataset=dataset,
+        seed=result.seed,
+        config=result.config,
+        preprocessing=dm.preprocessing_card(),
+        calibration=result.estimator.conformal_.to_dict(),
+        metrics={**result.metrics, **(extra_metrics or {})},
+    )
 
 
 def register_result(
@@ -502,26 +502,31 @@ def register_result(
     name: str | None = None,
 ) -> ModelVersion:
     """Export ``variant``, measure its validation RMSE with onnxruntime, register (and promote)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = export_variants(result, tmp, ("fp32", variant) if variant != "fp32" else ("fp32",))
-        dm = result.datamodule
-        card = build_card(result, variant=variant, extra_metrics={})
+    dm = result.datamodule
+    wanted = ("fp32", variant) if variant != "fp32" else ("fp32",)
+
+    def measure(paths: dict[str, Path], card: ModelCard) -> dict[str, Any]:
         if result.folds:
             # the averaged model has trained on every validation cut's unit: score the variant the way
             # val_rmse scores the fp32 networks, each fold's network exported alone on its own fold
-            pred, fp32 = _fold_onnx_predictions(result, Path(tmp), variant, card)
+            pred, fp32 = _fold_onnx_predictions(result, paths["fp32"].parent, variant, card)
         else:
             pred = OnnxRULPredictor(paths[variant], card).predict_windows(dm.X_val)
             fp32 = OnnxRULPredictor(paths["fp32"], card).predict_windows(dm.X_val)
-        card.metrics.update(
-            {
-                "val_rmse_onnx": rmse(dm.y_val, pred),
-                "val_rmse_onnx_fp32": rmse(dm.y_val, fp32),
-                "val_score_onnx": phm08_score(dm.y_val, pred),
-                "fp32_size_bytes": paths["fp32"].stat().st_size,
-            }
-        )
-        return ModelRegistry(registry_dir).register(name or registry_name(result.subset), paths[variant], card, promote=promote)
+        return {
+            "val_rmse_onnx": rmse(dm.y_val, pred),
+            "val_rmse_onnx_fp32": rmse(dm.y_val, fp32),
+            "val_score_onnx": phm08_score(dm.y_val, pred),
+        }
+
+    return export_measure_register(
+        registry_dir,
+        name or registry_name(result.subset),
+        build_card(result, variant=variant),
+        export=lambda out: export_variants(result, out, wanted),
+        measure=measure,
+        promote=promote,
+    )
 
 
 def card_datamodule(card: ModelCard, data_dir: str | Path) -> CMAPSSDataModule:
@@ -598,3 +603,46 @@ def _fold_onnx_predictions(result: TrainResult, tmp: Path, variant: str, card: M
         pred.append(OnnxRULPredictor(paths[variant], card).predict_windows(windows))
         fp32.append(OnnxRULPredictor(paths["fp32"], card).predict_windows(windows))
     return np.concatenate(pred), np.concatenate(fp32)
+
+
+class CmapssRecipe(Recipe[TrainResult]):
+    """The ``cmapss`` recipe: RUL in cycles of the NASA C-MAPSS turbofan engines, one model per subset.
+
+    Its own options of :meth:`train` and :meth:`default_config`: ``subset`` (default ``FD001``) and
+    ``model`` (:data:`MODEL_NAMES`); :meth:`train` also takes ``window`` and ``model_seed``, as
+    :func:`train_cmapss` does. :meth:`register` takes every variant of :data:`VARIANTS` that applies.
+    """
+
+    name = "cmapss"
+    registry_names = tuple(registry_name(s) for s in SUBSETS)
+    unit = "cycles"
+    dataset = "NASA C-MAPSS turbofan engines (train_FD00X.txt), validation split by unit"
+    default_seed = 42
+    variants = VARIANTS
+
+    def default_config(self, **options: Any) -> dict[str, Any]:
+        """:func:`default_config` of ``subset`` (default ``FD001``) and ``model``."""
+        return default_config(**{"subset": "FD001", **options})
+
+    def _train(self, run: RunOptions, **options: Any) -> TrainResult:
+        return train_cmapss(
+            run.folder(),
+            seed=run.seed,
+            max_epochs=run.max_epochs,
+            progress_bar=run.progress_bar,
+            model_params=run.model_params,
+            data_params=run.data_params,
+            **{"subset": "FD001", **options},
+        )
+
+    def _build_card(self, result: TrainResult, variant: str) -> ModelCard:
+        return build_card(result, variant=variant)
+
+    def _register(
+        self, result: TrainResult, registry_dir: str | Path, *, name: str | None, promote: bool, variant: str
+    ) -> ModelVersion:
+        return register_result(result, registry_dir, variant=variant, promote=promote, name=name)
+
+
+#: The ``cmapss`` entry of :data:`models.recipes.RECIPES`.
+RECIPE = CmapssRecipe()

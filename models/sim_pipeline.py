@@ -4,20 +4,17 @@ The model reads the edge agent's own feature frames (see :mod:`models.data.simul
 predicts the remaining useful life in simulated hours, with a split-conformal interval whose
 width scales with the prediction (errors are larger far from failure).
 
-Reproduce the shipped model (a few CPU-minutes)::
+This is the ``simulator`` recipe of :mod:`models.recipes`. Reproduce the shipped model (a few CPU-minutes)::
 
-    python -m models.sim_pipeline --registry models/shipped --json
+    genedge rul train-sim --registry-dir models/shipped --promote --json
 """
 
 # ruff: noqa: N806  (X is the panel, as in scikit-learn and sktime)
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +22,19 @@ import numpy as np
 
 from core.inference.calibration import SplitConformal, empirical_coverage, interval_width
 from core.inference.card import ModelCard
-from core.inference.registry import ModelRegistry, ModelVersion, git_commit
+from core.inference.registry import ModelVersion
 from core.inference.runtime import FeatureRULPredictor
+from models._recipe import FeatureTrainResult, Recipe, RunOptions, export_int8_dynamic, export_measure_register, model_card
 from models.data.arrays import EventRun
 from models.data.simulator import SimulatorDataModule
-from models.export.onnx import export_onnx, quantize_int8_dynamic
 from models.metrics import rmse
 from models.transformer import TransformerRUL
 
 __all__ = [
     "MODEL_NAME",
+    "RECIPE",
     "SimTrainResult",
+    "SimulatorRecipe",
     "build_sim_card",
     "default_sim_config",
     "evaluate_sim",
@@ -71,15 +70,8 @@ def default_sim_config() -> dict[str, Any]:
 
 
 @dataclass
-class SimTrainResult:
+class SimTrainResult(FeatureTrainResult[SimulatorDataModule]):
     """A trained estimator, its data module, the interval calibrator and the metrics."""
-
-    estimator: Any
-    datamodule: SimulatorDataModule
-    conformal: SplitConformal
-    config: dict[str, Any]
-    seed: int
-    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def _cross_coverage(y: np.ndarray, pred: np.ndarray, units: np.ndarray, make: Any, seed: int) -> tuple[float, float]:
@@ -183,39 +175,36 @@ def build_sim_card(result: SimTrainResult, *, variant: str = "int8-dynamic") -> 
     kinds: dict[str, int] = {}
     for u in dm.units:
         kinds[u.fault.kind] = kinds.get(u.fault.kind, 0) + 1
-    return ModelCard.from_dict({
-        "task": "rul",
-        "model": "transformer",
-        "variant": variant,
-        "dataset": {
-            "name": "simulator",
-            "generator": "core.sim.AssetSimulator + core.signal.FeaturePipeline",
-            "n_units": len(dm.units),
-            "fault_kinds": kinds,
-            "asset_types": sorted({u.asset.asset_id for u in dm.units}),
-            "train_units": dm.train_units.tolist(),
-            "val_units": dm.val_units.tolist(),
-            "plant_runs": [
-                {
-                    "name": r.name,
-                    "frames": int(r.t_hours.size),
-                    "hours": float(r.t_hours[-1]),
-                    "event_hours": r.event_hours,
-                    "censored": r.censored,
-                    "windows": int(r.exact(dm.rul_cap).sum()),
-                }
-                for r in dm.extra_runs
-            ],
-        },
-        "seed": result.seed,
-        "config": result.config,
-        "preprocessing": dm.preprocessing_card(),
-        "calibration": result.conformal.to_dict(),
-        "metrics": dict(result.metrics),
-        "git_commit": git_commit(Path(__file__).resolve().parent),
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "onnx": {"input": "x", "output": "rul", "layout": "batch, channel, time"},
-    })
+    dataset = {
+        "name": "simulator",
+        "generator": "core.sim.AssetSimulator + core.signal.FeaturePipeline",
+        "n_units": len(dm.units),
+        "fault_kinds": kinds,
+        "asset_types": sorted({u.asset.asset_id for u in dm.units}),
+        "train_units": dm.train_units.tolist(),
+        "val_units": dm.val_units.tolist(),
+        "plant_runs": [
+            {
+                "name": r.name,
+                "frames": int(r.t_hours.size),
+                "hours": float(r.t_hours[-1]),
+                "event_hours": r.event_hours,
+                "censored": r.censored,
+                "windows": int(r.exact(dm.rul_cap).sum()),
+            }
+            for r in dm.extra_runs
+        ],
+    }
+    return model_card(
+        model="transformer",
+        variant=variant,
+        dataset=dataset,
+        seed=result.seed,
+        config=result.config,
+        preprocessing=dm.preprocessing_card(),
+        calibration=result.conformal.to_dict(),
+        metrics=result.metrics,
+    )
 
 
 def register_sim(
@@ -223,42 +212,50 @@ def register_sim(
 ) -> ModelVersion:
     """Export int8 (dynamic) ONNX, measure it with onnxruntime on validation, register (and promote)."""
     dm = result.datamodule
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(result.estimator.network, dm.n_channels, dm.window, Path(tmp) / "fp32.onnx")
-        int8 = quantize_int8_dynamic(fp32, Path(tmp) / "int8-dynamic.onnx")
-        card = build_sim_card(result)
-        pred = FeatureRULPredictor(int8, card).predict_windows(dm.X_val)
-        pred32 = FeatureRULPredictor(fp32, card).predict_windows(dm.X_val)
+
+    def measure(paths: dict[str, Path], card: ModelCard) -> dict[str, Any]:
+        pred = FeatureRULPredictor(paths[card.variant], card).predict_windows(dm.X_val)
+        pred32 = FeatureRULPredictor(paths["fp32"], card).predict_windows(dm.X_val)
         lo, hi = result.conformal.interval(pred, COVERAGE)
-        card.metrics.update(
-            {
-                "val_rmse_onnx": rmse(dm.y_val, pred),
-                "val_rmse_onnx_fp32": rmse(dm.y_val, pred32),
-                "val_coverage_onnx_in_sample": empirical_coverage(dm.y_val, lo, hi),
-                "val_interval_width_onnx": interval_width(lo, hi),
-                "fp32_size_bytes": fp32.stat().st_size,
-            }
-        )
-        return ModelRegistry(registry_dir).register(name, int8, card, promote=promote)
+        return {
+            "val_rmse_onnx": rmse(dm.y_val, pred),
+            "val_rmse_onnx_fp32": rmse(dm.y_val, pred32),
+            "val_coverage_onnx_in_sample": empirical_coverage(dm.y_val, lo, hi),
+            "val_interval_width_onnx": interval_width(lo, hi),
+        }
+
+    export = partial(export_int8_dynamic, result.estimator.network, dm.n_channels, dm.window)
+    return export_measure_register(registry_dir, name, build_sim_card(result), export=export, measure=measure, promote=promote)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Train, evaluate and register the simulator RUL model."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--registry", type=Path, default=Path("var/registry"))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--units", type=int, default=None)
-    ap.add_argument("--max-epochs", type=int, default=None)
-    ap.add_argument("--no-promote", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    data = {"n_units": args.units} if args.units else {}
-    model = {"max_epochs": args.max_epochs} if args.max_epochs else {}
-    result = train_simulator(seed=args.seed, data_params=data, model_params=model)
-    mv = register_sim(result, args.registry, promote=not args.no_promote)
-    out = {"name": mv.name, "version": mv.version, "path": str(mv.path), **mv.card.metrics}
-    print(json.dumps(out, indent=None if args.json else 2, default=float))
+class SimulatorRecipe(Recipe[SimTrainResult]):
+    """The ``simulator`` recipe: the demo plant's model (hours) on simulated run-to-failure units.
+
+    Its own option of :meth:`train`: ``extra_runs``, the plant's own runs to a confirmed fault
+    (:func:`genedge.retrain.store_runs`). The units are simulated: it takes no ``data_dir``.
+    """
+
+    name = "simulator"
+    registry_names = (MODEL_NAME,)
+    unit = "h"
+    dataset = "simulated run-to-failure units of the demo plant (plus the plant's own runs)"
+    needs_data_dir = False
+
+    def default_config(self, **options: Any) -> dict[str, Any]:
+        """:func:`default_sim_config` (it takes no options)."""
+        return default_sim_config(**options)
+
+    def _train(self, run: RunOptions, **options: Any) -> SimTrainResult:
+        return train_simulator(**run.train_kwargs(), **options)
+
+    def _build_card(self, result: SimTrainResult, variant: str) -> ModelCard:
+        return build_sim_card(result, variant=variant)
+
+    def _register(
+        self, result: SimTrainResult, registry_dir: str | Path, *, name: str | None, promote: bool, variant: str
+    ) -> ModelVersion:
+        return register_sim(result, registry_dir, name=name or MODEL_NAME, promote=promote)
 
 
-if __name__ == "__main__":
-    main()
+#: The ``simulator`` entry of :data:`models.recipes.RECIPES`.
+RECIPE = SimulatorRecipe()
