@@ -8,10 +8,10 @@ the number of assets, not with the length of the history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +32,8 @@ from ingest.store.models import (
     WorkOrder,
 )
 from ingest.store.repo import Store
+
+_View = TypeVar("_View")
 
 __all__ = [
     "AlarmView",
@@ -564,22 +566,33 @@ def _newest(row: Any, at: Any, asset_id: str, limit: int) -> Select[Any]:
     return select(row).where(row.asset_id == asset_id).order_by(at.desc(), row.id.desc()).limit(limit)
 
 
+def _history(store: Store, what: str, row: Any, at: Any, view: Callable[[Any], _View], asset_id: str,
+             limit: int) -> list[_View]:
+    """The newest ``limit`` rows of one asset as views, oldest first."""
+    with _read(store, f"{what} of {asset_id}") as s:
+        return [view(r) for r in reversed(list(s.scalars(_newest(row, at, asset_id, limit))))]
+
+
+def _latest_each(store: Store, what: str, row: Any, at: Any, view: Callable[[Any], _View],
+                 asset_ids: Sequence[str]) -> dict[str, _View]:
+    """The newest row of each asset that has one, as views."""
+    out: dict[str, _View] = {}
+    with _read(store, f"latest {what}") as s:
+        for a in asset_ids:
+            r = s.scalars(_newest(row, at, a, 1)).first()
+            if r is not None:
+                out[a] = view(r)
+    return out
+
+
 def features(store: Store, asset_id: str, *, limit: int = 500) -> list[FeatureView]:
     """The newest ``limit`` feature windows of an asset, oldest first."""
-    stmt = _newest(FeatureRow, FeatureRow.window_start, asset_id, limit)
-    with _read(store, f"features of {asset_id}") as s:
-        return [_feature_view(r) for r in reversed(list(s.scalars(stmt)))]
+    return _history(store, "features", FeatureRow, FeatureRow.window_start, _feature_view, asset_id, limit)
 
 
 def latest_features(store: Store, asset_ids: Sequence[str]) -> dict[str, FeatureView]:
     """The newest feature window of each asset that has one."""
-    out: dict[str, FeatureView] = {}
-    with _read(store, "latest features") as s:
-        for a in asset_ids:
-            r = s.scalars(_newest(FeatureRow, FeatureRow.window_start, a, 1)).first()
-            if r is not None:
-                out[a] = _feature_view(r)
-    return out
+    return _latest_each(store, "features", FeatureRow, FeatureRow.window_start, _feature_view, asset_ids)
 
 
 def _feature_key(key: str) -> tuple[str, str]:
@@ -650,20 +663,12 @@ def feature_baseline(store: Store, asset_id: str, key: str, *, n: int = 20) -> f
 
 def predictions(store: Store, asset_id: str, *, limit: int = 500) -> list[PredictionView]:
     """The newest ``limit`` RUL predictions of an asset, oldest first."""
-    stmt = _newest(PredictionRow, PredictionRow.at, asset_id, limit)
-    with _read(store, f"predictions of {asset_id}") as s:
-        return [_prediction_view(r) for r in reversed(list(s.scalars(stmt)))]
+    return _history(store, "predictions", PredictionRow, PredictionRow.at, _prediction_view, asset_id, limit)
 
 
 def latest_predictions(store: Store, asset_ids: Sequence[str]) -> dict[str, PredictionView]:
     """The newest prediction of each asset that has one."""
-    out: dict[str, PredictionView] = {}
-    with _read(store, "latest predictions") as s:
-        for a in asset_ids:
-            r = s.scalars(_newest(PredictionRow, PredictionRow.at, a, 1)).first()
-            if r is not None:
-                out[a] = _prediction_view(r)
-    return out
+    return _latest_each(store, "predictions", PredictionRow, PredictionRow.at, _prediction_view, asset_ids)
 
 
 # -------------------------------------------------------------------------------- alarms
