@@ -6,13 +6,15 @@ acceleration in g at 12 kHz, and the motor speed (``X<nnn>RPM``).
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.io import loadmat
 
 from core.assets import AssetConfig, AssetKind, BearingGeometry, ChannelConfig, Quantity
 from core.errors import DatasetError
@@ -56,14 +58,50 @@ def read_cwru(path: str | Path) -> CwruRecord:
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"CWRU file missing: expected {p}")
-    try:
-        mat = loadmat(str(p))
-    except Exception as err:  # scipy's MAT reader raises a zoo of types on a corrupt file; wrapped once here
-        raise DatasetError(f"cannot read CWRU file {str(p)!r}: {err}") from err
+    mat = _load_mat_isolated(p)
     try:
         return _record(p, mat)
     except (TypeError, ValueError) as err:
         raise DatasetError(f"cannot read CWRU file {str(p)!r}: {err}") from err
+
+
+# Run in a child process: scipy's MAT reader is C code that a corrupt file can crash outright
+# (a segmentation fault, measured by benchmarks/hostile.py), which no exception handler survives.
+# The child writes the numeric variables to an .npz file that the parent reads without pickle.
+_CHILD = """
+import sys
+import numpy as np
+from scipy.io import loadmat
+try:
+    mat = loadmat(sys.argv[1])
+except Exception as err:
+    sys.stderr.write(f"{type(err).__name__}: {err}"[:500])
+    sys.exit(3)
+arrays = {k: np.asarray(v) for k, v in mat.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
+np.savez(sys.argv[2], **{k: v for k, v in arrays.items() if v.dtype.kind in "biuf"})
+"""
+
+
+def _load_mat_isolated(p: Path, timeout_s: float = 120.0) -> dict[str, Any]:
+    """The numeric variables of a MAT file, read by scipy in a child process (see ``_CHILD``).
+
+    Raises:
+        DatasetError: the file is not a readable MAT file, or reading it crashed or hung the reader.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "vars.npz"
+        try:
+            done = subprocess.run([sys.executable, "-I", "-c", _CHILD, str(p), str(out)], capture_output=True,
+                                  text=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            raise DatasetError(f"cannot read CWRU file {str(p)!r}: the MAT reader took over {timeout_s:.0f} s") from None
+        if done.returncode == 3:
+            raise DatasetError(f"cannot read CWRU file {str(p)!r}: {done.stderr.strip()}")
+        if done.returncode != 0 or not out.is_file():
+            raise DatasetError(f"cannot read CWRU file {str(p)!r}: the MAT reader failed (exit {done.returncode}); "
+                               "the file is corrupt")
+        with np.load(out, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
 
 
 
