@@ -9,17 +9,19 @@ the TOML file given with ``--config``, then the defaults below.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -30,9 +32,13 @@ from core.errors import ConfigError
 __all__ = [
     "DashboardSettings",
     "EdgeSettings",
+    "GatewaySettings",
     "IngestSettings",
     "LLMSettings",
     "ModelsSettings",
+    "MqttComponent",
+    "MqttIdentities",
+    "MqttIdentity",
     "MqttSettings",
     "Settings",
     "SimSettings",
@@ -43,16 +49,84 @@ __all__ = [
 _LOAD_LOCK = threading.Lock()
 
 
+_MQTT_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
+"""Broker user names and client ids: no space, colon or MQTT wildcard, so they fit Mosquitto's
+password file and ACL lines and a topic level."""
+
+MqttComponent = Literal["agent", "ingest", "dashboard"]
+
+
+class MqttIdentity(BaseModel):
+    """One component's login at the broker: its own user name, password and client id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(pattern=_MQTT_NAME, description="broker user name of the component")
+    password: SecretStr | None = Field(default=None, description="password of username; masked when shown")
+    client_id: str | None = Field(
+        default=None, pattern=_MQTT_NAME,
+        description="MQTT client id; none: the component's own (agent <agent_id>-fwd, ingest ingest.client_id, "
+        "dashboard <mqtt.client_id>-dash-<random>)",
+    )
+
+
+class MqttIdentities(BaseModel):
+    """The login of each component; a component without one uses ``mqtt.username``/``mqtt.password``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent: MqttIdentity | None = None
+    ingest: MqttIdentity | None = None
+    dashboard: MqttIdentity | None = None
+
+
+class GatewaySettings(BaseModel):
+    """A gateway (one edge agent) of the plant: what it owns and how it logs in.
+
+    Read by ``genedge broker acl`` (password file and ACL) and by ingest (which gateway owns an
+    asset); a gateway's own agent logs in with ``mqtt.identities.agent``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="none: mqtt.site")
+    assets: list[str] = Field(
+        default_factory=list, description="asset ids the gateway serves; empty: every [[assets]] entry of its site",
+    )
+    username: str | None = Field(default=None, pattern=_MQTT_NAME, description="none: the agent id")
+    password: SecretStr | None = Field(default=None, description="password of the gateway's agent; masked when shown")
+
+    @field_validator("assets")
+    @classmethod
+    def _asset_ids(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", a)]
+        if bad:
+            raise ValueError(f"asset ids must match ^[A-Za-z0-9_-]{{1,64}}$; {len(bad)} do not")
+        return v
+
+
 class MqttSettings(BaseModel):
     """Broker connection. With ``embedded`` the demo starts its own broker on host:port."""
+
+    model_config = ConfigDict(extra="forbid")  # a mistyped "pasword" must not mean an anonymous login
 
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     client_id: str = "genedge"
-    username: str | None = Field(default=None, description="broker login; none: connect anonymously")
+    username: str | None = Field(
+        default=None, description="broker login of every component without its own identity; none: anonymous",
+    )
     password: SecretStr | None = Field(default=None, description="password of username; masked when shown")
+    identities: MqttIdentities = Field(default_factory=MqttIdentities, description="per-component logins")
+    gateways: dict[str, GatewaySettings] = Field(
+        default_factory=dict, description="agent id -> gateway: the plant's gateways, for the broker ACL and ingest",
+    )
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     tls: bool = Field(default=False, description="connect over TLS, verifying the broker's certificate and host name")
+    allow_plain_tcp: bool = Field(
+        default=False,
+        description="allow plain TCP (no TLS) to a broker that is not on this machine; loopback needs nothing",
+    )
     ca_file: Path | None = Field(
         default=None, description="PEM CA bundle that signed the broker's certificate (with tls); none: the system CAs",
     )
@@ -62,6 +136,25 @@ class MqttSettings(BaseModel):
     )
     embedded: bool = Field(default=True, description="start an in-process broker when none is configured")
     site: str = Field(default="plant1", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+
+    @field_validator("gateways")
+    @classmethod
+    def _gateway_ids(cls, v: dict[str, GatewaySettings]) -> dict[str, GatewaySettings]:
+        bad = [g for g in v if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", g)]
+        if bad:
+            raise ValueError(f"gateway agent ids must match ^[A-Za-z0-9_-]{{1,64}}$; {len(bad)} do not")
+        return v
+
+    def identity(self, component: MqttComponent | None) -> MqttIdentity | None:
+        """The login of ``component``: its own identity, else the shared ``username``/``password``
+        (``None``: anonymous). ``component=None`` (tools, tests): the shared login."""
+        own: MqttIdentity | None = getattr(self.identities, component) if component is not None else None
+        if own is not None:
+            return own
+        if self.username:
+            # not validated: the shared login predates the identity rules (a name with "@" still logs in)
+            return MqttIdentity.model_construct(username=self.username, password=self.password, client_id=None)
+        return None
 
 
 class StoreSettings(BaseModel):
@@ -76,12 +169,16 @@ class StoreSettings(BaseModel):
     def _known_backend(cls, v: SecretStr) -> SecretStr:
         raw = v.get_secret_value()
         if not raw.startswith(("sqlite", "postgresql")):
-            raise ValueError(f"store url must start with sqlite or postgresql, got {raw.split(':', 1)[0]!r}")
+            # the value is not quoted back: a mistyped URL may hold the database password
+            raise ValueError("store url must start with sqlite or postgresql "
+                             "(sqlite:///var/genedge.db, postgresql+psycopg://USER:PASSWORD@HOST/DB)")
         return v
 
 
 class IngestSettings(BaseModel):
-    """Validation limits and subscription of the ingest service."""
+    """Validation limits, subscription and memory bounds of the ingest service."""
+
+    model_config = ConfigDict(extra="forbid")
 
     share_group: str | None = Field(default=None, description="MQTT 5 shared subscription group")
     max_payload_bytes: int = Field(default=2_000_000, ge=1024)
@@ -89,6 +186,14 @@ class IngestSettings(BaseModel):
     max_abs_value: float = Field(default=1e6, gt=0)
     flush_interval_s: float = Field(default=0.25, gt=0)
     client_id: str = "genedge-ingest"
+    max_buffered_messages: int = Field(
+        default=5000, ge=1, le=65_535,
+        description="messages held in memory, not yet stored: beyond this ingest stops reading (the broker "
+        "keeps the rest); also the MQTT 5 receive maximum",
+    )
+    max_buffered_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=65_536, description="payload bytes held in memory before ingest stops reading",
+    )
 
 
 class SimSettings(BaseModel):
@@ -111,7 +216,22 @@ class EdgeSettings(BaseModel):
     agent_id: str = Field(default="edge-01", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     queue_path: Path = Path("var/edge-queue.db")
     queue_max_messages: int = Field(default=100_000, ge=10)
-    overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    queue_max_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=65_536,
+        description="bound on the queued messages' bytes (topic + payload); the file adds SQLite's overhead",
+    )
+    overflow: Literal["drop_oldest", "drop_newest"] = Field(
+        default="drop_oldest",
+        description="queue full (count, bytes or disk): drop_oldest deletes the oldest rows, drop_newest refuses the new one",
+    )
+    command_queue_max: int = Field(default=64, ge=1, le=10_000, description="commands waiting; more are refused")
+    command_rate_per_asset: float = Field(default=6.0, gt=0, description="commands served per minute per asset")
+    command_burst_per_asset: int = Field(default=3, ge=1, description="commands served at once per asset")
+    command_rate_per_requester: float = Field(default=12.0, gt=0, description="commands served per minute per requester")
+    command_burst_per_requester: int = Field(default=6, ge=1, description="commands served at once per requester")
+    task_restart_s: tuple[float, float] = Field(
+        default=(0.5, 30.0), description="(first, max) back-off before an agent task that died is restarted",
+    )
     iso_class: str = "II"
     source: SourceConfig = Field(default_factory=SourceConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
@@ -169,9 +289,43 @@ class DashboardSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8501, ge=1, le=65535)
-    users: dict[str, dict[str, str]] = Field(default_factory=dict, description="user -> {role, password_hash}")
+    users: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="user -> {role, password_hash}; the hashes are masked when shown",
+    )
     refresh_s: float = Field(default=2.0, gt=0, description="live pages refresh interval")
     stale_after_s: float = Field(default=30.0, gt=0, description="an asset with no data for this long is stale")
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="key that signs session cookies (32+ characters); none: a random key generated once "
+        "and kept in state_dir/session.key (mode 0600)",
+    )
+    state_dir: Path = Field(
+        default=Path("var/dashboard"),
+        description="sign-in state of the server: the generated session key, sessions and failed sign-ins",
+    )
+    session_ttl_s: float = Field(default=12 * 3600, gt=0, le=7 * 86400, description="lifetime of a sign-in")
+    lockout_after: int = Field(default=5, ge=1, description="failed sign-ins (per user, per client) before a lockout")
+    lockout_s: float = Field(
+        default=30.0, gt=0, description="first lockout; each further failure while locked out doubles it",
+    )
+    lockout_max_s: float = Field(default=900.0, gt=0, description="longest lockout")
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate: serve the dashboard over HTTPS (with tls_key_file)",
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file")
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 32:
+            raise ValueError(f"session_secret must be at least 32 characters, got {len(v.get_secret_value())}")
+        return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> DashboardSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file come together")
+        return self
 
 
 class Settings(BaseSettings):
@@ -235,21 +389,63 @@ class Settings(BaseSettings):
             try:
                 return cls(**overrides)
             except ValidationError as err:
-                raise ConfigError(f"invalid configuration: {err}") from err
+                problem = _describe(err)
+            except SettingsError as err:  # a GENEDGE_* variable that is not valid JSON for its section
+                problem = _settings_error_field(err)
             finally:
                 cls._toml_file = None
                 cls._legacy_edge = None
+        # Raised outside the handler, so the pydantic error (whose text and traceback carry the
+        # input values: passwords, URLs) is neither the cause nor the context of this one.
+        raise ConfigError(f"invalid configuration: {problem}")
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data with secrets shown as ``**********``."""
-        masked: dict[str, Any] = json.loads(self.model_dump_json())
+        masked: dict[str, Any] = _mask(json.loads(self.model_dump_json()))
         return masked
 
 
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
+_MASK = "**********"
+#: Keys whose values are secret wherever they appear in plain data (e.g. ``dashboard.users``' hashes).
+_SECRET_KEY = re.compile(r"(password|secret|token|api_key|passphrase)", re.IGNORECASE)
+
+
+def _mask(data: Any) -> Any:
+    """``data`` with every value under a secret-looking key replaced by the mask (recursively)."""
+    if isinstance(data, dict):
+        return {k: (_MASK if v is not None and _SECRET_KEY.search(str(k)) else _mask(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_mask(v) for v in data]
+    return data
+
+
+def _describe(err: ValidationError, limit: int = 10) -> str:
+    """Each error's location and message, never its input value (a password, a database URL)."""
+    parts = []
+    for e in err.errors(include_url=False, include_context=False, include_input=False)[:limit]:
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        parts.append(f"{loc}: {e['msg']}")
+    more = err.error_count() - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _settings_error_field(err: SettingsError) -> str:
+    """A pydantic-settings parsing error reduced to the field and source it names."""
+    m = re.search(r'field "([^"]+)" from source "([^"]+)"', str(err))
+    if m is None:
+        return "a value could not be parsed"
+    field, source = m.groups()
+    where = f"a GENEDGE_{field.upper()}__* environment variable" if source == "EnvSettingsSource" else source
+    return f"{field}: {where} is not valid JSON (a section, list or mapping is JSON in the environment)"
+
+
+def _read_toml(path: Path | str, what: str) -> dict[str, Any]:
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {str(path)!r} does not exist")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text (byte {err.start})") from None
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{what} {str(path)!r} is not valid TOML: {err}") from err

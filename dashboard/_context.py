@@ -1,33 +1,34 @@
-"""Per-session context of the Streamlit app: settings, the store, the signed-in user."""
+"""Per-session context of the Streamlit app: settings, the store, the signed-in user.
+
+Sign-in state lives on the server (:mod:`dashboard._sessions`): this Streamlit session keeps
+only its session token, checked on every run, so signing out anywhere (or a change of the user's
+entry) ends it everywhere. The browser keeps the same opaque token in a cookie so that a page
+reload (a new Streamlit session) signs in again. Streamlit gives page code no way to set an
+HttpOnly cookie, so the cookie is written by page script (``Secure`` when the page is served over
+HTTPS); it names no user and a revoked or expired one signs nobody in.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import streamlit as st
 
 from core.errors import ConfigError, StoreError
-from core.settings import Settings
-from dashboard.auth import (
-    SESSION_TTL_S,
-    Permission,
-    Role,
-    User,
-    issue_session_token,
-    parse_users,
-    verify_session_token,
-)
+from core.settings import DashboardSettings, Settings
+from dashboard._sessions import Lockout, SessionStore, load_session_key
+from dashboard.auth import Permission, User, authenticate
 from ingest.store import Store
 
-__all__ = ["SESSION_COOKIE", "config_path", "current_user", "jobs_dir", "load_settings", "require", "restore_session",
-           "settings", "sign_in", "sign_out", "store", "store_url", "write_session_cookie"]
+__all__ = ["SESSION_COOKIE", "attempt_sign_in", "config_path", "current_user", "jobs_dir", "load_settings", "require",
+           "restore_session", "settings", "sign_in", "sign_out", "store", "store_url", "write_session_cookie"]
 
 _SETTINGS = "genedge.settings"
-_USER = "genedge.user"
+_TOKEN = "genedge.session_token"
 _COOKIE_JS = "genedge.cookie_js"
-_REVOKED = "genedge.revoked_token"
-#: The browser cookie holding the signed session token (see :func:`dashboard.auth.issue_session_token`).
+#: The browser cookie holding the session token (see :class:`dashboard._sessions.SessionStore`).
 SESSION_COOKIE = "genedge_session"
 
 
@@ -86,60 +87,116 @@ def store() -> Store:
         st.stop()
 
 
-def current_user() -> User | None:
-    """The signed-in user, if still configured with the same role."""
-    entry = st.session_state.get(_USER)
-    if not isinstance(entry, dict):
-        return None
+@st.cache_resource(show_spinner=False)
+def _open_sign_in_state(state_dir: str, secret: str | None, ttl_s: float, after: int, base_s: float,
+                        max_s: float) -> tuple[SessionStore, Lockout]:
+    key = load_session_key(Path(state_dir), secret)
+    return SessionStore(Path(state_dir), key, ttl_s=ttl_s), Lockout(Path(state_dir), after=after, base_s=base_s,
+                                                                     max_s=max_s)
+
+
+def _sign_in_state() -> tuple[SessionStore, Lockout]:
+    """The server's session store and lockout (one per state folder and key)."""
+    d: DashboardSettings = settings().dashboard
+    secret = d.session_secret.get_secret_value() if d.session_secret is not None else None
     try:
-        users = parse_users(settings().dashboard.users)
-    except ConfigError:
+        return _open_sign_in_state(str(d.state_dir.resolve()), secret, d.session_ttl_s, d.lockout_after,
+                                   d.lockout_s, d.lockout_max_s)
+    except ConfigError as err:
+        st.error(f"Sign-in is unavailable: {err}")
+        st.stop()
+
+
+def current_user() -> User | None:
+    """The user of this session's token, while that session is live and the user still configured."""
+    token = st.session_state.get(_TOKEN)
+    if not isinstance(token, str):
         return None
-    known = users.get(entry.get("name", ""))
-    if known is None or known[0].value != entry.get("role"):
-        return None
-    return User(entry["name"], Role(entry["role"]))
+    sessions, _ = _sign_in_state()
+    user = sessions.verify(settings().dashboard.users, token)
+    if user is None:
+        st.session_state.pop(_TOKEN, None)  # revoked, expired or the user changed
+    return user
+
+
+def _client_address() -> str:
+    """The TCP peer of this session's WebSocket (behind a reverse proxy: the proxy's address)."""
+    try:
+        ip = st.context.ip_address  # None for loopback connections
+    except (AttributeError, RuntimeError):  # no browser behind this session
+        return "local"
+    return ip if isinstance(ip, str) and ip else "local"  # AppTest's stand-in client has no address
+
+
+def attempt_sign_in(name: str, password: str) -> tuple[User | None, str]:
+    """Check a sign-in against the users and the lockout; on success sign the user in.
+
+    Returns:
+        The user, or ``None`` and what to tell the person signing in.
+    """
+    _, lockout = _sign_in_state()
+    keys = [f"user:{name[:64]}", f"client:{_client_address()}"]
+    wait = lockout.locked_for(keys)
+    if wait > 0:
+        return None, (f"Too many failed sign-ins for this user or from this address: try again in "
+                      f"{math.ceil(wait)} s.")
+    user = authenticate(settings().dashboard.users, name, password)
+    if user is None:
+        locked = lockout.failed(keys)
+        return None, "Unknown user or wrong password." + (
+            f" Too many failed sign-ins: signing in is locked for {math.ceil(locked)} s." if locked else "")
+    lockout.succeeded(keys)
+    sign_in(user)
+    return user, ""
 
 
 def sign_in(user: User) -> None:
-    """Sign ``user`` in for this session and (on the next run) in the browser's session cookie."""
-    st.session_state[_USER] = {"name": user.name, "role": user.role.value}
-    token = issue_session_token(settings().dashboard.users, user)
-    st.session_state[_COOKIE_JS] = (f"{SESSION_COOKIE}={token}; path=/; max-age={SESSION_TTL_S}; "
+    """Start a server-side session for ``user``, here and (on the next run) in the browser's cookie."""
+    sessions, _ = _sign_in_state()
+    token = sessions.issue(settings().dashboard.users, user)
+    st.session_state[_TOKEN] = token
+    st.session_state[_COOKIE_JS] = (f"{SESSION_COOKIE}={token}; path=/; max-age={int(sessions.ttl_s)}; "
                                     "SameSite=Strict")
 
 
 def sign_out() -> None:
-    """Sign out of this session and delete the browser's session cookie."""
-    st.session_state.pop(_USER, None)
-    # the cookies Streamlit saw when this session connected still hold the token: ignore it from now on
-    st.session_state[_REVOKED] = _cookie_token()
+    """End this session on the server (every copy of its token) and delete the browser's cookie."""
+    sessions, _ = _sign_in_state()
+    for token in {st.session_state.pop(_TOKEN, None), _cookie_token()}:
+        if isinstance(token, str):
+            sessions.revoke(token)
     st.session_state[_COOKIE_JS] = f"{SESSION_COOKIE}=; path=/; max-age=0; SameSite=Strict"
 
 
 def _cookie_token() -> str | None:
     try:
-        return st.context.cookies.get(SESSION_COOKIE)
-    except (AttributeError, RuntimeError):  # no browser behind this session (e.g. AppTest)
+        token = st.context.cookies.get(SESSION_COOKIE)
+    except (AttributeError, RuntimeError):  # no browser behind this session
         return None
+    return token if isinstance(token, str) else None  # AppTest's stand-in client has no cookies
 
 
 def restore_session() -> User | None:
-    """Sign in from a valid session cookie (a page reload opens a new Streamlit session)."""
+    """Sign in from a live session's cookie (a page reload opens a new Streamlit session)."""
     token = _cookie_token()
-    if not token or token == st.session_state.get(_REVOKED):
+    if not token:
         return None
-    user = verify_session_token(settings().dashboard.users, token)
+    sessions, _ = _sign_in_state()
+    user = sessions.verify(settings().dashboard.users, token)
     if user is not None:
-        st.session_state[_USER] = {"name": user.name, "role": user.role.value}
+        st.session_state[_TOKEN] = token
     return user
 
 
 def write_session_cookie() -> None:
-    """Set or delete the session cookie in the browser when sign-in or sign-out asked for it."""
+    """Set or delete the session cookie in the browser when sign-in or sign-out asked for it.
+
+    ``Secure`` is added when the page is served over HTTPS (directly or behind a TLS proxy).
+    """
     cookie = st.session_state.pop(_COOKIE_JS, None)
     if cookie:
-        st.html(f"<script>document.cookie = {cookie!r};</script>", unsafe_allow_javascript=True)
+        st.html(f"<script>document.cookie = {cookie!r} + (location.protocol === 'https:' ? '; Secure' : '');</script>",
+                unsafe_allow_javascript=True)
 
 
 def require(permission: Permission = Permission.VIEW) -> User:

@@ -2,12 +2,12 @@
 
 Settings come from :meth:`core.settings.Settings.load` (the TOML file and ``GENEDGE_*``
 variables). Nothing but the sign-in page is reachable before signing in; the pages a user
-sees depend on their role.
+sees depend on their role. Sessions live on the server (:mod:`dashboard._sessions`): signing
+out ends them, and repeated failed sign-ins lock a user name and a client address out for a while.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 import threading
 import time
@@ -17,7 +17,7 @@ import streamlit as st
 from core.errors import ConfigError
 from dashboard import _context as ctx
 from dashboard import _ui
-from dashboard.auth import Permission, User, authenticate, parse_users
+from dashboard.auth import Permission, User, parse_users
 
 _VIEWS = "views"
 
@@ -48,12 +48,11 @@ def _sign_in_page() -> None:
                                  autocomplete="current-password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        user = authenticate(ctx.settings().dashboard.users, name.strip(), password)
+        user, problem = ctx.attempt_sign_in(name.strip(), password)
         if user is None:
-            time.sleep(0.5)  # slows down guessing a little; hashing is the real cost
-            st.error("Unknown user or wrong password.")
+            time.sleep(0.5)  # slows down guessing a little; hashing and the lockout are the real cost
+            st.error(problem)
             return
-        ctx.sign_in(user)
         st.rerun()
 
 
@@ -86,8 +85,9 @@ def _warm_imports() -> threading.Thread:
     """Import the heavy analysis modules once per server while the first user signs in."""
 
     def _load() -> None:
-        for name in ("scipy.signal", "plotly.graph_objects", "pandas", "dashboard._charts", "dashboard._signal"):
-            importlib.import_module(name)
+        # Off the sign-in page's path: the charts and signal analysis (plotly, pandas, scipy) take
+        # seconds to import, paid here once per server instead of on a user's first page.
+        from dashboard import _charts, _signal  # noqa: F401, PLC0415
 
     t = threading.Thread(target=_load, name="warm-imports", daemon=True)
     t.start()

@@ -3,7 +3,8 @@
 Passwords are stored as ``scrypt$<n>$<r>$<p>$<salt>$<hash>`` (salt and hash base64, a fresh
 16-byte salt per password); ``pbkdf2_sha256$<iterations>$<salt>$<hash>`` is accepted too.
 Users come from ``settings.dashboard.users``: ``{name: {"role": ..., "password_hash": ...}}``.
-This module imports no Streamlit, so the CLI can hash demo passwords with it.
+This module imports no Streamlit, so the CLI can hash demo passwords with it. Sessions and
+failed sign-ins are kept on the server by :mod:`dashboard._sessions`.
 
 Make a hash for the settings with ``python -m dashboard.auth NAME --role engineer``.
 """
@@ -18,7 +19,6 @@ import hmac
 import json
 import os
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,16 +27,13 @@ from core.errors import ConfigError
 
 __all__ = [
     "PERMISSIONS",
-    "SESSION_TTL_S",
     "Permission",
     "Role",
     "User",
     "authenticate",
     "hash_password",
-    "issue_session_token",
     "parse_users",
     "verify_password",
-    "verify_session_token",
 ]
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -165,56 +162,6 @@ def authenticate(users: Mapping[str, Mapping[str, str]], name: str, password: st
         return None
     role, password_hash = known[name]
     return User(name, role) if verify_password(password, password_hash) else None
-
-
-#: How long a sign-in lasts in the browser (the session cookie's lifetime).
-SESSION_TTL_S = 12 * 3600
-
-
-def _session_mac(users: Mapping[str, Mapping[str, str]], payload: str) -> str:
-    """HMAC-SHA256 of ``payload`` under a key derived from the configured users.
-
-    The key is a hash of every user's salted password hash, so it is secret wherever the
-    settings are, and changing any user (password, role, removal) ends every session.
-    """
-    canonical = json.dumps({n: dict(e) for n, e in users.items()}, sort_keys=True).encode()
-    key = hashlib.sha256(b"genedge-dashboard-session\0" + canonical).digest()
-    return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
-
-
-def issue_session_token(users: Mapping[str, Mapping[str, str]], user: User, *, ttl_s: float = SESSION_TTL_S,
-                        now: float | None = None) -> str:
-    """A signed, expiring token that signs ``user`` in again after a page reload.
-
-    ``<base64 name>.<role>.<expiry unix s>.<HMAC>``: readable, not secret; the MAC makes it
-    unforgeable without the settings.
-    """
-    expires = int((time.time() if now is None else now) + ttl_s)
-    payload = f"{_b64(user.name.encode())}.{user.role.value}.{expires}"
-    return f"{payload}.{_session_mac(users, payload)}"
-
-
-def verify_session_token(users: Mapping[str, Mapping[str, str]], token: str, *,
-                         now: float | None = None) -> User | None:
-    """The user a token from :func:`issue_session_token` signs in, or ``None``.
-
-    ``None`` when the token is malformed, forged, expired, or its user is no longer configured
-    with that role. Never raises.
-    """
-    try:
-        name_b64, role, expires, mac = token.split(".")
-        payload = f"{name_b64}.{role}.{expires}"
-        if not hmac.compare_digest(mac, _session_mac(users, payload)):
-            return None
-        if int(expires) < (time.time() if now is None else now):
-            return None
-        name = _unb64(name_b64).decode()
-        known = parse_users(users).get(name)
-    except (ValueError, TypeError, UnicodeDecodeError, ConfigError):
-        return None
-    if known is None or known[0].value != role:
-        return None
-    return User(name, known[0])
 
 
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"

@@ -13,6 +13,7 @@ import typer
 from core.errors import GenEdgeError
 from genedge._common import AgentConfigOpt, BrokerOpt, ConfigOpt, DbOpt, load_settings, setup_logging, stop_on_signals
 from genedge.agent_cli import agent_app
+from genedge.broker_cli import broker_app
 from genedge.prescribe_cli import prescribe_app
 from genedge.rul_cli import models_app, rul_app
 from genedge.synth_cli import synth_app
@@ -27,6 +28,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(sim_app, name="sim")
 app.add_typer(agent_app, name="agent")
+app.add_typer(broker_app, name="broker")
 app.add_typer(rul_app, name="rul")
 app.add_typer(models_app, name="models")
 app.add_typer(synth_app, name="synth")
@@ -52,6 +54,7 @@ def ingest_run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Subscribe to genedge/v1/# and store every message; dead-letter the bad ones."""
+    from core.mqtt import asset_owners, configured_gateways
     from ingest.service import IngestService
     from ingest.store import Store
 
@@ -59,8 +62,15 @@ def ingest_run(
     settings = load_settings(config, db, broker)
     overrides = {"client_id": client_id, "share_group": share_group}
     ingest = settings.ingest.model_copy(update={k: v for k, v in overrides.items() if v})
+    mqtt = settings.mqtt
+    if client_id and mqtt.identities.ingest is not None:  # the flag wins over the identity's client id too
+        identities = mqtt.identities.model_copy(update={"ingest": mqtt.identities.ingest.model_copy(
+            update={"client_id": client_id})})
+        mqtt = mqtt.model_copy(update={"identities": identities})
+    owners = asset_owners(configured_gateways(mqtt, settings.assets))
     store = Store(settings.store.url.get_secret_value())
-    service = IngestService(settings.mqtt, ingest, store, batch_size=settings.store.batch_size, protocol=protocol)
+    service = IngestService(mqtt, ingest, store, batch_size=settings.store.batch_size, protocol=protocol,
+                            owners=owners)
     stop = stop_on_signals()
     stats = service.run(stop)
     typer.echo(json.dumps(stats.__dict__))
@@ -115,6 +125,10 @@ def demo(
     settings = load_settings(config, db, broker, agent_config)
     stop = stop_on_signals()
     run_for = duration if duration is not None else (30.0 if headless else None)
+    if not headless:
+        from genedge.demo import check_demo_logins
+
+        check_demo_logins(settings)  # before anything starts: a refused dashboard leaves nothing running
     demo_ = Demo(settings)
     demo_.start()
     dashboard = None
@@ -133,30 +147,17 @@ def demo(
         raise SystemExit(1)
 
 
-@app.command("broker")
-def broker_cmd(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 1883,
-) -> None:
-    """Run the embedded MQTT broker (amqtt, MQTT 3.1.1) until interrupted."""
-    from genedge.broker import EmbeddedBroker
-
-    stop = stop_on_signals()
-    with EmbeddedBroker(host, port):
-        typer.echo(f"embedded broker listening on {host}:{port}", err=True)
-        stop.wait()
-
-
 @dashboard_app.command("run")
 def dashboard_run(config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Serve the dashboard against the configured store until interrupted."""
-    from dashboard.launch import start_dashboard, wait_ready
+    from dashboard.launch import dashboard_url, start_dashboard, wait_ready
 
     settings = load_settings(config, db)
+    d = settings.dashboard
     env = {"GENEDGE_STORE__URL": settings.store.url.get_secret_value()}
-    proc = start_dashboard(config, settings.dashboard.host, settings.dashboard.port, env)
-    url = f"http://{settings.dashboard.host}:{settings.dashboard.port}"
-    wait_ready(url, 60)
+    proc = start_dashboard(config, d.host, d.port, env, tls_cert_file=d.tls_cert_file, tls_key_file=d.tls_key_file)
+    url = dashboard_url(d.host, d.port, tls=d.tls_cert_file is not None)
+    wait_ready(url, 60, proc=proc)
     typer.echo(f"dashboard: {url}", err=True)
     stop = stop_on_signals()
     while not stop.wait(1.0):

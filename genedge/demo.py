@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
 from core.inference.registry import SHIPPED_DIR
 from core.settings import EdgeSettings, Settings
 from core.sim import default_faults, default_plant
@@ -31,6 +33,7 @@ __all__ = [
     "SIM_RUL_MODEL",
     "Demo",
     "DemoResult",
+    "check_demo_logins",
     "demo_edge_settings",
     "publish_simulation",
     "seed_registry",
@@ -271,13 +274,45 @@ async def publish_simulation(settings: Settings, assets: list[Any], publisher: M
 DEMO_USERS = {"operator": "operator", "engineer": "engineer"}
 
 
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to any interface
+
+
+def check_demo_logins(settings: Settings) -> None:
+    """Refuse the demo's well-known logins on a dashboard that other machines can reach.
+
+    Without configured ``dashboard.users`` the demo creates operator/operator and
+    engineer/engineer; those are safe only while the dashboard listens on a loopback address.
+
+    Raises:
+        ConfigError: no users are configured and ``dashboard.host`` is not a loopback address.
+    """
+    host = settings.dashboard.host
+    if not settings.dashboard.users and not _is_loopback(host):
+        raise ConfigError(
+            f"dashboard.host is {host!r}, reachable from other machines: the demo's logins operator/operator "
+            "and engineer/engineer are only created on a loopback address (127.0.0.1, ::1, localhost). Configure "
+            "dashboard.users with your own passwords (genedge dashboard add-user NAME) or listen on 127.0.0.1"
+        )
+
+
 def start_demo_dashboard(settings: Settings, config_file: Any = None) -> Any:
-    """Start the Streamlit dashboard against the demo's store, with demo-only logins."""
+    """Start the Streamlit dashboard against the demo's store, with demo-only logins.
+
+    Raises:
+        ConfigError: see :func:`check_demo_logins`.
+    """
     import json
 
     from dashboard.auth import hash_password
-    from dashboard.launch import start_dashboard, wait_ready
+    from dashboard.launch import dashboard_url, start_dashboard, wait_ready
 
+    check_demo_logins(settings)
     if copied := seed_registry(settings.models.registry_dir):
         log.warning("model registry %s: copied the shipped models %s", settings.models.registry_dir, ", ".join(copied))
     users = settings.dashboard.users or {
@@ -291,8 +326,12 @@ def start_demo_dashboard(settings: Settings, config_file: Any = None) -> Any:
            "GENEDGE_MODELS__REGISTRY_DIR": str(settings.models.registry_dir.resolve())}
     if settings.models.data_dir is not None:
         env["GENEDGE_MODELS__DATA_DIR"] = str(settings.models.data_dir.resolve())
-    proc = start_dashboard(config_file, settings.dashboard.host, settings.dashboard.port, env)
-    url = f"http://{settings.dashboard.host}:{settings.dashboard.port}"
-    wait_ready(url, 60)
-    log.warning("dashboard: %s  (demo logins: operator/operator, engineer/engineer)", url)
+    d = settings.dashboard
+    proc = start_dashboard(config_file, d.host, d.port, env, tls_cert_file=d.tls_cert_file, tls_key_file=d.tls_key_file)
+    url = dashboard_url(d.host, d.port, tls=d.tls_cert_file is not None)
+    wait_ready(url, 60, proc=proc)
+    if d.users:
+        log.warning("dashboard: %s", url)
+    else:
+        log.warning("dashboard: %s  (demo logins: operator/operator, engineer/engineer)", url)
     return proc

@@ -11,6 +11,7 @@ the policy's, shown to it as context.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,7 +21,8 @@ from prescribe.knowledge import Procedure
 from prescribe.policy import Decision
 from prescribe.schema import Evidence, EvidenceItem, quote_data
 
-__all__ = ["SYSTEM_PROMPT", "DraftAction", "LLMDraft", "build_messages", "draft_schema", "parse_draft"]
+__all__ = ["SYSTEM_PROMPT", "TEXT_PATTERN", "DraftAction", "LLMDraft", "build_messages", "draft_schema", "parse_draft",
+           "plain_text"]
 
 SYSTEM_PROMPT = (
     "You plan maintenance of rotating machines. The user lists EVIDENCE (id: fact) between <<DATA and DATA>>, "
@@ -34,8 +36,12 @@ SYSTEM_PROMPT = (
 _WHAT_MAX, _WHY_MAX = 100, 160
 #: Limits given to the model (shorter than what validation accepts from other backends).
 _WHAT_GEN, _WHY_GEN = 48, 72
-#: Characters a model may use in action text: plain ASCII words, numbers and punctuation.
+#: Characters a model may use in action text: plain ASCII words, numbers and punctuation. The
+#: schema asks for them and :func:`parse_draft` checks them again for every backend, since a
+#: server may ignore ``response_format``: no control characters, markup or link syntax get through.
 _TEXT = r"[A-Za-z0-9 ,.;:()/+%'-]"
+#: Whole-string pattern of action text (lengths are checked separately).
+TEXT_PATTERN = f"^{_TEXT}+$"
 
 
 class DraftAction(BaseModel):
@@ -43,8 +49,8 @@ class DraftAction(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    what: str = Field(min_length=3, max_length=_WHAT_MAX)
-    why: str = Field(min_length=3, max_length=_WHY_MAX)
+    what: str = Field(min_length=3, max_length=_WHAT_MAX, pattern=TEXT_PATTERN)
+    why: str = Field(min_length=3, max_length=_WHY_MAX, pattern=TEXT_PATTERN)
     evidence: list[str] = Field(min_length=1, max_length=4)
     kb: list[str] = Field(default_factory=list, max_length=2)
 
@@ -106,6 +112,12 @@ def build_messages(ev: Evidence, items: list[EvidenceItem], procedures: list[Pro
     lines += [f"{p.id}: {p.key}" for p in procedures] or ["none"]
     lines.append(f"Fault: {_fault_text(decision.fault)}. Priority {decision.priority}, {due}.")
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
+
+
+def plain_text(text: str) -> str:
+    """``text`` with every character outside the allowed action-text set removed (for templates
+    that insert operator-entered values, such as a bearing designation)."""
+    return " ".join(re.sub(f"(?!{_TEXT}).", " ", text).split())
 
 
 def parse_draft(text: str, evidence_ids: list[str], kb_ids: list[str]) -> LLMDraft:

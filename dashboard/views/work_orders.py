@@ -11,6 +11,7 @@ import streamlit as st
 from core.errors import StoreError
 from dashboard import _context as ctx
 from dashboard import _data, _ui
+from dashboard._text import escape_markdown
 from dashboard.auth import Permission, User
 from ingest.store import actions
 from ingest.store.queries import WorkOrderView
@@ -61,29 +62,35 @@ def _evidence_items(evidence: Any) -> None:
     elif isinstance(evidence, list | tuple) and evidence and all(isinstance(e, dict) for e in evidence):
         st.dataframe(pd.DataFrame([{k: _cell(v) for k, v in e.items()} for e in evidence]), hide_index=True)
     elif isinstance(evidence, list | tuple) and evidence:
-        st.markdown("\n".join(f"- {e}" for e in evidence))
+        st.text("\n".join(f"- {e}" for e in evidence))
     elif evidence:
-        st.markdown(str(evidence))
+        st.text(str(evidence))
 
 
 def _body(body: dict[str, Any]) -> None:
-    """The prescription behind a work order: recommendation, tasks, parts, evidence; the rest as JSON."""
+    """The prescription behind a work order: recommendation, tasks, parts, evidence; the rest as JSON.
+
+    Its text (a language model's or a person's) is shown with ``st.text``, never as Markdown.
+    """
     rec = body.get("recommendation")
     if isinstance(rec, str) and rec:
-        st.markdown(f"**Recommendation:** {rec}")
+        st.markdown("**Recommendation**")
+        st.text(rec)
     elif isinstance(rec, dict):
         if rec.get("summary"):
-            st.markdown(f"**Recommendation:** {rec['summary']}")
+            st.markdown("**Recommendation**")
+            st.text(str(rec["summary"]))
         acts = rec.get("actions")
         if isinstance(acts, list) and acts:
-            st.markdown("\n".join(f"{i}. **{a.get('what', '')}** — {a.get('why', '')}"
-                                   for i, a in enumerate(acts, 1) if isinstance(a, dict)))
+            st.text("\n".join(f"{i}. {a.get('what', '')} — {a.get('why', '')}"
+                               for i, a in enumerate(acts, 1) if isinstance(a, dict)))
     if isinstance(body.get("description"), str) and body["description"] and not isinstance(rec, dict):
         st.text(body["description"])  # the prescriber's description repeats its recommendation
     for key, title in (("tasks", "Tasks"), ("parts", "Parts")):
         items = body.get(key)
         if isinstance(items, list) and items:
-            st.markdown(f"**{title}**  \n" + "  \n".join(f"- {t}" for t in items))
+            st.markdown(f"**{title}**")
+            st.text("\n".join(f"- {t}" for t in items))
     # The recommendation's evidence items (id, kind, summary, values) say more than the body's list of ids.
     evidence = (rec.get("evidence") if isinstance(rec, dict) else None) or body.get("evidence")
     if evidence:
@@ -114,17 +121,20 @@ def _decide(w: WorkOrderView, user: User) -> None:
 
 
 def _work_order(w: WorkOrderView, user: User) -> None:
-    label = f"#{w.id} · {w.asset_id} · {w.title} · {w.status} · {w.priority}"
+    # expander labels are Markdown: the title is escaped to show literally
+    label = escape_markdown(f"#{w.id} · {w.asset_id} · {w.title} · {w.status} · {w.priority}")
     with st.expander(label, expanded=w.status == "draft", key=f"wo-{w.id}"):
         top = st.columns([1, 5])
         with top[0]:
             st.badge(w.status, color=STATUS_COLOURS.get(w.status, "gray"))  # type: ignore[arg-type]
         top[1].caption(f"priority {w.priority} · created {_ui.fmt_time(w.created_at)}"
                        + (f" · due {_ui.fmt_time(w.due_by)}" if w.due_by else "")
-                       + (f" · last change by {w.updated_by} {_ui.ago(w.updated_at)}" if w.updated_by else ""))
+                       + (f" · last change by {escape_markdown(w.updated_by)} {_ui.ago(w.updated_at)}"
+                          if w.updated_by else ""))
         _body(w.body)
         if w.outcome:
-            st.markdown(f"**Outcome:** {w.outcome}")
+            st.markdown("**Outcome**")
+            st.text(w.outcome)
         if w.history:
             st.markdown("**History**")
             st.dataframe(pd.DataFrame(list(w.history)), hide_index=True)

@@ -1,4 +1,11 @@
-"""OpenAI-compatible chat-completions backend (Ollama, vLLM, llama.cpp server, hosted APIs)."""
+"""OpenAI-compatible chat-completions backend (Ollama, vLLM, llama.cpp server, hosted APIs).
+
+The server is asked for JSON constrained by the draft's schema, but nothing here relies on it
+honouring ``response_format``: the answer is bounded in size, and the prescriber validates it
+like every backend's (:func:`prescribe.prompt.parse_draft`: the schema, the allowed characters
+of action text, the citations). Server text quoted in errors is escaped (``ascii``), so it
+cannot carry control sequences into logs or terminals.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,14 @@ import httpx
 from core.errors import ModelError
 from prescribe.backends.base import BackendUnavailableError, DraftRequest
 
-__all__ = ["OpenAIBackend", "chat_url"]
+__all__ = ["MAX_ANSWER_CHARS", "OpenAIBackend", "chat_url"]
+
+#: Longest answer accepted (a draft is a few hundred characters; more is a misbehaving server).
+MAX_ANSWER_CHARS = 20_000
+
+
+def _excerpt(text: str, n: int = 300) -> str:
+    return ascii(text[:n])
 
 
 def chat_url(base_url: str) -> str:
@@ -65,15 +79,18 @@ class OpenAIBackend:
         except httpx.HTTPError as err:
             raise BackendUnavailableError(f"OpenAI-compatible server at {self.url} failed: {type(err).__name__}: {err}") from err
         if resp.status_code != 200:
-            raise ModelError(f"OpenAI-compatible server at {self.url} answered HTTP {resp.status_code}: {resp.text[:300]}")
+            raise ModelError(f"OpenAI-compatible server at {self.url} answered HTTP {resp.status_code}: {_excerpt(resp.text)}")
         try:
             data = resp.json()
             content = data["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as err:
-            raise ModelError(f"OpenAI-compatible server at {self.url} sent no message content: {resp.text[:300]}") from err
+            raise ModelError(f"OpenAI-compatible server at {self.url} sent no message content: {_excerpt(resp.text)}") from err
         if not isinstance(content, str):
             raise ModelError(f"OpenAI-compatible server sent content of type {type(content).__name__}: "
                              f"{json.dumps(content)[:200]}")
+        if len(content) > MAX_ANSWER_CHARS:
+            raise ModelError(f"OpenAI-compatible server sent {len(content)} characters of content, "
+                             f"at most {MAX_ANSWER_CHARS} are accepted")
         return content
 
     async def aclose(self) -> None:

@@ -9,6 +9,7 @@ import json
 
 from prescribe.backends.base import DraftRequest
 from prescribe.evidence import rul_text
+from prescribe.prompt import plain_text
 
 __all__ = ["RulesBackend"]
 
@@ -50,7 +51,9 @@ class RulesBackend:
         actions: list[dict[str, object]] = []
         if fault in _BEARING:
             part = _BEARING[fault]
-            bearing = ev.asset.bearing if ev.asset.bearing and ev.asset.bearing != "generic" else "drive-end"
+            # the designation is operator-entered: only the characters action text allows
+            designation = plain_text(ev.asset.bearing)[:32]
+            bearing = designation if designation and designation != "generic" else "drive-end"
             actions.append({
                 "what": f"Replace the {bearing} bearing at the next planned stop",
                 "why": f"{part} defect indicated; {rul_text(ev)}",

@@ -53,3 +53,48 @@ def test_assets_from_file(tmp_path: Path) -> None:
     assert s.assets[0].channel("vib").sample_rate_hz == 25600
     f = s.assets[0].bearing.defect_frequencies(s.assets[0].shaft_hz)
     assert f.bpfo == pytest.approx(3.5848 * 1480 / 60, rel=1e-3)  # SKF 6205 BPFO ratio
+
+
+SECRET = "hunter2-db-password"
+
+
+@pytest.mark.parametrize(
+    ("env", "toml", "field"),
+    [
+        ({"GENEDGE_STORE__URL": f"postgres://genedge:{SECRET}@db.plant/genedge"}, None, "store.url"),
+        ({"GENEDGE_STORE__URL": f"genedge{SECRET}@db.plant/genedge"}, None, "store.url"),  # no scheme at all
+        ({"GENEDGE_MQTT__PORT": SECRET}, None, "mqtt.port"),
+        ({"GENEDGE_DASHBOARD__USERS": f'{{"eve": {{"password_hash": "{SECRET}"'}, None, "dashboard"),
+        ({"GENEDGE_DASHBOARD__SESSION_SECRET": SECRET}, None, "dashboard.session_secret"),
+        ({}, f'[store]\nurl = "mysql://root:{SECRET}@db/x"\n', "store.url"),
+        ({}, f'[llm]\nopenai_key = "{SECRET}"\nbackend = "{SECRET}"\n', "llm.backend"),
+        ({}, f'[mqttt]\npassword = "{SECRET}"\n', "mqttt: Extra inputs are not permitted"),
+        ({}, f'[mqtt]\npassword = "{SECRET}\n', "not valid TOML"),
+    ],
+)
+def test_configuration_errors_never_echo_the_value(env: dict[str, str], toml: str | None, field: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad URL, bad environment variable (value or JSON), bad TOML value, unknown key, broken TOML:
+    the error names the setting, never the value; its cause (which holds the value) is not attached."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cfg = None
+    if toml is not None:
+        cfg = tmp_path / "settings.toml"
+        cfg.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        Settings.load(cfg)
+    assert field in str(err.value)
+    chain = [str(err.value), repr(err.value.__cause__), repr(err.value.__context__)]
+    assert not [text for text in chain if SECRET in text], chain
+    assert "db.plant" not in str(err.value)
+
+
+def test_masked_hides_user_hashes_and_every_secret_looking_key() -> None:
+    s = Settings.load(dashboard={"users": {"eve": {"role": "engineer", "password_hash": "scrypt$1$2$3$salt$hash"}},
+                                 "session_secret": "x" * 40})
+    shown = s.masked()
+    assert shown["dashboard"]["users"]["eve"] == {"role": "engineer", "password_hash": "**********"}
+    assert shown["dashboard"]["session_secret"] == "**********"
+    assert "scrypt" not in json.dumps(shown) and "x" * 40 not in json.dumps(shown)
+    assert shown["dashboard"]["tls_key_file"] is None  # a path to a key is not itself masked

@@ -18,12 +18,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
 
 
 @pytest.fixture
-def app_env(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
-    """Point the app (``Settings.load``) at the seeded store, users and registry."""
+def app_env(seeded: Seeded, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Seeded]:
+    """Point the app (``Settings.load``) at the seeded store, users and registry, with sign-in
+    state (session key, sessions, failed sign-ins) of its own per test."""
     import streamlit as st
 
     for key, value in seeded.env().items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GENEDGE_DASHBOARD__STATE_DIR", str(tmp_path / "dashboard-state"))
     from dashboard._context import _load_settings
 
     st.cache_data.clear()  # loaders live for seconds; tests change the store faster than that

@@ -32,7 +32,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded
     feeder.start()
     port = free_port()
     with (work / "streamlit.log").open("wb") as log:
-        proc = start_dashboard(None, "127.0.0.1", port, seeded.env(), log=log)
+        env = {**seeded.env(), "GENEDGE_DASHBOARD__STATE_DIR": str(work / "dashboard-state")}
+        proc = start_dashboard(None, "127.0.0.1", port, env, log=log)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_ready(url, 60, proc=proc)
@@ -78,3 +79,34 @@ def test_asset_trends_rul_and_spectra(live: tuple[str, Seeded], browser: object)
     expect(page.get_by_text(re.compile(r"Raw snapshot received .* 8 batch\(es\)"))).to_be_visible()
     shot(page, "seeded-04-asset-spectrum")
     page.close()
+
+
+def test_a_cookie_copied_before_sign_out_is_refused_after_it(live: tuple[str, Seeded], browser: object) -> None:
+    """Real cookies in a real browser: the token signs in again after a reload, and not after sign-out."""
+    from playwright.sync_api import expect
+
+    url, _seeded = live
+    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    sign_in(page, url, "eve", PASSWORDS["eve"])
+    wait_for(lambda: any(c["name"] == "genedge_session" for c in context.cookies()), what="the session cookie")
+    (cookie,) = [c for c in context.cookies() if c["name"] == "genedge_session"]
+    assert cookie["sameSite"] == "Strict" and not cookie["secure"]  # plain HTTP here: Secure needs HTTPS
+    assert "eve" not in cookie["value"] and "engineer" not in cookie["value"]  # opaque
+    page.reload()
+    expect(page.get_by_text("Signed in as eve")).to_be_visible()
+
+    thief = browser.new_context(viewport=VIEWPORT)  # type: ignore[attr-defined]
+    thief.add_cookies([{k: cookie[k] for k in ("name", "value", "domain", "path")}])
+    stolen = thief.new_page()
+    stolen.goto(url)
+    expect(stolen.get_by_text("Signed in as eve")).to_be_visible(timeout=TIMEOUT_MS)  # a live token works
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    stolen.goto(url)  # a new Streamlit session presenting the copied cookie
+    expect(stolen.get_by_role("button", name="Sign in")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(stolen.get_by_text("Signed in as eve")).to_have_count(0)
+    thief.close()
+    context.close()

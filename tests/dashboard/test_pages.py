@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.settings import Settings
 from dashboard import _jobs
 from dashboard._context import _load_settings
-from dashboard.auth import Role, User, hash_password, issue_session_token, verify_password, verify_session_token
+from dashboard._sessions import SessionStore, load_session_key
+from dashboard.auth import Role, User, hash_password, verify_password
 from genedge.localservices import Mosquitto, free_port
 from ingest.store import Store, actions, queries
-from tests.dashboard._seed import PASSWORDS, PUBLISHER, Seeded, users_json
+from tests.dashboard._seed import PASSWORDS, PUBLISHER, ROLES, Seeded
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 TIMEOUT = 60
@@ -29,9 +31,22 @@ def _app() -> AppTest:
     return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
 
 
+def _sessions() -> tuple[SessionStore, dict[str, dict[str, str]]]:
+    """The app's session store (same state folder and key as the app under test) and its users."""
+    s = Settings.load()
+    key = load_session_key(s.dashboard.state_dir.resolve(), None)
+    return SessionStore(s.dashboard.state_dir.resolve(), key), s.dashboard.users
+
+
+def _token(user: str) -> str:
+    """A live server-side session of ``user``, as signing in creates it."""
+    sessions, users = _sessions()
+    return sessions.issue(users, User(user, Role(ROLES[user])))
+
+
 def _signed_in(user: str, page: str | None = None, **query: str) -> AppTest:
     at = _app()
-    at.session_state["genedge.user"] = {"name": user, "role": {"olga": "operator", "eve": "engineer"}[user]}
+    at.session_state["genedge.session_token"] = _token(user)
     at.run()
     if page is not None:
         at.query_params.update(query)
@@ -42,7 +57,7 @@ def _signed_in(user: str, page: str | None = None, **query: str) -> AppTest:
 
 def _text(at: AppTest) -> str:
     parts = [e.value for kind in ("markdown", "caption", "title", "subheader", "header", "info", "warning",
-                                  "error", "success") for e in getattr(at, kind)]
+                                  "error", "success", "text") for e in getattr(at, kind)]
     parts += [str(m.label) + " " + str(m.value) for m in at.metric]
     text = re.sub(r"<[^>]+>", " ", "\n".join(str(p) for p in parts))  # the overview cards are HTML
     return re.sub(r"[ \t]+", " ", text)
@@ -78,7 +93,8 @@ def test_sign_in_form_checks_the_password(app_env: Seeded) -> None:
     at.text_input(key="sign_in_password").input(PASSWORDS["olga"])
     at.button[0].click().run()
     assert not at.exception
-    assert at.session_state["genedge.user"] == {"name": "olga", "role": "operator"}
+    sessions, users = _sessions()
+    assert sessions.verify(users, at.session_state["genedge.session_token"]) == User("olga", Role.OPERATOR)
     assert "Plant overview" in [t.value for t in at.title]
 
 
@@ -188,7 +204,8 @@ def test_snapshot_request_is_published_on_the_cmd_topic(app_env: Seeded, broker:
         end = time.monotonic() + 10
         while not got and time.monotonic() < end:
             time.sleep(0.05)
-        assert got == [("genedge/v1/plant1/M-202/cmd", b'{"action": "raw"}')]
+        assert [topic for topic, _ in got] == ["genedge/v1/plant1/M-202/cmd"]
+        assert json.loads(got[0][1])["action"] == "raw"
     finally:
         sub.loop_stop()
         sub.disconnect()
@@ -249,7 +266,7 @@ def test_engineer_approves_a_prescription(app_env: Seeded) -> None:
             "evidence": [{"id": "peak:2x", "kind": "peak", "summary": "2x shaft at 0.21 g", "values": {"g": 0.21}}]}
     wo = actions.create_work_order(store, "M-202", "Test: check coupling", by="prescriber", body=body)
     at = _signed_in("eve", "views/work_orders.py")
-    assert "**Check the coupling alignment** — 2x shaft component rising" in _text(at)
+    assert "1. Check the coupling alignment — 2x shaft component rising [peak:2x]" in [t.value for t in at.text]
     assert "peak:2x" in _frames(at) and "flexible coupling insert" in _text(at)
     at.text_input(key=f"approve-note-{wo.id}").input("ok")
     next(b for b in at.button if b.label == "Approve" and b.form_id == f"approve-{wo.id}").click().run()
@@ -258,6 +275,34 @@ def test_engineer_approves_a_prescription(app_env: Seeded) -> None:
     assert done is not None and (done.status, done.updated_by, done.history[-1]["note"]) == ("approved", "eve", "ok")
     actions.complete_work_order(store, wo.id, "eve", "test cleanup")
     store.close()
+
+
+def test_work_order_text_is_shown_literally_never_as_markdown(app_env: Seeded) -> None:
+    """An image in a title, recommendation, task or outcome would make every browser fetch it (a beacon)."""
+    beacon = "![x](http://beacon.invalid/t.png)"
+    store = Store(app_env.url)
+    body = {"recommendation": {"summary": f"summary {beacon}", "actions": [
+                {"what": f"what {beacon}", "why": "why <img src=http://beacon.invalid/i.png>"}]},
+            "tasks": [f"task {beacon}"], "parts": ["part [link](http://beacon.invalid/l)"],
+            "evidence": [f"evidence {beacon}"]}
+    wo = actions.create_work_order(store, "M-202", f"Title {beacon}", by="prescriber", body=body)
+    actions.approve_work_order(store, wo.id, "eve")
+    actions.complete_work_order(store, wo.id, "eve", f"outcome {beacon}")
+    try:
+        at = _signed_in("eve", "views/work_orders.py")
+        at.multiselect(key="wo_status").set_value(["done"]).run()
+        assert not at.exception
+        texts = [t.value for t in at.text]
+        for shown in (f"summary {beacon}", f"1. what {beacon} — why <img src=http://beacon.invalid/i.png>",
+                      f"- task {beacon}", "- part [link](http://beacon.invalid/l)", f"- evidence {beacon}",
+                      f"outcome {beacon}"):
+            assert shown in texts, (shown, texts)
+        label = next(e.label for e in at.expander if e.label.startswith(f"\\#{wo.id}"))
+        assert r"Title \!\[x\]\(http\://beacon\.invalid/t\.png\)" in label  # escaped: shown as typed
+        markdown = [e.value for kind in ("markdown", "caption") for e in getattr(at, kind)] + [e.label for e in at.expander]
+        assert not [m for m in markdown if re.search(r"(?<!\\)!\[|(?<!\\)\]\(|<img", m)], markdown
+    finally:
+        store.close()
 
 
 def test_models_page_lists_versions_and_promotes(app_env: Seeded) -> None:
@@ -338,8 +383,13 @@ def test_engineering_pages_load_no_training_code(app_env: Seeded) -> None:
     script = (
         "import sys\n"
         "from streamlit.testing.v1 import AppTest\n"
+        "from core.settings import Settings\n"
+        "from dashboard._sessions import SessionStore, load_session_key\n"
+        "from dashboard.auth import Role, User\n"
+        "d = Settings.load().dashboard\n"
+        "token = SessionStore(d.state_dir, load_session_key(d.state_dir)).issue(d.users, User('eve', Role.ENGINEER))\n"
         f"at = AppTest.from_file({str(APP)!r}, default_timeout=60)\n"
-        "at.session_state['genedge.user'] = {'name': 'eve', 'role': 'engineer'}\n"
+        "at.session_state['genedge.session_token'] = token\n"
         "at.run()\n"
         "for page in ('views/models.py', 'views/synthetic.py'):\n"
         "    at.switch_page(page).run()\n"
@@ -379,22 +429,6 @@ def test_plant_retrain_starts_train_sim_from_the_store_without_its_url(app_env: 
     finally:
         for job in jobs:
             _jobs.cancel(job)
-
-
-def test_session_token_signs_in_again_until_it_expires_or_the_user_changes() -> None:
-    users = json.loads(users_json())
-    eve = User("eve", Role.ENGINEER)
-    token = issue_session_token(users, eve, now=1000.0, ttl_s=60)
-    assert verify_session_token(users, token, now=1059.0) == eve
-    assert verify_session_token(users, token, now=1061.0) is None  # expired
-    name, role, expires, mac = token.split(".")
-    assert verify_session_token(users, f"{name}.operator.{expires}.{mac}", now=1000.0) is None  # role edited
-    assert verify_session_token(users, f"{name}.{role}.{int(expires) + 3600}.{mac}", now=1000.0) is None
-    assert verify_session_token(users, "garbage", now=1000.0) is None
-    changed = {**users, "eve": {**users["eve"], "password_hash": hash_password("new password")}}
-    assert verify_session_token(changed, token, now=1000.0) is None  # a password change ends the session
-    demoted = {**users, "eve": {**users["eve"], "role": "operator"}}
-    assert verify_session_token(demoted, token, now=1000.0) is None
 
 
 def test_data_quality_lists_dead_letters_and_channel_freshness(app_env: Seeded) -> None:
