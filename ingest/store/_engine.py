@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from core.errors import StoreError
 
@@ -26,8 +27,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine for ``url`` (SQLite in WAL mode, or PostgreSQL via psycopg 3)."""
-    parsed = make_url(url)
+    """Create an engine for ``url`` (SQLite in WAL mode, or PostgreSQL via psycopg 3).
+
+    Raises:
+        StoreError: the URL cannot be parsed or names another database; the message never quotes the
+            URL, which may hold a password.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as err:
+        raise StoreError(f"the store URL is not a valid database URL ({type(err).__name__})") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +46,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        try:
+            return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        except (ArgumentError, ValueError) as err:
+            raise StoreError(f"the store URL is not a valid PostgreSQL URL ({type(err).__name__})") from None
     raise StoreError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
 
 

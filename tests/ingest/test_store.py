@@ -86,3 +86,12 @@ def test_dead_letter_payload_is_capped(tmp_path: Path) -> None:
     store.write([], [DeadLetterIn("t", big, "oversize", "too big")])
     dl = store.dead_letters()[0]
     assert len(dl.payload) == MAX_DEAD_PAYLOAD and "truncated" in dl.detail
+
+
+def test_a_bad_store_url_is_a_store_error_that_never_quotes_it() -> None:
+    from core.errors import StoreError
+
+    for url in ("postgresql://genedge:TOPSECRET@db:notaport/genedge", "postgresql+nosuchdriver://u:TOPSECRET@db/x"):
+        with pytest.raises(StoreError) as caught:
+            Store(url)
+        assert "TOPSECRET" not in str(caught.value)
