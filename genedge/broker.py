@@ -1,21 +1,49 @@
-"""Embedded MQTT broker (amqtt) for the demo when no external broker is configured.
+"""The broker side of GenEdge: the embedded demo broker and the files that secure a real one.
 
-Production plants run Mosquitto, EMQX or HiveMQ; this broker exists so that ``genedge demo``
-works on a fresh machine with nothing else installed. It speaks MQTT 3.1.1.
+:class:`EmbeddedBroker` (amqtt, MQTT 3.1.1, anonymous) exists so that ``genedge demo`` works on
+a fresh machine with nothing else installed; it listens on loopback addresses only unless told
+otherwise. Production plants run Mosquitto, EMQX or HiveMQ with one login per component and an
+ACL: :func:`write_broker_files` writes Mosquitto's password file, ACL file and the lines of
+``mosquitto.conf`` that use them, from the configured gateways, assets and identities
+(``genedge broker acl``). ``docs/security.md`` gives the same rights for EMQX and HiveMQ.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
+import os
+import secrets
+import shutil
 import socket
+import subprocess
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from core.errors import IngestError
+from pydantic import SecretStr
 
-__all__ = ["EmbeddedBroker", "port_open"]
+from core.errors import ConfigError, GenEdgeError, IngestError
+from core.mqtt import Gateway, client_id_for, configured_gateways, is_loopback_host
+from core.settings import Settings
+from core.sim import default_plant
+from core.wire import MessageType, cmd_topic, host_state_topic, topic_for
+
+__all__ = [
+    "AGENT_SELF_TYPES",
+    "AGENT_TYPES",
+    "BrokerFiles",
+    "EmbeddedBroker",
+    "acl_text",
+    "broker_gateways",
+    "mosquitto_hash",
+    "port_open",
+    "write_broker_files",
+]
 
 
 def port_open(host: str, port: int) -> bool:
@@ -25,9 +53,22 @@ def port_open(host: str, port: int) -> bool:
 
 
 class EmbeddedBroker:
-    """amqtt broker running on its own event loop in a background thread."""
+    """amqtt broker running on its own event loop in a background thread.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+    It lets anyone connect and publish anything, so it listens on a loopback address only,
+    unless ``allow_remote`` accepts that for a trial on a closed network.
+
+    Raises:
+        ConfigError: ``host`` is not a loopback address and ``allow_remote`` is off.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, *, allow_remote: bool = False) -> None:
+        if not allow_remote and not is_loopback_host(host):
+            raise ConfigError(
+                f"the embedded broker lets anyone connect without a login, so it listens on loopback only, "
+                f"not on {host!r}: run Mosquitto with the files of 'genedge broker acl' for other machines "
+                "(or accept anonymous access on a closed test network with --allow-anonymous-remote)"
+            )
         self.host = host
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,3 +130,174 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# ----------------------------------------------------------------------------------------------
+# Password file and ACL of a real broker (Mosquitto)
+# ----------------------------------------------------------------------------------------------
+
+#: What a gateway's agent may publish about each of its assets.
+AGENT_TYPES = tuple(MessageType)
+#: What an agent may publish about itself (its own id on its site): births, deaths, status.
+AGENT_SELF_TYPES = (MessageType.BIRTH, MessageType.DEATH, MessageType.STATUS)
+#: PBKDF2 rounds of a ``$7$`` hash: Mosquitto 2.0's own count, so both ways of writing the file agree.
+PBKDF2_ITERATIONS = 101
+
+
+@dataclass(frozen=True)
+class BrokerFiles:
+    """What :func:`write_broker_files` wrote."""
+
+    passwords: Path
+    acl: Path
+    conf: Path
+    users: tuple[str, ...]
+    hashed_by: str
+
+
+@dataclass(frozen=True)
+class _Login:
+    username: str
+    password: SecretStr
+    what: str
+
+
+def broker_gateways(settings: Settings) -> list[Gateway]:
+    """The gateways whose agents may publish: ``mqtt.gateways``, or else the one gateway of this
+    configuration (``edge.agent_id`` on ``mqtt.site`` with the configured assets, or the
+    simulator's default plant, logging in as ``mqtt.identities.agent``).
+
+    Raises:
+        ConfigError: no gateway is configured, or two gateways claim one asset.
+    """
+    assets = list(settings.assets)
+    gateways = configured_gateways(settings.mqtt, assets)
+    if gateways:
+        return gateways
+    agent = settings.mqtt.identities.agent
+    if agent is None:
+        raise ConfigError("no gateway to let in: configure [mqtt.gateways.<agent id>] entries (several gateways) or "
+                          "[mqtt.identities.agent] with edge.agent_id (one gateway)")
+    site = settings.mqtt.site
+    ids = tuple(a.asset_id for a in (assets or default_plant(site)))
+    return [Gateway(settings.edge.agent_id, site, ids, agent.username, agent.password)]
+
+
+def acl_text(gateways: list[Gateway], *, ingest_user: str, ingest_client_id: str, dashboard_user: str | None) -> str:
+    """Mosquitto ACL file: each login's topics, nothing for anyone else (anonymous included).
+
+    - an agent publishes only its own assets' data topics and its own births, deaths, status and
+      state topic, and reads its own assets' commands and the host applications' state;
+    - ingest reads ``genedge/v1/#`` and publishes only its own state topic;
+    - the dashboard publishes commands to the configured assets only.
+    """
+    lines = ["# Written by 'genedge broker acl': one section per login; whatever is not listed is denied.", ""]
+    for g in gateways:
+        lines += [f"# gateway {g.agent_id} on site {g.site}: {len(g.assets)} assets", f"user {g.username}"]
+        for asset_id in g.assets:
+            lines += [f"topic write {topic_for(g.site, asset_id, t)}" for t in AGENT_TYPES]
+            lines.append(f"topic read {cmd_topic(g.site, asset_id)}")
+        lines += [f"topic write {topic_for(g.site, g.agent_id, t)}" for t in AGENT_SELF_TYPES]
+        lines += [f"topic write {host_state_topic(g.agent_id)}", f"topic read {host_state_topic('+')}", ""]
+    lines += ["# ingest: reads all data, writes only its own online state", f"user {ingest_user}",
+              "topic read genedge/v1/#", f"topic write {host_state_topic(ingest_client_id)}", ""]
+    if dashboard_user is not None:
+        lines += ["# dashboard: commands to the configured assets, nothing else", f"user {dashboard_user}"]
+        lines += [f"topic write {cmd_topic(g.site, a)}" for g in gateways for a in g.assets]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_broker_files(settings: Settings, out_dir: Path, *, use_mosquitto_passwd: bool = True) -> BrokerFiles:
+    """Write Mosquitto's password file, ACL file and ``genedge.conf`` (the lines that use them).
+
+    Args:
+        settings: gateways (see :func:`broker_gateways`) and the ``mqtt.identities`` of ingest
+            (required) and the dashboard (optional: without it nobody may send commands), each
+            with a password.
+        out_dir: created if missing; the password file is written with mode 0600.
+        use_mosquitto_passwd: hash with ``mosquitto_passwd -U`` when it is installed (it comes with
+            Mosquitto); otherwise, or with ``False``, hash here the same way (PBKDF2-SHA512, ``$7$``).
+
+    Raises:
+        ConfigError: an identity or password is missing or unusable, or a user name is taken twice.
+        GenEdgeError: the files cannot be written, or ``mosquitto_passwd`` failed.
+    """
+    mqtt = settings.mqtt
+    gateways = broker_gateways(settings)
+    ingest = mqtt.identities.ingest
+    if ingest is None:
+        raise ConfigError("mqtt.identities.ingest is not configured: ingest needs its own login (username, password)")
+    dashboard = mqtt.identities.dashboard
+    ingest_client_id = client_id_for(mqtt, "ingest", settings.ingest.client_id)
+    logins = [_login(g.username, g.password, f"gateway {g.agent_id}") for g in gateways]
+    logins.append(_login(ingest.username, ingest.password, "mqtt.identities.ingest"))
+    if dashboard is not None:
+        logins.append(_login(dashboard.username, dashboard.password, "mqtt.identities.dashboard"))
+    seen: dict[str, str] = {}
+    for login in logins:
+        if login.username in seen:
+            raise ConfigError(f"broker user {login.username!r} is used by both {seen[login.username]} and {login.what}: "
+                              "every component needs its own login")
+        seen[login.username] = login.what
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        acl = out_dir / "acl"
+        acl.write_text(acl_text(gateways, ingest_user=ingest.username, ingest_client_id=ingest_client_id,
+                                dashboard_user=dashboard.username if dashboard else None))
+        passwords = out_dir / "passwords"
+        program = shutil.which("mosquitto_passwd") if use_mosquitto_passwd else None
+        hashed_by = _write_passwords(passwords, logins, program)
+        conf = out_dir / "genedge.conf"
+        conf.write_text(_conf_text(passwords.resolve(), acl.resolve()))
+    except OSError as err:
+        raise GenEdgeError(f"cannot write the broker files in {str(out_dir)!r}: {err.strerror or err}") from err
+    return BrokerFiles(passwords, acl, conf, tuple(seen), hashed_by)
+
+
+def mosquitto_hash(password: str, *, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
+    """A Mosquitto 2 password hash: ``$7$<iterations>$<base64 salt>$<base64 PBKDF2-HMAC-SHA512>``."""
+    salt = secrets.token_bytes(12) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def _login(username: str, password: SecretStr | None, what: str) -> _Login:
+    if password is None or not password.get_secret_value():
+        raise ConfigError(f"{what} (user {username!r}) has no password: the broker file needs one for every login")
+    if any(ord(c) < 32 or ord(c) == 127 for c in password.get_secret_value()):
+        raise ConfigError(f"{what} (user {username!r}): the password contains a control character (line break, tab ...)")
+    return _Login(username, password, what)
+
+
+def _write_passwords(path: Path, logins: list[_Login], program: str | None) -> str:
+    """Write the hashed password file (mode 0600) with ``program -U`` or here; returns what hashed it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            for login in logins:
+                secret = login.password.get_secret_value()
+                f.write(f"{login.username}:{secret if program else mosquitto_hash(secret)}\n")
+        if program:
+            done = subprocess.run([program, "-U", str(tmp)], capture_output=True, text=True, check=False)
+            if done.returncode != 0:  # its messages name the file, never a password
+                raise GenEdgeError(f"{program} -U failed ({done.returncode}): {done.stderr.strip()[:500]}")
+        os.replace(tmp, path)
+        path.chmod(0o600)  # whatever the hashing program did to the mode: hashes stay the broker's
+    finally:
+        tmp.unlink(missing_ok=True)  # plain-text passwords never stay on disk
+    return f"{program} -U" if program else "genedge (PBKDF2-SHA512, $7$)"
+
+
+def _conf_text(passwords: Path, acl: Path) -> str:
+    return (
+        "# Written by 'genedge broker acl': include it in mosquitto.conf (or copy these lines).\n"
+        "# Only the listed logins may connect, each only to its own topics.\n"
+        "allow_anonymous false\n"
+        f"password_file {passwords}\n"
+        f"acl_file {acl}\n"
+        "# The broker keys a session by the user name, not the client id a client sends: nobody can\n"
+        "# take over (or kick off) another component's session by connecting with its client id.\n"
+        "use_username_as_clientid true\n"
+    )

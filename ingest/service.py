@@ -5,6 +5,17 @@ the transaction holding them has committed. A crash before the commit makes the 
 them (persistent session); a crash between commit and ack makes it redeliver messages that are
 already stored, which the store skips by ``msg_id``. So nothing is lost and nothing is stored
 twice. Several workers may share the stream through an MQTT 5 shared subscription.
+
+Memory is bounded while the store is down: at most ``ingest.max_buffered_messages`` messages
+(and ``max_buffered_bytes`` of payload) wait unstored. MQTT 5 asks the broker for that receive
+maximum, so it holds back further QoS 1 messages; past either cap (QoS 0 traffic, MQTT 3.1.1)
+ingest stops reading its socket until a flush succeeds, and the broker keeps the rest in the
+session. With MQTT 5 ingest also asks for a maximum packet size of twice ``max_payload_bytes``
+(plus room for topic and header): a message up to that size arrives and is dead-lettered as
+``oversize``; the broker drops anything larger for ingest without delivering it.
+
+Each message's asset must belong to the gateway that published it (:mod:`ingest._ownership`):
+data for an asset another gateway owns is dead-lettered as ``not_owner``.
 """
 
 from __future__ import annotations
@@ -12,22 +23,42 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
 
 from core.errors import IngestError, StoreError, StoreRejectedError, WireError
-from core.mqtt import connect, make_client
+from core.mqtt import MAX_PACKET_SIZE, client_id_for, connect, make_client
 from core.settings import IngestSettings, MqttSettings
-from core.wire import TOPIC_ROOT, Limits, Message, check_limits, decode, host_state_topic, is_cmd_topic, utcnow
+from core.wire import (
+    TOPIC_ROOT,
+    Limits,
+    Message,
+    check_limits,
+    decode,
+    host_state_topic,
+    is_cmd_topic,
+    parse_topic,
+    utcnow,
+)
+from ingest._ownership import AssetOwners
 from ingest.alarms import AlarmEvaluator
 from ingest.store import DeadLetterIn, Store, WriteResult
 
-__all__ = ["IngestService", "IngestStats"]
+__all__ = ["PACKET_HEADROOM_BYTES", "IngestService", "IngestStats", "max_packet_size"]
 
 log = logging.getLogger(__name__)
+
+#: Room for the topic, properties and fixed header of a PUBLISH on top of its payload.
+PACKET_HEADROOM_BYTES = 4096
+
+
+def max_packet_size(max_payload_bytes: int) -> int:
+    """The MQTT 5 maximum packet size ingest asks for: oversize payloads up to twice the limit
+    still arrive (and are dead-lettered with the reason ``oversize``); the broker drops larger ones."""
+    return min(2 * max_payload_bytes + PACKET_HEADROOM_BYTES, MAX_PACKET_SIZE)
 
 
 @dataclass
@@ -39,6 +70,10 @@ class IngestStats:
     dead_lettered: int = 0
     store_failures: int = 0
     reconnects: int = 0
+    #: most messages held unstored at once; stays within ``ingest.max_buffered_messages``
+    buffered_high_water: int = 0
+    #: times reading stopped because the buffer was full
+    read_pauses: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -50,6 +85,7 @@ class _Pending:
     dead: list[DeadLetterIn] = field(default_factory=list)
     mids: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos) to ack after commit
     since: float = 0.0
+    nbytes: int = 0  # payload bytes held
 
     def __len__(self) -> int:
         return len(self.messages) + len(self.dead)
@@ -64,6 +100,8 @@ class IngestService:
         store: where messages go.
         limits: context range checks (channel ranges of configured assets).
         protocol: ``"5"`` (default; needed for shared subscriptions) or ``"3.1.1"``.
+        owners: asset id -> (site, gateway agent id) from the configuration
+            (:func:`core.mqtt.asset_owners`); other assets' owners are learnt from births.
     """
 
     def __init__(
@@ -77,6 +115,7 @@ class IngestService:
         protocol: str = "5",
         on_flush: Callable[[IngestStats], None] | None = None,
         evaluate_alarms: bool = True,
+        owners: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.mqtt_settings = mqtt_settings
         self.settings = ingest_settings
@@ -87,13 +126,19 @@ class IngestService:
         self.stats = IngestStats()
         self._on_flush = on_flush
         self.alarms = AlarmEvaluator(store) if evaluate_alarms else None
+        self.owners = AssetOwners(owners)
         self._pending = _Pending()
+        self._paused = False
         self._connected = threading.Event()
+        self.client_id = client_id_for(mqtt_settings, "ingest", ingest_settings.client_id)
         # A persistent session keeps our queue on the broker across restarts; messages are
-        # acknowledged by hand, only once committed (see the module docstring).
-        self._client = make_client(mqtt_settings, client_id=ingest_settings.client_id,
-                                   protocol="5" if protocol == "5" else "3.1.1", persistent=True,
-                                   receive_maximum=max(batch_size * 2, 100))
+        # acknowledged by hand, only once committed (see the module docstring). The receive
+        # maximum keeps the broker from sending more unacknowledged messages than we may hold.
+        mqtt5 = protocol == "5"
+        self._client = make_client(mqtt_settings, client_id=self.client_id, component="ingest",
+                                   protocol="5" if mqtt5 else "3.1.1", persistent=True,
+                                   receive_maximum=min(max(batch_size * 2, 100), ingest_settings.max_buffered_messages),
+                                   max_packet_size=max_packet_size(ingest_settings.max_payload_bytes) if mqtt5 else None)
         self._client.manual_ack_set(True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -109,7 +154,7 @@ class IngestService:
 
     @property
     def state_topic(self) -> str:
-        return host_state_topic(self.settings.client_id)
+        return host_state_topic(self.client_id)
 
     @property
     def connected(self) -> threading.Event:
@@ -123,7 +168,7 @@ class IngestService:
         client.subscribe(self.topic_filter, qos=1)
         client.publish(self.state_topic, b'{"online": true}', qos=1, retain=True)
         self._connected.set()
-        log.info("ingest %s subscribed to %s", self.settings.client_id, self.topic_filter)
+        log.info("ingest %s subscribed to %s", self.client_id, self.topic_filter)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, rc: object, _p: object = None) -> None:
         self._connected.clear()
@@ -138,21 +183,27 @@ class IngestService:
             if msg.qos > 0:
                 self._client.ack(msg.mid, msg.qos)
             return
-        if not self._pending:
-            self._pending.since = time.monotonic()
-        self._pending.mids.append((msg.mid, msg.qos))
+        pending = self._pending
+        if not pending:
+            pending.since = time.monotonic()
+        pending.mids.append((msg.mid, msg.qos))
+        pending.nbytes += len(msg.payload)
         try:
             message = decode(msg.payload, msg.topic, max_bytes=self.settings.max_payload_bytes)
             check_limits(message, self.limits, now=received_at)
+            refused = self.owners.check(parse_topic(msg.topic).site, message)
+            if refused is not None:
+                raise WireError("not_owner", refused)
         except WireError as err:
             self.stats.by_reason[err.reason] = self.stats.by_reason.get(err.reason, 0) + 1
-            self._pending.dead.append(
+            pending.dead.append(
                 DeadLetterIn(topic=msg.topic, payload=bytes(msg.payload),
                              reason=err.reason, detail=err.detail, received_at=received_at)
             )
-            return
-        self._pending.messages.append((message, received_at))
-        self._pending.raw.append((msg.topic, bytes(msg.payload)))
+        else:
+            pending.messages.append((message, received_at))
+            pending.raw.append((msg.topic, bytes(msg.payload)))
+        self.stats.buffered_high_water = max(self.stats.buffered_high_water, len(pending))
 
     # ------------------------------------------------------------- main loop
     def connect(self) -> None:
@@ -171,7 +222,7 @@ class IngestService:
         except IngestError as err:
             log.warning("%s; retrying", err)
         while not stop.is_set():
-            rc = self._client.loop(timeout=0.05)
+            rc = self._step()
             if rc != mqtt.MQTT_ERR_SUCCESS and not self._client.is_connected():
                 self._drop_unacked()
                 time.sleep(backoff)
@@ -186,7 +237,7 @@ class IngestService:
             self._maybe_flush()
         end = time.monotonic() + drain_s
         while time.monotonic() < end:
-            self._client.loop(timeout=0.05)
+            self._step()
             self._maybe_flush()
         self._flush()
         if self._client.is_connected():
@@ -195,11 +246,41 @@ class IngestService:
         self._client.disconnect()
         return self.stats
 
+    def _step(self) -> int:
+        """One turn of the network loop: read and write, or only keep the connection while the buffer is full."""
+        if self._buffer_full():
+            return self._hold_reading()
+        self._paused = False
+        return int(self._client.loop(timeout=0.05))
+
+    def _buffer_full(self) -> bool:
+        pending = self._pending
+        return len(pending) >= self.settings.max_buffered_messages or pending.nbytes >= self.settings.max_buffered_bytes
+
+    def _hold_reading(self) -> int:
+        """Back-pressure: the buffer is full, so read nothing until a flush empties it.
+
+        Unread messages stay in the socket and then with the broker (the session keeps them).
+        Pings still go out, but their answers are not read: a store outage longer than about
+        twice the keepalive drops the connection, and after the reconnect the broker redelivers
+        whatever was not acknowledged (the store skips what it already has).
+        """
+        if not self._paused:
+            self._paused = True
+            self.stats.read_pauses += 1
+            log.warning("ingest holds %d unstored messages (%d bytes): not reading until the store takes them",
+                        len(self._pending), self._pending.nbytes)
+        rc = self._client.loop_misc()
+        if rc == mqtt.MQTT_ERR_SUCCESS:
+            rc = self._client.loop_write()
+        time.sleep(0.05)
+        return int(rc)
+
     def _maybe_flush(self) -> None:
         if not self._pending:
             return
         due = time.monotonic() - self._pending.since >= self.settings.flush_interval_s
-        if due or len(self._pending) >= self.batch_size:
+        if due or len(self._pending) >= self.batch_size or self._buffer_full():
             self._flush()
 
     def _flush(self) -> None:

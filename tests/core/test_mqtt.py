@@ -9,81 +9,32 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import MQTTProtocolVersion
 from pydantic import SecretStr
+from pydantic import ValidationError as ValidationError_
 
 from core.errors import ConfigError, IngestError
-from core.mqtt import PERSISTENT_SESSION_EXPIRY_S, MqttProtocol, connect, make_client
-from core.settings import MqttSettings
+from core.mqtt import PERSISTENT_SESSION_EXPIRY_S, MqttProtocol, connect, is_loopback_host, make_client
+from core.settings import MqttIdentity, MqttSettings, Settings
 from genedge.localservices import Mosquitto, find_binary, free_port, wait_port
 from tests._factories import mqtt_settings, unavailable, wait_for
+from tests._pki import make_cert, write_pki
 
 PASSWORD = "s3cret-pw"
 
 
 # ------------------------------------------------------------------------------------- helpers
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
-          issuer_key: ec.EllipticCurvePrivateKey, *, server: bool = False) -> x509.Certificate:
-    now = datetime.now(UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer.subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
-    )
-    if issuer is None:  # the CA
-        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False), critical=True)
-    else:
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A throwaway CA with a server certificate for 127.0.0.1 and a client certificate, as PEM files."""
-    d = tmp_path_factory.mktemp("pki")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("GenEdge test CA", ca_key, None, ca_key)
-    files = {"ca": d / "ca.pem"}
-    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    for who in ("server", "client"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _cert(f"genedge-{who}", key, ca, ca_key, server=who == "server")
-        files[f"{who}_cert"] = d / f"{who}.pem"
-        files[f"{who}_key"] = d / f"{who}.key"
-        files[f"{who}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        files[f"{who}_key"].write_bytes(_key_pem(key))
-    return files
+    return write_pki(tmp_path_factory.mktemp("pki"))
 
 
 @contextmanager
@@ -141,7 +92,7 @@ def round_trip(publisher: mqtt.Client, subscriber: mqtt.Client, topic: str, payl
 
 # ------------------------------------------------------------------------------ configuration
 def test_defaults_are_mqtt_3_1_1_with_a_clean_session_to_the_configured_broker() -> None:
-    settings = MqttSettings(host="broker.plant", port=1999, keepalive_s=17)
+    settings = MqttSettings(host="broker.plant", port=1999, keepalive_s=17, allow_plain_tcp=True)
     client = make_client(settings, client_id="edge-01-fwd")
     assert client._client_id == b"edge-01-fwd"
     assert client.protocol == MQTTProtocolVersion.MQTTv311
@@ -186,6 +137,58 @@ def test_credentials_come_from_the_settings() -> None:
     client = make_client(settings, client_id="x")
     assert (client._username, client._password) == (b"genedge", PASSWORD.encode())
     assert PASSWORD not in repr(settings)
+
+
+def test_each_component_logs_in_with_its_own_identity_and_client_id() -> None:
+    settings = MqttSettings.model_validate({
+        "username": "shared", "password": "shared-pw",
+        "identities": {"agent": {"username": "gw-hall3", "password": "agent-pw"},
+                       "ingest": {"username": "ingest", "password": "ingest-pw", "client_id": "ingest-a"}},
+    })
+    agent = make_client(settings, client_id="gw-hall3-fwd", component="agent")
+    assert (agent._username, agent._password, agent._client_id) == (b"gw-hall3", b"agent-pw", b"gw-hall3-fwd")
+    ingest = make_client(settings, client_id="genedge-ingest", component="ingest")
+    assert (ingest._username, ingest._password, ingest._client_id) == (b"ingest", b"ingest-pw", b"ingest-a")
+    # no identity of its own (and tools without a component): the shared login, as before identities
+    dashboard = make_client(settings, client_id="genedge-dash-1", component="dashboard")
+    assert (dashboard._username, dashboard._password) == (b"shared", b"shared-pw")
+    tool = make_client(settings, client_id="tool")
+    assert (tool._username, tool._password) == (b"shared", b"shared-pw")
+
+
+def test_identity_passwords_are_masked_and_names_checked(tmp_path: Path) -> None:
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('[mqtt.identities.agent]\nusername = "gw-1"\npassword = "agent-s3cret"\n'
+                   '[mqtt.gateways.gw-1]\npassword = "gw-s3cret"\n')
+    shown = repr(Settings.load(cfg).masked())
+    assert "agent-s3cret" not in shown and "gw-s3cret" not in shown and "gw-1" in shown
+    with pytest.raises(ValidationError_, match="username"):
+        MqttIdentity(username="two words")  # would break the password file and ACL lines
+
+
+@pytest.mark.parametrize("host", ["broker.plant", "10.0.0.5", "192.168.1.20"])
+def test_plain_tcp_to_a_broker_on_another_machine_is_refused_unless_allowed(host: str) -> None:
+    settings = MqttSettings(host=host, username="genedge", password=SecretStr(PASSWORD))
+    with pytest.raises(ConfigError, match=r"mqtt.tls = true.*mqtt.allow_plain_tcp = true") as info:
+        make_client(settings, client_id="x", component="agent")
+    assert PASSWORD not in str(info.value)
+    assert make_client(settings.model_copy(update={"allow_plain_tcp": True}), client_id="x")._ssl_context is None
+    assert make_client(settings.model_copy(update={"tls": True}), client_id="x")._ssl_context is not None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "localhost", "::1", "[::1]"])
+def test_a_broker_on_this_machine_needs_no_tls(host: str) -> None:
+    assert is_loopback_host(host)
+    make_client(MqttSettings(host=host.strip("[]")), client_id="x", component="agent")
+
+
+def test_mqtt5_connect_asks_for_a_maximum_packet_size() -> None:
+    client = make_client(MqttSettings(), client_id="ingest", protocol="5", max_packet_size=4_004_096)
+    assert client.clean_start is True
+    assert client.connect_properties is not None
+    assert client.connect_properties.json() == {"MaximumPacketSize": 4_004_096}  # type: ignore[no-untyped-call]
+    with pytest.raises(ConfigError, match="max_packet_size"):
+        make_client(MqttSettings(), client_id="x", protocol="5", max_packet_size=0)
 
 
 def test_tls_context_verifies_the_broker_against_the_ca_and_carries_the_client_certificate(pki: dict[str, Path]) -> None:
@@ -254,6 +257,42 @@ def test_persistent_session_gets_what_was_published_while_it_was_away(broker: Mo
         back.loop_stop()
 
 
+def test_receive_maximum_bounds_the_first_window_of_a_real_broker(broker: Mosquitto) -> None:
+    """MQTT 5 flow control as ingest uses it: with manual acks, the broker sends ``receive_maximum``
+    messages and waits. Only the first window is a bound to rely on: Mosquitto 2.0.11 sends a
+    whole new window for every acknowledgement, so ingest also stops reading at its own cap
+    (tests/ingest/test_ingest_mqtt.py::test_store_outage_loses_nothing)."""
+    settings = mqtt_settings(broker)
+    topic = "genedge/v1/plant1/pump-01/readings"
+    got: list[mqtt.MQTTMessage] = []
+    sub = make_client(settings, client_id="t-flow", protocol="5", persistent=True, receive_maximum=5)
+    sub.manual_ack_set(True)
+    sub.on_message = lambda _c, _u, m: got.append(m)
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *_a: subscribed.set()
+    pub = make_client(settings, client_id="t-flow-pub")
+    for client in (sub, pub):
+        connect(client)
+        client.loop_start()
+    try:
+        sub.subscribe(topic, qos=1)
+        assert subscribed.wait(10)
+        assert wait_for(pub.is_connected, 10)
+        for i in range(20):
+            pub.publish(topic, str(i).encode(), qos=1).wait_for_publish(10)
+        assert wait_for(lambda: len(got) >= 5, 10)
+        assert not wait_for(lambda: len(got) > 5, 1.5), "the broker sent more than the receive maximum"
+        sub.on_message = lambda _c, _u, m: (got.append(m), sub.ack(m.mid, m.qos))
+        for m in list(got):
+            sub.ack(m.mid, m.qos)
+        assert wait_for(lambda: len(got) == 20, 10), len(got)
+        assert [bytes(m.payload) for m in got] == [str(i).encode() for i in range(20)]
+    finally:
+        for client in (pub, sub):
+            client.disconnect()
+            client.loop_stop()
+
+
 def test_mutual_tls_and_password_against_a_real_broker(pki: dict[str, Path], tmp_path: Path) -> None:
     with tls_broker(tmp_path, pki) as port:
         settings = MqttSettings(port=port, username="genedge", password=SecretStr(PASSWORD), tls=True,
@@ -279,7 +318,7 @@ def test_broker_certificate_from_another_ca_is_an_ingest_error(pki: dict[str, Pa
     with tls_broker(tmp_path, pki) as port:
         other = tmp_path / "other-ca.pem"
         other_key = ec.generate_private_key(ec.SECP256R1())
-        other.write_bytes(_cert("Some other CA", other_key, None, other_key).public_bytes(serialization.Encoding.PEM))
+        other.write_bytes(make_cert("Some other CA", other_key, None, other_key).public_bytes(serialization.Encoding.PEM))
         client = make_client(MqttSettings(port=port, tls=True, ca_file=other), client_id="tls-untrusting")
         with pytest.raises(IngestError, match="certificate verify failed") as info:
             connect(client)

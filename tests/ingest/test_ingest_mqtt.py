@@ -8,12 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from core.errors import StoreError
 from core.settings import IngestSettings
-from core.wire import encode, topic_for
-from edge_agent.publisher import MqttPublisher
+from core.wire import BirthMessage, encode, topic_for
+from edge_agent.publisher import MqttPublisher, ReliablePublisher
+from edge_agent.queue import DiskQueue
 from genedge.localservices import Mosquitto
-from ingest.service import IngestService
+from ingest.service import PACKET_HEADROOM_BYTES, IngestService, max_packet_size
 from ingest.store import Store
 from tests._factories import SITE, bad_message, good_reading, mqtt_settings, wait_for
 
@@ -62,8 +65,11 @@ def test_good_stored_once_bad_dead_lettered(broker: Mosquitto, tmp_path: Path) -
     assert service.stats.stored == n_good
 
 
-def test_store_outage_loses_nothing(broker: Mosquitto, tmp_path: Path) -> None:
-    """While the database rejects writes nothing is acknowledged; after it recovers all is stored."""
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_store_outage_loses_nothing(broker: Mosquitto, tmp_path: Path, protocol: str) -> None:
+    """While the database rejects writes nothing is acknowledged and at most
+    ``max_buffered_messages`` wait in memory (MQTT 5 asks the broker for that receive maximum;
+    both protocols stop reading at the cap); after it recovers all is stored, once."""
     store = Store(f"sqlite:///{tmp_path / 'flaky.db'}")
     failing = {"on": True}
     real_write = store.write
@@ -74,8 +80,10 @@ def test_store_outage_loses_nothing(broker: Mosquitto, tmp_path: Path) -> None:
         return real_write(*args, **kwargs)
 
     store.write = flaky_write  # type: ignore[method-assign]
-    service = IngestService(mqtt_settings(broker), IngestSettings(client_id="ingest-t2", flush_interval_s=0.1),
-                            store, batch_size=50)
+    cap = 60
+    service = IngestService(mqtt_settings(broker), IngestSettings(client_id=f"ingest-t2-{protocol}", flush_interval_s=0.1,
+                                                                  max_buffered_messages=cap),
+                            store, batch_size=50, protocol=protocol)
     with running(service):
         pub = MqttPublisher(mqtt_settings(broker), "pub-t2")
         pub.connect()
@@ -83,11 +91,13 @@ def test_store_outage_loses_nothing(broker: Mosquitto, tmp_path: Path) -> None:
             pub.publish(SITE, good_reading("pub-t2", seq))
         assert pub.flush(30)
         pub.close()
-        assert wait_for(lambda: service.stats.store_failures >= 2, 20)
+        assert wait_for(lambda: service.stats.store_failures >= 2 and service.stats.read_pauses >= 1, 20)
         assert store.count_readings() == 0
+        assert service.stats.received == cap, "ingest read past its buffer cap while the store was down"
         failing["on"] = False
         assert wait_for(lambda: store.count_readings("pub-t2") == 200, 30)
     assert store.count_duplicate_readings() == 0
+    assert service.stats.buffered_high_water == cap
 
 
 def test_topics_outside_the_scheme_are_dead_lettered(broker: Mosquitto, tmp_path: Path) -> None:
@@ -103,3 +113,60 @@ def test_topics_outside_the_scheme_are_dead_lettered(broker: Mosquitto, tmp_path
         pub.close()
         assert wait_for(lambda: store.count_readings() == 1 and store.count_dead_letters() == 3, 20)
     assert {d.reason for d in store.dead_letters()} == {"unknown_topic"}
+
+
+def test_data_for_an_asset_of_another_gateway_is_dead_lettered(broker: Mosquitto, tmp_path: Path) -> None:
+    """Owners come from the configuration (pump-01 is edge-01's) and from births (the real agent
+    publisher edge-03 announces pump-03); anyone else's data for those assets is refused."""
+    store = Store(f"sqlite:///{tmp_path / 'own.db'}")
+    service = IngestService(mqtt_settings(broker), IngestSettings(client_id="ingest-own"), store,
+                            owners={"pump-01": (SITE, "edge-01"), "edge-01": (SITE, "edge-01")})
+    queue = DiskQueue(tmp_path / "edge-03.db")
+    agent = ReliablePublisher(mqtt_settings(broker), SITE, "edge-03", queue, assets=[("pump-03", ["vib_de"])])
+    with running(service):
+        agent.start()
+        assert wait_for(lambda: (o := service.owners.owner("pump-03")) is not None and o.gateway == "edge-03", 15)
+        intruder = MqttPublisher(mqtt_settings(broker), "edge-02")
+        intruder.connect()
+        intruder.publish(SITE, good_reading("edge-02", 0, asset="pump-01"))  # configured: edge-01's
+        intruder.publish(SITE, good_reading("edge-02", 1, asset="pump-03"))  # announced by edge-03
+        intruder.publish(SITE, BirthMessage(publisher="edge-02-state", seq=0, asset_id="pump-03"))
+        owner = MqttPublisher(mqtt_settings(broker), "edge-01")
+        owner.connect()
+        owner.publish(SITE, good_reading("edge-01", 0, asset="pump-01"))
+        agent.send(good_reading("edge-03", agent.next_seq(), asset="pump-03"))
+        assert intruder.flush(10) and owner.flush(10) and agent.drain(10)
+        intruder.close()
+        owner.close()
+        assert wait_for(lambda: store.count_readings() == 2 and store.count_dead_letters() == 3, 20)
+        agent.close()
+    assert store.count_readings("edge-01") == 1 and store.count_readings("edge-03") == 1
+    dead = store.dead_letters()
+    assert {d.reason for d in dead} == {"not_owner"}
+    assert {d.topic for d in dead} == {topic_for(SITE, "pump-01", "readings"), topic_for(SITE, "pump-03", "readings"),
+                                       topic_for(SITE, "pump-03", "birth")}
+    assert all("belongs to gateway" in d.detail for d in dead)
+    assert service.stats.by_reason == {"not_owner": 3}
+
+
+def test_mqtt5_maximum_packet_size_keeps_far_oversize_messages_out_of_ingest(broker: Mosquitto, tmp_path: Path) -> None:
+    """Ingest asks for packets up to twice max_payload_bytes (+ headroom): a payload beyond the limit
+    but within that still arrives and is dead-lettered as oversize; the broker drops larger ones
+    before they reach ingest's memory, and ingest goes on."""
+    limit = 10_000
+    assert max_packet_size(limit) == 2 * limit + PACKET_HEADROOM_BYTES
+    store = Store(f"sqlite:///{tmp_path / 'big.db'}")
+    service = IngestService(mqtt_settings(broker), IngestSettings(client_id="ingest-big", max_payload_bytes=limit),
+                            store, protocol="5")
+    topic = topic_for(SITE, "pump-01", "readings")
+    with running(service):
+        pub = MqttPublisher(mqtt_settings(broker), "pub-big")
+        pub.connect()
+        pub.publish_raw(topic, b'{"pad": "' + b"x" * (limit + 5_000) + b'"}')  # oversize, still delivered
+        pub.publish_raw(topic, b'{"pad": "' + b"x" * (limit * 5) + b'"}')  # beyond the packet size: dropped
+        pub.publish(SITE, good_reading("pub-big", 0))
+        assert pub.flush(10)
+        pub.close()
+        assert wait_for(lambda: store.count_readings() == 1 and store.count_dead_letters() == 1, 20)
+    assert [d.reason for d in store.dead_letters()] == ["oversize"]
+    assert service.stats.received == 2, "the broker delivered a packet larger than ingest asked for"
