@@ -9,11 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.iso import ISO_ZONE_LIMITS
 
 __all__ = [
+    "PLC_SENTINEL_FIELDS",
+    "PLC_VALIDITY_FIELDS",
+    "PLC_VALUE_FIELDS",
     "FeatureConfig",
     "HealthConfig",
     "ModbusTag",
@@ -111,13 +114,25 @@ class QualityConfig(BaseModel):
     silent_after_s: float = Field(default=10.0, gt=0, description="no new data for this long: device silent")
 
 
+#: The fields a PLC target can map: values, then the validity flags the agent keeps with them.
+PLC_VALUE_FIELDS = ("health_index", "rul_hours", "rul_cycles", "rul_life_pct", "iso_zone", "alarm_bits")
+PLC_VALIDITY_FIELDS = ("valid", "health_valid", "rul_valid")
+#: Value fields that may carry a sentinel while invalid (the alarm word is always written as it is).
+PLC_SENTINEL_FIELDS = ("health_index", "rul_hours", "rul_cycles", "rul_life_pct", "iso_zone")
+
+
 class PlcTarget(BaseModel):
     """Where one asset's health outputs are written; only these addresses are ever written.
 
     OPC UA: field -> node id. Modbus: field -> holding register; values are written as
     ``round(value * scale)`` (16-bit unsigned). Fields: ``health_index``, ``rul_hours``,
     ``rul_cycles``, ``rul_life_pct`` (the RUL goes to the field of the model's unit), ``iso_zone``,
-    ``alarm_bits``.
+    ``alarm_bits``, and the validity flags (1 = fresh and trustworthy, 0 = not): ``valid`` (every
+    mapped value), ``health_valid`` (health index and zone), ``rul_valid`` (the RUL).
+
+    While a value is invalid its tag keeps its last value (the flags say not to trust it), unless
+    ``invalid_opcua`` / ``invalid_modbus`` name a sentinel for the field: that value is written in
+    its place (OPC UA in the node's own type, e.g. ``-1``; Modbus the raw register, e.g. ``65535``).
     """
 
     asset_id: str
@@ -131,15 +146,59 @@ class PlcTarget(BaseModel):
             "rul_life_pct": 10.0,
             "iso_zone": 1.0,
             "alarm_bits": 1.0,
+            "valid": 1.0,
+            "health_valid": 1.0,
+            "rul_valid": 1.0,
         }
     )
+    invalid_opcua: dict[str, float] = Field(default_factory=dict, description="field -> value written while invalid")
+    invalid_modbus: dict[str, int] = Field(default_factory=dict, description="field -> raw register while invalid")
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> PlcTarget:
+        # a misspelt field ("validity") would leave the PLC without the flag its logic relies on
+        known = (*PLC_VALUE_FIELDS, *PLC_VALIDITY_FIELDS)
+        for option, names, allowed in (("opcua_nodes", self.opcua_nodes, known),
+                                       ("modbus_registers", self.modbus_registers, known),
+                                       ("invalid_opcua", self.invalid_opcua, PLC_SENTINEL_FIELDS),
+                                       ("invalid_modbus", self.invalid_modbus, PLC_SENTINEL_FIELDS)):
+            unknown = sorted(set(names) - set(allowed))
+            if unknown:
+                raise ValueError(f"PLC target {self.asset_id}: {option} has unknown fields {unknown}; "
+                                 f"expected some of {', '.join(allowed)}")
+        bad = sorted(k for k, v in (*self.modbus_registers.items(), *self.invalid_modbus.items()) if not 0 <= v <= 0xFFFF)
+        if bad:
+            raise ValueError(f"PLC target {self.asset_id}: Modbus register numbers and raw values must be 0-65535; "
+                             f"fields {bad} are not")
+        return self
 
 
 class PlcConfig(BaseModel):
-    """PLC write-back: the endpoints and the per-asset targets."""
+    """PLC write-back: the endpoints, the agent's heartbeat, the freshness limit and the per-asset targets."""
 
     opcua_endpoint: str | None = None
     modbus_endpoint: str | None = Field(default=None, description="host:port")
     modbus_unit_id: int = Field(default=1, ge=0, le=247)
     min_interval_s: float = Field(default=1.0, ge=0, description="per asset, between writes")
+    heartbeat_opcua_node: str | None = Field(default=None, description="node the agent's heartbeat counter goes to")
+    heartbeat_modbus_register: int | None = Field(default=None, ge=0, le=65535,
+                                                  description="holding register of the heartbeat counter")
+    heartbeat_interval_s: float = Field(default=1.0, gt=0, le=60, description="seconds between heartbeat increments")
+    rul_max_age_s: float | None = Field(
+        default=None, gt=0,
+        description="a RUL older than this is invalid; None: three prediction intervals of the model "
+                    "(feature models: step_hours of asset time), 3600 s for C-MAPSS models")
     targets: list[PlcTarget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _registers_unique(self) -> PlcConfig:
+        # two outputs on one register would overwrite each other and the PLC could not tell which it sees
+        owners: dict[int, str] = {}
+        if self.heartbeat_modbus_register is not None:
+            owners[self.heartbeat_modbus_register] = "heartbeat"
+        for t in self.targets:
+            for name, reg in t.modbus_registers.items():
+                if reg in owners:
+                    raise ValueError(f"Modbus register {reg} is mapped twice: {owners[reg]} and {t.asset_id}.{name}")
+                owners[reg] = f"{t.asset_id}.{name}"
+        return self

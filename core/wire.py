@@ -35,12 +35,16 @@ from core.errors import WireError
 
 __all__ = [
     "CMD_SUFFIX",
+    "COMMAND_ACTIONS",
+    "COMMAND_MAX_BYTES",
+    "COMMAND_MAX_LAST",
     "ID_PATTERN",
     "RUL_UNITS",
     "STATE_ROOT",
     "TOPIC_ROOT",
     "WIRE_VERSION",
     "BirthMessage",
+    "Command",
     "DataQuality",
     "DeathMessage",
     "FeatureFrame",
@@ -55,6 +59,7 @@ __all__ = [
     "check_limits",
     "cmd_topic",
     "decode",
+    "decode_command",
     "encode",
     "host_state_topic",
     "is_cmd_topic",
@@ -387,6 +392,82 @@ def _summarise(err: ValidationError, limit: int = 3) -> str:
     for e in err.errors()[:limit]:
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         parts.append(f"{loc}: {e['msg']}")
+    more = err.error_count() - limit
+    if more > 0:
+        parts.append(f"... and {more} more")
+    return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# Commands (``genedge/v1/<site>/<asset>/cmd``): instructions to an edge agent, never trusted
+# ----------------------------------------------------------------------------------------------
+
+#: The actions an edge agent serves: ``raw`` publishes a raw snapshot from its ring buffer.
+COMMAND_ACTIONS: tuple[str, ...] = ("raw",)
+#: A command payload larger than this is refused unread.
+COMMAND_MAX_BYTES = 4096
+#: The most raw batches per channel one command may ask for (the agent's ring holds fewer).
+COMMAND_MAX_LAST = 1024
+
+
+class Command(BaseModel):
+    """A command to the edge agent that serves the topic's asset.
+
+    Strict: unknown fields are refused and no value is coerced (``"last": "3"`` is refused, as
+    is ``"last": true``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    action: Literal["raw"]
+    channel: _Id | None = Field(default=None, description="only this channel; none: every fast channel")
+    last: int | None = Field(default=None, ge=1, le=COMMAND_MAX_LAST, description="the newest n batches per channel")
+    request_id: _Id | None = Field(default=None, description="the asker's id of this request, for its own bookkeeping")
+    requester: _Id | None = Field(default=None, description="who asks (a dashboard, a user); rate-limited on its own")
+
+
+_COMMAND_FIELDS = frozenset(Command.model_fields)
+
+
+def decode_command(payload: bytes | bytearray | memoryview | str) -> Command:
+    """Decode and validate a command payload.
+
+    The error's detail names fields of the schema and what was wrong, never a value or a key of
+    the payload: it is answered on the wire to whoever sent it.
+
+    Raises:
+        WireError: reasons ``oversize``, ``malformed`` (not a UTF-8 JSON object) or ``invalid``
+            (unknown action or field, a value of the wrong type or out of range).
+    """
+    raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+    if len(raw) > COMMAND_MAX_BYTES:
+        raise WireError("oversize", f"command is {len(raw)} bytes, limit is {COMMAND_MAX_BYTES}")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise WireError("malformed", "command is not UTF-8 JSON") from err
+    if not isinstance(data, dict):
+        raise WireError("malformed", f"command must be a JSON object, got {type(data).__name__}")
+    try:
+        return Command.model_validate(data)
+    except ValidationError as err:
+        raise WireError("invalid", _summarise_command(err)) from err
+    except (ValueError, TypeError, RecursionError) as err:  # defensive: odd inputs inside validators
+        raise WireError("invalid", f"command failed validation ({type(err).__name__})") from err
+
+
+def _summarise_command(err: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for e in err.errors()[:limit]:
+        field = str(e["loc"][0]) if e["loc"] else ""
+        if e["type"] == "extra_forbidden" or field not in _COMMAND_FIELDS:
+            parts.append(f"unknown field (allowed: {', '.join(sorted(_COMMAND_FIELDS))})")
+        elif e["type"] == "missing":
+            parts.append(f"{field}: required")
+        elif field == "action":
+            parts.append(f"action: must be one of {list(COMMAND_ACTIONS)}")
+        else:
+            parts.append(f"{field}: {e['msg']}")
     more = err.error_count() - limit
     if more > 0:
         parts.append(f"... and {more} more")

@@ -1,13 +1,13 @@
 """Commands from the dashboard to edge agents over MQTT (a raw snapshot request). No Streamlit.
 
-A command is one QoS 1 message on the asset's command topic ``genedge/v1/<site>/<asset>/cmd``;
+A command is one QoS 1 message on the asset's command topic ``genedge/v1/<site>/<asset>/cmd``,
+built through the wire schema :class:`core.wire.Command` that the agent validates it against;
 the edge agent that serves the asset answers a ``{"action": "raw"}`` by publishing the raw
 batches in its ring buffer, which ingest stores like any reading batch.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from typing import Any
@@ -17,20 +17,20 @@ import paho.mqtt.client as mqtt
 from core.errors import IngestError
 from core.mqtt import connect, make_client
 from core.settings import MqttSettings
-from core.wire import cmd_topic
+from core.wire import Command, cmd_topic
 
 __all__ = ["request_raw_snapshot", "send_command"]
 
 
-def send_command(settings: MqttSettings, site: str, asset_id: str, command: dict[str, Any], *,
+def send_command(settings: MqttSettings, site: str, asset_id: str, command: Command, *,
                  timeout_s: float = 5.0) -> str:
-    """Publish ``command`` (JSON) on the asset's command topic and wait for the broker's PUBACK.
+    """Publish ``command`` on the asset's command topic and wait for the broker's PUBACK.
 
     Args:
-        settings: broker connection (host, port, credentials, TLS).
+        settings: broker connection (host, port, TLS; the login of ``identities.dashboard``).
         site: the asset's site (part of the topic).
         asset_id: the asset.
-        command: e.g. ``{"action": "raw"}``.
+        command: e.g. ``Command(action="raw")``.
         timeout_s: how long to wait for the connection and for the broker to acknowledge.
 
     Returns:
@@ -45,7 +45,9 @@ def send_command(settings: MqttSettings, site: str, asset_id: str, command: dict
     where = f"{settings.host}:{settings.port}"
     # MQTT 3.1.1 with a clean session: every broker GenEdge runs with (amqtt included) speaks it,
     # and a one-shot publisher must leave no session behind on the broker.
-    client = make_client(settings, client_id=f"{settings.client_id}-dash-{uuid.uuid4().hex[:8]}")
+    # The dashboard's own identity (mqtt.identities.dashboard): the broker lets it publish commands only.
+    client = make_client(settings, client_id=f"{settings.client_id}-dash-{uuid.uuid4().hex[:8]}",
+                         component="dashboard")
     connected = threading.Event()
     refused: list[str] = []
 
@@ -62,7 +64,7 @@ def send_command(settings: MqttSettings, site: str, asset_id: str, command: dict
             raise IngestError(f"the MQTT broker at {where} did not answer within {timeout_s:g} s")
         if refused:
             raise IngestError(f"the MQTT broker at {where} refused the connection: {refused[0]}")
-        info = client.publish(topic, json.dumps(command).encode(), qos=1)
+        info = client.publish(topic, command.model_dump_json(exclude_none=True).encode(), qos=1)
         try:
             info.wait_for_publish(timeout_s)
         except (RuntimeError, ValueError) as err:
@@ -77,7 +79,7 @@ def send_command(settings: MqttSettings, site: str, asset_id: str, command: dict
 
 
 def request_raw_snapshot(settings: MqttSettings, site: str, asset_id: str, *, channel: str | None = None,
-                         timeout_s: float = 5.0) -> str:
+                         requester: str = "dashboard", timeout_s: float = 5.0) -> str:
     """Ask the asset's edge agent for a raw snapshot (``{"action": "raw"}``); returns the topic.
 
     Args:
@@ -85,12 +87,12 @@ def request_raw_snapshot(settings: MqttSettings, site: str, asset_id: str, *, ch
         site: the asset's site.
         asset_id: the asset.
         channel: only this channel (default: every fast channel in the agent's ring buffer).
+        requester: who asks; the agent rate-limits each requester (``^[A-Za-z0-9_-]{1,64}$``).
         timeout_s: see :func:`send_command`.
 
     Raises:
         IngestError: see :func:`send_command`.
+        pydantic.ValidationError: ``channel`` or ``requester`` is not an id.
     """
-    command: dict[str, Any] = {"action": "raw"}
-    if channel is not None:
-        command["channel"] = channel
+    command = Command(action="raw", channel=channel, requester=requester, request_id=uuid.uuid4().hex)
     return send_command(settings, site, asset_id, command, timeout_s=timeout_s)

@@ -8,18 +8,17 @@ starts. Optional: RUL inference with an ONNX model, PLC write-back.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import queue as queue_mod
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.assets import AssetConfig
 from core.settings import Settings
 from core.wire import DataQuality, FeatureFrame, Prediction, StatusReport, printable, utcnow
+from edge_agent._commands import CommandGate
 from edge_agent.processor import AssetProcessor, WindowResult
 from edge_agent.readings import to_reading_batch
 from edge_agent.ringbuffer import RawRingBuffer
@@ -58,6 +57,13 @@ class AgentStats:
     bytes_raw: int = 0
     bytes_sent: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+    commands_served: int = 0
+    #: refused commands by reason (``invalid``, ``queue full``, ``rate limit (asset)`` ...)
+    commands_refused: dict[str, int] = field(default_factory=dict)
+    #: restarts of supervised tasks (``source``, ``housekeeping``) after they died
+    task_restarts: dict[str, int] = field(default_factory=dict)
+    #: raw batches whose processing raised (logged and skipped)
+    batch_errors: int = 0
 
 
 class EdgeAgent:
@@ -85,25 +91,35 @@ class EdgeAgent:
                                                       quality=edge.quality) for a in assets}
         self.ring = RawRingBuffer(edge.ring_capacity)
         self.stats = AgentStats()
-        self.commands: queue_mod.Queue[tuple[str, bytes]] = queue_mod.Queue()
+        self.commands = CommandGate(
+            self.assets, queue_max=edge.command_queue_max,
+            asset_rate_per_min=edge.command_rate_per_asset, asset_burst=edge.command_burst_per_asset,
+            requester_rate_per_min=edge.command_rate_per_requester, requester_burst=edge.command_burst_per_requester,
+        )
+        self._queue_alarm: str | None = None
+        self._failed_since_status: set[str] = set()
+        self._batch_error_logged = 0.0
         self._silent: dict[str, set[str]] = {a: set() for a in self.assets}
         self._started = time.monotonic()
         #: each asset's latest RUL median and its unit (``h``, ``cycles``, ``%``), for the PLC write-back
         self.last_rul: dict[str, tuple[float, str]] = {}
+        #: when each asset's latest RUL was predicted (``time.monotonic()``): the PLC marks an old one invalid
+        self.rul_at: dict[str, float] = {}
+        #: why an asset's RUL model gives no RUL (failed to load or to predict); cleared by the next prediction
+        self.rul_faults: dict[str, str] = {}
         self.on_window: Callable[[WindowResult], None] | None = None
 
     # ------------------------------------------------------------------ entry points
     async def run(self, source: Source, stop: threading.Event | None = None) -> AgentStats:
-        """Consume ``source`` until it ends or ``stop`` is set; housekeeping runs alongside."""
+        """Consume ``source`` until it ends or ``stop`` is set; housekeeping runs alongside.
+
+        Both are supervised (:meth:`_supervised`): a task that raises is logged, reported in a
+        status and restarted with back-off, so no input and no failing device ends the agent.
+        """
         stop = stop or threading.Event()
-        keeper = asyncio.create_task(self._housekeeping(stop))
+        keeper = asyncio.create_task(self._supervised("housekeeping", lambda: self._housekeeping(stop), stop))
         try:
-            async with source:
-                async for batch in source.batches():
-                    self.handle_batch(batch)
-                    self.handle_commands()
-                    if stop.is_set():
-                        break
+            await self._supervised("source", lambda: self._consume(source, stop), stop)
             self.flush()
         finally:
             keeper.cancel()
@@ -113,6 +129,56 @@ class EdgeAgent:
                 if closer is not None:
                     await closer()
         return self.stats
+
+    async def _consume(self, source: Source, stop: threading.Event) -> None:
+        async with source:
+            async for batch in source.batches():
+                self._handle_batch_guarded(batch)
+                self.handle_commands()
+                if stop.is_set():
+                    break
+
+    async def _supervised(self, name: str, start: Callable[[], Awaitable[None]], stop: threading.Event) -> None:
+        """Run ``start()`` until it returns; restart it with back-off (``edge.task_restart_s``) when it raises."""
+        first, cap = self.edge.task_restart_s
+        delay = max(first, 0.01)
+        while True:
+            started = time.monotonic()
+            try:
+                await start()
+                return
+            except Exception as err:
+                restarts = self.stats.task_restarts.get(name, 0) + 1
+                self.stats.task_restarts[name] = restarts
+                self._failed_since_status.add(name)
+                log.exception("agent task %s failed; restart %d in %.1f s", name, restarts, delay)
+                # The exception's type only: its text may carry foreign input.
+                self._report(self.agent_id, "degraded",
+                             f"task {name} failed ({type(err).__name__}); restart {restarts} in {delay:.1f} s")
+            if stop.is_set():
+                return
+            if time.monotonic() - started > cap:
+                delay = max(first, 0.01)  # it ran well for a while: this is a new failure, not a loop
+            end = time.monotonic() + delay
+            while not stop.is_set() and time.monotonic() < end:
+                await asyncio.sleep(min(0.2, delay))
+            if stop.is_set():
+                return
+            delay = min(delay * 2, max(cap, first))
+
+    def _handle_batch_guarded(self, batch: RawBatch) -> None:
+        """:meth:`handle_batch`, with a batch that raises counted, logged and skipped."""
+        try:
+            self.handle_batch(batch)
+        except Exception as err:
+            self.stats.batch_errors += 1
+            now = time.monotonic()
+            if now - self._batch_error_logged > 60.0:  # at most one traceback a minute
+                self._batch_error_logged = now
+                log.exception("a raw batch failed to process (%d so far); skipped", self.stats.batch_errors)
+                self._report(self.agent_id, "degraded",
+                             f"a raw batch failed to process ({type(err).__name__}); "
+                             f"{self.stats.batch_errors} skipped so far")
 
     def handle_batch(self, batch: RawBatch) -> None:
         proc = self.processors.get(batch.asset.asset_id)
@@ -173,29 +239,27 @@ class EdgeAgent:
 
     # ------------------------------------------------------------------ commands, status, silence
     def handle_commands(self) -> None:
-        while True:
+        """Serve the commands waiting (validated and rate-limited); answer the refused ones."""
+        while (item := self.commands.take()) is not None:
+            asset_id, command = item
             try:
-                asset_id, payload = self.commands.get_nowait()
-            except queue_mod.Empty:
-                return
-            try:
-                cmd = json.loads(payload or b"{}")
-            except ValueError:
-                log.warning("ignoring command for %s: not JSON", asset_id)
+                n = self.publish_snapshot(asset_id, command.channel, command.last)
+            except Exception as err:
+                log.exception("command %s for %s failed", command.action, asset_id)
+                self.commands.refuse(asset_id, "failed", f"{command.action} failed ({type(err).__name__})")
                 continue
-            if asset_id not in self.assets or not isinstance(cmd, dict):
-                log.warning("ignoring command for unknown asset %r", asset_id)
-                continue
-            if cmd.get("action") == "raw":
-                last = cmd.get("last")
-                n = self.publish_snapshot(asset_id, cmd.get("channel"), int(last) if last else None)
-                log.info("raw snapshot of %s on request: %d batches", asset_id, n)
-            else:
-                log.warning("unknown command %r for %s", cmd.get("action"), asset_id)
+            log.info("raw snapshot of %s on request: %d batches", asset_id, n)
+        self.stats.commands_served = self.commands.served
+        self.stats.commands_refused = dict(self.commands.refused)
+        for asset_id, refusals in self.commands.answers().items():
+            self._report(asset_id, "degraded", refusals.detail())
 
     def command(self, asset_id: str, payload: bytes) -> None:
-        """Thread-safe entry for commands (called by the publisher's network thread)."""
-        self.commands.put((asset_id, payload))
+        """Thread-safe entry for commands (called by the publisher's network thread); never raises."""
+        try:
+            self.commands.offer(asset_id, payload)
+        except Exception:  # a bad command must not kill the network thread
+            log.exception("command intake failed")
 
     def check_silence(self) -> None:
         """Report channels that stopped delivering (once per silence); never re-send their last values."""
@@ -213,9 +277,42 @@ class EdgeAgent:
             self._send_status(asset_id, "degraded", f"device silent: {', '.join(sorted(new))}")
 
     def send_status(self) -> None:
-        depth = len(getattr(self.sink, "queue", ()))
-        self._send_status(self.agent_id, "online", f"windows={self.stats.windows} alarms={self.stats.alarms}",
-                          queue_depth=depth)
+        """The agent's periodic status: ``degraded`` while its disk queue is in alarm or a task failed."""
+        queue = getattr(self.sink, "queue", None)
+        depth = len(queue) if queue is not None else 0
+        parts = [f"windows={self.stats.windows} alarms={self.stats.alarms}"]
+        alarm = getattr(self.sink, "queue_alarm", None)
+        if alarm:
+            parts.append(f"disk queue: {alarm}, {getattr(queue, 'dropped', 0)} messages dropped ({self.edge.overflow})")
+        if self._failed_since_status:
+            parts.append(f"tasks restarted: {', '.join(sorted(self._failed_since_status))}")
+        refused = self.commands.refused_total()
+        if refused:
+            parts.append(f"commands refused={refused}")
+        state = "degraded" if alarm or self._failed_since_status else "online"
+        self._failed_since_status.clear()
+        self._send_status(self.agent_id, state, "; ".join(parts), queue_depth=depth)
+
+    def check_queue(self) -> None:
+        """Report a disk-queue alarm (disk full, storage error) when it is raised and when it clears."""
+        alarm = getattr(self.sink, "queue_alarm", None)
+        if alarm == self._queue_alarm:
+            return
+        self._queue_alarm = alarm
+        queue = getattr(self.sink, "queue", None)
+        dropped = getattr(queue, "dropped", 0)
+        if alarm:
+            self._report(self.agent_id, "degraded",
+                         f"disk queue: {alarm}; overflow policy {self.edge.overflow}, {dropped} messages dropped")
+        else:
+            self._report(self.agent_id, "online", f"disk queue: recovered; {dropped} messages dropped")
+
+    def tick_hooks(self) -> None:
+        """Per-cycle work of the hooks that have some (the PLC heartbeat and validity), windows or not."""
+        for hook in self.hooks:
+            tick = getattr(hook, "on_tick", None)
+            if tick is not None:
+                tick(self)
 
     async def _housekeeping(self, stop: threading.Event) -> None:
         next_status = time.monotonic() + self.edge.status_interval_s
@@ -223,6 +320,8 @@ class EdgeAgent:
             await asyncio.sleep(0.2)
             self.handle_commands()
             self.check_silence()
+            self.check_queue()
+            self.tick_hooks()
             if time.monotonic() >= next_status:
                 self.send_status()
                 next_status += self.edge.status_interval_s
@@ -232,6 +331,21 @@ class EdgeAgent:
         self._send(StatusReport(publisher=self.agent_id, seq=self.sink.next_seq(), asset_id=asset_id,
                                 state=state, uptime_s=time.monotonic() - self._started,
                                 queue_depth=queue_depth, detail=printable(detail)), "status")
+
+    def _report(self, asset_id: str, state: str, detail: str) -> None:
+        """An out-of-band status (refusal, failure, alarm): goes around a full queue; never raises."""
+        message = StatusReport(publisher=self.agent_id, seq=self.sink.next_seq(), asset_id=asset_id, state=state,
+                               uptime_s=time.monotonic() - self._started, detail=printable(detail))
+        try:
+            if hasattr(self.sink, "queue_alarm"):  # the store-and-forward publisher
+                self.sink.send(message, urgent=True)  # type: ignore[call-arg]
+            else:
+                self.sink.send(message)
+        except Exception:
+            log.exception("status of %s could not be sent", asset_id)
+            return
+        self.stats.status_sent += 1
+        self.stats.by_type["status"] = self.stats.by_type.get("status", 0) + 1
 
     def _send_raw(self, batch: RawBatch, quality: DataQuality, kind: str) -> None:
         msg = to_reading_batch(batch, self.agent_id, self.sink.next_seq(), decimals=self.edge.raw_decimals,

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -30,7 +30,7 @@ from edge_agent.processor import WindowResult
 if TYPE_CHECKING:
     from edge_agent.agent import EdgeAgent, WindowHook
 
-__all__ = ["CmapssRulHook", "FeatureRulHook", "StepSampler", "build_hooks", "cmapss_row"]
+__all__ = ["CmapssRulHook", "FeatureRulHook", "StepSampler", "UnloadedRulHook", "build_hooks", "cmapss_row", "load_rul_hook"]
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,10 @@ class _RulHook:
     def _publish(self, agent: EdgeAgent, result: WindowResult, rul: tuple[float, float, float], unit: str) -> None:
         """Send one prediction ``(median, lower, upper)`` in ``unit`` for the window's asset."""
         median, lower, upper = rul
-        agent.last_rul[result.asset.asset_id] = (median, unit)  # what the PLC write-back writes
+        aid = result.asset.asset_id
+        agent.last_rul[aid] = (median, unit)  # what the PLC write-back writes, once, with its age
+        agent.rul_at[aid] = time.monotonic()
+        agent.rul_faults.pop(aid, None)
         agent.send_prediction(
             Prediction(
                 publisher=agent.agent_id,
@@ -202,6 +205,7 @@ class CmapssRulHook(_RulHook):
             p = self.predictor.predict_unit(list(rows), coverage=self.coverage)
         except Exception as err:  # too few rows for the model's window, bad model ...: skip this one
             log.debug("RUL prediction for %s skipped: %s", aid, err)
+            _record_fault(agent, aid, f"prediction failed: {err}")
             return
         median = float(p["rul"])
         self._publish(agent, result, (median, min(float(p["lower"]), median), max(float(p["upper"]), median)), "cycles")
@@ -327,8 +331,55 @@ class FeatureRulHook(_RulHook):
             return
         out = self.predict(aid)
         if out is None:
+            _record_fault(agent, aid, "prediction failed")
             return
         self._publish(agent, result, out, self.unit)
+
+    def prediction_interval_s(self) -> float:
+        """Wall seconds between two predictions of an asset that delivers frames steadily."""
+        return self.step_hours * 3600.0 / self.time_scale
+
+
+class UnloadedRulHook:
+    """Stands in for a RUL hook whose model failed to load, so the agent goes on monitoring health.
+
+    Every asset's RUL is marked faulty (the PLC write-back shows it invalid); loading is retried
+    at most every ``retry_s`` seconds and, once it succeeds, the loaded hook takes over.
+
+    Args:
+        load: builds the real hook (raises while the model cannot be loaded).
+        reason: why the first load failed.
+        retry_s: seconds between two load attempts.
+    """
+
+    def __init__(self, load: Callable[[], CmapssRulHook | FeatureRulHook], reason: str, retry_s: float = 30.0) -> None:
+        self.load = load
+        self.reason = reason
+        self.retry_s = retry_s
+        self.hook: CmapssRulHook | FeatureRulHook | None = None
+        self._next_try = time.monotonic() + retry_s
+
+    def on_window(self, result: WindowResult, agent: EdgeAgent) -> None:
+        if self.hook is None and time.monotonic() >= self._next_try:
+            self._next_try = time.monotonic() + self.retry_s
+            try:
+                self.hook = self.load()
+            except Exception as err:  # still broken: keep monitoring health without RUL
+                self.reason = f"model not loaded: {err}"
+            else:
+                log.warning("RUL model %s loaded; predictions start", self.hook.model_name)
+                agent.rul_faults.clear()
+        if self.hook is not None:
+            self.hook.on_window(result, agent)
+            return
+        for aid in agent.assets:
+            agent.rul_faults[aid] = self.reason
+
+
+def _record_fault(agent: EdgeAgent | None, asset_id: str, reason: str) -> None:
+    # a hook driven without an agent (a model scored on its own) has nowhere to record the fault
+    if agent is not None:
+        agent.rul_faults[asset_id] = reason
 
 
 def _positive(value: Any) -> float | None:
@@ -357,16 +408,37 @@ def cmapss_row(features: Mapping[str, Mapping[str, float]]) -> list[float] | Non
     return row
 
 
+def load_rul_hook(edge: EdgeSettings) -> CmapssRulHook | FeatureRulHook:
+    """The RUL hook of ``edge.rul_model``, picked by its card (raises when the model cannot be loaded)."""
+    assert edge.rul_model is not None
+    if card_at(edge.rul_model).is_feature_model:
+        return FeatureRulHook.from_path(edge.rul_model, coverage=edge.rul_coverage, time_scale=edge.rul_time_scale)
+    return CmapssRulHook.from_path(edge.rul_model, every=edge.rul_every, coverage=edge.rul_coverage)
+
+
 def build_hooks(edge: EdgeSettings, assets: Sequence[AssetConfig]) -> list[WindowHook]:
-    """The hooks ``edge`` (``settings.edge``) asks for: PLC write-back, RUL inference."""
+    """The hooks ``edge`` (``settings.edge``) asks for: RUL inference, then PLC write-back (it writes
+    the RUL of the same window).
+
+    A RUL model that fails to load does not stop the agent when a PLC is written: health monitoring
+    goes on, the PLC shows the RUL invalid, and loading is retried (:class:`UnloadedRulHook`).
+    Without PLC targets the error is raised, as before, to the one starting the agent.
+    """
     hooks: list[Any] = []
+    max_age: float | None = None
     if edge.rul_model is not None:
-        if card_at(edge.rul_model).is_feature_model:
-            hooks.append(
-                FeatureRulHook.from_path(edge.rul_model, coverage=edge.rul_coverage, time_scale=edge.rul_time_scale)
-            )
+        try:
+            rul = load_rul_hook(edge)
+        except Exception as err:
+            if not edge.plc.targets:
+                raise
+            log.error("RUL model %s not loaded; health monitoring goes on, the PLC shows RUL invalid: %s",
+                      edge.rul_model, err)
+            hooks.append(UnloadedRulHook(lambda: load_rul_hook(edge), f"model not loaded: {err}"))
         else:
-            hooks.append(CmapssRulHook.from_path(edge.rul_model, every=edge.rul_every, coverage=edge.rul_coverage))
+            hooks.append(rul)
+            if isinstance(rul, FeatureRulHook):  # three prediction intervals, at least a minute
+                max_age = max(3 * rul.prediction_interval_s(), 60.0)
     if edge.plc.targets:
-        hooks.append(PlcWriter(edge.plc))
+        hooks.append(PlcWriter(edge.plc, rul_max_age_s=max_age))
     return hooks

@@ -20,7 +20,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from core.errors import IngestError
-from core.mqtt import MqttClient, connect, make_client
+from core.mqtt import MqttClient, check_transport, connect, make_client
 from core.settings import MqttSettings
 from core.wire import (
     CMD_SUFFIX,
@@ -58,7 +58,7 @@ class MqttPublisher:
         self._lock = threading.Lock()
         self.acked = 0
         self.sent = 0
-        self._client = make_client(settings, client_id=f"{publisher_id}-pub")
+        self._client = make_client(settings, client_id=f"{publisher_id}-pub", component="agent")
         self._client.max_inflight_messages_set(max_inflight)
         self._client.max_queued_messages_set(0)
         self._client.on_publish = self._on_publish
@@ -116,6 +116,7 @@ class ForwardStats:
     replayed: int = 0
     connects: int = 0
     disconnects: int = 0
+    dropped: int = 0  # given up by the queue's overflow policy (count, bytes or a full disk)
 
 
 class ReliablePublisher:
@@ -135,7 +136,7 @@ class ReliablePublisher:
     for the host application's retained STATE ``{"online": true}`` before sending data.
 
     Args:
-        settings: broker connection.
+        settings: broker connection; the agent logs in as ``identities.agent``.
         site: site of the agent's topics.
         agent_id: the data publisher id.
         queue: durable queue.
@@ -144,12 +145,16 @@ class ReliablePublisher:
         on_command: called from the network thread with ``(asset_id, payload)`` for command messages.
         max_inflight: unacknowledged messages on the wire.
         reconnect_s: ``(first, max)`` back-off between connection attempts.
+
+    Raises:
+        ConfigError: plain TCP to a broker on another machine without ``mqtt.allow_plain_tcp``.
     """
 
     def __init__(self, settings: MqttSettings, site: str, agent_id: str, queue: DiskQueue, *,
                  assets: Sequence[tuple[str, Sequence[str]]] = (), primary_host: str | None = None,
                  on_command: Callable[[str, bytes], None] | None = None, max_inflight: int = 200,
                  reconnect_s: tuple[float, float] = (0.5, 5.0)) -> None:
+        check_transport(settings)  # a refused transport is a ConfigError here, not a silently dead forwarder thread
         self.settings = settings
         self.site = site
         self.agent_id = agent_id
@@ -196,14 +201,28 @@ class ReliablePublisher:
     def wait_connected(self, timeout: float = 10.0) -> bool:
         return self._connected.wait(timeout)
 
-    def send(self, message: Any) -> bool:
-        """Queue a wire message for delivery on its topic; ``False`` when the overflow policy dropped it."""
+    def send(self, message: Any, *, urgent: bool = False) -> bool:
+        """Queue a wire message for delivery on its topic; ``False`` when the overflow policy dropped it.
+
+        Never raises for a full queue or a full disk (:attr:`queue_alarm` tells). An ``urgent``
+        message the queue gave up (the status that reports a full disk) is published directly
+        while the link is up, outside the queue's order and guarantees.
+        """
         topic = topic_for(self.site, message.asset_id, MessageType(message.type))
-        row = self.queue.put(topic, encode(message), offline=not self.link_up)
+        payload = encode(message)
+        row = self.queue.put(topic, payload, offline=not self.link_up)
         with self._lock:
-            self.stats.queued += 1
+            self.stats.queued += int(row is not None)
+            self.stats.dropped = self.queue.dropped
         self._wake.set()
+        if row is None and urgent and self.link_up:
+            self.publish_now(topic, payload)
         return row is not None
+
+    @property
+    def queue_alarm(self) -> str | None:
+        """Why the disk queue refused its last write (``"disk full"``, ``"storage error"``), or ``None``."""
+        return self.queue.alarm
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until the broker acknowledged everything queued; ``False`` on timeout."""
@@ -247,7 +266,7 @@ class ReliablePublisher:
 
     # ------------------------------------------------------------------ network thread
     def _new_client(self) -> MqttClient:
-        client = make_client(self.settings, client_id=f"{self.agent_id}-fwd")
+        client = make_client(self.settings, client_id=f"{self.agent_id}-fwd", component="agent")
         client.max_inflight_messages_set(self.max_inflight + len(self.assets) + 4)
         client.max_queued_messages_set(0)
         will_topic, will_payload = self._death(self.agent_id, "connection lost (last will)")

@@ -45,7 +45,7 @@ def run_agent(settings: Settings, source: object, assets: list[AssetConfig],
     if not assets:
         raise ConfigError("the agent has no assets")
     e = settings.edge
-    queue = DiskQueue(e.queue_path, e.queue_max_messages, e.overflow)
+    queue = DiskQueue(e.queue_path, e.queue_max_messages, e.overflow, max_bytes=e.queue_max_bytes)
     pub = ReliablePublisher(settings.mqtt, settings.mqtt.site, e.agent_id, queue,
                             assets=[(a.asset_id, [c.name for c in a.channels]) for a in assets],
                             primary_host=e.primary_host)

@@ -152,7 +152,7 @@ class Demo:
         self._spawn("ingest", lambda: self.ingest.run(self._stop_ingest, drain_s=0.2))
         if not self.ingest.connected.wait(20):
             raise RuntimeError("ingest could not connect to the broker")
-        queue = DiskQueue(s.edge.queue_path, s.edge.queue_max_messages, s.edge.overflow)
+        queue = DiskQueue(s.edge.queue_path, s.edge.queue_max_messages, s.edge.overflow, max_bytes=s.edge.queue_max_bytes)
         self.publisher = ReliablePublisher(s.mqtt, s.mqtt.site, s.edge.agent_id, queue,
                                            assets=[(a.asset_id, [c.name for c in a.channels]) for a in self.assets])
         self.agent = EdgeAgent(s, self.assets, self.publisher, hooks=build_hooks(s.edge, self.assets))

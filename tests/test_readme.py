@@ -87,3 +87,16 @@ def test_readme_genedge_command_exists(words: tuple[str, ...]) -> None:
         pytest.fail(f"`genedge {' '.join(words)}`: {rest[0]!r} is not a command of `genedge {' '.join(path)}`")
     result = CliRunner().invoke(app, [*path, "--help"])
     assert result.exit_code == 0, f"`genedge {' '.join(path)} --help` failed:\n{result.output}"
+
+
+def test_every_settings_example_in_the_docs_loads(tmp_path: Path) -> None:
+    """Each ```toml block of the README and the guides is a valid settings file as written."""
+    from core.settings import Settings
+
+    docs = [README, *sorted((ROOT / "docs").glob("*.md"))]
+    blocks = [block for doc in docs for block in re.findall(r"```toml\n(.*?)```", doc.read_text(), re.S)]
+    assert len(blocks) >= 5
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example{i}.toml"
+        path.write_text(block, encoding="utf-8")
+        Settings.load(path)  # raises ConfigError naming the setting if an example is wrong

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime
 
 from asyncua import Client, Server, ua
@@ -81,6 +82,7 @@ async def run_plant() -> None:  # noqa: PLR0915 - one end-to-end scenario
         sink = ListSink()
         agent = EdgeAgent(Settings(edge=edge), [ASSET], sink, hooks=[writer])
         agent.last_rul["pump-ot"] = (321.5, "h")  # what the RUL hook sets after a prediction
+        agent.rul_at["pump-ot"] = time.monotonic()
 
         async def wiggle() -> None:  # the process moves: new OPC UA values every 100 ms
             for i in range(80):
