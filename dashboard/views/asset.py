@@ -7,6 +7,7 @@ or when someone asks for one here.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -15,7 +16,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from core.assets import AssetConfig
-from core.errors import IngestError
+from core.errors import GenEdgeError
 from core.wire import utcnow
 from dashboard import _charts, _data, _ui
 from dashboard import _context as ctx
@@ -257,9 +258,12 @@ def _request_button(info: AssetInfo, vib: str) -> None:
                         help="Ask the asset's edge agent to send the raw vibration it holds (its newest batches).")
     if clicked:
         s = ctx.settings()
+        user = ctx.current_user()
+        # the agent rate-limits each requester: each signed-in user is one (names made into an id)
+        requester = re.sub(r"[^A-Za-z0-9_-]", "_", f"dashboard-{user.name if user else 'anonymous'}")[:64]
         try:
-            topic = request_raw_snapshot(s.mqtt, info.site or s.mqtt.site, info.asset_id)
-        except IngestError as err:
+            topic = request_raw_snapshot(s.mqtt, info.site or s.mqtt.site, info.asset_id, requester=requester)
+        except GenEdgeError as err:
             st.error(f"The snapshot request did not go out: {err}", icon=":material/error:")
             return
         pending = utcnow()
