@@ -48,7 +48,9 @@ def _percentile(values: list[float], q: float) -> float | None:
 def deadline_violation(rec: Any, ev: Any, policy: DeadlinePolicy) -> str | None:
     """Why the recommendation breaks the deadline rule, or ``None``."""
     if rec.deadline is None:
-        return None if ev.rul is None else "no deadline although a RUL interval was given"
+        # only work (plan, urgent, stop now) has a deadline; monitoring a healthy or watched asset has none
+        needs_one = ev.rul is not None and rec.status == "action"
+        return "no deadline on an action although a RUL interval was given" if needs_one else None
     if rec.deadline < ev.at - timedelta(seconds=1):
         return "deadline in the past"
     if ev.rul is not None:
@@ -85,7 +87,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cited_kb = [k for a in rec.actions for k in a.kb]
         timings = dict(getattr(backend, "last_timings", {}) or {})
         row = {
-            "scenario": sc.name, "status": rec.status, "priority": rec.priority,
+            "scenario": sc.name, "status": rec.status, "state": rec.state, "priority": rec.priority,
             "backend_used": outcome.backend_used, "attempts": outcome.attempts, "rejected": outcome.rejected,
             "schema_valid": outcome.backend_used == backend.name,
             "first_attempt_valid": outcome.backend_used == backend.name and outcome.attempts == 1,
@@ -102,15 +104,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
               f"{wall:6.1f} s  cpu {row['cpu_s']}  tokens {row['prompt_tokens']}+{row['completion_tokens']} "
               f"(cached {row['cached_tokens']})", flush=True)
     await prescriber.aclose()
-    lat = [r["latency_s"] for r in rows]
+    lat = [r["latency_s"] for r in rows if r["backend_used"] != "policy"] or [r["latency_s"] for r in rows]
     cpu = [r["cpu_s"] for r in rows if r["cpu_s"]]
     n = len(rows)
+    # the decision policy answers healthy, watch and insufficient-evidence cases itself: the backend's
+    # schema and first-attempt rates are over the cases it was asked
+    asked = [r for r in rows if r["backend_used"] != "policy"] or rows
     summary = {
         "n_scenarios": n,
         "backend": backend.name,
-        "schema_valid_rate": sum(r["schema_valid"] for r in rows) / n,
-        "first_attempt_valid_rate": sum(r["first_attempt_valid"] for r in rows) / n,
-        "fallbacks_to_rules": sum(r["backend_used"] != backend.name for r in rows),
+        "by_state": {s: sum(r["state"] == s for r in rows) for s in sorted({r["state"] for r in rows})},
+        "backend_asked": sum(r["backend_used"] != "policy" for r in rows),
+        "schema_valid_rate": sum(r["schema_valid"] for r in asked) / len(asked),
+        "first_attempt_valid_rate": sum(r["first_attempt_valid"] for r in asked) / len(asked),
+        "fallbacks_to_rules": sum(r["backend_used"] not in (backend.name, "policy") for r in rows),
         "citation_valid_rate": sum(r["citations_valid"] for r in rows) / n,
         "cited_ids_total": sum(r["n_cited"] for r in rows),
         "deadline_violations": sum(r["deadline_violation"] is not None for r in rows),

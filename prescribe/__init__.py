@@ -10,7 +10,7 @@ from __future__ import annotations
 from prescribe.backends import Backend, LocalBackend, OpenAIBackend, RulesBackend, make_backend
 from prescribe.evidence import from_simulator, from_store
 from prescribe.knowledge import load_knowledge, retrieve
-from prescribe.policy import DeadlinePolicy, Decision, assess
+from prescribe.policy import DeadlinePolicy, Decision, DecisionPolicy, assess
 from prescribe.prescriber import Outcome, Prescriber
 from prescribe.schema import Action, Evidence, EvidenceItem, Recommendation, WorkOrderDraft
 
@@ -19,6 +19,7 @@ __all__ = [
     "Backend",
     "DeadlinePolicy",
     "Decision",
+    "DecisionPolicy",
     "Evidence",
     "EvidenceItem",
     "LocalBackend",

@@ -202,7 +202,7 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
         model = f"{p.model_name}:{p.model_version}"[:160]
         if p.rul_unit == "h":
             rul = RulEstimate(median_h=p.rul_median, lower_h=p.rul_lower, upper_h=p.rul_upper, coverage=p.coverage,
-                              at=p.at, model=model, health_index=p.health_index)
+                              at=p.at, model=model, health_index=p.health_index, cap_h=p.rul_cap)
         elif p.rul_unit == "%":
             life, rul = _life_share(store, asset, p, model, _vibration_channel(asset, windows))
     zone, peaks, temp = vibration_and_temperature(windows, asset=asset)
@@ -247,8 +247,12 @@ def rul_text(ev: Evidence, *, coverage: bool = False, when_none: str = "no RUL p
         if share is not None:
             return f"life left {share.median_pct:.0f} %, hours in service unknown"
         return when_none
-    text = f"RUL {ev.rul.lower_h:.0f}-{ev.rul.upper_h:.0f} h"
-    text += f" ({ev.rul.coverage:.0%})" if coverage else ""
+    if ev.rul.at_cap and ev.rul.cap_h is not None:
+        # a median at the model's cap says "at least this long", never a finite time of failure
+        text = f"RUL >= {ev.rul.cap_h:.0f} h (model cap)"
+    else:
+        text = f"RUL {ev.rul.lower_h:.0f}-{ev.rul.upper_h:.0f} h"
+        text += f" ({ev.rul.coverage:.0%})" if coverage else ""
     return text + (f", life left {share.median_pct:.0f} %" if share is not None else "")
 
 
@@ -341,6 +345,7 @@ def from_simulator(
     rul_rel_width: float = 0.3,
     rul_bias: float = 0.0,
     rul_noise: float = 0.1,
+    rul_cap_h: float | None = None,
     fault_call: FaultCall | None = None,
     alarms: Sequence[AlarmFact] | None = None,
     work_orders: Sequence[PastWorkOrder] = (),
@@ -366,6 +371,8 @@ def from_simulator(
         rul_rel_width: half-width of the RUL interval relative to its median.
         rul_bias: mean of the log error of the RUL median (negative: pessimistic).
         rul_noise: standard deviation of the log error of the RUL median.
+        rul_cap_h: the RUL model's training cap; when given, a prediction is made for a healthy
+            asset too, as a deployed model does, and medians beyond the cap sit at the cap.
         fault_call: a fault call to use instead of the ground truth (e.g. a wrong one).
         alarms: alarms to use instead of the ones derived from zone, temperature and RUL.
         work_orders: past work orders of the asset.
@@ -397,11 +404,15 @@ def from_simulator(
     zone, peaks, temp_trend = vibration_and_temperature(windows, asset=asset)
 
     rul = None
-    if "rul" in include and state.rul_hours is not None and state.fault_active:
-        median = max(state.rul_hours * math.exp(rng.normal(rul_bias, rul_noise)), 0.0)
+    faulty = state.rul_hours is not None and state.fault_active
+    if "rul" in include and (faulty or rul_cap_h is not None):
+        true_h = state.rul_hours if faulty and state.rul_hours is not None else math.inf
+        median = max(true_h * math.exp(rng.normal(rul_bias, rul_noise)), 0.0)
+        if rul_cap_h is not None:
+            median = min(median, rul_cap_h)
         rul = RulEstimate(median_h=median, lower_h=median * max(1 - rul_rel_width, 0.0),
                           upper_h=median * (1 + rul_rel_width), coverage=0.9, at=now,
-                          model="simulator-truth", health_index=round(state.health_index, 4))
+                          model="simulator-truth", health_index=round(state.health_index, 4), cap_h=rul_cap_h)
     call = fault_call
     if call is None and "fault" in include:
         if state.fault_active:

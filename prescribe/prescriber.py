@@ -33,6 +33,8 @@ _FAULT_TEXT = {"outer_race": "outer race defect", "inner_race": "inner race defe
                "cage": "cage defect", "imbalance": "rotor imbalance", "misalignment": "misalignment",
                "looseness": "looseness", "lubrication": "lubrication problem", "overheating": "overheating",
                "cavitation": "cavitation"}
+#: How a summary opens, by decision state (docs/decisions.md).
+_STATE_HEAD = {"stop_now": "STOP NOW: ", "urgent": "urgent: ", "plan": "plan at the next stop: "}
 #: Words that tie a listed spare part to a fault (bearing faults also match the bearing designation).
 _PART_WORDS = {"imbalance": ("impeller", "balance"), "misalignment": ("coupling", "shim"), "cavitation": ("impeller", "seal"),
                "looseness": ("bolt", "shim")}
@@ -97,7 +99,9 @@ class Prescriber:
         decision = assess(ev, self.policy)
         items = ev.items()
         procedures = retrieve(ev, decision.fault, limit=self.kb_limit, directory=self.kb_dir)
-        if decision.status != "action":
+        if not decision.works_on_machine:
+            # healthy, watch and insufficient evidence: no backend is asked, so none can turn
+            # them into maintenance work, and no work order is drafted
             return Outcome(self._without_backend(ev, decision, items, procedures), backend_used="policy")
         request = DraftRequest(messages=build_messages(ev, items, procedures, decision),
                                schema=draft_schema([i.id for i in items], [p.id for p in procedures],
@@ -149,7 +153,7 @@ class Prescriber:
                         for a in draft.actions)
         summary = self._summary(ev, d, actions[0].what)
         kb_ids = tuple(p.id for p in procedures)
-        rec = Recommendation(asset_id=ev.asset.asset_id, created_at=ev.at, status="action", summary=summary,
+        rec = Recommendation(asset_id=ev.asset.asset_id, created_at=ev.at, status="action", state=d.state, summary=summary,
                              priority=d.priority, deadline=d.deadline, margin_h=d.margin_h, actions=actions,
                              evidence=tuple(items), kb=kb_ids, backend=backend, notes=notes,
                              work_order=self._work_order(ev, d, actions, summary))
@@ -159,7 +163,9 @@ class Prescriber:
         fault = _FAULT_TEXT.get(d.fault or "", "deteriorating condition")
         rul = rul_text(ev, coverage=True, when_none="no RUL prediction")
         due = f" by {d.deadline:%Y-%m-%d %H:%M} UTC" if d.deadline is not None else ""
-        return f"{ev.asset.asset_id}: {fault}, {rul}. {first.rstrip('.')}{due} (priority {d.priority})."[:600]
+        head = _STATE_HEAD.get(d.state, "")
+        return (f"{ev.asset.asset_id}: {head}{fault}, {rul}. {first.rstrip('.')}{due} (priority {d.priority}; "
+                f"{d.why})."[:600])
 
     def _work_order(self, ev: Evidence, d: Decision, actions: tuple[Action, ...], summary: str) -> WorkOrderDraft:
         parts = self._parts(ev, d.fault)
@@ -194,13 +200,21 @@ class Prescriber:
                             kb=(), priority=d.priority, deadline=d.deadline)
             summary = (f"{ev.asset.asset_id}: insufficient evidence for a maintenance decision ("
                        + "; ".join(d.reasons) + "). Verify before acting.")[:600]
+        elif d.state == "watch":
+            action = Action(what="Watch: trend vibration, envelope and temperature more closely; no work order yet",
+                            why=f"{d.why}; {rul_text(ev, when_none='no RUL prediction')}"[:400],
+                            evidence=cite("rul:latest", "peak:bpfo", "peak:bpfi", "peak:bsf", "peak:ftf", "zone:trend",
+                                          "fault:class", "temp:trend"),
+                            kb=(), priority=d.priority, deadline=d.deadline)
+            summary = (f"{ev.asset.asset_id}: watch - {d.why}. No maintenance action yet; "
+                       "trend it more closely.")[:600]
         else:
-            action = Action(what="Keep monitoring; no maintenance action needed now",
-                            why="vibration, envelope spectrum and RUL show no fault needing action",
+            action = Action(what="Continue monitoring; no maintenance action needed",
+                            why=(d.why + (f"; {rul_text(ev)}" if ev.rul is not None else ""))[:400],
                             evidence=cite("zone:latest", "rul:latest", "fault:class", "temp:latest"),
                             kb=(), priority=d.priority, deadline=d.deadline)
-            summary = f"{ev.asset.asset_id}: no action needed; keep monitoring."
-        return Recommendation(asset_id=ev.asset.asset_id, created_at=ev.at, status=d.status,
+            summary = f"{ev.asset.asset_id}: healthy, continue monitoring ({d.why})."[:600]
+        return Recommendation(asset_id=ev.asset.asset_id, created_at=ev.at, status=d.status, state=d.state,
                               summary=summary, priority=d.priority, deadline=d.deadline, margin_h=d.margin_h,
                               actions=(action,), reasons=d.reasons, evidence=tuple(items),
                               kb=tuple(p.id for p in procedures), backend="policy", notes=self.notes)

@@ -90,6 +90,9 @@ def draft_schema(evidence_ids: list[str], kb_ids: list[str], *, max_actions: int
     }
 
 
+#: The policy's decision state as the prompt words it (the model writes the steps, not the decision).
+_STATE_TEXT = {"stop_now": "stop now and replace", "urgent": "urgent, before the due time",
+               "plan": "plan for the next planned stop"}
 _STATIC_KINDS = frozenset({"asset", "spares", "work_order"})
 
 
@@ -110,7 +113,8 @@ def build_messages(ev: Evidence, items: list[EvidenceItem], procedures: list[Pro
     lines.append("DATA>>")
     lines.append("PROCEDURES")
     lines += [f"{p.id}: {p.key}" for p in procedures] or ["none"]
-    lines.append(f"Fault: {_fault_text(decision.fault)}. Priority {decision.priority}, {due}.")
+    lines.append(f"Decision: {_STATE_TEXT.get(decision.state, decision.state)}. Fault: {_fault_text(decision.fault)}. "
+                 f"Priority {decision.priority}, {due}.")
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
 
 

@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from core.iso import ZONES
 from core.maintenance import Priority
+from core.wire import rul_at_cap
 
 __all__ = [
     "EVIDENCE_ID_PATTERN",
@@ -34,6 +35,7 @@ __all__ = [
     "PeakMatch",
     "Recommendation",
     "RulEstimate",
+    "State",
     "Status",
     "TemperatureTrend",
     "WorkOrderDraft",
@@ -43,6 +45,9 @@ __all__ = [
 ]
 
 Status = Literal["action", "monitor", "insufficient_evidence"]
+#: The decision state of :func:`prescribe.policy.assess` (docs/decisions.md): ``healthy`` and
+#: ``watch`` are ``monitor``, ``plan``, ``urgent`` and ``stop_now`` are ``action``.
+State = Literal["healthy", "watch", "plan", "urgent", "stop_now", "insufficient_evidence"]
 EVIDENCE_ID_PATTERN = r"^[a-z_]{1,24}(:[A-Za-z0-9_.\-]{1,40})?$"
 KB_ID_PATTERN = r"^kb:[a-z_]{1,32}$"
 _CRITICALITY = {1: "low", 2: "medium", 3: "safety critical"}
@@ -69,6 +74,13 @@ class RulEstimate(BaseModel):
     model: str = Field(default="", max_length=160)
     health_index: float | None = Field(default=None, ge=0, le=1)
     basis: Literal["model", "share_of_life"] = "model"
+    cap_h: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                description="the model's training cap: a median at the cap reads 'at least cap_h'")
+
+    @property
+    def at_cap(self) -> bool:
+        """Whether the median sits at the model's cap, so the model only says "at least ``cap_h``"."""
+        return rul_at_cap("h", self.median_h, self.cap_h)
 
     @model_validator(mode="after")
     def _ordered(self) -> RulEstimate:
@@ -288,6 +300,7 @@ class Recommendation(BaseModel):
     asset_id: str
     created_at: AwareDatetime
     status: Status
+    state: State | None = Field(default=None, description="the policy's decision state (docs/decisions.md)")
     summary: str = Field(max_length=600)
     priority: Priority
     deadline: AwareDatetime | None
@@ -315,7 +328,8 @@ class Recommendation(BaseModel):
 
     def as_text(self) -> str:
         """A plain-text rendering for terminals."""
-        lines = [f"{self.asset_id}: {self.status} - priority {self.priority}"
+        state = f" ({self.state})" if self.state and self.state != self.status else ""
+        lines = [f"{self.asset_id}: {self.status}{state} - priority {self.priority}"
                  + (f", due by {_fmt(self.deadline)}" if self.deadline else ""), self.summary]
         lines += [f"  ! {r}" for r in self.reasons]
         for i, a in enumerate(self.actions, 1):
@@ -388,12 +402,13 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
         age_h = max((ev.at - r.at).total_seconds() / 3600.0, 0.0)
         add(EvidenceItem(
             id="rul:latest", kind="rul",
-            summary=(f"RUL {_hours(r.median_h)}, {r.coverage:.0%} interval {_hours(r.lower_h)} to {_hours(r.upper_h)}"
+            summary=((f"RUL >= {r.cap_h:.0f} h (at the model's cap: no end of life in sight)" if r.at_cap and r.cap_h
+                      else f"RUL {_hours(r.median_h)}, {r.coverage:.0%} interval {_hours(r.lower_h)} to {_hours(r.upper_h)}")
                      + (" (from the life share and the hours in service)" if r.basis == "share_of_life" else "")
                      + (f", {age_h:.0f} h old" if age_h >= 1 else "")),
             values={"median_h": round(r.median_h, 2), "lower_h": round(r.lower_h, 2), "upper_h": round(r.upper_h, 2),
                     "coverage": r.coverage, "age_h": round(age_h, 2), "health_index": r.health_index,
-                    "basis": r.basis}))
+                    "basis": r.basis, "cap_h": r.cap_h, "at_cap": r.at_cap}))
     if ev.fault is not None:
         f = ev.fault
         add(EvidenceItem(id="fault:class", kind="fault", summary=f"{f.kind}, confidence {f.confidence:.2f}",

@@ -10,9 +10,13 @@ import json
 from prescribe.backends.base import DraftRequest
 from prescribe.evidence import rul_text
 from prescribe.prompt import plain_text
+from prescribe.schema import Evidence
 
 __all__ = ["RulesBackend"]
 
+#: When the work is done, by decision state (the deadline itself is the policy's).
+_WHEN = {"stop_now": "now", "urgent": "before the deadline",
+         "plan": "at the next planned stop"}
 _BEARING = {"outer_race": "outer race", "inner_race": "inner race", "ball": "rolling element", "cage": "cage"}
 _PEAK_OF = {"outer_race": "peak:bpfo", "inner_race": "peak:bpfi", "ball": "peak:bsf", "cage": "peak:ftf"}
 #: fault -> (what, why) of the main action; {bearing} is the asset's bearing designation.
@@ -25,6 +29,11 @@ _MAIN = {
     "overheating": ("Check lubrication and cooling; reduce load", "bearing temperature high or rising fast"),
     "cavitation": ("Check suction pressure, NPSH margin and strainers", "broadband vibration typical of cavitation"),
 }
+
+
+def _rul(ev: Evidence) -> str:
+    """The remaining life in the characters action text allows (``>=`` in words)."""
+    return rul_text(ev).replace(">=", "at least")
 
 
 class RulesBackend:
@@ -49,31 +58,44 @@ class RulesBackend:
             return [preferred] if preferred in kb_ids else kb_ids[:1]
 
         actions: list[dict[str, object]] = []
+        state = request.decision.state
+        if not request.decision.works_on_machine:
+            # healthy and watch assets get no maintenance work, whatever the evidence text says
+            return {"actions": [{"what": "Continue monitoring; no maintenance action needed",
+                                 "why": f"decision {state}: {plain_text(request.decision.why)}"[:150],
+                                 "evidence": cite("rul:latest", "zone:latest", "fault:class"), "kb": []}]}
+        when = _WHEN[state]
+        if state == "stop_now":
+            actions.append({"what": "Stop the machine now, isolate and lock out before work",
+                            "why": f"stop now: {plain_text(request.decision.why)}"[:150],
+                            "evidence": cite("rul:latest", "zone:latest", "temp:latest", "peak:bpfo", "fault:class"),
+                            "kb": kb_ids[:1]})
         if fault in _BEARING:
             part = _BEARING[fault]
             # the designation is operator-entered: only the characters action text allows
             designation = plain_text(ev.asset.bearing)[:32]
             bearing = designation if designation and designation != "generic" else "drive-end"
             actions.append({
-                "what": f"Replace the {bearing} bearing at the next planned stop",
-                "why": f"{part} defect indicated; {rul_text(ev)}",
+                "what": f"Replace the {bearing} bearing {when}",
+                "why": f"{part} defect indicated; {_rul(ev)}",
                 "evidence": cite("rul:latest", _PEAK_OF[fault], "fault:class", "zone:trend"),
                 "kb": kb(f"kb:{'rolling_element' if fault == 'ball' else fault}"),
             })
-            actions.append({
-                "what": "Confirm with an envelope measurement and trend daily until replaced",
-                "why": f"verify the {part} defect frequency before the stop",
-                "evidence": cite(_PEAK_OF[fault], "fault:class", "zone:latest"),
-                "kb": kb(f"kb:{'rolling_element' if fault == 'ball' else fault}"),
-            })
+            if state != "stop_now":
+                actions.append({
+                    "what": "Confirm with an envelope measurement and trend daily until replaced",
+                    "why": f"verify the {part} defect frequency before the stop",
+                    "evidence": cite(_PEAK_OF[fault], "fault:class", "zone:latest"),
+                    "kb": kb(f"kb:{'rolling_element' if fault == 'ball' else fault}"),
+                })
         elif fault in _MAIN:
             what, why = _MAIN[fault]
-            actions.append({"what": what, "why": f"{why}; {rul_text(ev)}",
+            actions.append({"what": what, "why": f"{why}; {_rul(ev)}",
                             "evidence": cite("rul:latest", "zone:trend", "fault:class", "temp:trend"),
                             "kb": kb(f"kb:{fault}")})
         else:
             actions.append({"what": "Diagnose the cause: spectrum, phase and looseness check",
-                            "why": f"condition deteriorating without a clear fault class; {rul_text(ev)}",
+                            "why": f"condition deteriorating without a clear fault class; {_rul(ev)}",
                             "evidence": cite("rul:latest", "zone:trend", "zone:latest", "fault:class"),
                             "kb": kb_ids[:1]})
         temp_rising = "temp:trend" in ids and ev.temperature is not None and (ev.temperature.slope_c_per_h or 0) > 0.1

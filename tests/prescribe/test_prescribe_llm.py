@@ -51,3 +51,25 @@ def test_hostile_note_does_not_steer_the_local_model(local_backend: LocalBackend
     baseline = Prescriber().recommend(outer_race)
     assert (rec.priority, rec.deadline, rec.status) == (baseline.priority, baseline.deadline, baseline.status)
     assert rec.priority == "urgent"
+
+
+def test_local_model_follows_the_decision_state(local_backend: LocalBackend, plant: dict) -> None:  # type: ignore[type-arg]
+    """A healthy asset (RUL at the model's cap) never reaches the model and gets no work order; at
+    failure the model writes the text of a stop, and the due time is the policy's (now), not its own."""
+    from core.sim import FaultSpec
+    from prescribe.evidence import from_simulator
+
+    healthy = from_simulator(plant["M-101"], FaultSpec.healthy(), 300.0, seed=3, rul_cap_h=200.0)
+    assert healthy.rul is not None and healthy.rul.at_cap
+    prescriber = Prescriber(local_backend, max_actions=1, max_tokens=96)
+    out = asyncio.run(prescriber.arun(healthy))
+    assert (out.backend_used, out.attempts) == ("policy", 0)
+    assert (out.recommendation.state, out.recommendation.work_order) == ("healthy", None)
+
+    failing = from_simulator(plant["P-101"], FaultSpec(kind="outer_race", onset_hours=120, life_hours=400), 399.5,
+                             seed=3)
+    out = asyncio.run(prescriber.arun(failing))
+    rec = out.recommendation
+    assert out.backend_used == "local", out.rejected
+    assert (rec.state, rec.priority, rec.deadline) == ("stop_now", "urgent", failing.at)
+    assert rec.work_order is not None and rec.work_order.due_by == failing.at

@@ -86,7 +86,9 @@ class _MustNotBeCalled:
 
 
 @pytest.mark.parametrize(("kwargs", "reason"), [
-    ({"lower": 10, "median": 100, "upper": 900}, "interval too wide"),
+    # wide far from zero with weak evidence (no envelope peak, a modest fault call): strong evidence
+    # is never insufficient for a wide interval (tests/prescribe/test_prescribe_decisions.py)
+    ({"lower": 10, "median": 100, "upper": 900, "peaks": False, "confidence": 0.6}, "interval too wide"),
     ({"lower": 100, "median": 120, "upper": 140, "age_h": 72}, "old"),
     ({"lower": 100, "median": 120, "upper": 140, "fault": "inner_race"}, "envelope peaks point to bpfo"),
     ({"lower": 20, "median": 25, "upper": 30, "zone": 0, "rising": False, "peaks": False, "fault": "none"},
