@@ -1,8 +1,9 @@
 """Benchmark part files (one JSON file per run), read from their directory or from its archive.
 
 A finished benchmark's parts leave the repository's hot path: ``results/<name>_parts/`` is packed
-into one ``results/archive/<name>_parts.tar.xz`` (``python -m benchmarks._archive pack DIR``). Every
-reader goes through :func:`read_parts`, which takes the tarball and the directory together (a file
+into one text file, ``results/archive/<name>_parts.jsonl``, a line ``{"name": ..., "text": ...}``
+per part (``python -m benchmarks._archive pack DIR``). Every reader goes through
+:func:`read_parts`, which takes the archive and the directory together (a file
 in the directory wins), so a merged summary reproduces from the archive alone and new runs can be
 added beside it in the directory; :func:`is_archived` tells a resumable runner that a part is done.
 """
@@ -12,10 +13,8 @@ from __future__ import annotations
 import argparse
 import atexit
 import fnmatch
-import io
 import json
 import shutil
-import tarfile
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -26,8 +25,9 @@ from core.inference.registry import CARD_FILE, MODEL_FILE, SHIPPED_DIR, ModelReg
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ARCHIVE = RESULTS / "archive"
-#: the ONNX files of earlier shipped versions that a committed result needs (rul_crossfit.py: FD002/FD004 v8)
-SHIPPED_HISTORY = ARCHIVE / "shipped_history.tar.xz"
+#: the ONNX files of earlier shipped versions that a committed result needs (rul_crossfit.py: FD002/FD004 v8),
+#: as ``<name>/<version>/model.onnx``
+SHIPPED_HISTORY = ARCHIVE / "shipped_history"
 #: registry directory -> where the cards of its pruned versions are kept
 ARCHIVED_CARDS = {SHIPPED_DIR: ARCHIVE / "shipped_cards", RESULTS / "rul_baselines": ARCHIVE / "rul_baselines_cards"}
 
@@ -45,22 +45,22 @@ __all__ = [
 
 
 def archive_of(parts_dir: str | Path) -> Path:
-    """Where the tarball of ``parts_dir`` lives: ``<its parent>/archive/<its name>.tar.xz``."""
+    """Where the archive of ``parts_dir`` lives: ``<its parent>/archive/<its name>.jsonl``."""
     parts = Path(parts_dir)
-    return parts.parent / "archive" / f"{parts.name}.tar.xz"
+    return parts.parent / "archive" / f"{parts.name}.jsonl"
 
 
 @cache
-def _archived(tarball: Path, mtime_ns: int) -> dict[str, bytes]:
-    """Every member of ``tarball`` by file name (read once per file version)."""
+def _archived(archive: Path, mtime_ns: int) -> dict[str, str]:
+    """Every part of ``archive`` by file name (read once per file version)."""
     del mtime_ns  # part of the cache key only: a re-packed archive is read again
-    with tarfile.open(tarball, "r:xz") as tar:
-        return {Path(m.name).name: f.read() for m in tar.getmembers() if m.isfile() and (f := tar.extractfile(m)) is not None}
+    lines = archive.read_text(encoding="utf-8").splitlines()
+    return {entry["name"]: entry["text"] for entry in map(json.loads, lines) if entry}
 
 
-def _archive_members(parts_dir: str | Path) -> dict[str, bytes]:
-    tarball = archive_of(parts_dir)
-    return _archived(tarball.resolve(), tarball.stat().st_mtime_ns) if tarball.is_file() else {}
+def _archive_members(parts_dir: str | Path) -> dict[str, str]:
+    archive = archive_of(parts_dir)
+    return _archived(archive.resolve(), archive.stat().st_mtime_ns) if archive.is_file() else {}
 
 
 def read_parts(parts_dir: str | Path, pattern: str = "*.json") -> list[tuple[str, str]]:
@@ -69,7 +69,7 @@ def read_parts(parts_dir: str | Path, pattern: str = "*.json") -> list[tuple[str
     Reads the archive of ``parts_dir`` (if there is one) and the directory (if it exists); a file
     in the directory replaces the archived one of the same name.
     """
-    found = {name: data.decode("utf-8") for name, data in _archive_members(parts_dir).items()}
+    found = dict(_archive_members(parts_dir))
     parts = Path(parts_dir)
     if parts.is_dir():
         found.update({p.name: p.read_text(encoding="utf-8") for p in parts.glob(pattern)})
@@ -107,7 +107,7 @@ def card_path(registry_dir: str | Path, name: str, version: str) -> Path:
 def registered_version(registry_dir: str | Path, name: str, version: str) -> ModelVersion:
     """A version with its card and ONNX file: from the registry, else rebuilt from the archive.
 
-    An archived version is put together in a temporary registry (its card, its ONNX file out of
+    An archived version is put together in a temporary registry (its card, its ONNX file from
     :data:`SHIPPED_HISTORY`) that lives as long as the process.
 
     Raises:
@@ -117,15 +117,13 @@ def registered_version(registry_dir: str | Path, name: str, version: str) -> Mod
     if (Path(registry_dir) / name / version / MODEL_FILE).is_file():
         return registry.get(name, version)
     card = card_path(registry_dir, name, version)
-    member = f"{name}/{version}/{MODEL_FILE}"
-    with tarfile.open(SHIPPED_HISTORY, "r:xz") as tar:
-        try:
-            info = tar.getmember(member)
-        except KeyError:
-            raise ModelError(f"{name} {version}: only its card is archived ({card}); no {member} in {SHIPPED_HISTORY}") from None
-        tmp = Path(tempfile.mkdtemp(prefix="genedge-history-"))
-        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-        tar.extract(info, tmp, filter="data")
+    model = SHIPPED_HISTORY / name / version / MODEL_FILE
+    if not model.is_file():
+        raise ModelError(f"{name} {version}: only its card is archived ({card}); no {model}")
+    tmp = Path(tempfile.mkdtemp(prefix="genedge-history-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    (tmp / name / version).mkdir(parents=True)
+    shutil.copyfile(model, tmp / name / version / MODEL_FILE)
     shutil.copyfile(card, tmp / name / version / CARD_FILE)
     return ModelRegistry(tmp).get(name, version)
 
@@ -133,24 +131,19 @@ def registered_version(registry_dir: str | Path, name: str, version: str) -> Mod
 def pack(parts_dir: str | Path, *, remove: bool = False) -> Path:
     """Pack every ``*.json`` of ``parts_dir`` (with what its archive already holds) into its archive.
 
-    Deterministic (sorted names, no owners or times), so re-packing the same files gives the same
-    bytes. ``remove`` deletes the directory afterwards.
+    Deterministic (sorted names), so re-packing the same files gives the same bytes. ``remove``
+    deletes the directory afterwards.
     """
     parts = Path(parts_dir)
-    tarball = archive_of(parts)
-    tarball.parent.mkdir(parents=True, exist_ok=True)
-    files = read_parts(parts)
-    tmp = tarball.with_suffix(".tmp")
-    with tarfile.open(tmp, "w:xz", preset=9) as tar:
-        for name, text in files:
-            data = text.encode("utf-8")
-            info = tarfile.TarInfo(f"{parts.name}/{name}")
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    tmp.replace(tarball)
+    archive = archive_of(parts)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"name": name, "text": text}, sort_keys=True) + "\n" for name, text in read_parts(parts)]
+    tmp = archive.with_suffix(".tmp")
+    tmp.write_text("".join(lines), encoding="utf-8")
+    tmp.replace(archive)
     if remove:
         shutil.rmtree(parts)
-    return tarball
+    return archive
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,7 +65,7 @@ def nested_setup(data_dir: Path, subset: str, version: str, checkpoint_dir: Path
     from models.data.cmapss import CMAPSSDataModule
     from models.pipeline import card_config, resolve_config
 
-    mv = registered_version(SHIPPED_DIR, f"cmapss-{subset}", version)  # v8 is archived: shipped_history.tar.xz
+    mv = registered_version(SHIPPED_DIR, f"cmapss-{subset}", version)  # v8 is archived: results/archive/shipped_history
     card = mv.card
     dm = CMAPSSDataModule(data_dir, subset, seed=int(card.seed or 0), **card.config["data"])
     dm.setup()

@@ -38,7 +38,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 def test_the_committed_summaries_merge_again_from_the_archived_parts(reference: str, summary: str, tmp_path: Path) -> None:
     """`rul_ablation.py --merge --reference ...` gives the committed files back byte for byte, from the archive alone."""
     parts = RESULTS / "rul_ablation_parts"
-    assert not parts.exists() and (RESULTS / "archive" / "rul_ablation_parts.tar.xz").is_file()
+    assert not parts.exists() and (RESULTS / "archive" / "rul_ablation_parts.jsonl").is_file()
 
     merge(parts, reference, tmp_path / "out.json")
 
