@@ -22,7 +22,6 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
-    TomlConfigSettingsSource,
 )
 
 from core.assets import AssetConfig
@@ -337,7 +336,7 @@ class Settings(BaseSettings):
         extra="forbid",
         validate_default=True,
     )
-    _toml_file: ClassVar[Path | None] = None
+    _toml_data: ClassVar[dict[str, Any] | None] = None
     _legacy_edge: ClassVar[dict[str, Any] | None] = None
 
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
@@ -362,8 +361,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if cls._legacy_edge is not None:
             sources.append(InitSettingsSource(settings_cls, init_kwargs={"edge": cls._legacy_edge}))
-        if cls._toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        if cls._toml_data is not None:  # the --config file, parsed once by load()
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=cls._toml_data))
         return tuple(sources)
 
     @classmethod
@@ -380,11 +379,10 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: a file is missing or unreadable, or a value is invalid.
         """
-        if config_file is not None:
-            _read_toml(config_file, "config file")
+        toml = _read_toml(config_file, "config file") if config_file is not None else None
         legacy = _read_toml(agent_config_file, "agent config") if agent_config_file is not None else None
         with _LOAD_LOCK:  # the file contents travel to settings_customise_sources on the class
-            cls._toml_file = config_file
+            cls._toml_data = toml
             cls._legacy_edge = legacy
             try:
                 return cls(**overrides)
@@ -393,7 +391,7 @@ class Settings(BaseSettings):
             except SettingsError as err:  # a GENEDGE_* variable that is not valid JSON for its section
                 problem = _settings_error_field(err)
             finally:
-                cls._toml_file = None
+                cls._toml_data = None
                 cls._legacy_edge = None
         # Raised outside the handler, so the pydantic error (whose text and traceback carry the
         # input values: passwords, URLs) is neither the cause nor the context of this one.
