@@ -29,6 +29,7 @@ from core.edge_config import FeatureConfig, HealthConfig, PlcConfig, QualityConf
 from core.errors import ConfigError
 
 __all__ = [
+    "AlarmSettings",
     "DashboardSettings",
     "EdgeSettings",
     "GatewaySettings",
@@ -162,6 +163,11 @@ class StoreSettings(BaseModel):
     url: SecretStr = SecretStr("sqlite:///var/genedge.db")
     batch_size: int = Field(default=500, ge=1, le=100_000)
     echo: bool = False
+    time_scale: float = Field(
+        default=1.0, gt=0, le=1e6, allow_inf_nan=False,
+        description="plant hours per wall-clock hour of the stored timestamps: 1 for a plant; the demo's "
+                    "store holds an accelerated simulator clock (sim.time_acceleration), and trends, "
+                    "look-backs and the prescriber's evidence are read in plant hours")
 
     @field_validator("url")
     @classmethod
@@ -172,6 +178,35 @@ class StoreSettings(BaseModel):
             raise ValueError("store url must start with sqlite or postgresql "
                              "(sqlite:///var/genedge.db, postgresql+psycopg://USER:PASSWORD@HOST/DB)")
         return v
+
+
+class AlarmSettings(BaseModel):
+    """Chatter control of ingest's alarms (ISA-18.2 on/off delays and deadband; docs/operator.md, Alarms).
+
+    A condition must hold for ``on_delay_frames`` consecutive feature frames spanning at least
+    ``on_delay_s`` seconds of data time before its alarm is raised (or escalated), and be back to
+    normal for ``off_delay_frames`` frames spanning ``off_delay_s`` before it clears. An analog
+    value (vibration RMS, temperature) is back to normal only below its lowest limit minus
+    ``deadband_pct`` percent of that limit; zones and the anomaly flag use the delays only. RUL
+    alarms count predictions instead of frames.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    on_delay_frames: int = Field(default=3, ge=1, le=1000,
+                                 description="consecutive frames a condition must hold before it raises")
+    on_delay_s: float = Field(default=0.0, ge=0, le=86_400,
+                              description="data time a condition must hold before it raises (with the frames)")
+    off_delay_frames: int = Field(default=5, ge=1, le=1000,
+                                  description="consecutive frames back to normal before an alarm clears")
+    off_delay_s: float = Field(default=0.0, ge=0, le=86_400,
+                               description="data time back to normal before an alarm clears (with the frames)")
+    deadband_pct: float = Field(default=5.0, ge=0, le=50,
+                                description="an analog alarm clears only this many percent below its limit")
+    rul_on_delay: int = Field(default=2, ge=1, le=100,
+                              description="consecutive RUL predictions in a band before rul_low raises or escalates")
+    rul_off_delay: int = Field(default=3, ge=1, le=100,
+                               description="consecutive RUL predictions out of every band before rul_low clears")
 
 
 class IngestSettings(BaseModel):
@@ -193,6 +228,7 @@ class IngestSettings(BaseModel):
     max_buffered_bytes: int = Field(
         default=256 * 1024 * 1024, ge=65_536, description="payload bytes held in memory before ingest stops reading",
     )
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="alarm on/off delays and deadband")
 
 
 class SimSettings(BaseModel):

@@ -125,7 +125,7 @@ class IngestService:
         self.protocol = protocol
         self.stats = IngestStats()
         self._on_flush = on_flush
-        self.alarms = AlarmEvaluator(store) if evaluate_alarms else None
+        self.alarms = AlarmEvaluator(store, ingest_settings.alarms) if evaluate_alarms else None
         self.owners = AssetOwners(owners)
         self._pending = _Pending()
         self._paused = False

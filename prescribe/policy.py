@@ -23,87 +23,15 @@ and the fault evidence is not strong: near zero a few hours of width is a narrow
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.maintenance import PRIORITIES, Priority
+# The policy's parameters and bands live in core, so ingest's alarms use the same bands.
+from core.maintenance import PRIORITIES, RISK_MATRIX, DeadlinePolicy, Priority
 from prescribe.evidence import DEFECT_FAULT
 from prescribe.schema import Evidence, State
 
 __all__ = ["RISK_MATRIX", "DeadlinePolicy", "Decision", "DecisionPolicy", "assess", "fault_strength"]
-
-#: Risk matrix: criticality -> priority by the hours to the RUL lower bound, in the bands of
-#: ``(urgent_h, high_h, medium_h, beyond)`` (see :meth:`DeadlinePolicy.priority`).
-RISK_MATRIX: dict[int, tuple[Priority, Priority, Priority, Priority]] = {
-    3: ("urgent", "urgent", "high", "medium"),
-    2: ("urgent", "high", "medium", "low"),
-    1: ("high", "medium", "low", "low"),
-}
-
-
-@dataclass(frozen=True)
-class DeadlinePolicy:
-    """Parameters of the decision policy (defaults in docs/decisions.md).
-
-    Attributes:
-        margin_fraction: safety margin as a fraction of the RUL lower bound, by criticality.
-        margin_min_h: smallest safety margin in hours, by criticality; a lower bound within it
-            means stop now.
-        urgent_h, high_h, medium_h: hour bands of the risk matrix (time to the RUL lower bound).
-        urgent_h also bounds the ``urgent`` state: at most this long before lower bound - margin.
-        planning_horizon_h: a lower bound within it is ``plan`` (work at the next planned stop).
-        zone_deadline_h: without a RUL prediction, time allowed in zone C and D.
-        max_rel_width: relative width ``(upper - lower) / median`` beyond which an interval is wide ...
-        min_width_h: ... provided it is also wider than this many hours (the absolute floor near zero).
-        max_age_h: RUL predictions older than this are stale.
-        min_confidence: fault calls below this confidence do not count.
-        strong_confidence: a fault call at or above this confidence is strong evidence.
-        strong_peak_snr: an envelope peak at or above this SNR is strong evidence.
-        health_normal: a health index at or above this is normal (1 = as new).
-        temp_rising_c_per_h: a temperature rising faster than this is a degradation sign.
-        temp_trip_c: bearing temperature that trips: stop now.
-        temp_trip_c_per_h: temperature rise rate that trips: stop now.
-    """
-
-    margin_fraction: dict[int, float] = field(default_factory=lambda: {1: 0.15, 2: 0.25, 3: 0.35})
-    margin_min_h: dict[int, float] = field(default_factory=lambda: {1: 4.0, 2: 8.0, 3: 12.0})
-    urgent_h: float = 24.0
-    high_h: float = 72.0
-    medium_h: float = 336.0
-    planning_horizon_h: float = 336.0
-    zone_deadline_h: dict[int, float] = field(default_factory=lambda: {2: 336.0, 3: 0.0})
-    max_rel_width: float = 1.5
-    min_width_h: float = 24.0
-    max_age_h: float = 24.0
-    min_confidence: float = 0.5
-    strong_confidence: float = 0.8
-    strong_peak_snr: float = 10.0
-    health_normal: float = 0.9
-    temp_rising_c_per_h: float = 1.0
-    temp_trip_c: float = 95.0
-    temp_trip_c_per_h: float = 120.0
-
-    def margin_h(self, lower_h: float, criticality: int) -> float:
-        """Safety margin taken off the RUL lower bound."""
-        return max(self.margin_min_h[criticality], self.margin_fraction[criticality] * lower_h)
-
-    def deadline(self, now: datetime, lower_h: float, criticality: int) -> tuple[datetime, float, float]:
-        """``(deadline, margin_h, window_h)``: due by ``now + max(lower - margin, 0)``."""
-        margin = self.margin_h(lower_h, criticality)
-        window = max(lower_h - margin, 0.0)
-        return now + timedelta(hours=window), margin, window
-
-    def priority(self, hours_h: float, criticality: int, *, zone: int | None = None,
-                 severe_alarm: bool = False) -> Priority:
-        """Priority from the risk matrix (criticality x hours to the RUL lower bound), at least
-        ``high`` (``urgent`` for criticality 3) in ISO zone D or with a high/critical alarm."""
-        bands = (self.urgent_h, self.high_h, self.medium_h)
-        col = next((i for i, b in enumerate(bands) if hours_h <= b), len(bands))
-        level = PRIORITIES.index(RISK_MATRIX[criticality][col])
-        if (zone is not None and zone >= 3) or severe_alarm:
-            level = max(level, 3 if criticality == 3 else 2)
-        return PRIORITIES[level]
-
 
 #: The same class under the name the docs use.
 DecisionPolicy = DeadlinePolicy

@@ -11,6 +11,12 @@ A cleared alarm that nobody acknowledged (ISA-18.2's "return to normal, unacknow
 may still be acknowledged; it stays cleared. Raising an alarm whose asset already has an
 open alarm of the same kind returns that alarm instead of a duplicate.
 
+Escalating an open alarm (its condition got worse: a higher priority) re-annunciates it: it
+returns to active, unacknowledged, from acknowledged or shelved (ISA-18.2: the operator must see
+it again). The escalation is recorded (``escalated_at``, ``escalated_by``, ``escalated_from``);
+the earlier acknowledgement is kept, and an alarm counts as acknowledged only if acknowledged
+after its latest escalation.
+
 Work orders go ``draft -> approved -> done`` or ``draft -> rejected``; every change is
 appended to ``body["history"]`` as ``{"action", "by", "at", "note"}``.
 
@@ -46,6 +52,7 @@ __all__ = [
     "clear_alarm",
     "complete_work_order",
     "create_work_order",
+    "escalate_alarm",
     "raise_alarm",
     "reject_work_order",
     "shelve_alarm",
@@ -113,8 +120,10 @@ def _alarm_transition(store: Store, alarm_id: int, verb: str, *, allowed: Any, a
         raise _wrap(f"{verb} alarm {alarm_id}", err) from err
 
 
-#: After unshelving, an alarm is acknowledged again if it had been, else active.
-_STATE_AFTER_SHELVING = case((Alarm.acked_at.is_(None), "active"), else_="acknowledged")
+#: Not acknowledged since it was raised or last escalated.
+_UNACKED = or_(Alarm.acked_at.is_(None), and_(Alarm.escalated_at.is_not(None), Alarm.escalated_at > Alarm.acked_at))
+#: After unshelving, an alarm is acknowledged again if it had been (since its latest escalation), else active.
+_STATE_AFTER_SHELVING = case((_UNACKED, "active"), else_="acknowledged")
 
 
 # -------------------------------------------------------------------------------- alarms
@@ -160,7 +169,7 @@ def acknowledge_alarm(store: Store, alarm_id: int, by: str, *, at: datetime | No
         StoreError: no such alarm, or it is acknowledged, shelved, or cleared and acknowledged.
     """
     now, by = _now(at), _who(by)
-    allowed = or_(Alarm.state == "active", and_(Alarm.state == "cleared", Alarm.acked_at.is_(None)))
+    allowed = or_(Alarm.state == "active", and_(Alarm.state == "cleared", _UNACKED))
     # A cleared alarm stays cleared (ISA-18.2 "return to normal, unacknowledged" becomes normal).
     new_state = case((Alarm.state == "active", "acknowledged"), else_=Alarm.state)
     return _alarm_transition(
@@ -214,6 +223,39 @@ def unshelve_expired(store: Store, *, at: datetime | None = None) -> int:
             return int(res.rowcount)  # type: ignore[attr-defined]
     except SQLAlchemyError as err:
         raise _wrap("unshelve expired alarms", err) from err
+
+
+def escalate_alarm(store: Store, alarm_id: int, severity: str, message: str | None = None, *, by: str = "ingest",
+                   at: datetime | None = None) -> AlarmView:
+    """Raise an open alarm's priority to ``severity`` and re-annunciate it (back to active, unacknowledged).
+
+    An acknowledged or shelved alarm returns to active; the shelving record and the earlier
+    acknowledgement are kept, and who escalated it, when and from which priority are recorded.
+
+    Args:
+        store: the store.
+        alarm_id: an open alarm.
+        severity: one of :data:`SEVERITIES`, higher than the alarm's.
+        message: the alarm's new text (default: keep it).
+        by: who escalated it (the service, e.g. ``ingest``).
+        at: time of the escalation (default now).
+
+    Raises:
+        StoreError: bad severity or user name, no such alarm, it is cleared, or ``severity`` is not
+            higher than its priority.
+    """
+    now, by = _now(at), _who(by)
+    _one_of("severity", severity, SEVERITIES)
+    lower = list(SEVERITIES[: SEVERITIES.index(severity)])
+    values: dict[str, Any] = {"state": "active", "severity": severity, "escalated_from": Alarm.severity,
+                              "escalated_at": now, "escalated_by": by, "shelved_until": None}
+    if message is not None:
+        values["message"] = message[:4000]
+    return _alarm_transition(store, alarm_id, "escalate",
+                             allowed=and_(Alarm.state.in_(("active", "acknowledged", "shelved")),
+                                          Alarm.severity.in_(lower)),
+                             allowed_text=f"only an open alarm of a priority below {severity} can be escalated to it",
+                             values=values)
 
 
 def clear_alarm(store: Store, alarm_id: int, *, at: datetime | None = None) -> AlarmView:

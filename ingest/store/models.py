@@ -153,7 +153,7 @@ class DeadLetter(Base):
 
 
 class Alarm(Base):
-    """ISA-18.2 style alarm: active -> acknowledged / shelved -> cleared."""
+    """ISA-18.2 style alarm: active -> acknowledged / shelved -> cleared; an escalation makes it active again."""
 
     __tablename__ = "alarms"
     __table_args__ = (Index("ix_alarms_asset_state", "asset_id", "state"),)
@@ -172,6 +172,10 @@ class Alarm(Base):
     shelved_until: Mapped[datetime | None] = mapped_column(nullable=True)
     shelve_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     cleared_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The latest escalation (a higher priority while open): when, by whom (the service) and from what.
+    escalated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    escalated_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    escalated_from: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class WorkOrder(Base):

@@ -8,6 +8,7 @@ the number of assets, not with the length of the history.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,10 +16,17 @@ from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from core.alarm_limits import (
+    BASELINE_WINDOWS,
+    RMS_KEY,
+    TEMPERATURE_KEYS,
+    TEMPERATURE_QUANTITIES,
+    VIBRATION_QUANTITIES,
+)
 from core.errors import StoreError
 from core.wire import rul_at_cap, utcnow
 from ingest.store.models import (
@@ -36,9 +44,11 @@ from ingest.store.repo import Store
 _View = TypeVar("_View")
 
 __all__ = [
+    "AlarmKpis",
     "AlarmView",
     "AssetInfo",
     "AssetOverview",
+    "Baseline",
     "ChannelLatest",
     "DeadLetterView",
     "FeatureSeries",
@@ -50,12 +60,14 @@ __all__ = [
     "Waveform",
     "WorkOrderView",
     "alarm",
+    "alarm_kpis",
     "alarm_view",
     "alarms",
     "assess_quality",
     "asset",
     "assets",
     "baseline",
+    "channel_baseline",
     "dead_letter_counts",
     "dead_letters",
     "feature_baseline",
@@ -70,6 +82,7 @@ __all__ = [
     "latest_waveform",
     "latest_waveforms",
     "open_alarms_by_asset",
+    "open_work_orders_by_asset",
     "plant_overview",
     "predictions",
     "trend",
@@ -78,9 +91,8 @@ __all__ = [
     "work_orders",
 ]
 
-#: Quantities that count as "vibration" and "temperature" for the plant overview.
-VIBRATION_QUANTITIES = ("acceleration", "velocity")
-TEMPERATURE_QUANTITIES = ("temperature",)
+# VIBRATION_QUANTITIES and TEMPERATURE_QUANTITIES (core.alarm_limits) count as "vibration" and
+# "temperature" for the plant overview too.
 #: Alarm states that are still open (not returned to normal).
 OPEN_ALARM_STATES = ("active", "acknowledged", "shelved")
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -250,10 +262,18 @@ class AlarmView:
     shelve_reason: str | None
     shelved_until: datetime | None
     cleared_at: datetime | None
+    escalated_at: datetime | None = None
+    escalated_by: str | None = None
+    escalated_from: str | None = None
 
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_ALARM_STATES
+
+    @property
+    def acknowledged(self) -> bool:
+        """Whether someone acknowledged the alarm since it was raised or last escalated."""
+        return self.acked_at is not None and (self.escalated_at is None or self.acked_at >= self.escalated_at)
 
 
 @dataclass(frozen=True)
@@ -385,7 +405,8 @@ def alarm_view(r: Alarm) -> AlarmView:
     return AlarmView(id=int(r.id), asset_id=r.asset_id, kind=r.kind, severity=r.severity, state=r.state,
                      message=r.message or "", raised_at=r.raised_at, acked_by=r.acked_by, acked_at=r.acked_at,
                      shelved_by=r.shelved_by, shelved_at=r.shelved_at, shelve_reason=r.shelve_reason,
-                     shelved_until=r.shelved_until, cleared_at=r.cleared_at)
+                     shelved_until=r.shelved_until, cleared_at=r.cleared_at, escalated_at=r.escalated_at,
+                     escalated_by=r.escalated_by, escalated_from=r.escalated_from)
 
 
 def work_order_view(r: WorkOrder) -> WorkOrderView:
@@ -470,14 +491,21 @@ def trend(store: Store, asset_id: str, channel: str, *, limit: int = 500,
                        quality=str(r[5])) for r in reversed(rows)]
 
 
-def baseline(store: Store, asset_id: str, channel: str, *, value: str = "v_rms", n: int = 20) -> float | None:
-    """Median of ``value`` (``v_rms`` or ``v_mean``) over the first ``n`` stored batches of a channel, or ``None``."""
+def _first_readings(store: Store, asset_id: str, channel: str, value: str, n: int) -> list[float]:
     if value not in ("v_rms", "v_mean"):
         raise StoreError(f"value must be 'v_rms' or 'v_mean', got {value!r}")
     stmt = (select(getattr(Reading, value)).where(Reading.asset_id == asset_id, Reading.channel == channel)
             .order_by(Reading.start.asc(), Reading.id.asc()).limit(n))
-    with _read(store, f"baseline of {asset_id}/{channel}") as s:
-        values = [float(v) for v in s.scalars(stmt)]
+    try:
+        with _read(store, f"baseline of {asset_id}/{channel}") as s:
+            return [float(v) for v in s.scalars(stmt)]
+    except SQLAlchemyError as err:
+        raise StoreError(f"cannot read the baseline of {asset_id}/{channel}: {err}") from err
+
+
+def baseline(store: Store, asset_id: str, channel: str, *, value: str = "v_rms", n: int = 20) -> float | None:
+    """Median of ``value`` (``v_rms`` or ``v_mean``) over the first ``n`` stored batches of a channel, or ``None``."""
+    values = _first_readings(store, asset_id, channel, value, n)
     return float(np.median(values)) if values else None
 
 
@@ -648,17 +676,68 @@ def feature_channels_seen(store: Store, asset_id: str, channels: Sequence[str], 
     return dict(zip(channels, row, strict=True))
 
 
-def feature_baseline(store: Store, asset_id: str, key: str, *, n: int = 20) -> float | None:
-    """Median of a feature (``"channel.name"``) over the first ``n`` windows that carry it, or ``None``."""
+def _first_features(store: Store, asset_id: str, key: str, n: int) -> list[float]:
     col = FeatureRow.features[_feature_key(key)].as_float()
     stmt = (select(col).where(FeatureRow.asset_id == asset_id, col.is_not(None))
             .order_by(FeatureRow.window_start.asc(), FeatureRow.id.asc()).limit(n))
     try:
         with _read(store, f"baseline of {asset_id}/{key}") as s:
-            values = [float(v) for v in s.scalars(stmt)]
+            return [float(v) for v in s.scalars(stmt)]
     except SQLAlchemyError as err:
         raise StoreError(f"cannot read the baseline of {asset_id}/{key}: {err}") from err
+
+
+def feature_baseline(store: Store, asset_id: str, key: str, *, n: int = 20) -> float | None:
+    """Median of a feature (``"channel.name"``) over the first ``n`` windows that carry it, or ``None``."""
+    values = _first_features(store, asset_id, key, n)
     return float(np.median(values)) if values else None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A channel's baseline, the value its relative alarm limits are built on (:mod:`core.alarm_limits`).
+
+    Attributes:
+        value: the median of the channel's first stored values.
+        samples: how many values it is the median of (at most :data:`core.alarm_limits.BASELINE_WINDOWS`).
+        source: where the values come from, e.g. ``features vib_de.rms`` or ``readings temp_de v_mean``.
+    """
+
+    value: float
+    samples: int
+    source: str
+
+    @property
+    def complete(self) -> bool:
+        """Whether the baseline has all its values: it no longer changes as data arrives."""
+        return self.samples >= BASELINE_WINDOWS
+
+
+def channel_baseline(store: Store, asset_id: str, channel: str, quantity: str) -> Baseline | None:
+    """The baseline of a channel, as both the dashboard's limit lines and ingest's alarms use it.
+
+    Vibration (``acceleration``, ``velocity``): the median of the ``rms`` feature over the first
+    :data:`~core.alarm_limits.BASELINE_WINDOWS` windows that carry it. Temperature: the median of
+    the mean of the channel's first raw batches when it sends raw readings, else of its first
+    level feature (``mean``, ``level`` or ``last``, the first it carries). Other quantities, or
+    no data yet: ``None``.
+
+    Raises:
+        StoreError: the database failed.
+    """
+    n = BASELINE_WINDOWS
+    sources: list[tuple[str, str]] = []  # ("readings", channel) or ("features", "channel.name"), first found wins
+    if quantity in VIBRATION_QUANTITIES:
+        sources.append(("features", f"{channel}.{RMS_KEY}"))
+    elif quantity in TEMPERATURE_QUANTITIES:
+        sources += [("readings", channel), *(("features", f"{channel}.{name}") for name in TEMPERATURE_KEYS)]
+    for table, key in sources:
+        values = (_first_readings(store, asset_id, key, "v_mean", n) if table == "readings"
+                  else _first_features(store, asset_id, key, n))
+        if values:
+            where = f"readings {key} v_mean" if table == "readings" else f"features {key}"
+            return Baseline(value=float(np.median(values)), samples=len(values), source=where)
+    return None
 
 
 def predictions(store: Store, asset_id: str, *, limit: int = 500) -> list[PredictionView]:
@@ -688,6 +767,117 @@ def alarm(store: Store, alarm_id: int) -> AlarmView | None:
         return None if r is None else alarm_view(r)
 
 
+#: EEMUA 191: a 10-minute window with more new alarms than this (per operator) is an alarm flood.
+FLOOD_PER_10_MIN = 10
+#: The window alarm rates are counted in.
+RATE_WINDOW = timedelta(minutes=10)
+#: The same alarm (asset and kind) raised this often within :data:`CHATTER_WITHIN` chatters.
+CHATTER_COUNT = 3
+CHATTER_WITHIN = timedelta(seconds=60)
+#: An alarm standing (not cleared, not shelved) longer than this is stale.
+STALE_AFTER = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class AlarmKpis:
+    """Alarm-system performance over a time window, as EEMUA 191 counts it.
+
+    Attributes:
+        since, until: the window ``[since, until)`` the alarms were raised in.
+        operators: operator positions the alarms are shared by (rates are per operator).
+        raised: alarms raised in the window.
+        avg_per_10min: new alarms per operator per 10 minutes, on average (EEMUA: about 1 is
+            very likely acceptable, 2 manageable).
+        peak_per_10min: new alarms per operator in the busiest 10 minutes (EEMUA: under 10).
+        peak_at: start of the busiest 10 minutes (``None`` without alarms).
+        windows: 10-minute windows in ``[since, until)`` (the last may be shorter).
+        floods: windows with more than :data:`FLOOD_PER_10_MIN` new alarms per operator.
+        chattering: ``(asset, kind, raises)`` of each alarm raised :data:`CHATTER_COUNT` times or
+            more within :data:`CHATTER_WITHIN`; ``raises`` is the most within any such span.
+        stale_ids: alarms standing (raised, neither cleared nor shelved) for more than
+            :data:`STALE_AFTER` at ``until``, oldest first.
+        by_priority: alarms raised in the window by priority (severity), every priority present.
+    """
+
+    since: datetime
+    until: datetime
+    operators: int
+    raised: int
+    avg_per_10min: float
+    peak_per_10min: float
+    peak_at: datetime | None
+    windows: int
+    floods: int
+    chattering: tuple[tuple[str, str, int], ...]
+    stale_ids: tuple[int, ...]
+    by_priority: dict[str, int]
+
+    @property
+    def flood_share(self) -> float:
+        """Share of the 10-minute windows that were floods."""
+        return self.floods / self.windows if self.windows else 0.0
+
+
+def _most_within(times: Sequence[datetime], span: timedelta) -> int:
+    """The most of the sorted ``times`` that fall within any ``span``."""
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > span:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def alarm_kpis(store: Store, *, since: datetime, until: datetime | None = None, operators: int = 1) -> AlarmKpis:
+    """Alarm rates, floods, chattering and stale alarms over ``[since, until)`` (EEMUA 191).
+
+    Args:
+        store: the store.
+        since: start of the window (timezone-aware).
+        until: end of the window (default now).
+        operators: operator positions sharing the alarms (rates and floods are per operator).
+
+    Raises:
+        StoreError: naive times, an empty window, fewer than one operator, or the database failed.
+    """
+    until = until or utcnow()
+    if since.tzinfo is None or until.tzinfo is None:
+        raise StoreError("since and until must be timezone-aware")
+    if until <= since:
+        raise StoreError(f"until must be after since, got {since.isoformat()} .. {until.isoformat()}")
+    if isinstance(operators, bool) or not isinstance(operators, int) or operators < 1:
+        raise StoreError(f"operators must be a whole number >= 1, got {operators!r}")
+    new = (select(Alarm.asset_id, Alarm.kind, Alarm.severity, Alarm.raised_at)
+           .where(Alarm.raised_at >= since, Alarm.raised_at < until).order_by(Alarm.raised_at, Alarm.id))
+    standing = (select(Alarm.id).where(Alarm.raised_at <= until - STALE_AFTER, Alarm.state != "shelved",
+                                       or_(Alarm.cleared_at.is_(None), Alarm.cleared_at > until))
+                .order_by(Alarm.raised_at, Alarm.id))
+    try:
+        with _read(store, "alarm KPIs") as s:
+            rows = s.execute(new).all()
+            stale = tuple(int(i) for i in s.scalars(standing))
+    except SQLAlchemyError as err:
+        raise StoreError(f"cannot read the alarm KPIs: {err}") from err
+    windows = max(1, math.ceil((until - since) / RATE_WINDOW))
+    per_window = [0] * windows
+    by_alarm: dict[tuple[str, str], list[datetime]] = {}
+    by_priority = dict.fromkeys(_SEVERITY_RANK, 0)
+    for asset_id, kind, severity, raised_at in rows:
+        per_window[min(int((raised_at - since) / RATE_WINDOW), windows - 1)] += 1
+        by_alarm.setdefault((asset_id, kind), []).append(raised_at)
+        by_priority[severity] = by_priority.get(severity, 0) + 1
+    peak = max(per_window)
+    chattering = tuple(sorted(((a, k, n) for (a, k), times in by_alarm.items()
+                               if (n := _most_within(times, CHATTER_WITHIN)) >= CHATTER_COUNT),
+                              key=lambda c: (-c[2], c[0], c[1])))
+    return AlarmKpis(
+        since=since, until=until, operators=operators, raised=len(rows),
+        avg_per_10min=len(rows) / ((until - since) / RATE_WINDOW) / operators,
+        peak_per_10min=peak / operators, peak_at=since + per_window.index(peak) * RATE_WINDOW if rows else None,
+        windows=windows, floods=sum(n / operators > FLOOD_PER_10_MIN for n in per_window),
+        chattering=chattering, stale_ids=stale, by_priority=by_priority)
+
+
 def open_alarms_by_asset(store: Store) -> dict[str, list[AlarmView]]:
     """Open (active, acknowledged, shelved) alarms grouped by asset, newest first."""
     out: dict[str, list[AlarmView]] = {}
@@ -714,6 +904,16 @@ def _newest_first(stmt: Select[Any], state_col: Any, states: Sequence[str] | Non
     if asset_id is not None:
         stmt = stmt.where(asset_col == asset_id)
     return stmt.order_by(order[0].desc(), order[1].desc()).limit(limit)
+
+
+def open_work_orders_by_asset(store: Store) -> dict[str, WorkOrderView]:
+    """Each asset's newest open work order (approved before draft: the work that is going ahead)."""
+    out: dict[str, WorkOrderView] = {}
+    for w in work_orders(store, statuses=("approved", "draft"), limit=10_000):
+        held = out.get(w.asset_id)
+        if held is None or (held.status == "draft" and w.status == "approved"):
+            out[w.asset_id] = w
+    return out
 
 
 def work_order(store: Store, work_order_id: int) -> WorkOrderView | None:
