@@ -97,7 +97,7 @@ def _peaks(feats: Mapping[str, float], threshold: float) -> tuple[PeakMatch, ...
 
 def vibration_and_temperature(
     windows: Sequence[FeatureWindow], *, asset: AssetConfig | None = None, machine_class: str = "II",
-    peak_snr: float = PEAK_SNR,
+    peak_snr: float = PEAK_SNR, time_scale: float = 1.0,
 ) -> tuple[ZoneState | None, tuple[PeakMatch, ...], TemperatureTrend | None]:
     """ISO zone and its trend, envelope peaks and the temperature trend from edge feature windows.
 
@@ -106,6 +106,8 @@ def vibration_and_temperature(
         asset: the asset (picks the vibration and temperature channels; gives bearing orders).
         machine_class: ISO machine class when no asset is given.
         peak_snr: envelope SNR from which a defect frequency counts as a peak.
+        time_scale: plant hours per hour of the windows' timestamps (1 for a real plant; the
+            demo's accelerated simulator clock, e.g. 3600, makes a wall-clock second an hour).
     """
     zone = temp = None
     peaks: tuple[PeakMatch, ...] = ()
@@ -121,7 +123,7 @@ def vibration_and_temperature(
                 zone=int(last["iso_zone"]), velocity_mm_s=float(last["vel_rms_mm_s"]),
                 previous_zone=int(first["iso_zone"]) if has_prev else None,
                 previous_velocity_mm_s=float(first["vel_rms_mm_s"]) if has_prev else None,
-                lookback_h=(t1 - t0).total_seconds() / 3600.0 if has_prev else None,
+                lookback_h=(t1 - t0).total_seconds() / 3600.0 * time_scale if has_prev else None,
                 machine_class=asset.machine_class if asset else machine_class)
         latest = next((f[vib] for _, f in windows[::-1] if vib in f and "env_bpfo_snr" in f[vib]), None)
         if latest is not None:
@@ -133,7 +135,8 @@ def vibration_and_temperature(
             peaks = _peaks(feats, peak_snr)
     tch = _temperature_channel(asset, windows)
     if tch is not None:
-        pts = [(t.timestamp() / 3600.0, float(f[tch]["mean"])) for t, f in windows if tch in f and "mean" in f[tch]]
+        pts = [(t.timestamp() / 3600.0 * time_scale, float(f[tch]["mean"])) for t, f in windows
+               if tch in f and "mean" in f[tch]]
         if pts:
             hours, values = np.array(pts).T
             slope = float(np.polyfit(hours - hours[0], values, 1)[0]) if len(pts) >= 2 and np.ptp(hours) > 0 else None
@@ -168,7 +171,8 @@ def asset_facts(asset: AssetConfig) -> AssetFacts:
 
 # ------------------------------------------------------------------------------ store
 def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset: AssetConfig | None = None,
-               lookback_h: float = 48.0, max_alarms: int = 5, max_work_orders: int = 3) -> Evidence:
+               lookback_h: float = 48.0, max_alarms: int = 5, max_work_orders: int = 3,
+               time_scale: float = 1.0) -> Evidence:
     """Gather an asset's evidence from the store.
 
     Args:
@@ -179,6 +183,8 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
         lookback_h: feature windows newer than ``now - lookback_h`` make the trends.
         max_alarms: the newest open alarms (and alarms cleared within the look-back) kept.
         max_work_orders: the newest past work orders kept.
+        time_scale: plant hours per wall-clock hour of the stored timestamps: 1 in a plant, the
+            simulator's acceleration in the demo (trends and look-back are in plant hours).
 
     Raises:
         GenEdgeError: the asset is unknown (``StoreError`` from the store passes through).
@@ -191,7 +197,9 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
             raise GenEdgeError(f"asset {asset_id!r} is not registered in the store; known: {known}")
         asset = _asset_from_info(info)
     facts = asset_facts(asset)
-    since = now - timedelta(hours=lookback_h)
+    if not (time_scale > 0 and np.isfinite(time_scale)):
+        raise ValueError(f"time_scale must be a finite number > 0, got {time_scale!r}")
+    since = now - timedelta(hours=lookback_h / time_scale)
 
     windows: list[FeatureWindow] = [(f.window_start, f.features) for f in queries.features(store, asset_id, limit=500)
                                     if since <= f.window_start <= now and f.quality == "good"]
@@ -205,7 +213,7 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
                               at=p.at, model=model, health_index=p.health_index, cap_h=p.rul_cap)
         elif p.rul_unit == "%":
             life, rul = _life_share(store, asset, p, model, _vibration_channel(asset, windows))
-    zone, peaks, temp = vibration_and_temperature(windows, asset=asset)
+    zone, peaks, temp = vibration_and_temperature(windows, asset=asset, time_scale=time_scale)
 
     alarms = [a for a in queries.alarms(store, asset_id=asset_id, limit=50)
               if a.raised_at <= now and (a.is_open or (a.cleared_at is not None and a.cleared_at >= since))]

@@ -24,6 +24,8 @@ from core.wire import rul_at_cap
 __all__ = [
     "EVIDENCE_ID_PATTERN",
     "KB_ID_PATTERN",
+    "STEP_KINDS",
+    "TEXT_CHARS",
     "Action",
     "AlarmFact",
     "AssetFacts",
@@ -37,8 +39,10 @@ __all__ = [
     "RulEstimate",
     "State",
     "Status",
+    "StepKind",
     "TemperatureTrend",
     "WorkOrderDraft",
+    "WorkStep",
     "ZoneState",
     "evidence_items",
     "quote_data",
@@ -48,6 +52,12 @@ Status = Literal["action", "monitor", "insufficient_evidence"]
 #: The decision state of :func:`prescribe.policy.assess` (docs/decisions.md): ``healthy`` and
 #: ``watch`` are ``monitor``, ``plan``, ``urgent`` and ``stop_now`` are ``action``.
 State = Literal["healthy", "watch", "plan", "urgent", "stop_now", "insufficient_evidence"]
+#: What a work-order step does, in the order the skeleton lists them (docs/decisions.md, "Work orders").
+StepKind = Literal["safety", "confirm", "repair", "lubrication", "alignment", "verification"]
+STEP_KINDS: tuple[StepKind, ...] = ("safety", "confirm", "repair", "lubrication", "alignment", "verification")
+#: Characters of step and action text: plain ASCII words, numbers and punctuation (a character
+#: class for regular expressions). No control characters, markup or link syntax.
+TEXT_CHARS = r"[A-Za-z0-9 ,.;:()/+%'-]"
 EVIDENCE_ID_PATTERN = r"^[a-z_]{1,24}(:[A-Za-z0-9_.\-]{1,40})?$"
 KB_ID_PATTERN = r"^kb:[a-z_]{1,32}$"
 _CRITICALITY = {1: "low", 2: "medium", 3: "safety critical"}
@@ -259,20 +269,58 @@ class Evidence(BaseModel):
 
 
 class Action(BaseModel):
-    """One thing to do: text from the backend, priority and deadline from the policy code."""
+    """One thing to do: text from the skeleton or a backend, priority and deadline from the policy code.
+
+    ``kind`` is the work-order step kind when the action is a step of a work order (``None`` for
+    the monitoring and evidence-collecting actions of states without one).
+    """
 
     model_config = _frozen
 
-    what: str = Field(min_length=3, max_length=200)
+    what: str = Field(min_length=3, max_length=300)
     why: str = Field(min_length=3, max_length=400)
     evidence: tuple[str, ...] = Field(min_length=1, max_length=8)
     kb: tuple[str, ...] = Field(default=(), max_length=4)
     priority: Priority
     deadline: AwareDatetime | None
+    kind: StepKind | None = None
+
+
+class WorkStep(BaseModel):
+    """One step of a work order.
+
+    ``code`` tells the steps apart for programs: ``loto`` (isolate, lock out and tag out; always
+    the first step), ``safety`` (a procedure's extra safety step), ``confirm``, ``replace`` (the
+    replacement of the part named in ``parts``), ``repair``, ``lubrication_check``,
+    ``alignment_check``, ``balance_check``, ``loto_release`` (guards back, locks and tags off),
+    ``verify`` (the post-repair test run), ``baseline_reset`` (vibration baseline re-learned,
+    alarm limits set), and ``added`` for a step a backend added. ``source`` says who wrote the
+    text: ``skeleton`` steps are mandatory and deterministic; backend steps only add to them.
+    """
+
+    model_config = _frozen
+
+    kind: StepKind
+    code: str = Field(pattern=r"^[a-z_]{2,24}$")
+    text: str = Field(min_length=3, max_length=300)
+    why: str = Field(default="", max_length=400)
+    source: Literal["skeleton", "backend"] = "skeleton"
+    mandatory: bool = True
+    parts: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    kb: tuple[str, ...] = ()
+    due_by: AwareDatetime | None = None
 
 
 class WorkOrderDraft(BaseModel):
-    """A work order ready to be stored as a draft (CMMS fields)."""
+    """A work order ready to be stored as a draft (CMMS fields).
+
+    ``steps`` is the structured work (kind, code, text, parts per step, see :class:`WorkStep`),
+    ``tasks`` the same steps as flat text for the CMMS export. ``parts`` are the spare parts
+    taken from the asset's bill of materials; ``parts_missing`` the part roles the procedure needs
+    that the bill of materials lacks (to be ordered). ``duration_h`` and ``crew`` are the
+    procedure's estimate; ``narrative`` the backend's account of the fault and why the work is due.
+    """
 
     model_config = _frozen
 
@@ -285,6 +333,19 @@ class WorkOrderDraft(BaseModel):
     parts: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
     kb: tuple[str, ...] = ()
+    state: State | None = None
+    fault: str | None = None
+    narrative: str = Field(default="", max_length=600)
+    steps: tuple[WorkStep, ...] = ()
+    parts_missing: tuple[str, ...] = ()
+    duration_h: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    crew: str = Field(default="", max_length=120)
+
+    @model_validator(mode="after")
+    def _tasks_are_the_steps(self) -> WorkOrderDraft:
+        if self.steps and tuple(s.text for s in self.steps) != self.tasks:
+            raise ValueError("tasks must be the steps' text, in order")
+        return self
 
 
 class Recommendation(BaseModel):
@@ -312,6 +373,7 @@ class Recommendation(BaseModel):
     backend: str
     notes: tuple[str, ...] = ()
     work_order: WorkOrderDraft | None = None
+    narrative: str = Field(default="", max_length=600)
 
     @model_validator(mode="after")
     def _cites_only_supplied(self) -> Recommendation:
@@ -331,10 +393,18 @@ class Recommendation(BaseModel):
         state = f" ({self.state})" if self.state and self.state != self.status else ""
         lines = [f"{self.asset_id}: {self.status}{state} - priority {self.priority}"
                  + (f", due by {_fmt(self.deadline)}" if self.deadline else ""), self.summary]
+        if self.narrative:
+            lines.append(self.narrative)
         lines += [f"  ! {r}" for r in self.reasons]
         for i, a in enumerate(self.actions, 1):
             cites = ", ".join([*a.evidence, *a.kb])
-            lines.append(f"  {i}. {a.what}\n     why: {a.why}\n     [{cites}]")
+            kind = f"[{a.kind}] " if a.kind else ""
+            lines.append(f"  {i}. {kind}{a.what}\n     why: {a.why}\n     [{cites}]")
+        wo = self.work_order
+        if wo is not None and wo.duration_h is not None:
+            lines.append(f"  estimate: {wo.duration_h:g} h, crew {wo.crew}"
+                         + (f"; parts {', '.join(wo.parts)}" if wo.parts else "")
+                         + (f"; to order: {', '.join(wo.parts_missing)}" if wo.parts_missing else ""))
         lines += [f"  note: {n}" for n in self.notes]
         lines.append(f"  (backend: {self.backend})")
         return "\n".join(lines)

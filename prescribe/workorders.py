@@ -38,8 +38,8 @@ __all__ = [
 
 #: Columns of the CMMS export, in order.
 CSV_COLUMNS = ("work_order_number", "asset_id", "status", "priority", "due_date", "title", "description", "tasks",
-               "parts", "created_at", "created_by", "approved_by", "approved_at", "completed_by", "completed_at",
-               "outcome", "evidence", "knowledge")
+               "parts", "duration_h", "crew", "created_at", "created_by", "approved_by", "approved_at", "completed_by",
+               "completed_at", "outcome", "evidence", "knowledge")
 
 
 def work_order_number(work_order_id: int) -> str:
@@ -64,6 +64,11 @@ def save_draft(store: Any, rec: Recommendation, *, by: str = "prescriber", at: d
         "description": wo.description,
         "tasks": list(wo.tasks),
         "parts": list(wo.parts),
+        "parts_missing": list(wo.parts_missing),
+        "steps": [s.model_dump(mode="json") for s in wo.steps],
+        "duration_h": wo.duration_h,
+        "crew": wo.crew,
+        "narrative": wo.narrative,
         "evidence": list(wo.evidence),
         "kb": list(wo.kb),
         "backend": rec.backend,
@@ -137,6 +142,8 @@ def cmms_record(view: Any) -> dict[str, Any]:
         "description": body.get("description", ""),
         "tasks": list(body.get("tasks", [])),
         "parts": list(body.get("parts", [])),
+        "duration_h": body.get("duration_h"),
+        "crew": body.get("crew", ""),
         "created_at": view.created_at.isoformat(),
         "created_by": created.get("by"),
         "approved_by": approved.get("by"),

@@ -55,7 +55,9 @@ def default_plant(site: str = "plant1") -> list[AssetConfig]:
     Pumps, motors and fans with different bearings (SKF 6203/6205/6310), speeds (2-, 4- and
     6-pole), ISO 10816 classes and criticality. Every asset has ``vib_de`` (acceleration,
     g, 25.6 kHz) and ``temp_de`` (degC, 1 Hz); pumps and motors add ``speed`` (rpm) and
-    ``load`` (%) at 1 Hz; four assets carry a ``mic`` (Pa, 16 kHz).
+    ``load`` (%) at 1 Hz; four assets carry a ``mic`` (Pa, 16 kHz). Each lists its spare parts (the
+    bill of materials the prescriber's work orders take part numbers from): the drive-end bearing,
+    its grease, and seals, coupling inserts, impellers, shims or balance weights as the machine has.
 
     Args:
         site: site id given to every asset.
@@ -102,21 +104,27 @@ def default_plant(site: str = "plant1") -> list[AssetConfig]:
     # fmt: off
     return [
         asset("P-101", "Feed pump 101", pump, "line1", crit=3, cls="II", rpm=2965.0, bearing=b6310,
-              mic=True, process=True, spares=("SKF 6310-2Z", "mechanical seal 45 mm")),
+              mic=True, process=True, spares=("SKF 6310-2Z", "mechanical seal 45 mm", "SKF LGMT 2/1 grease 1 kg",
+                                                "flexible coupling insert 110", "impeller 250 mm")),
         asset("M-101", "Feed pump 101 drive motor", motor, "line1", crit=3, cls="II", rpm=2965.0, bearing=b6310,
-              mic=False, process=True, spares=("SKF 6310-2Z", "SKF 6308-2Z")),
+              mic=False, process=True, spares=("SKF 6310-2Z", "SKF 6308-2Z", "SKF LGHP 2/1 grease 1 kg",
+                                                "shim set 0.05-1 mm")),
         asset("F-101", "Dryer exhaust fan 101", fan, "line1", crit=2, cls="III", rpm=1480.0, bearing=b6310,
-              mic=True, process=False, spares=("SKF 6310-2Z", "fan belt set")),
+              mic=True, process=False, spares=("SKF 6310-2Z", "fan belt set", "SKF LGMT 2/1 grease 1 kg",
+                                                "balance weight kit")),
         asset("P-102", "Cooling water pump 102", pump, "line1", crit=2, cls="I", rpm=1470.0, bearing=b6205,
-              mic=False, process=True, spares=("SKF 6205-2RS", "impeller 180 mm")),
+              mic=False, process=True, spares=("SKF 6205-2RS", "impeller 180 mm", "mechanical seal 30 mm",
+                                                "SKF LGMT 2/1 grease 1 kg")),
         asset("P-201", "Transfer pump 201", pump, "line2", crit=2, cls="II", rpm=1475.0, bearing=b6205,
-              mic=True, process=True, spares=("SKF 6205-2RS", "mechanical seal 30 mm")),
+              mic=True, process=True, spares=("SKF 6205-2RS", "mechanical seal 30 mm", "SKF LGMT 2/1 grease 1 kg",
+                                                "suction strainer 50 mm")),
         asset("M-201", "Conveyor drive motor 201", motor, "line2", crit=2, cls="I", rpm=1460.0, bearing=b6203,
-              mic=False, process=True, spares=("SKF 6203-2RS", "flexible coupling insert")),
+              mic=False, process=True, spares=("SKF 6203-2RS", "flexible coupling insert 68",
+                                                "SKF LGHP 2/1 grease 1 kg")),
         asset("F-201", "Cooling tower fan 201", fan, "line2", crit=1, cls="IV", rpm=985.0, bearing=b6310,
-              mic=True, process=False, spares=("SKF 6310-2Z",)),
+              mic=True, process=False, spares=("SKF 6310-2Z", "SKF LGMT 2/1 grease 1 kg", "balance weight kit")),
         asset("M-202", "Mixer drive motor 202", motor, "line2", crit=1, cls="I", rpm=2950.0, bearing=b6203,
-              mic=False, process=True, spares=("SKF 6203-2RS",)),
+              mic=False, process=True, spares=("SKF 6203-2RS", "SKF LGHP 2/1 grease 1 kg")),
     ]
     # fmt: on
 

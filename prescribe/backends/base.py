@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from core.errors import ModelError
+from prescribe._skeleton import Skeleton
 from prescribe.knowledge import Procedure
 from prescribe.policy import Decision
 from prescribe.schema import Evidence, EvidenceItem
@@ -31,6 +32,8 @@ class DraftRequest:
         items: its citable items (the only ids an answer may cite).
         procedures: retrieved knowledge-base procedures (the only kb ids an answer may cite).
         decision: the policy's decision (status, priority, deadline, fault).
+        skeleton: the work order's mandatory steps (``None`` for states without a work order);
+            a backend writes the narrative and may add steps, never remove these.
     """
 
     messages: list[dict[str, str]]
@@ -40,12 +43,13 @@ class DraftRequest:
     items: list[EvidenceItem]
     procedures: list[Procedure]
     decision: Decision
+    skeleton: Skeleton | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """Writes the text of a recommendation as one JSON object matching ``request.schema``.
+    """Writes the narrative and added steps of a work order as one JSON object matching ``request.schema``.
 
     Implementations: :class:`~prescribe.backends.rules.RulesBackend` (deterministic templates),
     :class:`~prescribe.backends.local.LocalBackend` (xllamacpp in a worker process) and

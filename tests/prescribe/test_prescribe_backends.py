@@ -81,10 +81,13 @@ def _server(answers: list[str], seen: list[dict[str, object]]) -> httpx.MockTran
     return httpx.MockTransport(handler)
 
 
-GOOD = json.dumps({"actions": [{"what": "Replace the DE bearing", "why": "BPFO peak and short RUL",
-                                "evidence": ["peak:bpfo", "rul:latest"], "kb": ["kb:outer_race"]}]})
-INVENTED = json.dumps({"actions": [{"what": "Replace the DE bearing", "why": "oil analysis says so",
-                                    "evidence": ["oil:analysis"], "kb": ["kb:outer_race"]}]})
+NARRATIVE = "Outer race defect on the drive-end bearing, shown by the BPFO peak. Replace the bearing before the due time."
+GOOD = json.dumps({"narrative": NARRATIVE,
+                   "actions": [{"kind": "repair", "what": "Check the coupling insert for wear.",
+                                "why": "BPFO peak and short RUL.", "evidence": ["peak:bpfo", "rul:latest"]}]})
+INVENTED = json.dumps({"narrative": NARRATIVE,
+                       "actions": [{"kind": "repair", "what": "Replace the DE bearing.", "why": "oil analysis says so",
+                                    "evidence": ["oil:analysis"]}]})
 
 
 def test_openai_backend_sends_schema_and_key_and_uses_the_answer(outer_race: Evidence) -> None:
@@ -92,12 +95,16 @@ def test_openai_backend_sends_schema_and_key_and_uses_the_answer(outer_race: Evi
     backend = OpenAIBackend("http://llm.local:8080/v1", "qwen2.5-coder", api_key="s3cret",
                             transport=_server([GOOD], seen))
     rec = Prescriber(backend).recommend(outer_race)
-    assert rec.backend == "openai" and rec.actions[0].what == "Replace the DE bearing"
+    assert rec.backend == "openai" and rec.narrative == NARRATIVE
+    assert rec.work_order is not None and rec.work_order.steps[0].code == "loto"
+    added = [s for s in rec.work_order.steps if s.source == "backend"]
+    assert [s.text for s in added] == ["Check the coupling insert for wear."] and added[0].kind == "repair"
     assert seen[0]["url"] == "http://llm.local:8080/v1/chat/completions" and seen[0]["auth"] == "Bearer s3cret"
     body = seen[0]["body"]
     assert isinstance(body, dict)
     schema = body["response_format"]["json_schema"]["schema"]
     assert set(schema["properties"]["actions"]["items"]["properties"]["evidence"]["items"]["enum"]) == set(outer_race.ids())
+    assert schema["required"] == ["narrative", "actions"]
 
 
 def test_answer_citing_unknown_evidence_is_retried_once_then_replaced_by_rules(outer_race: Evidence) -> None:
@@ -129,15 +136,16 @@ def test_unreachable_server_falls_back_without_retry(outer_race: Evidence) -> No
 
 
 def test_blank_text_is_rejected_not_crashing(outer_race: Evidence) -> None:
-    blank = json.dumps({"actions": [{"what": "   ", "why": "bearing", "evidence": ["rul:latest"], "kb": []}]})
+    blank = json.dumps({"narrative": NARRATIVE,
+                        "actions": [{"kind": "repair", "what": "   ", "why": "bearing", "evidence": ["rul:latest"]}]})
     out = asyncio.run(Prescriber(OpenAIBackend("http://x", "m", transport=_server([blank], []))).arun(outer_race))
     assert out.backend_used == "rules" and out.attempts == 2
 
 
 @given(st.one_of(st.text(max_size=300), st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["actions", "what", "why", "evidence", "kb"]),
-                                                                 inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["narrative", "actions", "kind", "what", "why", "evidence", "kb"]), inner, max_size=4),
     max_leaves=12).map(json.dumps)))
 def test_any_answer_text_parses_or_raises_model_error(text: str) -> None:
     try:
@@ -159,7 +167,8 @@ def test_any_answer_text_parses_or_raises_model_error(text: str) -> None:
 )
 def test_openai_answer_outside_the_allowed_characters_is_refused(what: str, why: str, outer_race: Evidence) -> None:
     """A server may ignore ``response_format``: its parsed answer is checked like the local model's."""
-    bad = json.dumps({"actions": [{"what": what, "why": why, "evidence": ["peak:bpfo"], "kb": ["kb:outer_race"]}]})
+    bad = json.dumps({"narrative": NARRATIVE,
+                      "actions": [{"kind": "repair", "what": what, "why": why, "evidence": ["peak:bpfo"]}]})
     seen: list[dict[str, object]] = []
     out = asyncio.run(Prescriber(OpenAIBackend("http://x", "m", transport=_server([bad, bad], seen))).arun(outer_race))
     assert out.backend_used == "rules" and out.attempts == 2
@@ -171,7 +180,9 @@ def test_openai_answer_outside_the_allowed_characters_is_refused(what: str, why:
 def test_rules_backend_keeps_an_odd_bearing_designation_to_plain_text(outer_race: Evidence) -> None:
     asset = outer_race.asset.model_copy(update={"bearing": "6205 ![x](http://beacon.invalid/t.png)"})
     rec = Prescriber(RulesBackend()).recommend(outer_race.model_copy(update={"asset": asset}))
-    assert rec.backend == "rules" and rec.actions[0].what.startswith("Replace the 6205 x (http://beacon.invalid/t")
+    replace = next(a for a in rec.actions if a.what.startswith("Replace"))
+    assert rec.backend == "rules" and replace.what.startswith("Replace the drive-end bearing 6205 x (http://beacon.invalid/t.png)")
+    assert "not in the spare list: order it now" in replace.what  # the asset's spares hold no 6205
     assert "![" not in rec.as_text()
 
 

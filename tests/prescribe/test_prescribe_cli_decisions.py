@@ -71,7 +71,10 @@ def test_p101_at_failure_is_stop_now(demo_db: str) -> None:
     assert not data["reasons"]
     assert data["deadline"] == data["created_at"]  # due now
     assert data["actions"][0]["what"].startswith("Stop the machine now")
-    assert any("Replace the SKF 6310 bearing now" in a["what"] for a in data["actions"])
+    assert any(a["what"].startswith("Replace the drive-end bearing SKF 6310 with spare SKF 6310-2Z now")
+               for a in data["actions"])
+    steps = data["work_order"]["steps"]
+    assert steps[0]["code"] == "loto" and steps[-1]["code"] == "baseline_reset"
     assert data["_meta"]["saved_work_order"] is not None
     peak = next(e for e in data["evidence"] if e["id"] == "peak:bpfo")
     assert peak["values"]["snr"] >= 10  # the strong envelope evidence the decision rests on

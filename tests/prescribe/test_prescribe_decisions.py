@@ -189,20 +189,24 @@ def test_rules_backend_never_upgrades_a_healthy_or_watch_asset() -> None:
         procs = retrieve(ev, d.fault, limit=2)
         req = DraftRequest(messages=build_messages(ev, items, procs, d), schema=draft_schema([i.id for i in items], []),
                            max_tokens=96, evidence=ev, items=items, procedures=procs, decision=d)
-        actions = RulesBackend().draft(req)["actions"]
-        assert len(actions) == 1 and str(actions[0]["what"]).startswith("Continue monitoring"), actions
+        answer = RulesBackend().draft(req)
+        assert answer["actions"] == [] and str(answer["narrative"]).startswith("Continue monitoring"), answer
 
 
-@pytest.mark.parametrize(("name", "first"), [
-    ("stop_now: P-101 at failure, RUL 0 [0-7] with BPFO 17x", "Stop the machine now"),
-    ("urgent: 22 h left (crit 2)", "Replace the SKF 6310 bearing before the deadline"),
-    ("plan: strong evidence, 150 h", "Replace the SKF 6310 bearing at the next planned stop"),
+@pytest.mark.parametrize(("name", "first", "replace"), [
+    ("stop_now: P-101 at failure, RUL 0 [0-7] with BPFO 17x", "Stop the machine now", "now, before the machine runs again"),
+    ("urgent: 22 h left (crit 2)", "At the earliest stop", "without waiting for a planned stop, no later than {due}"),
+    ("plan: strong evidence, 150 h", "At the next planned stop", "at the next planned stop, no later than {due}"),
 ])
-def test_work_is_drafted_with_the_policy_deadline(name: str, first: str) -> None:
+def test_work_is_drafted_with_the_policy_deadline(name: str, first: str, replace: str) -> None:
     ev = make(TABLE[name])
     d = assess(ev, POLICY)
     rec = Prescriber().recommend(ev)
     assert rec.state == TABLE[name].state and rec.work_order is not None
-    assert rec.actions[0].what.startswith(first), rec.actions
+    assert rec.actions[0].what.startswith(first) and rec.actions[0].kind == "safety", rec.actions
+    step = next(s for s in rec.work_order.steps if s.code == "replace")
+    due = f"{d.deadline:%Y-%m-%d %H:%M} UTC" if d.deadline is not None else ""
+    assert step.text.startswith("Replace the drive-end bearing SKF 6310 with spare SKF 6310-2RS "
+                                + replace.format(due=due)), step.text
     assert rec.deadline == d.deadline == rec.work_order.due_by
     assert all(a.deadline == d.deadline for a in rec.actions)

@@ -45,7 +45,9 @@ def test_draft_approve_complete_export_and_label(store: Store, outer_race: Evide
     r = records[0]
     assert r["work_order_number"] == f"WO-{draft.id:06d}" and r["asset_id"] == "P-101"
     assert (r["status"], r["priority"], r["due_date"]) == ("done", rec.priority, rec.deadline.isoformat())  # type: ignore[union-attr]
-    assert r["tasks"] == [a.what for a in rec.actions] and r["parts"] == ["SKF 6310-2Z"]
+    assert rec.work_order is not None and r["tasks"] == [a.what for a in rec.actions] == list(rec.work_order.tasks)
+    assert r["parts"] == ["SKF 6310-2Z", "mechanical seal 45 mm", "SKF LGMT 2/1 grease 1 kg"]
+    assert (r["duration_h"], r["crew"]) == (4.0, "1 mechanic + 1 electrician")
     assert (r["created_by"], r["approved_by"], r["completed_by"]) == ("prescriber", "olga", "tom")
     assert r["outcome"] == {"found": "outer_race", "fault_confirmed": True, "note": "spall 4 mm in the load zone"}
     assert set(r["evidence"]) <= set(outer_race.ids()) and r["knowledge"]
@@ -53,7 +55,10 @@ def test_draft_approve_complete_export_and_label(store: Store, outer_race: Evide
     rows = list(csv.DictReader(io.StringIO(wo.export_csv(wo.list_work_orders(store)))))
     assert list(rows[0]) == list(wo.CSV_COLUMNS)
     assert rows[0]["work_order_number"] == r["work_order_number"] and rows[0]["tasks"] == "; ".join(r["tasks"])
-    assert rows[0]["parts"] == "SKF 6310-2Z" and json.loads(rows[0]["outcome"])["found"] == "outer_race"
+    assert rows[0]["parts"] == "SKF 6310-2Z; mechanical seal 45 mm; SKF LGMT 2/1 grease 1 kg"
+    assert json.loads(rows[0]["outcome"])["found"] == "outer_race" and rows[0]["crew"] == "1 mechanic + 1 electrician"
+    stored = wo.list_work_orders(store)[0].body
+    assert stored["steps"][0]["code"] == "loto" and stored["narrative"] == rec.narrative
 
     labels = wo.training_labels(store)
     assert len(labels) == 1
@@ -80,20 +85,6 @@ def test_monitor_recommendation_has_no_work_order(store: Store, plant: dict) -> 
     rec = Prescriber().recommend(from_simulator(plant["P-102"], FaultSpec.healthy(), 100.0))
     with pytest.raises(StoreError, match="no work order"):
         wo.save_draft(store, rec)
-
-
-def test_trigger_fires_once_per_threshold_crossing() -> None:
-    from prescribe.service import PrescriptionTrigger
-
-    t = PrescriptionTrigger()
-    assert not t.update("P-1", rul_lower_h=500, zone=0)
-    assert t.update("P-1", rul_lower_h=160)
-    assert not t.update("P-1", rul_lower_h=150)
-    assert t.update("P-1", rul_lower_h=60)
-    assert t.update("P-1", zone=2)
-    assert not t.update("P-1", zone=3)
-    assert not t.update("P-1", rul_lower_h=800, zone=0)  # repaired
-    assert t.update("P-1", rul_lower_h=100)
 
 
 def test_prescribe_and_save_from_store(store: Store) -> None:
