@@ -119,10 +119,10 @@ def demo(
 
     Prints one JSON line last: {"published", "stored", "dead_lettered", "duplicates"} (readings).
     """
-    from genedge.demo import Demo
+    from genedge.demo import Demo, fresh_demo_store
 
     setup_logging(verbose)
-    settings = load_settings(config, db, broker, agent_config)
+    settings = fresh_demo_store(load_settings(config, db, broker, agent_config))
     stop = stop_on_signals()
     run_for = duration if duration is not None else (30.0 if headless else None)
     if not headless:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from core.errors import ConfigError
 from core.inference.registry import SHIPPED_DIR
 from core.settings import EdgeSettings, Settings
@@ -35,6 +37,7 @@ __all__ = [
     "DemoResult",
     "check_demo_logins",
     "demo_edge_settings",
+    "fresh_demo_store",
     "publish_simulation",
     "seed_registry",
     "start_demo_dashboard",
@@ -122,7 +125,9 @@ class Demo:
         self._tmp = tempfile.TemporaryDirectory(prefix="genedge-demo-")
         edge = demo_edge_settings(settings).model_copy(update={"agent_id": self.publisher_id,
                                                                "queue_path": Path(self._tmp.name) / "edge-queue.db"})
-        self.settings = settings.model_copy(update={"edge": edge})
+        # the simulator's clock runs time_acceleration times faster than the timestamps it stores
+        store = settings.store.model_copy(update={"time_scale": settings.sim.time_acceleration})
+        self.settings = settings.model_copy(update={"edge": edge, "store": store})
         self.broker: EmbeddedBroker | None = None
         self.store: Store | None = None
         self._stop_sim = threading.Event()
@@ -161,7 +166,7 @@ class Demo:
         if not self.publisher.wait_connected(20):
             raise RuntimeError("the edge agent could not connect to the broker")
         self._spawn("simulator", lambda: asyncio.run(self._simulate()))
-        self._spawn("prescriber", lambda: asyncio.run(self._prescribe_on_alarms()))
+        self._spawn("prescriber", lambda: asyncio.run(self._prescribe_on_decisions()))
 
     def _spawn(self, name: str, target: Any) -> None:
         def guarded() -> None:
@@ -185,37 +190,30 @@ class Demo:
         )
         await self.agent.run(source, self._stop_sim)
 
-    async def _prescribe_on_alarms(self, every_s: float = 3.0) -> None:
-        """Draft a work order for every asset that goes into alarm (once per alarm episode)."""
-        from ingest.store import queries
+    async def _prescribe_on_decisions(self, every_s: float = 3.0) -> None:
+        """Judge every asset with the decision policy; draft a work order each time one escalates
+        into work (plan, urgent, stop now), superseding the asset's older drafts."""
         from prescribe.backends import make_backend
         from prescribe.prescriber import Prescriber
-        from prescribe.service import aprescribe_and_save
+        from prescribe.service import DecisionWatcher
 
         assert self.store is not None
-        prescriber: Prescriber | None = None  # the local model loads on the first alarm, not before
-        assets = {a.asset_id: a for a in self.assets}
-        handled: set[int] = set()
+
+        async def prescriber() -> Prescriber:  # the local model loads when a work order is first needed
+            backend, notes = make_backend(self.settings.llm, nice=5)
+            return Prescriber(backend, notes=notes)
+
+        watcher = DecisionWatcher(self.store, {a.asset_id: a for a in self.assets}, prescriber,
+                                  time_scale=self.settings.store.time_scale)
         try:
             while not self._stop_ingest.wait(every_s):
-                for alarm in queries.alarms(self.store, states=("active", "acknowledged")):
-                    if alarm.id in handled or alarm.asset_id not in assets:
-                        continue
-                    handled.add(alarm.id)
-                    if queries.work_orders(self.store, statuses=("draft", "approved"), asset_id=alarm.asset_id):
-                        continue
-                    if prescriber is None:
-                        backend, notes = make_backend(self.settings.llm, nice=5)
-                        prescriber = Prescriber(backend, notes=notes)
-                    outcome, saved = await aprescribe_and_save(self.store, prescriber, alarm.asset_id,
-                                                               asset=assets[alarm.asset_id])
+                for event in await watcher.step():
                     self.prescriptions += 1
-                    log.warning("prescription for %s after alarm %r: %s (%s)", alarm.asset_id, alarm.kind,
-                                "work order drafted" if saved is not None else outcome.recommendation.status,
-                                outcome.backend_used)
+                    log.warning("work order %s drafted for %s: decision %s -> %s%s", event.work_order_id,
+                                event.asset_id, event.previous, event.state,
+                                f" (superseding drafts {list(event.superseded)})" if event.superseded else "")
         finally:
-            if prescriber is not None:
-                await prescriber.aclose()
+            await watcher.aclose()
 
     def stop(self, drain_timeout: float = 60.0) -> DemoResult:
         """Stop the simulator and agent, let ingest store everything published, then shut down."""
@@ -274,6 +272,31 @@ async def publish_simulation(settings: Settings, assets: list[Any], publisher: M
 DEMO_USERS = {"operator": "operator", "engineer": "engineer"}
 
 
+#: Where each demo run keeps its own SQLite store, and how many runs' stores are kept.
+DEMO_STORE_DIR = Path("var/demo")
+DEMO_STORES_KEPT = 5
+
+
+def fresh_demo_store(settings: Settings, *, directory: Path = DEMO_STORE_DIR, keep: int = DEMO_STORES_KEPT) -> Settings:
+    """``settings`` with a new SQLite store for this demo run, unless a store was configured.
+
+    A demo that reused the last run's store would start with its open work orders and alarms, so
+    nothing new would be drafted; a configured ``store.url`` (``--db``, the settings file or
+    ``GENEDGE_STORE__URL``) is used as given. The ``keep`` newest runs' stores are kept for a look
+    afterwards, older ones deleted.
+    """
+    if "url" in settings.store.model_fields_set:
+        return settings
+    directory.mkdir(parents=True, exist_ok=True)
+    old = sorted(directory.glob("genedge-*.db"))
+    for stale in old[: max(len(old) - keep + 1, 0)]:
+        stale.unlink(missing_ok=True)
+    path = directory / f"genedge-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}.db"
+    log.warning("demo store: %s (pass --db to use another)", path)
+    store = settings.store.model_copy(update={"url": SecretStr(f"sqlite:///{path}")})
+    return settings.model_copy(update={"store": store})
+
+
 def _is_loopback(host: str) -> bool:
     if host.strip().lower() == "localhost":
         return True
@@ -319,6 +342,8 @@ def start_demo_dashboard(settings: Settings, config_file: Any = None) -> Any:
         name: {"role": name, "password_hash": hash_password(pw)} for name, pw in DEMO_USERS.items()
     }
     env = {"GENEDGE_STORE__URL": settings.store.url.get_secret_value(), "GENEDGE_DASHBOARD__USERS": json.dumps(users),
+           # the demo's store holds the simulator's accelerated clock: the dashboard reads trends in plant hours
+           "GENEDGE_STORE__TIME_SCALE": str(settings.sim.time_acceleration),
            # the snapshot button publishes commands to the demo's broker, wherever it is
            "GENEDGE_MQTT__HOST": settings.mqtt.host, "GENEDGE_MQTT__PORT": str(settings.mqtt.port),
            "GENEDGE_MQTT__SITE": settings.mqtt.site,

@@ -89,7 +89,7 @@ def _run(asset_id: str, backend: str | None, as_json: bool, db: str | None, conf
         from ingest.store import Store
 
         store = Store(settings.store.url.get_secret_value())
-        evidence = from_store(store, asset_id, asset=asset)
+        evidence = from_store(store, asset_id, asset=asset, time_scale=settings.store.time_scale)
     chosen, notes = make_backend(settings.llm, backend)
     prescriber = Prescriber(chosen, notes=notes)
 

@@ -1,55 +1,42 @@
-"""What the demo calls: a threshold trigger and "prescribe for this asset and store the draft"."""
+"""What the demo calls: "prescribe for this asset and store the draft", and a watcher that drafts
+a work order each time an asset's decision state escalates (healthy -> plan -> urgent -> stop now)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from core.assets import AssetConfig
+from core.errors import GenEdgeError
+from ingest.store import queries
 from prescribe.evidence import from_store
+from prescribe.policy import DeadlinePolicy, assess
 from prescribe.prescriber import Outcome, Prescriber
-from prescribe.workorders import save_draft
+from prescribe.schema import State
+from prescribe.workorders import reject, save_draft, work_order_number
 
-__all__ = ["PrescriptionTrigger", "aprescribe_and_save", "prescribe_and_save"]
+__all__ = ["STATE_RANK", "DecisionWatcher", "WatchEvent", "aprescribe_and_save",
+           "prescribe_and_save"]
 
+log = logging.getLogger(__name__)
 
-@dataclass
-class PrescriptionTrigger:
-    """Says when an asset's RUL or ISO zone has crossed a threshold since it was last asked.
-
-    An asset triggers when its RUL lower bound first falls below one of ``rul_thresholds_h``
-    (each threshold fires once, until the RUL rises above it again, e.g. after repair), or
-    when its zone rises to ``zone_threshold`` or above (fires again only after it dropped below).
-
-    Args:
-        rul_thresholds_h: RUL lower bounds (hours) that trigger, e.g. one week, three days, one day.
-        zone_threshold: ISO zone index (2 = C) that triggers.
-    """
-
-    rul_thresholds_h: tuple[float, ...] = (168.0, 72.0, 24.0)
-    zone_threshold: int = 2
-    _rul_level: dict[str, int] = field(default_factory=dict)
-    _zone_high: dict[str, bool] = field(default_factory=dict)
-
-    def update(self, asset_id: str, *, rul_lower_h: float | None = None, zone: int | None = None) -> bool:
-        """Record the asset's latest RUL lower bound and zone; ``True`` if a threshold was crossed."""
-        fired = False
-        if rul_lower_h is not None:
-            level = sum(1 for t in sorted(self.rul_thresholds_h, reverse=True) if rul_lower_h < t)
-            fired = level > self._rul_level.get(asset_id, 0)
-            self._rul_level[asset_id] = level
-        if zone is not None:
-            high = zone >= self.zone_threshold
-            fired = fired or (high and not self._zone_high.get(asset_id, False))
-            self._zone_high[asset_id] = high
-        return fired
+#: How far each decision state asks for work; a work order is drafted when an asset's rank rises
+#: into the states that work on the machine (plan and above).
+STATE_RANK: dict[str, int] = {"healthy": 0, "watch": 1, "insufficient_evidence": 1, "plan": 2, "urgent": 3,
+                                "stop_now": 4}
+_WORK_RANK = STATE_RANK["plan"]
 
 
 async def aprescribe_and_save(store: Any, prescriber: Prescriber, asset_id: str, *, asset: AssetConfig | None = None,
-                              now: datetime | None = None, by: str = "prescriber") -> tuple[Outcome, Any | None]:
+                              now: datetime | None = None, by: str = "prescriber",
+                              time_scale: float = 1.0) -> tuple[Outcome, Any | None]:
     """Gather the asset's evidence from the store, recommend, and store the work-order draft.
+
+    ``time_scale`` is the store's plant hours per wall-clock hour (``store.time_scale``).
 
     Returns:
         The outcome and the stored ``WorkOrderView`` (``None`` when the recommendation is
@@ -58,7 +45,7 @@ async def aprescribe_and_save(store: Any, prescriber: Prescriber, asset_id: str,
     Raises:
         GenEdgeError: unknown asset; ``StoreError`` when the store fails.
     """
-    ev = from_store(store, asset_id, now=now, asset=asset)
+    ev = from_store(store, asset_id, now=now, asset=asset, time_scale=time_scale)
     outcome = await prescriber.arun(ev)
     saved = save_draft(store, outcome.recommendation, by=by) if outcome.recommendation.work_order is not None else None
     return outcome, saved
@@ -68,3 +55,105 @@ def prescribe_and_save(store: Any, prescriber: Prescriber, asset_id: str, *, ass
                        now: datetime | None = None, by: str = "prescriber") -> tuple[Outcome, Any | None]:
     """Blocking :func:`aprescribe_and_save` (not from inside a running event loop)."""
     return asyncio.run(aprescribe_and_save(store, prescriber, asset_id, asset=asset, now=now, by=by))
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One state change the watcher acted on."""
+
+    asset_id: str
+    state: State
+    previous: State | None
+    work_order_id: int | None
+    superseded: tuple[int, ...] = ()
+
+
+def _open_rank(store: Any, asset_id: str) -> tuple[int, list[Any]]:
+    """The highest decision rank among the asset's open (draft or approved) work orders, and its drafts."""
+    rank, drafts = -1, []
+    for wo in queries.work_orders(store, statuses=("draft", "approved"), asset_id=asset_id, limit=50):
+        state = (wo.body.get("recommendation") or {}).get("state") if isinstance(wo.body, dict) else None
+        # A work order stored without a state (by hand, or before states existed) counts as planned work.
+        rank = max(rank, STATE_RANK.get(state, _WORK_RANK) if isinstance(state, str) else _WORK_RANK)
+        if wo.status == "draft":
+            drafts.append(wo)
+    return rank, drafts
+
+
+@dataclass
+class DecisionWatcher:
+    """Drafts a work order whenever an asset's decision state escalates into work.
+
+    Each :meth:`step` judges every asset's evidence from the store with the decision policy (no
+    language model: cheap). When the state asks for work (plan, urgent, stop now) and ranks above
+    every open work order of the asset, the prescriber drafts a new one; the older *drafts* of the
+    asset are rejected as superseded (approved work orders are left to the planner, and the new
+    draft says the state escalated). A de-escalation (repair, a better prediction) drafts nothing.
+
+    Args:
+        store: an ``ingest.store.Store``.
+        assets: the watched assets by id.
+        prescriber: a factory giving the prescriber on first use (the local model loads only when
+            something needs a work order).
+        policy: the decision policy (default parameters when ``None``).
+        by: who the drafts are recorded as.
+        time_scale: the store's plant hours per wall-clock hour (``store.time_scale``).
+    """
+
+    store: Any
+    assets: Mapping[str, AssetConfig]
+    prescriber: Callable[[], Awaitable[Prescriber]]
+    policy: DeadlinePolicy = field(default_factory=DeadlinePolicy)
+    by: str = "prescriber"
+    time_scale: float = 1.0
+    states: dict[str, State] = field(default_factory=dict)
+    _prescriber: Prescriber | None = None
+
+    async def step(self, now: datetime | None = None) -> list[WatchEvent]:
+        """Judge every asset once; draft for those that escalated.
+
+        An asset whose evidence cannot be gathered, or whose prescription fails, is skipped with a
+        log line and judged again at the next step; store errors while reading the plant propagate.
+        """
+        events = []
+        for asset_id, asset in self.assets.items():
+            try:
+                ev = from_store(self.store, asset_id, now=now, asset=asset, time_scale=self.time_scale)
+            except GenEdgeError as err:
+                log.warning("decision watcher: no evidence for %s: %s", asset_id, err)
+                continue
+            decision = assess(ev, self.policy)
+            previous = self.states.get(asset_id)
+            self.states[asset_id] = decision.state
+            rank = STATE_RANK[decision.state]
+            if rank < _WORK_RANK:
+                continue
+            open_rank, drafts = _open_rank(self.store, asset_id)
+            if rank <= open_rank:
+                continue
+            try:
+                if self._prescriber is None:
+                    self._prescriber = await self.prescriber()
+                outcome, saved = await aprescribe_and_save(self.store, self._prescriber, asset_id, asset=asset,
+                                                           now=now, by=self.by, time_scale=self.time_scale)
+            except Exception:  # one asset's failed prescription must not stop the plant being watched
+                log.exception("decision watcher: prescribing for %s (%s) failed; retried next step", asset_id,
+                              decision.state)
+                continue
+            if saved is None:  # the full prescription judged differently (e.g. a stale prediction by then)
+                log.info("decision watcher: %s is %s but the prescription drafted nothing (%s)", asset_id,
+                         decision.state, outcome.recommendation.status)
+                continue
+            superseded = []
+            for old in drafts:
+                reject(self.store, old.id, self.by,
+                       f"superseded by {work_order_number(saved.id)}: the decision escalated to {decision.state}")
+                superseded.append(old.id)
+            events.append(WatchEvent(asset_id, decision.state, previous, saved.id, tuple(superseded)))
+        return events
+
+    async def aclose(self) -> None:
+        """Release the prescriber (stops the local model's worker)."""
+        if self._prescriber is not None:
+            await self._prescriber.aclose()
+            self._prescriber = None
