@@ -146,14 +146,20 @@ def spectrum_figure(freqs: NDArray[np.float64], amp: NDArray[np.float64], title:
 
 
 def rul_figure(preds: Sequence[PredictionView]) -> go.Figure:
-    """RUL median with its interval band, and the health index on a second axis."""
+    """RUL median with its interval band, and the health index on a second axis.
+
+    Where the median sits at the model's cap the band runs from the cap up: the model only says
+    "at least the cap" there.
+    """
     x = [p.at for p in preds]
     unit = preds[-1].rul_unit if preds else "h"
     coverage = preds[-1].coverage if preds else 0.9
+    # A median at the model's cap means "at least the cap": the band starts there, never below it.
+    lower = [p.rul_cap if p.at_cap and p.rul_cap is not None else p.rul_lower for p in preds]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x, y=[p.rul_upper for p in preds], mode="lines", line={"width": 0},
-                             showlegend=False, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=x, y=[p.rul_lower for p in preds], mode="lines", line={"width": 0}, fill="tonexty",
+    fig.add_trace(go.Scatter(x=x, y=[max(p.rul_upper, lo) for p, lo in zip(preds, lower, strict=True)], mode="lines",
+                             line={"width": 0}, showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=x, y=lower, mode="lines", line={"width": 0}, fill="tonexty",
                              fillcolor=COLOURS["band"], name=f"{coverage:.0%} interval"))
     fig.add_trace(go.Scatter(x=x, y=[p.rul_median for p in preds], mode="lines", name="RUL median",
                              line={"color": COLOURS["line"], "width": 2}))

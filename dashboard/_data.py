@@ -12,10 +12,13 @@ from typing import Any
 
 import streamlit as st
 
+from core.errors import GenEdgeError
 from core.inference.registry import ModelRegistry
 from core.wire import utcnow
 from dashboard._context import _open_store
+from dashboard._status import AssetDecision, judge
 from ingest.store import queries as q
+from prescribe.evidence import from_store
 
 __all__ = [
     "STALE_AFTER",
@@ -23,11 +26,11 @@ __all__ = [
     "load_alarms",
     "load_asset",
     "load_assets",
-    "load_baseline",
+    "load_channel_baseline",
     "load_channels_seen",
     "load_dead_letter_counts",
     "load_dead_letters",
-    "load_feature_baseline",
+    "load_decisions",
     "load_feature_series",
     "load_latest_readings",
     "load_models",
@@ -42,6 +45,8 @@ __all__ = [
 #: An asset whose newest data is older than this shows as stale.
 STALE_AFTER = timedelta(seconds=30)
 _LIVE, _SLOW = timedelta(seconds=2), timedelta(seconds=10)
+#: Judging an asset reads up to 500 feature windows: a few seconds old is fresh enough.
+_DECIDE = timedelta(seconds=5)
 
 
 @st.cache_data(ttl=_LIVE, show_spinner=False)
@@ -70,8 +75,9 @@ def load_trend(url: str, asset_id: str, channel: str, limit: int) -> list[q.Tren
 
 
 @st.cache_data(ttl=timedelta(minutes=5), show_spinner=False)
-def load_baseline(url: str, asset_id: str, channel: str, value: str) -> float | None:
-    return q.baseline(_open_store(url), asset_id, channel, value=value)
+def load_channel_baseline(url: str, asset_id: str, channel: str, quantity: str) -> q.Baseline | None:
+    """The channel's baseline as ingest's alarms use it (:func:`ingest.store.queries.channel_baseline`)."""
+    return q.channel_baseline(_open_store(url), asset_id, channel, quantity)
 
 
 @st.cache_data(ttl=_LIVE, show_spinner=False, max_entries=32)
@@ -93,11 +99,6 @@ def load_channels_seen(url: str, asset_id: str, channels: tuple[str, ...], minut
                                    since=utcnow() - timedelta(minutes=minutes))
 
 
-@st.cache_data(ttl=timedelta(minutes=5), show_spinner=False)
-def load_feature_baseline(url: str, asset_id: str, key: str) -> float | None:
-    return q.feature_baseline(_open_store(url), asset_id, key)
-
-
 @st.cache_data(ttl=_LIVE, show_spinner=False)
 def load_predictions(url: str, asset_id: str, limit: int = 500) -> list[q.PredictionView]:
     return q.predictions(_open_store(url), asset_id, limit=limit)
@@ -113,6 +114,25 @@ def load_alarms(url: str, states: tuple[str, ...] | None = None, asset_id: str |
 def load_work_orders(url: str, statuses: tuple[str, ...] | None = None, asset_id: str | None = None,
                      limit: int = 500) -> list[q.WorkOrderView]:
     return q.work_orders(_open_store(url), statuses=statuses, asset_id=asset_id, limit=limit)
+
+
+@st.cache_data(ttl=_DECIDE, show_spinner=False)
+def load_decisions(url: str, asset_ids: tuple[str, ...], time_scale: float = 1.0) -> dict[str, AssetDecision]:
+    """The prescriber's decision for each asset, judged now on its evidence in the store
+    (``time_scale``: the store's plant hours per wall-clock hour, ``store.time_scale``).
+
+    The same evidence and policy the prescriber drafts work orders from (``from_store`` and
+    ``assess``), so cards and work orders agree. An asset whose evidence cannot be gathered (not
+    registered, invalid stored values) is left out: its card shows no state.
+    """
+    store = _open_store(url)
+    out: dict[str, AssetDecision] = {}
+    for asset_id in asset_ids:
+        try:
+            out[asset_id] = judge(from_store(store, asset_id, time_scale=time_scale))
+        except (GenEdgeError, ValueError):  # StoreError is a GenEdgeError; pydantic's ValidationError a ValueError
+            continue
+    return out
 
 
 @st.cache_data(ttl=_SLOW, show_spinner=False)
@@ -147,6 +167,6 @@ def load_models(registry_dir: str) -> list[dict[str, Any]]:
 
 
 def invalidate() -> None:
-    """Drop cached alarms, work orders, overview and models after an action."""
-    for loader in (load_overview, load_alarms, load_work_orders, load_models):
+    """Drop cached alarms, work orders, overview, decisions and models after an action."""
+    for loader in (load_overview, load_alarms, load_work_orders, load_models, load_decisions):
         loader.clear()

@@ -4,6 +4,10 @@ Settings come from :meth:`core.settings.Settings.load` (the TOML file and ``GENE
 variables). Nothing but the sign-in page is reachable before signing in; the pages a user
 sees depend on their role. Sessions live on the server (:mod:`dashboard._sessions`): signing
 out ends them, and repeated failed sign-ins lock a user name and a client address out for a while.
+
+Every signed-in page opens with a live strip of the open alarms (and, for a simulated plant, its
+clock). Everything the browser loads is served by the dashboard itself: the tab icon is inline,
+so no request leaves the plant network.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dashboard import _ui
 from dashboard.auth import Permission, User, parse_users
 
 _VIEWS = "views"
+_OPEN_ALARM_STATES = ("active", "acknowledged", "shelved")
 
 
 def _sign_in_page() -> None:
@@ -87,15 +92,36 @@ def _warm_imports() -> threading.Thread:
     def _load() -> None:
         # Off the sign-in page's path: the charts and signal analysis (plotly, pandas, scipy) take
         # seconds to import, paid here once per server instead of on a user's first page.
-        from dashboard import _charts, _signal  # noqa: F401, PLC0415
+        from dashboard import _charts, _data, _signal  # noqa: F401, PLC0415
 
     t = threading.Thread(target=_load, name="warm-imports", daemon=True)
     t.start()
     return t
 
 
+def _plant_clock() -> str | None:
+    """The simulated plant's clock in words, when the plant's readings come from the simulator."""
+    s = ctx.settings()
+    return _ui.clock_text(s.sim.time_acceleration) if s.edge.source.kind == "simulator" else None
+
+
+@st.fragment(run_every=_ui.REFRESH_S)
+def _alarm_strip() -> None:
+    """Open alarms on every page, live; a link to the alarm list while any is unacknowledged."""
+    # After sign-in only: the store loaders import pandas and the prescriber, which the sign-in
+    # page does without (they load in the background meanwhile, see _warm_imports).
+    from dashboard import _data  # noqa: PLC0415
+    from dashboard._cards import alarm_strip_html  # noqa: PLC0415
+
+    alarms = _data.load_alarms(ctx.store_url(), _OPEN_ALARM_STATES, None, 500)
+    with st.container(horizontal=True, vertical_alignment="center", gap="small", key="alarm-strip"):
+        st.markdown(alarm_strip_html(alarms, _plant_clock()), unsafe_allow_html=True, width="content")
+        if any(a.state == "active" for a in alarms):
+            st.page_link(f"{_VIEWS}/alarms.py", label="Open the alarm list", icon=":material/arrow_forward:")
+
+
 def main() -> None:
-    st.set_page_config(page_title="GenEdge plant", page_icon=":material/factory:", layout="wide")
+    st.set_page_config(page_title="GenEdge plant", page_icon=_ui.FAVICON_SVG, layout="wide")
     try:
         ctx.load_settings(ctx.config_path(sys.argv[1:]))
     except ConfigError as err:
@@ -109,9 +135,15 @@ def main() -> None:
         nav.run()
         return
     nav = st.navigation(_pages(user))
+    _ui.page_style()
     _ui.show_flash()
+    _alarm_strip()
     with st.sidebar:
         st.caption(f"Signed in as **{user.name}** ({user.role.value})")
+        clock = _plant_clock()
+        if clock:
+            st.caption(f"Simulated plant: {clock} (sim.time_acceleration {ctx.settings().sim.time_acceleration:g}). "
+                       "RUL figures count plant hours; 'updated … ago' counts wall-clock time.")
         if st.button("Sign out", icon=":material/logout:", key="sign_out"):
             ctx.sign_out()
             st.rerun()

@@ -33,6 +33,7 @@ from dashboard._features import (
 )
 from dashboard._limits import ISO_10816_ZONES, channel_limits
 from dashboard._signal import amplitude_spectrum, default_band, defect_markers, envelope_spectrum
+from dashboard._status import STATE_HELP, AssetDecision, rul_line, rul_text, zone_a_hint
 from ingest.store.queries import AssetInfo, AssetOverview, FeatureView, Snapshot
 
 #: How long the page waits for a requested snapshot before it says that none came.
@@ -68,7 +69,24 @@ def _fmt(x: float | None, spec: str, unit: str = "") -> str:
 
 
 # ------------------------------------------------------------------------------ header
-def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | None, v: Vitals) -> None:
+_STATE_BADGE = {"stop_now": "red", "urgent": "red", "plan": "orange", "insufficient_evidence": "violet",
+                "watch": "yellow", "healthy": "gray"}
+
+
+def _decision_line(decision: AssetDecision | None) -> None:
+    if decision is None:
+        st.caption("No decision state: the asset's evidence could not be gathered from the store.")
+        return
+    c = st.columns([1, 5], vertical_alignment="center")
+    with c[0]:
+        st.badge(decision.label, color=_STATE_BADGE.get(decision.state, "gray"),  # type: ignore[arg-type]
+                 help=STATE_HELP.get(decision.state))
+    because = "; ".join(decision.reasons) if decision.reasons else decision.why
+    c[1].caption(f"Decision (docs/decisions.md): {because} · priority {decision.priority}")
+
+
+def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | None, v: Vitals,
+            decision: AssetDecision | None) -> None:
     st.title(f"{info.asset_id} · {info.name}")
     parts = [info.kind or "asset", f"site {info.site or '?'}", info.line or "?", f"criticality {info.criticality}"]
     if cfg is not None:
@@ -79,19 +97,25 @@ def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | 
         if cfg.cycles_at_start:
             parts.append(f"{cfg.cycles_at_start} cycles before monitoring")
     st.caption(" · ".join(parts))
+    _decision_line(decision)
     if overview is None:
         return
+    hint = zone_a_hint(v.zone, decision)
     b = st.columns([1, 1, 1.5, 1.1, 2.4])
     with b[0]:
         _ui.alarm_badge(overview.alarm_state, overview.worst_severity)
     with b[1]:
         _ui.quality_badge(overview.quality)
     with b[2]:
-        _ui.zone_badge(v.zone, v.velocity_mm_s)
+        _ui.zone_badge(v.zone, v.velocity_mm_s, hint)
     with b[3]:
         _ui.anomaly_badge(v.anomaly, v.learning, v.health_index is not None)
     b[4].caption(f"last update {_ui.fmt_time(overview.last_update)} ({_ui.ago(overview.last_update)})")
+    if hint:
+        st.info(hint, icon=":material/info:")
     p = overview.prediction
+    healthy = decision is not None and decision.healthy
+    r = rul_text(p, healthy=healthy)
     m = st.columns(6)
     m[0].metric("Vibration RMS", _fmt(v.vib_rms, ".3f", v.vib_unit),
                 help=f"Broadband RMS of {v.vib_channel} in the newest feature window." if v.vib_channel else None)
@@ -99,18 +123,22 @@ def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | 
                 help="10-1000 Hz velocity RMS; the edge computes it only from windows of at least 0.2 s.")
     m[2].metric("Temperature", _fmt(v.temperature_c, ".1f", "°C"),
                 help=f"From the {v.temperature_source}." if v.temperature_source else None)
+    if v.temperature_slope_per_min is not None:
+        m[2].caption(f"{v.temperature_slope_per_min * 60:+.1f} K/h")
     m[3].metric("Health index", _fmt(v.health_index, ".2f"),
                 help="1 = as healthy as the baseline the edge learned on this asset; lower is worse.")
     share = p is not None and p.rul_unit == "%"
-    m[4].metric(_ui.rul_label(p.rul_unit) if p else "RUL", f"{_ui.rul_median_text(p)} {p.rul_unit}" if p else "—",
+    m[4].metric(_ui.rul_label(p.rul_unit) if p else "RUL", f"{r.value} {r.unit}" if p else "—",
                 help=("The model was trained with RUL capped here: it only says 'at least this long'."
-                      if p and p.at_cap else
+                      if p and r.value.startswith("≥") else
                       "The share of the machine's life still left (100 % new, 0 % failed), from a model trained on "
                       "runs of unlike length." if share else None if p else "No RUL prediction for this asset yet."))
     m[5].metric("Model", f"{p.model_name} {p.model_version}" if p else "—",
                 help=None if p else "Shown once an edge agent with a promoted model publishes predictions.")
     if p is not None:
-        m[4].caption(f"{p.coverage:.0%} interval {p.rul_lower:.0f}–{p.rul_upper:.0f} {p.rul_unit}"
+        # at the cap the figure is a lower bound: an interval reaching below it would contradict it
+        m[4].caption(r.sub if r.value.startswith("≥") else
+                     f"{p.coverage:.0%} interval {p.rul_lower:.0f}–{p.rul_upper:.0f} {p.rul_unit}"
                      + (f" · health index {p.health_index:.2f}" if p.health_index is not None else ""))
 
 
@@ -121,7 +149,7 @@ def _vibration_trend(info: AssetInfo, vib: str, unit: str, series_keys: tuple[st
     if not rms:
         st.info(f"No vibration features of {vib} yet.")
         return
-    baseline = _data.load_feature_baseline(url, info.asset_id, f"{vib}.rms")
+    baseline = _data.load_channel_baseline(url, info.asset_id, vib, "acceleration")
     limits = channel_limits(info.config, vib, "acceleration", baseline)
     bad = [(t, x) for t, x, q in zip(series.times, series.values[f"{vib}.rms"], series.quality, strict=True)
            if x is not None and q != "good"]
@@ -150,7 +178,7 @@ def _temperature_trend(info: AssetInfo, frame: FeatureView | None, n: int, url: 
         return
     points = _data.load_trend(url, info.asset_id, name, n)
     if points:
-        baseline = _data.load_baseline(url, info.asset_id, name, "v_mean")
+        baseline = _data.load_channel_baseline(url, info.asset_id, name, "temperature")
         limits = channel_limits(info.config, name, "temperature", baseline)
         st.plotly_chart(_charts.trend_figure(points, "v_mean", f"Temperature · {name}", "°C", limits),
                         key="trend-temp")
@@ -161,7 +189,7 @@ def _temperature_trend(info: AssetInfo, frame: FeatureView | None, n: int, url: 
     if found is None:
         st.info(f"No temperature of {name} has reported for this asset.")
         return
-    baseline = _data.load_feature_baseline(url, info.asset_id, found[0])
+    baseline = _data.load_channel_baseline(url, info.asset_id, name, "temperature")
     limits = channel_limits(info.config, name, "temperature", baseline)
     st.plotly_chart(_charts.series_figure(*found[1], f"Temperature · {name} (features)", "°C", limits=limits,
                                           from_zero=False), key="trend-temp")
@@ -375,7 +403,7 @@ def _spectra(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview |
 
 
 # ------------------------------------------------------------------------------ other tabs
-def _rul(info: AssetInfo, url: str) -> None:
+def _rul(info: AssetInfo, url: str, decision: AssetDecision | None) -> None:
     preds = _data.load_predictions(url, info.asset_id)
     if not preds:
         st.info("No RUL predictions for this asset yet. They appear here once an edge agent with a promoted "
@@ -383,7 +411,8 @@ def _rul(info: AssetInfo, url: str) -> None:
         return
     last = preds[-1]
     st.plotly_chart(_charts.rul_figure(preds), key="rul")
-    st.caption(f"Model {last.model_name} {last.model_version} · latest {_ui.fmt_rul(last)} at {_ui.fmt_time(last.at)}"
+    latest = rul_line(last, healthy=decision is not None and decision.healthy)
+    st.caption(f"Model {last.model_name} {last.model_version} · latest {latest} at {_ui.fmt_time(last.at)}"
                + (f" · health index {last.health_index:.2f}" if last.health_index is not None else ""))
     versions = sorted({(p.model_name, p.model_version) for p in preds})
     if len(versions) > 1:
@@ -431,7 +460,8 @@ if _info is not None:
     _overview = next((o for o in _data.load_overview(_url) if o.asset.asset_id == _info.asset_id), None)
     _frame = _overview.features if _overview else None
     _vitals = vitals(_info.config, _frame, _overview.temperature if _overview else None)
-    _header(_info, _cfg, _overview, _vitals)
+    _decision = _data.load_decisions(_url, (_info.asset_id,), ctx.settings().store.time_scale).get(_info.asset_id)
+    _header(_info, _cfg, _overview, _vitals, _decision)
     t_trend, t_spec, t_rul, t_feat, t_events = st.tabs(
         ["Trends", "Spectrum", "RUL", "Features", "Alarms & work orders"])
     with t_trend:
@@ -439,7 +469,7 @@ if _info is not None:
     with t_spec:
         _spectra(_info, _cfg, _overview, _url)
     with t_rul:
-        _rul(_info, _url)
+        _rul(_info, _url, _decision)
     with t_feat:
         _features(_info, _frame, _url)
     with t_events:

@@ -22,6 +22,7 @@ from core.inference.registry import ModelRegistry
 from dashboard import _context as ctx
 from dashboard import _data, _jobs, _ui
 from dashboard._job_panel import job_panel
+from dashboard._tables import single_typed
 from dashboard.auth import Permission
 
 SUBSETS = ("FD001", "FD002", "FD003", "FD004")
@@ -52,7 +53,7 @@ def _versions_table(versions: list[dict[str, Any]]) -> None:
                      "model": card.model, "variant": card.variant,
                      "size (kB)": round(size / 1024, 1) if size is not None else None,
                      **_flat_metrics(card)})
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.dataframe(single_typed(pd.DataFrame(rows)), hide_index=True)
 
 
 def _registry_action(fn_name: str, name: str, *args: str) -> None:
@@ -78,7 +79,8 @@ def _compare(name: str, versions: list[dict[str, Any]]) -> None:
     ma, mb = _flat_metrics(ca), _flat_metrics(cb)
     rows = [{"metric": k, a: ma.get(k), b: mb.get(k)} for k in sorted(set(ma) | set(mb))]
     if rows:
-        st.dataframe(pd.DataFrame(rows).set_index("metric"))
+        # a column holds every metric of one version: numbers and text (e.g. rul_unit) together
+        st.dataframe(single_typed(pd.DataFrame(rows)).set_index("metric"))
     fa, fb = _flatten(ca.config), _flatten(cb.config)
     diff = [{"setting": k, a: json.dumps(fa.get(k)), b: json.dumps(fb.get(k))}
             for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]

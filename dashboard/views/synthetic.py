@@ -20,6 +20,7 @@ import streamlit as st
 from dashboard import _context as ctx
 from dashboard import _jobs
 from dashboard._job_panel import job_panel
+from dashboard._tables import single_typed
 from dashboard.auth import Permission
 
 TRAIN_KIND, SAMPLE_KIND = "synth-train", "synth-sample"
@@ -48,7 +49,28 @@ def _default_data_dir() -> str:
     return ""
 
 
+def cwru_problem(folder: str) -> str | None:
+    """What keeps ``folder`` from training a generator, or ``None`` when it holds CWRU ``.mat`` recordings."""
+    text = folder.strip()
+    if not text:
+        return ("Training needs the CWRU bearing data set (12 kHz drive end): the `.mat` recordings "
+                "normal_0_97.mat and 12k_Drive_End_*.mat, which the demo does not include. Give their folder "
+                "below, or set `models.data_dir` to a folder holding `cwru/`.")
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        return f"`{text}` is not a folder: give the folder with the CWRU `.mat` recordings."
+    if not any(path.glob("*.mat")):
+        return (f"No CWRU `.mat` files in `{text}`: give the folder with normal_0_97.mat and the "
+                "12k_Drive_End_* recordings.")
+    return None
+
+
 def _train_form() -> None:
+    # Outside the form: the button is enabled only once the folder holds the recordings.
+    data_text = st.text_input("Dataset folder (CWRU, 12 kHz drive end)", value=_default_data_dir(), key="synth-data-dir")
+    problem = cwru_problem(data_text)
+    if problem:
+        st.warning(problem, icon=":material/dataset:")
     with st.form("synth-train", border=True):
         c = st.columns([1, 1, 1, 1, 1])
         model = c[0].selectbox(
@@ -65,16 +87,15 @@ def _train_form() -> None:
         )
         snr = c[3].number_input("Noise SNR (dB)", min_value=-20.0, max_value=40.0, value=-4.0, step=1.0, key="synth-snr")
         per_class = c[4].number_input("Gate windows per class", min_value=5, max_value=200, value=20, key="synth-per-class")
-        data_text = st.text_input("Dataset folder (CWRU, 12 kHz drive end)", value=_default_data_dir(), key="synth-data-dir")
-        submitted = st.form_submit_button("Train and run the quality gate", icon=":material/science:", type="primary")
+        submitted = st.form_submit_button("Train and run the quality gate", icon=":material/science:", type="primary",
+                                          disabled=problem is not None, help=problem)
     if not submitted:
         return
-    data_dir = Path(data_text.strip()).expanduser() if data_text.strip() else None
-    if data_dir is None or not any(data_dir.glob("*.mat")):
-        st.error(
-            f"No CWRU `.mat` files in `{data_text}`: give the folder with normal_0_97.mat and the 12k_Drive_End_* recordings."
-        )
+    problem = cwru_problem(data_text)  # the folder may have changed since the page was drawn
+    if problem:
+        st.error(problem)
         return
+    data_dir = Path(data_text.strip()).expanduser()
     if any(j.running for j in _jobs.list_jobs(ctx.jobs_dir(), TRAIN_KIND)):
         st.warning("A generator is already training; wait for it or cancel it first.")
         return
@@ -153,7 +174,7 @@ def _report(job: _jobs.Job) -> None:
             "target": f"within {100 * float(th.get('spectral_tolerance', 0)):.0f} %",
         },
     ]
-    st.dataframe(pd.DataFrame(rows).astype({"value": str}), hide_index=True, key=f"gate-{job.job_id}")
+    st.dataframe(single_typed(pd.DataFrame(rows)), hide_index=True, key=f"gate-{job.job_id}")
     st.caption(f"{report.get('n_real')} real and {report.get('n_synthetic')} synthetic windows.")
     plots = [job.path / REPORT_DIR / name for name in ("windows.png", "envelope_spectra.png")]
     cols = st.columns(2)
@@ -166,12 +187,12 @@ def _report(job: _jobs.Job) -> None:
     if spectral:
         with st.expander("Defect-frequency peaks per class"):
             st.dataframe(
-                pd.DataFrame(
+                single_typed(pd.DataFrame(
                     [
                         {"class": CWRU_CLASSES[int(c)] if c.isdigit() and int(c) < len(CWRU_CLASSES) else c, **v}
                         for c, v in spectral.items()
                     ]
-                ),
+                )),
                 hide_index=True,
             )
 

@@ -1,4 +1,9 @@
-"""Prescriptions and work orders: the recommendation with its evidence; approve, reject, complete; export."""
+"""Prescriptions and work orders: the recommendation with its evidence; approve, reject, complete; export.
+
+The list refreshes by itself (a drafted or approved work order shows within seconds); the filters
+stay as chosen, and ``?asset=P-101`` (the overview cards' link) opens the page on one asset.
+Evidence reads as a table of facts in the dashboard's units (RUL in hours, temperature rates in K/h).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import streamlit as st
 from core.errors import StoreError
 from dashboard import _context as ctx
 from dashboard import _data, _ui
+from dashboard._tables import dashboard_units, evidence_rows, single_typed
 from dashboard._text import escape_markdown
 from dashboard.auth import Permission, User
 from ingest.store import actions
@@ -50,21 +56,22 @@ def _act(fn: Any, message: str, *args: Any, **kwargs: Any) -> None:
     st.rerun()
 
 
-def _cell(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v)
-
-
 def _evidence_items(evidence: Any) -> None:
-    """Evidence as a mapping, a list of fact dicts (id, kind, summary, values) or a list of ids/lines."""
-    if isinstance(evidence, dict) and evidence:
-        # One text column: evidence values mix numbers, flags and text.
-        st.dataframe(pd.DataFrame([{"item": k, "value": _cell(v)} for k, v in evidence.items()]), hide_index=True)
-    elif isinstance(evidence, list | tuple) and evidence and all(isinstance(e, dict) for e in evidence):
-        st.dataframe(pd.DataFrame([{k: _cell(v) for k, v in e.items()} for e in evidence]), hide_index=True)
-    elif isinstance(evidence, list | tuple) and evidence:
-        st.text("\n".join(f"- {e}" for e in evidence))
-    elif evidence:
+    """Evidence as a table of facts: a list of items (id, kind, summary, values), a mapping, or lines.
+
+    Cells are escaped: ``st.table`` renders Markdown, and evidence may quote alarm messages.
+    """
+    rows = evidence_rows(evidence)
+    if not rows:
         st.text(str(evidence))
+        return
+    if all(not r["Evidence"] and not r["Details"] for r in rows):  # plain lines (or ids): literal text
+        st.text("\n".join(f"- {r['Reading']}" for r in rows))
+        return
+    shown = [{k: escape_markdown(v) for k, v in r.items()} for r in rows]
+    if not any(r["Details"] for r in rows):
+        shown = [{k: v for k, v in r.items() if k != "Details"} for r in shown]
+    st.table(pd.DataFrame(shown), hide_index=True, border="horizontal")
 
 
 def _body(body: dict[str, Any]) -> None:
@@ -75,17 +82,19 @@ def _body(body: dict[str, Any]) -> None:
     rec = body.get("recommendation")
     if isinstance(rec, str) and rec:
         st.markdown("**Recommendation**")
-        st.text(rec)
+        st.text(dashboard_units(rec))
     elif isinstance(rec, dict):
         if rec.get("summary"):
             st.markdown("**Recommendation**")
-            st.text(str(rec["summary"]))
+            st.text(dashboard_units(str(rec["summary"])))
+        if rec.get("state"):
+            st.caption(f"Decision state: {escape_markdown(str(rec['state']).replace('_', ' '))}")
         acts = rec.get("actions")
         if isinstance(acts, list) and acts:
-            st.text("\n".join(f"{i}. {a.get('what', '')} — {a.get('why', '')}"
+            st.text("\n".join(dashboard_units(f"{i}. {a.get('what', '')} — {a.get('why', '')}")
                                for i, a in enumerate(acts, 1) if isinstance(a, dict)))
     if isinstance(body.get("description"), str) and body["description"] and not isinstance(rec, dict):
-        st.text(body["description"])  # the prescriber's description repeats its recommendation
+        st.text(dashboard_units(body["description"]))  # the prescriber's description repeats its recommendation
     for key, title in (("tasks", "Tasks"), ("parts", "Parts")):
         items = body.get(key)
         if isinstance(items, list) and items:
@@ -137,11 +146,39 @@ def _work_order(w: WorkOrderView, user: User) -> None:
             st.text(w.outcome)
         if w.history:
             st.markdown("**History**")
-            st.dataframe(pd.DataFrame(list(w.history)), hide_index=True)
+            st.dataframe(single_typed(pd.DataFrame(list(w.history))), hide_index=True)
         if user.can(Permission.APPROVE):
             _decide(w, user)
         elif w.status in ("draft", "approved"):
             st.caption("Approving, rejecting and completing work orders needs the engineer role.")
+
+
+def _asset_filter(url: str) -> str:
+    """The asset picker, starting on ``?asset=`` when the page was opened from an asset's card."""
+    ids = ["all"] + [a.asset_id for a in _data.load_assets(url)]
+    wanted = st.query_params.get("asset")
+    chosen = st.selectbox("Asset", ids, index=ids.index(wanted) if wanted in ids else 0, key="wo_asset")
+    if chosen == "all":
+        st.query_params.pop("asset", None)
+    elif chosen != wanted:
+        st.query_params["asset"] = chosen
+    return str(chosen)
+
+
+@st.fragment(run_every=_ui.REFRESH_S)
+def _orders(url: str, statuses: tuple[str, ...], asset_id: str, user: User) -> None:
+    """The work orders of the filter, live: new drafts and decisions by others show without a reload."""
+    orders = _data.load_work_orders(url, statuses or None, None if asset_id == "all" else asset_id, 500)
+    orders = sorted(orders, key=lambda w: w.status != "draft")  # decisions first, newest first within
+    drafts = [w for w in orders if w.status == "draft"]
+    st.caption(f"{len(orders)} work order(s) shown; {len(drafts)} prescription(s) awaiting a decision. "
+               f"Live: refreshes every {_ui.REFRESH_S:g} s.")
+    _exports(orders)
+    if not orders:
+        st.info("No work orders match. The prescriber drafts work orders here, with its recommendation and "
+                "evidence, for an engineer to approve or reject; none have been drafted yet for this selection.")
+    for w in orders:
+        _work_order(w, user)
 
 
 user = ctx.require()
@@ -150,14 +187,6 @@ url = ctx.store_url()
 f = st.columns([2, 1])
 statuses = f[0].multiselect("Status", list(actions.WORK_ORDER_STATUSES), default=["draft", "approved"],
                             key="wo_status")
-asset_filter = f[1].selectbox("Asset", ["all"] + [a.asset_id for a in _data.load_assets(url)], key="wo_asset")
-orders = _data.load_work_orders(url, tuple(statuses) or None, None if asset_filter == "all" else asset_filter, 500)
-orders = sorted(orders, key=lambda w: w.status != "draft")  # decisions first, newest first within
-drafts = [w for w in orders if w.status == "draft"]
-st.caption(f"{len(orders)} work order(s) shown; {len(drafts)} prescription(s) awaiting a decision.")
-_exports(orders)
-if not orders:
-    st.info("No work orders match. The prescriber drafts work orders here, with its recommendation and evidence, "
-            "for an engineer to approve or reject; none have been drafted yet for this selection.")
-for w in orders:
-    _work_order(w, user)
+with f[1]:
+    asset_filter = _asset_filter(url)
+_orders(url, tuple(statuses), asset_filter, user)

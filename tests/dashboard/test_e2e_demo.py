@@ -13,27 +13,34 @@ Timings (dashboard ready, first live values in the browser, first alarm, first w
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from core.inference.registry import ModelRegistry
+from core.maintenance import ALARM_SEVERITY_OF_STATE
+from core.sim import default_plant
 from core.wire import utcnow
 from dashboard import _jobs
 from dashboard.launch import wait_ready
 from genedge.localservices import free_port
-from ingest.store import Store, queries
+from ingest.store import Store, actions, queries
+from prescribe.evidence import from_store
+from prescribe.policy import assess
 from tests.conftest import data_dir
 from tests.dashboard._browser import ARTIFACTS, TIMEOUT_MS, VIEWPORT, idle, shot, sign_in, wait_for
 
@@ -46,6 +53,16 @@ ACCELERATION = 7200
 ALARM_WAIT_S = 150
 
 
+@dataclass(frozen=True)
+class Sample:
+    """P-101 at one moment of the demo, read from its store."""
+
+    t: float
+    decision: str | None  # the decision policy's state on the stored evidence (None: no prediction yet)
+    work_order: str | None  # the decision state of P-101's newest open work order (None: none open)
+    rul_alarm: str | None  # the priority of P-101's open rul_low alarm (None: none open)
+
+
 @dataclass
 class RunningDemo:
     url: str
@@ -55,6 +72,7 @@ class RunningDemo:
     started: float
     started_at: datetime
     timings: dict[str, float] = field(default_factory=dict)
+    timeline: list[Sample] = field(default_factory=list)
 
     def mark(self, what: str, at: datetime | None = None) -> float:
         """Record seconds from starting ``genedge demo`` to now (or ``at``), the first time only."""
@@ -75,6 +93,23 @@ class RunningDemo:
         oldest = min(found, key=lambda row: getattr(row, at))
         self.mark(what, getattr(oldest, at))
         return oldest
+
+
+def _watch_p101(demo: RunningDemo, stop: threading.Event) -> None:
+    """Sample P-101's decision, newest open work order and RUL alarm every second into ``demo.timeline``."""
+    asset = next(a for a in default_plant() if a.asset_id == "P-101")
+    with Store(demo.store_url) as store:
+        while not stop.wait(1.0):
+            try:
+                ev = from_store(store, "P-101", asset=asset, time_scale=ACCELERATION)
+                orders = queries.work_orders(store, statuses=("draft", "approved"), asset_id="P-101")
+                alarms = queries.alarms(store, states=queries.OPEN_ALARM_STATES, asset_id="P-101")
+            except Exception:  # the store is still being created; sample again in a second
+                continue
+            newest = orders[0].body.get("recommendation", {}).get("state") if orders else None
+            rul = next((a.severity for a in alarms if a.kind == "rul_low"), None)
+            demo.timeline.append(Sample(round(time.monotonic() - demo.started, 1),
+                                        assess(ev).state if ev.rul is not None else None, newest, rul))
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +141,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
             stderr=subprocess.STDOUT,
         )
         running = RunningDemo(f"http://127.0.0.1:{port}", store_url, work / "registry", work / "jobs", started, started_at)
+        stop_watch = threading.Event()
+        watcher = threading.Thread(target=_watch_p101, args=(running, stop_watch), name="watch-P-101", daemon=True)
+        watcher.start()
         try:
             wait_ready(running.url, 120, proc=proc)
             running.mark("dashboard ready")
             yield running
         finally:
+            stop_watch.set()
+            watcher.join(10)
             for job in _jobs.list_jobs(running.jobs):  # started by this test's dashboard: stop what still runs
                 _jobs.cancel(job)
             proc.send_signal(signal.SIGINT)
@@ -121,8 +161,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
                 proc.wait(10)
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             (ARTIFACTS / "e2e-timings.json").write_text(json.dumps(running.timings, indent=2) + "\n")
+            (ARTIFACTS / "e2e-p101-timeline.json").write_text(
+                json.dumps([s.__dict__ for s in running.timeline], indent=1) + "\n")
             print(f"\ngenedge demo timings (s since start): {running.timings}")
-    assert proc.returncode == 0, (work / "demo.log").read_text()[-3000:]
+    log_text = (work / "demo.log").read_text(errors="replace")
+    assert proc.returncode == 0, log_text[-3000:]
+    assert "Traceback" not in log_text, log_text[log_text.index("Traceback") - 500:][:4000]
 
 
 def _live_plant(page: Any, demo: RunningDemo) -> None:
@@ -247,3 +291,54 @@ def test_operator_watches_the_plant_and_acknowledges_an_alarm(demo: RunningDemo,
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     expect(page.get_by_role("heading", name="Plant overview")).to_have_count(0)
     page.close()
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or url.startswith(("data:", "blob:", "about:")):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def test_p101_escalates_healthy_plan_urgent_stop_now_and_the_alarm_priority_follows(demo: RunningDemo,
+                                                                                     browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    def reached_stop_now() -> bool:
+        return any(s.work_order == "stop_now" and s.rul_alarm == "critical" for s in demo.timeline)
+
+    wait_for(reached_stop_now, 240, "P-101's stop-now work order and critical RUL alarm")
+    demo.mark("P-101 stop now")
+    timeline = list(demo.timeline)
+    judged = [s for s in timeline if s.decision is not None]
+    assert judged and judged[0].decision == "healthy" and judged[0].work_order is None, judged[:3]
+    # the work orders follow the escalation in order, one state each, never back
+    states = [s.work_order for s in timeline if s.work_order is not None]
+    assert [st for i, st in enumerate(states) if i == 0 or st != states[i - 1]] == ["plan", "urgent", "stop_now"]
+    # while each work order was the newest, its RUL alarm showed the matching priority
+    for state in ("plan", "urgent", "stop_now"):
+        assert any(s.work_order == state and s.rul_alarm == ALARM_SEVERITY_OF_STATE[state] for s in timeline), state
+    with Store(demo.store_url) as store:
+        for healthy in ("M-101", "P-201"):  # no fault injected: never a work order
+            assert not queries.work_orders(store, asset_id=healthy), healthy
+
+        requests: list[str] = []
+        page = _page(browser)
+        page.on("request", lambda r: requests.append(r.url))
+        sign_in(page, demo.url, "operator", "operator")
+        page.get_by_role("link", name="Alarms").click()
+        idle(page)
+        # an alarm stored after the page was drawn shows up without a reload
+        new = actions.raise_alarm(store, "M-101", "manual_check", "low", "Operator round: unusual noise reported.")
+        expect(page.get_by_text("Operator round: unusual noise reported.").first).to_be_visible(timeout=20_000)
+        shot(page, "e2e-op-5-alarms-live")
+        actions.clear_alarm(store, new.id)
+        for link in ("Prescriptions & work orders", "Plant overview"):
+            page.get_by_role("link", name=link).click()
+            idle(page)
+        page.close()
+    outside = sorted({u for u in requests if not _loopback(u)})
+    assert requests and not outside, outside

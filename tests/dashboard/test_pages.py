@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -11,13 +12,16 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.settings import Settings
 from dashboard import _jobs
 from dashboard._context import _load_settings
 from dashboard._sessions import SessionStore, load_session_key
+from dashboard._text import escape_markdown
 from dashboard.auth import Role, User, hash_password, verify_password
 from genedge.localservices import Mosquitto, free_port
 from ingest.store import Store, actions, queries
@@ -65,6 +69,10 @@ def _text(at: AppTest) -> str:
 
 def _frames(at: AppTest) -> str:
     return "\n".join(df.value.to_csv() for df in at.dataframe)
+
+
+def _tables(at: AppTest) -> list[pd.DataFrame]:
+    return [t.value for t in at.table]
 
 
 # ---------------------------------------------------------------------------- sign in
@@ -115,21 +123,99 @@ def test_invalid_users_are_reported(app_env: Seeded, monkeypatch: pytest.MonkeyP
 
 
 # ------------------------------------------------------------------------------ pages
-def test_overview_shows_every_asset_with_live_values(app_env: Seeded) -> None:
+def _links(at: AppTest) -> dict[str, str]:
+    """Page links on the page: label -> target page (the script's name)."""
+    return {link.proto.label: link.proto.page for link in at.get("page_link")}
+
+
+def test_overview_shows_every_asset_most_urgent_first(app_env: Seeded) -> None:
     at = _signed_in("olga")
     text = _text(at)
     for asset_id in ("P-101", "M-101", "F-101", "P-102", "P-201", "M-201", "F-201", "M-202"):
         assert f" {asset_id} " in text
     assert PUBLISHER not in text  # the edge agent reports status under its own id: not a plant asset
-    assert "Site plant1" in text and "line1" in text and "line2" in text
-    # Degraded, from the agent's features: broadband RMS up, health index down, anomaly on; raw temperature.
-    assert re.search(r"P-101 Feed pump 101 ACTIVE · high pump · criticality 3 · class II Vib RMS 0\.[3-9]\d\d g "
-                     r"Velocity — window too short Temp [5-7]\d\.\d °C [+-]\d+\.\d\d K/min Health 0\.[0-4]\d anomaly "
-                     r"RUL 20 h 13–27 h data good anomaly", text)
-    assert re.search(r"M-202 Mixer drive motor 202 normal .* Vib RMS 0\.0\d\d g .* Health (1\.00|0\.9\d) RUL — none yet "
-                     r"data good", text)
-    assert "Unacknowledged alarms 1" in text and "Anomaly on 1" in text
+    # Degraded, from the agent's features: broadband RMS up, health index down, anomaly on; raw temperature,
+    # its rate in K/h; the decision state the prescriber acts on, and why.
+    assert re.search(r"P-101 Feed pump 101 stop now line1 · pump · criticality 3 · class II [^\n]*Vib RMS 0\.[3-9]\d\d g "
+                     r"Velocity — window too short Temp [5-7]\d\.\d °C [+-]\d+\.\d K/h Health 0\.[0-4]\d anomaly "
+                     r"RUL 20 h 13–27 h ACTIVE · high data good anomaly", text)
+    assert re.search(r"M-202 Mixer drive motor 202 insufficient evidence .* Vib RMS 0\.0\d\d g .* Health (1\.00|0\.9\d) "
+                     r"RUL — none yet normal data good", text)
+    assert "K/min" not in text and "degC" not in text
+    # Most urgent first: stop now (P-101) > insufficient evidence (in id order) > watch (F-101).
+    order = sorted(("P-101", "F-201", "M-101", "M-201", "M-202", "P-102", "P-201", "F-101"),
+                   key=lambda a: text.index(f" {a} "))
+    assert order == ["P-101", "F-201", "M-101", "M-201", "M-202", "P-102", "P-201", "F-101"]
+    compact = " ".join(text.split())
+    for counter in ("8 assets", "1 stop now", "6 insufficient evidence", "1 watch", "0 healthy",
+                    "1 unacknowledged alarms", "1 / 1 acked / shelved", "1 anomaly on", "2 with RUL"):
+        assert counter in compact, counter
+    # Each card links to the asset's details, and to its open work order where it has one.
+    links = {(link.proto.page, link.proto.label, link.proto.query_string) for link in at.get("page_link")}
+    assert {lk for lk in links if lk[0] == "work_orders"} == {("work_orders", "WO-000001 · draft", "asset=P-101"),
+                                                              ("work_orders", "WO-000002 · approved", "asset=F-101")}
+    assert ("asset", "Details", "asset=M-202") in links
     assert not any("Models" in str(p) for p in at.sidebar)  # operators have no engineering pages
+
+
+def test_alarm_strip_and_plant_clock_on_every_page(app_env: Seeded) -> None:
+    for page in (None, "views/asset.py", "views/work_orders.py", "views/data_quality.py"):
+        at = _signed_in("olga", page)
+        compact = " ".join(_text(at).split())
+        assert "1 unacknowledged alarm 1 high 1 acknowledged · 1 shelved" in compact, page
+        assert "simulated plant: 1 s = 1 h of plant time" in compact
+        assert _links(at)["Open the alarm list"] == "alarms"
+        assert any(c.value.startswith("Simulated plant: 1 s = 1 h of plant time (sim.time_acceleration 3600). RUL "
+                                      "figures count plant hours") for c in at.sidebar.caption)
+
+
+def test_plant_clock_follows_the_settings(app_env: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENEDGE_SIM__TIME_ACCELERATION", "60")
+    _load_settings.clear()
+    assert "simulated plant: 1 s = 1 min of plant time" in _text(_signed_in("olga"))
+    monkeypatch.setenv("GENEDGE_EDGE__SOURCE__KIND", "opcua")  # a real plant: no simulator clock
+    _load_settings.clear()
+    assert "simulated plant" not in _text(_signed_in("olga")).lower()
+
+
+@pytest.fixture
+def fresh_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_env: Seeded) -> Seeded:
+    """A store of its own, for tests that change alarm states (they cannot be undone)."""
+    from tests.dashboard._seed import seed
+
+    own = seed(tmp_path / "own")
+    monkeypatch.setenv("GENEDGE_STORE__URL", own.url)
+    _load_settings.clear()
+    return own
+
+
+def _edge(at: AppTest, asset_id: str) -> str:
+    card = next(m.value for m in at.markdown if f">{asset_id}</span>" in str(m.value))
+    found = re.search(r"border-left:6px solid (#[0-9a-f]{6})", card)
+    assert found is not None
+    return found.group(1)
+
+
+def test_acknowledging_keeps_the_asset_first_and_its_colour(fresh_store: Seeded) -> None:
+    store = Store(fresh_store.url)
+    try:
+        # A watched asset in critical alarm still ranks below P-101, which the policy says to stop now.
+        noisy = actions.raise_alarm(store, "F-101", "vibration_high", "critical", "raised by the test")
+        at = _signed_in("olga")
+        before = _edge(at, "P-101")
+        text = _text(at)
+        assert text.index(" P-101 ") < text.index(" F-101 ")
+        actions.acknowledge_alarm(store, fresh_store.alarms["active"], "olga")
+        st.cache_data.clear()  # as the alarm page's action does (its loaders keep values for seconds)
+        at = _signed_in("olga")
+        text = _text(at)
+        assert "P-101 Feed pump 101 stop now" in text and "ACKED · high" in text
+        assert text.index(" P-101 ") < text.index(" F-101 ")
+        assert _edge(at, "P-101") == before != _edge(at, "F-101")
+        assert "1 unacknowledged alarm 1 critical" in " ".join(text.split())
+        actions.clear_alarm(store, noisy.id)
+    finally:
+        store.close()
 
 
 def _chart_titles(at: AppTest) -> dict[str, dict[str, object]]:
@@ -267,7 +353,9 @@ def test_engineer_approves_a_prescription(app_env: Seeded) -> None:
     wo = actions.create_work_order(store, "M-202", "Test: check coupling", by="prescriber", body=body)
     at = _signed_in("eve", "views/work_orders.py")
     assert "1. Check the coupling alignment — 2x shaft component rising [peak:2x]" in [t.value for t in at.text]
-    assert "peak:2x" in _frames(at) and "flexible coupling insert" in _text(at)
+    evidence = next(t for t in _tables(at) if "Evidence" in t.columns)
+    assert list(evidence["Evidence"]) == [r"Envelope peak \(peak\:2x\)"]  # Markdown-escaped: shown as written
+    assert "flexible coupling insert" in _text(at)
     at.text_input(key=f"approve-note-{wo.id}").input("ok")
     next(b for b in at.button if b.label == "Approve" and b.form_id == f"approve-{wo.id}").click().run()
     assert not at.exception
@@ -275,6 +363,40 @@ def test_engineer_approves_a_prescription(app_env: Seeded) -> None:
     assert done is not None and (done.status, done.updated_by, done.history[-1]["note"]) == ("approved", "eve", "ok")
     actions.complete_work_order(store, wo.id, "eve", "test cleanup")
     store.close()
+
+
+def test_work_order_evidence_is_a_table_in_hours_and_kelvin_per_hour(app_env: Seeded) -> None:
+    """Prescriber evidence: a table of facts (not cut-off JSON), RUL in hours and rates in K/h, never days."""
+    store = Store(app_env.url)
+    evidence = [
+        {"id": "rul:latest", "kind": "rul", "summary": "RUL 7.2 d, 90% interval 5.0 d to 9.5 d",
+         "values": {"median_h": 172.8, "lower_h": 120.0, "upper_h": 228.0, "coverage": 0.9, "cap_h": 200.0,
+                    "at_cap": False}},
+        {"id": "temp:trend", "kind": "temperature", "summary": "rising, +1.20 degC/h",
+         "values": {"slope_c_per_h": 1.2, "trend": "rising"}},
+        {"id": "peak:bpfo", "kind": "peak", "summary": "BPFO 107 Hz in envelope, 17x floor, 3 harmonics",
+         "values": {"defect": "bpfo", "frequency_hz": 107.2, "snr": 17.0, "harmonics": 3}},
+    ]
+    body = {"recommendation": {"summary": "M-202: outer race, RUL 7.2 d", "state": "plan", "evidence": evidence,
+                               "actions": [{"what": "Replace the bearing", "why": "RUL 7.2 d [rul:latest]"}]},
+            "evidence": ["rul:latest", "temp:trend", "peak:bpfo"]}
+    wo = actions.create_work_order(store, "M-202", "Test: replace bearing", by="prescriber", body=body)
+    try:
+        at = _signed_in("olga", "views/work_orders.py", asset="M-202")  # as the card's work-order link opens it
+        assert at.selectbox(key="wo_asset").value == "M-202"
+        assert [e.label for e in at.expander if e.label.startswith("\\#")] == [
+            escape_markdown(f"#{wo.id} · M-202 · Test: replace bearing · draft · medium")]
+        table = next(t for t in _tables(at) if "Evidence" in t.columns)
+        readings = [r.replace("\\", "") for r in table["Reading"]]
+        assert readings == ["RUL 173 h, 90% interval 120–228 h", "rising, +1.20 K/h",
+                            "BPFO 107 Hz in envelope, 17x floor, 3 harmonics"]
+        assert "snr 17 · harmonics 3" in table["Details"].iloc[2].replace("\\", "")
+        texts = " ".join(t.value for t in at.text)
+        assert "RUL 173 h" in texts and "7.2 d" not in texts
+        assert "Decision state: plan" in _text(at)
+    finally:
+        actions.reject_work_order(store, wo.id, "eve", "test cleanup")
+        store.close()
 
 
 def test_work_order_text_is_shown_literally_never_as_markdown(app_env: Seeded) -> None:
@@ -317,6 +439,35 @@ def test_models_page_lists_versions_and_promotes(app_env: Seeded) -> None:
     assert "promoted: v1" in _text(at)
 
 
+def test_models_page_tables_are_single_typed(app_env: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """A card with a text metric (``rul_unit``) beside numbers: no ArrowInvalid fix-up logged on a visit."""
+    from core.inference.registry import ModelRegistry
+    from tests._factories import minimal_card
+
+    reg = ModelRegistry(tmp_path / "registry")
+    onnx = tmp_path / "fixture.onnx"
+    onnx.write_bytes(b"not a real model: registry fixture")
+    for i in (1, 2):
+        reg.register("sim-bearing", onnx, minimal_card(seed=i, metrics={"val_rmse_onnx": 10.0 + i, "rul_unit": "h",
+                                                                        "val_n_units": 20 * i}), promote=i == 1)
+    monkeypatch.setenv("GENEDGE_MODELS__REGISTRY_DIR", str(tmp_path / "registry"))
+    _load_settings.clear()
+    # Streamlit logs the fix-up (with the ArrowInvalid traceback) on its own logger, which does not propagate.
+    arrow_log = logging.getLogger("streamlit.dataframe_util")
+    monkeypatch.setattr(arrow_log, "level", logging.INFO)
+    arrow_log.addHandler(caplog.handler)
+    try:
+        at = _signed_in("eve", "views/models.py")
+    finally:
+        arrow_log.removeHandler(caplog.handler)
+    logged = [r.getMessage() for r in caplog.records if r.name == "streamlit.dataframe_util"]
+    assert not logged, logged
+    assert "sim-bearing: 2 version(s) · promoted: v1" in _text(at)
+    compare = next(df.value for df in at.dataframe if df.value.index.name == "metric")
+    assert compare.loc["rul_unit"].tolist() == ["h", "h"] and compare.loc["val_rmse_onnx"].tolist() == ["11", "12"]
+
+
 def test_models_page_without_models(empty_registry: Path) -> None:
     at = _signed_in("eve", "views/models.py")
     assert "No models yet" in _text(at)
@@ -339,11 +490,23 @@ def _wait_for_jobs(root: Path, kind: str, timeout: float = 240.0) -> list[_jobs.
     raise AssertionError(f"{kind} jobs still running after {timeout} s")
 
 
-def test_synthetic_page_rejects_a_folder_without_cwru(app_env: Seeded, tmp_path: Path) -> None:
+def _train_button(at: AppTest) -> object:
+    return next(b for b in at.button if b.label == "Train and run the quality gate")
+
+
+def test_synthetic_page_says_what_training_needs_before_the_button(app_env: Seeded, tmp_path: Path) -> None:
+    """Out of the box (no CWRU data) the button is disabled and the page says what it needs."""
     at = _signed_in("eve", "views/synthetic.py")
-    at.text_input(key="synth-data-dir").input(str(tmp_path))
-    next(b for b in at.button if b.label == "Train and run the quality gate").click().run()
-    assert any("No CWRU `.mat` files" in e.value for e in at.error)
+    assert at.text_input(key="synth-data-dir").value == ""
+    assert _train_button(at).disabled
+    assert "Training needs the CWRU bearing data set" in at.warning[0].value
+    at.text_input(key="synth-data-dir").input(str(tmp_path)).run()
+    assert _train_button(at).disabled and "No CWRU `.mat` files in" in at.warning[0].value
+    at.text_input(key="synth-data-dir").input(str(tmp_path / "nowhere")).run()
+    assert _train_button(at).disabled and "is not a folder" in at.warning[0].value
+    (tmp_path / "normal_0_97.mat").write_bytes(b"")
+    at.text_input(key="synth-data-dir").input(str(tmp_path)).run()
+    assert not _train_button(at).disabled and not at.warning
     assert _jobs.list_jobs(app_env.registry_dir.parent / "jobs", "synth-train") == []
 
 
@@ -352,7 +515,7 @@ def test_synthetic_page_trains_gates_and_samples(app_env: Seeded, datasets: Path
     """Real ``genedge synth`` subprocesses, few steps: the gate's verdict, numbers and PNG plots show."""
     jobs_dir = app_env.registry_dir.parent / "jobs"
     at = _signed_in("eve", "views/synthetic.py")
-    at.text_input(key="synth-data-dir").input(str(datasets / "cwru"))
+    at.text_input(key="synth-data-dir").input(str(datasets / "cwru")).run()  # the folder enables the button
     at.number_input(key="synth-steps").set_value(20)
     at.number_input(key="synth-per-class").set_value(5)
     next(b for b in at.button if b.label == "Train and run the quality gate").click().run()

@@ -117,17 +117,17 @@ def test_an_edge_agent_known_by_its_status_is_not_a_monitored_asset(store: Store
 
 def test_rul_at_the_models_cap_reads_as_at_least() -> None:
     """A median at the model's training cap means "at least this long": never show it as a point value."""
-    from dashboard._ui import fmt_rul, rul_median_text
+    from dashboard._status import rul_line, rul_text
 
     base = {"asset_id": "P-101", "model_name": "sim-bearing", "model_version": "v1", "at": T0, "rul_unit": "h",
             "rul_lower": 150.0, "rul_upper": 200.0, "coverage": 0.9, "health_index": None}
     capped = queries.PredictionView(**base, rul_median=200.0, rul_cap=200.0)
-    assert capped.at_cap and rul_median_text(capped) == "≥ 200"
-    assert fmt_rul(capped).startswith("≥ 200 h (model cap")
+    assert capped.at_cap and rul_text(capped).value == "≥ 200"
+    assert rul_line(capped) == "≥ 200 h (model cap)"  # no lower bound of 150 h beside "at least 200 h"
     below = queries.PredictionView(**{**base, "rul_lower": 60.0}, rul_median=80.0, rul_cap=200.0)
-    assert not below.at_cap and fmt_rul(below) == "80 h [60–200] (90%)"
+    assert not below.at_cap and rul_line(below) == "80 h [60–200 h] (90%)"
     unknown = queries.PredictionView(**base, rul_median=200.0)  # older agents don't send a cap
-    assert not unknown.at_cap and rul_median_text(unknown) == "200"
+    assert not unknown.at_cap and rul_text(unknown).value == "200"
 
 
 def test_share_of_life_reads_as_life_left() -> None:
@@ -135,17 +135,17 @@ def test_share_of_life_reads_as_life_left() -> None:
     from dashboard._cards import _values_html
     from dashboard._charts import rul_figure
     from dashboard._features import vitals
-    from dashboard._ui import fmt_rul, rul_median_text
+    from dashboard._status import rul_line, rul_text
 
     p = queries.PredictionView(asset_id="B-1", model_name="femto-bearing", model_version="v1", at=T0, rul_unit="%",
                                rul_median=100.0, rul_lower=60.0, rul_upper=100.0, coverage=0.9, health_index=None,
                                rul_cap=100.0)
-    assert not p.at_cap and rul_median_text(p) == "100"
-    assert fmt_rul(p) == "100 % of life left [60–100] (90%)"
+    assert not p.at_cap and rul_text(p).value == "100"
+    assert rul_line(p) == "100 % of life left [60–100 %] (90%)"
     assert rul_figure([p]).layout.yaxis.title.text == "RUL (% of life left)"
     info = queries.AssetInfo(asset_id="B-1", site="plant1", line="", name="", kind="", criticality=2, config={},
                              last_seen=T0)
     overview = queries.AssetOverview(asset=info, features=None, readings={}, prediction=p, open_alarms=(),
                                      quality="good", last_update=T0)
-    html = _values_html(overview, vitals({}, None))
+    html = _values_html(overview, vitals({}, None), None)
     assert "Life left" in html and "60–100 %" in html and "model cap" not in html
