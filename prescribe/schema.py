@@ -435,7 +435,8 @@ def quote_data(text: str, limit: int = _MAX_QUOTED) -> str:
 
 # ------------------------------------------------------------------------------- items
 def _hours(h: float) -> str:
-    return f"{h:.0f} h" if h < 72 else f"{h / 24:.1f} d"
+    """Hours, always: one unit for every duration a planner compares (RUL, deadlines, margins)."""
+    return f"{h:.0f} h"
 
 
 def evidence_items(ev: Evidence) -> list[EvidenceItem]:
@@ -511,7 +512,7 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
         if t.slope_c_per_h is not None:
             word = "rising" if t.slope_c_per_h > 0.05 else "falling" if t.slope_c_per_h < -0.05 else "steady"
             add(EvidenceItem(id="temp:trend", kind="temperature",
-                             summary=f"{word}, {t.slope_c_per_h:+.2f} degC/h",
+                             summary=f"{word}, {t.slope_c_per_h:+.2f} K/h",
                              values={"slope_c_per_h": round(t.slope_c_per_h, 4), "trend": word,
                                      "lookback_h": t.lookback_h}))
     for a in ev.alarms:
