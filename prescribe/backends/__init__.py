@@ -43,7 +43,8 @@ def make_backend(llm: Any, choice: str | None = None, *, nice: int = 0) -> tuple
     if choice in ("auto", "local"):
         why = LocalBackend.available(model_path)
         if why is None:
-            return LocalBackend(model_path, threads=llm.threads, nice=nice, system_prompt=SYSTEM_PROMPT), ()
+            return LocalBackend(model_path, threads=llm.threads, nice=nice, system_prompt=SYSTEM_PROMPT,
+                                speculative=llm.speculative, draft_max=llm.draft_max, ngram_n=llm.ngram_n), ()
         if choice == "local":
             notes.append(f"local model unavailable: {why}; rule templates used instead")
     if choice in ("auto", "openai"):

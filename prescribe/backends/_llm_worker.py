@@ -3,8 +3,15 @@
 Reads one JSON request per line on stdin (``{"id": n, "body": <chat completion request>}``),
 answers one JSON line on its private copy of stdout (``{"id": n, "ok": true, "response": ...}``
 or ``{"id": n, "ok": false, "error": "..."}``). The first line it writes is
-``{"ready": true, "load_s": ..., "warmup_s": ...}`` once the model is loaded and has answered a
-warm-up request, or ``{"ready": false, "error": "..."}``. Native log output goes to stderr.
+``{"ready": true, "load_s": ..., "warmup_s": ..., "speculative": ...}`` once the model is loaded and
+has answered a warm-up request, or ``{"ready": false, "error": "..."}``. Native log output goes to
+stderr. Each answer carries llama.cpp's ``timings``: ``predicted_n`` generated tokens in
+``predicted_ms`` of decoding and, with speculative decoding on, ``draft_n`` drafted tokens of which
+``draft_n_accepted`` were accepted (both 0 when no draft was made).
+
+Speculative decoding (``--speculative``) drafts tokens without a second model, from n-grams of the
+tokens already seen (llama.cpp's ``ngram-*`` speculative types), and verifies them in one batch;
+the sampler, grammar included, still decides every token.
 
 It runs in its own process so that llama.cpp's OpenMP threads can be told to sleep when
 waiting (``OMP_WAIT_POLICY=PASSIVE``, set by the parent before this process starts; spinning
@@ -40,13 +47,60 @@ def _send(out: TextIO, obj: dict[str, Any]) -> None:
     out.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+#: ``--speculative`` choices and llama.cpp's speculative type for each (``off``: none).
+SPECULATIVE_TYPES = {
+    "off": "COMMON_SPECULATIVE_TYPE_NONE",
+    "ngram-simple": "COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE",
+    "ngram-map-k": "COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K",
+    "ngram-mod": "COMMON_SPECULATIVE_TYPE_NGRAM_MOD",
+    "ngram-cache": "COMMON_SPECULATIVE_TYPE_NGRAM_CACHE",
+}
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The worker's command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--ctx", type=int, default=2048)
+    parser.add_argument("--threads", type=_positive, default=2)
+    parser.add_argument("--ctx", type=_positive, default=2048)
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
+    parser.add_argument("--speculative", choices=sorted(SPECULATIVE_TYPES), default="off",
+                        help="n-gram speculative decoding type (off: plain decoding)")
+    parser.add_argument("--draft-max", type=_positive, default=4, help="most tokens drafted per step")
+    parser.add_argument("--ngram-n", type=_positive, default=3, help="length of the n-gram looked up to draft")
+    return parser.parse_args(argv)
+
+
+def configure_speculative(params: Any, xlc: Any, kind: str, draft_max: int, ngram_n: int) -> None:
+    """Set ``params.speculative`` (an xllamacpp ``CommonParamsSpeculative``) for ``kind``.
+
+    The n-gram types look up the last ``ngram_n`` tokens in the tokens seen so far (``ngram-mod``:
+    also in the answers of earlier requests, from a hash pool that the worker keeps) and draft up to
+    ``draft_max`` tokens that followed them.
+    """
+    spec = params.speculative
+    spec.types = [getattr(xlc.common_speculative_type, SPECULATIVE_TYPES[kind])]
+    if kind == "off":
+        return
+    spec.draft.n_max = draft_max
+    spec.draft.n_min = 0
+    for ngram_map in (spec.ngram_simple, spec.ngram_map_k, spec.ngram_map_k4v):
+        ngram_map.size_n = ngram_n
+        ngram_map.size_m = draft_max
+    spec.ngram_mod.n_match = ngram_n
+    spec.ngram_mod.n_min = 0
+    spec.ngram_mod.n_max = draft_max
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     out = _private_stdout()
     t0 = time.perf_counter()
     try:
@@ -65,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         params.sampling.seed = args.seed
         params.cache_prompt = True
         params.verbosity = 0
+        configure_speculative(params, xlc, args.speculative, args.draft_max, args.ngram_n)
         server = xlc.Server(params)
         load_s = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -73,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # report any load failure to the parent, then exit
         _send(out, {"ready": False, "error": f"{type(err).__name__}: {err}"})
         return 1
-    _send(out, {"ready": True, "load_s": round(load_s, 3), "warmup_s": round(warmup_s, 3)})
+    speculative = {"type": args.speculative, "draft_max": args.draft_max, "ngram_n": args.ngram_n}
+    _send(out, {"ready": True, "load_s": round(load_s, 3), "warmup_s": round(warmup_s, 3), "speculative": speculative})
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -88,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(response, dict) and "error" in response and "choices" not in response:
                 _send(out, {"id": rid, "ok": False, "error": json.dumps(response["error"])[:2000]})
                 continue
+            if args.speculative != "off" and isinstance(response, dict) and isinstance(response.get("timings"), dict):
+                # llama.cpp reports draft counts only when a draft was made: no draft is 0 of 0
+                response["timings"].setdefault("draft_n", 0)
+                response["timings"].setdefault("draft_n_accepted", 0)
             _send(out, {"id": rid, "ok": True, "response": response, "wall_s": round(time.perf_counter() - t, 3)})
         except Exception as err:  # one bad request must not end the worker
             _send(out, {"id": rid, "ok": False, "error": f"{type(err).__name__}: {err}"[:2000]})

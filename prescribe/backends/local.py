@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.errors import ModelError
+from prescribe.backends._llm_worker import SPECULATIVE_TYPES
 from prescribe.backends.base import BackendUnavailableError, DraftRequest
 
 __all__ = ["DEFAULT_MODEL_PATH", "MODEL_SHA256", "LocalBackend", "verify_model"]
@@ -86,13 +87,26 @@ class LocalBackend:
         temperature: sampling temperature (0: greedy, reproducible).
         nice: niceness added to the worker process (0: none).
         system_prompt: sent once after loading, so that its tokens are cached before the first request.
+        speculative: n-gram speculative decoding type of the worker (``off``, ``ngram-simple``,
+            ``ngram-map-k``, ``ngram-mod``, ``ngram-cache``); see ``docs/engineer.md`` for its measured effect.
+        draft_max: most tokens drafted per decoding step when ``speculative`` is on.
+        ngram_n: length of the n-gram looked up to draft.
+
+    Raises:
+        ValueError: ``speculative`` is not one of the types above, or a count is below 1.
     """
 
     name = "local"
 
     def __init__(self, model_path: Path = DEFAULT_MODEL_PATH, *, threads: int = 2, ctx: int = 2048,
                  sha256: str = MODEL_SHA256, load_timeout_s: float = 300.0, request_timeout_s: float = 180.0,
-                 temperature: float = 0.0, nice: int = 0, system_prompt: str | None = None) -> None:
+                 temperature: float = 0.0, nice: int = 0, system_prompt: str | None = None,
+                 speculative: str = "off", draft_max: int = 4, ngram_n: int = 3) -> None:
+        if speculative not in SPECULATIVE_TYPES:
+            raise ValueError(f"speculative must be one of {', '.join(SPECULATIVE_TYPES)}; got {speculative!r}")
+        for label, value in (("threads", threads), ("ctx", ctx), ("draft_max", draft_max), ("ngram_n", ngram_n)):
+            if value < 1:
+                raise ValueError(f"{label} must be >= 1; got {value!r}")
         self.model_path = Path(model_path)
         self.threads = threads
         self.ctx = ctx
@@ -102,6 +116,10 @@ class LocalBackend:
         self.temperature = temperature
         self.nice = nice
         self.system_prompt = system_prompt
+        self.speculative = speculative
+        self.draft_max = draft_max
+        self.ngram_n = ngram_n
+        self.worker_speculative: dict[str, Any] = {}
         self.load_s: float | None = None
         self.warmup_s: float | None = None
         self.last_timings: dict[str, Any] = {}
@@ -142,8 +160,7 @@ class LocalBackend:
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self._log = tempfile.TemporaryFile(prefix="genedge-llm-")  # noqa: SIM115 - lives as long as the worker
         # Run the worker as a script: it needs nothing of GenEdge, so it imports none of it.
-        cmd = [sys.executable, str(Path(__file__).with_name("_llm_worker.py")), "--model", str(self.model_path),
-               "--threads", str(self.threads), "--ctx", str(self.ctx)]
+        cmd = self.worker_command()
         preexec = (lambda: os.nice(self.nice)) if self.nice > 0 else None
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
                                       text=True, encoding="utf-8", env=env, preexec_fn=preexec)  # noqa: PLW1509
@@ -160,11 +177,18 @@ class LocalBackend:
             self._kill()
             raise BackendUnavailableError(f"local model failed to load: {ready.get('error', 'unknown error')}")
         self.load_s, self.warmup_s = ready.get("load_s"), ready.get("warmup_s")
+        self.worker_speculative = dict(ready.get("speculative") or {})
         if self.system_prompt:
             t0 = time.perf_counter()
             self._roundtrip({"messages": [{"role": "system", "content": self.system_prompt},
                                           {"role": "user", "content": "Say ok."}], "max_tokens": 1, "temperature": 0})
             self.warmup_s = (self.warmup_s or 0.0) + time.perf_counter() - t0
+
+    def worker_command(self) -> list[str]:
+        """The worker's command line: this interpreter, the worker script and the model options."""
+        return [sys.executable, str(Path(__file__).with_name("_llm_worker.py")), "--model", str(self.model_path),
+                "--threads", str(self.threads), "--ctx", str(self.ctx), "--speculative", self.speculative,
+                "--draft-max", str(self.draft_max), "--ngram-n", str(self.ngram_n)]
 
     @staticmethod
     def _reader(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
