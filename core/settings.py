@@ -163,11 +163,11 @@ class StoreSettings(BaseModel):
     url: SecretStr = SecretStr("sqlite:///var/genedge.db")
     batch_size: int = Field(default=500, ge=1, le=100_000)
     echo: bool = False
-    time_scale: float = Field(
-        default=1.0, gt=0, le=1e6, allow_inf_nan=False,
-        description="plant hours per wall-clock hour of the stored timestamps: 1 for a plant; the demo's "
-                    "store holds an accelerated simulator clock (sim.time_acceleration), and trends, "
-                    "look-backs and the prescriber's evidence are read in plant hours")
+    time_scale: float | None = Field(
+        default=None, gt=0, le=1e6, allow_inf_nan=False,
+        description="plant hours per wall-clock hour of the stored timestamps; unset: what the store records "
+                    "(the demo records its simulator's acceleration), else 1. Trends, look-backs and the "
+                    "prescriber's evidence are read in plant hours")
 
     @field_validator("url")
     @classmethod

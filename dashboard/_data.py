@@ -15,7 +15,7 @@ import streamlit as st
 from core.errors import GenEdgeError
 from core.inference.registry import ModelRegistry
 from core.wire import utcnow
-from dashboard._context import _open_store
+from dashboard._context import _open_store, settings
 from dashboard._status import AssetDecision, judge
 from ingest.store import queries as q
 from prescribe.evidence import from_store
@@ -38,6 +38,7 @@ __all__ = [
     "load_predictions",
     "load_snapshot",
     "load_status",
+    "load_time_scale",
     "load_trend",
     "load_work_orders",
 ]
@@ -72,6 +73,13 @@ def load_latest_readings(url: str, asset_id: str | None = None) -> dict[str, dic
 @st.cache_data(ttl=_LIVE, show_spinner=False)
 def load_trend(url: str, asset_id: str, channel: str, limit: int) -> list[q.TrendPoint]:
     return q.trend(_open_store(url), asset_id, channel, limit=limit)
+
+
+@st.cache_data(ttl=_SLOW, show_spinner=False)
+def load_time_scale(url: str) -> float:
+    """Plant hours per wall-clock hour of the store's timestamps (the ``store.time_scale`` setting, else
+    what the store records, else 1)."""
+    return q.time_scale(_open_store(url), settings().store.time_scale)
 
 
 @st.cache_data(ttl=timedelta(minutes=5), show_spinner=False)
@@ -117,9 +125,9 @@ def load_work_orders(url: str, statuses: tuple[str, ...] | None = None, asset_id
 
 
 @st.cache_data(ttl=_DECIDE, show_spinner=False)
-def load_decisions(url: str, asset_ids: tuple[str, ...], time_scale: float = 1.0) -> dict[str, AssetDecision]:
+def load_decisions(url: str, asset_ids: tuple[str, ...], time_scale: float | None = None) -> dict[str, AssetDecision]:
     """The prescriber's decision for each asset, judged now on its evidence in the store
-    (``time_scale``: the store's plant hours per wall-clock hour, ``store.time_scale``).
+    (``time_scale``: the ``store.time_scale`` setting; ``None``: what the store records).
 
     The same evidence and policy the prescriber drafts work orders from (``from_store`` and
     ``assess``), so cards and work orders agree. An asset whose evidence cannot be gathered (not

@@ -29,7 +29,7 @@ from edge_agent.readings import to_reading_batch
 from edge_agent.sources.simulator import SimulatorSource
 from genedge.broker import EmbeddedBroker, port_open
 from ingest.service import IngestService
-from ingest.store import Store
+from ingest.store import Store, queries
 
 __all__ = [
     "SIM_RUL_MODEL",
@@ -125,9 +125,7 @@ class Demo:
         self._tmp = tempfile.TemporaryDirectory(prefix="genedge-demo-")
         edge = demo_edge_settings(settings).model_copy(update={"agent_id": self.publisher_id,
                                                                "queue_path": Path(self._tmp.name) / "edge-queue.db"})
-        # the simulator's clock runs time_acceleration times faster than the timestamps it stores
-        store = settings.store.model_copy(update={"time_scale": settings.sim.time_acceleration})
-        self.settings = settings.model_copy(update={"edge": edge, "store": store})
+        self.settings = settings.model_copy(update={"edge": edge})
         self.broker: EmbeddedBroker | None = None
         self.store: Store | None = None
         self._stop_sim = threading.Event()
@@ -152,6 +150,9 @@ class Demo:
                 log.warning("embedded MQTT broker on %s:%d", s.mqtt.host, s.mqtt.port)
         self.store = Store(s.store.url.get_secret_value())
         self.store.upsert_assets(self.assets)
+        # The simulator's clock runs time_acceleration times faster than the timestamps it stores: every
+        # reader of this store (dashboard, prescriber, retraining) reads its trends in plant hours.
+        self.store.set_meta(queries.TIME_SCALE_KEY, repr(s.sim.time_acceleration))
         ingest_settings = s.ingest.model_copy(update={"client_id": f"{s.ingest.client_id}-demo"})
         self.ingest = IngestService(s.mqtt, ingest_settings, self.store, batch_size=s.store.batch_size, protocol=protocol)
         self._spawn("ingest", lambda: self.ingest.run(self._stop_ingest, drain_s=0.2))
@@ -342,8 +343,6 @@ def start_demo_dashboard(settings: Settings, config_file: Any = None) -> Any:
         name: {"role": name, "password_hash": hash_password(pw)} for name, pw in DEMO_USERS.items()
     }
     env = {"GENEDGE_STORE__URL": settings.store.url.get_secret_value(), "GENEDGE_DASHBOARD__USERS": json.dumps(users),
-           # the demo's store holds the simulator's accelerated clock: the dashboard reads trends in plant hours
-           "GENEDGE_STORE__TIME_SCALE": str(settings.sim.time_acceleration),
            # the snapshot button publishes commands to the demo's broker, wherever it is
            "GENEDGE_MQTT__HOST": settings.mqtt.host, "GENEDGE_MQTT__PORT": str(settings.mqtt.port),
            "GENEDGE_MQTT__SITE": settings.mqtt.site,

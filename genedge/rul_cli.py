@@ -363,7 +363,8 @@ def train_sim(
     ] = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
-    time_scale: Annotated[float, typer.Option(help="Asset hours per wall-clock hour of the stored frames (1 in a plant).")] = 1.0,
+    time_scale: Annotated[float | None, typer.Option(
+        help="Asset hours per wall-clock hour of the stored frames (default: what the store records, else 1)")] = None,
     progress: ProgressFlag = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -385,12 +386,13 @@ def train_sim(
     emit(out, as_json)
 
 
-def _plant_runs(settings: Settings, data_cfg: dict[str, Any], time_scale: float) -> tuple[Any, ...]:
+def _plant_runs(settings: Settings, data_cfg: dict[str, Any], time_scale: float | None) -> tuple[Any, ...]:
     """The plant's own runs to confirmed faults (and healthy inspections) from the store of the settings."""
     from genedge.retrain import store_runs
-    from ingest.store import Store
+    from ingest.store import Store, queries
 
     with Store(settings.store.url.get_secret_value()) as store:
+        time_scale = queries.time_scale(store, time_scale if time_scale is not None else settings.store.time_scale)
         return tuple(
             store_runs(
                 store,

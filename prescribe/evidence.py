@@ -172,7 +172,7 @@ def asset_facts(asset: AssetConfig) -> AssetFacts:
 # ------------------------------------------------------------------------------ store
 def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset: AssetConfig | None = None,
                lookback_h: float = 48.0, max_alarms: int = 5, max_work_orders: int = 3,
-               time_scale: float = 1.0) -> Evidence:
+               time_scale: float | None = None) -> Evidence:
     """Gather an asset's evidence from the store.
 
     Args:
@@ -183,8 +183,8 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
         lookback_h: feature windows newer than ``now - lookback_h`` make the trends.
         max_alarms: the newest open alarms (and alarms cleared within the look-back) kept.
         max_work_orders: the newest past work orders kept.
-        time_scale: plant hours per wall-clock hour of the stored timestamps: 1 in a plant, the
-            simulator's acceleration in the demo (trends and look-back are in plant hours).
+        time_scale: plant hours per wall-clock hour of the stored timestamps (trends and look-back
+            are in plant hours); ``None``: what the store records (:func:`ingest.store.queries.time_scale`).
 
     Raises:
         GenEdgeError: the asset is unknown (``StoreError`` from the store passes through).
@@ -197,6 +197,7 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
             raise GenEdgeError(f"asset {asset_id!r} is not registered in the store; known: {known}")
         asset = _asset_from_info(info)
     facts = asset_facts(asset)
+    time_scale = queries.time_scale(store, time_scale)
     if not (time_scale > 0 and np.isfinite(time_scale)):
         raise ValueError(f"time_scale must be a finite number > 0, got {time_scale!r}")
     since = now - timedelta(hours=lookback_h / time_scale)

@@ -33,10 +33,10 @@ _WORK_RANK = STATE_RANK["plan"]
 
 async def aprescribe_and_save(store: Any, prescriber: Prescriber, asset_id: str, *, asset: AssetConfig | None = None,
                               now: datetime | None = None, by: str = "prescriber",
-                              time_scale: float = 1.0) -> tuple[Outcome, Any | None]:
+                              time_scale: float | None = None) -> tuple[Outcome, Any | None]:
     """Gather the asset's evidence from the store, recommend, and store the work-order draft.
 
-    ``time_scale`` is the store's plant hours per wall-clock hour (``store.time_scale``).
+    ``time_scale`` is the store's plant hours per wall-clock hour (``None``: what the store records).
 
     Returns:
         The outcome and the stored ``WorkOrderView`` (``None`` when the recommendation is
@@ -97,7 +97,7 @@ class DecisionWatcher:
             something needs a work order).
         policy: the decision policy (default parameters when ``None``).
         by: who the drafts are recorded as.
-        time_scale: the store's plant hours per wall-clock hour (``store.time_scale``).
+        time_scale: the store's plant hours per wall-clock hour (``None``: what the store records).
     """
 
     store: Any
@@ -105,7 +105,7 @@ class DecisionWatcher:
     prescriber: Callable[[], Awaitable[Prescriber]]
     policy: DeadlinePolicy = field(default_factory=DeadlinePolicy)
     by: str = "prescriber"
-    time_scale: float = 1.0
+    time_scale: float | None = None
     states: dict[str, State] = field(default_factory=dict)
     _prescriber: Prescriber | None = None
 

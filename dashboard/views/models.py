@@ -144,9 +144,10 @@ def _plant_retrain_form(registry: Path) -> None:
                                   key="plant-units")
         epochs = c[1].number_input("Max epochs", min_value=1, max_value=200, value=30, step=1, key="plant-epochs",
                                    help="The shipped sim-bearing used 30 with early stopping.")
-        scale = c[2].number_input("Asset hours per stored hour", min_value=0.001, value=1.0, key="plant-time-scale",
+        scale = c[2].number_input("Asset hours per stored hour", min_value=0.001,
+                                  value=_data.load_time_scale(ctx.store_url()), key="plant-time-scale",
                                   help="1 in a plant; the demo's simulated plant runs sim.time_acceleration times "
-                                       "faster than the clock its frames are stored by.")
+                                       "faster than the clock its frames are stored by (the store records it).")
         submitted = st.form_submit_button("Train sim-bearing with the plant's history", icon=":material/factory:")
     st.caption("Trains the plant's bearing RUL model (hours) on simulated run-to-failure units plus the plant's own "
                "runs: every work order completed with the fault confirmed ends a run of that asset's stored feature "

@@ -63,6 +63,16 @@ class Asset(Base):
     last_seen: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class StoreMeta(Base):
+    """Facts about the stored data that readers need to interpret it, e.g. ``time_scale``: plant
+    hours per wall-clock hour of the timestamps (1 in a plant; the demo's accelerated simulator)."""
+
+    __tablename__ = "store_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class _Received:
     """Columns every stored wire message has."""
 

@@ -44,6 +44,7 @@ from ingest.store.repo import Store
 _View = TypeVar("_View")
 
 __all__ = [
+    "TIME_SCALE_KEY",
     "AlarmKpis",
     "AlarmView",
     "AssetInfo",
@@ -85,6 +86,7 @@ __all__ = [
     "open_work_orders_by_asset",
     "plant_overview",
     "predictions",
+    "time_scale",
     "trend",
     "work_order",
     "work_order_view",
@@ -426,6 +428,28 @@ def _preview(payload: bytes, limit: int = 300) -> str:
 
 
 # -------------------------------------------------------------------------------- assets
+#: The ``store_meta`` key of the plant hours per wall-clock hour of the stored timestamps.
+TIME_SCALE_KEY = "time_scale"
+
+
+def time_scale(store: Store, configured: float | None = None) -> float:
+    """Plant hours per wall-clock hour of the store's timestamps: ``configured`` when given (the
+    ``store.time_scale`` setting), else what the store records (the demo records its simulator's
+    acceleration), else 1. A recorded value that is not a positive finite number reads as 1.
+
+    Raises:
+        StoreError: the database failed.
+    """
+    if configured is not None:
+        return configured
+    raw = store.meta(TIME_SCALE_KEY)
+    try:
+        value = float(raw) if raw is not None else 1.0
+    except ValueError:
+        return 1.0
+    return value if math.isfinite(value) and value > 0 else 1.0
+
+
 def assets(store: Store) -> list[AssetInfo]:
     """All registered assets, by site, line and id."""
     with _read(store, "assets") as s:

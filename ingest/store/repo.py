@@ -35,6 +35,7 @@ from ingest.store.models import (
     PredictionRow,
     Reading,
     StatusRow,
+    StoreMeta,
 )
 
 __all__ = ["DeadLetterIn", "ReadingRecord", "Store", "WriteResult"]
@@ -295,6 +296,33 @@ class Store:
                     Asset(asset_id=a.asset_id, site=a.site, line=a.line, name=a.name or a.asset_id,
                           kind=a.kind.value, criticality=a.criticality, config=a.model_dump(mode="json"))
                 )
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Record a fact about the stored data (``store_meta``), replacing the key's old value.
+
+        Raises:
+            StoreError: the key is empty or longer than 64 characters, or the database failed.
+        """
+        if not 0 < len(key) <= 64:
+            raise StoreError(f"store meta key must be 1-64 characters, got {key!r}")
+        try:
+            with self._sessions.begin() as session:
+                session.merge(StoreMeta(key=key, value=value))
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot record store meta {key!r}: {_first_line(err)}") from err
+
+    def meta(self, key: str) -> str | None:
+        """A fact recorded with :meth:`set_meta`, or ``None``.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        try:
+            with self._sessions() as s:
+                row = s.get(StoreMeta, key)
+                return None if row is None else row.value
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot read store meta {key!r}: {_first_line(err)}") from err
 
     # ------------------------------------------------------------------ reads
     def count_readings(self, publisher: str | None = None) -> int:

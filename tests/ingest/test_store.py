@@ -9,6 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from core.errors import StoreError
 from core.sim import default_plant
 from core.wire import BirthMessage, FeatureFrame, Prediction, ReadingBatch, StatusReport, utcnow
 from ingest.store import DeadLetterIn, Store, queries
@@ -95,3 +96,17 @@ def test_a_bad_store_url_is_a_store_error_that_never_quotes_it() -> None:
         with pytest.raises(StoreError) as caught:
             Store(url)
         assert "TOPSECRET" not in str(caught.value)
+
+
+def test_store_meta_records_the_time_scale_readers_use(tmp_path: Path) -> None:
+    with Store(f"sqlite:///{tmp_path / 'meta.db'}") as store:
+        assert store.meta("time_scale") is None and queries.time_scale(store) == 1.0
+        store.set_meta(queries.TIME_SCALE_KEY, "3600.0")
+        store.set_meta(queries.TIME_SCALE_KEY, "7200.0")  # replaced, not added
+        assert queries.time_scale(store) == 7200.0
+        assert queries.time_scale(store, 2.0) == 2.0  # a configured store.time_scale wins
+        for bad in ("nan", "-1", "0", "fast"):
+            store.set_meta(queries.TIME_SCALE_KEY, bad)
+            assert queries.time_scale(store) == 1.0, bad
+        with pytest.raises(StoreError, match="1-64 characters"):
+            store.set_meta("", "x")

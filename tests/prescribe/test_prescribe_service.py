@@ -122,3 +122,24 @@ def test_a_failing_prescription_is_logged_and_retried_not_fatal(store: Store, pl
     assert "prescribing for P-201 (urgent) failed" in caplog.text and "M-101" in watcher.states  # judged after the failure
     (event,) = asyncio.run(watcher.step(T0))
     assert event.state == "urgent" and event.work_order_id is not None
+
+
+def test_evidence_reads_trends_in_plant_hours_on_an_accelerated_store(store: Store) -> None:
+    from core.wire import FeatureFrame
+    from prescribe.evidence import from_store
+    from prescribe.policy import assess
+
+    # the demo's clock: one wall-clock second is one plant hour; the bearing warms 1 K per plant hour
+    frames = [(FeatureFrame(publisher="edge-01", seq=200 + k, asset_id="P-201", window_start=T0 + timedelta(seconds=k),
+                            window_s=1.0, features={"temp_de": {"mean": 40.0 + k}}), T0) for k in range(30)]
+    store.write(frames)
+    now = T0 + timedelta(seconds=30)
+    wall = from_store(store, "P-201", now=now)  # read as a plant: 3600 K/h, a temperature trip
+    assert wall.temperature is not None and wall.temperature.slope_c_per_h == pytest.approx(3600, rel=1e-3)
+    assert assess(wall).state == "stop_now"
+    store.set_meta("time_scale", "3600")
+    plant = from_store(store, "P-201", now=now)
+    assert plant.temperature is not None and plant.temperature.slope_c_per_h == pytest.approx(1.0, rel=1e-3)
+    assert plant.temperature.lookback_h == pytest.approx(29.0) and assess(plant).state != "stop_now"
+    with pytest.raises(ValueError, match="time_scale"):
+        from_store(store, "P-201", now=now, time_scale=float("nan"))
