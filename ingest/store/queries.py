@@ -28,6 +28,7 @@ from core.alarm_limits import (
     VIBRATION_QUANTITIES,
 )
 from core.errors import StoreError
+from core.maintenance import PRIORITIES
 from core.wire import rul_at_cap, utcnow
 from ingest.store.models import (
     Alarm,
@@ -931,11 +932,17 @@ def _newest_first(stmt: Select[Any], state_col: Any, states: Sequence[str] | Non
 
 
 def open_work_orders_by_asset(store: Store) -> dict[str, WorkOrderView]:
-    """Each asset's newest open work order (approved before draft: the work that is going ahead)."""
+    """Each asset's most urgent open (draft or approved) work order: the highest priority, then the
+    approved one (the work going ahead), then the newest. An escalation drafts a more urgent order
+    beside an approved one; the alarm it answers links to the escalated order."""
     out: dict[str, WorkOrderView] = {}
-    for w in work_orders(store, statuses=("approved", "draft"), limit=10_000):
+
+    def rank(w: WorkOrderView) -> tuple[int, bool]:
+        return (PRIORITIES.index(w.priority) if w.priority in PRIORITIES else -1, w.status == "approved")
+
+    for w in work_orders(store, statuses=("approved", "draft"), limit=10_000):  # newest first
         held = out.get(w.asset_id)
-        if held is None or (held.status == "draft" and w.status == "approved"):
+        if held is None or rank(w) > rank(held):
             out[w.asset_id] = w
     return out
 

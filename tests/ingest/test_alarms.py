@@ -383,7 +383,7 @@ def test_alarm_kpis_refuse_bad_windows(store: Store, since: datetime, until: dat
         queries.alarm_kpis(store, since=since, until=until, operators=operators)
 
 
-def test_open_work_order_per_asset_prefers_the_approved_one(store: Store) -> None:
+def test_open_work_order_per_asset_is_the_most_urgent_then_the_approved_one(store: Store) -> None:
     actions.create_work_order(store, "P-101", "Inspect", by="prescriber", at=T0)
     approved = actions.create_work_order(store, "P-101", "Replace bearing", by="prescriber", at=T0)
     actions.approve_work_order(store, approved.id, "eve", at=T0)
@@ -392,3 +392,7 @@ def test_open_work_order_per_asset_prefers_the_approved_one(store: Store) -> Non
     actions.reject_work_order(store, done.id, "eve", "not needed", at=T0)
     found = queries.open_work_orders_by_asset(store)
     assert {a: (w.id, w.status) for a, w in found.items()} == {"P-101": (approved.id, "approved")}
+    # an escalation drafts a more urgent order beside the approved one: the alarm links to it
+    urgent = actions.create_work_order(store, "P-101", "Stop and replace now", by="prescriber", priority="urgent",
+                                       at=T0 + timedelta(hours=1))
+    assert queries.open_work_orders_by_asset(store)["P-101"].id == urgent.id
