@@ -62,8 +62,10 @@ def _values_html(a: AssetOverview, v: Vitals, decision: AssetDecision | None) ->
     short = "window too short" if v.vib_rms is not None and v.velocity_mm_s is None else ""
     velocity = _value("Velocity", _fmt(v.velocity_mm_s, ".2f"), "mm/s" if v.velocity_mm_s is not None else "",
                       f"ISO zone {v.zone}" if v.zone else short, colour=zone_colour)
-    # one unit per quantity across the dashboard: temperature rates in K/h (as the decision policy)
-    slope = (f"{v.temperature_slope_per_min * 60:+.1f} K/h" if v.temperature_slope_per_min is not None else "")
+    # The trend the decision policy judges (over its look-back, in K per plant hour), not the slope inside
+    # one short window, which on a healthy machine is mostly noise.
+    rate = decision.temperature_rate_k_h if decision is not None else None
+    slope = f"{rate:+.1f} K/h" if rate is not None else ""
     health_sub = ("learning baseline" if v.learning else "anomaly" if v.anomaly else "") if v.health_index is not None \
         else ""
     r = rul_text(p, healthy=decision is not None and decision.healthy)

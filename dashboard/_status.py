@@ -72,6 +72,8 @@ class AssetDecision:
         reasons: why the evidence is insufficient (empty otherwise).
         zone: ISO zone letter of the evidence (``None`` without velocity).
         bearing_fault: a bearing fault the evidence shows (envelope peak or fault call), in words.
+        temperature_rate_k_h: the bearing temperature's trend over the evidence's look-back, in K per
+            plant hour (the rate the policy judges; ``None`` with fewer than two readings).
     """
 
     asset_id: str
@@ -81,6 +83,7 @@ class AssetDecision:
     reasons: tuple[str, ...] = ()
     zone: str | None = None
     bearing_fault: str | None = None
+    temperature_rate_k_h: float | None = None
 
     @property
     def label(self) -> str:
@@ -107,7 +110,8 @@ def judge(ev: Evidence, policy: DeadlinePolicy | None = None) -> AssetDecision:
     d: Decision = assess(ev, policy)
     return AssetDecision(asset_id=ev.asset.asset_id, state=d.state, why=d.why, priority=d.priority, reasons=d.reasons,
                          zone=ZONES[ev.zone.zone] if ev.zone is not None else None,
-                         bearing_fault=_bearing_fault(ev, policy))
+                         bearing_fault=_bearing_fault(ev, policy),
+                         temperature_rate_k_h=ev.temperature.slope_c_per_h if ev.temperature is not None else None)
 
 
 def zone_a_hint(zone: str | None, decision: AssetDecision | None) -> str | None:

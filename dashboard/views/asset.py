@@ -123,8 +123,9 @@ def _header(info: AssetInfo, cfg: AssetConfig | None, overview: AssetOverview | 
                 help="10-1000 Hz velocity RMS; the edge computes it only from windows of at least 0.2 s.")
     m[2].metric("Temperature", _fmt(v.temperature_c, ".1f", "°C"),
                 help=f"From the {v.temperature_source}." if v.temperature_source else None)
-    if v.temperature_slope_per_min is not None:
-        m[2].caption(f"{v.temperature_slope_per_min * 60:+.1f} K/h")
+    rate = decision.temperature_rate_k_h if decision is not None else None
+    if rate is not None:  # the trend the decision policy judges, in K per plant hour
+        m[2].caption(f"{rate:+.1f} K/h over the look-back")
     m[3].metric("Health index", _fmt(v.health_index, ".2f"),
                 help="1 = as healthy as the baseline the edge learned on this asset; lower is worse.")
     share = p is not None and p.rul_unit == "%"
