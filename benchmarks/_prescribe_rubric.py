@@ -36,7 +36,7 @@ Other items:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prescribe.evidence import DEFECT_FAULT
@@ -65,7 +65,7 @@ def deadline_violation(rec: Recommendation, ev: Evidence, policy: DeadlinePolicy
     if rec.deadline < ev.at - _SLACK:
         return "deadline in the past"
     if ev.rul is not None and not ev.rul.at_cap:
-        limit = ev.at + timedelta(hours=max(ev.rul.lower_h - policy.margin_h(ev.rul.lower_h, ev.asset.criticality), 0.0))
+        limit = _limit(ev, policy)
         if rec.deadline > limit + _SLACK:
             return f"deadline {rec.deadline.isoformat()} after lower bound minus margin {limit.isoformat()}"
     if any(a.deadline is not None and a.deadline > rec.deadline + _SLACK for a in rec.actions):
@@ -75,6 +75,13 @@ def deadline_violation(rec: Recommendation, ev: Evidence, policy: DeadlinePolicy
                            or any(s.due_by is not None and s.due_by > wo.due_by + _SLACK for s in wo.steps)):
         return "the work order or one of its steps is due after the recommendation"
     return None
+
+
+def _limit(ev: Evidence, policy: DeadlinePolicy) -> datetime:
+    """The deadline rule's latest due time: the RUL lower bound minus the margin, in wall-clock time."""
+    assert ev.rul is not None
+    window_h = max(ev.rul.lower_h - policy.margin_h(ev.rul.lower_h, ev.asset.criticality), 0.0)
+    return ev.at + timedelta(hours=window_h / ev.time_scale)
 
 
 def _sentences(rec: Recommendation) -> Iterable[tuple[str, str]]:
@@ -177,7 +184,7 @@ def _work_order_items(rec: Recommendation, ev: Evidence, bom: tuple[str, ...], p
     replace = [s for s in steps if s.code == "replace"]
     limit = None
     if ev.rul is not None and not ev.rul.at_cap:
-        limit = ev.at + timedelta(hours=max(ev.rul.lower_h - policy.margin_h(ev.rul.lower_h, ev.asset.criticality), 0.0))
+        limit = _limit(ev, policy)
     number = ev.asset.bearing.split("-")[0].split()[-1] if ev.asset.bearing else "?"  # "SKF 6310" -> "6310"
     bearing = [s for s in replace if any(p in bom and number in p for p in s.parts)]
     due = [s.due_by or wo.due_by for s in bearing]

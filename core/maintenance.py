@@ -97,11 +97,16 @@ class DeadlinePolicy:
         """Safety margin taken off the RUL lower bound."""
         return max(self.margin_min_h[criticality], self.margin_fraction[criticality] * lower_h)
 
-    def deadline(self, now: datetime, lower_h: float, criticality: int) -> tuple[datetime, float, float]:
-        """``(deadline, margin_h, window_h)``: due by ``now + max(lower - margin, 0)``."""
+    def deadline(self, now: datetime, lower_h: float, criticality: int, *,
+                 time_scale: float = 1.0) -> tuple[datetime, float, float]:
+        """``(deadline, margin_h, window_h)``: due by ``now + max(lower - margin, 0)``.
+
+        Hours are plant hours; ``time_scale`` (plant hours per wall-clock hour, 1 in a plant, the
+        simulator's acceleration in the demo) turns the window into the wall-clock due time.
+        """
         margin = self.margin_h(lower_h, criticality)
         window = max(lower_h - margin, 0.0)
-        return now + timedelta(hours=window), margin, window
+        return now + timedelta(hours=window / time_scale), margin, window
 
     def priority(self, hours_h: float, criticality: int, *, zone: int | None = None,
                  severe_alarm: bool = False) -> Priority:

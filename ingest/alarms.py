@@ -228,6 +228,7 @@ class AlarmEvaluator:
         self._debounce: dict[tuple[str, str], _Debounce] = {}
         self._baselines: dict[tuple[str, str, str], Baseline] = {}  # complete baselines never change
         self._diagnosis: dict[str, Diagnosis] = {}  # the newest diagnosis of each asset, for rul_low's text
+        self._scale: float | None = None  # the store's time scale, read on first use
 
     # ------------------------------------------------------------------ entry point
     def evaluate(self, messages: Iterable[Message]) -> None:
@@ -290,6 +291,12 @@ class AlarmEvaluator:
             open_alarms.pop(key, None)
             refreshed = queries.alarms(self.store, states=queries.OPEN_ALARM_STATES, asset_id=c.asset_id)
             open_alarms.update({(a.asset_id, a.kind): a for a in refreshed if a.kind == c.kind})
+
+    def _time_scale(self) -> float:
+        """Plant hours per wall-clock hour of the store's timestamps, read once (the demo records it)."""
+        if self._scale is None:
+            self._scale = queries.time_scale(self.store)
+        return self._scale
 
     # ------------------------------------------------------------------ conditions
     def frame_conditions(self, frame: FeatureFrame, info: AssetInfo) -> list[Condition]:
@@ -402,7 +409,7 @@ class AlarmEvaluator:
         state = time_state(p.rul_lower, crit, at_cap=p.at_cap, policy=self.policy)
         if state is None:
             return [Condition(p.asset_id, "rul_low", None, True, "", p.at)]
-        due, margin, window = self.policy.deadline(p.at, p.rul_lower, crit)
+        due, margin, window = self.policy.deadline(p.at, p.rul_lower, crit, time_scale=self._time_scale())
         when = due.strftime("%Y-%m-%d %H:%M UTC")
         measured = (f"RUL lower bound {p.rul_lower:.0f} h (median {p.rul_median:.0f} h, "
                     f"{p.coverage:.0%} interval {p.rul_lower:.0f}-{p.rul_upper:.0f} h)")

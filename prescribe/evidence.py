@@ -213,7 +213,7 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
             rul = RulEstimate(median_h=p.rul_median, lower_h=p.rul_lower, upper_h=p.rul_upper, coverage=p.coverage,
                               at=p.at, model=model, health_index=p.health_index, cap_h=p.rul_cap)
         elif p.rul_unit == "%":
-            life, rul = _life_share(store, asset, p, model, _vibration_channel(asset, windows))
+            life, rul = _life_share(store, asset, p, model, _vibration_channel(asset, windows), time_scale)
     zone, peaks, temp = vibration_and_temperature(windows, asset=asset, time_scale=time_scale)
 
     alarms = [a for a in queries.alarms(store, asset_id=asset_id, limit=50)
@@ -224,7 +224,7 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
     past = tuple(PastWorkOrder(id=w.id, title=w.title[:200], status=w.status, created_at=w.created_at,
                                outcome=(w.outcome or None) and w.outcome[:4000]) for w in wos[:max_work_orders])
     return Evidence(asset=facts, at=now, source="store", rul=rul, life_share=life, fault=diagnose_peaks(peaks), zone=zone,
-                    peaks=peaks, alarms=alarm_facts, temperature=temp, work_orders=past)
+                    peaks=peaks, alarms=alarm_facts, temperature=temp, work_orders=past, time_scale=time_scale)
 
 
 #: A share of life left above this reads as "as new": the hours it implies are bounded by this share.
@@ -310,9 +310,9 @@ def running_share(store: Any, asset: AssetConfig, channel: str | None, since: da
 
 
 def _life_share(store: Any, asset: AssetConfig, p: Any, model: str,
-                channel: str | None) -> tuple[LifeShare, RulEstimate | None]:
+                channel: str | None, time_scale: float = 1.0) -> tuple[LifeShare, RulEstimate | None]:
     since, source = _in_service_since(store, asset, p.at)
-    calendar_h = run_h = None if since is None else (p.at - since).total_seconds() / 3600.0
+    calendar_h = run_h = None if since is None else (p.at - since).total_seconds() / 3600.0 * time_scale
     share, n = (None, 0) if since is None else running_share(store, asset, channel, since, p.at)
     if run_h is not None and share is not None:
         run_h *= share

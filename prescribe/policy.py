@@ -73,6 +73,11 @@ _STATUS: dict[str, str] = {"healthy": "monitor", "watch": "monitor", "plan": "ac
                            "stop_now": "action", "insufficient_evidence": "insufficient_evidence"}
 
 
+def _due(ev: Evidence, window_h: float) -> datetime:
+    """The wall-clock time ``window_h`` plant hours after the evidence (``Evidence.time_scale``)."""
+    return ev.at + timedelta(hours=window_h / ev.time_scale)
+
+
 def _severe_alarm(ev: Evidence) -> bool:
     return any(a.severity in ("high", "critical") and a.state != "cleared" and a.kind != "rul_low" for a in ev.alarms)
 
@@ -149,7 +154,7 @@ def _weaknesses(ev: Evidence, policy: DeadlinePolicy, strength: str) -> list[str
             limit = max(policy.min_width_h, policy.max_rel_width * r.median_h)
             out.append(f"RUL interval too wide: {r.lower_h:.0f} to {r.upper_h:.0f} h around {r.median_h:.0f} h "
                        f"(wider than {limit:.0f} h)")
-        age = (ev.at - r.at).total_seconds() / 3600.0
+        age = (ev.at - r.at).total_seconds() / 3600.0 * ev.time_scale
         if age > policy.max_age_h:
             out.append(f"RUL prediction is {age:.0f} h old (limit {policy.max_age_h:.0f} h)")
     if ev.rul is None and ev.fault is not None and ev.fault.kind != "none" and ev.fault.confidence < policy.min_confidence \
@@ -203,10 +208,10 @@ def assess(ev: Evidence, policy: DeadlinePolicy | None = None) -> Decision:
         # Collect better evidence soon; the deadline still never passes the RUL rule.
         window = policy.high_h if crit < 3 else policy.urgent_h
         if rul is not None:
-            window = min(window, policy.deadline(ev.at, rul.lower_h, crit)[2])
+            window = min(window, policy.deadline(ev.at, rul.lower_h, crit, time_scale=ev.time_scale)[2])
         hours = rul.lower_h if rul is not None else window
         priority = policy.priority(hours, crit, zone=zone, severe_alarm=severe)
-        return _decision("insufficient_evidence", priority, ev.at + timedelta(hours=window), margin, window, fault,
+        return _decision("insufficient_evidence", priority, _due(ev, window), margin, window, fault,
                          "weak or contradictory evidence", tuple(reasons))
 
     # 3. healthy: no sign of degradation, and no finite RUL worth planning on
@@ -219,7 +224,7 @@ def assess(ev: Evidence, policy: DeadlinePolicy | None = None) -> Decision:
 
     # 4. with a finite RUL: urgent, plan or watch by the lower bound
     if rul is not None and not rul.at_cap:
-        deadline, margin_h, window = policy.deadline(ev.at, rul.lower_h, crit)
+        deadline, margin_h, window = policy.deadline(ev.at, rul.lower_h, crit, time_scale=ev.time_scale)
         priority = policy.priority(rul.lower_h, crit, zone=zone, severe_alarm=severe)
         if window <= policy.urgent_h:
             return _decision("urgent", max(priority, "high", key=PRIORITIES.index), deadline, margin_h, window, fault,
@@ -235,7 +240,7 @@ def assess(ev: Evidence, policy: DeadlinePolicy | None = None) -> Decision:
     if rul is None and (zone == 2 or strength == "strong"):
         window = policy.zone_deadline_h[2] if zone == 2 else policy.medium_h
         return _decision("plan", policy.priority(window, crit, zone=zone, severe_alarm=severe),
-                         ev.at + timedelta(hours=window), None, window, fault,
+                         _due(ev, window), None, window, fault,
                          ("ISO 20816 zone C" if zone == 2 else "strong fault evidence") + " without a RUL prediction")
     return _decision("watch", "low", None, margin, None, fault,
                      "degradation signs" + ("; RUL at the model's cap" if rul is not None else "; no RUL prediction"))

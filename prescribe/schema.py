@@ -258,6 +258,10 @@ class Evidence(BaseModel):
     alarms: tuple[AlarmFact, ...] = ()
     temperature: TemperatureTrend | None = None
     work_orders: tuple[PastWorkOrder, ...] = ()
+    time_scale: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False,
+                              description="plant hours per wall-clock hour of ``at`` and the other timestamps: 1 in "
+                                          "a plant; the demo's simulator runs faster. Hours (RUL, trends, margins) "
+                                          "are plant hours; due times are wall-clock times.")
 
     def items(self) -> list[EvidenceItem]:
         """The citable items, in a fixed order (see :func:`evidence_items`)."""
@@ -449,7 +453,7 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
     add = items.append
     if ev.life_share is not None:
         s = ev.life_share
-        age_h = max((ev.at - s.at).total_seconds() / 3600.0, 0.0)
+        age_h = max((ev.at - s.at).total_seconds() / 3600.0 * ev.time_scale, 0.0)
         since = (f"{s.in_service_h:.0f} h in service since "
                  + ("the asset's in-service date" if s.since_source == "config" else "the last confirmed repair")
                  if s.in_service_h is not None else "hours in service unknown")
@@ -470,7 +474,7 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
                     "running_windows": s.running_windows}))
     if ev.rul is not None:
         r = ev.rul
-        age_h = max((ev.at - r.at).total_seconds() / 3600.0, 0.0)
+        age_h = max((ev.at - r.at).total_seconds() / 3600.0 * ev.time_scale, 0.0)
         add(EvidenceItem(
             id="rul:latest", kind="rul",
             summary=((f"RUL >= {r.cap_h:.0f} h (at the model's cap: no end of life in sight)" if r.at_cap and r.cap_h

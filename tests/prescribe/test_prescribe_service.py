@@ -143,3 +143,17 @@ def test_evidence_reads_trends_in_plant_hours_on_an_accelerated_store(store: Sto
     assert plant.temperature.lookback_h == pytest.approx(29.0) and assess(plant).state != "stop_now"
     with pytest.raises(ValueError, match="time_scale"):
         from_store(store, "P-201", now=now, time_scale=float("nan"))
+
+
+def test_due_times_are_wall_clock_on_an_accelerated_clock(plant: dict[str, AssetConfig]) -> None:
+    from core.sim import FaultSpec
+    from prescribe.evidence import from_simulator
+    from prescribe.policy import assess
+
+    ev = from_simulator(plant["P-201"], FaultSpec(kind="outer_race", onset_hours=180, life_hours=600), 420.0, seed=1)
+    plant_clock = assess(ev)
+    demo_clock = assess(ev.model_copy(update={"time_scale": 3600.0}))  # one wall-clock second per plant hour
+    assert plant_clock.state == demo_clock.state == "plan" and plant_clock.window_h == demo_clock.window_h
+    assert plant_clock.deadline is not None and demo_clock.deadline is not None and plant_clock.window_h is not None
+    assert (plant_clock.deadline - ev.at).total_seconds() == pytest.approx(plant_clock.window_h * 3600)
+    assert (demo_clock.deadline - ev.at).total_seconds() == pytest.approx(plant_clock.window_h)
