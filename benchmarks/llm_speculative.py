@@ -1,6 +1,7 @@
 """Speculative decoding of the local model against plain decoding, on real prescriber requests.
 
-    python benchmarks/llm_speculative.py [--n 12] [--speculative ngram-mod] [--draft-max 4] [--ngram-n 3]
+    python benchmarks/llm_speculative.py [--n 12] [--speculative draft,draft:2,ngram-mod] [--draft-max 4]
+                                         [--ngram-n 3] [--draft-model PATH] [--draft-p-min 0.75]
                                          [--threads 2] [--bootstrap 2000]
                                          [--out benchmarks/results/llm_speculative.json]
 
@@ -8,7 +9,8 @@ The requests are the ones the prescriber sends for the first ``--n`` simulator s
 :func:`prescribe.scenarios.scenarios` (captured from :class:`prescribe.prescriber.Prescriber`
 itself, so the prompt, schema grammar and token budget are the production ones). Two workers are
 loaded in the same session, one plain and one with speculative decoding (each speculative type in
-``--speculative``, comma separated, gets its own worker); each answers one warm-up request first,
+``--speculative``, comma separated, gets its own worker; ``TYPE:K`` drafts up to ``K`` tokens instead of
+``--draft-max``, so that ``draft:2,draft:4`` compares draft lengths); each answers one warm-up request first,
 then every request goes to every worker in an order rotated from request to request, so that
 neither side always runs first on the shared CPU. Greedy decoding (temperature 0, same seed).
 
@@ -36,7 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from prescribe.backends import DEFAULT_MODEL_PATH, LocalBackend  # noqa: E402
+from prescribe.backends import DEFAULT_DRAFT_MODEL_PATH, DEFAULT_MODEL_PATH, LocalBackend  # noqa: E402
+from prescribe.backends._llm_worker import DEFAULT_DRAFT_P_MIN, SPECULATIVE_TYPES  # noqa: E402
 from prescribe.backends.base import BackendUnavailableError, DraftRequest  # noqa: E402
 from prescribe.prescriber import Prescriber  # noqa: E402
 from prescribe.prompt import SYSTEM_PROMPT  # noqa: E402
@@ -130,6 +133,19 @@ def _run_one(backend: LocalBackend, name: str, request: DraftRequest) -> dict[st
             "draft_n": t.get("draft_n"), "draft_n_accepted": t.get("draft_n_accepted"), "cpu_s": t.get("cpu_s")}
 
 
+def parse_variant(variant: str, draft_max: int) -> tuple[str, int]:
+    """``TYPE`` or ``TYPE:K`` as (speculative type, most tokens drafted per step)."""
+    kind, _, k = variant.partition(":")
+    if kind not in SPECULATIVE_TYPES or kind == OFF:
+        raise SystemExit(f"--speculative: unknown speculative type {kind!r} (one of "
+                         f"{', '.join(t for t in SPECULATIVE_TYPES if t != OFF)}, optionally TYPE:K)")
+    if not k:
+        return kind, draft_max
+    if not k.isdigit() or int(k) < 1:
+        raise SystemExit(f"--speculative: draft length in {variant!r} must be an integer >= 1")
+    return kind, int(k)
+
+
 def summarize(kind: str, on: list[dict[str, Any]], off: list[dict[str, Any]], reps: int) -> dict[str, Any]:
     """Speculative ``kind`` against plain decoding over the same requests."""
     same = [i for i in range(len(on)) if on[i]["text"] == off[i]["text"] and on[i]["error"] is None]
@@ -166,13 +182,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     kinds = [k.strip() for k in args.speculative.split(",") if k.strip()]
     if not kinds or OFF in kinds:
         raise SystemExit("--speculative names the speculative types to compare with plain decoding (not 'off')")
+    variants = {k: parse_variant(k, args.draft_max) for k in kinds}
     model = args.model or ROOT / DEFAULT_MODEL_PATH
     if (why := LocalBackend.available(model)) is not None:
         raise SystemExit(f"local model not available: {why}")
+    draft_model = args.draft_model or ROOT / DEFAULT_DRAFT_MODEL_PATH
     requests = prescriber_requests(args.n, seed=args.seed)
     warmup, measured = requests[0], requests[1:]
-    backends = {k: LocalBackend(model, threads=args.threads, system_prompt=SYSTEM_PROMPT, speculative=k,
-                                draft_max=args.draft_max, ngram_n=args.ngram_n) for k in [OFF, *kinds]}
+    backends = {k: LocalBackend(model, threads=args.threads, system_prompt=SYSTEM_PROMPT, speculative=kind,
+                                draft_max=k_max, ngram_n=args.ngram_n, draft_model_path=draft_model,
+                                draft_p_min=args.draft_p_min)
+                for k, (kind, k_max) in {OFF: (OFF, args.draft_max), **variants}.items()}
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in backends}
     try:
         for backend in backends.values():
@@ -195,10 +215,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "nice": os.nice(0)},
         "settings": {"threads": args.threads, "draft_max": args.draft_max, "ngram_n": args.ngram_n,
+                     "draft_model": str(args.draft_model or DEFAULT_DRAFT_MODEL_PATH), "draft_p_min": args.draft_p_min,
                      "n_requests": len(measured), "warmup_scenario": warmup[0], "seed": args.seed,
                      "max_tokens": warmup[1].max_tokens, "temperature": 0.0, "bootstrap": args.bootstrap,
                      "model": str(args.model or DEFAULT_MODEL_PATH)},
-        "summary": [summarize(k, rows[k], rows[OFF], args.bootstrap) for k in kinds],
+        "summary": [summarize(k, rows[k], rows[OFF], args.bootstrap) | {"draft_max": variants[k][1]} for k in kinds],
         "requests": rows,
     }
 
@@ -210,8 +231,9 @@ def markdown(result: dict[str, Any]) -> str:
         "# Speculative decoding of the local model",
         "",
         f"`{result['command']}`: {s['n_requests']} prescriber requests, each answered by plain decoding and by each "
-        f"speculative type in rotated order in one session; {s['threads']} threads, draft up to {s['draft_max']} tokens, "
-        f"n-gram {s['ngram_n']}, greedy, max_tokens {s['max_tokens']}. Load average (1, 5, 15 min) "
+        f"speculative type in rotated order in one session; {s['threads']} threads, draft up to {s['draft_max']} tokens "
+        f"(`TYPE:K`: K), n-gram {s['ngram_n']}, draft model `{s.get('draft_model', '-')}` with p_min "
+        f"{s.get('draft_p_min', '-')} (`draft`), greedy, max_tokens {s['max_tokens']}. Load average (1, 5, 15 min) "
         f"{_load(m['load_avg_start'])} before, {_load(m['load_avg_end'])} after, on {m['cpus']} CPUs.",
         "",
         "| speculative | tokens/s off | tokens/s on | speedup (95 % CI) | identical answers | acceptance "
@@ -245,7 +267,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--draft-p-min", type=float, default=DEFAULT_DRAFT_P_MIN)
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--draft-model", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "llm_speculative.json")
     args = parser.parse_args()
     load0 = os.getloadavg()

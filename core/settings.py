@@ -317,14 +317,19 @@ class LLMSettings(BaseModel):
     openai_key: SecretStr | None = None
     openai_model: str = "qwen2.5-coder"
     threads: int = Field(default=2, ge=1)
-    speculative: Literal["off", "ngram-simple", "ngram-map-k", "ngram-mod", "ngram-cache"] = Field(
+    speculative: Literal["off", "draft", "ngram-simple", "ngram-map-k", "ngram-mod", "ngram-cache"] = Field(
         default="off",
-        description="n-gram speculative decoding of the local model; off by default: on the two-core "
-        "reference CPU the best type (ngram-mod) decoded 1.10x as fast as plain decoding, and it may "
-        "change the wording of greedy answers (benchmarks/results/llm_speculative.md)",
+        description="speculative decoding of the local model, with a draft model (draft) or from n-grams; "
+        "off by default: on the two-core reference CPU the best type (ngram-mod) decoded 1.10x as fast as "
+        "plain decoding, the draft model 0.47x, and it may change the wording of greedy answers "
+        "(benchmarks/results/llm_speculative.md)",
     )
     draft_max: int = Field(default=4, ge=1, le=64, description="most tokens drafted per step (speculative on)")
     ngram_n: int = Field(default=3, ge=1, le=32, description="n-gram length looked up to draft (speculative on)")
+    draft_model_path: Path | None = Field(
+        default=None,
+        description="draft model GGUF of speculative=draft; none: var/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    )
 
 
 class DashboardSettings(BaseModel):

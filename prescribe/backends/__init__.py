@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prescribe.backends.base import Backend, DraftRequest
-from prescribe.backends.local import DEFAULT_MODEL_PATH, MODEL_SHA256, LocalBackend, verify_model
+from prescribe.backends.local import (
+    DEFAULT_DRAFT_MODEL_PATH,
+    DEFAULT_MODEL_PATH,
+    DRAFT_MODEL_SHA256,
+    MODEL_SHA256,
+    LocalBackend,
+    verify_model,
+)
 from prescribe.backends.openai import OpenAIBackend
 from prescribe.backends.rules import RulesBackend
 from prescribe.prompt import SYSTEM_PROMPT
 
 __all__ = [
+    "DEFAULT_DRAFT_MODEL_PATH",
     "DEFAULT_MODEL_PATH",
+    "DRAFT_MODEL_SHA256",
     "MODEL_SHA256",
     "Backend",
     "DraftRequest",
@@ -28,7 +38,8 @@ def make_backend(llm: Any, choice: str | None = None, *, nice: int = 0) -> tuple
 
     ``auto`` takes the local model when it is installed, else an OpenAI-compatible server when
     one is configured, else the rules. A local or OpenAI backend that cannot be used (no model
-    file, no package, no URL) falls back to the rules, with a note saying why.
+    file, no package, no URL) falls back to the rules, with a note saying why. A local backend
+    whose ``llm.speculative="draft"`` has no draft model file decodes without speculation, with a note.
 
     Args:
         llm: a :class:`core.settings.LLMSettings`.
@@ -43,8 +54,16 @@ def make_backend(llm: Any, choice: str | None = None, *, nice: int = 0) -> tuple
     if choice in ("auto", "local"):
         why = LocalBackend.available(model_path)
         if why is None:
+            speculative = llm.speculative
+            draft_path = llm.draft_model_path or DEFAULT_DRAFT_MODEL_PATH
+            if speculative == "draft" and not Path(draft_path).is_file():
+                # speculation only changes speed: without its draft model the local model still answers
+                notes.append(f"draft model file {str(draft_path)!r} is missing; local model decodes without "
+                             "speculation (llm.speculative='draft')")
+                speculative = "off"
             return LocalBackend(model_path, threads=llm.threads, nice=nice, system_prompt=SYSTEM_PROMPT,
-                                speculative=llm.speculative, draft_max=llm.draft_max, ngram_n=llm.ngram_n), ()
+                                speculative=speculative, draft_max=llm.draft_max, ngram_n=llm.ngram_n,
+                                draft_model_path=draft_path), tuple(notes)
         if choice == "local":
             notes.append(f"local model unavailable: {why}; rule templates used instead")
     if choice in ("auto", "openai"):

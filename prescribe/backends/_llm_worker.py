@@ -9,9 +9,10 @@ stderr. Each answer carries llama.cpp's ``timings``: ``predicted_n`` generated t
 ``predicted_ms`` of decoding and, with speculative decoding on, ``draft_n`` drafted tokens of which
 ``draft_n_accepted`` were accepted (both 0 when no draft was made).
 
-Speculative decoding (``--speculative``) drafts tokens without a second model, from n-grams of the
-tokens already seen (llama.cpp's ``ngram-*`` speculative types), and verifies them in one batch;
-the sampler, grammar included, still decides every token.
+Speculative decoding (``--speculative``) drafts tokens either without a second model, from n-grams
+of the tokens already seen (llama.cpp's ``ngram-*`` speculative types), or with a small draft model
+of the same vocabulary (``draft``, the GGUF file given by ``--draft-model``), and verifies them in one
+batch of the main model; the sampler, grammar included, still decides every token.
 
 It runs in its own process so that llama.cpp's OpenMP threads can be told to sleep when
 waiting (``OMP_WAIT_POLICY=PASSIVE``, set by the parent before this process starts; spinning
@@ -50,6 +51,7 @@ def _send(out: TextIO, obj: dict[str, Any]) -> None:
 #: ``--speculative`` choices and llama.cpp's speculative type for each (``off``: none).
 SPECULATIVE_TYPES = {
     "off": "COMMON_SPECULATIVE_TYPE_NONE",
+    "draft": "COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE",
     "ngram-simple": "COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE",
     "ngram-map-k": "COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K",
     "ngram-mod": "COMMON_SPECULATIVE_TYPE_NGRAM_MOD",
@@ -57,10 +59,24 @@ SPECULATIVE_TYPES = {
 }
 
 
+#: llama.cpp's draft-model speculation: a draft token less probable than this (to the draft model) ends the draft.
+DEFAULT_DRAFT_P_MIN = 0.75
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
     return value
 
 
@@ -72,25 +88,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ctx", type=_positive, default=2048)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--speculative", choices=sorted(SPECULATIVE_TYPES), default="off",
-                        help="n-gram speculative decoding type (off: plain decoding)")
+                        help="speculative decoding type (off: plain decoding; draft: with --draft-model)")
     parser.add_argument("--draft-max", type=_positive, default=4, help="most tokens drafted per step")
     parser.add_argument("--ngram-n", type=_positive, default=3, help="length of the n-gram looked up to draft")
-    return parser.parse_args(argv)
+    parser.add_argument("--draft-model", default=None, help="GGUF file of the draft model (--speculative draft)")
+    parser.add_argument("--draft-p-min", type=_probability, default=DEFAULT_DRAFT_P_MIN,
+                        help="least draft-model probability of a drafted token (--speculative draft)")
+    args = parser.parse_args(argv)
+    if args.speculative == "draft" and not args.draft_model:
+        parser.error("--speculative draft needs --draft-model")
+    return args
 
 
-def configure_speculative(params: Any, xlc: Any, kind: str, draft_max: int, ngram_n: int) -> None:
+def configure_speculative(params: Any, xlc: Any, kind: str, draft_max: int, ngram_n: int, *,
+                          draft_model: str | None = None, draft_p_min: float = DEFAULT_DRAFT_P_MIN,
+                          threads: int = 2) -> None:
     """Set ``params.speculative`` (an xllamacpp ``CommonParamsSpeculative``) for ``kind``.
 
     The n-gram types look up the last ``ngram_n`` tokens in the tokens seen so far (``ngram-mod``:
     also in the answers of earlier requests, from a hash pool that the worker keeps) and draft up to
-    ``draft_max`` tokens that followed them.
+    ``draft_max`` tokens that followed them. ``draft`` runs ``draft_model`` on the CPU with ``threads``
+    threads for up to ``draft_max`` tokens, stopping at one it gives less than ``draft_p_min``.
+
+    Raises:
+        ValueError: ``kind`` is unknown, or ``draft`` without a ``draft_model`` file that exists.
     """
+    if kind not in SPECULATIVE_TYPES:
+        raise ValueError(f"speculative must be one of {', '.join(SPECULATIVE_TYPES)}; got {kind!r}")
     spec = params.speculative
     spec.types = [getattr(xlc.common_speculative_type, SPECULATIVE_TYPES[kind])]
     if kind == "off":
         return
     spec.draft.n_max = draft_max
     spec.draft.n_min = 0
+    if kind == "draft":
+        if not draft_model or not os.path.isfile(draft_model):
+            raise ValueError(f"speculative draft needs the draft model file; {draft_model!r} does not exist")
+        spec.draft.mparams.path = draft_model
+        spec.draft.p_min = draft_p_min
+        spec.draft.n_gpu_layers = 0
+        spec.draft.cpuparams.n_threads = threads
+        spec.draft.cpuparams_batch.n_threads = threads
+        return
     for ngram_map in (spec.ngram_simple, spec.ngram_map_k, spec.ngram_map_k4v):
         ngram_map.size_n = ngram_n
         ngram_map.size_m = draft_max
@@ -119,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         params.sampling.seed = args.seed
         params.cache_prompt = True
         params.verbosity = 0
-        configure_speculative(params, xlc, args.speculative, args.draft_max, args.ngram_n)
+        configure_speculative(params, xlc, args.speculative, args.draft_max, args.ngram_n,
+                              draft_model=args.draft_model, draft_p_min=args.draft_p_min, threads=args.threads)
         server = xlc.Server(params)
         load_s = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -129,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         _send(out, {"ready": False, "error": f"{type(err).__name__}: {err}"})
         return 1
     speculative = {"type": args.speculative, "draft_max": args.draft_max, "ngram_n": args.ngram_n}
+    if args.speculative == "draft":
+        speculative |= {"draft_model": args.draft_model, "draft_p_min": args.draft_p_min}
     _send(out, {"ready": True, "load_s": round(load_s, 3), "warmup_s": round(warmup_s, 3), "speculative": speculative})
     for line in sys.stdin:
         if not line.strip():

