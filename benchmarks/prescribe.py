@@ -1,6 +1,6 @@
 """Prescriber benchmark: the written rubric over 67 scenarios, per backend configuration.
 
-    python benchmarks/prescribe.py [--configs rules,local,local-nospec] [--threads 2] [--max-tokens N]
+    python benchmarks/prescribe.py [--configs rules,local,local-ngram] [--threads 2] [--max-tokens N]
                                    [--out benchmarks/results/prescribe.json]
 
 Scenarios: :func:`prescribe.scenarios.rubric_scenarios` (healthy assets with the RUL at its cap,
@@ -12,8 +12,8 @@ before the lower bound, parts from the bill of materials, verification, no trunc
 citations, 2-4 backend actions). Per item and overall, per configuration:
 
 - ``rules``: the rule templates;
-- ``local``: the on-device model with speculative decoding as configured by default;
-- ``local-nospec``: the same model with speculative decoding off.
+- ``local``: the on-device model, plain decoding (the default);
+- ``local-ngram``: the same model with n-gram speculative decoding (``ngram-mod``), for latency.
 
 Also records latency p50/p95 of the answers a backend wrote (evidence already built; prompt,
 generation, validation), the worker's tokens and CPU seconds, and the load average, because this
@@ -45,7 +45,7 @@ from prescribe.policy import DeadlinePolicy  # noqa: E402
 from prescribe.prescriber import Prescriber  # noqa: E402
 from prescribe.scenarios import expected_state, rubric_scenarios  # noqa: E402
 
-CONFIGS = ("rules", "local", "local-nospec")
+CONFIGS = ("rules", "local", "local-ngram")
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -56,8 +56,8 @@ def _percentile(values: list[float], q: float) -> float | None:
 def _llm(config: str, args: argparse.Namespace) -> LLMSettings:
     backend = "rules" if config == "rules" else "local"
     llm = LLMSettings(backend=backend, threads=args.threads, model_path=args.model)
-    if config == "local-nospec":
-        llm = llm.model_copy(update={"speculative": "off"})
+    speculative = "ngram-mod" if config == "local-ngram" else "off"
+    llm = llm.model_copy(update={"speculative": speculative})
     return llm
 
 
