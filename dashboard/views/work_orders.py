@@ -23,7 +23,7 @@ from ingest.store import actions
 from ingest.store.queries import WorkOrderView
 
 STATUS_COLOURS = {"draft": "blue", "approved": "orange", "rejected": "gray", "done": "green"}
-_SHOWN_KEYS = ("recommendation", "evidence", "history", "tasks", "parts")
+_SHOWN_KEYS = ("recommendation", "evidence", "history", "tasks", "parts", "duration_h", "crew")
 
 
 def _record(w: WorkOrderView) -> dict[str, Any]:
@@ -93,9 +93,16 @@ def _body(body: dict[str, Any]) -> None:
         if isinstance(acts, list) and acts:
             st.text("\n".join(dashboard_units(f"{i}. {a.get('what', '')} — {a.get('why', '')}")
                                for i, a in enumerate(acts, 1) if isinstance(a, dict)))
+    steps_shown = isinstance(rec, dict) and isinstance(rec.get("actions"), list) and bool(rec["actions"])
+    estimate = [f"{float(body['duration_h']):.1f} h" if isinstance(body.get("duration_h"), int | float) else "",
+                str(body["crew"]) if isinstance(body.get("crew"), str) else ""]
+    if any(estimate):
+        st.caption(escape_markdown("Estimate: " + " · ".join(e for e in estimate if e)))
     if isinstance(body.get("description"), str) and body["description"] and not isinstance(rec, dict):
         st.text(dashboard_units(body["description"]))  # the prescriber's description repeats its recommendation
     for key, title in (("tasks", "Tasks"), ("parts", "Parts")):
+        if key == "tasks" and steps_shown:
+            continue  # the numbered steps above are the tasks, with their reasons
         items = body.get(key)
         if isinstance(items, list) and items:
             st.markdown(f"**{title}**")

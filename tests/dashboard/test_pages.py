@@ -348,11 +348,13 @@ def test_engineer_approves_a_prescription(app_env: Seeded) -> None:
     body = {"recommendation": {"summary": "M-202: misalignment suspected", "actions": [
                 {"what": "Check the coupling alignment", "why": "2x shaft component rising [peak:2x]"}]},
             "description": "M-202: misalignment suspected.", "tasks": ["Check the coupling alignment"],
-            "parts": ["flexible coupling insert"],
+            "parts": ["flexible coupling insert"], "duration_h": 3.0, "crew": "1 mechanic",
             "evidence": [{"id": "peak:2x", "kind": "peak", "summary": "2x shaft at 0.21 g", "values": {"g": 0.21}}]}
     wo = actions.create_work_order(store, "M-202", "Test: check coupling", by="prescriber", body=body)
     at = _signed_in("eve", "views/work_orders.py")
     assert "1. Check the coupling alignment — 2x shaft component rising [peak:2x]" in [t.value for t in at.text]
+    assert "- Check the coupling alignment" not in [t.value for t in at.text]  # the numbered steps are the tasks
+    assert "Estimate: 3.0 h · 1 mechanic" in _text(at).replace("\\", "")
     evidence = next(t for t in _tables(at) if "Evidence" in t.columns)
     assert list(evidence["Evidence"]) == [r"Envelope peak \(peak\:2x\)"]  # Markdown-escaped: shown as written
     assert "flexible coupling insert" in _text(at)
@@ -415,8 +417,9 @@ def test_work_order_text_is_shown_literally_never_as_markdown(app_env: Seeded) -
         at.multiselect(key="wo_status").set_value(["done"]).run()
         assert not at.exception
         texts = [t.value for t in at.text]
+        # the numbered steps stand for the body's tasks (the same steps), so the tasks are not listed again
         for shown in (f"summary {beacon}", f"1. what {beacon} — why <img src=http://beacon.invalid/i.png>",
-                      f"- task {beacon}", "- part [link](http://beacon.invalid/l)", f"- evidence {beacon}",
+                      "- part [link](http://beacon.invalid/l)", f"- evidence {beacon}",
                       f"outcome {beacon}"):
             assert shown in texts, (shown, texts)
         label = next(e.label for e in at.expander if e.label.startswith(f"\\#{wo.id}"))
