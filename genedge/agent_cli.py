@@ -12,11 +12,9 @@ import typer
 from core.assets import AssetConfig
 from core.errors import ConfigError
 from core.settings import Settings
-from edge_agent.agent import EdgeAgent
 from edge_agent.hooks import build_hooks
-from edge_agent.publisher import ReliablePublisher
-from edge_agent.queue import DiskQueue
 from edge_agent.sources import build_source
+from edge_agent.wiring import build_agent
 from genedge._common import AgentConfigOpt, BrokerOpt, ConfigOpt, load_settings, setup_logging, stop_on_signals
 
 agent_app = typer.Typer(help="Edge agent: sources -> features -> store-and-forward MQTT.", no_args_is_help=True)
@@ -45,12 +43,7 @@ def run_agent(settings: Settings, source: object, assets: list[AssetConfig],
     if not assets:
         raise ConfigError("the agent has no assets")
     e = settings.edge
-    queue = DiskQueue(e.queue_path, e.queue_max_messages, e.overflow, max_bytes=e.queue_max_bytes)
-    pub = ReliablePublisher(settings.mqtt, settings.mqtt.site, e.agent_id, queue,
-                            assets=[(a.asset_id, [c.name for c in a.channels]) for a in assets],
-                            primary_host=e.primary_host)
-    agent = EdgeAgent(settings, assets, pub, hooks=build_hooks(e, assets))
-    pub.on_command = agent.command
+    agent, pub = build_agent(settings, assets, hooks=build_hooks(e, assets))
     pub.start()
     if duration is not None:
         threading.Timer(duration, stop.set).start()

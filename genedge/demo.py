@@ -24,9 +24,9 @@ from core.wire import utcnow
 from edge_agent.agent import EdgeAgent
 from edge_agent.hooks import build_hooks
 from edge_agent.publisher import MqttPublisher, ReliablePublisher
-from edge_agent.queue import DiskQueue
 from edge_agent.readings import to_reading_batch
 from edge_agent.sources.simulator import SimulatorSource
+from edge_agent.wiring import build_agent
 from genedge.broker import EmbeddedBroker, port_open
 from ingest.service import IngestService
 from ingest.store import Store, queries
@@ -158,11 +158,7 @@ class Demo:
         self._spawn("ingest", lambda: self.ingest.run(self._stop_ingest, drain_s=0.2))
         if not self.ingest.connected.wait(20):
             raise RuntimeError("ingest could not connect to the broker")
-        queue = DiskQueue(s.edge.queue_path, s.edge.queue_max_messages, s.edge.overflow, max_bytes=s.edge.queue_max_bytes)
-        self.publisher = ReliablePublisher(s.mqtt, s.mqtt.site, s.edge.agent_id, queue,
-                                           assets=[(a.asset_id, [c.name for c in a.channels]) for a in self.assets])
-        self.agent = EdgeAgent(s, self.assets, self.publisher, hooks=build_hooks(s.edge, self.assets))
-        self.publisher.on_command = self.agent.command
+        self.agent, self.publisher = build_agent(s, self.assets, hooks=build_hooks(s.edge, self.assets))
         self.publisher.start()
         if not self.publisher.wait_connected(20):
             raise RuntimeError("the edge agent could not connect to the broker")

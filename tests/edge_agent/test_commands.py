@@ -25,8 +25,8 @@ from core.sim import default_plant
 from core.wire import StatusReport, cmd_topic, decode
 from edge_agent.agent import EdgeAgent
 from edge_agent.publisher import ReliablePublisher
-from edge_agent.queue import DiskQueue
 from edge_agent.sources.simulator import SimulatorSource
+from edge_agent.wiring import build_agent
 from genedge.localservices import Mosquitto
 from tests._factories import mqtt_settings, wait_for
 from tests.edge_agent.conftest import agent_settings, agent_thread
@@ -76,13 +76,7 @@ class Console:
 @contextmanager
 def running_agent(settings: Settings, assets: list[AssetConfig]) -> Iterator[tuple[EdgeAgent, ReliablePublisher]]:
     """The agent as ``genedge agent run`` wires it, on the test's broker, in a thread."""
-    e = settings.edge
-    queue = DiskQueue(e.queue_path, e.queue_max_messages, e.overflow, max_bytes=e.queue_max_bytes)
-    pub = ReliablePublisher(settings.mqtt, settings.mqtt.site, e.agent_id, queue,
-                            assets=[(a.asset_id, [c.name for c in a.channels]) for a in assets],
-                            reconnect_s=(0.5, 2.0))
-    agent = EdgeAgent(settings, assets, pub)
-    pub.on_command = agent.command
+    agent, pub = build_agent(settings, assets, reconnect_s=(0.5, 2.0))
     pub.start()
     assert pub.wait_connected(10)
     source = SimulatorSource(assets, {}, seed=5, interval_s=0.25, snapshot_samples=2048)

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from core.sim import default_plant
-from edge_agent.agent import EdgeAgent
-from edge_agent.publisher import ReliablePublisher
 from edge_agent.queue import DiskQueue
 from edge_agent.sources.simulator import SimulatorSource
+from edge_agent.wiring import build_agent
 from genedge.localservices import Mosquitto
 from tests._factories import wait_for
 from tests.edge_agent.conftest import agent_settings, agent_thread
@@ -95,11 +94,7 @@ def test_the_agent_survives_a_full_disk(broker: Mosquitto, tmp_path: Path, small
     assets = default_plant()[:1]
     e = settings.edge
     queue = DiskQueue(e.queue_path, e.queue_max_messages, e.overflow, max_bytes=e.queue_max_bytes, alarm_hold_s=1.0)
-    pub = ReliablePublisher(settings.mqtt, settings.mqtt.site, e.agent_id, queue,
-                            assets=[(a.asset_id, [c.name for c in a.channels]) for a in assets],
-                            reconnect_s=(0.5, 2.0))
-    agent = EdgeAgent(settings, assets, pub)
-    pub.on_command = agent.command
+    agent, pub = build_agent(settings, assets, queue=queue, reconnect_s=(0.5, 2.0))
     pub.start()
     console = Console(broker, settings.mqtt.site)
     source = SimulatorSource(assets, {}, seed=5, interval_s=0.1, snapshot_samples=2048)
