@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -10,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from genedge.localservices import Mosquitto, free_port, wait_port
 
 
 def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -63,3 +69,27 @@ def write_pki(d: Path) -> dict[str, Path]:
         files[f"{who}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         files[f"{who}_key"].write_bytes(key_pem(key))
     return files
+
+
+@contextmanager
+def tls_mosquitto(workdir: Path, pki: dict[str, Path], extra_conf: str = "") -> Iterator[int]:
+    """A real Mosquitto on a loopback TLS listener with the server certificate of ``pki`` and the
+    configuration lines ``extra_conf`` (authentication, ACLs); yields its port."""
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        f"user {getpass.getuser()}\n"
+        "persistence false\n"
+        f"cafile {pki['ca']}\ncertfile {pki['server_cert']}\nkeyfile {pki['server_key']}\n"
+        f"log_dest file {workdir / 'mosquitto.log'}\n"
+        + extra_conf
+    )
+    proc = subprocess.Popen([Mosquitto(port=port, workdir=workdir).binary, "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)

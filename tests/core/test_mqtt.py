@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import re
 import ssl
 import subprocess
@@ -23,9 +22,9 @@ from pydantic import ValidationError as ValidationError_
 from core.errors import ConfigError, IngestError
 from core.mqtt import PERSISTENT_SESSION_EXPIRY_S, MqttProtocol, connect, is_loopback_host, make_client
 from core.settings import MqttIdentity, MqttSettings, Settings
-from genedge.localservices import Mosquitto, find_binary, free_port, wait_port
+from genedge.localservices import Mosquitto, find_binary, free_port
 from tests._factories import mqtt_settings, unavailable, wait_for
-from tests._pki import make_cert, write_pki
+from tests._pki import make_cert, tls_mosquitto, write_pki
 
 PASSWORD = "s3cret-pw"
 
@@ -46,26 +45,8 @@ def tls_broker(workdir: Path, pki: dict[str, Path]) -> Iterator[int]:
     passwords = workdir / "passwords"
     subprocess.run([passwd_bin, "-b", "-c", str(passwords), "genedge", PASSWORD], check=True, capture_output=True)
     passwords.chmod(0o600)
-    port = free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\n"
-        f"user {getpass.getuser()}\n"
-        "persistence false\n"
-        "allow_anonymous false\n"
-        f"password_file {passwords}\n"
-        f"cafile {pki['ca']}\ncertfile {pki['server_cert']}\nkeyfile {pki['server_key']}\n"
-        "require_certificate true\n"
-        f"log_dest file {workdir / 'mosquitto.log'}\n"
-    )
-    proc = subprocess.Popen([Mosquitto(port=port, workdir=workdir).binary, "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
+    with tls_mosquitto(workdir, pki, f"allow_anonymous false\npassword_file {passwords}\nrequire_certificate true\n") as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def round_trip(publisher: mqtt.Client, subscriber: mqtt.Client, topic: str, payload: bytes) -> list[bytes]:

@@ -4,14 +4,12 @@ in with its own identity."""
 
 from __future__ import annotations
 
-import getpass
 import json
 import re
 import stat
-import subprocess
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +27,11 @@ from edge_agent.publisher import MqttPublisher, ReliablePublisher
 from edge_agent.queue import DiskQueue
 from genedge.broker import acl_text, broker_gateways, write_broker_files
 from genedge.cli import app
-from genedge.localservices import Mosquitto, find_binary, free_port, wait_port
+from genedge.localservices import find_binary
 from ingest.service import IngestService
 from ingest.store import Store
 from tests._factories import good_reading, unavailable, wait_for
-from tests._pki import write_pki
+from tests._pki import tls_mosquitto, write_pki
 
 PASSWORDS = {"edge-01": "edge-01-pw-Xq7", "edge-02": "edge-02-pw-Zr4", "ingest": "ingest-pw-Lm2", "dashboard": "dash-pw-Tt9"}
 PLANT = f"""
@@ -78,28 +76,9 @@ def _plant(tmp: Path) -> Settings:
     return Settings.load(cfg)
 
 
-@contextmanager
-def _mosquitto(workdir: Path, pki: dict[str, Path], auth_conf: str) -> Iterator[int]:
+def _mosquitto(workdir: Path, pki: dict[str, Path], auth_conf: str) -> AbstractContextManager[int]:
     """A real Mosquitto on a TLS listener with ``auth_conf`` (the lines genedge broker acl wrote)."""
-    port = free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\n"
-        f"user {getpass.getuser()}\n"
-        "persistence false\n"
-        f"cafile {pki['ca']}\ncertfile {pki['server_cert']}\nkeyfile {pki['server_key']}\n"
-        f"log_dest file {workdir / 'mosquitto.log'}\n"
-        "log_type all\n"
-        + auth_conf
-    )
-    proc = subprocess.Popen([Mosquitto(port=port, workdir=workdir).binary, "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    return tls_mosquitto(workdir, pki, "log_type all\n" + auth_conf)
 
 
 @pytest.fixture(scope="module")
