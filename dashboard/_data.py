@@ -134,6 +134,7 @@ def load_decisions(url: str, asset_ids: tuple[str, ...], time_scale: float | Non
     registered, invalid stored values) is left out: its card shows no state.
     """
     store = _open_store(url)
+    time_scale = q.time_scale(store, time_scale)  # once for all assets
     out: dict[str, AssetDecision] = {}
     for asset_id in asset_ids:
         try:

@@ -116,6 +116,8 @@ class DecisionWatcher:
         log line and judged again at the next step; store errors while reading the plant propagate.
         """
         events = []
+        if self.time_scale is None:  # the store records it once, at start: read it once, not per asset and step
+            self.time_scale = queries.time_scale(self.store)
         for asset_id, asset in self.assets.items():
             try:
                 ev = from_store(self.store, asset_id, now=now, asset=asset, time_scale=self.time_scale)
