@@ -10,6 +10,7 @@ same bands through :func:`time_state`, so an alarm's priority and the decision a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, get_args
@@ -21,8 +22,11 @@ __all__ = [
     "PRIORITIES",
     "RISK_MATRIX",
     "DeadlinePolicy",
+    "EnvelopePeak",
     "Priority",
     "TimeState",
+    "envelope_peaks",
+    "peak_fault",
     "time_state",
 ]
 
@@ -36,6 +40,44 @@ PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 PEAK_SNR = 6.0
 #: Which bearing fault each defect frequency points to.
 DEFECT_FAULT = {"bpfo": "outer_race", "bpfi": "inner_race", "bsf": "ball", "ftf": "cage"}
+
+
+@dataclass(frozen=True)
+class EnvelopePeak:
+    """An envelope-spectrum peak at a bearing defect frequency, read from an edge feature window.
+
+    Attributes:
+        defect: ``bpfo``, ``bpfi``, ``bsf`` or ``ftf``.
+        snr: amplitude of the first harmonic over the spectrum's median floor.
+        harmonics: harmonics (the first included) at 3x the floor or more, at most 10.
+        frequency_hz: the defect frequency the edge sent (``None`` when it sent none).
+    """
+
+    defect: str
+    snr: float
+    harmonics: int
+    frequency_hz: float | None
+
+
+def envelope_peaks(feats: Mapping[str, float], threshold: float = PEAK_SNR) -> tuple[EnvelopePeak, ...]:
+    """The defect frequencies of one channel's features (``env_<defect>_snr``, ``_h1``..``_h10``,
+    ``_hz``) standing at ``threshold`` times the floor or more, strongest first."""
+    out = []
+    for defect in DEFECT_FAULT:
+        snr = float(feats.get(f"env_{defect}_snr", 0.0))
+        if not math.isfinite(snr) or snr < threshold:
+            continue
+        floor = float(feats.get(f"env_{defect}_h1", 0.0)) / snr
+        harmonics = 1 + sum(1 for k in range(2, 11) if floor > 0 and float(feats.get(f"env_{defect}_h{k}", 0.0)) >= 3 * floor)
+        hz = float(feats.get(f"env_{defect}_hz", 0.0))
+        out.append(EnvelopePeak(defect, snr, min(harmonics, 10), hz if math.isfinite(hz) and hz > 0 else None))
+    return tuple(sorted(out, key=lambda p: -p.snr))
+
+
+def peak_fault(defects: Iterable[str], strongest: str) -> str:
+    """The bearing fault envelope peaks point to: the strongest defect frequency's, except that BSF
+    with its FTF sidebands is a rolling-element (ball) defect."""
+    return "ball" if "bsf" in set(defects) and strongest in ("bsf", "ftf") else DEFECT_FAULT[strongest]
 
 #: Risk matrix: criticality -> priority by the hours to the RUL lower bound, in the bands of
 #: ``(urgent_h, high_h, medium_h, beyond)`` (see :meth:`DeadlinePolicy.priority`).

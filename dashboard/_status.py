@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.iso import ZONES
+from core.maintenance import DEFECT_FAULT
 from ingest.store.queries import AlarmView, AssetOverview, PredictionView
-from prescribe.evidence import DEFECT_FAULT
 from prescribe.policy import DeadlinePolicy, Decision, assess
 from prescribe.schema import Evidence
 

@@ -51,7 +51,7 @@ from core.alarm_limits import (
 )
 from core.assets import BearingGeometry
 from core.errors import StoreError
-from core.maintenance import ALARM_SEVERITY_OF_STATE, DEFECT_FAULT, PEAK_SNR, DeadlinePolicy, time_state
+from core.maintenance import ALARM_SEVERITY_OF_STATE, DEFECT_FAULT, DeadlinePolicy, envelope_peaks, peak_fault, time_state
 from core.settings import AlarmSettings
 from core.wire import FeatureFrame, Message, Prediction, printable
 from ingest.store import Store, actions, queries
@@ -132,18 +132,14 @@ def diagnose(features: Mapping[str, Mapping[str, float]], config: Mapping[str, A
     """The strongest envelope peak at a bearing defect frequency in a frame, if one is at
     :data:`core.maintenance.PEAK_SNR` times the floor or more; else ``None``."""
     config = config or {}
-    best: tuple[float, str, str] | None = None
-    for ch, feats in features.items():
-        if ch == _HEALTH:
-            continue
-        for defect in DEFECT_FAULT:
-            snr = feats.get(f"env_{defect}_snr")
-            if snr is not None and math.isfinite(snr) and snr >= PEAK_SNR and (best is None or snr > best[0]):
-                best = (float(snr), ch, defect)
-    if best is None:
+    found = [(peaks, ch) for ch, feats in features.items() if ch != _HEALTH and (peaks := envelope_peaks(feats))]
+    if not found:
         return None
-    snr, ch, defect = best
-    return Diagnosis(DEFECT_FAULT[defect], defect, snr, _defect_hz(config, features[ch], defect))
+    peaks, ch = max(found, key=lambda f: f[0][0].snr)  # the channel with the strongest peak
+    best = peaks[0]
+    # the same naming as the prescriber's fault call, so alarm and work order name one fault
+    fault = peak_fault((p.defect for p in peaks), best.defect)
+    return Diagnosis(fault, best.defect, best.snr, _defect_hz(config, features[ch], best.defect))
 
 
 def _has_envelope(features: Mapping[str, Mapping[str, float]]) -> bool:

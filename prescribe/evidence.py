@@ -20,6 +20,7 @@ import numpy as np
 from core.assets import AssetConfig, Quantity
 from core.errors import GenEdgeError
 from core.iso import ZONES
+from core.maintenance import DEFECT_FAULT, PEAK_SNR, envelope_peaks, peak_fault
 from core.signal import FeaturePipeline
 from core.sim import AssetSimulator
 from ingest.store import queries
@@ -51,11 +52,6 @@ __all__ = [
     "vibration_and_temperature",
 ]
 
-#: Envelope amplitude at a defect frequency over the spectrum's median floor that counts as a peak.
-#: Healthy simulated bearings stay below 4; seeded defects give 8-40 from early damage on.
-PEAK_SNR = 6.0
-#: Which bearing fault each defect frequency points to.
-DEFECT_FAULT = {"bpfo": "outer_race", "bpfi": "inner_race", "bsf": "ball", "ftf": "cage"}
 
 #: One feature window: (window start, channel -> feature name -> value).
 FeatureWindow = tuple[datetime, Mapping[str, Mapping[str, float]]]
@@ -81,18 +77,8 @@ def _temperature_channel(asset: AssetConfig | None, windows: Sequence[FeatureWin
 
 
 def _peaks(feats: Mapping[str, float], threshold: float) -> tuple[PeakMatch, ...]:
-    out = []
-    for defect in ("bpfo", "bpfi", "bsf", "ftf"):
-        snr = float(feats.get(f"env_{defect}_snr", 0.0))
-        if not math.isfinite(snr) or snr < threshold:
-            continue
-        h1 = float(feats.get(f"env_{defect}_h1", 0.0))
-        floor = h1 / snr if snr > 0 else 0.0
-        harmonics = 1 + sum(1 for k in range(2, 11) if floor > 0 and float(feats.get(f"env_{defect}_h{k}", 0.0)) >= 3 * floor)
-        freq = float(feats.get(f"env_{defect}_hz", 0.0))
-        if freq > 0:
-            out.append(PeakMatch(defect=defect, frequency_hz=freq, snr=snr, harmonics=min(harmonics, 10)))
-    return tuple(sorted(out, key=lambda p: -p.snr))
+    return tuple(PeakMatch(defect=p.defect, frequency_hz=p.frequency_hz, snr=p.snr, harmonics=p.harmonics)
+                 for p in envelope_peaks(feats, threshold) if p.frequency_hz is not None)
 
 
 def vibration_and_temperature(
@@ -153,9 +139,8 @@ def diagnose_peaks(peaks: Sequence[PeakMatch]) -> FaultCall | None:
     """
     if not peaks:
         return None
-    found = {p.defect: p for p in peaks}
     best = max(peaks, key=lambda p: p.snr)
-    kind = "ball" if "bsf" in found and best.defect in ("bsf", "ftf") else DEFECT_FAULT[best.defect]
+    kind = peak_fault((p.defect for p in peaks), best.defect)
     confidence = min(0.95, 0.45 + 0.012 * best.snr + 0.05 * (best.harmonics - 1))
     return FaultCall(kind=kind, confidence=round(confidence, 3), source="envelope peaks")
 

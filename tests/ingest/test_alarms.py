@@ -212,6 +212,19 @@ def _bearing_frame_features(rms: float) -> dict[str, float]:
             "env_bpfi_snr": 2.0, "env_bsf_snr": 1.5, "env_ftf_snr": 1.1}
 
 
+def test_the_alarm_names_the_fault_the_prescriber_names() -> None:
+    from prescribe.evidence import diagnose_peaks, vibration_and_temperature
+
+    # BSF with its FTF sidebands, FTF the stronger: a rolling-element defect for both, not a cage one
+    ball = {"rms": 0.3, "shaft_hz": 29.5, "env_bsf_h1": 0.01, "env_bsf_snr": 9.0, "env_ftf_h1": 0.012, "env_ftf_snr": 11.0,
+            "env_bsf_hz": 120.0, "env_ftf_hz": 11.9, "env_bpfo_snr": 1.0}
+    diag = diagnose({"vib_de": ball})
+    assert diag is not None and (diag.fault, diag.defect) == ("ball", "ftf")
+    _, peaks, _ = vibration_and_temperature([(T0, {"vib_de": ball})])
+    call = diagnose_peaks(peaks)
+    assert call is not None and call.kind == diag.fault
+
+
 def test_diagnosis_text_names_fault_frequency_value_limit_and_action(store: Store) -> None:
     info = queries.asset(store, "P-102")
     assert info is not None
