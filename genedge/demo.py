@@ -287,7 +287,8 @@ def fresh_demo_store(settings: Settings, *, directory: Path = DEMO_STORE_DIR, ke
     directory.mkdir(parents=True, exist_ok=True)
     old = sorted(directory.glob("genedge-*.db"))
     for stale in old[: max(len(old) - keep + 1, 0)]:
-        stale.unlink(missing_ok=True)
+        for part in (stale, stale.with_name(stale.name + "-wal"), stale.with_name(stale.name + "-shm")):
+            part.unlink(missing_ok=True)  # SQLite's write-ahead log and shared memory beside the file
     path = directory / f"genedge-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}.db"
     log.warning("demo store: %s (pass --db to use another)", path)
     store = settings.store.model_copy(update={"url": SecretStr(f"sqlite:///{path}")})
