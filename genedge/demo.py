@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import shutil
 import tempfile
@@ -18,6 +17,7 @@ from pydantic import SecretStr
 
 from core.errors import ConfigError
 from core.inference.registry import SHIPPED_DIR
+from core.mqtt import is_loopback_host
 from core.settings import EdgeSettings, Settings
 from core.sim import default_faults, default_plant
 from core.wire import utcnow
@@ -295,15 +295,6 @@ def fresh_demo_store(settings: Settings, *, directory: Path = DEMO_STORE_DIR, ke
     return settings.model_copy(update={"store": store})
 
 
-def _is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve to any interface
-
-
 def check_demo_logins(settings: Settings) -> None:
     """Refuse the demo's well-known logins on a dashboard that other machines can reach.
 
@@ -314,7 +305,7 @@ def check_demo_logins(settings: Settings) -> None:
         ConfigError: no users are configured and ``dashboard.host`` is not a loopback address.
     """
     host = settings.dashboard.host
-    if not settings.dashboard.users and not _is_loopback(host):
+    if not settings.dashboard.users and not is_loopback_host(host):
         raise ConfigError(
             f"dashboard.host is {host!r}, reachable from other machines: the demo's logins operator/operator "
             "and engineer/engineer are only created on a loopback address (127.0.0.1, ::1, localhost). Configure "

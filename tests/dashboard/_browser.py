@@ -6,6 +6,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from core.mqtt import is_loopback_host
 
 #: Screenshots of the browser tests (``test-artifacts/`` is ignored by git).
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
@@ -21,6 +24,12 @@ CHROMIUM_ARGS = [
 #: A shared CI machine: the first page load imports scipy, training runs beside the plant.
 TIMEOUT_MS = 30_000
 VIEWPORT = {"width": 1500, "height": 1350}
+
+
+def loopback_url(url: str) -> bool:
+    """Whether the browser fetched ``url`` from this machine (or from no network at all: data:, blob:)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or is_loopback_host(parts.hostname or "")
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:

@@ -16,14 +16,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 import pytest
 
 from dashboard.launch import start_dashboard, stop_dashboard, wait_ready
 from genedge.localservices import free_port
 from ingest.store import Store, actions
-from tests.dashboard._browser import TIMEOUT_MS, VIEWPORT, idle, shot, sign_in, wait_for
+from tests.dashboard._browser import TIMEOUT_MS, VIEWPORT, idle, loopback_url, shot, sign_in, wait_for
 from tests.dashboard._seed import PASSWORDS, Seeded, feed, seed
 
 pytestmark = pytest.mark.browser
@@ -130,11 +129,6 @@ def test_a_cookie_copied_before_sign_out_is_refused_after_it(live: Live, browser
     context.close()
 
 
-def _loopback(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("data", "blob", "about") or parts.hostname in ("127.0.0.1", "localhost", "::1")
-
-
 def test_no_request_leaves_loopback_and_no_page_logs_a_traceback(live: Live, browser: object) -> None:
     """Every page an engineer can open, in a browser: all it loads comes from the dashboard itself
     (the tab icon included), and the server logs no traceback (e.g. Arrow refusing a table)."""
@@ -159,7 +153,7 @@ def test_no_request_leaves_loopback_and_no_page_logs_a_traceback(live: Live, bro
     page.get_by_role("link", name="Plant overview", exact=True).click()
     idle(page)
     assert urls and any("/_stcore/" in u for u in urls)
-    assert [u for u in urls if not _loopback(u)] == []
+    assert [u for u in urls if not loopback_url(u)] == []
     favicon = page.locator("link[rel='shortcut icon']").get_attribute("href") or ""
     assert favicon.startswith("data:image/svg+xml")
     context.close()

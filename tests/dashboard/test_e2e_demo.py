@@ -13,7 +13,6 @@ Timings (dashboard ready, first live values in the browser, first alarm, first w
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
@@ -27,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -42,7 +40,7 @@ from ingest.store import Store, actions, queries
 from prescribe.evidence import from_store
 from prescribe.policy import assess
 from tests.conftest import data_dir
-from tests.dashboard._browser import ARTIFACTS, TIMEOUT_MS, VIEWPORT, idle, shot, sign_in, wait_for
+from tests.dashboard._browser import ARTIFACTS, TIMEOUT_MS, VIEWPORT, idle, loopback_url, shot, sign_in, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -293,16 +291,6 @@ def test_operator_watches_the_plant_and_acknowledges_an_alarm(demo: RunningDemo,
     page.close()
 
 
-def _loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or url.startswith(("data:", "blob:", "about:")):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def test_p101_escalates_healthy_plan_urgent_stop_now_and_the_alarm_priority_follows(demo: RunningDemo,
                                                                                      browser: Any) -> None:
     from playwright.sync_api import expect
@@ -340,5 +328,5 @@ def test_p101_escalates_healthy_plan_urgent_stop_now_and_the_alarm_priority_foll
             page.get_by_role("link", name=link).click()
             idle(page)
         page.close()
-    outside = sorted({u for u in requests if not _loopback(u)})
+    outside = sorted({u for u in requests if not loopback_url(u)})
     assert requests and not outside, outside
