@@ -185,6 +185,19 @@ class AssetConfig(BaseModel):
         "a share-of-life prediction needs leave the stopped time out",
     )
 
+    downtime_cost_per_h: float | None = Field(
+        default=None, ge=0, description="production lost per hour stopped outside a planned stop; none: [plant] default "
+        "for its criticality",
+    )
+    repair_h: float | None = Field(default=None, gt=0, le=10_000, description="hours a planned repair takes; none: [plant]")
+    parts_cost: float | None = Field(default=None, ge=0, description="parts of one repair; none: [plant]")
+    failure_cost: float | None = Field(
+        default=None, ge=0, description="secondary damage of an unplanned failure (shaft, housing, product); none: [plant]",
+    )
+    spare_lead_time_h: float = Field(
+        default=0.0, ge=0, le=100_000, description="hours until the spare part is on site; 0: in stock",
+    )
+
     def channel(self, name: str) -> ChannelConfig:
         for ch in self.channels:
             if ch.name == name:

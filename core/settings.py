@@ -9,13 +9,15 @@ the TOML file given with ``--config``, then the defaults below.
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -40,6 +42,7 @@ __all__ = [
     "MqttIdentities",
     "MqttIdentity",
     "MqttSettings",
+    "PlantSettings",
     "Settings",
     "SimSettings",
     "StoreSettings",
@@ -376,6 +379,46 @@ class DashboardSettings(BaseModel):
         return self
 
 
+class PlantSettings(BaseModel):
+    """The plant's maintenance calendar and costs, and the what-if twin's limits (``[plant]``).
+
+    Planned stops repeat every ``planned_stop_every_h`` plant hours from ``planned_stop_anchor``
+    (a stop's start), plus the one-off ``planned_stops``. Costs are in ``currency``; an asset's
+    own ``[[assets]]`` values (``downtime_cost_per_h``, ``repair_h``, ``parts_cost``,
+    ``failure_cost``, ``spare_lead_time_h``) override these defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    currency: str = Field(default="EUR", pattern=r"^[A-Za-z]{3}$")
+    planned_stop_anchor: AwareDatetime = Field(
+        default=datetime(2026, 1, 4, 6, 0, tzinfo=UTC), description="start of one planned stop (the calendar's phase)",
+    )
+    planned_stop_every_h: float = Field(
+        default=168.0, ge=0, description="plant hours between planned stops; 0: only planned_stops",
+    )
+    planned_stop_h: float = Field(default=12.0, gt=0, le=720, description="length of a planned stop in hours")
+    planned_stops: list[AwareDatetime] = Field(default_factory=list, description="one-off planned stops (starts)")
+    risk_limit: float = Field(default=0.05, gt=0, lt=1, description="highest accepted probability of failing before the repair")
+    derate_share: float = Field(default=0.3, gt=0, le=0.9, description="share of the load taken off by the derate option")
+    futures: int = Field(default=500, ge=50, le=20_000, description="simulated futures per option")
+    downtime_cost_per_h: dict[int, float] = Field(
+        default_factory=lambda: {1: 300.0, 2: 1500.0, 3: 6000.0}, description="per criticality 1-3",
+    )
+    repair_h: float = Field(default=6.0, gt=0)
+    parts_cost: float = Field(default=800.0, ge=0)
+    labour_per_h: float = Field(default=90.0, ge=0)
+    failure_extra_h: float = Field(default=12.0, ge=0, description="further downtime after an unplanned failure")
+    failure_cost: float = Field(default=4000.0, ge=0, description="secondary damage of an unplanned failure")
+
+    @field_validator("downtime_cost_per_h")
+    @classmethod
+    def _three_levels(cls, v: dict[int, float]) -> dict[int, float]:
+        if sorted(v) != [1, 2, 3] or any(not (x >= 0 and math.isfinite(x)) for x in v.values()):
+            raise ValueError(f"downtime_cost_per_h needs finite costs >= 0 for criticality 1, 2 and 3, got {v}")
+        return v
+
+
 class Settings(BaseSettings):
     """All of GenEdge's configuration."""
 
@@ -396,6 +439,7 @@ class Settings(BaseSettings):
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    plant: PlantSettings = Field(default_factory=PlantSettings)
     assets: list[AssetConfig] = Field(default_factory=list, description="empty: the simulator's default plant")
 
     @classmethod

@@ -10,11 +10,12 @@ index and remaining useful life. Pure numpy/scipy: no I/O.
 from __future__ import annotations
 
 from core.sim._asset import AssetSimulator, AssetState
-from core.sim._faults import BEARING_FAULTS, FaultKind, FaultSpec, damage_at
+from core.sim._faults import BEARING_FAULTS, LOAD_LIFE_EXPONENT, FaultKind, FaultSpec, damage_at, growth_multiplier
 from core.sim._plant import PlantSimulator, default_faults, default_plant
 
 __all__ = [
     "BEARING_FAULTS",
+    "LOAD_LIFE_EXPONENT",
     "AssetSimulator",
     "AssetState",
     "FaultKind",
@@ -23,4 +24,5 @@ __all__ = [
     "damage_at",
     "default_faults",
     "default_plant",
+    "growth_multiplier",
 ]

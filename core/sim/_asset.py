@@ -118,7 +118,7 @@ class AssetSimulator:
     @property
     def time_of_event_hours(self) -> float | None:
         """Simulated hour of failure, or ``None`` for a healthy asset."""
-        return None if self.fault.kind == "none" else self.fault.life_hours
+        return None if self.fault.kind == "none" else self.fault.time_of_event
 
     def state(self, t_hours: float) -> AssetState:
         """Ground-truth state at ``t_hours``."""
@@ -132,8 +132,8 @@ class AssetSimulator:
             fault_active=not healthy and t >= self.fault.onset_hours,
             damage=damage,
             health_index=1.0 - damage,
-            rul_hours=None if healthy else max(self.fault.life_hours - t, 0.0),
-            failed=not healthy and t >= self.fault.life_hours,
+            rul_hours=None if healthy else max(self.fault.time_of_event - t, 0.0),
+            failed=not healthy and t >= self.fault.time_of_event,
             shaft_speed_rpm=float(self._process.speed_rpm(t)),
             load_pct=float(self._process.load_pct(t)),
             temperature_c=self._process.temperature_c(t),

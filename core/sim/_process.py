@@ -171,7 +171,7 @@ class ProcessModel:
             + 0.2 * np.sin(2 * np.pi * t / 11.3 + ph[2])
         )
         load = p.load_base_pct + p.load_daily_pct * np.sin(2 * np.pi * t / 24.0 + p.load_phase) + 6.0 * wander
-        return np.clip(load, 0.0, 100.0)
+        return np.clip(load, 0.0, 100.0) * self._fault.load_factor(t)
 
     def speed_rpm(self, t_hours: ArrayLike) -> NDArray[np.float64]:
         """Shaft speed: induction-motor slip with load plus a small supply/process wander."""

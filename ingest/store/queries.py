@@ -76,6 +76,7 @@ __all__ = [
     "feature_channels_seen",
     "feature_series",
     "features",
+    "first_window",
     "latest_features",
     "latest_predictions",
     "latest_readings",
@@ -641,6 +642,13 @@ def _latest_each(store: Store, what: str, row: Any, at: Any, view: Callable[[Any
 def features(store: Store, asset_id: str, *, limit: int = 500) -> list[FeatureView]:
     """The newest ``limit`` feature windows of an asset, oldest first."""
     return _history(store, "features", FeatureRow, FeatureRow.window_start, _feature_view, asset_id, limit)
+
+
+def first_window(store: Store, asset_id: str) -> datetime | None:
+    """Start of the oldest stored feature window of an asset (how long it has been watched), or ``None``."""
+    with _read(store, f"first window of {asset_id}") as s:
+        first: datetime | None = s.scalar(select(func.min(FeatureRow.window_start)).where(FeatureRow.asset_id == asset_id))
+    return first  # min() keeps the column's type: timezone-aware UTC on every backend
 
 
 def latest_features(store: Store, asset_ids: Sequence[str]) -> dict[str, FeatureView]:
