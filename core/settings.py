@@ -399,9 +399,15 @@ class PlantSettings(BaseModel):
     )
     planned_stop_h: float = Field(default=12.0, gt=0, le=720, description="length of a planned stop in hours")
     planned_stops: list[AwareDatetime] = Field(default_factory=list, description="one-off planned stops (starts)")
-    risk_limit: float = Field(default=0.05, gt=0, lt=1, description="highest accepted probability of failing before the repair")
+    risk_limit: dict[int, float] = Field(
+        default_factory=lambda: {1: 0.2, 2: 0.1, 3: 0.05},
+        description="per criticality 1-3: the highest accepted probability of failing before the repair",
+    )
     derate_share: float = Field(default=0.3, gt=0, le=0.9, description="share of the load taken off by the derate option")
     futures: int = Field(default=500, ge=50, le=20_000, description="simulated futures per option")
+    review_h: float = Field(
+        default=4.0, gt=0, le=720, description="plant hours between what-if judgements (a new RUL prediction)",
+    )
     downtime_cost_per_h: dict[int, float] = Field(
         default_factory=lambda: {1: 300.0, 2: 1500.0, 3: 6000.0}, description="per criticality 1-3",
     )
@@ -416,6 +422,13 @@ class PlantSettings(BaseModel):
     def _three_levels(cls, v: dict[int, float]) -> dict[int, float]:
         if sorted(v) != [1, 2, 3] or any(not (x >= 0 and math.isfinite(x)) for x in v.values()):
             raise ValueError(f"downtime_cost_per_h needs finite costs >= 0 for criticality 1, 2 and 3, got {v}")
+        return v
+
+    @field_validator("risk_limit")
+    @classmethod
+    def _three_risks(cls, v: dict[int, float]) -> dict[int, float]:
+        if sorted(v) != [1, 2, 3] or any(not 0 < x < 1 for x in v.values()):
+            raise ValueError(f"risk_limit needs a probability in (0, 1) for criticality 1, 2 and 3, got {v}")
         return v
 
 

@@ -46,8 +46,10 @@ from core.sim import growth_multiplier
 
 __all__ = [
     "ANALOGS_FILE",
+    "ESCALATE_LOWER_H",
     "OPTION_LABELS",
     "QUANTILES",
+    "SPREAD_EDGES",
     "AnalogLibrary",
     "AssetCosts",
     "Futures",
@@ -138,6 +140,9 @@ class Futures:
         kind: fault kind (picks the load-life exponent of a derate).
         source: ``"analogs"`` or ``"interval"``.
         neighbours: analogs the futures were drawn from (0 for the interval generator).
+        warn_h: hours from now until the RUL model's lower bound falls to :data:`ESCALATE_LOWER_H`
+            (0: there already, ``inf``: not before the failure), when the twin, judging again, would
+            repair at once; ``None``: unknown, and the options get no credit for watching.
     """
 
     failure_h: NDArray[np.float64]
@@ -146,6 +151,7 @@ class Futures:
     kind: str = "outer_race"
     source: str = "interval"
     neighbours: int = 0
+    warn_h: NDArray[np.float64] | None = None
 
     @property
     def n(self) -> int:
@@ -241,6 +247,13 @@ def interval_futures(median_h: float, lower_h: float, upper_h: float, n: int, rn
     return Futures(t, np.full(n, float(damage)), np.full(n, float(shape)), kind=kind, source="interval")
 
 
+#: An RUL lower bound at or below this many hours is the decision policy's urgent band (criticality
+#: 2 and 3): a future whose model gets there in time is repaired before it fails.
+ESCALATE_LOWER_H = 36.0
+
+#: Bins of the predicted median, as shares of the model's cap, each with its own spread factor.
+SPREAD_EDGES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.95, math.inf)
+
 #: Conditioning features of an analog case, in order.
 ANALOG_FEATURES: tuple[str, ...] = ("median_share", "lower_share", "upper_share", "load_share", "age_kh")
 
@@ -266,6 +279,9 @@ class AnalogLibrary:
         kind: ``(n,)`` fault kind of the run.
         k: analogs drawn from per query.
         meta: provenance (how the cases were made).
+        spread: per bin of the predicted median (:data:`SPREAD_EDGES`, shares of the cap), the
+            factor that widens the futures around their median (in ``log(T + 20 h)``), learned by
+            :meth:`calibrate_spread` so that their 90 % interval covers 90 % of held-out runs.
     """
 
     model: str
@@ -279,6 +295,7 @@ class AnalogLibrary:
     kind: NDArray[np.str_]
     k: int = 40
     meta: dict[str, Any] = field(default_factory=dict)
+    spread: tuple[float, ...] = (1.0,) * (len(SPREAD_EDGES) - 1)
 
     def __post_init__(self) -> None:
         n = self.true_rul_h.size
@@ -291,7 +308,26 @@ class AnalogLibrary:
             raise ConfigError(f"analog library needs >= 2 cases and a cap > 0, got {n} cases, cap {self.cap_h}")
         scale = self.features.std(axis=0)
         self._scale = np.where(scale > 1e-9, scale, 1.0)
+        self._warn_lead_h = self._warning_leads()
         self._weight = np.array([2.0, 1.0, 1.0, 1.0, 1.0])  # the median speaks most about the future
+
+    def _warning_leads(self) -> NDArray[np.float64]:
+        """Per case, the hours between the run's first flag at or after the case (the model's lower
+        bound at or below :data:`ESCALATE_LOWER_H`) and its failure; ``inf`` when the run is healthy
+        or is not flagged before it fails (the future then fails without warning)."""
+        lead = np.full(self.true_rul_h.size, np.inf)
+        age = self.features[:, 4] * 1000.0
+        flagged = self.features[:, 1] * self.cap_h <= ESCALATE_LOWER_H
+        for u in np.unique(self.unit):
+            idx = np.flatnonzero(self.unit == u)
+            idx = idx[np.argsort(age[idx], kind="stable")]
+            next_flag = np.inf
+            for i in idx[::-1]:  # latest first: the first flag at or after each case
+                if flagged[i]:
+                    next_flag = age[i]
+                if np.isfinite(self.true_rul_h[i]) and np.isfinite(next_flag):
+                    lead[i] = self.true_rul_h[i] - (next_flag - age[i])  # failure minus flag, in hours
+        return lead
 
     @staticmethod
     def query_features(median_h: float, lower_h: float, upper_h: float, cap_h: float, load_share: float,
@@ -320,13 +356,8 @@ class AnalogLibrary:
         w = np.exp(-0.5 * (d[idx] / h) ** 2)
         return idx, w / w.sum()
 
-    def sample(self, median_h: float, lower_h: float, upper_h: float, n: int, rng: np.random.Generator, *,
-               load_share: float = 0.75, age_h: float = 0.0, exclude_unit: int | None = None) -> Futures:
-        """``n`` futures for a prediction ``(median, lower, upper)`` at a load and age.
-
-        The true remaining lives of the nearest analogs, each scaled by
-        ``(median + 20 h) / (its median + 20 h)``, with their damage and growth shape.
-        """
+    def _raw(self, median_h: float, lower_h: float, upper_h: float, n: int, rng: np.random.Generator, *,
+             load_share: float, age_h: float, exclude_unit: int | None) -> tuple[NDArray[np.float64], NDArray[np.int64], int]:
         q = self.query_features(median_h, lower_h, upper_h, self.cap_h, load_share, age_h)
         idx, w = self.neighbours(q, exclude_unit)
         pick = idx[rng.choice(idx.size, size=n, p=w)]
@@ -334,10 +365,82 @@ class AnalogLibrary:
         ratio = (median_h + a) / (self.pred_median_h[pick] + a)
         true = self.true_rul_h[pick]
         failure = np.where(np.isfinite(true), np.maximum((true + a) * ratio - a, 0.0), np.inf)
-        kinds, counts = np.unique(self.kind[pick][np.isfinite(true)], return_counts=True)
+        return failure, pick, int(idx.size)
+
+    @staticmethod
+    def _widen(failure: NDArray[np.float64], factor: float) -> NDArray[np.float64]:
+        """Futures spread ``factor`` times wider around their median, in ``log(T + 20 h)``; ``inf`` stays."""
+        fin = np.isfinite(failure)
+        if factor == 1.0 or fin.sum() < 2:
+            return failure
+        a = _RATIO_OFFSET_H
+        lx = np.log(failure[fin] + a)
+        centre = float(np.median(lx))
+        out = failure.copy()
+        out[fin] = np.maximum(np.exp(centre + factor * (lx - centre)) - a, 0.0)
+        return out
+
+    def spread_for(self, median_h: float) -> float:
+        """The spread factor of a predicted median's bin."""
+        b = int(np.searchsorted(SPREAD_EDGES, median_h / self.cap_h, side="right")) - 1
+        return self.spread[min(max(b, 0), len(self.spread) - 1)]
+
+    def sample(self, median_h: float, lower_h: float, upper_h: float, n: int, rng: np.random.Generator, *,
+               load_share: float = 0.75, age_h: float = 0.0, exclude_unit: int | None = None) -> Futures:
+        """``n`` futures for a prediction ``(median, lower, upper)`` at a load and age.
+
+        The true remaining lives of the nearest analogs, each scaled by
+        ``(median + 20 h) / (its median + 20 h)`` and widened by the bin's spread factor, with
+        their damage and growth shape.
+        """
+        failure, pick, neighbours = self._raw(median_h, lower_h, upper_h, n, rng, load_share=load_share, age_h=age_h,
+                                              exclude_unit=exclude_unit)
+        failure = self._widen(failure, self.spread_for(median_h))
+        # the analog's flag came this long before its failure; the future keeps that lead
+        if lower_h <= ESCALATE_LOWER_H:  # flagged already: watching has nothing new to tell
+            warn = np.zeros_like(failure)
+        else:
+            with np.errstate(invalid="ignore"):  # inf - inf where the future never fails: masked out
+                warn = np.where(np.isfinite(failure), np.maximum(failure - self._warn_lead_h[pick], 0.0), np.inf)
+        finite = np.isfinite(self.true_rul_h[pick])
+        kinds, counts = np.unique(self.kind[pick][finite], return_counts=True)
         kind = str(kinds[int(np.argmax(counts))]) if kinds.size else "outer_race"
         return Futures(failure, self.damage[pick].astype(np.float64), self.shape[pick].astype(np.float64), kind=kind,
-                       source="analogs", neighbours=int(idx.size))
+                       source="analogs", neighbours=neighbours, warn_h=warn)
+
+    def calibrate_spread(self, coverage: float = 0.9, *, every: int = 2, n: int = 300, seed: int = 0,
+                         grid: Sequence[float] = tuple(np.round(np.arange(1.0, 2.51, 0.05), 2))) -> tuple[float, ...]:
+        """Learn :attr:`spread` by leaving one run out: per bin, the smallest factor from ``grid``
+        whose central ``coverage`` interval covers at least ``coverage`` of the cases' true lives.
+
+        Every ``every``-th case of a faulty run is scored against futures drawn from the other runs.
+        """
+        rng = np.random.default_rng([seed, 0x5B2])
+        lo_q, hi_q = (1 - coverage) / 2, 1 - (1 - coverage) / 2
+        hits: dict[int, list[NDArray[np.bool_]]] = {b: [] for b in range(len(SPREAD_EDGES) - 1)}
+        for i in np.flatnonzero(np.isfinite(self.true_rul_h))[::every]:
+            f = self.features[i]
+            med = float(f[0] * self.cap_h)
+            raw, _, _ = self._raw(med, float(f[1] * self.cap_h), float(f[2] * self.cap_h), n, rng,
+                                  load_share=float(f[3]), age_h=float(f[4]) * 1000.0, exclude_unit=int(self.unit[i]))
+            truth = float(self.true_rul_h[i])
+            row = []
+            for g in grid:
+                x = self._widen(raw, float(g))
+                lo, hi = np.quantile(x, [lo_q, hi_q], method="inverted_cdf")
+                row.append(lo <= truth <= hi)
+            b = int(np.searchsorted(SPREAD_EDGES, med / self.cap_h, side="right")) - 1
+            hits[min(max(b, 0), len(SPREAD_EDGES) - 2)].append(np.array(row))
+        factors = []
+        for b in range(len(SPREAD_EDGES) - 1):
+            if not hits[b]:
+                factors.append(1.0)
+                continue
+            cov = np.mean(np.stack(hits[b]), axis=0)
+            ok = np.flatnonzero(cov >= coverage)
+            factors.append(float(grid[int(ok[0])]) if ok.size else float(grid[-1]))
+        self.spread = tuple(factors)
+        return self.spread
 
     # -- persistence ---------------------------------------------------------------------------
     def to_json(self, path: str | Path) -> Path:
@@ -346,12 +449,13 @@ class AnalogLibrary:
         out.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "format": "genedge-analogs/1", "model": self.model, "cap_h": self.cap_h, "k": self.k, "meta": self.meta,
+            "spread": {"edges": [e if math.isfinite(e) else None for e in SPREAD_EDGES], "factors": list(self.spread)},
             "feature_names": list(ANALOG_FEATURES),
-            "features": np.round(self.features, 5).tolist(),
-            "true_rul_h": [round(float(v), 3) if math.isfinite(v) else None for v in self.true_rul_h],
-            "pred_median_h": np.round(self.pred_median_h, 3).tolist(),
-            "damage": np.round(self.damage, 5).tolist(),
-            "shape": np.round(self.shape, 4).tolist(),
+            "features": np.round(self.features, 4).tolist(),
+            "true_rul_h": [round(float(v), 2) if math.isfinite(v) else None for v in self.true_rul_h],
+            "pred_median_h": np.round(self.pred_median_h, 2).tolist(),
+            "damage": np.round(self.damage, 4).tolist(),
+            "shape": np.round(self.shape, 3).tolist(),
             "unit": self.unit.tolist(),
             "kind": self.kind.tolist(),
         }
@@ -374,6 +478,7 @@ class AnalogLibrary:
         try:
             return cls(
                 model=str(data["model"]), cap_h=float(data["cap_h"]), k=int(data["k"]), meta=dict(data.get("meta", {})),
+                spread=_spread(data.get("spread")),
                 features=np.asarray(data["features"], dtype=np.float64).reshape(-1, len(ANALOG_FEATURES)),
                 true_rul_h=np.array([np.inf if v is None else v for v in data["true_rul_h"]], dtype=np.float64),
                 pred_median_h=np.asarray(data["pred_median_h"], dtype=np.float64),
@@ -384,6 +489,17 @@ class AnalogLibrary:
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"analog library {path}: malformed ({err.__class__.__name__}: {err})") from None
+
+
+def _spread(raw: Any) -> tuple[float, ...]:
+    """The spread factors of a library file (1 everywhere when it has none, e.g. an older file)."""
+    if raw is None:
+        return (1.0,) * (len(SPREAD_EDGES) - 1)
+    edges = [math.inf if e is None else float(e) for e in raw["edges"]]
+    factors = tuple(float(f) for f in raw["factors"])
+    if tuple(edges) != SPREAD_EDGES or len(factors) != len(SPREAD_EDGES) - 1 or any(not 0.5 <= f <= 5 for f in factors):
+        raise ValueError(f"spread must have the edges {SPREAD_EDGES} and factors in [0.5, 5], got {raw}")
+    return factors
 
 
 #: File name of a model version's analog library, next to its ``model.onnx``.
@@ -413,8 +529,9 @@ def make_options(next_stops_h: Sequence[float], costs: AssetCosts, *, derate_sha
     """The four options for a calendar of planned stops (hours from now, ascending).
 
     Repairs wait for the spare part: "at next planned stop" is the first stop after the part
-    arrives, "now" is when it arrives. Run on means no repair before the second planned stop
-    after the part arrives (the option is re-judged at every new prediction).
+    arrives, "now" is when it arrives. Run on lets that stop pass: the repair moves to the stop
+    after it, and the option carries that repair's cost, so that its cost per hour compares
+    like with like (the option is re-judged at every new prediction).
     """
     stops = sorted(s for s in next_stops_h if s >= 0)
     lead = costs.lead_time_h
@@ -422,21 +539,55 @@ def make_options(next_stops_h: Sequence[float], costs: AssetCosts, *, derate_sha
     stop = usable[0] if usable else math.inf
     horizon = usable[1] if len(usable) > 1 else (2 * stop if math.isfinite(stop) else math.inf)
     return [
-        Option("run_on", horizon),
+        Option("run_on", horizon, in_stop=True),
         Option("derate", stop, derate_share=derate_share, in_stop=True),
         Option("repair_next_stop", stop, in_stop=True),
         Option("repair_now", lead),
     ]
 
 
+def _watched(t: NDArray[np.float64], warn: NDArray[np.float64], opt: Option, costs: AssetCosts,
+             stops_h: Sequence[float], review_h: float) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Cost, hours to renewal and unplanned failure of each future under an option, the asset watched.
+
+    A future that reaches the option's repair is repaired then. One that would fail first, but
+    whose RUL model flags it in time (the flag still to come, then the next judgement and the
+    part's lead time, all before the failure), is repaired before it fails: in a planned stop if
+    one falls in between, else outside one. The rest fail.
+    """
+    repair = opt.repair_h
+    act = warn + review_h + costs.lead_time_h
+    before = t < repair
+    caught = before & (warn > 0) & (act <= t)  # a flag still to come is news; one already raised is priced in
+    stops = np.asarray(sorted(stops_h), dtype=np.float64)
+    if stops.size:
+        first = np.searchsorted(stops, act, side="left")  # the first stop at or after the flag is acted on
+        stop_at = stops[np.clip(first, 0, stops.size - 1)]
+        in_stop = caught & (first < stops.size) & (stop_at < t)
+    else:
+        stop_at = np.full(t.shape, np.inf)
+        in_stop = np.zeros(t.shape, dtype=bool)
+    fail = before & ~caught
+    wait = costs.lead_time_h if opt.name == "run_on" else np.maximum(costs.lead_time_h - t, 0.0)  # run on orders nothing
+    fail_cost = costs.work_cost + costs.failure_extra_cost + costs.downtime_per_h * (
+        wait + costs.repair_h + costs.failure_extra_h)
+    cost = np.where(~before, costs.planned_cost(opt.in_stop),
+                    np.where(fail, fail_cost, np.where(in_stop, costs.planned_cost(True), costs.planned_cost(False))))
+    hours = np.where(~before, repair, np.where(fail, t, np.where(in_stop, stop_at, act)))
+    return cost, hours, fail
+
+
 def evaluate(futures: Futures, options: Sequence[Option], costs: AssetCosts, *, age_h: float = 0.0,
-             next_stop_h: float = math.inf) -> list[OptionOutcome]:
+             next_stop_h: float = math.inf, stops_h: Sequence[float] = (), review_h: float = 4.0) -> list[OptionOutcome]:
     """Risk and cost of each option over the same futures.
 
     Per future: under a derate the failure time is ``T / m`` (:func:`core.sim.growth_multiplier`);
     a failure before the repair costs :meth:`AssetCosts.failure_cost` (waiting for the part if it
     has not arrived), otherwise the planned repair's cost; a derate adds ``share x downtime_per_h``
-    per derated hour. Run on costs nothing unless the asset fails within the horizon.
+    per derated hour. Run on repairs at the stop after next (nothing when no stop is in sight).
+    When the futures know when the RUL model would flag them (:attr:`Futures.warn_h`), the asset
+    is watched: a failure flagged in time is repaired first (:func:`_watched`), with the planned
+    stops ``stops_h`` and a new judgement every ``review_h`` hours.
     """
     out: list[OptionOutcome] = []
     for opt in options:
@@ -449,18 +600,19 @@ def evaluate(futures: Futures, options: Sequence[Option], costs: AssetCosts, *, 
         wait = np.maximum(costs.lead_time_h - t, 0.0)
         fail_cost = np.array([costs.failure_cost(float(w)) for w in np.unique(wait)])
         fail_cost_each = fail_cost[np.searchsorted(np.unique(wait), wait)]
-        if opt.name == "run_on":
+        if opt.name == "run_on" and not math.isfinite(repair):  # no planned stop in sight: no repair to defer to
             cost = np.where(fails, fail_cost_each, 0.0)
-            hours = np.where(fails, t, repair) if math.isfinite(repair) else np.where(np.isfinite(t), t, 0.0)
+            hours = np.where(np.isfinite(t), t, 0.0)
+        elif futures.warn_h is not None:
+            cost, hours, fails = _watched(t, futures.warn_h / m, opt, costs, stops_h, review_h)
         else:
             cost = np.where(fails, fail_cost_each, costs.planned_cost(opt.in_stop))
             hours = renewal
         if opt.derate_share > 0:
             cost = cost + opt.derate_share * costs.downtime_per_h * hours
         mean_hours = float(np.mean(hours))
-        finite_t = np.where(np.isfinite(t), t, np.inf)
-        q = tuple(float(np.quantile(finite_t, qq)) if np.isfinite(np.quantile(finite_t, qq)) else math.inf
-                  for qq in QUANTILES)
+        # an order statistic, not an interpolation: futures with no failure in sight are inf
+        q = tuple(float(v) for v in np.quantile(t, QUANTILES, method="inverted_cdf"))
         out.append(OptionOutcome(
             option=opt,
             p_fail_before_repair=float(np.mean(fails)),
@@ -477,7 +629,7 @@ def evaluate(futures: Futures, options: Sequence[Option], costs: AssetCosts, *, 
 def recommend(outcomes: Sequence[OptionOutcome], risk_limit: float = 0.05) -> Recommendation:
     """The option with the lowest cost per hour among those whose failure risk is within the limit.
 
-    When none is within the limit, the option with the lowest risk (ties: the cheaper).
+    When none is within the limit, the option with the lowest risk (ties: the lower expected cost).
     """
     if not outcomes:
         raise ValueError("no options to choose from")
@@ -493,7 +645,7 @@ def recommend(outcomes: Sequence[OptionOutcome], risk_limit: float = 0.05) -> Re
             c = min(cheaper, key=lambda o: o.cost_per_h)
             reason += f"; {c.option.label.lower()} is cheaper per hour but risks {c.p_fail_before_repair:.0%}"
         return Recommendation(best, reason, True, risk_limit)
-    best = min(outcomes, key=lambda o: (o.p_fail_before_repair, o.cost_per_h))
+    best = min(outcomes, key=lambda o: (round(o.p_fail_before_repair, 3), o.expected_cost))
     reason = (f"{best.option.label}: no option keeps the failure risk within {risk_limit:.0%}; "
               f"this one has the lowest ({best.p_fail_before_repair:.0%})")
     return Recommendation(best, reason, False, risk_limit)
@@ -503,7 +655,7 @@ def health_fan(futures: Futures, outcome: OptionOutcome, times_h: NDArray[np.flo
     """Health index (1 - damage) quantiles over ``times_h`` under an option: ``(len(QUANTILES), len(times_h))``.
 
     Each future's damage follows the growth law from its damage now to 1 at its failure time
-    (under the option); after a repair the asset is new (1), after a failure it stays at 0.
+    (under the option); after its repair the asset is new (1), after a failure it stays at 0.
     """
     t = np.asarray(times_h, dtype=np.float64)[None, :]
     fail = outcome.failure_h[:, None]
@@ -515,7 +667,7 @@ def health_fan(futures: Futures, outcome: OptionOutcome, times_h: NDArray[np.flo
         d = (d0 + c) * ((1.0 + c) / (d0 + c)) ** np.clip(frac, 0.0, 1.0) - c
     d = np.where(t >= fail, 1.0, np.clip(d, 0.0, 1.0))
     repair = outcome.option.repair_h
-    if math.isfinite(repair) and outcome.option.name != "run_on":
+    if math.isfinite(repair):
         d = np.where((t >= repair) & (fail > repair), 0.0, d)
     health = 1.0 - d
     return np.quantile(health, QUANTILES, axis=0)

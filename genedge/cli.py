@@ -17,6 +17,7 @@ from genedge.broker_cli import broker_app
 from genedge.prescribe_cli import prescribe_app
 from genedge.rul_cli import models_app, rul_app
 from genedge.synth_cli import synth_app
+from genedge.whatif_cli import whatif_app
 
 app = typer.Typer(help="GenEdge: edge predictive and prescriptive maintenance.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -33,6 +34,7 @@ app.add_typer(rul_app, name="rul")
 app.add_typer(models_app, name="models")
 app.add_typer(synth_app, name="synth")
 app.add_typer(prescribe_app, name="prescribe")
+app.add_typer(whatif_app, name="whatif")
 app.add_typer(dashboard_app, name="dashboard")
 
 
