@@ -189,7 +189,8 @@ class Demo:
 
     async def _prescribe_on_decisions(self, every_s: float = 3.0) -> None:
         """Judge every asset with the decision policy; draft a work order each time one escalates
-        into work (plan, urgent, stop now), superseding the asset's older drafts."""
+        into work (plan, urgent, stop now), superseding the asset's older drafts, citing the what-if
+        twin's choice of when to repair."""
         from prescribe.backends import make_backend
         from prescribe.prescriber import Prescriber
         from prescribe.service import DecisionWatcher
@@ -200,8 +201,11 @@ class Demo:
             backend, notes = make_backend(self.settings.llm, nice=5)
             return Prescriber(backend, notes=notes)
 
+        # the settings' [plant] calendar and costs give each work order the what-if twin's choice, with
+        # the analog library beside the predicting model in the demo's registry (seeded from the shipped models)
         watcher = DecisionWatcher(self.store, {a.asset_id: a for a in self.assets}, prescriber,
-                                  time_scale=self.settings.store.time_scale)
+                                  time_scale=self.settings.store.time_scale, settings=self.settings,
+                                  registry_dirs=[self.settings.models.registry_dir, SHIPPED_DIR])
         try:
             while not self._stop_ingest.wait(every_s):
                 for event in await watcher.step():

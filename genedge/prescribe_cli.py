@@ -4,6 +4,9 @@
     genedge prescribe --asset P-101 --sim outer_race --stage 0.8      # evidence from the simulator
     genedge prescribe workorders list|export|approve|reject|complete ...
 
+With evidence from the store, a developing fault's work order cites the what-if twin's choice of
+when to repair (its risk and cost against the best alternative, from the ``[plant]`` settings).
+
 The prescriber, the store and the simulator are imported inside the commands, so that the other
 groups and ``genedge --help`` start without them.
 """
@@ -77,6 +80,7 @@ def _run(asset_id: str, backend: str | None, as_json: bool, db: str | None, conf
     from prescribe.backends import make_backend
     from prescribe.evidence import from_store
     from prescribe.prescriber import Prescriber
+    from prescribe.service import attach_whatif
 
     settings = load_settings(config, db)
     asset = _asset_config(settings, asset_id)
@@ -92,6 +96,9 @@ def _run(asset_id: str, backend: str | None, as_json: bool, db: str | None, conf
         evidence = from_store(store, asset_id, asset=asset, time_scale=settings.store.time_scale)
     chosen, notes = make_backend(settings.llm, backend)
     prescriber = Prescriber(chosen, notes=notes)
+    if store is not None:
+        # evidence from the store: a developing fault's work order cites the what-if twin's choice
+        evidence = attach_whatif(store, evidence, settings, asset=asset, policy=prescriber.policy)
 
     async def go() -> Any:
         try:

@@ -7,7 +7,8 @@ materials and the policy's decision:
 1. isolate and lock out / tag out (LOTO), then the procedure's own safety steps;
 2. confirm the fault, only when the evidence does not already confirm it;
 3. replace the part (due by the policy's deadline) and the procedure's repair tasks, with part
-   numbers from the bill of materials;
+   numbers from the bill of materials (the main repair step also cites the what-if twin's choice,
+   ``whatif:choice``, when the evidence carries one);
 4. lubrication check; 5. alignment or balance check where the fault calls for it;
 6. guards back, locks and tags off; 7. test run, then the vibration baseline and alarm limits reset;
 
@@ -22,15 +23,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from prescribe._text import DEFECT_ABBREVIATIONS, clip_sentence, is_whole_sentence, plain_text, ungrounded
 from prescribe.evidence import rul_text
 from prescribe.knowledge import PART_ROLES, Procedure
 from prescribe.policy import DeadlinePolicy, Decision
-from prescribe.schema import STEP_KINDS, AssetFacts, Evidence, EvidenceItem, StepKind, WorkStep
+from prescribe.schema import STEP_KINDS, AssetFacts, Evidence, EvidenceItem, StepKind, WorkStep, risk_text
 
-__all__ = ["FAULT_TEXT", "Skeleton", "build_skeleton", "match_parts", "merge_steps", "screen_added",
-           "template_narrative"]
+__all__ = ["FAULT_TEXT", "NARRATIVE_LIMIT", "WHATIF_ID", "Skeleton", "build_skeleton", "match_parts", "merge_steps",
+           "screen_added", "template_narrative", "whatif_due_note"]
 
 FAULT_TEXT = {"outer_race": "outer race defect", "inner_race": "inner race defect", "ball": "rolling element defect",
               "cage": "cage defect", "imbalance": "rotor imbalance", "misalignment": "misalignment",
@@ -55,6 +57,11 @@ _UNSAFE = re.compile(r"\b(skip|bypass|defeat|override|without (lock\w*|isolat\w*
                      r"|continue (running|operation|monitoring)|no action)\b", re.IGNORECASE)
 _LATER = re.compile(r"\b(next planned stop|trend|monitor|wait)\b", re.IGNORECASE)
 _CONFIRMS = re.compile(r"\b(confirm|verify|check|measure|look for)\w*\b", re.IGNORECASE)
+#: Longest narrative a backend's answer may carry (:class:`prescribe.prompt.LLMDraft`), the rule
+#: templates' included.
+NARRATIVE_LIMIT = 500
+#: The evidence item of the what-if twin's choice (:func:`prescribe.schema.evidence_items`).
+WHATIF_ID = "whatif:choice"
 
 
 @dataclass(frozen=True)
@@ -263,6 +270,8 @@ def build_skeleton(ev: Evidence, d: Decision, items: Sequence[EvidenceItem], pro
         add("confirm", "confirm", proc.confirm, why, _cite(items, *own, "fault:class", "zone:trend", "zone:latest"))
     # 3. repair
     headline = f"Repair the {proc.title.lower()}"
+    # the main repair step cites the what-if's simulated risk and cost of when to do it
+    whatif = (WHATIF_ID,) if any(i.id == WHATIF_ID for i in items) else ()
     if proc.replace is not None:
         found = parts.get(proc.replace)
         name = _bearing_name(facts) if proc.replace == "bearing" else proc.replace.replace("_", " ")
@@ -271,11 +280,13 @@ def build_skeleton(ev: Evidence, d: Decision, items: Sequence[EvidenceItem], pro
         headline = f"Replace the {name} with {spare}"
         state = "confirmed" if confirmed_by else "indicated"
         add("repair", "replace", f"{headline} {_when(d)}.", f"{fault} {state}; {rul_text(ev)}",
-            _cite(items, "rul:latest", *own, "fault:class"), found[:1])
+            (*_cite(items, "rul:latest", *own, "fault:class"), *whatif), found[:1])
     for text in proc.tasks:
         filled = parts.fill(text)
         if filled is not None:
-            add("repair", "repair", filled[0], f"step of the {proc.title.lower()} procedure", basis, filled[1])
+            main = proc.replace is None and not any(st.kind == "repair" for st in steps)
+            add("repair", "repair", filled[0], f"step of the {proc.title.lower()} procedure",
+                (*basis, *whatif) if main else basis, filled[1])
     if proc.replace is None and steps and steps[-1].kind == "repair":
         headline = steps[-1].text.rstrip(".")
     # 4. lubrication
@@ -375,19 +386,100 @@ def merge_steps(skeleton: Skeleton, added: Sequence[WorkStep]) -> tuple[WorkStep
 
 
 # ------------------------------------------------------------------------ narrative
+def _whatif_due(ev: Evidence) -> datetime | None:
+    """Wall-clock time of the what-if's chosen repair (``None``: none in reach)."""
+    w = ev.whatif
+    if w is None or w.repair_in_h is None:
+        return None
+    return ev.at + timedelta(hours=w.repair_in_h / ev.time_scale)
+
+
+def _after_deadline(ev: Evidence, d: Decision) -> bool:
+    """Whether the what-if's chosen option would repair after the decision's due time."""
+    if ev.whatif is None or d.deadline is None or ev.whatif.option == "repair_now":
+        return False
+    due = _whatif_due(ev)
+    return due is None or due > d.deadline + timedelta(seconds=1)
+
+
+#: Each what-if option as what the crew would be doing, for sentences.
+_DOING = {"run_on": "running on as is", "derate": "derating and repairing at the next planned stop",
+          "repair_next_stop": "repairing at the next planned stop", "repair_now": "repairing now"}
+
+
+def whatif_due_note(ev: Evidence, d: Decision) -> str:
+    """How the what-if's choice meets the decision's due time, in one sentence ("" without a what-if).
+
+    The decision's state and due time are the policy's and never move: a chosen option whose
+    repair comes after the due time is named, and the due time stands (docs/decisions.md, "What-if").
+    """
+    w = ev.whatif
+    if w is None:
+        return ""
+    doing = _DOING[w.option]
+    if d.deadline is None:
+        return f"The what-if favours {doing}; the decision ({d.state}) is the policy's."
+    due = f"{d.deadline:%Y-%m-%d %H:%M} UTC"
+    if w.option == "repair_now":
+        return f"The what-if favours {doing}, before the decision's due time ({due}), which stays the latest."
+    if _after_deadline(ev, d):
+        return (f"The what-if favours {doing}, which would come after the decision's due time ({due}); "
+                "that due time stands (safety first): do the work by then.")
+    return f"The what-if favours {doing}, within the decision's due time ({due})."
+
+
+def _whatif_sentence(ev: Evidence, d: Decision, *, alternative: bool = True) -> str:
+    """The what-if's trade-off in plain words: the chosen option's risk and cost, and the best alternative's."""
+    w = ev.whatif
+    if w is None:
+        return ""
+    cur = w.currency.upper()
+    doing = _DOING[w.option]
+    if w.option in ("derate", "repair_next_stop") and w.repair_in_h is not None:
+        doing += f" in {w.repair_in_h:.0f} h"
+    first = "of failing first" if w.option != "run_on" else (
+        f"of failing within {w.repair_in_h:.0f} h" if w.repair_in_h is not None else "of failing")
+    text = (f"What-if over {w.futures} simulated futures: {doing} risks {risk_text(w.p_fail_before_repair)} "
+            f"{first} for an expected {w.expected_cost:,.0f} {cur}")
+    if alternative and w.alternative is not None and w.alternative_p_fail is not None \
+            and w.alternative_cost is not None:
+        text += (f", against {risk_text(w.alternative_p_fail)} and {w.alternative_cost:,.0f} {cur} for "
+                 f"{_DOING[w.alternative]}")
+    if not w.within_limit:
+        text += f"; no option stays within the {risk_text(w.risk_limit)} risk limit"
+    if _after_deadline(ev, d):
+        text += "; it would come after the due time, which stands"
+    return text
+
+
 def template_narrative(ev: Evidence, d: Decision, skeleton: Skeleton) -> str:
-    """The rule templates' narrative: the fault, the facts that show it, and what is due when."""
+    """The rule templates' narrative: the fault, the facts that show it, what is due when, and the
+    what-if's trade-off when the evidence has one.
+
+    Within :data:`NARRATIVE_LIMIT`, the trade-off comes first: the zone and temperature facts are
+    left out for it, then its alternative, and only then the trade-off itself.
+    """
     fault = FAULT_TEXT.get(d.fault or "", "deteriorating condition")
-    facts = [f"{p.defect.upper()} at {p.snr:.0f}x the envelope floor with {p.harmonics} harmonics" for p in ev.peaks[:2]]
+    core = [f"{p.defect.upper()} at {p.snr:.0f}x the envelope floor with {p.harmonics} harmonics" for p in ev.peaks[:2]]
     if ev.rul is not None:
-        facts.append(rul_text(ev, coverage=True))
+        core.append(rul_text(ev, coverage=True))
+    more = []
     if ev.zone is not None:
-        facts.append(f"ISO 20816 zone {'ABCD'[ev.zone.zone]} at {ev.zone.velocity_mm_s:.1f} mm/s")
+        more.append(f"ISO 20816 zone {'ABCD'[ev.zone.zone]} at {ev.zone.velocity_mm_s:.1f} mm/s")
     if ev.temperature is not None and ev.temperature.latest_c >= 60:
-        facts.append(f"bearing at {ev.temperature.latest_c:.0f} degC")
-    first = f"{fault[0].upper()}{fault[1:]} on {ev.asset.asset_id}" + (": " + ", ".join(facts) if facts else "")
+        more.append(f"bearing at {ev.temperature.latest_c:.0f} degC")
     act = skeleton.headline[0].lower() + skeleton.headline[1:]
-    second = {"stop_now": f"Stop it now and {act} before it runs again",
-              "urgent": f"Without waiting for a planned stop, {act} by {_due(d)}"}.get(
-                  d.state, f"At the next planned stop, {act} by {_due(d)}")
-    return " ".join(clip_sentence(plain_text(s), 300) for s in (first, second))
+    second = clip_sentence(plain_text({"stop_now": f"Stop it now and {act} before it runs again",
+                                       "urgent": f"Without waiting for a planned stop, {act} by {_due(d)}"}.get(
+                                           d.state, f"At the next planned stop, {act} by {_due(d)}")), 300)
+
+    def first(facts: list[str]) -> str:
+        head = f"{fault[0].upper()}{fault[1:]} on {ev.asset.asset_id}" + (": " + ", ".join(facts) if facts else "")
+        return clip_sentence(plain_text(head), 300)
+
+    for facts, alternative in (([*core, *more], True), (core, True), ([*core, *more], False), (core, False)):
+        tradeoff = clip_sentence(plain_text(_whatif_sentence(ev, d, alternative=alternative)), 300)
+        text = " ".join(t for t in (first(facts), second, tradeoff) if t)
+        if not tradeoff or len(text) <= NARRATIVE_LIMIT:
+            return text
+    return f"{first([*core, *more])} {second}"

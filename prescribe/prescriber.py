@@ -7,7 +7,9 @@ an answer that is not the schema or cites an id that was not supplied is rejecte
 told why, then the rule backend answers and the recommendation carries a note saying so); an
 added step that states what the evidence does not, repeats a step or asks to confirm what is
 confirmed is dropped, and a narrative sentence that states what the evidence does not is left
-out. No skeleton step, least of all a safety step, can be dropped by a backend.
+out. No skeleton step, least of all a safety step, can be dropped by a backend. The what-if twin's
+choice, when the evidence carries one, is cited by the work order (its "What-if:" line and the
+repair step) but never moves the decision's state or due time.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ModelError
-from prescribe._skeleton import FAULT_TEXT, Skeleton, build_skeleton, merge_steps, screen_added, template_narrative
+from prescribe._skeleton import (
+    FAULT_TEXT,
+    WHATIF_ID,
+    Skeleton,
+    build_skeleton,
+    merge_steps,
+    screen_added,
+    template_narrative,
+    whatif_due_note,
+)
 from prescribe._text import clip_sentence, is_whole_sentence, plain_text, ungrounded
 from prescribe.backends.base import Backend, BackendUnavailableError, DraftRequest
 from prescribe.backends.rules import RulesBackend
@@ -260,6 +271,7 @@ class Prescriber:
         due = f"{d.deadline:%Y-%m-%d %H:%M} UTC" if d.deadline is not None else "none"
         lines = [summary, "", narrative, "",
                  f"Decision: {d.state}, priority {d.priority}, due {due} ({d.why}).",
+                 *Prescriber._whatif_lines(ev, d),
                  f"Estimate: {skeleton.duration_h:g} h, crew {skeleton.crew}.",
                  "Parts: " + ("; ".join(skeleton.parts) if skeleton.parts else "none from the spare list") + "."]
         if skeleton.parts_missing:
@@ -271,6 +283,15 @@ class Prescriber:
                               kb=tuple(dict.fromkeys(k for s in steps for k in s.kb)), state=d.state, fault=d.fault,
                               narrative=narrative, steps=steps, parts_missing=skeleton.parts_missing,
                               duration_h=skeleton.duration_h, crew=skeleton.crew)
+
+    @staticmethod
+    def _whatif_lines(ev: Evidence, d: Decision) -> list[str]:
+        """The work order's "What-if:" line: the simulated choice, its risk and cost against the best
+        alternative, and how it meets the decision's due time, which it never moves."""
+        item = next((i for i in ev.items() if i.id == WHATIF_ID), None)
+        if item is None:
+            return []
+        return [f"What-if: {item.summary}. {whatif_due_note(ev, d)}"]
 
     def _without_backend(self, ev: Evidence, d: Decision, items: list[EvidenceItem],
                          procedures: list[Procedure]) -> Recommendation:

@@ -6,6 +6,9 @@ procedures, the policy's decision and the work order's fixed steps. Evidence sum
 written by code; operator-entered text inside them is quoted by
 :func:`prescribe.schema.quote_data`, which removes every character that could close the block.
 
+When the evidence carries the what-if twin's choice (``whatif:choice``), the user message asks the
+narrative to explain its trade-off (risk and cost against the alternative) in plain words.
+
 The model writes only a narrative and a few steps to add to the fixed ones: the steps, their
 order, the priority and the due time are code's. Text limits are sized so that answers end on
 their own: each string must end with a whole word and a full stop, and a string that still
@@ -22,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import ModelError
-from prescribe._skeleton import Skeleton
+from prescribe._skeleton import NARRATIVE_LIMIT, WHATIF_ID, Skeleton
 from prescribe._text import plain_text
 from prescribe.knowledge import Procedure
 from prescribe.policy import Decision
@@ -46,7 +49,7 @@ SYSTEM_PROMPT = (
 #: Longest text the grammar lets a model write, per field (validation of other backends' answers
 #: allows more); a model string of exactly this length was closed by the grammar and is clipped.
 WHAT_MAX, WHY_MAX, NARRATIVE_MAX = 64, 90, 140
-_WHAT_LIMIT, _WHY_LIMIT, _NARRATIVE_LIMIT = 160, 240, 500
+_WHAT_LIMIT, _WHY_LIMIT, _NARRATIVE_LIMIT = 160, 240, NARRATIVE_LIMIT
 #: Whole-string pattern of action text (lengths are checked separately).
 TEXT_PATTERN = f"^{TEXT_CHARS}+$"
 
@@ -155,6 +158,11 @@ def build_messages(ev: Evidence, items: list[EvidenceItem], procedures: list[Pro
             lines.append("Already confirmed by the evidence: "
                          + ", ".join(c.split(":")[1].upper() for c in skeleton.confirmed_by) + ".")
         lines.append("FIXED STEPS: " + "; ".join(skeleton.labels()) + ".")
+    if any(i.id == WHATIF_ID for i in items):
+        # the due time is the policy's whatever the what-if chose; the narrative only explains the trade-off
+        lines.append(f"WHAT-IF: {WHATIF_ID} is the simulated choice of when to repair. In the narrative, after the "
+                     "fault, say in plain words what the choice risks and costs against the alternative, with its "
+                     "numbers. The due time stays as set.")
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
 
 

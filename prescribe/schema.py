@@ -1,7 +1,7 @@
 """Pydantic schema of the prescriber: evidence in, recommendation and work-order draft out.
 
 Evidence is typed (RUL interval, fault call, ISO zone, spectral peaks, alarms, temperature,
-past work orders, the asset) and every fact is exposed as an :class:`EvidenceItem` with a
+past work orders, the asset, the what-if twin's choice) and every fact is exposed as an :class:`EvidenceItem` with a
 stable id (``rul:latest``, ``peak:bpfo``, ``alarm:17`` ...) that recommendations cite
 (:func:`evidence_items`). Operator-entered text (asset name and notes, alarm messages, work-order
 titles and outcomes) only ever appears in an item quoted by :func:`quote_data`.
@@ -41,14 +41,22 @@ __all__ = [
     "Status",
     "StepKind",
     "TemperatureTrend",
+    "WhatIfFact",
+    "WhatIfOption",
     "WorkOrderDraft",
     "WorkStep",
     "ZoneState",
     "evidence_items",
     "quote_data",
+    "risk_text",
+    "whatif_option_text",
+    "whatif_summary",
 ]
 
 Status = Literal["action", "monitor", "insufficient_evidence"]
+#: The what-if twin's options (:mod:`core.twin`): run on, derate until the next planned stop, repair
+#: at the next planned stop, repair now.
+WhatIfOption = Literal["run_on", "derate", "repair_next_stop", "repair_now"]
 #: The decision state of :func:`prescribe.policy.assess` (docs/decisions.md): ``healthy`` and
 #: ``watch`` are ``monitor``, ``plan``, ``urgent`` and ``stop_now`` are ``action``.
 State = Literal["healthy", "watch", "plan", "urgent", "stop_now", "insufficient_evidence"]
@@ -216,6 +224,53 @@ class PastWorkOrder(BaseModel):
     outcome: str | None = Field(default=None, max_length=4000)
 
 
+class WhatIfFact(BaseModel):
+    """The what-if twin's choice for the asset (docs/decisions.md, "What-if"): the option with the
+    lowest expected cost per hour within the plant's risk limit, its simulated risk and cost, and
+    the best alternative's, over ``futures`` simulated futures.
+
+    Risks are probabilities (0-1), costs are in ``currency``, hours are plant hours from the
+    evidence's ``at``. The fact informs the work order's text; the decision's state and due time
+    stay the policy's.
+    """
+
+    model_config = _frozen
+
+    option: WhatIfOption
+    label: str = Field(min_length=3, max_length=64)
+    p_fail_before_repair: float = Field(ge=0, le=1, allow_inf_nan=False,
+                                        description="risk of failing before the option's repair (run on: its horizon)")
+    p_fail_before_stop: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False,
+                                             description="risk of failing before the next planned stop")
+    expected_cost: float = Field(ge=0, allow_inf_nan=False)
+    currency: str = Field(pattern=r"^[A-Za-z]{3}$")
+    repair_in_h: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                                      description="plant hours to the option's repair (run on: its horizon); "
+                                                  "None: none in reach")
+    futures: int = Field(ge=1)
+    generator: str = Field(pattern=r"^[a-z_]{1,24}$", description="analogs (learned) or interval (the RUL interval)")
+    risk_limit: float = Field(gt=0, lt=1)
+    alternative: WhatIfOption | None = None
+    alternative_label: str = Field(default="", max_length=64)
+    alternative_p_fail: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    alternative_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @property
+    def within_limit(self) -> bool:
+        """Whether the chosen option's risk is within the plant's risk limit."""
+        return self.p_fail_before_repair <= self.risk_limit
+
+    @model_validator(mode="after")
+    def _alternative_whole(self) -> WhatIfFact:
+        parts = (self.alternative, self.alternative_label or None, self.alternative_p_fail, self.alternative_cost)
+        if any(p is None for p in parts) and any(p is not None for p in parts):
+            raise ValueError("alternative, alternative_label, alternative_p_fail and alternative_cost come together, "
+                             f"got {parts}")
+        if self.alternative is not None and self.alternative == self.option:
+            raise ValueError(f"the alternative must be another option than the chosen {self.option!r}")
+        return self
+
+
 class AssetFacts(BaseModel):
     """What the prescriber knows of the asset; name and notes are operator-entered data."""
 
@@ -258,6 +313,7 @@ class Evidence(BaseModel):
     alarms: tuple[AlarmFact, ...] = ()
     temperature: TemperatureTrend | None = None
     work_orders: tuple[PastWorkOrder, ...] = ()
+    whatif: WhatIfFact | None = Field(default=None, description="the what-if twin's choice (prescribe.whatif)")
     time_scale: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False,
                               description="plant hours per wall-clock hour of ``at`` and the other timestamps: 1 in "
                                           "a plant; the demo's simulator runs faster. Hours (RUL, trends, margins) "
@@ -443,6 +499,48 @@ def _hours(h: float) -> str:
     return f"{h:.0f} h"
 
 
+def risk_text(p: float) -> str:
+    """A probability as a whole per cent (``2 %``); a small risk is not rounded away to nothing."""
+    if 0 < p < 0.005:
+        return "under 1 %"
+    if 0.995 <= p < 1:
+        return "over 99 %"
+    return f"{p * 100:.0f} %"
+
+
+def whatif_option_text(fact: WhatIfFact) -> str:
+    """The chosen option's label with when its repair comes (run on has no repair, only a horizon)."""
+    label, h = fact.label, fact.repair_in_h
+    if fact.option == "run_on" or h is None:
+        return label
+    if fact.option == "repair_now":
+        return label if h < 0.5 else f"{label}, when the spare arrives in {_hours(h)}"
+    return f"{label} in {_hours(h)}"
+
+
+def whatif_summary(fact: WhatIfFact) -> str:
+    """The what-if's trade-off in plain words: the chosen option's risk and cost, the best
+    alternative's, and how many futures were simulated.
+
+    For example "Repair at next planned stop in 37 h: 2 % risk of failing first (limit 5 %),
+    expected cost 1,340 EUR; run on as is: 23 % risk, 9,800 EUR; 500 simulated futures (analogs)".
+    """
+    cur = fact.currency.upper()
+    if fact.option == "run_on":
+        horizon = f"within {_hours(fact.repair_in_h)}" if fact.repair_in_h is not None else "in reach"
+        risk = f"{risk_text(fact.p_fail_before_repair)} risk of failing {horizon}"
+    else:
+        risk = f"{risk_text(fact.p_fail_before_repair)} risk of failing first"
+    limit = (f"within the {risk_text(fact.risk_limit)} limit" if fact.within_limit
+             else f"above the {risk_text(fact.risk_limit)} limit, the lowest of the options")
+    text = (f"{whatif_option_text(fact)}: {risk} ({limit}), "
+            f"expected cost {fact.expected_cost:,.0f} {cur}")
+    if fact.alternative_p_fail is not None and fact.alternative_cost is not None:
+        text += (f"; {fact.alternative_label.lower()}: {risk_text(fact.alternative_p_fail)} risk, "
+                 f"{fact.alternative_cost:,.0f} {cur}")
+    return f"{text}; {fact.futures} simulated futures ({fact.generator})"
+
+
 def evidence_items(ev: Evidence) -> list[EvidenceItem]:
     """The citable items of ``ev``, with stable ids, in a fixed order.
 
@@ -524,6 +622,18 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
             id=f"alarm:{a.id}", kind="alarm",
             summary=f"{a.kind}, {a.severity}, {a.state}" + (f": {quote_data(a.message, 80)}" if a.message else ""),
             values={"kind": a.kind, "severity": a.severity, "state": a.state, "raised_at": a.raised_at.isoformat()}))
+    if ev.whatif is not None:
+        wi = ev.whatif
+        add(EvidenceItem(
+            id="whatif:choice", kind="whatif", summary=whatif_summary(wi),
+            values={"option": wi.option, "label": wi.label, "p_fail_before_repair": round(wi.p_fail_before_repair, 4),
+                    "p_fail_before_stop": None if wi.p_fail_before_stop is None else round(wi.p_fail_before_stop, 4),
+                    "expected_cost": round(wi.expected_cost, 2), "currency": wi.currency,
+                    "repair_in_h": None if wi.repair_in_h is None else round(wi.repair_in_h, 2),
+                    "futures": wi.futures, "generator": wi.generator, "risk_limit": wi.risk_limit,
+                    "alternative": wi.alternative,
+                    "alternative_p_fail": None if wi.alternative_p_fail is None else round(wi.alternative_p_fail, 4),
+                    "alternative_cost": None if wi.alternative_cost is None else round(wi.alternative_cost, 2)}))
     for w in ev.work_orders:
         add(EvidenceItem(
             id=f"wo:{w.id}", kind="work_order",

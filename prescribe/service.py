@@ -1,25 +1,32 @@
 """What the demo calls: "prescribe for this asset and store the draft", and a watcher that drafts
-a work order each time an asset's decision state escalates (healthy -> plan -> urgent -> stop now)."""
+a work order each time an asset's decision state escalates (healthy -> plan -> urgent -> stop now).
+
+Given the settings, both attach the what-if twin's choice (:func:`attach_whatif`) to an asset
+whose fault is developing, so its work order cites the chosen option's simulated risk and cost.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from core.assets import AssetConfig
 from core.errors import GenEdgeError
+from core.settings import Settings
 from ingest.store import queries
 from prescribe.evidence import from_store
 from prescribe.policy import DeadlinePolicy, assess
 from prescribe.prescriber import Outcome, Prescriber
-from prescribe.schema import State
+from prescribe.schema import Evidence, State
+from prescribe.whatif import whatif_fact, whatif_for_evidence
 from prescribe.workorders import reject, save_draft, work_order_number
 
-__all__ = ["STATE_RANK", "DecisionWatcher", "WatchEvent", "aprescribe_and_save",
+__all__ = ["STATE_RANK", "DecisionWatcher", "WatchEvent", "aprescribe_and_save", "attach_whatif",
            "prescribe_and_save"]
 
 log = logging.getLogger(__name__)
@@ -31,12 +38,38 @@ STATE_RANK: dict[str, int] = {"healthy": 0, "watch": 1, "insufficient_evidence":
 _WORK_RANK = STATE_RANK["plan"]
 
 
+def attach_whatif(store: Any, ev: Evidence, settings: Settings, *, asset: AssetConfig | None = None,
+                  policy: DeadlinePolicy | None = None,
+                  registry_dirs: Sequence[str | Path] | None = None) -> Evidence:
+    """``ev`` with the what-if twin's choice (:class:`~prescribe.schema.WhatIfFact`) when its fault is developing.
+
+    Only evidence with a RUL prediction whose decision works on the machine (plan, urgent, stop
+    now) gets one: the futures start from the RUL, and only work orders cite it. The what-if runs
+    on ``ev`` as gathered (:func:`prescribe.whatif.whatif_for_evidence`), with the analog library
+    of the predicting model from ``registry_dirs`` (default: the configured registry, then the
+    shipped models). A what-if that fails is logged and ``ev`` comes back unchanged: it informs a
+    work order and must never stop one being drafted.
+    """
+    if ev.rul is None or not assess(ev, policy).works_on_machine:
+        return ev
+    try:
+        wi = whatif_for_evidence(store, ev, settings, asset=asset, registry_dirs=registry_dirs, policy=policy)
+        fact = whatif_fact(wi)
+    except Exception:  # a model library, a setting or a store read that fails: draft without the what-if
+        log.exception("what-if for %s failed; the work order is drafted without it", ev.asset.asset_id)
+        return ev
+    return ev if fact is None else ev.model_copy(update={"whatif": fact})
+
+
 async def aprescribe_and_save(store: Any, prescriber: Prescriber, asset_id: str, *, asset: AssetConfig | None = None,
-                              now: datetime | None = None, by: str = "prescriber",
-                              time_scale: float | None = None) -> tuple[Outcome, Any | None]:
+                              now: datetime | None = None, by: str = "prescriber", time_scale: float | None = None,
+                              settings: Settings | None = None,
+                              registry_dirs: Sequence[str | Path] | None = None) -> tuple[Outcome, Any | None]:
     """Gather the asset's evidence from the store, recommend, and store the work-order draft.
 
     ``time_scale`` is the store's plant hours per wall-clock hour (``None``: what the store records).
+    With ``settings`` (its ``[plant]`` calendar, costs and risk limit), a developing fault's work
+    order cites the what-if twin's choice (:func:`attach_whatif`, with ``registry_dirs``).
 
     Returns:
         The outcome and the stored ``WorkOrderView`` (``None`` when the recommendation is
@@ -46,6 +79,8 @@ async def aprescribe_and_save(store: Any, prescriber: Prescriber, asset_id: str,
         GenEdgeError: unknown asset; ``StoreError`` when the store fails.
     """
     ev = from_store(store, asset_id, now=now, asset=asset, time_scale=time_scale)
+    if settings is not None:
+        ev = attach_whatif(store, ev, settings, asset=asset, policy=prescriber.policy, registry_dirs=registry_dirs)
     outcome = await prescriber.arun(ev)
     saved = save_draft(store, outcome.recommendation, by=by) if outcome.recommendation.work_order is not None else None
     return outcome, saved
@@ -98,6 +133,10 @@ class DecisionWatcher:
         policy: the decision policy (default parameters when ``None``).
         by: who the drafts are recorded as.
         time_scale: the store's plant hours per wall-clock hour (``None``: what the store records).
+        settings: the settings whose ``[plant]`` section the what-if twin uses; ``None``: work
+            orders without a what-if.
+        registry_dirs: where the RUL models' analog libraries are looked up (default: the
+            configured registry, then the shipped models).
     """
 
     store: Any
@@ -106,6 +145,8 @@ class DecisionWatcher:
     policy: DeadlinePolicy = field(default_factory=DeadlinePolicy)
     by: str = "prescriber"
     time_scale: float | None = None
+    settings: Settings | None = None
+    registry_dirs: Sequence[str | Path] | None = None
     states: dict[str, State] = field(default_factory=dict)
     _prescriber: Prescriber | None = None
 
@@ -137,7 +178,8 @@ class DecisionWatcher:
                 if self._prescriber is None:
                     self._prescriber = await self.prescriber()
                 outcome, saved = await aprescribe_and_save(self.store, self._prescriber, asset_id, asset=asset,
-                                                           now=now, by=self.by, time_scale=self.time_scale)
+                                                           now=now, by=self.by, time_scale=self.time_scale,
+                                                           settings=self.settings, registry_dirs=self.registry_dirs)
             except Exception:  # one asset's failed prescription must not stop the plant being watched
                 log.exception("decision watcher: prescribing for %s (%s) failed; retried next step", asset_id,
                               decision.state)
