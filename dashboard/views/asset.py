@@ -1,4 +1,4 @@
-"""Asset detail: trends of the edge features, spectra of the latest raw snapshot, RUL history, features.
+"""Asset detail: trends of the edge features, spectra of the latest raw snapshot, RUL history, the what-if, features.
 
 The edge agent publishes a feature window per asset every tick, raw readings only of slow
 channels (temperature, speed, load), and raw vibration only as snapshots: when an anomaly starts,
@@ -34,6 +34,7 @@ from dashboard._features import (
 from dashboard._limits import ISO_10816_ZONES, channel_limits
 from dashboard._signal import amplitude_spectrum, default_band, defect_markers, envelope_spectrum
 from dashboard._status import STATE_HELP, AssetDecision, rul_line, rul_text, zone_a_hint
+from dashboard._whatif import show_whatif
 from ingest.store.queries import AssetInfo, AssetOverview, FeatureView, Snapshot
 
 #: How long the page waits for a requested snapshot before it says that none came.
@@ -463,14 +464,16 @@ if _info is not None:
     _vitals = vitals(_info.config, _frame, _overview.temperature if _overview else None)
     _decision = _data.load_decisions(_url, (_info.asset_id,), ctx.settings().store.time_scale).get(_info.asset_id)
     _header(_info, _cfg, _overview, _vitals, _decision)
-    t_trend, t_spec, t_rul, t_feat, t_events = st.tabs(
-        ["Trends", "Spectrum", "RUL", "Features", "Alarms & work orders"])
+    t_trend, t_spec, t_rul, t_whatif, t_feat, t_events = st.tabs(
+        ["Trends", "Spectrum", "RUL", "What-if", "Features", "Alarms & work orders"])
     with t_trend:
         _trends(_info, _cfg, _frame, _url)
     with t_spec:
         _spectra(_info, _cfg, _overview, _url)
     with t_rul:
         _rul(_info, _url, _decision)
+    with t_whatif:
+        show_whatif(_url, _info.asset_id)
     with t_feat:
         _features(_info, _frame, _url)
     with t_events:
