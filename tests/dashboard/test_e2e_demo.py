@@ -7,7 +7,12 @@ healthy-baseline period of the edge agent, so P-101's outer-race fault turns int
 drafted work order within about a minute. The rule-template prescriber keeps the CPU for the
 plant and the browser (the local LLM has its own tests and benchmark).
 
-Timings (dashboard ready, first live values in the browser, first alarm, first work order) go to
+While P-101's fault develops (its work order at plan or urgent), the engineer reads the what-if twin: the
+drafted work order's "What-if:" line and evidence cite the chosen option's risk and cost, and the
+asset page's What-if tab draws the recommendation, the futures from the analog library of the
+model the demo's agent predicts with, the four options' cost/risk table and their fan charts.
+
+Timings (dashboard ready, first live values in the browser, first alarm, first work order, what-if shown) go to
 ``test-artifacts/dashboard/e2e-timings.json`` with the screenshots.
 """
 
@@ -31,7 +36,9 @@ import pytest
 
 from core.inference.registry import ModelRegistry
 from core.maintenance import ALARM_SEVERITY_OF_STATE
+from core.settings import PlantSettings
 from core.sim import default_plant
+from core.twin import OPTION_LABELS, find_library
 from core.wire import utcnow
 from dashboard import _jobs
 from dashboard.launch import wait_ready
@@ -39,6 +46,7 @@ from genedge.localservices import free_port
 from ingest.store import Store, actions, queries
 from prescribe.evidence import from_store
 from prescribe.policy import assess
+from prescribe.schema import risk_text
 from tests.conftest import data_dir
 from tests.dashboard._browser import ARTIFACTS, TIMEOUT_MS, VIEWPORT, idle, loopback_url, shot, sign_in, wait_for
 
@@ -49,6 +57,10 @@ ACCELERATION = 7200
 #: The edge agent learns each asset's healthy baseline on 30 windows after 10 of run-in (15 s + 5 s at
 #: 0.5 s a window) instead of the default 100 after 60, so the baseline is learned before the fault starts.
 ALARM_WAIT_S = 150
+#: The demo runs without a config file: the [plant] section's default currency.
+CURRENCY = PlantSettings().currency
+#: The decision states of a developing fault before it stops the machine.
+DEVELOPING = ("plan", "urgent")
 
 
 @dataclass(frozen=True)
@@ -179,10 +191,104 @@ def _live_plant(page: Any, demo: RunningDemo) -> None:
     assert cards.count() == 8
 
 
-def _page(browser: Any) -> Any:
+def _page(browser: Any, requests: list[str] | None = None) -> Any:
+    """A new page; every URL it requests goes to ``requests`` when given."""
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(TIMEOUT_MS)
+    if requests is not None:
+        page.on("request", lambda r: requests.append(r.url))
     return page
+
+
+def _only_loopback(requests: list[str]) -> None:
+    """The page requested something, and nothing outside this machine."""
+    outside = sorted({u for u in requests if not loopback_url(u)})
+    assert requests and not outside, outside
+
+
+def _developing(demo: RunningDemo) -> None:
+    """Fails unless P-101's fault is developing: its newest work order at plan or urgent, none yet at stop now."""
+    with Store(demo.store_url) as store:
+        orders = queries.work_orders(store, asset_id="P-101")  # newest first, superseded drafts too
+    states = [(w.body.get("recommendation") or {}).get("state") for w in orders]
+    assert states and states[0] in DEVELOPING and "stop_now" not in states, states
+
+
+def _whatif_in_work_order(page: Any, demo: RunningDemo, work_order_id: int) -> None:
+    """The work order (P-101's newest) cites the what-if's chosen option: in the store, its description's
+    "What-if:" line gives that option's risk (%) and expected cost (currency) and its steps cite
+    ``whatif:choice``; on the page (open at the work order), its evidence and details show the same."""
+    from playwright.sync_api import expect
+
+    _developing(demo)
+    with Store(demo.store_url) as store:
+        newest = queries.work_orders(store, asset_id="P-101", limit=1)
+    assert newest and newest[0].id == work_order_id, [w.id for w in newest]
+    body = newest[0].body
+    lines = [ln for ln in body["description"].splitlines() if ln.startswith("What-if:")]
+    assert len(lines) == 1, body["description"]
+    assert "whatif:choice" in body["evidence"], body["evidence"]  # the work order's steps cite it
+    fact = next(i for i in body["recommendation"]["evidence"] if i["id"] == "whatif:choice")["values"]
+    assert fact["generator"] == "analogs" and fact["currency"] == CURRENCY, fact  # futures from the analog library
+    line = re.search(r"^What-if: .*?(under 1 %|over 99 %|\d+ %) risk of failing .*?expected cost ([\d,]+) ([A-Z]{3})",
+                     lines[0])
+    assert line is not None, lines[0]
+    risk, amount, currency = line.groups()
+    # the stored fact is rounded (risk to 4 decimals, cost to cents): the line may round the unrounded value
+    p = fact["p_fail_before_repair"]
+    assert risk in {risk_text(max(p - 5e-5, 0.0)), risk_text(p), risk_text(min(p + 5e-5, 1.0))}, (lines[0], p)
+    assert abs(int(amount.replace(",", "")) - fact["expected_cost"]) < 1 and currency == CURRENCY, (lines[0], fact)
+    cost = f"{amount} {currency}"
+
+    wo = page.locator(f".st-key-wo-{work_order_id}")
+    cited = wo.locator("[data-testid='stTable'] tr", has_text="whatif:choice")
+    expect(cited).to_contain_text(f"{risk} risk of failing")
+    expect(cited).to_contain_text(f"expected cost {cost}")
+    details = wo.get_by_text("Other details")
+    details.click()  # the body beyond the recommendation, its description among it
+    line_shown = wo.locator("[data-testid='stJson']").get_by_text(re.compile(rf"What-if: .*{risk} risk of failing"))
+    expect(line_shown).to_be_visible()
+    line_shown.scroll_into_view_if_needed()
+    shot(page, "e2e-eng-2-work-order-whatif")
+    details.click()  # closed again: the draft's decision forms come back into view
+
+
+def _whatif_on_asset_page(browser: Any, demo: RunningDemo) -> None:
+    """P-101's What-if tab, in a second window reached from its card: the recommendation, the futures
+    of the analog library of the model the demo's agent predicts with, the cost/risk table of the four
+    options, a fan chart each; nothing fetched from outside this machine."""
+    from playwright.sync_api import expect
+
+    asset = next(a for a in default_plant() if a.asset_id == "P-101")
+    with Store(demo.store_url) as store:
+        rul = from_store(store, "P-101", asset=asset, time_scale=ACCELERATION).rul
+    assert rul is not None
+    assert find_library(rul.model, [demo.registry]) is not None, f"no analog library of {rul.model} in the registry"
+    requests: list[str] = []
+    page = _page(browser, requests)
+    sign_in(page, demo.url, "engineer", "engineer")
+    page.locator(".st-key-asset-card-P-101").get_by_role("link", name="Details").click()
+    expect(page.get_by_role("heading", name="P-101 · Feed pump 101")).to_be_visible()
+    page.get_by_role("tab", name="What-if").click()
+    # hundreds of futures from 500 stored windows, beside the plant and the retraining in the background
+    rec = page.locator("[data-testid='stAlertContainer']").get_by_text(re.compile(r"^Recommended: "))
+    expect(rec).to_be_visible(timeout=90_000)
+    expect(rec).to_contain_text(re.compile(rf"expected cost [\d,]+ {CURRENCY}\.$"))
+    expect(page.get_by_text(re.compile(rf"Decision state ({'|'.join(DEVELOPING)})\.$"))).to_be_visible()
+    futures = re.compile(rf"^\d+ simulated futures from the analog library of {re.escape(rul.model)}: ")
+    expect(page.get_by_text(futures)).to_be_visible()
+    rows = page.locator("[data-testid='stTable']", has_text=f"Expected cost ({CURRENCY})").locator("tbody tr")
+    expect(rows).to_have_count(len(OPTION_LABELS))
+    for label in OPTION_LABELS.values():
+        expect(rows.filter(has_text=label)).to_have_count(1)
+        fan = page.locator(".js-plotly-plot", has_text=f"Health index · {label}")
+        expect(fan).to_be_visible()
+        expect(fan).to_contain_text("25–75 % of futures")
+    shot(page, "e2e-eng-3-asset-whatif")
+    _developing(demo)  # all of it shown before P-101 stopped
+    demo.mark("what-if shown")
+    page.close()
+    _only_loopback(requests)
 
 
 def test_engineer_approves_the_prescription_retrains_and_promotes(demo: RunningDemo, browser: Any, datasets: Path) -> None:
@@ -214,6 +320,7 @@ def test_engineer_approves_the_prescription_retrains_and_promotes(demo: RunningD
     page.get_by_role("link", name="Prescriptions & work orders").click()
     wo = page.locator(f".st-key-wo-{work_order.id}")
     expect(wo.get_by_role("button", name="Approve")).to_be_visible()
+    _whatif_in_work_order(page, demo, work_order.id)  # while P-101's fault develops
     wo.get_by_role("textbox", name="Note (optional)").fill("bearing in stores, fit at the next stop")
     shot(page, "e2e-eng-2-work-order-draft")
     wo.get_by_role("button", name="Approve").click()
@@ -224,6 +331,8 @@ def test_engineer_approves_the_prescription_retrains_and_promotes(demo: RunningD
     assert approved.history[-1]["note"] == "bearing in stores, fit at the next stop"
     idle(page)  # the approval reruns the page; a click during that rerun is lost
 
+    _whatif_on_asset_page(browser, demo)  # the engineer weighs when to repair on the asset's what-if
+
     page.get_by_role("link", name="Models").click()
     registered = re.compile(rf"Registered cmapss-FD001 {new} · validation RMSE \d+\.\d\d")
     expect(page.get_by_text(registered)).to_be_visible(timeout=150_000)
@@ -231,11 +340,11 @@ def test_engineer_approves_the_prescription_retrains_and_promotes(demo: RunningD
     expect(page.get_by_text(f"cmapss-FD001: {count} version(s) · promoted: {promoted}")).to_be_visible()
     page.get_by_text("Compare versions and read their cards").first.click()
     expect(page.get_by_text(f"Card {new}").first).to_be_visible()
-    shot(page, "e2e-eng-3-models-compare")
+    shot(page, "e2e-eng-4-models-compare")
     page.locator(".st-key-promote-cmapss-FD001 button").click()  # the picker defaults to the newest version
     wait_for(lambda: ModelRegistry(demo.registry).promoted("cmapss-FD001").version == new, 20, "the promotion")
     expect(page.get_by_text(f"cmapss-FD001: {count} version(s) · promoted: {new}")).to_be_visible()
-    shot(page, "e2e-eng-4-models-promoted")
+    shot(page, "e2e-eng-5-models-promoted")
     idle(page)
     page.locator(".st-key-rollback-cmapss-FD001 button").click()
     wait_for(lambda: ModelRegistry(demo.registry).promoted("cmapss-FD001").version == promoted, 20, "the roll-back")
@@ -314,8 +423,7 @@ def test_p101_escalates_healthy_plan_urgent_stop_now_and_the_alarm_priority_foll
             assert not queries.work_orders(store, asset_id=healthy), healthy
 
         requests: list[str] = []
-        page = _page(browser)
-        page.on("request", lambda r: requests.append(r.url))
+        page = _page(browser, requests)
         sign_in(page, demo.url, "operator", "operator")
         page.get_by_role("link", name="Alarms").click()
         idle(page)
@@ -328,5 +436,4 @@ def test_p101_escalates_healthy_plan_urgent_stop_now_and_the_alarm_priority_foll
             page.get_by_role("link", name=link).click()
             idle(page)
         page.close()
-    outside = sorted({u for u in requests if not loopback_url(u)})
-    assert requests and not outside, outside
+    _only_loopback(requests)
