@@ -32,6 +32,7 @@ from core.errors import ConfigError
 
 __all__ = [
     "AlarmSettings",
+    "BridgeSettings",
     "DashboardSettings",
     "EdgeSettings",
     "GatewaySettings",
@@ -108,6 +109,115 @@ class GatewaySettings(BaseModel):
         return v
 
 
+_BRIDGE_HOST = r"^[A-Za-z0-9_.:\-\[\]]{1,253}$"
+"""A host name or IP address of a bridge's central broker: it goes into a Mosquitto config line."""
+
+
+def _check_topic_filter(topic: str) -> str:
+    """``topic`` if it is an MQTT topic filter that fits on a Mosquitto ``topic`` line, else ValueError."""
+    if not topic or len(topic.encode()) > 65535:
+        raise ValueError(f"a bridge topic must be 1 to 65535 bytes, got {len(topic.encode())}")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in topic):
+        raise ValueError(f"bridge topic {topic!r} contains a space or control character: it goes into a config line")
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            raise ValueError(f"bridge topic {topic!r}: '#' must be a whole level and the last one")
+        if "+" in level and level != "+":
+            raise ValueError(f"bridge topic {topic!r}: '+' must be a whole level")
+    return topic
+
+
+def _check_config_path(path: Path | None, name: str) -> None:
+    if path is not None and any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in str(path)):
+        raise ValueError(f"{name} {str(path)!r} contains a space or control character: it goes into a config line")
+
+
+class BridgeSettings(BaseModel):
+    """This site's broker bridged to a central broker (``[mqtt.bridge]``).
+
+    ``genedge broker bridge`` writes the Mosquitto bridge configuration of the site broker from
+    it: the site's data goes out and its commands come in over TLS, at QoS 1 on a persistent
+    session, and the site broker queues what cannot be sent while the link is down.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    connection: str | None = Field(
+        default=None, pattern=_MQTT_NAME,
+        description="bridge name, also its client id at the centre; none: genedge-bridge-<mqtt.site>",
+    )
+    host: str = Field(pattern=_BRIDGE_HOST, description="central broker's host name or IP address")
+    port: int = Field(default=8883, ge=1, le=65535)
+    tls: bool = Field(default=True, description="connect to the centre over TLS, verifying its certificate and name")
+    allow_plain_tcp: bool = Field(default=False, description="allow the bridge without TLS (data and login in clear)")
+    ca_file: Path | None = Field(default=None, description="PEM CA bundle that signed the central broker's certificate")
+    cert_file: Path | None = Field(default=None, description="PEM client certificate for mutual TLS (with key_file)")
+    key_file: Path | None = Field(default=None, description="PEM private key of cert_file")
+    username: str | None = Field(default=None, pattern=_MQTT_NAME, description="the bridge's login at the centre")
+    password: SecretStr | None = Field(default=None, description="password of username; masked when shown")
+    out_topics: list[str] | None = Field(
+        default=None, description="topic filters sent to the centre; none: this site's data, genedge/v1/<site>/+/<type>",
+    )
+    in_topics: list[str] | None = Field(
+        default=None, description="topic filters taken from the centre; none: this site's commands, genedge/v1/<site>/+/cmd",
+    )
+    qos: Literal[1, 2] = Field(default=1, description="QoS of both directions (QoS 0 could lose messages in an outage)")
+    protocol: Literal["mqttv50", "mqttv311"] = Field(default="mqttv50", description="MQTT version of the bridge")
+    max_queued_messages: int = Field(
+        default=100_000, ge=1, description="messages the site broker holds per client (the bridge's) while the link is down",
+    )
+    max_queued_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=0, description="bytes of payload it holds per client (0: no limit)",
+    )
+    restart_timeout: tuple[int, int] = Field(
+        default=(5, 30), description="reconnect back-off in seconds, base and cap (jitter in between)",
+    )
+    persistence_dir: Path | None = Field(
+        default=None,
+        description="folder of the site broker's persistence file; none: the broker's own persistence_location",
+    )
+
+    @field_validator("out_topics", "in_topics")
+    @classmethod
+    def _topic_filters(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [_check_topic_filter(t) for t in v]
+
+    @field_validator("password")
+    @classmethod
+    def _password_fits_a_line(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            secret = v.get_secret_value()
+            if not secret or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in secret):
+                raise ValueError("the bridge password must be non-empty, without spaces or control characters: "
+                                 "it goes into a Mosquitto config line")
+        return v
+
+    @field_validator("restart_timeout")
+    @classmethod
+    def _back_off(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= v[0] <= v[1]:
+            raise ValueError(f"restart_timeout must be [base, cap] seconds with 1 <= base <= cap, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _secure_link(self) -> BridgeSettings:
+        for name in ("ca_file", "cert_file", "key_file", "persistence_dir"):
+            _check_config_path(getattr(self, name), name)
+        if self.tls:
+            if self.ca_file is None:
+                raise ValueError("a TLS bridge needs ca_file (the CA that signed the central broker's certificate; "
+                                 "the system bundle, e.g. /etc/ssl/certs/ca-certificates.crt, for a public CA)")
+            if (self.cert_file is None) != (self.key_file is None):
+                raise ValueError("cert_file and key_file come together")
+        elif not self.allow_plain_tcp:
+            raise ValueError("the bridge would carry the site's data and its login unencrypted to the centre: "
+                             "set tls = true with ca_file, or allow_plain_tcp = true on a network that protects it")
+        if self.password is not None and self.username is None:
+            raise ValueError("password needs username (the bridge's login at the centre)")
+        return self
+
+
 class MqttSettings(BaseModel):
     """Broker connection. With ``embedded`` the demo starts its own broker on host:port."""
 
@@ -139,6 +249,9 @@ class MqttSettings(BaseModel):
     )
     embedded: bool = Field(default=True, description="start an in-process broker when none is configured")
     site: str = Field(default="plant1", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    bridge: BridgeSettings | None = Field(
+        default=None, description="this site's broker bridged to a central broker (genedge broker bridge)",
+    )
 
     @field_validator("gateways")
     @classmethod

@@ -6,6 +6,10 @@ otherwise. Production plants run Mosquitto, EMQX or HiveMQ with one login per co
 ACL: :func:`write_broker_files` writes Mosquitto's password file, ACL file and the lines of
 ``mosquitto.conf`` that use them, from the configured gateways, assets and identities
 (``genedge broker acl``). ``docs/security.md`` gives the same rights for EMQX and HiveMQ.
+
+A site's broker bridges to a central broker with :func:`write_bridge_config` (``genedge broker
+bridge``): the Mosquitto bridge lines from ``[mqtt.bridge]``, so that a WAN outage is queued at
+the site and replayed when the link returns.
 """
 
 from __future__ import annotations
@@ -29,19 +33,23 @@ from pydantic import SecretStr
 
 from core.errors import ConfigError, GenEdgeError, IngestError
 from core.mqtt import Gateway, client_id_for, configured_gateways, is_loopback_host
-from core.settings import Settings
+from core.settings import BridgeSettings, Settings
 from core.sim import default_plant
-from core.wire import MessageType, cmd_topic, host_state_topic, topic_for
+from core.wire import CMD_SUFFIX, TOPIC_ROOT, MessageType, cmd_topic, host_state_topic, topic_for
 
 __all__ = [
     "AGENT_SELF_TYPES",
     "AGENT_TYPES",
+    "BridgePlan",
     "BrokerFiles",
     "EmbeddedBroker",
     "acl_text",
+    "bridge_conf_text",
+    "bridge_plan",
     "broker_gateways",
     "mosquitto_hash",
     "port_open",
+    "write_bridge_config",
     "write_broker_files",
 ]
 
@@ -301,3 +309,145 @@ def _conf_text(passwords: Path, acl: Path) -> str:
         "# take over (or kick off) another component's session by connecting with its client id.\n"
         "use_username_as_clientid true\n"
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# Bridge of a site's broker to the central broker (Mosquitto at the site, any MQTT broker at the centre)
+# ----------------------------------------------------------------------------------------------
+
+#: Retained ``1``/``0`` (the bridge's will) on both brokers while the bridge is up or down.
+BRIDGE_STATE_TOPIC = "genedge/bridge/{connection}/state"
+
+
+@dataclass(frozen=True)
+class BridgePlan:
+    """What a site's bridge does, as :func:`bridge_conf_text` writes it; holds no secret."""
+
+    connection: str
+    address: str
+    tls: bool
+    mutual_tls: bool
+    username: str | None
+    protocol: str
+    qos: int
+    out_topics: tuple[str, ...]
+    in_topics: tuple[str, ...]
+    state_topic: str
+    max_queued_messages: int
+    max_queued_bytes: int
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain data for ``genedge broker bridge``'s report."""
+        return {"connection": self.connection, "address": self.address, "tls": self.tls, "mutual_tls": self.mutual_tls,
+                "username": self.username, "protocol": self.protocol, "qos": self.qos, "out": list(self.out_topics),
+                "in": list(self.in_topics), "state_topic": self.state_topic,
+                "max_queued_messages": self.max_queued_messages, "max_queued_bytes": self.max_queued_bytes}
+
+
+def _bridge_settings(settings: Settings) -> BridgeSettings:
+    bridge = settings.mqtt.bridge
+    if bridge is None:
+        raise ConfigError("mqtt.bridge is not configured: give [mqtt.bridge] with the central broker's host "
+                          "(and ca_file, username, password) to bridge this site's broker to the centre")
+    return bridge
+
+
+def bridge_plan(settings: Settings) -> BridgePlan:
+    """The bridge of ``mqtt.site``'s broker from ``[mqtt.bridge]``, with the defaults filled in.
+
+    By default this site's data goes out (``genedge/v1/<site>/+/<type>`` for every data type) and
+    its commands come in (``genedge/v1/<site>/+/cmd``). The two never overlap, so no broker can send
+    a message back where it came from, and the centre can let the bridge login write data but not
+    commands.
+
+    Raises:
+        ConfigError: ``mqtt.bridge`` is not configured, or it takes no topic in either direction.
+    """
+    bridge = _bridge_settings(settings)
+    site = settings.mqtt.site
+    connection = bridge.connection or f"genedge-bridge-{site}"
+    out = bridge.out_topics if bridge.out_topics is not None else [f"{TOPIC_ROOT}/{site}/+/{t}" for t in MessageType]
+    into = bridge.in_topics if bridge.in_topics is not None else [f"{TOPIC_ROOT}/{site}/+/{CMD_SUFFIX}"]
+    if not out and not into:
+        raise ConfigError("mqtt.bridge.out_topics and in_topics are both empty: the bridge would carry nothing")
+    return BridgePlan(connection=connection, address=f"{bridge.host}:{bridge.port}", tls=bridge.tls,
+                      mutual_tls=bridge.tls and bridge.cert_file is not None, username=bridge.username,
+                      protocol=bridge.protocol, qos=bridge.qos, out_topics=tuple(out), in_topics=tuple(into),
+                      state_topic=BRIDGE_STATE_TOPIC.format(connection=connection),
+                      max_queued_messages=bridge.max_queued_messages, max_queued_bytes=bridge.max_queued_bytes)
+
+
+def bridge_conf_text(settings: Settings) -> str:
+    """The site broker's ``mosquitto.conf`` lines of the bridge (with its password).
+
+    At the centre the bridge is one ordinary MQTT client: a persistent session (``cleansession
+    false``) that publishes and subscribes at QoS 1, so Mosquitto, an EMQX or a HiveMQ cluster
+    can be the central broker with nothing but a login and an ACL. Mosquitto-specific lines act on
+    the site broker only: its persistence and the queue it keeps for the bridge while the link is
+    down (``max_queued_messages``/``max_queued_bytes``; they apply to every client of the site
+    broker).
+
+    Raises:
+        ConfigError: ``mqtt.bridge`` is not configured or carries nothing.
+    """
+    bridge = _bridge_settings(settings)
+    plan = bridge_plan(settings)
+    lines = [
+        "# Written by 'genedge broker bridge' from [mqtt.bridge]: include it in the site broker's",
+        "# configuration (e.g. /etc/mosquitto/conf.d/). It holds the bridge's password: keep it 0600.",
+        "# The site broker keeps queued messages on disk across restarts and holds the bridge's",
+        "# messages while the link to the centre is down, then sends them in order.",
+        "persistence true",
+    ]
+    if bridge.persistence_dir is not None:
+        lines.append(f"persistence_location {str(bridge.persistence_dir).rstrip('/')}/")
+    lines += [f"max_queued_messages {plan.max_queued_messages}", f"max_queued_bytes {plan.max_queued_bytes}", "",
+              f"connection {plan.connection}", f"address {plan.address}",
+              f"bridge_protocol_version {plan.protocol}",
+              "# a persistent session at both ends: nothing is dropped while the link is down",
+              "cleansession false", f"local_clientid local.{plan.connection}", f"remote_clientid {plan.connection}",
+              "start_type automatic", f"restart_timeout {bridge.restart_timeout[0]} {bridge.restart_timeout[1]}",
+              "notifications true", f"notification_topic {plan.state_topic}"]
+    if bridge.username is not None:
+        lines.append(f"remote_username {bridge.username}")
+    if bridge.password is not None:
+        lines.append(f"remote_password {bridge.password.get_secret_value()}")
+    if bridge.tls:  # checked by BridgeSettings: TLS comes with a CA file
+        lines += [f"bridge_cafile {bridge.ca_file}", "bridge_insecure false"]
+        if bridge.cert_file is not None:
+            lines += [f"bridge_certfile {bridge.cert_file}", f"bridge_keyfile {bridge.key_file}"]
+    lines += [f"topic {t} out {plan.qos}" for t in plan.out_topics]
+    lines += [f"topic {t} in {plan.qos}" for t in plan.in_topics]
+    return "\n".join(lines) + "\n"
+
+
+def write_bridge_config(settings: Settings, out_dir: Path) -> Path:
+    """Write ``bridge.conf``, the site broker's bridge to the central broker, with mode 0600.
+
+    Args:
+        settings: ``[mqtt.bridge]`` (see :class:`core.settings.BridgeSettings`) and ``mqtt.site``.
+        out_dir: created if missing.
+
+    Returns:
+        The path of ``bridge.conf``.
+
+    Raises:
+        ConfigError: ``mqtt.bridge`` is not configured or carries nothing.
+        GenEdgeError: the file cannot be written.
+    """
+    text = bridge_conf_text(settings)
+    path = out_dir / "bridge.conf"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        path.chmod(0o600)  # exactly 0600, whatever the umask took away
+    except OSError as err:
+        raise GenEdgeError(f"cannot write the bridge configuration in {str(out_dir)!r}: {err.strerror or err}") from err
+    return path

@@ -1,4 +1,5 @@
-"""``genedge broker``: the embedded demo broker, and the login and ACL files of a real one (mounted by :mod:`genedge.cli`)."""
+"""``genedge broker``: the embedded demo broker, the login and ACL files of a real one and a site
+broker's bridge to the centre (mounted by :mod:`genedge.cli`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import typer
 from genedge._common import ConfigOpt, load_settings, stop_on_signals
 
 broker_app = typer.Typer(
-    help="MQTT broker: the embedded demo broker (no sub-command) and the files that secure Mosquitto (acl).",
+    help="MQTT broker: the embedded demo broker (no sub-command), the files that secure Mosquitto (acl) "
+    "and the bridge of a site broker to the centre (bridge).",
     invoke_without_command=True,
 )
 
@@ -55,3 +57,21 @@ def broker_acl(
     files = write_broker_files(load_settings(config), out, use_mosquitto_passwd=not hash_here)
     typer.echo(json.dumps({"passwords": str(files.passwords), "acl": str(files.acl), "conf": str(files.conf),
                            "users": list(files.users), "hashed_by": files.hashed_by}))
+
+
+@broker_app.command("bridge")
+def broker_bridge(
+    out: Annotated[Path, typer.Option("--out", help="folder for bridge.conf")],
+    config: ConfigOpt = None,
+) -> None:
+    """Write the site broker's Mosquitto bridge to the central broker (bridge.conf, mode 0600).
+
+    From [mqtt.bridge] and mqtt.site: this site's data goes out and its commands come in, over
+    TLS at QoS 1 on a persistent session; the site broker queues what cannot be sent while the
+    link is down. Prints what it wrote as JSON; never the password.
+    """
+    from genedge.broker import bridge_plan, write_bridge_config
+
+    settings = load_settings(config)
+    conf = write_bridge_config(settings, out)
+    typer.echo(json.dumps({"conf": str(conf), **bridge_plan(settings).as_json()}))
