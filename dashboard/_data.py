@@ -21,7 +21,6 @@ from ingest.store import queries as q
 from prescribe.evidence import from_store
 
 __all__ = [
-    "STALE_AFTER",
     "invalidate",
     "load_alarms",
     "load_asset",
@@ -41,18 +40,27 @@ __all__ = [
     "load_time_scale",
     "load_trend",
     "load_work_orders",
+    "stale_after",
 ]
 
-#: An asset whose newest data is older than this shows as stale.
-STALE_AFTER = timedelta(seconds=30)
 _LIVE, _SLOW = timedelta(seconds=2), timedelta(seconds=10)
 #: Judging an asset reads up to 500 feature windows: a few seconds old is fresh enough.
 _DECIDE = timedelta(seconds=5)
 
 
-@st.cache_data(ttl=_LIVE, show_spinner=False)
+def stale_after() -> timedelta:
+    """An asset whose newest data is older than this shows as stale (``dashboard.stale_after_s``)."""
+    return timedelta(seconds=settings().dashboard.stale_after_s)
+
+
 def load_overview(url: str) -> list[q.AssetOverview]:
-    return q.plant_overview(_open_store(url), stale_after=STALE_AFTER)
+    """The overview rows, stale per ``dashboard.stale_after_s``."""
+    return _load_overview(url, stale_after().total_seconds())
+
+
+@st.cache_data(ttl=_LIVE, show_spinner=False)
+def _load_overview(url: str, stale_s: float) -> list[q.AssetOverview]:
+    return q.plant_overview(_open_store(url), stale_after=timedelta(seconds=stale_s))
 
 
 @st.cache_data(ttl=_SLOW, show_spinner=False)
@@ -177,5 +185,5 @@ def load_models(registry_dir: str) -> list[dict[str, Any]]:
 
 def invalidate() -> None:
     """Drop cached alarms, work orders, overview, decisions and models after an action."""
-    for loader in (load_overview, load_alarms, load_work_orders, load_models, load_decisions):
+    for loader in (_load_overview, load_alarms, load_work_orders, load_models, load_decisions):
         loader.clear()

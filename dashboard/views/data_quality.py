@@ -62,7 +62,8 @@ def _channel_rows(r: AssetOverview, url: str, now: datetime) -> list[dict[str, A
     names = [str(c["name"]) for c in channels] or sorted({*r.readings, *(r.features.features if r.features else {})}
                                                           - {"health"})
     seen = _data.load_channels_seen(url, r.asset.asset_id, tuple(names), LOOKBACK_MIN)
-    frame_fresh = r.features is not None and now - r.features.window_start <= _data.STALE_AFTER
+    stale = _data.stale_after()
+    frame_fresh = r.features is not None and now - r.features.window_start <= stale
     out = []
     for name in names:
         conf = next((c for c in channels if c["name"] == name), {})
@@ -74,11 +75,11 @@ def _channel_rows(r: AssetOverview, url: str, now: datetime) -> list[dict[str, A
             quality = "flatline"
         elif newest is None:
             quality = "no data"
-        elif now - newest > _data.STALE_AFTER:
+        elif now - newest > stale:
             # The asset's other channels still report: this one went quiet.
             quality = "silent" if frame_fresh else "stale"
         else:
-            quality = raw.quality if raw is not None and now - raw.end <= _data.STALE_AFTER else "good"
+            quality = raw.quality if raw is not None and now - raw.end <= stale else "good"
         out.append({"asset": r.asset.asset_id, "channel": name, "quantity": conf.get("quantity", raw.quantity if raw
                                                                                        else ""),
                     "rate (Hz)": conf.get("sample_rate_hz", raw.sample_rate_hz if raw else None), "quality": quality,
@@ -98,7 +99,7 @@ def _freshness(url: str) -> None:
     st.dataframe(pd.DataFrame(_asset_rows(rows, now)), hide_index=True, key="asset_quality")
     channel_rows = [row for r in rows for row in _channel_rows(r, url, now)]
     st.dataframe(pd.DataFrame(channel_rows), hide_index=True, key="channel_table")
-    st.caption(f"Data quality per asset: stale when nothing arrived for {_data.STALE_AFTER.seconds} s; silent, "
+    st.caption(f"Data quality per asset: stale when nothing arrived for {_data.stale_after().total_seconds():g} s; silent, "
                "flatline or suspect when the edge marks its data so. Per channel: when it was last in the asset's "
                f"feature windows (last {LOOKBACK_MIN} min) and its newest raw batch (slow channels every tick; "
                "vibration and sound only in snapshots); silent when the asset reports but this channel does not.")
