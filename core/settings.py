@@ -44,6 +44,7 @@ __all__ = [
     "MqttIdentity",
     "MqttSettings",
     "PlantSettings",
+    "RetentionSettings",
     "Settings",
     "SimSettings",
     "StoreSettings",
@@ -273,6 +274,23 @@ class MqttSettings(BaseModel):
         return None
 
 
+class RetentionSettings(BaseModel):
+    """How long each time-series table keeps its rows (``genedge ingest maintain``; docs/deployment.md).
+
+    Days of data time; ``None`` or 0 keeps a table's rows for good. The hourly and daily feature
+    aggregates are always kept. Feature rows are deleted only after their buckets were aggregated.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    readings_days: int | None = Field(default=30, ge=0, le=36_500, description="raw snapshots (waveforms)")
+    features_days: int | None = Field(default=365, ge=0, le=36_500)
+    predictions_days: int | None = Field(default=365, ge=0, le=36_500)
+    status_reports_days: int | None = Field(default=90, ge=0, le=36_500)
+    dead_letters_days: int | None = Field(default=90, ge=0, le=36_500)
+    batch_size: int = Field(default=5000, ge=1, le=1_000_000, description="rows deleted per statement")
+
+
 class StoreSettings(BaseModel):
     """Database. SQLite (WAL) by default; PostgreSQL by URL ``postgresql+psycopg://...``."""
 
@@ -284,6 +302,7 @@ class StoreSettings(BaseModel):
         description="plant hours per wall-clock hour of the stored timestamps; unset: what the store records "
                     "(the demo records its simulator's acceleration), else 1. Trends, look-backs and the "
                     "prescriber's evidence are read in plant hours")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("url")
     @classmethod

@@ -205,3 +205,34 @@ class WorkOrder(Base):
     updated_at: Mapped[datetime]
     updated_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class _FeatureAggregate:
+    """Columns of a downsampled feature table: one row per asset, bucket and ``channel.name`` key.
+
+    ``last`` is the value of the newest window in the bucket (``last_at``), so buckets can be merged.
+    """
+
+    asset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    mean: Mapped[float] = mapped_column(Float)
+    min: Mapped[float] = mapped_column(Float)
+    max: Mapped[float] = mapped_column(Float)
+    last: Mapped[float] = mapped_column(Float)
+    last_at: Mapped[datetime]
+
+
+class FeatureHourly(_FeatureAggregate, Base):
+    """Hourly aggregates of the feature windows, kept for good (``ingest.store.retention``)."""
+
+    __tablename__ = "features_hourly"
+    __table_args__ = (Index("ix_features_hourly_asset_key_bucket", "asset_id", "key", "bucket_start"),)
+
+
+class FeatureDaily(_FeatureAggregate, Base):
+    """Daily aggregates of the feature windows, kept for good (``ingest.store.retention``)."""
+
+    __tablename__ = "features_daily"
+    __table_args__ = (Index("ix_features_daily_asset_key_bucket", "asset_id", "key", "bucket_start"),)
