@@ -76,15 +76,19 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(disk: Path) -> Path:
-    """Write a ballast file until the disk is full, as a runaway log would."""
+    """Write a ballast file until the disk is full, as a runaway log would.
+
+    The disk may be full before the file can even be opened: the agent's own queue fills 16 MiB
+    when its publisher falls behind on a busy machine. Either way the disk ends up full.
+    """
     ballast = disk / "ballast"
-    with ballast.open("wb") as f:
-        try:
+    try:
+        with ballast.open("wb") as f:
             while True:
                 f.write(b"\0" * 65536)
                 f.flush()
-        except OSError as err:
-            assert err.errno == errno.ENOSPC
+    except OSError as err:
+        assert err.errno == errno.ENOSPC
     return ballast
 
 
@@ -101,14 +105,15 @@ def test_the_agent_survives_a_full_disk(broker: Mosquitto, tmp_path: Path, small
     try:
         with agent_thread(lambda stop: agent.run(source, stop)):
             assert wait_for(lambda: agent.stats.windows > 5 and pub.stats.acked > 20, 30)
+            ballast = small_disk / "ballast"
             try:
-                ballast = fill(small_disk)
+                fill(small_disk)
                 assert wait_for(lambda: pub.queue_alarm == "disk full", 60), "the queue met the full disk"
                 windows, dropped = agent.stats.windows, queue.dropped
                 assert wait_for(lambda: agent.stats.windows > windows + 5 and queue.dropped > dropped + 10, 30), (
                     "the agent goes on, the policy drops")
             finally:
-                ballast.unlink()  # space returns
+                ballast.unlink(missing_ok=True)  # space returns
             assert wait_for(lambda: any(s.detail.startswith("disk queue: recovered") for s in console.statuses), 60), (
                 pub.stats, len(queue), queue.alarm, queue.storage_errors)
             acked = pub.stats.acked
