@@ -39,6 +39,7 @@ import numpy as np
 from core.assets import AssetConfig
 from core.inference.runtime import FeatureRULPredictor
 from core.maintenance import time_state
+from core.settings import PlantSettings
 from core.sim import AssetSimulator, FaultSpec, default_plant
 from core.twin import AnalogLibrary, AssetCosts, evaluate, interval_futures, make_options, recommend
 from core.wire import AT_CAP_SHARE
@@ -46,8 +47,8 @@ from models.data.simulator import FAULT_KINDS, SimUnit, unit_frames
 
 __all__ = ["POLICIES", "PlantConfig", "run_plant"]
 
-#: Downtime cost per hour by criticality, as the [plant] defaults.
-DOWNTIME = {1: 300.0, 2: 1500.0, 3: 6000.0}
+#: The [plant] defaults: downtime cost per hour and risk limit, by criticality.
+_PLANT = PlantSettings()
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,6 @@ class PlantConfig:
     step_h: float = 4.0
     stop_every_h: float = 168.0
     stop_h: float = 12.0
-    risk_limit: tuple[float, float, float] = (0.2, 0.1, 0.05)  # per criticality 1-3, as the [plant] default
     derate_share: float = 0.3
     futures: int = 300
 
@@ -134,7 +134,7 @@ def _stops(cfg: PlantConfig) -> np.ndarray:
 
 
 def _costs(asset: AssetConfig, rng: np.random.Generator, stop_h: float) -> AssetCosts:
-    return AssetCosts(downtime_per_h=DOWNTIME[asset.criticality] * float(rng.uniform(0.7, 1.3)),
+    return AssetCosts(downtime_per_h=_PLANT.downtime_cost_per_h[asset.criticality] * float(rng.uniform(0.7, 1.3)),
                       repair_h=float(rng.choice([4.0, 6.0, 8.0])), parts_cost=float(rng.uniform(400, 1500)),
                       failure_extra_h=12.0, failure_extra_cost=float(rng.uniform(2000, 8000)),
                       lead_time_h=float(rng.choice([0.0, 0.0, 24.0, 72.0])), stop_h=stop_h)
@@ -190,7 +190,7 @@ def _twin(policy: str, m: _Machine, t: float, pred: tuple[float, float, float], 
         options = [o for o in options if o.name != "derate"]
     outcomes = evaluate(fut, options, costs, age_h=age, next_stop_h=next_stops[0] if next_stops else math.inf,
                         stops_h=next_stops, review_h=cfg.step_h)
-    choice = recommend(outcomes, cfg.risk_limit[m.asset.criticality - 1]).choice.option
+    choice = recommend(outcomes, _PLANT.risk_limit[m.asset.criticality]).choice.option
     if m.derate_from is not None and m.repair_at is not None and t + choice.repair_h >= m.repair_at:
         return  # a derate commits to its repair: only an earlier one replaces it
     if choice.name == "run_on":

@@ -30,6 +30,7 @@ Pure numpy: the edge, the prescriber, the dashboard and the benchmarks share it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from core.errors import ConfigError
 from core.sim import growth_multiplier
@@ -123,10 +124,15 @@ class AssetCosts:
         down = max(self.repair_h - self.stop_h, 0.0) if in_stop else self.repair_h
         return self.work_cost + self.downtime_per_h * down
 
-    def failure_cost(self, part_wait_h: float = 0.0) -> float:
-        """An unplanned failure: work, secondary damage and the downtime until running again."""
-        down = max(part_wait_h, 0.0) + self.repair_h + self.failure_extra_h
-        return self.work_cost + self.failure_extra_cost + self.downtime_per_h * down
+    def failure_cost(self, part_wait_h: ArrayLike = 0.0) -> Any:
+        """An unplanned failure: work, secondary damage and the downtime until running again.
+
+        ``part_wait_h`` (hours waiting for the spare part) may be one number or an array of them;
+        the cost has its shape.
+        """
+        down = np.maximum(part_wait_h, 0.0) + self.repair_h + self.failure_extra_h
+        cost = self.work_cost + self.failure_extra_cost + self.downtime_per_h * down
+        return float(cost) if np.ndim(cost) == 0 else cost
 
 
 @dataclass(frozen=True)
@@ -509,6 +515,7 @@ ANALOGS_FILE = "analogs.json"
 def find_library(model: str, registry_dirs: Sequence[str | Path]) -> AnalogLibrary | None:
     """The analog library of ``name:version`` from the first registry directory that has one.
 
+    The library is shared between callers (read once per file version): do not change it.
     ``None`` when no directory holds one (the twin then falls back to the model's interval).
 
     Raises:
@@ -520,8 +527,18 @@ def find_library(model: str, registry_dirs: Sequence[str | Path]) -> AnalogLibra
     for root in registry_dirs:
         path = Path(root) / name / version / ANALOGS_FILE
         if path.is_file():
-            return AnalogLibrary.from_json(path)
+            stat = path.stat()
+            return _cached_library(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_library(path: str, mtime_ns: int, size: int) -> AnalogLibrary:
+    """One read per version of a library file: the watcher and the dashboard ask every few seconds.
+
+    ``mtime_ns`` and ``size`` are the cache key's part that a rebuilt file changes.
+    """
+    return AnalogLibrary.from_json(path)
 
 
 # ------------------------------------------------------------------------------------ options
@@ -569,8 +586,7 @@ def _watched(t: NDArray[np.float64], warn: NDArray[np.float64], opt: Option, cos
         in_stop = np.zeros(t.shape, dtype=bool)
     fail = before & ~caught
     wait = costs.lead_time_h if opt.name == "run_on" else np.maximum(costs.lead_time_h - t, 0.0)  # run on orders nothing
-    fail_cost = costs.work_cost + costs.failure_extra_cost + costs.downtime_per_h * (
-        wait + costs.repair_h + costs.failure_extra_h)
+    fail_cost = costs.failure_cost(wait)
     cost = np.where(~before, costs.planned_cost(opt.in_stop),
                     np.where(fail, fail_cost, np.where(in_stop, costs.planned_cost(True), costs.planned_cost(False))))
     hours = np.where(~before, repair, np.where(fail, t, np.where(in_stop, stop_at, act)))
@@ -597,9 +613,7 @@ def evaluate(futures: Futures, options: Sequence[Option], costs: AssetCosts, *, 
         fails = t < repair
         renewal = np.minimum(t, repair) if math.isfinite(repair) else t
         renewal = np.where(np.isfinite(renewal), renewal, 0.0)
-        wait = np.maximum(costs.lead_time_h - t, 0.0)
-        fail_cost = np.array([costs.failure_cost(float(w)) for w in np.unique(wait)])
-        fail_cost_each = fail_cost[np.searchsorted(np.unique(wait), wait)]
+        fail_cost_each = costs.failure_cost(np.maximum(costs.lead_time_h - t, 0.0))
         if opt.name == "run_on" and not math.isfinite(repair):  # no planned stop in sight: no repair to defer to
             cost = np.where(fails, fail_cost_each, 0.0)
             hours = np.where(np.isfinite(t), t, 0.0)

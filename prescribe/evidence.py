@@ -43,6 +43,7 @@ __all__ = [
     "PEAK_SNR",
     "FeatureWindow",
     "asset_facts",
+    "asset_from_info",
     "diagnose_peaks",
     "from_simulator",
     "from_store",
@@ -180,7 +181,7 @@ def from_store(store: Any, asset_id: str, *, now: datetime | None = None, asset:
         if info is None:
             known = [a.asset_id for a in queries.assets(store)][:20]
             raise GenEdgeError(f"asset {asset_id!r} is not registered in the store; known: {known}")
-        asset = _asset_from_info(info)
+        asset = asset_from_info(info)
     facts = asset_facts(asset)
     time_scale = queries.time_scale(store, time_scale)
     if not (time_scale > 0 and np.isfinite(time_scale)):
@@ -312,7 +313,8 @@ def _life_share(store: Any, asset: AssetConfig, p: Any, model: str,
     return life, rul
 
 
-def _asset_from_info(info: Any) -> AssetConfig:
+def asset_from_info(info: Any) -> AssetConfig:
+    """The configuration an asset was registered with in the store (its columns when that is partial)."""
     config = dict(info.config or {})
     if config:
         try:

@@ -39,7 +39,7 @@ from core.twin import (
     recommend,
 )
 from ingest.store import queries
-from prescribe.evidence import from_store
+from prescribe.evidence import asset_from_info, from_store
 from prescribe.policy import DeadlinePolicy, assess
 from prescribe.schema import Evidence, WhatIfFact
 
@@ -119,22 +119,6 @@ class WhatIf:
             horizon_h = max([*finite, self.next_stop_h or 0.0, 24.0]) * 1.1
         times = np.linspace(0.0, horizon_h, points)
         return times, health_fan(self.futures, o, times)
-
-    def sentence(self) -> str:
-        """One sentence a work order cites: the choice, its risk and cost, and the alternative it beat."""
-        c = self.chosen
-        if c is None:
-            return f"What-if: {self.reason}."
-        when = ("" if c.option.name == "run_on" else f" in {c.option.repair_h:.0f} h")
-        text = (f"What-if ({self.futures.n if self.futures else 0} simulated futures, {self.generator}): "
-                f"{c.option.label.lower()}{when}, {c.p_fail_before_repair:.0%} risk of failing first, "
-                f"expected cost {c.expected_cost:,.0f} {self.currency}")
-        others = sorted((o for o in self.outcomes if o is not c), key=lambda o: o.cost_per_h)
-        if others:
-            o = others[0]
-            text += (f"; {o.option.label.lower()}: {o.p_fail_before_repair:.0%} risk, "
-                     f"{o.expected_cost:,.0f} {self.currency}")
-        return text + "."
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -292,9 +276,8 @@ def whatif_for_evidence(store: Any, ev: Evidence, settings: Settings, *, asset: 
         asset = next((a for a in settings.assets if a.asset_id == asset_id), None)
     if asset is None:
         info = queries.asset(store, asset_id)
-        asset = AssetConfig.model_validate(info.config) if info is not None and info.config else None
-    if asset is None:
-        asset = AssetConfig(asset_id=asset_id, criticality=ev.asset.criticality)
+        asset = asset_from_info(info) if info is not None else AssetConfig(asset_id=asset_id,
+                                                                            criticality=ev.asset.criticality)
     since = asset.in_service_since or queries.first_window(store, asset_id)
     age_h = max((ev.at - since).total_seconds() / 3600.0 * ev.time_scale, 0.0) if since is not None else 0.0
     dirs = list(registry_dirs) if registry_dirs is not None else [settings.models.registry_dir, SHIPPED_DIR]
@@ -309,7 +292,7 @@ def _finite(value: float) -> float | None:
 
 def whatif_fact(wi: WhatIf) -> WhatIfFact | None:
     """The what-if as the fact a work order cites: the chosen option's risk and cost, and the best
-    alternative's (the other option with the lowest expected cost per hour, as :meth:`WhatIf.sentence`).
+    alternative's (the other option with the lowest expected cost per hour).
 
     ``None`` when the what-if has no futures (no RUL prediction), so there is nothing to cite.
     """

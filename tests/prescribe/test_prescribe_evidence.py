@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -17,6 +18,7 @@ from ingest.store import Store, actions
 from prescribe.evidence import from_simulator, from_store
 from prescribe.knowledge import load_knowledge, retrieve
 from prescribe.schema import Evidence, quote_data
+from tests.prescribe._frames import outer_race_frames
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -74,19 +76,7 @@ def store(tmp_path: Path, plant: dict) -> Iterator[Store]:  # type: ignore[type-
 
 
 def test_from_store_gathers_prediction_features_alarms_and_work_orders(store: Store, plant: dict) -> None:  # type: ignore[type-arg]
-    from core.signal import FeaturePipeline
-    from core.sim import AssetSimulator
-
-    asset = plant["P-101"]
-    sim = AssetSimulator(asset, FaultSpec(kind="outer_race", onset_hours=100, life_hours=400), seed=1)
-    pipe = FeaturePipeline(asset)
-    msgs = []
-    for k, t in enumerate((300.0, 324.0, 348.0)):
-        x = sim.sample(asset.channel("vib_de"), t, 25600).astype(float)
-        feats = {"vib_de": pipe.vibration(asset.channel("vib_de"), x, asset.shaft_hz),
-                 "temp_de": {"mean": sim.state(t).temperature_c}}
-        msgs.append((FeatureFrame(publisher="edge-01", seq=k, asset_id="P-101", window_start=T0 + timedelta(hours=t - 348),
-                                  window_s=1.0, features=feats), T0))
+    msgs: list[tuple[Any, datetime]] = [*outer_race_frames(plant["P-101"], T0)]
     msgs.append((Prediction(publisher="edge-01", seq=9, asset_id="P-101", model_name="rul-tx", model_version="3",
                             at=T0 - timedelta(minutes=5), rul_median=50, rul_lower=35, rul_upper=70, coverage=0.9), T0))
     store.write(msgs)

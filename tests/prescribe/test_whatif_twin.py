@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -15,12 +16,13 @@ from core.inference.registry import SHIPPED_DIR
 from core.settings import PlantSettings, Settings
 from core.sim import FaultSpec
 from core.twin import find_library
-from core.wire import FeatureFrame, Prediction
+from core.wire import Prediction
 from genedge.cli import app
 from ingest.store import Store
 from prescribe.evidence import from_simulator
-from prescribe.schema import Evidence
-from prescribe.whatif import asset_costs, next_stops_h, run_whatif, whatif_from_store
+from prescribe.schema import Evidence, whatif_summary
+from prescribe.whatif import asset_costs, next_stops_h, run_whatif, whatif_fact, whatif_from_store
+from tests.prescribe._frames import outer_race_frames
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 LIBRARY = find_library("sim-bearing:v1", [SHIPPED_DIR])
@@ -59,11 +61,14 @@ def test_a_developing_fault_gets_four_options_and_a_choice_within_the_risk_limit
     assert w.developing and w.generator == "analogs" and w.futures is not None and w.futures.n == 500
     assert [o.option.name for o in w.outcomes] == ["run_on", "derate", "repair_next_stop", "repair_now"]
     chosen = w.chosen
-    assert chosen is not None and chosen.p_fail_before_repair <= 0.05
-    assert all(o.p_fail_before_repair > 0.05 or o.cost_per_h >= chosen.cost_per_h for o in w.outcomes)
+    assert w.risk_limit == 0.05  # P-101 is criticality 3
+    assert chosen is not None and chosen.p_fail_before_repair <= w.risk_limit
+    assert all(o.p_fail_before_repair > w.risk_limit or o.cost_per_h >= chosen.cost_per_h for o in w.outcomes)
     derate, stop = w.outcome("derate"), w.outcome("repair_next_stop")
     assert derate is not None and stop is not None and derate.p_fail_before_repair <= stop.p_fail_before_repair
-    text = w.sentence()
+    fact = whatif_fact(w)
+    assert fact is not None and fact.option == w.choice
+    text = whatif_summary(fact)
     assert "EUR" in text and "%" in text and "500 simulated futures" in text
     again = run_whatif(ev, plant["P-101"], PlantSettings(), library=LIBRARY, load_share=0.8, age_h=300.0)
     assert again.as_dict() == w.as_dict()  # same inputs, same answer
@@ -82,7 +87,7 @@ def test_no_developing_fault_means_run_on(plant: dict[str, AssetConfig]) -> None
     healthy = from_simulator(plant["P-102"], FaultSpec.healthy(), 150.0, seed=2)
     w = run_whatif(healthy, plant["P-102"], PlantSettings(), library=LIBRARY)
     assert not w.developing and w.choice == "run_on" and w.outcomes == [] and w.generator == "none"
-    assert "run on" in w.reason and w.sentence().startswith("What-if:")
+    assert "run on" in w.reason and whatif_fact(w) is None  # nothing simulated, nothing for a work order to cite
 
 
 def test_the_interval_stands_in_for_a_model_without_a_library(outer_race: Evidence, plant: dict[str, AssetConfig]) -> None:
@@ -109,19 +114,7 @@ def store(tmp_path: Path, plant: dict[str, AssetConfig]) -> Iterator[tuple[Store
     url = f"sqlite:///{tmp_path / 'twin.db'}"
     with Store(url) as s:
         s.upsert_assets(plant.values())
-        from core.signal import FeaturePipeline
-        from core.sim import AssetSimulator
-
-        asset = plant["P-101"]
-        sim = AssetSimulator(asset, FaultSpec(kind="outer_race", onset_hours=100, life_hours=400), seed=1)
-        pipe = FeaturePipeline(asset)
-        msgs = []
-        for k, t in enumerate((300.0, 324.0, 348.0)):
-            x = sim.sample(asset.channel("vib_de"), t, 25600).astype(float)
-            feats = {"vib_de": pipe.vibration(asset.channel("vib_de"), x, asset.shaft_hz),
-                     "temp_de": {"mean": sim.state(t).temperature_c}, "load": {"mean": 82.0}}
-            msgs.append((FeatureFrame(publisher="edge-01", seq=k, asset_id="P-101", window_start=T0 + timedelta(hours=t - 348),
-                                      window_s=1.0, features=feats), T0))
+        msgs: list[tuple[Any, datetime]] = [*outer_race_frames(plant["P-101"], T0, extra={"load": {"mean": 82.0}})]
         msgs.append((Prediction(publisher="edge-01", seq=9, asset_id="P-101", model_name="sim-bearing", model_version="v1",
                                 at=T0 - timedelta(minutes=5), rul_median=50, rul_lower=30, rul_upper=80, coverage=0.9,
                                 rul_cap=200.0), T0))
