@@ -9,6 +9,7 @@ reason code; it never raises anything else. See ``docs/integrator.md`` for examp
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import unicodedata
@@ -335,6 +336,13 @@ def parse_topic(topic: str) -> Topic:
     Raises:
         WireError: reason ``unknown_topic`` when it is not ``genedge/v1/<site>/<asset>/<type>``.
     """
+    return _parse_topic(topic)
+
+
+#: A plant's topics are few and repeat with every message; a flood of distinct topics only
+#: evicts entries (failures are not cached).
+@functools.lru_cache(maxsize=4096)
+def _parse_topic(topic: str) -> Topic:
     parts = topic.split("/")
     if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT:
         raise WireError("unknown_topic", f"expected {TOPIC_ROOT}/<site>/<asset>/<type>, got {topic!r}")
@@ -369,6 +377,35 @@ def decode(payload: bytes | bytearray | memoryview | str, topic: str | None = No
     if len(raw) > max_bytes:
         raise WireError("oversize", f"payload is {len(raw)} bytes, limit is {max_bytes}")
     parsed_topic = parse_topic(topic) if topic is not None else None
+    message = _decode_fast(raw)
+    if message is None:
+        message = _decode_checked(raw)
+    if parsed_topic is not None:
+        _check_topic(message, parsed_topic)
+    return message
+
+
+#: JSON tokens Python's json module accepts but GenEdge refuses as malformed; a payload holding
+#: them (anywhere, even inside a string) takes the checked path.
+_NON_FINITE_TOKENS = (b"NaN", b"Infinity")
+
+
+def _decode_fast(raw: bytes) -> Message | None:
+    """Parse and validate in one pass (pydantic's JSON parser): the path of every valid message.
+
+    ``None`` when the payload is not a valid message, or may hold a non-finite constant, so that
+    :func:`_decode_checked` classifies it exactly as it always does.
+    """
+    if any(token in raw for token in _NON_FINITE_TOKENS):
+        return None
+    try:
+        return _MESSAGE.validate_json(raw)
+    except (ValidationError, ValueError, TypeError, RecursionError):
+        return None
+
+
+def _decode_checked(raw: bytes) -> Message:
+    """Parse, then validate, naming what is wrong (see :func:`decode`)."""
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -381,8 +418,6 @@ def decode(payload: bytes | bytearray | memoryview | str, topic: str | None = No
         raise WireError("invalid", _summarise(err)) from err
     except (ValueError, TypeError, RecursionError) as err:  # defensive: odd inputs inside validators
         raise WireError("invalid", str(err)) from err
-    if parsed_topic is not None:
-        _check_topic(message, parsed_topic)
     return message
 
 

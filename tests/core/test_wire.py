@@ -28,6 +28,7 @@ from core.wire import (
     topic_for,
     utcnow,
 )
+from core.wire import _decode_checked, _decode_fast
 
 ids = st.from_regex(r"[A-Za-z0-9_\-]{1,20}", fullmatch=True)
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e9, max_value=1e9)
@@ -99,6 +100,42 @@ def test_prediction_round_trip(msg: Prediction) -> None:
 )
 def test_other_types_round_trip(msg: object) -> None:
     assert decode(encode(msg)) == msg  # type: ignore[arg-type]
+
+
+@given(reading_batches())
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+def test_valid_messages_take_the_one_pass_path(msg: ReadingBatch) -> None:
+    raw = encode(msg)
+    assert _decode_fast(raw) == _decode_checked(raw) == msg
+
+
+@given(st.binary(max_size=2000) | st.recursive(
+    st.none() | st.booleans() | st.floats() | st.text(max_size=20),
+    lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=10), c, max_size=5),
+    max_leaves=30).map(lambda o: json.dumps(o).encode()))
+@settings(max_examples=300)
+def test_the_one_pass_path_accepts_only_what_the_checked_path_accepts(payload: bytes) -> None:
+    """Any payload the fast path takes is the same message the checked path makes of it; anything
+    else goes to the checked path, which names what is wrong (NaN included)."""
+    fast = _decode_fast(payload)
+    if fast is not None:
+        assert _decode_checked(payload) == fast
+
+
+def test_payloads_the_fast_path_refuses_keep_their_reasons() -> None:
+    good = json.loads(encode(ReadingBatch(publisher="p", seq=1, asset_id="a", channel="c", quantity="acceleration",
+                                          unit="g", sample_rate_hz=10.0, start=utcnow(), values=[1.0, 2.0])))
+    cases = {
+        b"\xff\xfe": "malformed",
+        b"[1, 2]": "malformed",
+        json.dumps({**good, "values": [1.0, float("nan")]}).encode(): "malformed",
+        json.dumps({**good, "values": []}).encode(): "invalid",
+    }
+    for raw, reason in cases.items():
+        assert _decode_fast(raw) is None
+        with pytest.raises(WireError) as err:
+            decode(raw)
+        assert err.value.reason == reason
 
 
 @given(st.text(max_size=80))
