@@ -176,6 +176,19 @@ def bar_figure(labels: Sequence[str], values: Sequence[float], title: str, y_tit
     return _layout(fig, title, y_title, height=260)
 
 
+def feature_history_figure(starts: Sequence[datetime], mean: Sequence[float], low: Sequence[float],
+                           high: Sequence[float], title: str) -> go.Figure:
+    """A feature's hourly or daily buckets: the mean as a line inside the min-max band."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=list(starts), y=list(high), mode="lines", line={"width": 0}, name="max",
+                             showlegend=False))
+    fig.add_trace(go.Scatter(x=list(starts), y=list(low), mode="lines", line={"width": 0}, fill="tonexty",
+                             fillcolor=COLOURS["band"], name="min-max"))
+    fig.add_trace(go.Scatter(x=list(starts), y=list(mean), mode="lines+markers", name="mean",
+                             line={"color": COLOURS["line"], "width": 1.4}, marker={"size": 4}))
+    return _layout(fig, title, title.split(" · ", maxsplit=1)[0])
+
+
 def feature_trend_figure(times: Sequence[datetime], values: Sequence[float], title: str) -> go.Figure:
     fig = go.Figure(go.Scatter(x=list(times), y=list(values), mode="lines+markers", name=title,
                                line={"color": COLOURS["line"], "width": 1.4}, marker={"size": 4}))

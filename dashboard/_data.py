@@ -18,6 +18,7 @@ from core.wire import utcnow
 from dashboard._context import _open_store, settings
 from dashboard._status import AssetDecision, judge
 from ingest.store import queries as q
+from ingest.store.retention import AggregatePoint, feature_aggregates
 from prescribe.evidence import from_store
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "load_dead_letter_counts",
     "load_dead_letters",
     "load_decisions",
+    "load_feature_history",
     "load_feature_series",
     "load_latest_readings",
     "load_models",
@@ -106,6 +108,12 @@ def load_snapshot(url: str, asset_id: str, channel: str) -> q.Snapshot | None:
 def load_feature_series(url: str, asset_id: str, keys: tuple[str, ...], limit: int) -> q.FeatureSeries:
     """Chosen features (``channel.name``) of the newest ``limit`` windows, oldest first."""
     return q.feature_series(_open_store(url), asset_id, keys, limit=limit)
+
+
+@st.cache_data(ttl=_SLOW, show_spinner=False, max_entries=64)
+def load_feature_history(url: str, asset_id: str, key: str, resolution: str) -> list[AggregatePoint]:
+    """One feature's stored hourly or daily buckets (kept for good by ``genedge ingest maintain``)."""
+    return feature_aggregates(_open_store(url), asset_id, key, resolution=resolution)  # type: ignore[arg-type]
 
 
 @st.cache_data(ttl=_SLOW, show_spinner=False)

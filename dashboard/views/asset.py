@@ -41,6 +41,9 @@ from ingest.store.queries import AssetInfo, AssetOverview, FeatureView, Snapshot
 SNAPSHOT_WAIT = timedelta(seconds=60)
 _REQUESTED = "genedge.snapshot_requested"
 
+#: The Features tab's resolutions: raw windows, or the stored aggregates of each bucket size.
+_RESOLUTIONS = {"windows": "window", "hourly": "hour", "daily": "day"}
+
 
 def _pick_asset(url: str) -> AssetInfo | None:
     monitored = {o.asset.asset_id for o in _data.load_overview(url) if o.monitored}
@@ -431,9 +434,25 @@ def _features(info: AssetInfo, frame: FeatureView | None, url: str) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="features_table")
     names = sorted({f"{r['channel']}.{r['feature']}" for r in rows})
     pick = st.selectbox("Trend of", names, key="feature_pick")
-    if pick:
+    resolution = st.radio("Resolution", list(_RESOLUTIONS), horizontal=True, key="feature_resolution",
+                          help="Windows: the newest 2,400 edge windows. Hourly and daily: the aggregates "
+                               "`genedge ingest maintain` keeps for good, after the raw windows expire.")
+    if not pick:
+        return
+    if resolution == "windows":
         times, values = _data.load_feature_series(url, info.asset_id, (pick,), 2400).present(pick)
         st.plotly_chart(_charts.feature_trend_figure(times, values, pick), key="feature_trend")
+        return
+    points = _data.load_feature_history(url, info.asset_id, pick, _RESOLUTIONS[resolution])
+    if not points:
+        st.info(f"No {resolution} aggregates of {pick} yet. `genedge ingest maintain` builds them from "
+                "complete hours and days; run it from a timer (see the deployment guide).")
+        return
+    st.plotly_chart(_charts.feature_history_figure([p.bucket_start for p in points], [p.mean for p in points],
+                                                   [p.min for p in points], [p.max for p in points],
+                                                   f"{pick} · {resolution}"), key="feature_history")
+    st.caption(f"{len(points)} {resolution} buckets from {_ui.fmt_time(points[0].bucket_start)} to "
+               f"{_ui.fmt_time(points[-1].bucket_start)}; {sum(p.n for p in points):,} windows in all")
 
 
 def _events(info: AssetInfo, url: str) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -246,6 +247,44 @@ def test_asset_page_shows_feature_trends_snapshot_spectra_and_rul(app_env: Seede
     assert re.search(r"Raw snapshot received .* · 8 batch\(es\) from .* 2048 samples at 25600 Hz", text)
     assert "fixture-truth v1" in text
     assert not at.button(key="snapshot").disabled
+
+
+def test_feature_history_reads_the_hourly_and_daily_aggregates(fresh_store: Seeded) -> None:
+    from core.settings import RetentionSettings
+    from core.wire import FeatureFrame, utcnow
+    from ingest.store.retention import maintain
+
+    store = Store(fresh_store.url)
+    try:
+        newest = queries.latest_features(store, ["P-101"])["P-101"]
+        channel, feats = next(iter(newest.features.items()))
+        key = f"{channel}.{next(iter(feats))}"
+        # Two days of hourly windows, ending three days ago: complete hours and days to aggregate.
+        start = (utcnow() - timedelta(days=5)).replace(minute=0, second=0, microsecond=0)
+        frames = [(FeatureFrame(publisher="history", seq=i, asset_id="P-101", window_start=start + timedelta(hours=i),
+                                window_s=1.0, features={channel: {key.split(".", 1)[1]: float(i)}}), utcnow())
+                  for i in range(48)]
+        store.write(frames)
+        maintain(store, RetentionSettings())
+    finally:
+        store.close()
+    at = _signed_in("olga", "views/asset.py", asset="P-101")
+    at.selectbox(key="feature_pick").set_value(key).run()
+    at.radio(key="feature_resolution").set_value("hourly").run()
+    assert not at.exception, [e.value for e in at.exception]
+    hourly = _chart_titles(at)[f"{key} · hourly"]
+    mean = next(tr for tr in hourly["data"] if tr.get("name") == "mean")  # type: ignore[union-attr]
+    assert mean["y"][:48] == [float(i) for i in range(48)]  # one window per hour: the mean is that window
+    at.radio(key="feature_resolution").set_value("daily").run()
+    daily = _chart_titles(at)[f"{key} · daily"]
+    assert len(next(tr for tr in daily["data"] if tr.get("name") == "mean")["y"]) >= 2  # type: ignore[union-attr]
+    assert "daily buckets from" in _text(at)
+
+
+def test_feature_history_without_aggregates_says_how_to_get_them(app_env: Seeded) -> None:
+    at = _signed_in("olga", "views/asset.py", asset="M-202")
+    at.radio(key="feature_resolution").set_value("daily").run()
+    assert "genedge ingest maintain" in _text(at)
 
 
 def test_asset_without_snapshot_or_predictions_says_so(app_env: Seeded) -> None:
