@@ -74,7 +74,13 @@ class StoreMeta(Base):
 
 
 class _Received:
-    """Columns every stored wire message has."""
+    """Columns every stored wire message has.
+
+    On PostgreSQL ``readings``, ``features`` and ``predictions`` are partitioned by their event time
+    (migration 0007, ``ingest.store._partitions``): there the primary key is ``(id, <time>)`` and the
+    unique key ``(msg_id, <time>)``. ``id`` comes from one sequence per table, so it stays unique and
+    ordered across partitions and the ORM keeps addressing rows by ``id`` alone.
+    """
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     msg_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -140,7 +146,11 @@ class StatusRow(_Received, Base):
     """Status reports and birth/death certificates."""
 
     __tablename__ = "status_reports"
-    __table_args__ = (Index("ix_status_asset_sent", "asset_id", "sent_at"),)
+    __table_args__ = (
+        Index("ix_status_asset_sent", "asset_id", "sent_at"),
+        # the dashboard's newest report per (publisher, asset)
+        Index("ix_status_publisher_asset_id", "publisher", "asset_id", "id"),
+    )
 
     asset_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
@@ -166,7 +176,13 @@ class Alarm(Base):
     """ISA-18.2 style alarm: active -> acknowledged / shelved -> cleared; an escalation makes it active again."""
 
     __tablename__ = "alarms"
-    __table_args__ = (Index("ix_alarms_asset_state", "asset_id", "state"),)
+    __table_args__ = (
+        Index("ix_alarms_asset_state", "asset_id", "state"),
+        # the dashboard's lists, newest first: open alarms (by state), one asset's, and the KPI window
+        Index("ix_alarms_state_raised", "state", "raised_at", "id"),
+        Index("ix_alarms_asset_raised", "asset_id", "raised_at", "id"),
+        Index("ix_alarms_raised", "raised_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     asset_id: Mapped[str] = mapped_column(String(64), ForeignKey("assets.asset_id"))
@@ -192,7 +208,13 @@ class WorkOrder(Base):
     """Draft -> approved / rejected -> done, with who and when."""
 
     __tablename__ = "work_orders"
-    __table_args__ = (Index("ix_work_orders_asset_status", "asset_id", "status"),)
+    __table_args__ = (
+        Index("ix_work_orders_asset_status", "asset_id", "status"),
+        # the dashboard's lists, newest first: open orders (by status), one asset's, all
+        Index("ix_work_orders_status_created", "status", "created_at", "id"),
+        Index("ix_work_orders_asset_created", "asset_id", "created_at", "id"),
+        Index("ix_work_orders_created", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     asset_id: Mapped[str] = mapped_column(String(64), ForeignKey("assets.asset_id"))

@@ -14,8 +14,13 @@ Three ``store_meta`` facts make a run safe to repeat and to interrupt:
   for such a day is merged into its buckets (and then deleted with them) instead of rebuilding
   the buckets from what is left.
 
-Run one ``maintain`` at a time (a cron job or a systemd timer). Native time partitioning of these
-tables is not part of this module.
+On PostgreSQL, where ``readings``, ``features`` and ``predictions`` are partitioned by event time
+(``ingest.store._partitions``), ``maintain`` first creates the partitions due (moving rows out of
+the DEFAULT partition), and the retention drops each partition whose whole range is past the
+table's cutoff instead of deleting its rows; a feature partition only when every row in it is
+aggregated. The rows of a partition that straddles the cutoff are deleted row by row.
+
+Run one ``maintain`` at a time (a cron job or a systemd timer).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from sqlalchemy.orm import Session
 from core.errors import StoreError
 from core.settings import RetentionSettings
 from core.wire import utcnow
+from ingest.store._partitions import PARTITIONED, drop_partitions_before, ensure_all
 from ingest.store.models import (
     DeadLetter,
     FeatureDaily,
@@ -271,14 +277,31 @@ def _days(limit: int | None) -> int | None:
     return limit or None  # 0 keeps the rows for good, as None does
 
 
-def _prune(store: Store, settings: RetentionSettings, now: datetime) -> dict[str, int]:
-    """Delete rows older than each table's retention; feature rows only once aggregated."""
+def _drop_partitions(store: Store, table: str, cutoff: datetime, dropped: dict[str, int],
+                     max_id: int | None = None) -> int:
+    """Drop ``table``'s partitions wholly before ``cutoff`` (when it is partitioned); rows they held."""
+    if table not in store.partitioned:
+        return 0
+    result = drop_partitions_before(store.engine, PARTITIONED[table], cutoff, max_id=max_id)
+    dropped[table] = result["partitions"]
+    return result["rows"]
+
+
+def _prune(store: Store, settings: RetentionSettings, now: datetime,
+           dropped: dict[str, int]) -> dict[str, int]:
+    """Delete rows older than each table's retention; feature rows only once aggregated.
+
+    Whole partitions go first (counted in ``dropped`` per table, their rows in the result), then
+    the rows that are left past the cutoff, in batches.
+    """
     deleted: dict[str, int] = {}
     for name, model, at in _PRUNED:
         days = _days(getattr(settings, name))
         if days is not None:
-            deleted[model.__tablename__] = _delete_batches(store, model, at < now - timedelta(days=days),
-                                                           batch_size=settings.batch_size)
+            cutoff = now - timedelta(days=days)
+            gone = _drop_partitions(store, model.__tablename__, cutoff, dropped)
+            deleted[model.__tablename__] = gone + _delete_batches(store, model, at < cutoff,
+                                                                  batch_size=settings.batch_size)
     days = _days(settings.features_days)
     if days is None:
         return deleted
@@ -289,18 +312,21 @@ def _prune(store: Store, settings: RetentionSettings, now: datetime) -> dict[str
         before = _meta_time(s, DELETED_BEFORE_KEY)
         if before is None or cutoff > before:  # recorded before any row goes: an interrupted prune stays safe
             s.merge(StoreMeta(key=DELETED_BEFORE_KEY, value=cutoff.isoformat()))
-    deleted["features"] = _delete_batches(store, FeatureRow, FeatureRow.window_start < cutoff, FeatureRow.id <= ceiling,
-                                          batch_size=settings.batch_size)
+    gone = _drop_partitions(store, "features", cutoff, dropped, max_id=ceiling)
+    deleted["features"] = gone + _delete_batches(store, FeatureRow, FeatureRow.window_start < cutoff,
+                                                 FeatureRow.id <= ceiling, batch_size=settings.batch_size)
     return deleted
 
 
 def maintain(store: Store, settings: RetentionSettings, now: datetime | None = None) -> dict[str, Any]:
     """Downsample the features, then apply each table's retention (``genedge ingest maintain``).
 
-    Alarms, work orders, assets, store meta and the aggregates are never deleted.
+    Alarms, work orders, assets, store meta and the aggregates are never deleted. On a partitioned
+    PostgreSQL store the partitions due are created first and old ones dropped whole.
 
     Returns:
-        ``{"now": ..., "aggregated": {...}, "deleted": {table: rows}}``.
+        ``{"now": ..., "partitions": {table: {"created", "moved", "dropped"}}, "aggregated": {...},
+        "deleted": {table: rows}}``; ``partitions`` is empty where no table is partitioned (SQLite).
 
     Raises:
         StoreError: ``now`` is naive, ``settings`` is not a RetentionSettings, or the database failed.
@@ -308,12 +334,18 @@ def maintain(store: Store, settings: RetentionSettings, now: datetime | None = N
     if not isinstance(settings, RetentionSettings):
         raise StoreError(f"settings must be RetentionSettings (store.retention), got {type(settings).__name__}")
     now = _now(now)
-    aggregated = downsample(store, now=now, batch_size=settings.batch_size)
     try:
-        deleted = _prune(store, settings, now)
+        made = ensure_all(store.engine, now) if store.partitioned else {}
+    except SQLAlchemyError as err:
+        raise StoreError(f"cannot create the partitions due: {err}") from err
+    aggregated = downsample(store, now=now, batch_size=settings.batch_size)
+    dropped: dict[str, int] = {}
+    try:
+        deleted = _prune(store, settings, now, dropped)
     except SQLAlchemyError as err:
         raise StoreError(f"cannot apply the retention: {err}") from err
-    return {"now": now.isoformat(), "aggregated": aggregated, "deleted": deleted}
+    partitions = {table: {**counts, "dropped": dropped.get(table, 0)} for table, counts in made.items()}
+    return {"now": now.isoformat(), "partitions": partitions, "aggregated": aggregated, "deleted": deleted}
 
 
 def feature_aggregates(store: Store, asset_id: str, key: str, *, resolution: Literal["hour", "day"] = "hour",
