@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Table, func, select, text, update
+from sqlalchemy import Engine, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
@@ -28,6 +29,7 @@ from core.wire import (
     utcnow,
 )
 from ingest.store._engine import make_engine, migrate
+from ingest.store._partitions import PARTITIONED, ensure_all, partitioned_tables
 from ingest.store.models import (
     Asset,
     DeadLetter,
@@ -39,6 +41,8 @@ from ingest.store.models import (
 )
 
 __all__ = ["DeadLetterIn", "ReadingRecord", "Store", "WriteResult"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,30 @@ class Store:
             raise StoreError(f"cannot open store at {self._safe_url()}: {err}") from err
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.dialect = self.engine.dialect.name
+        self._bind_cache: dict[str, tuple[frozenset[str], list[str], list[Any]]] = {}
+        #: Tables partitioned by event time (PostgreSQL at migration 0007 or later): their unique
+        #: key, and so the ON CONFLICT target, is ``(msg_id, <time>)``.
+        self.partitioned: frozenset[str] = frozenset()
+        if self.dialect == "postgresql":
+            self._open_partitions(migrate_schema)
+
+    def _open_partitions(self, maintain: bool) -> None:
+        """Learn which tables are partitioned; as the schema's owner, create the partitions due.
+
+        A failed creation is logged, not raised: the DEFAULT partitions take every row meanwhile and
+        ``genedge ingest maintain`` creates the partitions (and moves those rows) later.
+        """
+        try:
+            with self.engine.connect() as conn:
+                self.partitioned = partitioned_tables(conn)
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot open store at {self._safe_url()}: {err}") from err
+        if maintain and self.partitioned:
+            try:
+                ensure_all(self.engine, utcnow())
+            except SQLAlchemyError as err:
+                log.warning("cannot create the partitions due (the DEFAULT partitions take the rows): %s",
+                            _first_line(err))
 
     def _safe_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") else "<url>"
@@ -212,36 +240,84 @@ class Store:
         self.close()
 
     # ------------------------------------------------------------------ writes
+    def _conflict_target(self, table: Table, key: str) -> list[str]:
+        """The unique key ON CONFLICT names: ``key``, plus the partition key on a partitioned table."""
+        if table.name in self.partitioned:
+            return [key, PARTITIONED[table.name].column]
+        return [key]
+
     def _insert_ignore(self, session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> int:
         """Insert rows, skipping those whose unique ``key`` exists; return how many were inserted."""
         if not rows:
             return 0
+        target = self._conflict_target(table, key)
         if self.dialect == "postgresql" and table.name == "readings" and len(rows) >= 50:
-            return self._copy_ignore(session, table, rows, key)
+            return self._copy_ignore(session, table, rows, key, target)
+        if self.dialect == "sqlite" and self._columns(table)[0] <= rows[0].keys():
+            return self._executemany_ignore(session, table, rows, target)
         dialect_insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+        stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=target).returning(table.c[key])
         return len(session.execute(stmt, rows).all())
 
-    def _copy_ignore(self, session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> int:
-        """PostgreSQL bulk path: COPY into a temp table, then insert what is new."""
-        cols = [c.name for c in table.columns if c.name != "id"]
+    def _columns(self, table: Table) -> tuple[frozenset[str], list[str], list[Any]]:
+        """The table's columns but ``id``, in order, with each one's bind processor (``None``: none)."""
+        cached = self._bind_cache.get(table.name)
+        if cached is None:
+            cols = [c for c in table.columns if c.name != "id"]
+            names = [c.name for c in cols]
+            dialect = self.engine.dialect  # the dialect's own implementation of each type, as statements use
+            cached = (frozenset(names), names, [c.type.dialect_impl(dialect).bind_processor(dialect) for c in cols])
+            self._bind_cache[table.name] = cached
+        return cached
+
+    def _bound_rows(self, table: Table, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """``rows`` as driver parameters: each column's value through its type's bind processing."""
+        _, names, procs = self._columns(table)
+        pairs = list(zip(names, procs, strict=True))
+        try:
+            return [tuple(row[n] if p is None else p(row[n]) for n, p in pairs) for row in rows]
+        except (ValueError, TypeError) as err:  # a value its column type refuses: the row's fault
+            raise StatementError(f"cannot bind a row of {table.name}: {err}", None, None, err) from err
+
+    def _executemany_ignore(self, session: Session, table: Table, rows: list[dict[str, Any]],
+                            target: list[str]) -> int:
+        """SQLite bulk path: one prepared INSERT ... ON CONFLICT DO NOTHING, run by the driver for
+        every row (building a statement per row in SQLAlchemy costs more than SQLite's insert).
+        The driver sums the rows it inserted over the batch."""
+        _, names, _ = self._columns(table)
+        sql = (f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+               f"ON CONFLICT ({', '.join(target)}) DO NOTHING")
+        return int(session.connection().exec_driver_sql(sql, self._bound_rows(table, rows)).rowcount)
+
+    def _copy_ignore(self, session: Session, table: Table, rows: list[dict[str, Any]], key: str,
+                     target: list[str]) -> int:
+        """PostgreSQL bulk path: COPY into a temp table, then insert what is new.
+
+        The stage empties itself at commit, and one transaction stages one batch per table.
+        """
+        _, cols, _ = self._columns(table)
         conn = session.connection()
         conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS _stage_{table.name} "
                           f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"))
         dbapi = conn.connection.dbapi_connection
-        bind = {c.name: c.type for c in table.columns}
-        with dbapi.cursor() as cur, cur.copy(f"COPY _stage_{table.name} ({', '.join(cols)}) FROM STDIN") as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row([_copy_value(bind[c], row[c], self.engine.dialect) for c in cols])
+        values = self._bound_rows(table, rows)
+        driver_error = self.engine.dialect.loaded_dbapi.Error
+        statement = f"COPY _stage_{table.name} ({', '.join(cols)}) FROM STDIN"
+        try:
+            with dbapi.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[union-attr]
+                for row in values:
+                    copy.write_row(row)
+        except driver_error as err:  # the driver's own error, as SQLAlchemy would wrap it
+            raise DBAPIError.instance(statement, None, err, driver_error) from err
         col_list = ", ".join(cols)
         result = conn.execute(
             text(
                 f"INSERT INTO {table.name} ({col_list}) SELECT {col_list} FROM _stage_{table.name} "
-                f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+                f"ON CONFLICT ({', '.join(target)}) DO NOTHING RETURNING {key}"
             )
         )
         inserted = len(result.all())
-        conn.execute(text(f"TRUNCATE _stage_{table.name}"))
+        conn.execute(text(f"DELETE FROM _stage_{table.name}"))
         return inserted
 
     def write(self, messages: Sequence[tuple[Message, datetime]], dead: Sequence[DeadLetterIn] = ()) -> WriteResult:
@@ -281,12 +357,13 @@ class Store:
                     "last_seen": t} for a, t in last_seen.items() if a not in known]
         if missing:
             self._insert_ignore(session, Asset.__table__, missing, "asset_id")  # type: ignore[arg-type]
-        for asset_id, seen in last_seen.items():
-            if asset_id in known:
-                session.execute(
-                    update(Asset).where(Asset.asset_id == asset_id,
-                                        (Asset.last_seen.is_(None)) | (Asset.last_seen < seen)).values(last_seen=seen)
-                )
+        seen = [{"a": a, "t": t} for a, t in last_seen.items() if a in known]
+        if seen:  # one executemany of a Core UPDATE (the ORM's per-statement session sync is not needed)
+            assets: Table = Asset.__table__  # type: ignore[assignment]
+            session.connection().execute(
+                update(assets).where(assets.c.asset_id == bindparam("a"),
+                                     assets.c.last_seen.is_(None) | (assets.c.last_seen < bindparam("t")))
+                .values(last_seen=bindparam("t")), seen)
 
     def upsert_assets(self, assets: Iterable[AssetConfig]) -> None:
         """Register or update the configured assets."""
@@ -392,9 +469,3 @@ class Store:
     def asset_ids(self) -> list[str]:
         with self._sessions() as s:
             return list(s.scalars(select(Asset.asset_id).order_by(Asset.asset_id)))
-
-
-def _copy_value(coltype: Any, value: Any, dialect: Any) -> Any:
-    """Apply the column type's bind processing (UTC datetimes, JSON) before COPY."""
-    proc = coltype.bind_processor(dialect)
-    return proc(value) if proc is not None else value

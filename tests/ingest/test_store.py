@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,8 @@ from ingest.store import DeadLetterIn, Store, queries
 from ingest.store.models import Base
 
 
-def _messages(n: int) -> list:
-    now = utcnow()
+def _messages(n: int, now: datetime | None = None) -> list:
+    now = now or utcnow()
     rng = np.random.default_rng(0)
     out: list = []
     for i in range(n):
@@ -59,6 +60,35 @@ def _round_trip(url: str) -> None:
 
 def test_sqlite_round_trip(tmp_path: Path) -> None:
     _round_trip(f"sqlite:///{tmp_path / 'rt.db'}")
+
+
+def test_the_bulk_insert_stores_exactly_what_a_sqlalchemy_insert_stores(tmp_path: Path) -> None:
+    """SQLite's bulk path binds values itself: every column must come out byte for byte as SQLAlchemy's
+    own INSERT writes it (datetimes as SQLAlchemy's text format, JSON, booleans, blobs)."""
+    import sqlite3
+
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    from ingest.store.repo import _row_for
+
+    now = utcnow().replace(microsecond=0)  # whole seconds: where a driver's own format differs
+    msgs = [(m, now) for m in _messages(3, now)]
+    bulk = Store(f"sqlite:///{tmp_path / 'bulk.db'}")
+    assert bulk.write(msgs).inserted == len(msgs)
+    reference = Store(f"sqlite:///{tmp_path / 'reference.db'}")
+    with reference._sessions.begin() as session:
+        for m, at in msgs:
+            table, row = _row_for(m, at)
+            session.execute(sqlite_insert(table), [row])
+    for store in (bulk, reference):
+        store.close()
+    for table in ("readings", "features", "predictions", "status_reports"):
+        rows = []
+        for name in ("bulk.db", "reference.db"):
+            with sqlite3.connect(tmp_path / name) as conn:
+                cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+                rows.append(conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY msg_id").fetchall())
+        assert rows[0] == rows[1] and rows[0], table
 
 
 def test_sqlite_uses_wal(tmp_path: Path) -> None:
