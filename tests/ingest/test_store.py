@@ -140,3 +140,40 @@ def test_store_meta_records_the_time_scale_readers_use(tmp_path: Path) -> None:
             assert queries.time_scale(store) == 1.0, bad
         with pytest.raises(StoreError, match="1-64 characters"):
             store.set_meta("", "x")
+
+
+def test_the_fleet_wide_newest_rows_match_the_per_asset_queries_on_postgres(pg_db: str) -> None:
+    """PostgreSQL answers "newest row of each asset (and channel)" in one LATERAL statement; it must
+    give exactly what the one-asset queries give, ties on time broken by the newest id."""
+    from datetime import timedelta
+
+    store = Store(pg_db)
+    try:
+        store.upsert_assets(default_plant())
+        base = utcnow() - timedelta(hours=1)
+        rng = np.random.default_rng(5)
+        msgs: list = []
+        for k, asset in enumerate(["P-101", "M-201", "F-101"]):
+            for i in range(6):
+                at = base + timedelta(minutes=int(rng.integers(0, 50)))
+                for ch in ("vib_de", "temp_de")[: 1 + k % 2]:
+                    msgs.append(ReadingBatch(publisher="edge-01", seq=len(msgs), asset_id=asset, channel=ch,
+                                             quantity="acceleration", unit="g", sample_rate_hz=100, start=at,
+                                             values=[float(i), float(k)]))
+                msgs.append(FeatureFrame(publisher="edge-01", seq=len(msgs), asset_id=asset, window_start=at,
+                                         window_s=1.0, features={"vib_de": {"rms": float(i)}}))
+                msgs.append(Prediction(publisher="edge-01", seq=len(msgs), asset_id=asset, model_name="m",
+                                       model_version="1", at=base, rul_median=float(i), rul_lower=0.0,
+                                       rul_upper=float(i + 1), coverage=0.9))  # all at one time: the id decides
+        store.write([(m, utcnow()) for m in msgs])
+        ids = store.asset_ids()
+        fleet = (queries.latest_readings(store, ids), queries.latest_features(store, ids),
+                 queries.latest_predictions(store, ids))
+        store.dialect = "per-asset"  # any dialect but postgresql takes the one-query-per-asset path
+        single = (queries.latest_readings(store, ids), queries.latest_features(store, ids),
+                  queries.latest_predictions(store, ids))
+        assert fleet == single
+        assert {a for a, per in fleet[0].items() if per} == {"P-101", "M-201", "F-101"}
+        assert fleet[2]["P-101"].rul_median == 5.0  # the last written of six at the same time
+    finally:
+        store.close()
