@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 
 #: Room for the topic, properties and fixed header of a PUBLISH on top of its payload.
 PACKET_HEADROOM_BYTES = 4096
+#: Reconnect attempts: this often for the first seconds of an outage, then backing off to a cap.
+_RECONNECT_FAST_S = 0.2
+_RECONNECT_FAST_FOR_S = 30.0
+_RECONNECT_MAX_S = 5.0
 
 
 def max_packet_size(max_payload_bytes: int) -> int:
@@ -178,7 +182,8 @@ class IngestService:
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         self.stats.received += 1
         received_at = utcnow()
-        if is_cmd_topic(msg.topic):  # commands to edge agents are instructions, not data
+        topic, payload = msg.topic, msg.payload  # paho decodes the topic on every access
+        if is_cmd_topic(topic):  # commands to edge agents are instructions, not data
             self.stats.commands_seen += 1
             if msg.qos > 0:
                 self._client.ack(msg.mid, msg.qos)
@@ -187,22 +192,22 @@ class IngestService:
         if not pending:
             pending.since = time.monotonic()
         pending.mids.append((msg.mid, msg.qos))
-        pending.nbytes += len(msg.payload)
+        pending.nbytes += len(payload)
         try:
-            message = decode(msg.payload, msg.topic, max_bytes=self.settings.max_payload_bytes)
+            message = decode(payload, topic, max_bytes=self.settings.max_payload_bytes)
             check_limits(message, self.limits, now=received_at)
-            refused = self.owners.check(parse_topic(msg.topic).site, message)
+            refused = self.owners.check(parse_topic(topic).site, message)
             if refused is not None:
                 raise WireError("not_owner", refused)
         except WireError as err:
             self.stats.by_reason[err.reason] = self.stats.by_reason.get(err.reason, 0) + 1
             pending.dead.append(
-                DeadLetterIn(topic=msg.topic, payload=bytes(msg.payload),
+                DeadLetterIn(topic=topic, payload=bytes(payload),
                              reason=err.reason, detail=err.detail, received_at=received_at)
             )
         else:
             pending.messages.append((message, received_at))
-            pending.raw.append((msg.topic, bytes(msg.payload)))
+            pending.raw.append((topic, bytes(payload)))
         self.stats.buffered_high_water = max(self.stats.buffered_high_water, len(pending))
 
     # ------------------------------------------------------------- main loop
@@ -215,8 +220,16 @@ class IngestService:
         connect(self._client)
 
     def run(self, stop: threading.Event, *, drain_s: float = 0.0) -> IngestStats:
-        """Process messages until ``stop`` is set, then flush what is pending and disconnect."""
-        backoff = 0.5
+        """Process messages until ``stop`` is set, then flush what is pending and disconnect.
+
+        After losing the broker, ingest tries again every ``_RECONNECT_FAST_S`` for the first
+        ``_RECONNECT_FAST_FOR_S``, then backs off to ``_RECONNECT_MAX_S``. Coming back fast
+        matters after a broker restart: Mosquitto 2.0 does not restore shared subscriptions from
+        its persistence file, so what a bridge delivers before a worker has subscribed again is
+        not queued for the group (docs/deployment.md, "Sites and centre").
+        """
+        down_since: float | None = None
+        backoff, failures = _RECONNECT_FAST_S, 0
         try:
             self.connect()
         except IngestError as err:
@@ -224,15 +237,21 @@ class IngestService:
         while not stop.is_set():
             rc = self._step()
             if rc != mqtt.MQTT_ERR_SUCCESS and not self._client.is_connected():
+                now = time.monotonic()
+                down_since = now if down_since is None else down_since
                 self._drop_unacked()
+                self._maybe_flush()  # what arrived before the outage goes to the store meanwhile
                 time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                if now - down_since >= _RECONNECT_FAST_FOR_S:
+                    backoff = min(backoff * 2, _RECONNECT_MAX_S)
                 try:
                     connect(self._client)
                     self.stats.reconnects += 1
-                    backoff = 0.5
+                    down_since, backoff, failures = None, _RECONNECT_FAST_S, 0
                 except IngestError as err:  # broker still down: keep trying, keep nothing unacked
-                    log.warning("reconnect failed: %s", err)
+                    failures += 1
+                    if failures & (failures - 1) == 0:  # the 1st, 2nd, 4th, 8th ... failure: a quiet log
+                        log.warning("reconnect failed (%d tries): %s", failures, err)
                 continue
             self._maybe_flush()
         end = time.monotonic() + drain_s
@@ -251,7 +270,18 @@ class IngestService:
         if self._buffer_full():
             return self._hold_reading()
         self._paused = False
-        return int(self._client.loop(timeout=0.05))
+        rc = int(self._client.loop(timeout=0.05))
+        # paho's loop reads one packet per select(); when messages queue up in the socket, read
+        # them without a select each (the socket is non-blocking), until one read brings no
+        # message or the batch is due.
+        for _ in range(self.batch_size):
+            if rc != mqtt.MQTT_ERR_SUCCESS or len(self._pending) >= self.batch_size or self._buffer_full():
+                break
+            before = self.stats.received
+            rc = int(self._client.loop_read())
+            if self.stats.received == before:
+                break
+        return rc
 
     def _buffer_full(self) -> bool:
         pending = self._pending
@@ -345,15 +375,10 @@ class IngestService:
         return WriteResult(inserted=inserted, duplicates=duplicates, dead_lettered=dead.dead_lettered)
 
     def _drop_unacked(self) -> None:
-        """After a disconnect, old mids mean nothing: commit what we have, ack nothing.
+        """After a disconnect, old mids mean nothing: acknowledge none of what is held, but keep it.
 
-        The broker redelivers these messages; the store skips them as duplicates.
+        What is held is written by the next flush, retried until the store takes it: a broker
+        restored from an older save may no longer have it, so it must never be dropped. The broker
+        redelivers what it still has, and the store skips those as duplicates.
         """
-        if self._pending:
-            pending = self._pending
-            pending.mids.clear()
-            try:
-                self._write(pending)
-            except StoreError as err:
-                log.error("store write failed during reconnect (broker will redeliver): %s", err)
-            self._pending = _Pending()
+        self._pending.mids.clear()

@@ -170,3 +170,37 @@ def test_mqtt5_maximum_packet_size_keeps_far_oversize_messages_out_of_ingest(bro
         assert wait_for(lambda: store.count_readings() == 1 and store.count_dead_letters() == 1, 20)
     assert [d.reason for d in store.dead_letters()] == ["oversize"]
     assert service.stats.received == 2, "the broker delivered a packet larger than ingest asked for"
+
+
+def test_what_ingest_holds_when_the_broker_dies_is_stored_even_if_the_store_fails_first(broker: Mosquitto,
+                                                                                       tmp_path: Path) -> None:
+    """The broker is killed while ingest holds messages it has not committed, and the first write after
+    the disconnect fails: the broker can never redeliver them (it kept nothing), so ingest must keep
+    them and write them once the store takes them."""
+    store = Store(f"sqlite:///{tmp_path / 'held.db'}")
+    failing = {"writes": 0}
+    real_write = store.write
+
+    def failing_once(*args, **kwargs):  # a unit-level collaborator fault: the broker stays real
+        if failing["writes"] == 0 and args[0]:
+            failing["writes"] += 1
+            raise StoreError("deadlock detected (simulated)")
+        return real_write(*args, **kwargs)
+
+    store.write = failing_once  # type: ignore[method-assign]
+    service = IngestService(mqtt_settings(broker), IngestSettings(client_id="ingest-held", flush_interval_s=60.0),
+                            store, batch_size=500)
+    with running(service):
+        pub = MqttPublisher(mqtt_settings(broker), "pub-held")
+        pub.connect()
+        for seq in range(40):
+            pub.publish(SITE, good_reading("pub-held", seq))
+        assert pub.flush(30)
+        pub.close()
+        assert wait_for(lambda: service.stats.received == 40, 15), "ingest did not receive the messages"
+        assert store.count_readings() == 0  # held: the flush interval has not passed
+        service.settings = service.settings.model_copy(update={"flush_interval_s": 0.2})
+        broker.kill()  # no persistence: the broker forgets everything it had
+        assert wait_for(lambda: store.count_readings("pub-held") == 40, 30), store.count_readings("pub-held")
+    assert failing["writes"] == 1 and service.stats.store_failures >= 1
+    assert store.count_duplicate_readings() == 0
