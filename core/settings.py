@@ -165,6 +165,12 @@ class BridgeSettings(BaseModel):
     )
     qos: Literal[1, 2] = Field(default=1, description="QoS of both directions (QoS 0 could lose messages in an outage)")
     protocol: Literal["mqttv50", "mqttv311"] = Field(default="mqttv50", description="MQTT version of the bridge")
+    max_inflight: int = Field(
+        default=20_000, ge=1, le=65_534,
+        description="QoS 1 messages the site broker sends unacknowledged (its max_inflight_messages, for "
+                    "every client of the site broker); as large as an outage's backlog, so that the backlog "
+                    "drains before newer messages (the centre's receive maximum must allow it too)",
+    )
     max_queued_messages: int = Field(
         default=100_000, ge=1, description="messages the site broker holds per client (the bridge's) while the link is down",
     )

@@ -401,7 +401,12 @@ def bridge_conf_text(settings: Settings) -> str:
     ]
     if bridge.persistence_dir is not None:
         lines.append(f"persistence_location {str(bridge.persistence_dir).rstrip('/')}/")
-    lines += [f"max_queued_messages {plan.max_queued_messages}", f"max_queued_bytes {plan.max_queued_bytes}", "",
+    lines += [f"max_queued_messages {plan.max_queued_messages}", f"max_queued_bytes {plan.max_queued_bytes}"]
+    # Mosquitto 2.0 moves a reconnected bridge's backlog into flight only as far as this window
+    # (and the centre's receive maximum) allow and sends newer messages beside the rest: a window
+    # as large as the backlog keeps the site's order across an outage.
+    lines.append(f"max_inflight_messages {bridge.max_inflight}")
+    lines += ["",
               f"connection {plan.connection}", f"address {plan.address}",
               f"bridge_protocol_version {plan.protocol}",
               "# a persistent session at both ends: nothing is dropped while the link is down",

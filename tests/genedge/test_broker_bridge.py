@@ -71,7 +71,8 @@ def test_the_bridge_goes_over_tls_with_a_persistent_session_and_the_site_topics(
     assert lines.index("persistence true") < lines.index(f"connection genedge-bridge-{SITE}"), "globals come first"
     for line in ("persistence_location /var/lib/mosquitto/", "max_queued_messages 100000",
                  f"max_queued_bytes {256 * 1024 * 1024}", "address central.example.net:8883",
-                 "bridge_protocol_version mqttv50", "cleansession false", f"remote_clientid genedge-bridge-{SITE}",
+                 "bridge_protocol_version mqttv50", "max_inflight_messages 20000", "cleansession false",
+                 f"remote_clientid genedge-bridge-{SITE}",
                  f"local_clientid local.genedge-bridge-{SITE}", "restart_timeout 5 30", "notifications true",
                  f"notification_topic genedge/bridge/genedge-bridge-{SITE}/state",
                  "bridge_cafile /etc/genedge/ca.pem", "bridge_certfile /etc/genedge/site.pem",
@@ -96,6 +97,8 @@ def test_topics_qos_protocol_and_back_off_follow_the_settings(tmp_path: Path) ->
         "topic genedge/v1/plant1/# out 2", "topic genedge/state/edge-01 out 2", "topic genedge/state/+ in 2"]
     assert {"bridge_protocol_version mqttv311", "restart_timeout 1 4", "connection hall3-to-hq",
             "address central.example.net:18883"} <= set(lines)
+    window = bridge_conf_text(_load(tmp_path, MUTUAL_TLS + "max_inflight = 500\n")).splitlines()
+    assert [x for x in window if x.startswith("max_inflight_messages")] == ["max_inflight_messages 500"]
     assert bridge_plan(settings).state_topic == "genedge/bridge/hall3-to-hq/state"
 
 
