@@ -353,11 +353,14 @@ class Store:
         if not last_seen:
             return
         known = set(session.scalars(select(Asset.asset_id).where(Asset.asset_id.in_(last_seen))))
+        # Rows are locked in asset-id order: two ingest workers updating the same assets in their
+        # arrival orders would deadlock on PostgreSQL.
+        ordered = sorted(last_seen.items())
         missing = [{"asset_id": a, "site": "", "line": "", "name": a, "kind": "", "criticality": 2, "config": {},
-                    "last_seen": t} for a, t in last_seen.items() if a not in known]
+                    "last_seen": t} for a, t in ordered if a not in known]
         if missing:
             self._insert_ignore(session, Asset.__table__, missing, "asset_id")  # type: ignore[arg-type]
-        seen = [{"a": a, "t": t} for a, t in last_seen.items() if a in known]
+        seen = [{"a": a, "t": t} for a, t in ordered if a in known]
         if seen:  # one executemany of a Core UPDATE (the ORM's per-statement session sync is not needed)
             assets: Table = Asset.__table__  # type: ignore[assignment]
             session.connection().execute(
