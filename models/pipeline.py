@@ -6,7 +6,9 @@ Everything takes plain arguments (paths, ints); the composition root passes sett
 from __future__ import annotations
 
 import copy
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,8 @@ from models._recipe import Recipe, RunOptions, export_measure_register, model_ca
 from models.base import NEUTRAL_PARAMS, BaseRULEstimator
 from models.crossfit import CrossFitEnsemble
 from models.data.cmapss import CMAPSSDataModule
-from models.export.compact import export_int8_compact
+from models.export.compact import export_int8_compact, export_packed
+from models.export.mixed import export_mixed, plan_mixed
 from models.export.onnx import (
     convert_fp16,
     export_onnx,
@@ -32,6 +35,7 @@ from models.export.onnx import (
     quantize_int8_static,
 )
 from models.export.prune import prune_finetune, prune_magnitude
+from models.export.structured import prune_structured_finetune
 from models.lstm import LSTMRUL
 from models.metrics import phm08_score, rmse
 from models.minirocket import MiniRocketRUL
@@ -68,9 +72,24 @@ VARIANTS = (
     "int8-static",
     "fp16",
     "int4",
+    "int4-matmulnbits",
+    "mixed",
     "pruned50-int8-dynamic",
     "pruned50ft-int8-dynamic",
+    "structured",
+    "structured-int8-compact",
 )
+#: Block size of the packed ``int4`` and ``mixed`` variants (elements per fp16 scale); ``int4``
+#: stores every weight matrix in 4 bits and the biases and LayerNorm vectors in 8.
+INT4_BLOCK_SIZE = 32
+#: ``mixed``: the most sensitive weights kept in fp16 within this share of the weights, the rest int4.
+MIXED_KEEP_SHARE = 0.125
+#: ``structured``: share of each encoder layer's heads and feed-forward channels kept, and whole
+#: layers removed (the least important by measurement), before 5 epochs of fine-tuning. On the
+#: FD001 ensemble one head of four, 16 channels of 64 and one layer of three gave 2.6x the fp32
+#: ONNX model's speed at the fleet batch for +0.5 % RMSE; half the heads and channels, 1.9x
+#: (benchmarks/results/rul_compression.json, ``structured_sweep``).
+STRUCTURED_KEEP = {"heads": 0.25, "ffn": 0.25, "drop_layers": 1}
 
 #: Per-subset data defaults, each chosen on validation RMSE over 5 split seeds (the evidence for every
 #: choice is in docs/rul.md, "What moved the error", and benchmarks/results/rul_ablation.md):
@@ -413,8 +432,11 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
     """Export the trained network to ONNX and build the requested compressed variants.
 
     ``variants=None`` builds every variant of :data:`VARIANTS` that applies to the network
-    (``int8-compact`` takes transformers only: it is left out for an LSTM); a variant asked for
-    by name that does not apply raises :class:`~core.errors.ModelError`.
+    (``int8-compact``, ``int4``, ``mixed`` and the ``structured`` ones take transformers only:
+    they are left out for an LSTM); a variant asked for by name that does not apply raises
+    :class:`~core.errors.ModelError`. ``mixed`` writes its measured sensitivities to
+    ``mixed.plan.json`` and ``structured`` its kept heads, channels and layers to
+    ``structured.plan.json`` in ``out_dir``.
     """
     net = getattr(result.estimator, "network", None)
     if net is None:
@@ -423,12 +445,43 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
     out.mkdir(parents=True, exist_ok=True)
     dm = result.datamodule
     paths = {"fp32": export_onnx(net, dm.n_channels, dm.window, out / "fp32.onnx")}
-    builders = {
+    # calibration windows of the measured variants: every 10th training window, never the
+    # validation cuts the variants are scored on
+    x_cal, y_cal = dm.X_train[::10], dm.y_train[::10]
+    structured: dict[str, Any] = {}
+
+    def structured_net() -> Any:
+        """The structurally pruned, fine-tuned network, built once for both of its variants."""
+        if "net" not in structured:
+            counts = _structured_counts(net)
+            structured["net"], plans = prune_structured_finetune(
+                net,
+                dm.X_train,
+                dm.y_train,
+                x_cal,
+                y_cal,
+                keep_heads=counts["keep_heads"],
+                keep_ffn=counts["keep_ffn"],
+                drop_layers=counts["drop_layers"],
+                epochs=5,
+                seed=result.seed,
+            )
+            _write_json(out / "structured.plan.json", [p.to_dict() for p in plans])
+        return structured["net"]
+
+    def mixed() -> Path:
+        plan = plan_mixed(net, x_cal, keep_share=MIXED_KEEP_SHARE, block_size=INT4_BLOCK_SIZE)
+        _write_json(out / "mixed.plan.json", plan.to_dict())
+        return export_mixed(net, dm.n_channels, dm.window, out / "mixed.onnx", plan, block_size=INT4_BLOCK_SIZE)
+
+    builders: dict[str, Callable[[], Path]] = {
         "int8-dynamic": lambda: quantize_int8_dynamic(paths["fp32"], out / "int8-dynamic.onnx"),
         "int8-compact": lambda: export_int8_compact(net, dm.n_channels, dm.window, out / "int8-compact.onnx"),
         "int8-static": lambda: quantize_int8_static(paths["fp32"], out / "int8-static.onnx", dm.X_train, seed=result.seed),
         "fp16": lambda: convert_fp16(paths["fp32"], out / "fp16.onnx"),
-        "int4": lambda: quantize_int4_weight_only(paths["fp32"], out / "int4.onnx"),
+        "int4": lambda: export_packed(net, dm.n_channels, dm.window, out / "int4.onnx", block_size=INT4_BLOCK_SIZE),
+        "int4-matmulnbits": lambda: quantize_int4_weight_only(paths["fp32"], out / "int4-matmulnbits.onnx"),
+        "mixed": mixed,
         "pruned50-int8-dynamic": lambda: quantize_int8_dynamic(
             export_onnx(prune_magnitude(net, 0.5), dm.n_channels, dm.window, out / "pruned50.onnx"),
             out / "pruned50-int8-dynamic.onnx",
@@ -446,6 +499,10 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
             ),
             out / "pruned50ft-int8-dynamic.onnx",
         ),
+        "structured": lambda: export_onnx(structured_net(), dm.n_channels, dm.window, out / "structured.onnx"),
+        "structured-int8-compact": lambda: export_int8_compact(
+            structured_net(), dm.n_channels, dm.window, out / "structured-int8-compact.onnx"
+        ),
     }
     wanted = VARIANTS if variants is None else variants
     unknown = sorted(set(wanted) - {"fp32", *builders})
@@ -461,6 +518,26 @@ def export_variants(result: TrainResult, out_dir: str | Path, variants: tuple[st
                 raise
             log.info("variant %s does not apply to this %s network: left out", name, result.model)
     return {k: v for k, v in paths.items() if k in wanted}
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """The measurements behind a variant (mixed precision's sensitivities, the pruning plan) beside it."""
+    path.write_text(json.dumps(value, indent=1) + "\n", encoding="utf-8")
+
+
+def _structured_counts(net: Any) -> dict[str, int]:
+    """:data:`STRUCTURED_KEEP` as counts for ``net``'s layers (its first member's, for an ensemble)."""
+    members = getattr(net, "members", None)
+    first = members[0] if members is not None else net
+    layers = [m for m in first.modules() if hasattr(m, "attn") and hasattr(m, "ff")]
+    if not layers:
+        raise ModelError(f"structured pruning takes a transformer, got {type(first).__name__}")
+    n_heads, d_ff = int(layers[0].attn.n_heads), int(layers[0].ff[0].out_features)
+    return {
+        "keep_heads": max(1, round(STRUCTURED_KEEP["heads"] * n_heads)),
+        "keep_ffn": max(1, round(STRUCTURED_KEEP["ffn"] * d_ff)),
+        "drop_layers": min(int(STRUCTURED_KEEP["drop_layers"]), len(layers) - 1),
+    }
 
 
 def build_card(result: TrainResult, *, variant: str = "int8-dynamic", extra_metrics: dict[str, Any] | None = None) -> ModelCard:

@@ -20,7 +20,7 @@ from onnx import numpy_helper
 from models.export.onnx import INPUT_NAME
 from models.metrics import phm08_score, rmse
 
-__all__ = ["byte_breakdown", "compression_report", "gzip_size", "onnx_session", "time_call"]
+__all__ = ["byte_breakdown", "compression_report", "gzip_size", "onnx_session", "time_call", "time_interleaved"]
 
 
 def onnx_session(path: str | Path, *, threads: int = 1) -> ort.InferenceSession:
@@ -103,6 +103,28 @@ def _onnx_predict(sess: ort.InferenceSession, X: np.ndarray, batch: int = 1024) 
     return np.concatenate(outs).astype(np.float64)
 
 
+def time_interleaved(
+    calls: dict[str, Callable[[], Any]], *, repeats: int = 50, rounds: int = 5, warmup: int = 5
+) -> dict[str, float]:
+    """Median wall time (ms) of each call, the calls taking turns in ``rounds`` rounds.
+
+    On a shared machine the load drifts; timing one model after the other puts the drift
+    between them, taking turns spreads it over all of them.
+    """
+    per_round = max(1, -(-repeats // rounds))
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(times) * 1e3) for name, times in samples.items()}
+
+
 def compression_report(
     net: torch.nn.Module,
     variants: dict[str, Path],
@@ -112,8 +134,12 @@ def compression_report(
     threads: int = 1,
     repeats: int = 50,
     baseline_size_path: Path | None = None,
+    fleet_batch: int | None = None,
 ) -> list[dict[str, Any]]:
     """Compare eager fp32 PyTorch with each ONNX variant.
+
+    Latencies come from :func:`time_interleaved`: every model, eager PyTorch included, takes
+    turns at each batch size, so load changes on a shared machine hit them alike.
 
     Args:
         net: the trained fp32 module (eager baseline).
@@ -123,46 +149,54 @@ def compression_report(
         threads: CPU threads for both torch and onnxruntime.
         repeats: timed calls per measurement (median reported).
         baseline_size_path: file whose size is the 100% reference (default: ``variants["fp32"]``).
+        fleet_batch: also time a batch of this many windows (every asset of a plant at once);
+            ``X_eval`` is repeated if it has fewer.
 
     Returns:
         One dict per row (``"torch-fp32-eager"`` first) with ``size_bytes``,
         ``size_change_pct``, ``latency_b1_ms``, ``latency_b64_ms``, ``speedup_b1``,
-        ``speedup_b64``, ``rmse``, ``score``, ``rmse_change_pct``.
+        ``speedup_b64`` (against eager PyTorch), ``rmse``, ``score``, ``rmse_change_pct``; with
+        ``fleet_batch``, ``latency_fleet_ms`` and ``speedup_fleet`` too; when ``variants`` has
+        ``"fp32"``, ``speedup_vs_onnx_fp32_b1`` and ``speedup_vs_onnx_fp32_fleet`` (or ``_b64``):
+        the speed-up against the fp32 ONNX model in the same runtime.
+
+    Raises:
+        ValueError: if ``fleet_batch`` is not positive.
     """
+    if fleet_batch is not None and fleet_batch < 1:
+        raise ValueError(f"fleet_batch must be a positive number of windows, got {fleet_batch}")
     torch.set_num_threads(threads)
     net = net.eval()
     X_eval = np.ascontiguousarray(X_eval, dtype=np.float32)
-    x1 = X_eval[:1]
-    x64 = X_eval[np.arange(64) % X_eval.shape[0]]
+    batches = {"b1": X_eval[:1], "b64": X_eval[np.arange(64) % X_eval.shape[0]]}
+    if fleet_batch:
+        batches["fleet"] = X_eval[np.arange(fleet_batch) % X_eval.shape[0]]
     ref_path = baseline_size_path or variants.get("fp32")
     ref_size = Path(ref_path).stat().st_size if ref_path else None
-
+    eager = "torch-fp32-eager"
+    sessions = {name: onnx_session(path, threads=threads) for name, path in variants.items()}
+    latency: dict[str, dict[str, float]] = {}
     with torch.inference_mode():
-        t1, t64 = torch.from_numpy(x1), torch.from_numpy(x64)
-        base_b1 = time_call(lambda: net(t1), repeats=repeats)
-        base_b64 = time_call(lambda: net(t64), repeats=repeats)
+        for key, x in batches.items():
+            xt = torch.from_numpy(x)
+            calls: dict[str, Callable[[], Any]] = {eager: partial(net, xt)}
+            calls.update({name: partial(sess.run, None, {INPUT_NAME: x}) for name, sess in sessions.items()})
+            latency[key] = time_interleaved(calls, repeats=repeats)
         base_pred = net(torch.from_numpy(X_eval)).numpy().astype(np.float64)
     base_rmse = rmse(y_eval, base_pred)
     rows: list[dict[str, Any]] = [
         {
-            "variant": "torch-fp32-eager",
+            "variant": eager,
             "size_bytes": ref_size,
             "size_change_pct": 0.0,
             "size_gzip_bytes": gzip_size(ref_path) if ref_path else None,
-            "latency_b1_ms": base_b1,
-            "latency_b64_ms": base_b64,
-            "speedup_b1": 1.0,
-            "speedup_b64": 1.0,
             "rmse": base_rmse,
             "score": phm08_score(y_eval, base_pred),
             "rmse_change_pct": 0.0,
         }
     ]
     for name, path in variants.items():
-        sess = onnx_session(path, threads=threads)
-        lat1 = time_call(partial(sess.run, None, {INPUT_NAME: x1}), repeats=repeats)
-        lat64 = time_call(partial(sess.run, None, {INPUT_NAME: x64}), repeats=repeats)
-        pred = _onnx_predict(sess, X_eval)
+        pred = _onnx_predict(sessions[name], X_eval)
         r = rmse(y_eval, pred)
         size = Path(path).stat().st_size
         rows.append(
@@ -171,14 +205,19 @@ def compression_report(
                 "size_bytes": size,
                 "size_change_pct": (100.0 * (size - ref_size) / ref_size) if ref_size else None,
                 "size_gzip_bytes": gzip_size(path),
-                "latency_b1_ms": lat1,
-                "latency_b64_ms": lat64,
-                "speedup_b1": base_b1 / lat1,
-                "speedup_b64": base_b64 / lat64,
                 "rmse": r,
                 "score": phm08_score(y_eval, pred),
                 "rmse_change_pct": 100.0 * (r - base_rmse) / base_rmse,
                 "max_abs_diff_vs_torch": float(np.max(np.abs(pred - base_pred))),
             }
         )
+    for row in rows:
+        for key, lat in latency.items():
+            row[f"latency_{key}_ms"] = lat[row["variant"]]
+            row[f"speedup_{key}"] = lat[eager] / lat[row["variant"]]
+    if "fp32" in variants:
+        for row in rows[1:]:
+            for key, lat in latency.items():
+                if key != "b64" or "fleet" not in latency:
+                    row[f"speedup_vs_onnx_fp32_{key}"] = lat["fp32"] / lat[row["variant"]]
     return rows

@@ -9,9 +9,14 @@ Variants (each a self-contained ``.onnx`` file with input ``x`` of shape
 * ``int8-static``: :func:`quantize_int8_static`, QDQ format, per-channel weights, uint8
   activations with ranges calibrated on sample training windows;
 * ``fp16``: :func:`convert_fp16`, fp16 weights and compute with fp32 inputs/outputs;
-* ``int4``: :func:`quantize_int4_weight_only`, ``MatMulNBits`` blockwise 4-bit weights;
+* ``int4-matmulnbits``: :func:`quantize_int4_weight_only`, onnxruntime's ``MatMulNBits``
+  blockwise 4-bit weights of the ``MatMul`` nodes (``Gemm`` weights, biases, LayerNorms and
+  position embeddings stay fp32, and each 32-element block has an fp32 scale);
 * ``int8-compact``: :func:`models.export.compact.export_int8_compact`, weight-only int8 of every
-  weight, ensemble members sharing one graph (model-local function).
+  weight, ensemble members sharing one graph (model-local function);
+* ``int4`` and ``mixed``: :func:`models.export.compact.export_packed`, every weight in blockwise
+  4-bit (``mixed``: the most sensitive ones in fp16, :mod:`models.export.mixed`);
+* ``structured``: heads, channels and layers removed (:mod:`models.export.structured`).
 """
 
 from __future__ import annotations
@@ -238,6 +243,10 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Path:
 
 def quantize_int4_weight_only(src: str | Path, dst: str | Path, *, block_size: int = 32) -> Path:
     """Blockwise 4-bit weight-only quantisation of ``MatMul`` weights (``MatMulNBits``).
+
+    onnxruntime's quantiser packs the constant ``B`` of each ``MatMul`` only: on the RUL
+    transformer a third of the fp32 file stays (``Gemm`` heads, biases, LayerNorms, position
+    embeddings, fp32 scales, the graph). :func:`models.export.compact.export_packed` packs all of it.
 
     Raises:
         ModelError: if this onnxruntime has no ``MatMulNBits`` quantiser.
