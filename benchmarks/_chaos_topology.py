@@ -9,7 +9,6 @@ faults can kill and restart; :meth:`Topology.pids` names every process for the m
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from core.settings import Settings
 from genedge.broker import write_bridge_config
-from genedge.localservices import Mosquitto, PostgresCluster, free_port, wait_port
+from genedge.localservices import Mosquitto, PostgresCluster, fill_disk, free_port, wait_port
 
 #: The two sites of the run.
 SITES = ("site-a", "site-b")
@@ -232,16 +231,7 @@ class Topology:
     def fill_small_disk(self) -> Path:
         """Write a ballast file until the small disk is full; returns it (delete it to free the disk)."""
         assert self.small_disk is not None
-        ballast = self.small_disk / "ballast"
-        try:
-            with ballast.open("wb") as f:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-        except OSError as err:
-            if err.errno != errno.ENOSPC:
-                raise
-        return ballast
+        return fill_disk(self.small_disk)
 
     def stop(self) -> None:
         """Stop everything: publishers first (they drain), the centre and the database last."""

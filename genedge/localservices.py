@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import getpass
 import os
 import shutil
@@ -226,3 +227,24 @@ def _has_user(name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def fill_disk(disk: Path) -> Path:
+    """Write a ballast file into ``disk`` until the file system is full, as a runaway log would.
+
+    The disk may be full before the file can even be opened (another writer got there first):
+    either way it ends up full. Delete the returned file to free it.
+
+    Raises:
+        OSError: writing failed for a reason other than a full disk.
+    """
+    ballast = disk / "ballast"
+    try:
+        with ballast.open("wb") as f:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+    return ballast

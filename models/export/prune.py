@@ -124,16 +124,8 @@ def prune_finetune(
         prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
         if learning_rate is not None:
             member.learning_rate = float(learning_rate)
-        member._ema = member._raw = None  # a fresh average of the pruned weights
-        member.train()  # dropout on, as in training (a trained network comes in eval mode)
-        pl.seed_everything(seed + i, workers=True, verbose=False)
-        fit_module(
-            member,
-            ArrayDataModule(X, y, X_val, y_val, batch_size=batch_size, seed=seed + i),
-            max_epochs=epochs,
-            callbacks=[BestWeights("val_rmse")],
-            what=f"pruned member {i}",
-        )
+        finetune_member(member, (X, y, X_val, y_val), epochs=epochs, batch_size=batch_size, seed=seed + i,
+                        what=f"pruned member {i}")
         _finalise(member, params)
         # a fresh module with the tuned weights: no trainer reference, so it exports and pickles cleanly
         fresh = type(member)(**member.hparams)
@@ -152,3 +144,22 @@ def sparsity(net: nn.Module) -> float:
             total += p.numel()
             zeros += int((p == 0).sum())
     return zeros / max(total, 1)
+
+
+def finetune_member(member: Any, data: tuple[Any, Any, Any, Any], *, epochs: int, batch_size: int, seed: int,
+                    what: str) -> None:
+    """Fine-tune one pruned member in place with Lightning, keeping the epoch best on validation.
+
+    Args:
+        member: a :class:`~models.nets.RULModule` whose weights were just pruned.
+        data: ``(X, y, X_val, y_val)``: training windows and targets, and those that pick the epoch.
+        epochs: maximum epochs.
+        batch_size: batch size.
+        seed: seed of the shuffling.
+        what: the member's name in training messages.
+    """
+    member._ema = member._raw = None  # a fresh average of the pruned weights
+    member.train()  # dropout on, as in training (a trained network comes in eval mode)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    fit_module(member, ArrayDataModule(*data, batch_size=batch_size, seed=seed), max_epochs=epochs,
+               callbacks=[BestWeights("val_rmse")], what=what)

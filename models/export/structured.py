@@ -27,15 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
 from core.errors import ModelError
-from models.data.arrays import ArrayDataModule
+from models.export.prune import finetune_member
 from models.nets import TransformerRULNet
-from models.torch_estimator import BestWeights, MeanEnsemble
-from models.training import fit_module
+from models.torch_estimator import MeanEnsemble
 
 __all__ = [
     "PrunedSelfAttention",
@@ -313,16 +311,8 @@ def prune_structured_finetune(
     torch.set_num_threads(max(1, int(num_threads)))
     done: list[Any] = []
     for i, (member, plan) in enumerate(zip(_members(pruned), plans, strict=True)):
-        member._ema = member._raw = None  # a fresh average of the pruned weights
-        member.train()  # dropout on, as in training
-        pl.seed_everything(seed + i, workers=True, verbose=False)
-        fit_module(
-            member,
-            ArrayDataModule(X, y, X_val, y_val, batch_size=batch_size, seed=seed + i),
-            max_epochs=epochs,
-            callbacks=[BestWeights("val_rmse")],
-            what=f"structurally pruned member {i}",
-        )
+        finetune_member(member, (X, y, X_val, y_val), epochs=epochs, batch_size=batch_size, seed=seed + i,
+                        what=f"structurally pruned member {i}")
         # a fresh module of the same shape with the tuned weights: no trainer reference, so it
         # exports and pickles cleanly
         fresh = _shrink(type(member)(**member.hparams), plan)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from core.sim import default_plant
 from edge_agent.queue import DiskQueue
 from edge_agent.sources.simulator import SimulatorSource
 from edge_agent.wiring import build_agent
-from genedge.localservices import Mosquitto
+from genedge.localservices import Mosquitto, fill_disk
 from tests._factories import wait_for
 from tests.edge_agent.conftest import agent_settings, agent_thread
 from tests.edge_agent.test_commands import Console
@@ -76,20 +75,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(disk: Path) -> Path:
-    """Write a ballast file until the disk is full, as a runaway log would.
-
-    The disk may be full before the file can even be opened: the agent's own queue fills 16 MiB
-    when its publisher falls behind on a busy machine. Either way the disk ends up full.
-    """
-    ballast = disk / "ballast"
-    try:
-        with ballast.open("wb") as f:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-    except OSError as err:
-        assert err.errno == errno.ENOSPC
-    return ballast
+    """Fill the disk, as a runaway log would; the agent's own queue may have filled it already."""
+    return fill_disk(disk)
 
 
 def test_the_agent_survives_a_full_disk(broker: Mosquitto, tmp_path: Path, small_disk: Path) -> None:
