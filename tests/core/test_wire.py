@@ -21,6 +21,8 @@ from core.wire import (
     Prediction,
     ReadingBatch,
     StatusReport,
+    _decode_checked,
+    _decode_fast,
     check_limits,
     decode,
     encode,
@@ -28,7 +30,6 @@ from core.wire import (
     topic_for,
     utcnow,
 )
-from core.wire import _decode_checked, _decode_fast
 
 ids = st.from_regex(r"[A-Za-z0-9_\-]{1,20}", fullmatch=True)
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e9, max_value=1e9)
