@@ -46,7 +46,8 @@ RESULTS = Path(__file__).with_name("results") / "ingest.json"
 SITE = "plant1"
 #: Publisher processes: one publisher cannot keep a broker busy on its own.
 PUBLISHERS = 2
-BARE_READY = "ready"
+#: What a child prints once connected (a publisher) or subscribed (the bare subscriber).
+READY = "ready"
 
 
 # ------------------------------------------------------------------ child processes
@@ -64,7 +65,7 @@ def _publish(port: int, publisher: str, n: int, samples: int, seed: int) -> None
         msgs.append((topic_for(SITE, m.asset_id, "readings"), encode(m)))
     pub = MqttPublisher(MqttSettings(port=port, embedded=False), publisher, max_inflight=1000)
     pub.connect()
-    print(BARE_READY, flush=True)
+    print(READY, flush=True)
     sys.stdin.readline()  # the parent says go once every publisher is connected
     for topic, payload in msgs:
         pub.publish_raw(topic, payload)
@@ -87,7 +88,7 @@ def _bare(port: int, n: int) -> None:
     settings = MqttSettings(port=port, embedded=False)
     sub = make_client(settings, client_id=f"bench-bare-{os.getpid()}", protocol="5")
     sub.on_message = on_message
-    sub.on_subscribe = lambda *_a: print(BARE_READY, flush=True)
+    sub.on_subscribe = lambda *_a: print(READY, flush=True)
     connect(sub)
     sub.subscribe(f"{TOPIC_ROOT}/#", qos=1)
     sub.loop_start()
@@ -132,7 +133,7 @@ def _publishers(port: int, tag: str, n: int, samples: int) -> Iterator[list[subp
              for i, k in enumerate(share)]
     try:
         for p in procs:
-            if _await_line(p, "publisher") != BARE_READY:
+            if _await_line(p, "publisher") != READY:
                 raise RuntimeError("publisher did not connect")
         yield procs
     finally:
@@ -154,7 +155,7 @@ def _go(procs: list[subprocess.Popen[str]]) -> float:
 def bare_rate(port: int, tag: str, n: int, samples: int) -> Run:
     sub = _child("_bare", str(port), str(n))
     try:
-        if _await_line(sub, "bare subscriber") != BARE_READY:
+        if _await_line(sub, "bare subscriber") != READY:
             raise RuntimeError("bare subscriber did not subscribe")
         with _publishers(port, tag, n, samples) as pubs:
             cpu0 = _cpu_s(sub.pid)

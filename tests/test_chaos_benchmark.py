@@ -44,7 +44,6 @@ def test_every_fault_ran_and_recovered(chaos: dict[str, Any]) -> None:
     if not full["skipped"]:
         # While the link is up the queue stays small and SQLite reuses its write-ahead log's pages,
         # so a short fill may refuse nothing; whatever it refused is counted, never lost.
-        assert full["refused_while_full"] >= 0
         assert chaos["messages"]["totals"]["refused_by_queue"] >= full["refused_while_full"]
     assert chaos["supervisor_restarts"] == [], "no process died on its own"
 

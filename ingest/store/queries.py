@@ -492,7 +492,6 @@ def latest_readings(store: Store, asset_ids: Iterable[str] | None = None) -> dic
     if asset_ids is not None:
         wanted = set(asset_ids)
         infos = [i for i in infos if i.asset_id in wanted]
-    out: dict[str, dict[str, ChannelLatest]] = {}
     with _read(store, "latest readings") as s:
         pairs = [(info.asset_id, ch) for info in infos for ch in _channels_of(s, info)]
         if store.dialect == "postgresql" and pairs:
@@ -500,9 +499,11 @@ def latest_readings(store: Store, asset_ids: Iterable[str] | None = None) -> dic
                                                   (Reading.start.desc(), Reading.id.desc()), pairs)).all())
         else:  # SQLite answers each small indexed query in microseconds, without a round trip
             rows = [r for a, ch in pairs if (r := _latest_reading(s, a, ch)) is not None]
-        found = {(r.asset_id, r.channel): _channel_latest(r) for r in rows}
-    for info in infos:
-        out[info.asset_id] = {ch: found[(a, ch)] for a, ch in pairs if a == info.asset_id and (a, ch) in found}
+        found = {(r.asset_id, r.channel): r for r in rows}
+    out: dict[str, dict[str, ChannelLatest]] = {info.asset_id: {} for info in infos}
+    for a, ch in pairs:  # each asset's channels in their configured order
+        if (a, ch) in found:
+            out[a][ch] = _channel_latest(found[(a, ch)])
     return out
 
 

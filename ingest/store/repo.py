@@ -293,7 +293,8 @@ class Store:
                      target: list[str]) -> int:
         """PostgreSQL bulk path: COPY into a temp table, then insert what is new.
 
-        The stage empties itself at commit, and one transaction stages one batch per table.
+        The stage empties itself at commit (``write`` stages one batch per table and transaction;
+        rows staged twice would only meet their own conflict).
         """
         _, cols, _ = self._columns(table)
         conn = session.connection()
@@ -316,9 +317,7 @@ class Store:
                 f"ON CONFLICT ({', '.join(target)}) DO NOTHING RETURNING {key}"
             )
         )
-        inserted = len(result.all())
-        conn.execute(text(f"DELETE FROM _stage_{table.name}"))
-        return inserted
+        return len(result.all())
 
     def write(self, messages: Sequence[tuple[Message, datetime]], dead: Sequence[DeadLetterIn] = ()) -> WriteResult:
         """Store validated messages and dead letters in one transaction.

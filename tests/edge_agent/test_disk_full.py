@@ -74,11 +74,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def fill(disk: Path) -> Path:
-    """Fill the disk, as a runaway log would; the agent's own queue may have filled it already."""
-    return fill_disk(disk)
-
-
 def test_the_agent_survives_a_full_disk(broker: Mosquitto, tmp_path: Path, small_disk: Path) -> None:
     settings = agent_settings(broker, small_disk, "edge-full",  # the queue on the small disk
                               raw_below_hz=1e9, status_interval_s=1.0)
@@ -94,7 +89,7 @@ def test_the_agent_survives_a_full_disk(broker: Mosquitto, tmp_path: Path, small
             assert wait_for(lambda: agent.stats.windows > 5 and pub.stats.acked > 20, 30)
             ballast = small_disk / "ballast"
             try:
-                fill(small_disk)
+                fill_disk(small_disk)  # as a runaway log would; the agent's queue may have filled it already
                 assert wait_for(lambda: pub.queue_alarm == "disk full", 60), "the queue met the full disk"
                 windows, dropped = agent.stats.windows, queue.dropped
                 assert wait_for(lambda: agent.stats.windows > windows + 5 and queue.dropped > dropped + 10, 30), (
