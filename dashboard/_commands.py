@@ -43,7 +43,7 @@ def send_command(settings: MqttSettings, site: str, asset_id: str, command: Comm
     """
     topic = cmd_topic(site, asset_id)
     where = f"{settings.host}:{settings.port}"
-    # MQTT 3.1.1 with a clean session: every broker GenEdge runs with (amqtt included) speaks it,
+    # MQTT 3.1.1 with a clean session: every broker GenEdge runs with speaks it,
     # and a one-shot publisher must leave no session behind on the broker.
     # The dashboard's own identity (mqtt.identities.dashboard): the broker lets it publish commands only.
     client = make_client(settings, client_id=f"{settings.client_id}-dash-{uuid.uuid4().hex[:8]}",

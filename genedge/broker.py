@@ -1,8 +1,8 @@
 """The broker side of GenEdge: the embedded demo broker and the files that secure a real one.
 
-:class:`EmbeddedBroker` (amqtt, MQTT 3.1.1, anonymous) exists so that ``genedge demo`` works on
-a fresh machine with nothing else installed; it listens on loopback addresses only unless told
-otherwise. Production plants run Mosquitto, EMQX or HiveMQ with one login per component and an
+:class:`EmbeddedBroker` (a Mosquitto child process, MQTT 5 and 3.1.1, anonymous) lets
+``genedge demo`` run with nothing but Debian's ``mosquitto`` package installed; it listens on
+loopback addresses only unless told otherwise. Production plants run Mosquitto, EMQX or HiveMQ with one login per component and an
 ACL: :func:`write_broker_files` writes Mosquitto's password file, ACL file and the lines of
 ``mosquitto.conf`` that use them, from the configured gateways, assets and identities
 (``genedge broker acl``). ``docs/security.md`` gives the same rights for EMQX and HiveMQ.
@@ -14,17 +14,22 @@ the site and replayed when the link returns.
 
 from __future__ import annotations
 
-import asyncio
+import atexit
 import base64
+import ctypes
+import getpass
 import hashlib
-import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,7 @@ __all__ = [
     "bridge_conf_text",
     "bridge_plan",
     "broker_gateways",
+    "find_mosquitto",
     "mosquitto_hash",
     "port_open",
     "write_bridge_config",
@@ -54,23 +60,50 @@ __all__ = [
 ]
 
 
+#: Where Debian's ``mosquitto`` package installs the broker when ``/usr/sbin`` is not on ``PATH``.
+MOSQUITTO_FALLBACK = Path("/usr/sbin/mosquitto")
+
+
 def port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
+    """Whether something accepts TCP connections on ``host:port`` (IPv4 or IPv6) within 0.2 s."""
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def find_mosquitto() -> str | None:
+    """Path of the ``mosquitto`` program: on ``PATH``, else :data:`MOSQUITTO_FALLBACK`; ``None`` if absent."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return str(MOSQUITTO_FALLBACK) if MOSQUITTO_FALLBACK.is_file() else None
 
 
 class EmbeddedBroker:
-    """amqtt broker running on its own event loop in a background thread.
+    """A Mosquitto child process for the demo: anonymous, no persistence, gone when its parent is.
+
+    Its configuration and log live in a private temporary folder, removed by :meth:`stop`. It is
+    stopped by :meth:`stop`, at interpreter exit, and (when started from the main thread) by the
+    kernel if the parent dies without either. It runs in its own session, so a Ctrl-C in the
+    terminal reaches the parent only, which drains its clients before stopping the broker.
 
     It lets anyone connect and publish anything, so it listens on a loopback address only,
     unless ``allow_remote`` accepts that for a trial on a closed network.
+
+    Args:
+        host: address to listen on.
+        port: TCP port to listen on.
+        allow_remote: listen on a non-loopback ``host`` although anyone may connect.
+        binary: the ``mosquitto`` program; found with :func:`find_mosquitto` when ``None``.
 
     Raises:
         ConfigError: ``host`` is not a loopback address and ``allow_remote`` is off.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883, *, allow_remote: bool = False) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, *, allow_remote: bool = False,
+                 binary: str | None = None) -> None:
         if not allow_remote and not is_loopback_host(host):
             raise ConfigError(
                 f"the embedded broker lets anyone connect without a login, so it listens on loopback only, "
@@ -79,65 +112,135 @@ class EmbeddedBroker:
             )
         self.host = host
         self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._broker: Any = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self.binary = binary
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._workdir: Path | None = None
 
-    def _config(self) -> dict[str, Any]:
-        return {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 1000}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-        }
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running broker; ``None`` while it is not running."""
+        return self._proc.pid if self._proc is not None else None
 
-    def _run(self) -> None:
-        from amqtt.broker import Broker
+    def _program(self) -> str:
+        program = self.binary if self.binary is not None else find_mosquitto()
+        if program is None or not os.access(program, os.X_OK) or not Path(program).is_file():
+            where = repr(program) if program is not None else f"on PATH or at {MOSQUITTO_FALLBACK}"
+            raise GenEdgeError(
+                f"the embedded MQTT broker needs Mosquitto, not found {where}: install Debian's 'mosquitto' "
+                "package (sudo apt-get install mosquitto; 'make demo' does) or point [mqtt] host and port "
+                "at a running broker (or use --broker HOST:PORT)"
+            )
+        return program
 
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            self._broker = Broker(self._config(), loop=loop)
-            loop.run_until_complete(self._broker.start())
-        except BaseException as err:  # reported to start()
-            self._error = err
-            self._ready.set()
-            return
-        self._ready.set()
-        loop.run_forever()
-        loop.run_until_complete(self._broker.shutdown())
-        loop.close()
+    def _conf_text(self, log: Path) -> str:
+        return (
+            "# The demo's broker: anonymous, in memory only; written by GenEdge's EmbeddedBroker.\n"
+            f"listener {self.port} {self.host.strip('[]')}\n"
+            "allow_anonymous true\n"
+            # Mosquitto started as root drops to the 'mosquitto' user unless told to stay this user.
+            f"user {getpass.getuser()}\n"
+            "persistence false\n"
+            # Ingest may fall behind the simulator while it starts: queue for it rather than drop.
+            "max_inflight_messages 1000\n"
+            "max_queued_messages 100000\n"
+            f"log_dest file {log}\n"
+            "log_type error\n"
+            "log_type warning\n"
+        )
+
+    def _log_tail(self) -> str:
+        if self._workdir is None:
+            return ""
+        text = ""
+        for name in ("stderr.log", "mosquitto.log"):
+            try:
+                text += (self._workdir / name).read_text(errors="replace")
+            except OSError:
+                continue
+        return text.strip()[-1500:] or "(nothing logged)"
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
-        # amqtt logs every readiness probe and client hiccup at ERROR; keep the demo's console readable.
-        for name in ("amqtt", "transitions"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+        """Start Mosquitto and wait until it accepts connections; returns ``self``.
+
+        Raises:
+            GenEdgeError: Mosquitto is not installed (or ``binary`` is not a program).
+            IngestError: the port is taken, or Mosquitto exited or did not listen within ``timeout``
+                seconds (its messages included).
+        """
+        if self._proc is not None:
+            return self
+        program = self._program()
         if port_open(self.host, self.port):
             raise IngestError(f"port {self.host}:{self.port} is taken: is another broker running? use --broker")
-        self._thread = threading.Thread(target=self._run, name="embedded-broker", daemon=True)
-        self._thread.start()
-        self._ready.wait(timeout)
-        if self._error is not None:
-            raise IngestError(f"embedded broker failed to start: {self._error}") from self._error
+        self._workdir = Path(tempfile.mkdtemp(prefix="genedge-broker-"))
+        conf = self._workdir / "mosquitto.conf"
+        conf.write_text(self._conf_text(self._workdir / "mosquitto.log"))
+        with (self._workdir / "stderr.log").open("wb") as err:
+            # The preexec function makes one system call (prctl) through an already resolved C function.
+            self._proc = subprocess.Popen(
+                [program, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent(),  # noqa: PLW1509
+            )
+        atexit.register(self.stop)
         end = time.monotonic() + timeout
         while not port_open(self.host, self.port):
-            if time.monotonic() > end:
-                raise IngestError(f"embedded broker not listening on {self.host}:{self.port}")
+            code = self._proc.poll()
+            if code is not None or time.monotonic() > end:
+                why = f"exited with status {code}" if code is not None else f"not listening after {timeout:g} s"
+                detail = self._log_tail()
+                self.stop()
+                raise IngestError(f"embedded broker ({program}) on {self.host}:{self.port} {why}: {detail}")
             time.sleep(0.05)
         return self
 
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(15)
-            self._loop = None
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop Mosquitto (SIGTERM, then SIGKILL after ``timeout`` seconds) and remove its folder."""
+        atexit.unregister(self.stop)
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when this thread dies; ``None`` elsewhere.
+
+    The kernel ties the signal to the thread that forks, not to the process: only a child of the
+    main thread gets it, so a broker started from a short-lived worker thread is not killed with
+    that thread (atexit still stops it).
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return preexec
 
 
 # ----------------------------------------------------------------------------------------------

@@ -28,14 +28,17 @@ def broker_run(
         "--allow-anonymous-remote", help="listen on a non-loopback address although anyone may connect and publish")]
     = False,
 ) -> None:
-    """Run the embedded MQTT broker (amqtt, MQTT 3.1.1, anonymous) until interrupted."""
+    """Run the embedded MQTT broker (Mosquitto, MQTT 5 and 3.1.1, anonymous) until interrupted.
+
+    Needs Debian's mosquitto package; the broker keeps nothing on disk and stops with this command.
+    """
     if ctx.invoked_subcommand is not None:
         return
     from genedge.broker import EmbeddedBroker
 
     stop = stop_on_signals()
     with EmbeddedBroker(host, port, allow_remote=allow_anonymous_remote):
-        typer.echo(f"embedded broker listening on {host}:{port}", err=True)
+        typer.echo(f"embedded Mosquitto broker listening on {host}:{port}", err=True)
         stop.wait()
 
 

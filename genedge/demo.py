@@ -140,14 +140,14 @@ class Demo:
 
     def start(self) -> None:
         s = self.settings
-        # MQTT 5 is needed only for shared subscriptions; 3.1.1 works with every broker, amqtt included.
+        # MQTT 5 is needed only for shared subscriptions; 3.1.1 works with every broker.
         protocol = "5" if s.ingest.share_group else "3.1.1"
         if s.mqtt.embedded:
             if port_open(s.mqtt.host, s.mqtt.port):
                 log.warning("a broker already listens on %s:%d: using it", s.mqtt.host, s.mqtt.port)
             else:
                 self.broker = EmbeddedBroker(s.mqtt.host, s.mqtt.port).start()
-                log.warning("embedded MQTT broker on %s:%d", s.mqtt.host, s.mqtt.port)
+                log.warning("embedded MQTT broker (Mosquitto) on %s:%d", s.mqtt.host, s.mqtt.port)
         self.store = Store(s.store.url.get_secret_value())
         self.store.upsert_assets(self.assets)
         # The simulator's clock runs time_acceleration times faster than the timestamps it stores: every

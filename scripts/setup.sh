@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what GenEdge needs on a fresh Debian machine, idempotently.
-#   scripts/setup.sh          Python environment only (enough for the demo)
-#   scripts/setup.sh --test   plus the real services the tests start: Mosquitto, PostgreSQL, Chromium
+#   scripts/setup.sh          Mosquitto (the demo's MQTT broker) and the Python environment
+#   scripts/setup.sh --test   plus the other real services the tests start: PostgreSQL, Chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +21,11 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The demo's embedded broker runs Mosquitto.
+apt_install mosquitto
 if [[ $want_test -eq 1 ]]; then
-  # Real parts for the tests: MQTT broker, database server, browser.
-  apt_install mosquitto postgresql chromium fonts-liberation
+  # Real parts for the tests: database server, browser.
+  apt_install postgresql chromium fonts-liberation
 fi
 
 PY=${PYTHON:-python3}
