@@ -44,13 +44,26 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _trained(card: ModelCard) -> str:
+    """How a version was trained: on the plant's own data, or federated (plants, rounds, privacy budget)."""
+    fed = (card.model_extra or {}).get("federation")
+    if not isinstance(fed, dict):
+        return "own data"
+    privacy = fed.get("privacy")
+    budget = "no DP"
+    if isinstance(privacy, dict) and privacy.get("epsilon_spent") is not None:
+        budget = f"DP ε = {float(privacy['epsilon_spent']):.2g}, δ = {float(privacy.get('delta', 0)):.0e}"
+    secagg = ", SecAgg+" if fed.get("secure_aggregation") else ""
+    return f"federated: {len(fed.get('plants') or [])} plants, {fed.get('rounds')} rounds, {budget}{secagg}"
+
+
 def _versions_table(versions: list[dict[str, Any]]) -> None:
     rows = []
     for v in versions:
         card: ModelCard = v["card"]
         size = card.model_size_bytes
         rows.append({"version": v["version"], "promoted": v["promoted"], "created": card.created_at,
-                     "model": card.model, "variant": card.variant,
+                     "model": card.model, "variant": card.variant, "trained": _trained(card),
                      "size (kB)": round(size / 1024, 1) if size is not None else None,
                      **_flat_metrics(card)})
     st.dataframe(single_typed(pd.DataFrame(rows)), hide_index=True)

@@ -510,6 +510,26 @@ def test_models_page_tables_are_single_typed(app_env: Seeded, tmp_path: Path, mo
     assert compare.loc["rul_unit"].tolist() == ["h", "h"] and compare.loc["val_rmse_onnx"].tolist() == ["11", "12"]
 
 
+def test_models_page_says_which_versions_are_federated_and_their_privacy_budget(
+        app_env: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.inference.registry import ModelRegistry
+    from tests._factories import minimal_card
+
+    reg = ModelRegistry(tmp_path / "registry")
+    onnx = tmp_path / "fixture.onnx"
+    onnx.write_bytes(b"not a real model: registry fixture")
+    reg.register("cmapss-FD003", onnx, minimal_card(seed=1), promote=True)
+    federation = {"rounds": 30, "plants": ["FD001-a", "FD001-b", "FD003-a"], "strategy": "fedprox",
+                  "secure_aggregation": {"num_shares": 3}, "privacy": {"epsilon_spent": 2.96, "delta": 1e-5}}
+    reg.register("cmapss-FD003", onnx, minimal_card(seed=2, federation=federation), promote=False)
+    monkeypatch.setenv("GENEDGE_MODELS__REGISTRY_DIR", str(tmp_path / "registry"))
+    _load_settings.clear()
+    at = _signed_in("eve", "views/models.py")
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "trained" in df.value.columns)
+    assert table["trained"].tolist() == ["own data", "federated: 3 plants, 30 rounds, DP ε = 3, δ = 1e-05, SecAgg+"]
+
+
 def test_models_page_without_models(empty_registry: Path) -> None:
     at = _signed_in("eve", "views/models.py")
     assert "No models yet" in _text(at)
