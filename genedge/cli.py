@@ -14,6 +14,7 @@ from core.errors import GenEdgeError
 from genedge._common import AgentConfigOpt, BrokerOpt, ConfigOpt, DbOpt, load_settings, setup_logging, stop_on_signals
 from genedge.agent_cli import agent_app
 from genedge.broker_cli import broker_app
+from genedge.federate_cli import federate_app
 from genedge.maintain_cli import ingest_maintain
 from genedge.prescribe_cli import prescribe_app
 from genedge.rul_cli import models_app, rul_app
@@ -36,6 +37,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(synth_app, name="synth")
 app.add_typer(prescribe_app, name="prescribe")
 app.add_typer(whatif_app, name="whatif")
+app.add_typer(federate_app, name="federate")
 app.add_typer(dashboard_app, name="dashboard")
 ingest_app.command("maintain")(ingest_maintain)
 

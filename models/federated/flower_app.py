@@ -374,7 +374,7 @@ def _secagg_entry(stage: str, record: ConfigRecord, expected: Callable[[], list[
     allowed = _SECAGG_REPLY_FIELDS.get(stage)
     if allowed is None or set(record.keys()) != allowed:
         raise OutgoingDataError(f"{_SECAGG_RECORD}: fields {sorted(record.keys())} are not SecAgg+'s reply to stage {stage!r}")
-    entry: dict[str, Any] = {"record": _SECAGG_RECORD, "stage": stage, "fields": {}}
+    entry: dict[str, Any] = {"record": _SECAGG_RECORD, "kind": "secagg", "stage": stage, "fields": {}}
     for key, value in record.items():
         items = value if isinstance(value, list) else [value]
         if key in {"dsts", "nids"}:
