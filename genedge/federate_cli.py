@@ -12,6 +12,7 @@ key's declared default.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import signal
@@ -26,7 +27,7 @@ import typer
 
 from core.errors import ConfigError, GenEdgeError
 from genedge._cli_output import fail
-from genedge._common import ConfigOpt, load_settings
+from genedge._common import ConfigOpt, DbOpt, load_settings
 
 if TYPE_CHECKING:  # deploy pulls numpy and the federated package: the commands import it when they run
     from models.federated.deploy import FederationResult
@@ -304,31 +305,123 @@ def client(
     The last round of each run registers the federated model in the plant's registry, unpromoted.
     """
     with _or_fail():
-        if insecure == (root_cert is not None):
-            raise ConfigError("the SuperNode talks TLS: give --root-cert (the CA of the SuperLink's certificate), "
-                              "or --insecure for plain HTTP on a trusted network (not both)")
-        if root_cert is not None and not root_cert.is_file():
-            raise ConfigError(f"--root-cert {root_cert} does not exist")
-        host, _, port = superlink.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"--superlink takes HOST:PORT, got {superlink!r}")
+        _check_superlink(superlink, root_cert, insecure)
         owned = parse_units(units)
         _check_data(data, [subset])
         registry_dir = (registry or load_settings(config).models.registry_dir).resolve()
-        from models.federated.deploy import PlantNode, federate_client
+        from models.federated.deploy import PlantNode
 
         node = PlantNode(plant, data.resolve(), subset=subset, units=",".join(map(str, owned)), seed=seed,
                          extra={"registry-dir": str(registry_dir)})
         typer.echo(f"plant {plant}: {len(owned)} units of {subset}, SuperLink {superlink}, registry {registry_dir}", err=True)
-        before = {(v["name"], v["version"]) for v in registered_versions(registry_dir)}
-        try:
-            federate_client(superlink, node, root_certificates=root_cert.resolve() if root_cert else None,
-                            insecure=insecure, workdir=workdir, audit_log=audit_log.resolve() if audit_log else None)
-        except KeyboardInterrupt:
-            # stopping is how a plant leaves the federation: the SuperNode is stopped by now
-            typer.echo(f"plant {plant}: SuperNode stopped", err=True)
-        new = [v for v in registered_versions(registry_dir) if (v["name"], v["version"]) not in before]
+        new = _serve(superlink, node, registry_dir, root_cert, insecure, workdir, audit_log)
     _echo({"plant": plant, "registry": str(registry_dir), "registered": new})
+
+
+@federate_app.command("sim-client")
+def sim_client(
+    superlink: Annotated[str, typer.Option("--superlink", help="HOST:PORT of the SuperLink.")],
+    plant: Annotated[str, typer.Option("--plant", help="This plant's name (unique in the federation).")],
+    fault_kinds: Annotated[
+        str, typer.Option("--fault-kinds", help="Comma-separated fault kinds the plant's simulated units run to.")
+    ],
+    sim_units: Annotated[int, typer.Option("--sim-units", help="Simulated units of the plant.")] = 40,
+    sim_set: Annotated[
+        list[str] | None,
+        typer.Option("--sim-set", help="Simulation setting KEY=VALUE (sim-window, sim-step-hours, sim-span-hours, "
+                     "sim-life-hours, sim-snapshot-samples, sim-val-cuts, sim-batch-size, sim-rul-cap, healthy-fraction, "
+                     "num-threads); the same on every plant of the federation; repeatable."),
+    ] = None,
+    from_store: Annotated[
+        bool,
+        typer.Option("--from-store", help="Also train on the plant's own runs to confirmed faults from its store "
+                     "(as `genedge rul train-sim --from-store`)."),
+    ] = False,
+    db: DbOpt = None,
+    registry: Annotated[
+        Path | None, typer.Option("--registry", help="Where the final model is registered (default: models.registry_dir).")
+    ] = None,
+    root_cert: Annotated[Path | None, typer.Option("--root-cert", help="CA that signed the SuperLink's certificate.")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP, no TLS (trusted networks only).")] = False,
+    audit_log: Annotated[Path | None, typer.Option("--audit-log", help="JSON lines of what the plant sends.")] = None,
+    seed: Seed = 0,
+    workdir: Annotated[Path | None, typer.Option(help="SuperNode logs and exported runs (default: a temp dir).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run a plant of the demo's simulator (``sim-bearing`` model, its own fault mix) as a SuperNode until stopped.
+
+    Every plant of one such federation runs ``sim-client``; the last round registers the federated
+    ``sim-bearing`` version in the plant's registry, unpromoted.
+    """
+    import tempfile
+
+    with _or_fail():
+        _check_superlink(superlink, root_cert, insecure)
+        settings = load_settings(config, db)
+        registry_dir = (registry or settings.models.registry_dir).resolve()
+        from models.federated.deploy import PlantNode
+        from models.federated.sim_plants import SimPlant, save_event_runs
+
+        kinds = tuple(k.strip() for k in fault_kinds.split(",") if k.strip())
+        sim = _sim_plant(SimPlant(plant, fault_kinds=kinds, n_units=sim_units, seed=seed), sim_set or [])
+        with tempfile.TemporaryDirectory(prefix="genedge-sim-plant-") as tmp:
+            if from_store:
+                from genedge.rul_cli import store_plant_runs
+
+                data_cfg = {"step_hours": sim.step_hours, "rul_cap": sim.rul_cap}
+                runs = store_plant_runs(settings, data_cfg, None)
+                path = save_event_runs((workdir or Path(tmp)).resolve() / f"runs-{plant}.npz", runs)
+                sim = dataclasses.replace(sim, runs_file=str(path))
+                typer.echo(f"plant {plant}: {len(runs)} stored runs join its training units", err=True)
+            node = PlantNode(plant, Path(tmp), seed=seed, extra={
+                **sim.node_config(), "registry-dir": str(registry_dir),
+                "learner": "models.federated.sim_plants:sim_plant_learner",
+                "registrar": "models.federated.sim_plants:register_sim_plant_version",
+            })
+            typer.echo(f"plant {plant}: {sim_units} simulated units ({', '.join(kinds)}), SuperLink {superlink}, "
+                       f"registry {registry_dir}", err=True)
+            new = _serve(superlink, node, registry_dir, root_cert, insecure, workdir, audit_log)
+    _echo({"plant": plant, "registry": str(registry_dir), "registered": new})
+
+
+def _sim_plant(base: Any, items: Sequence[str]) -> Any:
+    """``base`` (a :class:`~models.federated.sim_plants.SimPlant`) with the ``--sim-set`` settings."""
+    fixed = {"plant", "fault-kinds", "sim-units", "seed", "runs-file"}
+    cfg: dict[str, Any] = dict(base.node_config())
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key in fixed or key not in cfg:
+            raise ConfigError(f"--sim-set takes KEY=VALUE with KEY one of {sorted(set(cfg) - fixed)}, got {item!r}")
+        cfg[key] = value.strip()
+    return type(base).from_node_config(cfg)
+
+
+def _check_superlink(superlink: str, root_cert: Path | None, insecure: bool) -> None:
+    """Refuse a client's connection settings before anything starts."""
+    if insecure == (root_cert is not None):
+        raise ConfigError("the SuperNode talks TLS: give --root-cert (the CA of the SuperLink's certificate), "
+                          "or --insecure for plain HTTP on a trusted network (not both)")
+    if root_cert is not None and not root_cert.is_file():
+        raise ConfigError(f"--root-cert {root_cert} does not exist")
+    host, _, port = superlink.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--superlink takes HOST:PORT, got {superlink!r}")
+
+
+def _serve(superlink: str, node: Any, registry_dir: Path, root_cert: Path | None, insecure: bool,
+           workdir: Path | None, audit_log: Path | None) -> list[dict[str, Any]]:
+    """Run the plant's SuperNode until it is stopped; the versions it registered meanwhile."""
+    from models.federated.deploy import federate_client
+
+    before = {(v["name"], v["version"]) for v in registered_versions(registry_dir)}
+    try:
+        federate_client(superlink, node, root_certificates=root_cert.resolve() if root_cert else None,
+                        insecure=insecure, workdir=workdir, audit_log=audit_log.resolve() if audit_log else None)
+    except KeyboardInterrupt:
+        # stopping is how a plant leaves the federation: the SuperNode is stopped by now
+        typer.echo(f"plant {node.plant}: SuperNode stopped", err=True)
+    return [v for v in registered_versions(registry_dir) if (v["name"], v["version"]) not in before]
 
 
 @federate_app.command("local")

@@ -377,7 +377,7 @@ def train_sim(
     )
     data = {"n_units": units} if units is not None else {}
     with _or_fail():
-        runs = _plant_runs(settings, {**run.recipe.default_config()["data"], **data}, time_scale) if from_store else ()
+        runs = store_plant_runs(settings, {**run.recipe.default_config()["data"], **data}, time_scale) if from_store else ()
         mv = run.register(run.train(data_params=data, extra_runs=runs), promote=promote)
     out = {**_registered(mv), **mv.card.metrics}
     plant_runs = getattr(mv.card.dataset, "plant_runs", [])  # recorded by the simulator recipe (an extra card field)
@@ -386,7 +386,7 @@ def train_sim(
     emit(out, as_json)
 
 
-def _plant_runs(settings: Settings, data_cfg: dict[str, Any], time_scale: float | None) -> tuple[Any, ...]:
+def store_plant_runs(settings: Settings, data_cfg: dict[str, Any], time_scale: float | None) -> tuple[Any, ...]:
     """The plant's own runs to confirmed faults (and healthy inspections) from the store of the settings."""
     from genedge.retrain import store_runs
     from ingest.store import Store, queries

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,7 +31,15 @@ from core.signal import ChannelWindow, FeaturePipeline
 from core.sim import AssetSimulator, FaultKind, FaultSpec, default_plant
 from models.data.arrays import EventRun, WindowDataModule
 
-__all__ = ["DEFAULT_FEATURES", "FAULT_KINDS", "SimUnit", "SimulatorDataModule", "draw_units", "unit_frames"]
+__all__ = [
+    "DEFAULT_FEATURES",
+    "FAULT_KINDS",
+    "SimUnit",
+    "SimulatorDataModule",
+    "check_fault_kinds",
+    "draw_units",
+    "unit_frames",
+]
 
 #: ``(channel, feature, transform)``: what the model reads from each edge feature frame. Only
 #: features every asset of the demo plant publishes (``vib_de`` at 25.6 kHz, ``temp_de``).
@@ -97,6 +105,7 @@ def draw_units(
     onset_fraction: tuple[float, float] = (0.25, 0.6),
     span_hours: float = 400.0,
     assets: list[AssetConfig] | None = None,
+    fault_kinds: tuple[str, ...] | None = None,
 ) -> list[SimUnit]:
     """Random units across the asset types and fault kinds.
 
@@ -109,12 +118,19 @@ def draw_units(
         span_hours: measured span before failure (faulty units; from 0 if the life is shorter)
             and of healthy units.
         assets: asset types to draw from (default: :func:`core.sim.default_plant`).
+        fault_kinds: kinds drawn for faulty units, uniformly (default: all of :data:`FAULT_KINDS`;
+            a plant whose machines fail in some ways only). With the default, a seed gives the
+            same units as before the option existed.
 
     Returns:
         The units, ids ``0 .. n_units - 1``.
+
+    Raises:
+        ModelError: ``n_units < 1``, or ``fault_kinds`` empty, repeated or not of :data:`FAULT_KINDS`.
     """
     if n_units < 1:
         raise ModelError(f"n_units must be >= 1, got {n_units}")
+    kinds = check_fault_kinds(fault_kinds)
     templates = assets or default_plant()
     rng = np.random.default_rng([int(seed), 0x51A])
     units: list[SimUnit] = []
@@ -126,13 +142,31 @@ def draw_units(
             start = float(rng.uniform(0.0, 1000.0))
             units.append(SimUnit(i, asset, FaultSpec.healthy(), unit_seed, ambient, start, start + span_hours))
             continue
-        kind = FAULT_KINDS[int(rng.integers(len(FAULT_KINDS)))]
+        kind = kinds[int(rng.integers(len(kinds)))]
         life = float(rng.uniform(*life_hours))
         onset = life * float(rng.uniform(*onset_fraction))
         growth = float(rng.uniform(2.5, 3.5))
         fault = FaultSpec(kind=kind, onset_hours=round(onset, 1), life_hours=round(life, 1), severity_growth=growth)
         units.append(SimUnit(i, asset, fault, unit_seed, ambient, max(0.0, fault.life_hours - span_hours), fault.life_hours))
     return units
+
+
+def check_fault_kinds(fault_kinds: tuple[str, ...] | None) -> tuple[FaultKind, ...]:
+    """The fault kinds to draw: ``fault_kinds`` checked, or all of :data:`FAULT_KINDS` for ``None``.
+
+    Raises:
+        ModelError: empty, repeated, or a kind the simulator does not inject (``"none"`` included:
+            healthy units come from ``healthy_fraction``).
+    """
+    if fault_kinds is None:
+        return FAULT_KINDS
+    kinds = tuple(fault_kinds)
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown:
+        raise ModelError(f"unknown fault kind(s) {unknown}: the simulator injects {list(FAULT_KINDS)}")
+    if not kinds or len(set(kinds)) != len(kinds):
+        raise ModelError(f"fault_kinds must name at least one kind, each once, got {list(kinds)}")
+    return cast(tuple[FaultKind, ...], kinds)
 
 
 def unit_frames(
@@ -191,6 +225,8 @@ class SimulatorDataModule(WindowDataModule):
             the plant's store); they join the training units (the normaliser is fitted on them too),
             never validation, which stays on simulated units so its numbers stay comparable. Windows
             end only where a run's capped RUL is known (:meth:`EventRun.exact`).
+        fault_kinds: kinds of the faulty units (default: all of :data:`FAULT_KINDS`), as
+            :func:`draw_units` takes them: a plant whose machines fail in some ways only.
     """
 
     def __init__(
@@ -210,6 +246,7 @@ class SimulatorDataModule(WindowDataModule):
         seed: int = 0,
         features: tuple[tuple[str, str, str], ...] = DEFAULT_FEATURES,
         extra_runs: tuple[EventRun, ...] = (),
+        fault_kinds: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__()
         if window < 1:
@@ -239,6 +276,7 @@ class SimulatorDataModule(WindowDataModule):
                     f"extra run {run.name!r}: need one row of {len(self.features)} features per instant, got {run.raw.shape}"
                 )
         self.extra_runs = tuple(extra_runs)
+        self.fault_kinds = None if fault_kinds is None else check_fault_kinds(fault_kinds)
         self.normalizer: FeatureNormalizer | None = None
 
     # -- Lightning hooks ----------------------------------------------------------------------
@@ -252,6 +290,7 @@ class SimulatorDataModule(WindowDataModule):
             healthy_fraction=self.healthy_fraction,
             life_hours=self.life_hours,
             span_hours=self.span_hours,
+            fault_kinds=self.fault_kinds,
         )
         self.unit_times: dict[int, np.ndarray] = {}
         self.unit_raw: dict[int, np.ndarray] = {}

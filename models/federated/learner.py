@@ -37,7 +37,10 @@ from models.federated.privacy import PrivacyLedger, UnitLevelDP, unit_window_off
 from models.nets import TransformerRULNet
 from models.training import fit_module
 
-__all__ = ["FederatedConfig", "PlantLearner", "ProximalTransformer", "pooled_learner"]
+__all__ = [
+    "FederatedConfig", "PlantLearner", "ProximalTransformer", "load_net_weights", "local_round", "net_weights",
+    "pooled_learner", "predict_windows",
+]
 
 
 @dataclass(frozen=True)
@@ -245,18 +248,11 @@ class PlantLearner:
 
     def get_parameters(self) -> list[np.ndarray]:
         """The network's weights as float32 arrays, in the network's parameter order."""
-        return [p.detach().cpu().numpy().astype(np.float32, copy=True) for p in self.net.parameters()]
+        return net_weights(self.net)
 
     def set_parameters(self, parameters: Sequence[np.ndarray]) -> None:
         """Load weights given in :meth:`get_parameters`' order (shapes must match)."""
-        params = list(self.net.parameters())
-        if len(parameters) != len(params):
-            raise ModelError(f"{self.name}: got {len(parameters)} weight arrays, the network has {len(params)}")
-        with torch.no_grad():
-            for p, a in zip(params, parameters, strict=True):
-                if tuple(p.shape) != tuple(np.shape(a)):
-                    raise ModelError(f"{self.name}: a weight array of shape {np.shape(a)} where {tuple(p.shape)} was expected")
-                p.copy_(torch.as_tensor(np.asarray(a, dtype=np.float32)))
+        load_net_weights(self.net, parameters, self.name)
 
     def fit(self, parameters: Sequence[np.ndarray], config: Mapping[str, Any]) -> tuple[list[np.ndarray], int, dict[str, float]]:
         """Train from ``parameters`` on the plant's windows.
@@ -278,15 +274,9 @@ class PlantLearner:
         epochs = int(config.get("local_epochs", self.config.local_epochs))
         if self._dp is not None:
             return self._fit_private(epochs, config)
-        self.net.proximal_mu = float(config.get("proximal_mu", 0.0))
-        self.net.anchor()
-        pl.seed_everything(self.config.seed * 100_003 + int(config.get("server_round", 0)), workers=False, verbose=False)
-        with warnings.catch_warnings():
-            # the network has a validation step for other trainings; a local round has no validation loop
-            warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
-            trainer = fit_module(self.net, _TrainOnly(self.data), max_epochs=epochs, what=f"plant {self.name}")
-        loss = trainer.callback_metrics.get("train_loss")
-        return self.get_parameters(), self.n_train, {"train_loss": float(loss) if loss is not None else math.nan}
+        loss = local_round(self.net, self.data, epochs=epochs, proximal_mu=float(config.get("proximal_mu", 0.0)),
+                           seed=self.config.seed * 100_003 + int(config.get("server_round", 0)), what=f"plant {self.name}")
+        return self.get_parameters(), self.n_train, {"train_loss": loss}
 
     def _fit_private(self, epochs: int, config: Mapping[str, Any]) -> tuple[list[np.ndarray], int, dict[str, float]]:
         """A unit-level DP-SGD round (the weights are set)."""
@@ -316,10 +306,7 @@ class PlantLearner:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """RUL (cycles) of windows ``(n, channels, window)`` with the current weights."""
-        self.net.eval()
-        with torch.no_grad():
-            out = [self.net(torch.from_numpy(np.ascontiguousarray(X[i : i + 1024]))) for i in range(0, X.shape[0], 1024)]
-        return torch.cat(out).numpy()
+        return predict_windows(self.net, X)
 
     def evaluate(self, parameters: Sequence[np.ndarray], config: Mapping[str, Any]) -> tuple[float, int, dict[str, float]]:
         """RMSE (cycles) of ``parameters`` on the plant's validation cuts: ``(rmse, n_cuts, {"rmse": rmse})``."""
@@ -335,12 +322,57 @@ class PlantLearner:
 class _TrainOnly(pl.LightningDataModule):
     """A data module's training loader alone (local rounds have no validation loop)."""
 
-    def __init__(self, data: ArrayDataModule | PlantDataModule) -> None:
+    def __init__(self, data: pl.LightningDataModule) -> None:
         super().__init__()
         self.data = data
 
     def train_dataloader(self) -> Any:  # torch's DataLoader
         return self.data.train_dataloader()
+
+
+def net_weights(net: torch.nn.Module) -> list[np.ndarray]:
+    """A network's weights as float32 arrays, in its parameter order (what a plant sends)."""
+    return [p.detach().cpu().numpy().astype(np.float32, copy=True) for p in net.parameters()]
+
+
+def load_net_weights(net: torch.nn.Module, parameters: Sequence[np.ndarray], who: str) -> None:
+    """Load :func:`net_weights`-ordered arrays into ``net``.
+
+    Raises:
+        ModelError: the count or a shape differs from the network's (``who`` names the plant).
+    """
+    params = list(net.parameters())
+    if len(parameters) != len(params):
+        raise ModelError(f"{who}: got {len(parameters)} weight arrays, the network has {len(params)}")
+    with torch.no_grad():
+        for p, a in zip(params, parameters, strict=True):
+            if tuple(p.shape) != tuple(np.shape(a)):
+                raise ModelError(f"{who}: a weight array of shape {np.shape(a)} where {tuple(p.shape)} was expected")
+            p.copy_(torch.as_tensor(np.asarray(a, dtype=np.float32)))
+
+
+def local_round(net: ProximalTransformer, data: pl.LightningDataModule, *, epochs: int, proximal_mu: float,
+                seed: int, what: str) -> float:
+    """Train ``net`` ``epochs`` epochs on ``data``'s training loader from its current weights (the round's
+    global ones, the proximal term's centre); the mean training loss of the last epoch."""
+    net.train()  # evaluation left it in eval mode; Lightning keeps a module's mode
+    net.proximal_mu = float(proximal_mu)
+    net.anchor()
+    pl.seed_everything(seed, workers=False, verbose=False)
+    with warnings.catch_warnings():
+        # the network has a validation step for other trainings; a local round has no validation loop
+        warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
+        trainer = fit_module(net, _TrainOnly(data), max_epochs=epochs, what=what)
+    loss = trainer.callback_metrics.get("train_loss")
+    return float(loss) if loss is not None else math.nan
+
+
+def predict_windows(net: torch.nn.Module, X: np.ndarray) -> np.ndarray:
+    """``net``'s output for windows ``(n, channels, window)``, in batches of 1024, in eval mode."""
+    net.eval()
+    with torch.no_grad():
+        out = [net(torch.from_numpy(np.ascontiguousarray(X[i : i + 1024]))) for i in range(0, X.shape[0], 1024)]
+    return torch.cat(out).numpy()
 
 
 def pooled_learner(learners: Sequence[PlantLearner], name: str = "pooled") -> PlantLearner:

@@ -174,3 +174,71 @@ def test_local_federation_registers_a_private_model_in_every_plant(cmapss_dir: P
                     assert {f["kind"] for f in entry["fields"].values()} <= {"key_material", "node_ids", "masked_vectors"}
                 if entry.get("stage") == "collect_masked_vectors":
                     assert [a["shape"] for a in entry["fields"]["masked_params"]["arrays"]] == [[1], *shapes]
+
+
+#: small simulated plants: short runs, coarse frames (the same on every plant of a federation)
+SIM_SET = ["sim-span-hours=200", "sim-step-hours=10", "sim-life-hours=120,400", "sim-window=6", "sim-batch-size=64",
+           "num-threads=1"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sim_client_refuses_an_unknown_or_fixed_simulation_setting() -> None:
+    _refused(["sim-client", "--superlink", "127.0.0.1:9092", "--plant", "p", "--fault-kinds", "ball", "--insecure",
+              "--sim-set", "sim-colour=red"], "--sim-set takes KEY=VALUE")
+    _refused(["sim-client", "--superlink", "127.0.0.1:9092", "--plant", "p", "--fault-kinds", "ball", "--insecure",
+              "--sim-set", "seed=3"], "--sim-set takes KEY=VALUE")
+
+
+@pytest.mark.slow
+def test_server_and_sim_clients_federate_the_demo_plants_model(
+    plant_store: tuple[str, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """A SuperLink and three simulator plants with their own fault mixes, one also training on its store's runs."""
+    port = _free_port()
+    genedge = [sys.executable, "-m", "genedge", "federate"]
+    server = subprocess.Popen(
+        [*genedge, "server", "--out", str(tmp_path / "out"), "--host", "127.0.0.1", "--port", str(port), "--insecure",
+         "--rounds", "2", "--min-plants", "3", "--timeout", "900"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    mixes = {"bearings": "outer_race,inner_race,ball,cage", "drives": "imbalance,misalignment", "mixed": "outer_race,imbalance"}
+    clients: dict[str, subprocess.Popen[str]] = {}
+    for i, (plant, kinds) in enumerate(mixes.items()):
+        cmd = [*genedge, "sim-client", "--superlink", f"127.0.0.1:{port}", "--plant", plant, "--fault-kinds", kinds,
+               "--sim-units", "10", "--seed", str(i + 1), "--registry", str(tmp_path / "reg" / plant), "--insecure"]
+        for item in SIM_SET:
+            cmd += ["--sim-set", item]
+        if plant == "bearings":
+            cmd += ["--from-store", "--db", plant_store[0]]
+        clients[plant] = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = server.communicate(timeout=1000)
+        assert server.returncode == 0, err[-6000:]
+        summary = json.loads(out.strip().splitlines()[-1])
+        assert summary["rounds"] == 2 and sorted(summary["plants"]) == sorted(mixes)
+        # a plant leaves by stopping its SuperNode; it reports what it registered meanwhile
+        reports, stderr = {}, {}
+        for plant, proc in clients.items():
+            proc.terminate()
+            out, stderr[plant] = proc.communicate(timeout=60)
+            assert proc.returncode == 0, stderr[plant][-4000:]
+            reports[plant] = json.loads(out.strip().splitlines()[-1])
+    finally:
+        for proc in [server, *clients.values()]:
+            if proc.poll() is None:
+                proc.kill()
+    assert "bearings: 1 stored runs join its training units" in stderr["bearings"]
+    for plant in mixes:
+        versions = ModelRegistry(tmp_path / "reg" / plant).list()
+        assert [(v.name, v.version, v.promoted) for v in versions] == [("sim-bearing", "v1", False)]
+        fed = (versions[0].card.model_extra or {})["federation"]
+        assert fed["run_id"] == summary["run_id"] and fed["registered_by"] == plant and fed["rounds"] == 2
+        assert sorted(fed["plants"]) == sorted(mixes) and fed["secure_aggregation"] is True
+        assert [r["version"] for r in reports[plant]["registered"]] == ["v1"]
