@@ -1,8 +1,8 @@
 """Plants of the simulator as federation clients: their own fault mixes, their own stored runs, FedAvg across them.
 
 The in-process federation averages the plants' weights with Flower's own weighted mean
-(``flwr.server.strategy.aggregate.aggregate``); the deployment test runs the same plants as real
-SuperNodes with SecAgg+ and has each register the result in its own registry.
+(``flwr.server.strategy.aggregate.aggregate``). Real SuperNodes of simulator plants, with SecAgg+
+and registration, run in ``tests/genedge/test_federate_cli.py`` (``genedge federate sim-client``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from core.inference.registry import ModelRegistry
 from core.inference.runtime import FeatureRULPredictor
 from models.data.arrays import EventRun
 from models.data.simulator import FAULT_KINDS, SimulatorDataModule, draw_units, unit_frames
-from models.federated.deploy import ConfigValue, LocalFederation, PlantNode
 from models.federated.sim_plants import (
     SimPlant,
     SimPlantLearner,
@@ -173,62 +172,6 @@ def test_the_factory_reads_the_node_and_run_config() -> None:
 
 
 # --------------------------------------------------------------------------------------- deployment
-
-
-@pytest.mark.slow
-def test_sim_plants_federate_over_real_processes_with_secagg_and_register(tmp_path: Path) -> None:
-    registries = {p.name: tmp_path / f"registry-{p.name}" for p in PLANTS}
-    nodes = [
-        PlantNode(
-            p.name,
-            tmp_path,
-            seed=p.seed,
-            extra={
-                **p.node_config(),
-                "learner": "models.federated.sim_plants:sim_plant_learner",
-                "registrar": "models.federated.sim_plants:register_sim_plant_version",
-                "registry-dir": str(registries[p.name]),
-            },
-        )
-        for p in PLANTS
-    ]
-    max_weight = 2000.0  # above every plant's training window count (a few hundred here)
-    run_config: dict[str, ConfigValue] = {
-        "num-server-rounds": 2,
-        "strategy": "fedavg",
-        "secagg": True,
-        "secagg-num-shares": 3,
-        "secagg-reconstruction-threshold": 2,
-        "secagg-max-weight": max_weight,
-        "local-epochs": 2,
-        "seed": 7,
-    }
-    started = time.perf_counter()
-    with LocalFederation(nodes, workdir=tmp_path / "federation", python_path=[REPO]) as fed:
-        result = fed.run(run_config, timeout_s=420)
-    print(f"sim federation: 3 plants, 2 SecAgg+ rounds in {time.perf_counter() - started:.1f} s (run {result.wall_time_s:.1f} s)")
-
-    history = result.history
-    assert history["secagg"] is True and [r["round"] for r in history["rounds"]] == [1, 2]
-    for rnd in history["rounds"]:
-        assert rnd["num_clients"] == 3 and rnd["fit_failures"] == 0 and rnd["eval_failures"] == 0
-        assert set(rnd["clients"]) == {p.name for p in PLANTS}
-        for client in rnd["clients"].values():
-            assert 0 < client["fit"]["num_examples"] <= max_weight
-            assert client["evaluate"]["rmse"] == pytest.approx(client["evaluate"]["loss"])
-
-    # each plant registered the final weights, unpromoted, with the federation on the card
-    for plant in PLANTS:
-        versions = ModelRegistry(registries[plant.name]).list(MODEL_NAME)
-        assert [(v.version, v.promoted) for v in versions] == [("v1", False)]
-        card = versions[0].card
-        federation = (card.model_extra or {})["federation"]
-        assert federation["registered_by"] == plant.name
-        assert federation["rounds"] == 2 and federation["secure_aggregation"] is True
-        assert sorted(federation["plants"]) == sorted(p.name for p in PLANTS)
-        assert (card.dataset.model_extra or {})["plant_fault_kinds"] == list(plant.fault_kinds)
-        final_rmse = history["rounds"][-1]["clients"][plant.name]["evaluate"]["rmse"]
-        assert card.metrics["val_rmse"] == pytest.approx(final_rmse, rel=1e-4)
 
 
 def test_a_sim_plant_refuses_a_run_that_asks_for_dp() -> None:
