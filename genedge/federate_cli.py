@@ -50,6 +50,14 @@ SetOpt = Annotated[
     typer.Option("--set", help="Run-config override KEY=VALUE (a key of models/federated/app/pyproject.toml); repeatable."),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed.")]
+SuperLinkAddr = Annotated[str, typer.Option("--superlink", help="HOST:PORT of the SuperLink.")]
+PlantName = Annotated[str, typer.Option("--plant", help="This plant's name (unique in the federation).")]
+PlantRegistry = Annotated[
+    Path | None, typer.Option("--registry", help="Where the final model is registered (default: models.registry_dir).")
+]
+RootCert = Annotated[Path | None, typer.Option("--root-cert", help="CA that signed the SuperLink's certificate.")]
+Insecure = Annotated[bool, typer.Option("--insecure", help="Plain HTTP, no TLS (trusted networks only).")]
+AuditLog = Annotated[Path | None, typer.Option("--audit-log", help="JSON lines of what the plant sends.")]
 
 _STRATEGIES = ("fedavg", "fedprox")
 _UNIT_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
@@ -285,17 +293,15 @@ def server(
 
 @federate_app.command("client")
 def client(
-    superlink: Annotated[str, typer.Option("--superlink", help="HOST:PORT of the SuperLink.")],
-    plant: Annotated[str, typer.Option("--plant", help="This plant's name (unique in the federation).")],
+    superlink: SuperLinkAddr,
+    plant: PlantName,
     data: Annotated[Path, typer.Option("--data", help="The plant's C-MAPSS directory (train_FD00X.txt).")],
     subset: Annotated[str, typer.Option("--subset", help="C-MAPSS subset of its units, FD001..FD004.")],
     units: Annotated[str, typer.Option("--units", help="Unit ids the plant owns, e.g. 1-40,45,47-50.")],
-    registry: Annotated[
-        Path | None, typer.Option("--registry", help="Where the final model is registered (default: models.registry_dir).")
-    ] = None,
-    root_cert: Annotated[Path | None, typer.Option("--root-cert", help="CA that signed the SuperLink's certificate.")] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP, no TLS (trusted networks only).")] = False,
-    audit_log: Annotated[Path | None, typer.Option("--audit-log", help="JSON lines of what the plant sends.")] = None,
+    registry: PlantRegistry = None,
+    root_cert: RootCert = None,
+    insecure: Insecure = False,
+    audit_log: AuditLog = None,
     seed: Seed = 0,
     workdir: Annotated[Path | None, typer.Option(help="Logs of the SuperNode (default: a temp dir).")] = None,
     config: ConfigOpt = None,
@@ -320,8 +326,8 @@ def client(
 
 @federate_app.command("sim-client")
 def sim_client(
-    superlink: Annotated[str, typer.Option("--superlink", help="HOST:PORT of the SuperLink.")],
-    plant: Annotated[str, typer.Option("--plant", help="This plant's name (unique in the federation).")],
+    superlink: SuperLinkAddr,
+    plant: PlantName,
     fault_kinds: Annotated[
         str, typer.Option("--fault-kinds", help="Comma-separated fault kinds the plant's simulated units run to.")
     ],
@@ -338,12 +344,10 @@ def sim_client(
                      "(as `genedge rul train-sim --from-store`)."),
     ] = False,
     db: DbOpt = None,
-    registry: Annotated[
-        Path | None, typer.Option("--registry", help="Where the final model is registered (default: models.registry_dir).")
-    ] = None,
-    root_cert: Annotated[Path | None, typer.Option("--root-cert", help="CA that signed the SuperLink's certificate.")] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP, no TLS (trusted networks only).")] = False,
-    audit_log: Annotated[Path | None, typer.Option("--audit-log", help="JSON lines of what the plant sends.")] = None,
+    registry: PlantRegistry = None,
+    root_cert: RootCert = None,
+    insecure: Insecure = False,
+    audit_log: AuditLog = None,
     seed: Seed = 0,
     workdir: Annotated[Path | None, typer.Option(help="SuperNode logs and exported runs (default: a temp dir).")] = None,
     config: ConfigOpt = None,

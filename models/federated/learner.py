@@ -38,7 +38,7 @@ from models.nets import TransformerRULNet
 from models.training import fit_module
 
 __all__ = [
-    "FederatedConfig", "PlantLearner", "ProximalTransformer", "load_net_weights", "local_round", "net_weights",
+    "FederatedConfig", "NetExchange", "PlantLearner", "ProximalTransformer", "load_net_weights", "local_round", "net_weights",
     "pooled_learner", "predict_windows",
 ]
 
@@ -181,8 +181,32 @@ class ProximalTransformer(TransformerRULNet):
         return torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
 
 
+class NetExchange:
+    """What every plant learner sends and takes: its network's weights, and its training-window count.
+
+    A subclass has ``name`` (the plant's), ``net`` (the network) and ``data`` (with ``X_train``).
+    """
+
+    name: str
+    net: torch.nn.Module
+    data: Any
+
+    @property
+    def n_train(self) -> int:
+        """Training windows (FedAvg's weight of this plant)."""
+        return int(self.data.X_train.shape[0])
+
+    def get_parameters(self) -> list[np.ndarray]:
+        """The network's weights as float32 arrays, in the network's parameter order."""
+        return net_weights(self.net)
+
+    def set_parameters(self, parameters: Sequence[np.ndarray]) -> None:
+        """Load weights given in :meth:`get_parameters`' order (shapes must match)."""
+        load_net_weights(self.net, parameters, self.name)
+
+
 @dataclass
-class PlantLearner:
+class PlantLearner(NetExchange):
     """One plant's local training and evaluation on its own data.
 
     Attributes:
@@ -240,19 +264,6 @@ class PlantLearner:
     def n_parameters(self) -> int:
         """Number of trainable weights."""
         return sum(int(p.numel()) for p in self.net.parameters())
-
-    @property
-    def n_train(self) -> int:
-        """Training windows (FedAvg's weight of this plant)."""
-        return int(self.data.X_train.shape[0])
-
-    def get_parameters(self) -> list[np.ndarray]:
-        """The network's weights as float32 arrays, in the network's parameter order."""
-        return net_weights(self.net)
-
-    def set_parameters(self, parameters: Sequence[np.ndarray]) -> None:
-        """Load weights given in :meth:`get_parameters`' order (shapes must match)."""
-        load_net_weights(self.net, parameters, self.name)
 
     def fit(self, parameters: Sequence[np.ndarray], config: Mapping[str, Any]) -> tuple[list[np.ndarray], int, dict[str, float]]:
         """Train from ``parameters`` on the plant's windows.

@@ -46,10 +46,9 @@ from models.data.arrays import EventRun
 from models.data.simulator import DEFAULT_FEATURES, FAULT_KINDS, SimulatorDataModule, check_fault_kinds
 from models.federated.learner import (
     FederatedConfig,
+    NetExchange,
     ProximalTransformer,
-    load_net_weights,
     local_round,
-    net_weights,
     predict_windows,
 )
 from models.metrics import rmse
@@ -266,7 +265,7 @@ def load_event_runs(path: str | Path, features: tuple[tuple[str, str, str], ...]
 
 
 @dataclass
-class SimPlantLearner:
+class SimPlantLearner(NetExchange):
     """One sim plant's local training and evaluation (RUL in hours), on its own units and runs.
 
     Attributes:
@@ -275,6 +274,7 @@ class SimPlantLearner:
         net_seed: seed of the initial weights (the federation's: the same on every plant).
         local_epochs: epochs of a round when the fit config names none.
         net: the network (its weights are whatever was set or trained last).
+        name: the plant's name.
     """
 
     plant: SimPlant
@@ -282,8 +282,10 @@ class SimPlantLearner:
     net_seed: int = 0
     local_epochs: int = 1
     net: ProximalTransformer = field(init=False)
+    name: str = field(init=False)
 
     def __post_init__(self) -> None:
+        self.name = self.plant.name
         if self.plant.num_threads:
             torch.set_num_threads(self.plant.num_threads)
         self.data.setup("fit")
@@ -296,24 +298,6 @@ class SimPlantLearner:
         """The learner of ``plant``, with its stored runs when it names a runs file."""
         runs = load_event_runs(plant.runs_file) if plant.runs_file else ()
         return cls(plant, plant.data_module(runs), net_seed=net_seed, local_epochs=local_epochs)
-
-    @property
-    def name(self) -> str:
-        """The plant's name."""
-        return self.plant.name
-
-    @property
-    def n_train(self) -> int:
-        """Training windows (FedAvg's weight of this plant)."""
-        return int(self.data.X_train.shape[0])
-
-    def get_parameters(self) -> list[np.ndarray]:
-        """The network's weights as float32 arrays, in the network's parameter order."""
-        return net_weights(self.net)
-
-    def set_parameters(self, parameters: Sequence[np.ndarray]) -> None:
-        """Load weights given in :meth:`get_parameters`' order (shapes must match)."""
-        load_net_weights(self.net, parameters, self.name)
 
     def fit(self, parameters: Sequence[np.ndarray], config: Mapping[str, Any]) -> tuple[list[np.ndarray], int, dict[str, float]]:
         """Train from ``parameters`` on the plant's windows.
