@@ -169,13 +169,12 @@ def train_simulator(
     return result
 
 
-def build_sim_card(result: SimTrainResult, *, variant: str = "int8-dynamic") -> ModelCard:
-    """The model card: provenance, configuration, preprocessing (features, order, scaling), calibration, metrics."""
-    dm = result.datamodule
+def sim_dataset_card(dm: SimulatorDataModule) -> dict[str, Any]:
+    """The card's ``dataset`` section of a model trained on ``dm``: its units, fault kinds, split and plant runs."""
     kinds: dict[str, int] = {}
     for u in dm.units:
         kinds[u.fault.kind] = kinds.get(u.fault.kind, 0) + 1
-    dataset = {
+    return {
         "name": "simulator",
         "generator": "core.sim.AssetSimulator + core.signal.FeaturePipeline",
         "n_units": len(dm.units),
@@ -195,6 +194,12 @@ def build_sim_card(result: SimTrainResult, *, variant: str = "int8-dynamic") -> 
             for r in dm.extra_runs
         ],
     }
+
+
+def build_sim_card(result: SimTrainResult, *, variant: str = "int8-dynamic") -> ModelCard:
+    """The model card: provenance, configuration, preprocessing (features, order, scaling), calibration, metrics."""
+    dm = result.datamodule
+    dataset = sim_dataset_card(dm)
     return model_card(
         model="transformer",
         variant=variant,

@@ -318,7 +318,7 @@ class _PlantClient(NumPyClient):
         federation = {
             "run_id": self.ctx.run_id,
             "rounds": self.settings.num_server_rounds,
-            "plants": sorted(str(config.get("plants", "")).split(",")),
+            "plants": sorted(p for p in str(config.get("plants", "")).split(",") if p),
             "strategy": self.settings.strategy,
             "proximal_mu": self.settings.proximal_mu if self.settings.strategy == "fedprox" else 0.0,
             "local_epochs": self.settings.local_epochs,

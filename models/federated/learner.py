@@ -39,7 +39,7 @@ from models.training import fit_module
 
 __all__ = [
     "FederatedConfig", "NetExchange", "PlantLearner", "ProximalTransformer", "load_net_weights", "local_round", "net_weights",
-    "pooled_learner", "predict_windows",
+    "pooled_learner", "predict_windows", "round_seed",
 ]
 
 
@@ -281,18 +281,18 @@ class PlantLearner(NetExchange):
             ModelError: training failed, or (DP) the round would exceed the plant's privacy budget.
         """
         self.set_parameters(parameters)
-        self.net.train()  # evaluation left it in eval mode; Lightning keeps a module's mode
         epochs = int(config.get("local_epochs", self.config.local_epochs))
         if self._dp is not None:
             return self._fit_private(epochs, config)
         loss = local_round(self.net, self.data, epochs=epochs, proximal_mu=float(config.get("proximal_mu", 0.0)),
-                           seed=self.config.seed * 100_003 + int(config.get("server_round", 0)), what=f"plant {self.name}")
+                           seed=round_seed(self.config.seed, config), what=f"plant {self.name}")
         return self.get_parameters(), self.n_train, {"train_loss": loss}
 
     def _fit_private(self, epochs: int, config: Mapping[str, Any]) -> tuple[list[np.ndarray], int, dict[str, float]]:
         """A unit-level DP-SGD round (the weights are set)."""
         assert self._dp is not None and self.privacy is not None
-        seed = self.config.seed * 100_003 + int(config.get("server_round", 0))
+        self.net.train()  # evaluation left it in eval mode
+        seed = round_seed(self.config.seed, config)
         pl.seed_everything(seed, workers=False, verbose=False)
         self.privacy, loss = self._dp.fit_round(
             self.privacy, epochs=epochs, seed=seed, learning_rate=self.config.learning_rate,
@@ -339,6 +339,11 @@ class _TrainOnly(pl.LightningDataModule):
 
     def train_dataloader(self) -> Any:  # torch's DataLoader
         return self.data.train_dataloader()
+
+
+def round_seed(seed: int, config: Mapping[str, Any]) -> int:
+    """The seed of a plant's local round: its own seed and the round number (a round is repeatable)."""
+    return int(seed) * 100_003 + int(config.get("server_round", 0))
 
 
 def net_weights(net: torch.nn.Module) -> list[np.ndarray]:

@@ -50,10 +50,11 @@ from models.federated.learner import (
     ProximalTransformer,
     local_round,
     predict_windows,
+    round_seed,
 )
 from models.metrics import rmse
 from models.nets import RULModule, TransformerRULNet
-from models.sim_pipeline import COVERAGE, MODEL_NAME, default_sim_config, evaluate_sim
+from models.sim_pipeline import COVERAGE, MODEL_NAME, default_sim_config, evaluate_sim, sim_dataset_card
 
 __all__ = [
     "SimPlant",
@@ -316,7 +317,7 @@ class SimPlantLearner(NetExchange):
         self.set_parameters(parameters)
         epochs = int(config.get("local_epochs", self.local_epochs))
         loss = local_round(self.net, self.data, epochs=epochs, proximal_mu=float(config.get("proximal_mu", 0.0)),
-                           seed=self.plant.seed * 100_003 + int(config.get("server_round", 0)), what=f"sim plant {self.name}")
+                           seed=round_seed(self.plant.seed, config), what=f"sim plant {self.name}")
         return self.get_parameters(), self.n_train, {"train_loss": loss}
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -356,26 +357,8 @@ def sim_federated_card(learner: SimPlantLearner, federation: Mapping[str, Any]) 
     dm = learner.data
     sim_config = default_sim_config()
     conformal = SplitConformal(**sim_config["calibration"]).fit(dm.y_val, learner.predict(dm.X_val))
-    kinds: dict[str, int] = {}
-    for u in dm.units:
-        kinds[u.fault.kind] = kinds.get(u.fault.kind, 0) + 1
     plant = learner.plant
-    dataset = {
-        "name": "simulator",
-        "generator": "core.sim.AssetSimulator + core.signal.FeaturePipeline",
-        "plant": plant.name,
-        "plant_fault_kinds": list(plant.fault_kinds),
-        "n_units": len(dm.units),
-        "fault_kinds": kinds,
-        "asset_types": sorted({u.asset.asset_id for u in dm.units}),
-        "train_units": dm.train_units.tolist(),
-        "val_units": dm.val_units.tolist(),
-        "plant_runs": [
-            {"name": r.name, "frames": int(r.t_hours.size), "event_hours": r.event_hours, "censored": r.censored,
-             "windows": int(r.exact(dm.rul_cap).sum())}
-            for r in dm.extra_runs
-        ],
-    }
+    dataset = {"plant": plant.name, "plant_fault_kinds": list(plant.fault_kinds), **sim_dataset_card(dm)}
     data_config = {
         "n_units": plant.n_units, "window": plant.window, "step_hours": plant.step_hours, "rul_cap": plant.rul_cap,
         "n_val_cuts": plant.n_val_cuts, "healthy_fraction": plant.healthy_fraction, "span_hours": plant.span_hours,
