@@ -483,10 +483,8 @@ if _info is not None:
     _vitals = vitals(_info.config, _frame, _overview.temperature if _overview else None)
     _decision = _data.load_decisions(_url, (_info.asset_id,), ctx.settings().store.time_scale).get(_info.asset_id)
     _header(_info, _cfg, _overview, _vitals, _decision)
-    # keyed and tracked: a rerun that changes what stands above the tabs (a new alarm banner, a snapshot's
-    # arrival) keeps the operator on the tab they chose instead of jumping back to the first
     t_trend, t_spec, t_rul, t_whatif, t_feat, t_events = st.tabs(
-        ["Trends", "Spectrum", "RUL", "What-if", "Features", "Alarms & work orders"], key="asset_tab", on_change="rerun")
+        ["Trends", "Spectrum", "RUL", "What-if", "Features", "Alarms & work orders"])
     with t_trend:
         _trends(_info, _cfg, _frame, _url)
     with t_spec:
