@@ -482,7 +482,10 @@ if _info is not None:
     _frame = _overview.features if _overview else None
     _vitals = vitals(_info.config, _frame, _overview.temperature if _overview else None)
     _decision = _data.load_decisions(_url, (_info.asset_id,), ctx.settings().store.time_scale).get(_info.asset_id)
-    _header(_info, _cfg, _overview, _vitals, _decision)
+    # The header is one element however many banners it holds, so the tabs below keep their place in the
+    # page, and with it the tab the operator chose, when a rerun adds or removes a banner.
+    with st.container():
+        _header(_info, _cfg, _overview, _vitals, _decision)
     t_trend, t_spec, t_rul, t_whatif, t_feat, t_events = st.tabs(
         ["Trends", "Spectrum", "RUL", "What-if", "Features", "Alarms & work orders"])
     with t_trend:

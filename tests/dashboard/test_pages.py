@@ -19,7 +19,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.settings import Settings
-from dashboard import _jobs
+from dashboard import _jobs, _status
 from dashboard._context import _load_settings
 from dashboard._sessions import SessionStore, load_session_key
 from dashboard._text import escape_markdown
@@ -285,6 +285,19 @@ def test_feature_history_without_aggregates_says_how_to_get_them(app_env: Seeded
     at = _signed_in("olga", "views/asset.py", asset="M-202")
     at.radio(key="feature_resolution").set_value("daily").run()
     assert "genedge ingest maintain" in _text(at)
+
+
+def test_asset_tabs_keep_their_place_when_a_banner_comes(app_env: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The browser keeps the operator's chosen tab only while the tabs stay at the same place in the
+    # page: a banner appearing in the header between two reruns (here the zone-A hint of a developing
+    # bearing fault) must not move them.
+    places = set()
+    for hint in (None, "bearing outer race fault while ISO zone A"):
+        monkeypatch.setattr(_status, "zone_a_hint", lambda _zone, _decision, hint=hint: hint)
+        at = _signed_in("olga", "views/asset.py", asset="P-101")
+        assert hint is None or hint in _text(at)
+        places.add(next(i for i, node in at.main.children.items() if getattr(node, "type", None) == "tab_container"))
+    assert len(places) == 1, places
 
 
 def test_asset_without_snapshot_or_predictions_says_so(app_env: Seeded) -> None:
