@@ -39,7 +39,7 @@ import numpy as np
 from core.mqtt import connect, make_client
 from core.settings import MqttSettings
 from core.wire import TOPIC_ROOT, ReadingBatch, encode, host_state_topic, topic_for, utcnow
-from genedge.localservices import mosquitto, postgres
+from genedge.localservices import mosquitto, postgres_cluster
 from ingest.store import Store
 
 RESULTS = Path(__file__).with_name("results") / "ingest.json"
@@ -67,10 +67,12 @@ def _publish(port: int, publisher: str, n: int, samples: int, seed: int) -> None
     pub.connect()
     print(READY, flush=True)
     sys.stdin.readline()  # the parent says go once every publisher is connected
+    cpu0 = time.process_time()
     for topic, payload in msgs:
         pub.publish_raw(topic, payload)
     if not pub.flush(600):
         raise SystemExit(f"{publisher}: broker did not acknowledge every message")
+    print(json.dumps({"cpu_s": time.process_time() - cpu0}), flush=True)  # from go until all acknowledged
     pub.close()
 
 
@@ -105,12 +107,47 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (a PostgreSQL server's backends)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return kids
+
+
+class _ServerCpu:
+    """CPU a server process and its children (PostgreSQL's backends) use between start and stop."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self._start = self._snapshot()
+
+    def _snapshot(self) -> dict[int, float]:
+        if self.pid is None:
+            return {}
+        out = {}
+        for p in (self.pid, *_children_of(self.pid)):
+            try:
+                out[p] = _cpu_s(p)
+            except (OSError, ValueError, IndexError):
+                continue
+        return out
+
+    def used_s(self) -> float:
+        return sum(cpu - self._start.get(p, 0.0) for p, cpu in self._snapshot().items())
+
+
 @dataclass(frozen=True)
 class Run:
-    """One consumer run: messages per second and the consumer processes' CPU per message."""
+    """One consumer run: messages per second and CPU per message of each part (publishers, broker,
+    consumer, database server)."""
 
     rate: float
-    cpu_us_per_msg: float
+    cpu_us_per_msg: dict[str, float]
 
 
 def _child(*args: str) -> subprocess.Popen[str]:
@@ -152,19 +189,32 @@ def _go(procs: list[subprocess.Popen[str]]) -> float:
     return t0
 
 
-def bare_rate(port: int, tag: str, n: int, samples: int) -> Run:
+def _publisher_cpu_s(pubs: list[subprocess.Popen[str]]) -> float:
+    """The publishers' CPU seconds from go until the broker acknowledged their last message."""
+    return float(sum(json.loads(_await_line(p, "publisher"))["cpu_s"] for p in pubs))
+
+
+def _per_msg(n: int, **cpu_s: float) -> dict[str, float]:
+    parts = {k: v / n * 1e6 for k, v in cpu_s.items()}
+    return {**parts, "total": sum(parts.values())}
+
+
+def bare_rate(port: int, tag: str, n: int, samples: int, broker_pid: int | None) -> Run:
     sub = _child("_bare", str(port), str(n))
     try:
         if _await_line(sub, "bare subscriber") != READY:
             raise RuntimeError("bare subscriber did not subscribe")
         with _publishers(port, tag, n, samples) as pubs:
-            cpu0 = _cpu_s(sub.pid)
+            cpu0, broker = _cpu_s(sub.pid), _ServerCpu(broker_pid)
             t0 = _go(pubs)
             out = json.loads(_await_line(sub, "bare subscriber"))
             cpu = _cpu_s(sub.pid) - cpu0
+            publishers = _publisher_cpu_s(pubs)
+            broker_s = broker.used_s()
         if out["received"] < n:
             raise RuntimeError(f"bare subscriber received {out['received']} of {n}")
-        return Run(n / (out["last_at"] - t0), cpu / n * 1e6)
+        return Run(n / (out["last_at"] - t0),
+                   _per_msg(n, publishers=publishers, broker=broker_s, consumer=cpu, database=0.0))
     finally:
         sub.kill()
         sub.wait()
@@ -196,7 +246,7 @@ def _wait_online(port: int, client_ids: list[str], timeout: float = 60.0) -> Non
 
 
 def ingest_rate(port: int, url: str, tag: str, n: int, samples: int, *, workers: int, batch: int,
-                log_dir: Path) -> Run:
+                log_dir: Path, broker_pid: int | None, db_pid: int | None) -> Run:
     """Start ``workers`` ingest processes on one shared subscription, publish, time until all is stored."""
     env = {**os.environ, "GENEDGE_STORE__BATCH_SIZE": str(batch)}
     ids = [f"bench-ingest-{tag}-{w}" for w in range(workers)]
@@ -212,7 +262,7 @@ def ingest_rate(port: int, url: str, tag: str, n: int, samples: int, *, workers:
     try:
         _wait_online(port, ids)
         with _publishers(port, tag, n, samples) as pubs:
-            cpu0 = sum(_cpu_s(p.pid) for p in procs)
+            cpu0, broker, database = sum(_cpu_s(p.pid) for p in procs), _ServerCpu(broker_pid), _ServerCpu(db_pid)
             t0 = _go(pubs)
             prefix = f"bench-{tag}-"
             while True:
@@ -220,16 +270,18 @@ def ingest_rate(port: int, url: str, tag: str, n: int, samples: int, *, workers:
                 if stored >= n:
                     t1 = time.monotonic()
                     cpu = sum(_cpu_s(p.pid) for p in procs) - cpu0
+                    broker_s, database_s = broker.used_s(), database.used_s()
                     break
                 if any(p.poll() is not None for p in procs):
                     raise RuntimeError(f"an ingest worker exited; see {log_dir}")
                 if time.monotonic() - t0 > 900:
                     raise RuntimeError(f"only {stored} of {n} stored after 900 s")
                 time.sleep(0.05)
+            publishers = _publisher_cpu_s(pubs)
         dups = sum(store.count_duplicate_readings(f"{prefix}{i}") for i in range(PUBLISHERS))
         if stored != n or dups:
             raise RuntimeError(f"exactly-once broken: {stored} rows for {n} messages, {dups} duplicates")
-        return Run(n / (t1 - t0), cpu / n * 1e6)
+        return Run(n / (t1 - t0), _per_msg(n, publishers=publishers, broker=broker_s, consumer=cpu, database=database_s))
     finally:
         for p in procs:
             p.terminate()
@@ -255,17 +307,19 @@ def main() -> None:
     args = ap.parse_args()
     variants = [("sqlite", 1), *((f"postgres_w{w}", w) for w in range(1, args.max_workers + 1))]
     rates: dict[str, list[float]] = {"bare": [], **{name: [] for name, _ in variants}}
-    cpu: dict[str, list[float]] = {"bare": [], **{name: [] for name, _ in variants}}
+    cpu: dict[str, list[dict[str, float]]] = {"bare": [], **{name: [] for name, _ in variants}}
     ratios: dict[str, list[float]] = {name: [] for name, _ in variants}
-    with mosquitto() as broker, postgres() as pg, tempfile.TemporaryDirectory() as tmp:
+    with mosquitto() as broker, postgres_cluster() as cluster, tempfile.TemporaryDirectory() as tmp:
+        pg, pg_pid = cluster.url, cluster.postmaster_pid()
         for r in range(args.repeats):
-            bare = bare_rate(broker.port, f"r{r}-bare", args.n, args.samples)
+            bare = bare_rate(broker.port, f"r{r}-bare", args.n, args.samples, broker.pid)
             rates["bare"].append(bare.rate)
             cpu["bare"].append(bare.cpu_us_per_msg)
             for name, workers in variants:
                 url = f"sqlite:///{tmp}/bench-{r}.db" if name == "sqlite" else pg
                 run = ingest_rate(broker.port, url, f"r{r}-{name}", args.n, args.samples, workers=workers,
-                                  batch=args.batch, log_dir=Path(tmp))
+                                  batch=args.batch, log_dir=Path(tmp), broker_pid=broker.pid,
+                                  db_pid=None if name == "sqlite" else pg_pid)
                 rates[name].append(run.rate)
                 cpu[name].append(run.cpu_us_per_msg)
                 ratios[name].append(run.rate / bare.rate)
@@ -282,7 +336,14 @@ def main() -> None:
         "broker": "mosquitto (Debian)", "postgres": "PostgreSQL 15, fsync off (throwaway cluster)",
         "msgs_per_s": {k: _summary(v) for k, v in rates.items()},
         "ratio_to_bare": {k: _summary(v) for k, v in ratios.items()},
-        "consumer_cpu_us_per_msg": {k: _summary(v) for k, v in cpu.items()},
+        "consumer_cpu_us_per_msg": {k: _summary([c["consumer"] for c in v]) for k, v in cpu.items()},
+        # Where the two cores go: CPU per message of each part, means over repeats. "database" is the
+        # PostgreSQL server (its backends, including the one counting the stored rows); SQLite is in
+        # the consumer. The rate a run could reach with every core busy is cores / total.
+        "cpu_us_per_msg_by_part": {k: {part: round(statistics.fmean(c[part] for c in v), 1) for part in v[0]}
+                                   for k, v in cpu.items()},
+        "cpu_bound_msgs_per_s": {k: round(statistics.fmean((os.cpu_count() or 1) * 1e6 / c["total"] for c in v))
+                                 for k, v in cpu.items()},
         "exactly_once": "every ingest run stored n rows with 0 duplicates",
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
