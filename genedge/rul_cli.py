@@ -516,6 +516,38 @@ def calibrate(
     emit(out, as_json)
 
 
+@rul_app.command("calibrate-sim")
+def calibrate_sim(
+    *,
+    registry_dir: RegistryDir = None,
+    config: ConfigOpt = None,
+    name: Annotated[str, typer.Option(help="Registry name of the simulator model.")] = "sim-bearing",
+    version: Annotated[str | None, typer.Option(help="Version to recalibrate (default: the promoted one).")] = None,
+    units: Annotated[int, typer.Option(min=4, max=5000, help="Fresh simulated units per seed.")] = 400,
+    seeds: Annotated[str, typer.Option(help="Seeds of the fresh units, comma-separated (not the training seed).")] = "2000,3000",
+    bins: Annotated[str, typer.Option(help="Mondrian bin edges on the predicted RUL in hours, comma-separated.")] = "50,120",
+    promote: PromoteFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recalibrate a simulator model's intervals on freshly simulated units (no training) as a new version."""
+    from models.sim_pipeline import recalibrate_sim_version
+
+    try:
+        seed_list = tuple(int(x) for x in seeds.split(",") if x.strip())
+        edges = tuple(float(b) for b in bins.split(",") if b.strip())
+    except ValueError:
+        fail(GenEdgeError(f"--seeds takes comma-separated integers and --bins numbers, got {seeds!r} and {bins!r}"))
+    with _or_fail():
+        registry = _registry_dir(registry_dir, config)
+        mv = recalibrate_sim_version(registry, name, version=version, n_units=units, seeds=seed_list, bins=edges,
+                                     promote=promote)
+    cal = mv.card.calibration or {}
+    out: dict[str, Any] = {"name": mv.name, "version": mv.version, "recalibrated_from": mv.card.recalibrated_from,
+                           "promoted": promote, "bins": cal.get("bins", []), "q90": cal.get("bin_q90", [cal.get("q90")])}
+    out.update({k: round(v, 4) for k, v in mv.card.metrics.items() if k.startswith("fresh_") or k == "calibration_n_units"})
+    emit(out, as_json)
+
+
 @rul_app.command("quantize")
 def quantize(
     data_dir: DataDir,

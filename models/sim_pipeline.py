@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ModelError
 from core.inference.calibration import SplitConformal, empirical_coverage, interval_width
 from core.inference.card import ModelCard
-from core.inference.registry import ModelVersion
+from core.inference.registry import ModelRegistry, ModelVersion, git_commit
 from core.inference.runtime import FeatureRULPredictor
 from models._recipe import FeatureTrainResult, Recipe, RunOptions, export_int8_dynamic, export_measure_register, model_card
 from models.data.arrays import EventRun
@@ -38,6 +39,8 @@ __all__ = [
     "build_sim_card",
     "default_sim_config",
     "evaluate_sim",
+    "fresh_unit_cuts",
+    "recalibrate_sim_version",
     "register_sim",
     "train_simulator",
 ]
@@ -45,6 +48,12 @@ __all__ = [
 #: Registry name of the shipped simulator model.
 MODEL_NAME = "sim-bearing"
 COVERAGE = 0.9
+#: Mondrian bins (hours) of the prediction for recalibrated intervals: near failure, mid-life, far
+#: from it. One normalised quantile gives intervals about 30 h wide below 50 h that cover 0.6 of the
+#: truths there on unseen units (``benchmarks/rul_sim_intervals.py``).
+SIM_INTERVAL_BINS = (50.0, 120.0)
+#: Seeds of the fresh units a recalibration draws: never 0, the seed the shipped model's units come from.
+RECALIBRATION_SEEDS = (2000, 3000)
 
 
 def default_sim_config() -> dict[str, Any]:
@@ -264,3 +273,87 @@ class SimulatorRecipe(Recipe[SimTrainResult]):
 
 #: The ``simulator`` entry of :data:`models.recipes.RECIPES`.
 RECIPE = SimulatorRecipe()
+
+
+def fresh_unit_cuts(predictor: FeatureRULPredictor, data: dict[str, Any], n_units: int, seed: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truth, prediction and unit of random cuts of ``n_units`` freshly simulated units.
+
+    The units are drawn with the card's data settings (``data``: its ``config["data"]``) and cut at
+    ``n_val_cuts`` random instants each, as validation does; the predictor reads them through its own
+    card's normaliser, as the edge does. No unit of another seed is the same unit.
+    """
+    dm = SimulatorDataModule(n_units=n_units, window=int(data["window"]), step_hours=float(data["step_hours"]),
+                             rul_cap=float(data["rul_cap"]), n_val_cuts=int(data["n_val_cuts"]), seed=seed)
+    dm.setup()
+    dm.normalizer = predictor.normalizer
+    rng = np.random.default_rng(seed)
+    ys, preds, units = [], [], []
+    for uid in range(n_units):
+        X, y = dm.unit_windows(uid)
+        idx = np.sort(rng.choice(y.size, size=min(dm.n_val_cuts, y.size), replace=False))
+        ys.append(y[idx])
+        preds.append(np.clip(predictor.predict_windows(X[idx]), 0.0, dm.rul_cap))
+        units.append(np.full(idx.size, uid))
+    return np.concatenate(ys).astype(np.float64), np.concatenate(preds).astype(np.float64), np.concatenate(units)
+
+
+def recalibrate_sim_version(
+    registry_dir: str | Path,
+    name: str = MODEL_NAME,
+    *,
+    version: str | None = None,
+    n_units: int = 400,
+    seeds: tuple[int, ...] = RECALIBRATION_SEEDS,
+    bins: tuple[float, ...] = SIM_INTERVAL_BINS,
+    promote: bool = False,
+) -> ModelVersion:
+    """Register a simulator model again with its interval calibrated on freshly simulated units.
+
+    No training: ``n_units`` new units per seed (none of them seen in training or validation) are
+    cut as validation cuts are, the version's own ONNX file predicts them, and a Mondrian
+    :class:`SplitConformal` on absolute errors with ``bins`` is fitted on all of them. The card
+    keeps the network's metrics, replaces the interval metrics by those of the new calibration
+    (coverage and width with half the fresh units calibrating and the other half scored) and records
+    ``recalibrated_from``; the ONNX file is the same.
+
+    Raises:
+        ModelError: the version is not a simulator model, a seed is its training seed, or ``n_units`` < 4.
+    """
+    reg = ModelRegistry(registry_dir)
+    mv = reg.get(name, version) if version is not None else reg.promoted(name)
+    card = mv.card
+    if card.dataset.name != "simulator":
+        raise ModelError(f"{name}/{mv.version} was not trained on simulated units: it cannot be recalibrated on them")
+    if card.seed in seeds or not seeds:
+        raise ModelError(f"recalibration seeds {seeds} must be given and must not include the training seed {card.seed}")
+    if n_units < 4:
+        raise ModelError(f"n_units must be >= 4, got {n_units}")
+    predictor = FeatureRULPredictor(mv.model_path, card)
+    drawn = [fresh_unit_cuts(predictor, card.config["data"], n_units, seed) for seed in seeds]
+    y = np.concatenate([d[0] for d in drawn])
+    pred = np.concatenate([d[1] for d in drawn])
+    units = np.concatenate([d[2] + k * n_units for k, d in enumerate(drawn)])
+    conformal = SplitConformal(bins=bins).fit(y, pred)
+
+    def make() -> SplitConformal:
+        return conformal.unfitted()
+
+    cov, width = _cross_coverage(y, pred, units, make, seed=0)
+    lo, hi = conformal.interval(pred, COVERAGE)
+    near = pred < SIM_INTERVAL_BINS[0]
+    new = {k: v for k, v in card.to_dict().items() if k not in ("name", "version", "created_at", "git_commit", "model_sha256")}
+    new["calibration"] = {**conformal.to_dict(),
+                          "source": f"{mv.version}'s ONNX predictions on {units.size} cuts of {len(seeds) * n_units} "
+                                    f"freshly simulated units (seeds {', '.join(map(str, seeds))})"}
+    new["metrics"] = {
+        **{k: v for k, v in card.metrics.items() if "coverage" not in k and "interval" not in k},
+        "coverage_nominal": COVERAGE,
+        "calibration_n_units": len(seeds) * n_units,
+        "fresh_coverage_cross": cov,
+        "fresh_interval_width_cross": width,
+        **({"fresh_interval_width_near_failure": float(np.mean(hi[near] - lo[near]))} if near.any() else {}),
+    }
+    new["recalibrated_from"] = mv.version
+    new["git_commit"] = git_commit(Path(__file__).resolve().parent)
+    return reg.register(name, mv.model_path, new, promote=promote)
