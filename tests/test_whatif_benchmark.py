@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import whatif
 from benchmarks._whatif_backtest import PlantConfig, run_plant
-from core.inference.registry import SHIPPED_DIR
+from core.inference.registry import SHIPPED_DIR, ModelRegistry
 from core.inference.runtime import FeatureRULPredictor
 from core.twin import ANALOGS_FILE, AnalogLibrary
 from models.twin_library import build_sim_library
@@ -19,7 +19,7 @@ from models.twin_library import build_sim_library
 @pytest.fixture(scope="module")
 def shipped() -> tuple[FeatureRULPredictor, AnalogLibrary]:
     return (FeatureRULPredictor.from_registry(SHIPPED_DIR, "sim-bearing"),
-            AnalogLibrary.from_json(SHIPPED_DIR / "sim-bearing" / "v1" / ANALOGS_FILE))
+            AnalogLibrary.from_json(ModelRegistry(SHIPPED_DIR).promoted("sim-bearing").path / ANALOGS_FILE))
 
 
 def test_learned_futures_cover_held_out_runs_where_the_interval_alone_cannot(

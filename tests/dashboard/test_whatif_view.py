@@ -2,7 +2,7 @@
 
 The helpers are judged on what-ifs the twin computes (:func:`prescribe.whatif.run_whatif`) from
 evidence built here, on a plant calendar with one planned stop 100 h ahead. The browser test seeds
-a store whose P-101 is predicted by the shipped ``sim-bearing:v1`` model, so its futures come from
+a store whose P-101 is predicted by the shipped ``sim-bearing`` model, so its futures come from
 the shipped analog library.
 """
 
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 
 from core.assets import AssetConfig
-from core.inference.registry import SHIPPED_DIR
+from core.inference.registry import SHIPPED_DIR, ModelRegistry
 from core.settings import PlantSettings, Settings
 from core.twin import OPTION_LABELS, QUANTILES, find_library
 from core.wire import Prediction, utcnow
@@ -49,6 +49,10 @@ STOP = NOW + timedelta(hours=100, seconds=30)
 PLANT = PlantSettings(currency="CHF", planned_stop_every_h=0, planned_stops=[STOP], futures=400)
 ASSET = AssetConfig(asset_id="P-1", criticality=2)
 UNIT = re.compile(r"\((%|% of load|plant h|h|UTC|CHF|CHF/h|EUR|EUR/h)\)$")
+
+
+#: The shipped simulator model, ``name:version`` (its analog library ships beside it).
+SIM_MODEL = f"sim-bearing:{ModelRegistry(SHIPPED_DIR).promoted('sim-bearing').version}"
 
 
 def evidence(median: float, lower: float, upper: float, *, model: str = "fixture:v1", developing: bool = True) -> Evidence:
@@ -187,12 +191,12 @@ def test_an_asset_without_a_developing_fault_is_told_to_run_on() -> None:
 def test_the_generator_and_the_number_of_futures_are_named(planned: WhatIf) -> None:
     assert generator_text(planned) == ("400 simulated futures from the RUL model's interval (log-normal through it): "
                                        "fixture:v1 has no analog library.")
-    library = find_library("sim-bearing:v1", [SHIPPED_DIR])
+    library = find_library(SIM_MODEL, [SHIPPED_DIR])
     assert library is not None
-    analog = run_whatif(evidence(90.0, 60.0, 125.0, model="sim-bearing:v1"), ASSET, PLANT, library=library)
+    analog = run_whatif(evidence(90.0, 60.0, 125.0, model=SIM_MODEL), ASSET, PLANT, library=library)
     assert analog.generator == "analogs" and analog.futures is not None
     text = generator_text(analog)
-    assert text.startswith("400 simulated futures from the analog library of sim-bearing:v1")
+    assert text.startswith(f"400 simulated futures from the analog library of {SIM_MODEL}")
     assert f"the {analog.futures.neighbours} run-to-failure cases" in text and analog.futures.neighbours > 0
 
 
@@ -335,7 +339,7 @@ def _sim_bearing_predictions(seeded: Seeded, at: datetime) -> None:
 
     with Store(seeded.url) as store:
         store.write([(Prediction(publisher="rul-fixture", seq=100_000 + i, asset_id="P-101", model_name="sim-bearing",
-                                 model_version="v1", at=at + timedelta(seconds=i), rul_median=90.0 - i,
+                                 model_version=SIM_MODEL.partition(":")[2], at=at + timedelta(seconds=i), rul_median=90.0 - i,
                                  rul_lower=60.0 - i, rul_upper=125.0 - i, coverage=0.9, health_index=0.4,
                                  rul_cap=200.0), at + timedelta(seconds=i)) for i in range(3)])
 
@@ -390,7 +394,7 @@ def test_the_whatif_view_in_a_browser(live: Live, browser: object) -> None:
     expect(rec).to_be_visible()
     expect(rec).to_contain_text(re.compile(r"Risk of failing before .*: \d+%, (within|above) the plant's limit of 5%; "
                                            r"expected cost [\d,]+ EUR"))
-    expect(page.get_by_text(re.compile(r"^\d+ simulated futures from the analog library of sim-bearing:v1"))).to_be_visible()
+    expect(page.get_by_text(re.compile(rf"^\d+ simulated futures from the analog library of {SIM_MODEL}"))).to_be_visible()
     rows = page.locator("[data-testid='stTable'] tbody tr")
     expect(rows).to_have_count(4)
     for label in OPTION_LABELS.values():

@@ -201,28 +201,28 @@ def test_hook_follows_promotions_in_its_registry(tmp_path: Path) -> None:
     import shutil
 
     shutil.copytree(SHIPPED_DIR / MODEL, tmp_path / MODEL)
-    v1 = tmp_path / MODEL / "v1"
-    v2 = tmp_path / MODEL / "v2"
-    shutil.copytree(v1, v2)
-    card = read_card(v2 / "card.json")
-    card.version = "v2"
-    (v2 / "card.json").write_text(json.dumps(card.to_dict()))
+    first = ModelRegistry(SHIPPED_DIR).promoted(MODEL).version
+    second = f"v{int(first[1:]) + 1}"
+    shutil.copytree(tmp_path / MODEL / first, tmp_path / MODEL / second)
+    card = read_card(tmp_path / MODEL / second / "card.json")
+    card.version = second
+    (tmp_path / MODEL / second / "card.json").write_text(json.dumps(card.to_dict()))
     hook = FeatureRulHook.from_path(tmp_path / MODEL)
     hook.reload_check_s = 0.0
-    assert hook.model_version == "v1"
+    assert hook.model_version == first
     assert not hook.maybe_reload(), "nothing changed yet"
     hook.add_frame("P-101", EPOCH, {})  # incomplete frames are remembered per model ...
 
     registry = ModelRegistry(tmp_path)
-    registry.promote(MODEL, "v2")
+    registry.promote(MODEL, second)
     assert hook.maybe_reload()
-    assert hook.model_version == "v2" and hook.predictor.card.version == "v2"
+    assert hook.model_version == second and hook.predictor.card.version == second
     assert hook.rows("P-101") == [] and not hook._incomplete  # ... and forgotten with the old model
 
     registry.rollback(MODEL)
-    assert hook.maybe_reload() and hook.model_version == "v1"
+    assert hook.maybe_reload() and hook.model_version == first
 
-    (v2 / "model.onnx").write_bytes(b"not a model")
-    registry.promote(MODEL, "v2")
+    (tmp_path / MODEL / second / "model.onnx").write_bytes(b"not a model")
+    registry.promote(MODEL, second)
     assert not hook.maybe_reload(), "a broken version is not loaded"
-    assert hook.model_version == "v1", "the running model is kept"
+    assert hook.model_version == first, "the running model is kept"

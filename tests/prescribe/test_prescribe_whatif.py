@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from core.assets import AssetConfig
-from core.inference.registry import SHIPPED_DIR
+from core.inference.registry import SHIPPED_DIR, ModelRegistry
 from core.settings import PlantSettings, Settings
 from core.sim import FaultSpec
 from core.wire import Prediction
@@ -31,7 +31,8 @@ from prescribe.whatif import WhatIf, run_whatif, whatif_fact, whatif_from_store
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 #: The shipped simulator RUL model, whose analog library lies beside it in models/shipped.
-MODEL, VERSION = "sim-bearing", "v1"
+MODEL = "sim-bearing"
+VERSION = ModelRegistry(SHIPPED_DIR).promoted(MODEL).version
 
 
 @pytest.fixture

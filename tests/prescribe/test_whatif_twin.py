@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.assets import AssetConfig
-from core.inference.registry import SHIPPED_DIR
+from core.inference.registry import SHIPPED_DIR, ModelRegistry
 from core.settings import PlantSettings, Settings
 from core.sim import FaultSpec
 from core.twin import find_library
@@ -25,12 +25,13 @@ from prescribe.whatif import asset_costs, next_stops_h, run_whatif, whatif_fact,
 from tests.prescribe._frames import outer_race_frames
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-LIBRARY = find_library("sim-bearing:v1", [SHIPPED_DIR])
+SIM_MODEL = f"sim-bearing:{ModelRegistry(SHIPPED_DIR).promoted('sim-bearing').version}"
+LIBRARY = find_library(SIM_MODEL, [SHIPPED_DIR])
 
 
 def _with_model(ev: Evidence, median: float, lower: float, upper: float) -> Evidence:
     assert ev.rul is not None
-    rul = ev.rul.model_copy(update={"model": "sim-bearing:v1", "median_h": median, "lower_h": lower, "upper_h": upper,
+    rul = ev.rul.model_copy(update={"model": SIM_MODEL, "median_h": median, "lower_h": lower, "upper_h": upper,
                                     "cap_h": 200.0})
     return ev.model_copy(update={"rul": rul})
 
@@ -115,9 +116,9 @@ def store(tmp_path: Path, plant: dict[str, AssetConfig]) -> Iterator[tuple[Store
     with Store(url) as s:
         s.upsert_assets(plant.values())
         msgs: list[tuple[Any, datetime]] = [*outer_race_frames(plant["P-101"], T0, extra={"load": {"mean": 82.0}})]
-        msgs.append((Prediction(publisher="edge-01", seq=9, asset_id="P-101", model_name="sim-bearing", model_version="v1",
-                                at=T0 - timedelta(minutes=5), rul_median=50, rul_lower=30, rul_upper=80, coverage=0.9,
-                                rul_cap=200.0), T0))
+        msgs.append((Prediction(publisher="edge-01", seq=9, asset_id="P-101", model_name="sim-bearing",
+                                model_version=SIM_MODEL.partition(":")[2], at=T0 - timedelta(minutes=5), rul_median=50,
+                                rul_lower=30, rul_upper=80, coverage=0.9, rul_cap=200.0), T0))
         s.write(msgs)
         yield s, url
 
@@ -125,7 +126,7 @@ def store(tmp_path: Path, plant: dict[str, AssetConfig]) -> Iterator[tuple[Store
 def test_from_store_reads_the_load_age_and_library(store: tuple[Store, str]) -> None:
     s, _ = store
     w = whatif_from_store(s, "P-101", Settings(), now=T0)
-    assert w.generator == "analogs" and w.model == "sim-bearing:v1"
+    assert w.generator == "analogs" and w.model == SIM_MODEL
     assert w.load_share == pytest.approx(0.82) and w.age_h == pytest.approx(48.0)  # since its first stored window
     assert w.developing and len(w.outcomes) == 4
 
