@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._whatif_backtest import POLICIES, PlantConfig, run_plant  # noqa: E402
-from core.inference.registry import SHIPPED_DIR  # noqa: E402
+from core.inference.registry import SHIPPED_DIR, ModelRegistry  # noqa: E402
 from core.inference.runtime import FeatureRULPredictor  # noqa: E402
 from core.twin import ANALOGS_FILE, AnalogLibrary, AssetCosts, evaluate, interval_futures, make_options, recommend  # noqa: E402
 from models.twin_library import build_sim_library  # noqa: E402
@@ -104,10 +104,15 @@ def femto(data_dir: Path | None, quick: bool) -> dict[str, Any]:
 _WORKER: dict[str, Any] = {}
 
 
+def _shipped_library() -> AnalogLibrary:
+    """The analog library beside the promoted version of the shipped simulator model."""
+    return AnalogLibrary.from_json(ModelRegistry(SHIPPED_DIR).promoted(MODEL).path / ANALOGS_FILE)
+
+
 def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _WORKER["predictor"] = FeatureRULPredictor.from_registry(SHIPPED_DIR, MODEL)
-    _WORKER["library"] = AnalogLibrary.from_json(SHIPPED_DIR / MODEL / "v1" / ANALOGS_FILE)
+    _WORKER["library"] = _shipped_library()
 
 
 def _job(args: tuple[int, str, float, float]) -> dict[str, Any]:
@@ -258,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "datasets")
     ap.add_argument("--out", type=Path, default=RESULTS / "whatif")
     args = ap.parse_args(argv)
-    library = AnalogLibrary.from_json(SHIPPED_DIR / MODEL / "v1" / ANALOGS_FILE)
+    library = _shipped_library()
     predictor = FeatureRULPredictor.from_registry(SHIPPED_DIR, MODEL)
     held_units = 12 if args.quick else 100
     calibration: dict[str, Any] = {}
