@@ -1,21 +1,21 @@
 """Do the demo model's 90 % intervals hold on units it has never seen?
 
-``sim-bearing`` v1 calibrated its interval on its 40 validation units (normalised split conformal,
-|error| / (prediction + offset)); later versions of the same network are recalibrated on freshly
-simulated units (``genedge rul calibrate-sim``, seeds 2000 and 3000). The simulator can draw as many
-unseen units as a question needs, so this benchmark draws ``--units`` more (seed 1000, used by no
-calibration) with the card's data settings and cuts each at ``n_val_cuts`` random instants, as
-validation does. The shipped int8 model predicts them through its own card (normaliser included).
+The shipped ``sim-bearing`` calibrates its interval on its 40 validation units (normalised split
+conformal, |error| / (prediction + offset)); ``genedge rul calibrate-sim`` registers the same network
+recalibrated on freshly simulated units (seeds 2000 and 3000 by default). The simulator can draw as
+many unseen units as a question needs, so this benchmark draws ``--units`` more (seed 1000, used by
+no calibration) with the card's data settings and cuts each at ``n_val_cuts`` random instants, as
+validation does. The promoted int8 model predicts them through its own card (normaliser included).
 Reported:
 
 * ``shipped``: the interval of the promoted version, and of each archived version of the same network
-  (its earlier calibration), scored on every fresh cut and over random fleets of 40 fresh units (the
+  (another calibration), scored on every fresh cut and over random fleets of 40 fresh units (the
   validation set's size): coverage, its 10th percentile over fleets, width, coverage near failure;
-* ``recalibrated, k units``: v1's score, and absolute errors by bin of the prediction (Mondrian,
+* ``recalibrated, k units``: the shipped score, and absolute errors by bin of the prediction (Mondrian,
   ``models.sim_pipeline.SIM_INTERVAL_BINS``), calibrated afresh on ``k`` of these fresh units and
   scored on all the others, over 200 random splits: what a calibration set of ``k`` units gives on
   unseen units (mean and 10th percentile of coverage, mean width, coverage where the prediction is
-  below 50 h). ``k`` = 40 is v1's calibration size.
+  below 50 h). ``k`` = 40 is the shipped calibration's size.
 
 These are simulated units: they say how the calibration behaves, not how real machines fail.
 

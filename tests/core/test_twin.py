@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.errors import ConfigError
-from core.inference.registry import SHIPPED_DIR
+from core.inference.registry import SHIPPED_DIR, ModelRegistry
 from core.sim import AssetSimulator, FaultSpec, damage_at, default_plant, growth_multiplier
 from core.twin import (
     ANALOGS_FILE,
@@ -25,7 +25,8 @@ from core.twin import (
     recommend,
 )
 
-SHIPPED_LIBRARY = SHIPPED_DIR / "sim-bearing" / "v1" / ANALOGS_FILE
+SHIPPED_SIM = ModelRegistry(SHIPPED_DIR).promoted("sim-bearing")
+SHIPPED_LIBRARY = SHIPPED_SIM.path / ANALOGS_FILE
 
 
 # ------------------------------------------------------------------------------- derated faults
@@ -202,7 +203,7 @@ def test_analog_library_round_trips_through_json_and_refuses_bad_files(tmp_path:
 
 def test_shipped_library_belongs_to_the_shipped_model_and_is_fast() -> None:
     lib = AnalogLibrary.from_json(SHIPPED_LIBRARY)
-    assert lib.model == "sim-bearing:v1" and lib.cap_h == 200.0 and lib.true_rul_h.size > 5000
+    assert lib.model == f"sim-bearing:{SHIPPED_SIM.version}" and lib.cap_h == 200.0 and lib.true_rul_h.size > 5000
     assert len(set(lib.unit.tolist())) >= 300 and np.isinf(lib.true_rul_h).any()  # healthy runs are in it
     costs = AssetCosts(downtime_per_h=6000.0)
     rng = np.random.default_rng(0)
