@@ -34,6 +34,7 @@ __all__ = [
     "export_int8_dynamic",
     "export_measure_register",
     "model_card",
+    "register_recalibrated",
 ]
 
 #: The exported graph's interface, the same for every recipe (:class:`core.inference.card.OnnxCard`).
@@ -118,6 +119,25 @@ def export_measure_register(
         card.metrics.update(measure(paths, card))
         card.metrics["fp32_size_bytes"] = paths["fp32"].stat().st_size
         return ModelRegistry(registry_dir).register(name, paths[card.variant], card, promote=promote)
+
+
+def register_recalibrated(
+    registry: ModelRegistry,
+    mv: ModelVersion,
+    calibration: dict[str, Any],
+    metrics: dict[str, Any],
+    *,
+    promote: bool,
+) -> ModelVersion:
+    """Register ``mv``'s ONNX file again as a new version whose card has ``calibration`` and ``metrics``.
+
+    Everything else of the card carries over; it records ``recalibrated_from`` and the current commit.
+    """
+    renewed = ("name", "version", "created_at", "git_commit", "model_sha256")  # the registry writes these anew
+    card = {k: v for k, v in mv.card.to_dict().items() if k not in renewed}
+    card.update(calibration=calibration, metrics=metrics, recalibrated_from=mv.version,
+                git_commit=git_commit(Path(__file__).resolve().parent))
+    return registry.register(mv.name, mv.model_path, card, promote=promote)
 
 
 @dataclass(frozen=True)

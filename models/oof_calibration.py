@@ -127,11 +127,11 @@ def oof_card_calibration(
     conformal, ratio = oof_conformal(oof_y, oof_pred, val_y, val_pred, val_single_preds, bins=bins)
     section = conformal.to_dict()
     section["scores"] = [round(v, decimals) for v in section["scores"]]
-    rounded = SplitConformal.from_dict(section)
-    section["q90"] = rounded.quantile(0.9)
     if "bin_scores" in section:
         section["bin_scores"] = [[round(v, decimals) for v in scores] for scores in section["bin_scores"]]
-        rounded = SplitConformal.from_dict(section)
+    rounded = SplitConformal.from_dict(section)  # the summary quantiles of the scores as stored
+    section["q90"] = rounded.quantile(0.9)
+    if "bin_scores" in section:
         section["bin_q90"] = rounded.bin_quantiles(0.9).tolist()
     return {
         **section,

@@ -19,9 +19,9 @@ from core.datasets.cmapss import data_hash
 from core.errors import ModelError
 from core.inference.calibration import SplitConformal, empirical_coverage, interval_width
 from core.inference.card import ModelCard
-from core.inference.registry import ModelRegistry, ModelVersion, git_commit
+from core.inference.registry import ModelRegistry, ModelVersion
 from core.inference.runtime import OnnxRULPredictor
-from models._recipe import Recipe, RunOptions, export_measure_register, model_card
+from models._recipe import Recipe, RunOptions, export_measure_register, model_card, register_recalibrated
 from models.base import NEUTRAL_PARAMS, BaseRULEstimator
 from models.crossfit import CrossFitEnsemble
 from models.data.cmapss import CMAPSSDataModule
@@ -659,15 +659,9 @@ def recalibrate_version(
     pred = OnnxRULPredictor(mv.model_path, card).predict_windows(dm.X_val)
     conformal = SplitConformal(bins=bins).fit(dm.y_val, pred)
     metrics = _val_metrics(dm.y_val, pred, dm.val_cut_units, conformal, coverage=0.9, seed=dm.seed)
-    new = {k: v for k, v in card.to_dict().items() if k not in ("name", "version", "created_at", "git_commit", "model_sha256")}
-    new["calibration"] = {**conformal.to_dict(), "source": f"{mv.version}'s ONNX predictions on its validation cuts"}
-    new["metrics"] = {
-        **card.metrics,
-        **{k: v for k, v in metrics.items() if "coverage" in k or "interval" in k},
-    }
-    new["recalibrated_from"] = mv.version
-    new["git_commit"] = git_commit(Path(__file__).resolve().parent)
-    return reg.register(name, mv.model_path, new, promote=promote)
+    return register_recalibrated(
+        reg, mv, {**conformal.to_dict(), "source": f"{mv.version}'s ONNX predictions on its validation cuts"},
+        {**card.metrics, **{k: v for k, v in metrics.items() if "coverage" in k or "interval" in k}}, promote=promote)
 
 
 def _fold_onnx_predictions(result: TrainResult, tmp: Path, variant: str, card: ModelCard) -> tuple[np.ndarray, np.ndarray]:

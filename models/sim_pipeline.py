@@ -23,9 +23,17 @@ import numpy as np
 from core.errors import ModelError
 from core.inference.calibration import SplitConformal, empirical_coverage, interval_width
 from core.inference.card import ModelCard
-from core.inference.registry import ModelRegistry, ModelVersion, git_commit
+from core.inference.registry import ModelRegistry, ModelVersion
 from core.inference.runtime import FeatureRULPredictor
-from models._recipe import FeatureTrainResult, Recipe, RunOptions, export_int8_dynamic, export_measure_register, model_card
+from models._recipe import (
+    FeatureTrainResult,
+    Recipe,
+    RunOptions,
+    export_int8_dynamic,
+    export_measure_register,
+    model_card,
+    register_recalibrated,
+)
 from models.data.arrays import EventRun
 from models.data.simulator import SimulatorDataModule
 from models.metrics import rmse
@@ -52,6 +60,8 @@ COVERAGE = 0.9
 #: from it. One normalised quantile gives intervals about 30 h wide below 50 h that cover 0.6 of the
 #: truths there on unseen units (``benchmarks/rul_sim_intervals.py``).
 SIM_INTERVAL_BINS = (50.0, 120.0)
+#: Predictions below this many hours are the ones a planner acts on (near-failure widths and coverage).
+NEAR_FAILURE_H = 50.0
 #: Seeds of the fresh units a recalibration draws: never 0, the seed the shipped model's units come from.
 RECALIBRATION_SEEDS = (2000, 3000)
 
@@ -335,18 +345,13 @@ def recalibrate_sim_version(
     pred = np.concatenate([d[1] for d in drawn])
     units = np.concatenate([d[2] + k * n_units for k, d in enumerate(drawn)])
     conformal = SplitConformal(bins=bins).fit(y, pred)
-
-    def make() -> SplitConformal:
-        return conformal.unfitted()
-
-    cov, width = _cross_coverage(y, pred, units, make, seed=0)
+    cov, width = _cross_coverage(y, pred, units, conformal.unfitted, seed=0)
     lo, hi = conformal.interval(pred, COVERAGE)
-    near = pred < SIM_INTERVAL_BINS[0]
-    new = {k: v for k, v in card.to_dict().items() if k not in ("name", "version", "created_at", "git_commit", "model_sha256")}
-    new["calibration"] = {**conformal.to_dict(),
-                          "source": f"{mv.version}'s ONNX predictions on {units.size} cuts of {len(seeds) * n_units} "
-                                    f"freshly simulated units (seeds {', '.join(map(str, seeds))})"}
-    new["metrics"] = {
+    near = pred < NEAR_FAILURE_H
+    calibration = {**conformal.to_dict(),
+                   "source": f"{mv.version}'s ONNX predictions on {units.size} cuts of {len(seeds) * n_units} "
+                             f"freshly simulated units (seeds {', '.join(map(str, seeds))})"}
+    metrics = {
         **{k: v for k, v in card.metrics.items() if "coverage" not in k and "interval" not in k},
         "coverage_nominal": COVERAGE,
         "calibration_n_units": len(seeds) * n_units,
@@ -354,6 +359,4 @@ def recalibrate_sim_version(
         "fresh_interval_width_cross": width,
         **({"fresh_interval_width_near_failure": float(np.mean(hi[near] - lo[near]))} if near.any() else {}),
     }
-    new["recalibrated_from"] = mv.version
-    new["git_commit"] = git_commit(Path(__file__).resolve().parent)
-    return reg.register(name, mv.model_path, new, promote=promote)
+    return register_recalibrated(reg, mv, calibration, metrics, promote=promote)
