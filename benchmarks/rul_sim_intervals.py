@@ -8,9 +8,12 @@ no calibration) with the card's data settings and cuts each at ``n_val_cuts`` ra
 validation does. The promoted int8 model predicts them through its own card (normaliser included).
 Reported:
 
-* ``shipped``: the interval of the promoted version, and of each archived version of the same network
-  (another calibration), scored on every fresh cut and over random fleets of 40 fresh units (the
-  validation set's size): coverage, its 10th percentile over fleets, width, coverage near failure;
+* ``shipped``: the promoted version's interval, scored on every fresh cut and over random fleets of
+  40 fresh units (the validation set's size): coverage, its 10th percentile over fleets, width,
+  coverage near failure, and how far its lower bound rises as the prediction falls (0 when the
+  lower bound is monotone, which the decision policy's escalation relies on);
+* ``calibrate_sim``: the same for the calibration ``genedge rul calibrate-sim`` would register
+  (absolute errors by bin of the prediction on 400 fresh units of each of its default seeds);
 * ``recalibrated, k units``: the shipped score, and absolute errors by bin of the prediction (Mondrian,
   ``models.sim_pipeline.SIM_INTERVAL_BINS``), calibrated afresh on ``k`` of these fresh units and
   scored on all the others, over 200 random splits: what a calibration set of ``k`` units gives on
@@ -21,8 +24,6 @@ These are simulated units: they say how the calibration behaves, not how real ma
 
     python benchmarks/rul_sim_intervals.py [--units 400] -> benchmarks/results/rul_sim_intervals.{json,md}
 """
-
-
 
 from __future__ import annotations
 
@@ -39,19 +40,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core.inference.calibration import SplitConformal  # noqa: E402
-from core.inference.card import read_card  # noqa: E402
 from core.inference.registry import SHIPPED_DIR, ModelRegistry  # noqa: E402
 from core.inference.runtime import FeatureRULPredictor  # noqa: E402
-from models.sim_pipeline import SIM_INTERVAL_BINS, fresh_unit_cuts  # noqa: E402
+from models.sim_pipeline import NEAR_FAILURE_H, RECALIBRATION_SEEDS, SIM_INTERVAL_BINS, fresh_unit_cuts  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 COVERAGE = 0.9
 FRESH_SEED = 1000  # the shipped model trained and calibrated on seed 0's units
 FLEET = 40  # units per fleet: the size of the shipped validation set
 N_SPLITS = 200
-NEAR_FAILURE_H = 50.0  # predictions below this are the ones a planner acts on
-#: Earlier shipped cards of the same network, whose intervals are scored on the same predictions
-ARCHIVED = ROOT / "benchmarks" / "results" / "archive" / "shipped_cards" / "sim-bearing"
+#: Units per seed that ``genedge rul calibrate-sim`` draws by default
+CALIBRATE_SIM_UNITS = 400
 
 
 def _hits(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -66,7 +65,13 @@ def shipped_coverage(conf: SplitConformal, y: np.ndarray, pred: np.ndarray, unit
     rng = np.random.default_rng(seed)
     fleets = [float(hits[np.isin(units, rng.choice(ids, FLEET, replace=False))].mean()) for _ in range(1000)]
     near = pred < NEAR_FAILURE_H
+    # How far the lower bound can rise as the prediction falls (0 for a monotone interval): on a grid
+    # of predictions, each lower bound against the smallest one at any higher prediction.
+    grid = np.arange(0.0, 200.5, 0.5)
+    grid_lo = conf.interval(grid, COVERAGE)[0]
+    rise = grid_lo - np.minimum.accumulate(grid_lo[::-1])[::-1]
     return {"method": _method(conf), "coverage": float(hits.mean()), "width": float(width.mean()),
+            "lower_bound_rise_h": float(rise.max()), "lower_bound_rise_at_h": float(grid[int(rise.argmax())]),
             "fleet40_mean": float(np.mean(fleets)), "fleet40_p10": float(np.percentile(fleets, 10)),
             "coverage_near_failure": float(hits[near].mean()) if near.any() else None,
             "width_near_failure": float(width[near].mean()) if near.any() else None}
@@ -103,14 +108,19 @@ def markdown(res: dict[str, Any]) -> str:
         f"| interval | coverage | 10th percentile | mean width (h) | coverage where predicted < {NEAR_FAILURE_H:.0f} h |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for version, s in res["shipped"].items():
-        lines += [f"| {version} as shipped ({s['method']}), every fresh cut | {s['coverage']:.3f} | - | {s['width']:.1f} | "
+    for label, s in (("shipped", res["shipped"]), (f"calibrate-sim ({res['calibrate_sim_units']} units, seeds "
+                                                   f"{', '.join(map(str, RECALIBRATION_SEEDS))})", res["calibrate_sim"])):
+        lines += [f"| {label}: {s['method']}, every fresh cut | {s['coverage']:.3f} | - | {s['width']:.1f} | "
                   f"{s['coverage_near_failure']:.3f} |",
-                  f"| {version} as shipped, fleets of {FLEET} units | {s['fleet40_mean']:.3f} | {s['fleet40_p10']:.3f} | - | - |"]
+                  f"| {label}, fleets of {FLEET} units | {s['fleet40_mean']:.3f} | {s['fleet40_p10']:.3f} | - | - |"]
     for r in res["recalibrated"]:
         lines.append(f"| {r['method']}, recalibrated on {r['k_units']} units, scored on the rest ({N_SPLITS} "
                      f"splits) | {r['coverage_mean']:.3f} | {r['coverage_p10']:.3f} | {r['width']:.1f} | "
                      f"{r['coverage_near_failure']:.3f} |")
+    rises = [f"{label} {s['lower_bound_rise_h']:.1f} h"
+             + (f" (at a prediction of {s['lower_bound_rise_at_h']:g} h)" if s["lower_bound_rise_h"] > 0 else "")
+             for label, s in (("shipped", res["shipped"]), ("calibrate-sim", res["calibrate_sim"]))]
+    lines += ["", "Most the lower bound rises as the prediction falls (0 for a monotone interval): " + "; ".join(rises) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -123,21 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     mv = ModelRegistry(args.registry).promoted("sim-bearing")
     predictor = FeatureRULPredictor(mv.model_path, mv.card)
     y, pred, units = fresh_unit_cuts(predictor, mv.card.config["data"], args.units, FRESH_SEED)
-    cards = {mv.version: mv.card}
-    for path in sorted(ARCHIVED.glob("v*/card.json")):
-        old = read_card(path)
-        if old.version and old.model_sha256 == mv.card.model_sha256 and old.version not in cards:  # same network
-            cards[old.version] = old
-    shipped = {v: shipped_coverage(SplitConformal.from_dict(c.calibration or {}), y, pred, units)
-               for v, c in sorted(cards.items())}
-    first = cards[min(cards)].calibration or {}
-    conf = SplitConformal(scale=first.get("scale", "none"), offset=float(first.get("offset", 10.0)))
+    conf = SplitConformal.from_dict(mv.card.calibration or {})
+    calibration_draws = [fresh_unit_cuts(predictor, mv.card.config["data"], CALIBRATE_SIM_UNITS, seed)
+                         for seed in RECALIBRATION_SEEDS]  # what genedge rul calibrate-sim fits on
+    by_bin = SplitConformal(bins=SIM_INTERVAL_BINS).fit(np.concatenate([d[0] for d in calibration_draws]),
+                                                        np.concatenate([d[1] for d in calibration_draws]))
     res = {
         "model": mv.name, "version": mv.version, "coverage_nominal": COVERAGE, "n_units": args.units,
         "n_cuts": int(y.size), "fresh_seed": FRESH_SEED,
         "rmse": float(np.sqrt(np.mean((y - pred) ** 2))), "rmse_validation": mv.card.metrics.get("val_rmse_onnx"),
-        "shipped": shipped,
-        "recalibrated": [recalibrated(c, y, pred, units, k) for c in (conf, SplitConformal(bins=SIM_INTERVAL_BINS))
+        "shipped": shipped_coverage(conf, y, pred, units),
+        "calibrate_sim_units": len(RECALIBRATION_SEEDS) * CALIBRATE_SIM_UNITS,
+        "calibrate_sim": shipped_coverage(by_bin, y, pred, units),
+        "recalibrated": [recalibrated(c, y, pred, units, k) for c in (conf.unfitted(), by_bin.unfitted())
                          for k in (FLEET, 4 * FLEET)],
     }
     args.out.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
