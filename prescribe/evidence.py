@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from core.assets import AssetConfig, Quantity
 from core.errors import GenEdgeError
@@ -126,10 +127,28 @@ def vibration_and_temperature(
                if tch in f and "mean" in f[tch]]
         if pts:
             hours, values = np.array(pts).T
-            slope = float(np.polyfit(hours - hours[0], values, 1)[0]) if len(pts) >= 2 and np.ptp(hours) > 0 else None
-            temp = TemperatureTrend(latest_c=float(values[-1]), slope_c_per_h=slope,
-                                    lookback_h=float(np.ptp(hours)) if slope is not None else None)
+            temp = temperature_trend(hours, values)
     return zone, peaks, temp
+
+
+def temperature_trend(hours: np.ndarray, values: np.ndarray) -> TemperatureTrend:
+    """The latest temperature and its least-squares slope over ``hours``, with the slope's one-sided
+    95 % lower confidence bound (Student t on the residual scatter).
+
+    A trend needs three readings at distinct times: a line through two has no scatter to judge its
+    noise by, and two readings an hour apart differ by the sensor noise alone (about 1 K in the
+    simulator), which would read as a rise of 1 K/h.
+    """
+    latest = float(values[-1])
+    x = hours - hours.mean()
+    sxx = float(x @ x)
+    if len(hours) < 3 or sxx <= 0.0:
+        return TemperatureTrend(latest_c=latest)
+    slope = float(x @ (values - values.mean())) / sxx
+    resid = values - values.mean() - slope * x
+    se = math.sqrt(float(resid @ resid) / (len(hours) - 2) / sxx)
+    low = slope - float(student_t.ppf(0.95, len(hours) - 2)) * se
+    return TemperatureTrend(latest_c=latest, slope_c_per_h=slope, lookback_h=float(np.ptp(hours)), slope_low_c_per_h=low)
 
 
 def diagnose_peaks(peaks: Sequence[PeakMatch]) -> FaultCall | None:

@@ -84,7 +84,7 @@ def _severe_alarm(ev: Evidence) -> bool:
 
 def _temperature_trip(ev: Evidence, policy: DeadlinePolicy) -> bool:
     t = ev.temperature
-    return t is not None and (t.latest_c >= policy.temp_trip_c or (t.slope_c_per_h or 0.0) >= policy.temp_trip_c_per_h)
+    return t is not None and (t.latest_c >= policy.temp_trip_c or t.sure_rise_c_per_h >= policy.temp_trip_c_per_h)
 
 
 def fault_strength(ev: Evidence, policy: DeadlinePolicy | None = None) -> str:
@@ -92,7 +92,8 @@ def fault_strength(ev: Evidence, policy: DeadlinePolicy | None = None) -> str:
 
     Strong: ISO zone D, a temperature trip, an envelope peak at ``strong_peak_snr`` or more, or a
     fault call at ``strong_confidence`` or more. Weak (a degradation sign): any envelope peak, a
-    fault call at ``min_confidence`` or more, zone C, a rising zone above A, a rising temperature,
+    fault call at ``min_confidence`` or more, zone C, a rising zone above A, a rising temperature
+    (judged on the slope's lower confidence bound, so sensor noise over a few windows is no rise),
     an open high/critical alarm (other than the RUL alarm), or a health index below normal.
     """
     policy = policy or DeadlinePolicy()
@@ -105,7 +106,7 @@ def fault_strength(ev: Evidence, policy: DeadlinePolicy | None = None) -> str:
     health = ev.rul.health_index if ev.rul is not None else None
     signs = (bool(ev.peaks) or (call is not None and call.confidence >= policy.min_confidence)
              or (zone is not None and (zone.zone >= 2 or (zone.zone >= 1 and zone.trend == "rising")))
-             or (ev.temperature is not None and (ev.temperature.slope_c_per_h or 0.0) > policy.temp_rising_c_per_h)
+             or (ev.temperature is not None and ev.temperature.sure_rise_c_per_h > policy.temp_rising_c_per_h)
              or _severe_alarm(ev) or (health is not None and health < policy.health_normal))
     return "weak" if signs else "none"
 

@@ -210,6 +210,15 @@ class TemperatureTrend(BaseModel):
     latest_c: float = Field(allow_inf_nan=False)
     slope_c_per_h: float | None = Field(default=None, allow_inf_nan=False)
     lookback_h: float | None = Field(default=None, ge=0)
+    #: One-sided 95 % lower confidence bound of the slope, from the scatter about the fitted line
+    #: (:func:`prescribe.evidence.temperature_trend`). ``None``: the slope is taken as exact.
+    slope_low_c_per_h: float | None = Field(default=None, allow_inf_nan=False)
+
+    @property
+    def sure_rise_c_per_h(self) -> float:
+        """The rise rate the measurements establish: the slope's lower bound when known, else the slope."""
+        low = self.slope_low_c_per_h if self.slope_low_c_per_h is not None else self.slope_c_per_h
+        return low if low is not None else 0.0
 
 
 class PastWorkOrder(BaseModel):
@@ -616,7 +625,9 @@ def evidence_items(ev: Evidence) -> list[EvidenceItem]:
             add(EvidenceItem(id="temp:trend", kind="temperature",
                              summary=f"{word}, {t.slope_c_per_h:+.2f} K/h",
                              values={"slope_c_per_h": round(t.slope_c_per_h, 4), "trend": word,
-                                     "lookback_h": t.lookback_h}))
+                                     "lookback_h": t.lookback_h,
+                                     "slope_low_c_per_h": None if t.slope_low_c_per_h is None
+                                     else round(t.slope_low_c_per_h, 4)}))
     for a in ev.alarms:
         add(EvidenceItem(
             id=f"alarm:{a.id}", kind="alarm",

@@ -121,3 +121,39 @@ def test_healthy_asset_is_monitored_without_backend(plant: dict) -> None:  # typ
     ev = from_simulator(plant["P-102"], FaultSpec.healthy(), 200.0, seed=1)
     rec = Prescriber(_MustNotBeCalled()).recommend(ev)  # type: ignore[arg-type]
     assert (rec.status, rec.priority, rec.deadline, rec.work_order) == ("monitor", "low", None, None)
+
+
+def _healthy_with_temperatures(readings: list[tuple[float, float]]) -> Evidence:
+    """A healthy asset (RUL at its cap, zone A, no peaks, no fault call) whose bearing temperature
+    read ``(hour, degC)``, as :func:`prescribe.evidence.temperature_trend` turns readings into a trend."""
+    import numpy as np
+
+    from prescribe.evidence import temperature_trend
+
+    hours, values = np.array(readings, dtype=float).T
+    return Evidence(
+        asset=AssetFacts(asset_id="P-1", criticality=2), at=NOW,
+        rul=RulEstimate(median_h=200, lower_h=125, upper_h=260, coverage=0.9, at=NOW, cap_h=200, health_index=1.0),
+        zone=ZoneState(zone=0, velocity_mm_s=0.6), temperature=temperature_trend(hours, values))
+
+
+def test_sensor_noise_over_a_few_readings_is_no_temperature_rise() -> None:
+    # two readings an hour apart 1.5 K apart: a line through two points, no trend to judge
+    two = _healthy_with_temperatures([(0, 42.0), (1, 43.5)])
+    assert two.temperature is not None and two.temperature.slope_c_per_h is None
+    assert assess(two).state == "healthy"
+    # three noisy readings whose fitted slope is 1.5 K/h: the scatter leaves the rise unproven
+    three = _healthy_with_temperatures([(0, 42.0), (1, 42.6), (2, 45.0)])
+    assert three.temperature is not None and three.temperature.slope_c_per_h == pytest.approx(1.5)
+    assert three.temperature.slope_low_c_per_h is not None and three.temperature.slope_low_c_per_h < 1.0
+    assert assess(three).state == "healthy"
+
+
+def test_a_steady_temperature_rise_is_a_degradation_sign_and_a_fast_one_trips() -> None:
+    noise = [0.1, -0.2, 0.15, -0.05, 0.0, 0.2, -0.15, 0.05, -0.1, 0.0]
+    warming = _healthy_with_temperatures([(h, 40.0 + 2.0 * h + e) for h, e in enumerate(noise)])
+    assert warming.temperature is not None and warming.temperature.slope_low_c_per_h is not None
+    assert 1.0 < warming.temperature.slope_low_c_per_h < 2.0
+    assert assess(warming).state == "watch"
+    burning = _healthy_with_temperatures([(h / 60, 40.0 + 3.0 * h + e) for h, e in enumerate(noise)])  # 180 K/h
+    assert assess(burning).state == "stop_now" and "temperature trip" in assess(burning).why
