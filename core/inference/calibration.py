@@ -141,9 +141,48 @@ class SplitConformal:
         """
         p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
         q = self.bin_quantiles(coverage)
-        half = (q[self._bin_of(p)] if self.bin_scores_ else q[0]) * self._sigma(p)
-        lower = np.minimum(np.maximum(p - half, self.lower_bound), p)
-        return lower, p + half
+        if not self.bin_scores_ or len(q) == 1:
+            return self._bounds(p, q[0])
+        which = self._bin_of(p)
+        lower, upper = self._bounds(p, q[which])
+        # Each bin's own quantile makes the bounds jump at the edges, so a lower prediction could give a
+        # later lower bound (or a higher one a sooner upper bound). The envelope takes the lowest lower
+        # bound of every prediction at or above this one and the highest upper bound of every one at or
+        # below: monotone bounds, only ever wider, so each bin's coverage still holds.
+        floor_from, ceil_upto = self._envelopes(q)
+        return np.minimum(lower, floor_from[which]), np.maximum(upper, ceil_upto[which])
+
+    def _bounds(self, p: np.ndarray, q: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(lower, upper)`` of predictions ``p`` with score quantile(s) ``q``, clipped as documented."""
+        half = np.asarray(q) * self._sigma(p)
+        return np.minimum(np.maximum(p - half, self.lower_bound), p), p + half
+
+    def _envelopes(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per bin ``b``: the least lower bound of the predictions above those of bin ``b`` up to its
+        end and in every later bin, and the greatest upper bound of the predictions in earlier bins.
+
+        Within a bin the bounds are linear in the prediction (then clipped), so their extremes over a
+        bin lie at its ends: the lower bound's at either end, the upper bound's (always increasing) at
+        the right end. The last bin has no right end: its lower bound grows without limit unless the
+        normalised half-width grows faster than the prediction, then it falls to ``lower_bound``.
+        """
+        edges = np.asarray(self.bins, dtype=np.float64)
+        n = len(q)
+        at_end = np.full(n, math.inf)  # lower bound at the bin's right end (approached from inside)
+        least = np.full(n, math.inf)  # least lower bound over the whole bin
+        top = np.full(n, -math.inf)  # greatest upper bound over the whole bin
+        for b in range(n):
+            if b < n - 1:
+                lo, hi = self._bounds(edges[b : b + 1], q[b])
+                at_end[b], top[b] = float(lo[0]), float(hi[0])
+            elif self.scale == "prediction" and q[b] > 1.0:
+                at_end[b] = self.lower_bound
+            least[b] = at_end[b]
+            if b > 0:
+                least[b] = min(least[b], float(self._bounds(edges[b - 1 : b], q[b])[0][0]))
+        later = np.append(np.minimum.accumulate(least[::-1])[::-1][1:], math.inf)
+        earlier = np.insert(np.maximum.accumulate(top)[:-1], 0, -math.inf)
+        return np.minimum(at_end, later), earlier
 
     def to_dict(self) -> dict[str, Any]:
         """Serialise to JSON-compatible data (stored in the model card)."""

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.errors import ModelError, NotFittedError
 from core.inference.calibration import SplitConformal, empirical_coverage
@@ -102,3 +104,41 @@ def test_sparse_bins_take_the_pooled_quantile_and_round_trip() -> None:
     # unfitted() keeps the settings, not the scores
     fresh = conf.unfitted()
     assert fresh.bins == conf.bins and fresh.scores_ is None and fresh.bin_scores_ is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    quantiles=st.lists(st.floats(0.05, 60.0), min_size=2, max_size=4),
+    first_edge=st.floats(5.0, 60.0),
+    gaps=st.lists(st.floats(5.0, 60.0), min_size=3, max_size=3),
+    scale=st.sampled_from(["none", "prediction"]),
+)
+def test_bounds_by_bin_are_monotone_in_the_prediction_and_only_ever_wider(
+    quantiles: list[float], first_edge: float, gaps: list[float], scale: str
+) -> None:
+    """A lower prediction never gives a later lower bound, nor a higher one a sooner upper bound,
+    whatever each bin's quantile; and the envelope never narrows a bin's own interval."""
+    bins = tuple(first_edge + sum(gaps[:i]) for i in range(len(quantiles) - 1))
+    if scale == "prediction":
+        quantiles = [q / 20.0 for q in quantiles]  # normalised scores: half-width q * (prediction + offset)
+    conf = SplitConformal(scale=scale, bins=bins, min_bin_size=1)  # type: ignore[arg-type]
+    # one score per bin, each the quantile that bin is to use (rank ceil(2 * 0.5) = 1 of 1)
+    conf.scores_ = np.sort(np.array(quantiles))
+    conf.bin_scores_ = [np.array([q]) for q in quantiles]
+    assert conf.bin_quantiles(0.5).tolist() == pytest.approx(quantiles)
+    grid = np.linspace(0.0, bins[-1] * 2 + 50.0, 4001)
+    lo, hi = conf.interval(grid, 0.5)
+    assert np.all(np.diff(lo) >= -1e-9) and np.all(np.diff(hi) >= -1e-9)
+    own_lo, own_hi = conf._bounds(grid, np.array(quantiles)[conf._bin_of(grid)])
+    assert np.all(lo <= own_lo + 1e-9) and np.all(hi >= own_hi - 1e-9)
+    assert np.all(lo >= 0.0) and np.all(lo <= grid) and np.all(hi >= grid)
+
+
+def test_the_near_failure_bin_edge_no_longer_moves_the_lower_bound_later() -> None:
+    # FD001's shipped quantiles: 4.8 below 40, 14.3 at 40-90: per bin, 39 -> 34.2 but 41 -> 26.7
+    conf = SplitConformal(bins=(40.0, 90.0), min_bin_size=1)
+    conf.scores_ = np.array([4.8, 14.3, 15.2])
+    conf.bin_scores_ = [np.array([4.8]), np.array([14.3]), np.array([15.2])]
+    lo, hi = conf.interval(np.array([20.0, 39.0, 41.0, 60.0]), 0.5)
+    assert lo.tolist() == pytest.approx([15.2, 25.7, 26.7, 45.7])  # 39 takes the 40-90 bin's least bound, 25.7
+    assert hi.tolist() == pytest.approx([24.8, 43.8, 55.3, 74.3])  # upper bounds already rise at the edge
