@@ -83,6 +83,41 @@ def _peaks(feats: Mapping[str, float], threshold: float) -> tuple[PeakMatch, ...
                  for p in envelope_peaks(feats, threshold) if p.frequency_hz is not None)
 
 
+#: Envelope peaks are judged on the newest this many windows with envelope features ...
+PEAK_WINDOWS = 3
+#: ... and a defect frequency must stand out in at least this many of them.
+PEAK_CONFIRM = 2
+
+
+def confirmed_envelope(envelopes: Sequence[Mapping[str, float]]) -> dict[str, float] | None:
+    """One channel's envelope features as the peaks that persist show them (windows oldest first).
+
+    A healthy bearing's envelope spectrum has four defect frequencies and their harmonics to stand
+    out by chance, and now and then one window's does (6-8 times the floor on the demo's healthy
+    machines), which would flip a healthy asset to ``watch`` for one window. So each defect
+    frequency takes the features of the window where it is the :data:`PEAK_CONFIRM`-th strongest
+    of the newest :data:`PEAK_WINDOWS`: it is a peak only when that many windows show it, at the
+    weaker one's SNR. ``None`` with fewer than :data:`PEAK_CONFIRM` windows.
+    """
+    recent = list(envelopes[-PEAK_WINDOWS:])
+    if len(recent) < PEAK_CONFIRM:
+        return None
+    out = dict(recent[-1])
+    for defect in DEFECT_FAULT:
+        key = f"env_{defect}_snr"
+        ranked = sorted(recent, key=lambda f: -_finite(f.get(key, 0.0)))
+        confirming = ranked[PEAK_CONFIRM - 1]
+        for name in [k for k in out if k.startswith(f"env_{defect}_")]:
+            del out[name]
+        out.update({k: v for k, v in confirming.items() if k.startswith(f"env_{defect}_")})
+    return out
+
+
+def _finite(x: float) -> float:
+    x = float(x)
+    return x if math.isfinite(x) else 0.0
+
+
 def vibration_and_temperature(
     windows: Sequence[FeatureWindow], *, asset: AssetConfig | None = None, machine_class: str = "II",
     peak_snr: float = PEAK_SNR, time_scale: float = 1.0,
@@ -93,7 +128,8 @@ def vibration_and_temperature(
         windows: feature windows, oldest first.
         asset: the asset (picks the vibration and temperature channels; gives bearing orders).
         machine_class: ISO machine class when no asset is given.
-        peak_snr: envelope SNR from which a defect frequency counts as a peak.
+        peak_snr: envelope SNR from which a defect frequency counts as a peak (in
+            :data:`PEAK_CONFIRM` of the newest :data:`PEAK_WINDOWS` windows: :func:`confirmed_envelope`).
         time_scale: plant hours per hour of the windows' timestamps (1 for a real plant; the
             demo's accelerated simulator clock, e.g. 3600, makes a wall-clock second an hour).
     """
@@ -113,9 +149,8 @@ def vibration_and_temperature(
                 previous_velocity_mm_s=float(first["vel_rms_mm_s"]) if has_prev else None,
                 lookback_h=(t1 - t0).total_seconds() / 3600.0 * time_scale if has_prev else None,
                 machine_class=asset.machine_class if asset else machine_class)
-        latest = next((f[vib] for _, f in windows[::-1] if vib in f and "env_bpfo_snr" in f[vib]), None)
-        if latest is not None:
-            feats = dict(latest)
+        feats = confirmed_envelope([f[vib] for _, f in windows if vib in f and "env_bpfo_snr" in f[vib]])
+        if feats is not None:
             if asset is not None:
                 shaft = float(feats.get("shaft_hz", asset.shaft_hz)) or asset.shaft_hz
                 for name, hz in asset.bearing.defect_frequencies(shaft).as_dict().items():

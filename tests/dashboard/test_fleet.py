@@ -247,7 +247,7 @@ def test_the_overview_groups_two_sites_worst_first(two_sites: list[str]) -> None
     assert summary["site"].tolist() == ["plant1", "north", ALL_SITES]
     assert summary["assets"].tolist() == [8, 2, 10]
     assert summary["stop now"].tolist() == [1, 0, 1]
-    assert summary["insufficient evidence"].tolist() == [6, 1, 7] and summary["watch"].tolist() == [1, 1, 2]
+    assert summary["insufficient evidence"].tolist() == [6, 1, 7] and summary["healthy"].tolist() == [1, 1, 2]
     assert summary["open work orders"].tolist() == [2, 1, 3]
     assert summary["unacknowledged alarms"].tolist() == [1, 1, 2]
     assert summary["stale assets"].tolist() == [0, 2, 2]
@@ -256,10 +256,10 @@ def test_the_overview_groups_two_sites_worst_first(two_sites: list[str]) -> None
     # Under each heading, the site's counts, then its cards (each with its "updated" line): plant1's eight, then
     # north's two, ten minutes old.
     captions = [e.value for e in at.caption]
-    assert captions[0] == "8 assets · 1 stop now · 6 insufficient evidence · 1 watch"
+    assert captions[0] == "8 assets · 1 stop now · 6 insufficient evidence · 1 healthy"
     assert all(c.startswith("updated ") and "min" not in c for c in captions[1:9])
-    assert captions[9] == "2 assets · 1 insufficient evidence · 1 watch · 2 stale"
+    assert captions[9] == "2 assets · 1 insufficient evidence · 1 healthy · 2 stale"
     assert captions[10:12] == ["updated 10 min ago"] * 2
     cards = [m.group(1) for e in at.markdown if (m := re.search(r">([\w-]+)</span><br>", str(e.value)))]
     assert cards[0] == "P-101" and set(cards[:8]) == {a.asset_id for a in PlantRun().plant}
-    assert cards[8:] == two_sites  # the M-101 copy (insufficient evidence) before the F-101 copy (watch)
+    assert cards[8:] == two_sites  # the M-101 copy (insufficient evidence) before the F-101 copy (healthy)

@@ -222,3 +222,26 @@ def test_a_confirmed_repair_restarts_the_part_life(store: Store, outer_race: Evi
     assert ev.life_share is not None and ev.life_share.since_source == "work_order"
     assert ev.life_share.in_service_h == pytest.approx(200.0)
     assert ev.rul is not None and ev.rul.median_h == pytest.approx(200.0)
+
+
+def test_an_envelope_peak_counts_only_when_two_of_the_newest_three_windows_show_it() -> None:
+    from prescribe.evidence import confirmed_envelope, vibration_and_temperature
+
+    calm = {"iso_zone": 0.0, "vel_rms_mm_s": 0.6, "env_bpfo_snr": 2.0, "env_bpfo_h1": 0.002, "env_bpfo_hz": 107.0,
+            "env_bpfi_snr": 1.5, "env_bsf_snr": 1.2, "env_ftf_snr": 1.1}
+    spike = {**calm, "env_ftf_snr": 8.0, "env_ftf_h1": 0.008, "env_ftf_hz": 11.9}  # one window, by chance
+
+    def windows(*feats: dict[str, float]) -> list[tuple[datetime, dict[str, dict[str, float]]]]:
+        return [(T0 + timedelta(hours=k), {"vib_de": f}) for k, f in enumerate(feats)]
+
+    # a healthy machine's chance FTF peak in the newest window, or in one of the last three: no peak
+    assert vibration_and_temperature(windows(calm, calm, spike))[1] == ()
+    assert vibration_and_temperature(windows(spike, calm, calm))[1] == ()
+    # a defect two of the newest three windows show is a peak, at the weaker window's SNR
+    bpfo = [{**calm, "env_bpfo_snr": snr, "env_bpfo_h1": snr / 1000} for snr in (9.0, 7.0, 12.0)]
+    (peak,) = vibration_and_temperature(windows(calm, *bpfo))[1]
+    assert (peak.defect, peak.snr, peak.frequency_hz) == ("bpfo", 9.0, 107.0)
+    # only the newest three count: an old pair of peaks followed by calm windows is gone
+    assert vibration_and_temperature(windows(bpfo[0], bpfo[2], calm, calm, calm))[1] == ()
+    # one window cannot confirm anything
+    assert confirmed_envelope([bpfo[2]]) is None and vibration_and_temperature(windows(bpfo[2]))[1] == ()
