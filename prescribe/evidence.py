@@ -83,10 +83,10 @@ def _peaks(feats: Mapping[str, float], threshold: float) -> tuple[PeakMatch, ...
                  for p in envelope_peaks(feats, threshold) if p.frequency_hz is not None)
 
 
-#: Envelope peaks are judged on the newest this many windows with envelope features ...
-PEAK_WINDOWS = 3
-#: ... and a defect frequency must stand out in at least this many of them.
-PEAK_CONFIRM = 2
+#: Envelope peaks and the ISO zone are judged on the newest this many feature windows ...
+CONFIRM_WINDOWS = 3
+#: ... and must show in at least this many of them.
+CONFIRM_IN = 2
 
 
 def confirmed_envelope(envelopes: Sequence[Mapping[str, float]]) -> dict[str, float] | None:
@@ -95,22 +95,33 @@ def confirmed_envelope(envelopes: Sequence[Mapping[str, float]]) -> dict[str, fl
     A healthy bearing's envelope spectrum has four defect frequencies and their harmonics to stand
     out by chance, and now and then one window's does (6-8 times the floor on the demo's healthy
     machines), which would flip a healthy asset to ``watch`` for one window. So each defect
-    frequency takes the features of the window where it is the :data:`PEAK_CONFIRM`-th strongest
-    of the newest :data:`PEAK_WINDOWS`: it is a peak only when that many windows show it, at the
-    weaker one's SNR. ``None`` with fewer than :data:`PEAK_CONFIRM` windows.
+    frequency takes the features of the window where it is the :data:`CONFIRM_IN`-th strongest
+    of the newest :data:`CONFIRM_WINDOWS`: it is a peak only when that many windows show it, at the
+    weaker one's SNR. ``None`` with fewer than :data:`CONFIRM_IN` windows.
     """
-    recent = list(envelopes[-PEAK_WINDOWS:])
-    if len(recent) < PEAK_CONFIRM:
+    recent = list(envelopes[-CONFIRM_WINDOWS:])
+    if len(recent) < CONFIRM_IN:
         return None
     out = dict(recent[-1])
     for defect in DEFECT_FAULT:
         key = f"env_{defect}_snr"
         ranked = sorted(recent, key=lambda f: -_finite(f.get(key, 0.0)))
-        confirming = ranked[PEAK_CONFIRM - 1]
+        confirming = ranked[CONFIRM_IN - 1]
         for name in [k for k in out if k.startswith(f"env_{defect}_")]:
             del out[name]
         out.update({k: v for k, v in confirming.items() if k.startswith(f"env_{defect}_")})
     return out
+
+
+def _confirmed_level(series: Sequence[Mapping[str, float]]) -> tuple[int, float]:
+    """The ISO zone and velocity that :data:`CONFIRM_IN` of the newest :data:`CONFIRM_WINDOWS`
+    windows reach (the newest window's alone while there is only one), so one noisy window neither
+    trips zone D nor makes a zone."""
+    recent = series[-CONFIRM_WINDOWS:]
+    k = min(CONFIRM_IN, len(recent)) - 1
+    zone = sorted((int(f["iso_zone"]) for f in recent), reverse=True)[k]
+    velocity = sorted((float(f["vel_rms_mm_s"]) for f in recent), reverse=True)[k]
+    return zone, velocity
 
 
 def _finite(x: float) -> float:
@@ -129,7 +140,7 @@ def vibration_and_temperature(
         asset: the asset (picks the vibration and temperature channels; gives bearing orders).
         machine_class: ISO machine class when no asset is given.
         peak_snr: envelope SNR from which a defect frequency counts as a peak (in
-            :data:`PEAK_CONFIRM` of the newest :data:`PEAK_WINDOWS` windows: :func:`confirmed_envelope`).
+            :data:`CONFIRM_IN` of the newest :data:`CONFIRM_WINDOWS` windows: :func:`confirmed_envelope`).
         time_scale: plant hours per hour of the windows' timestamps (1 for a real plant; the
             demo's accelerated simulator clock, e.g. 3600, makes a wall-clock second an hour).
     """
@@ -141,10 +152,11 @@ def vibration_and_temperature(
     if vib is not None:
         series = [(t, f[vib]) for t, f in windows if vib in f and "vel_rms_mm_s" in f[vib] and "iso_zone" in f[vib]]
         if series:
-            (t0, first), (t1, last) = series[0], series[-1]
+            (t0, first), (t1, _) = series[0], series[-1]
             has_prev = t1 > t0
+            now_zone, now_vel = _confirmed_level([f for _, f in series])
             zone = ZoneState(
-                zone=int(last["iso_zone"]), velocity_mm_s=float(last["vel_rms_mm_s"]),
+                zone=now_zone, velocity_mm_s=now_vel,
                 previous_zone=int(first["iso_zone"]) if has_prev else None,
                 previous_velocity_mm_s=float(first["vel_rms_mm_s"]) if has_prev else None,
                 lookback_h=(t1 - t0).total_seconds() / 3600.0 * time_scale if has_prev else None,

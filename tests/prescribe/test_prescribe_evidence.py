@@ -245,3 +245,28 @@ def test_an_envelope_peak_counts_only_when_two_of_the_newest_three_windows_show_
     assert vibration_and_temperature(windows(bpfo[0], bpfo[2], calm, calm, calm))[1] == ()
     # one window cannot confirm anything
     assert confirmed_envelope([bpfo[2]]) is None and vibration_and_temperature(windows(bpfo[2]))[1] == ()
+
+
+def test_one_noisy_window_neither_trips_zone_d_nor_makes_zone_c() -> None:
+    from prescribe.evidence import vibration_and_temperature
+    from prescribe.policy import assess
+    from prescribe.schema import AssetFacts
+
+    def zone_of(*levels: tuple[int, float]) -> tuple[int, float]:
+        ws = [(T0 + timedelta(hours=k), {"vib_de": {"iso_zone": float(z), "vel_rms_mm_s": v}})
+              for k, (z, v) in enumerate(levels)]
+        zone = vibration_and_temperature(ws)[0]
+        assert zone is not None
+        return zone.zone, zone.velocity_mm_s
+
+    b, d = (1, 2.0), (3, 7.5)
+    assert zone_of(b, b, d) == b and zone_of(b, d, b) == b  # one window in zone D: still zone B
+    assert zone_of(b, d, d) == d and zone_of(d, b, d) == d  # two of the newest three: zone D
+    assert zone_of(d, d, b, b, b) == b  # only the newest three count
+    assert zone_of(d) == d  # a single window is all there is
+    # and so the decision: a zone-D spike on a machine otherwise in zone B is no trip
+    ws = [(T0 + timedelta(hours=k), {"vib_de": {"iso_zone": float(z), "vel_rms_mm_s": v}}) for k, (z, v) in
+          enumerate((b, b, d))]
+    spike = Evidence(asset=AssetFacts(asset_id="P-1", criticality=2), at=T0 + timedelta(hours=3),
+                     zone=vibration_and_temperature(ws)[0])
+    assert assess(spike).state != "stop_now"
