@@ -10,8 +10,8 @@ Reported:
 
 * ``shipped``: the promoted version's interval, scored on every fresh cut and over random fleets of
   40 fresh units (the validation set's size): coverage, its 10th percentile over fleets, width,
-  coverage near failure, and how far its lower bound rises as the prediction falls (0 when the
-  lower bound is monotone, which the decision policy's escalation relies on);
+  coverage near failure, its score quantile(s), and up to which prediction its lower bound is 0 h
+  (an asset with a degradation sign predicted there goes straight to stop-now);
 * ``calibrate_sim``: the same for the calibration ``genedge rul calibrate-sim`` would register
   (absolute errors by bin of the prediction on 400 fresh units of each of its default seeds);
 * ``recalibrated, k units``: the shipped score, and absolute errors by bin of the prediction (Mondrian,
@@ -65,13 +65,13 @@ def shipped_coverage(conf: SplitConformal, y: np.ndarray, pred: np.ndarray, unit
     rng = np.random.default_rng(seed)
     fleets = [float(hits[np.isin(units, rng.choice(ids, FLEET, replace=False))].mean()) for _ in range(1000)]
     near = pred < NEAR_FAILURE_H
-    # How far the lower bound can rise as the prediction falls (0 for a monotone interval): on a grid
-    # of predictions, each lower bound against the smallest one at any higher prediction.
+    # Up to which prediction the (monotone) lower bound is 0 h: an asset with a degradation sign
+    # predicted there is inside any safety margin, so the decision policy stops it at once.
     grid = np.arange(0.0, 200.5, 0.5)
-    grid_lo = conf.interval(grid, COVERAGE)[0]
-    rise = grid_lo - np.minimum.accumulate(grid_lo[::-1])[::-1]
+    zero = grid[conf.interval(grid, COVERAGE)[0] <= conf.lower_bound]
     return {"method": _method(conf), "coverage": float(hits.mean()), "width": float(width.mean()),
-            "lower_bound_rise_h": float(rise.max()), "lower_bound_rise_at_h": float(grid[int(rise.argmax())]),
+            "q90_by_bin": conf.bin_quantiles(COVERAGE).tolist(),
+            "lower_bound_zero_up_to_h": float(zero.max()) if zero.size else None,
             "fleet40_mean": float(np.mean(fleets)), "fleet40_p10": float(np.percentile(fleets, 10)),
             "coverage_near_failure": float(hits[near].mean()) if near.any() else None,
             "width_near_failure": float(width[near].mean()) if near.any() else None}
@@ -117,10 +117,12 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {r['method']}, recalibrated on {r['k_units']} units, scored on the rest ({N_SPLITS} "
                      f"splits) | {r['coverage_mean']:.3f} | {r['coverage_p10']:.3f} | {r['width']:.1f} | "
                      f"{r['coverage_near_failure']:.3f} |")
-    rises = [f"{label} {s['lower_bound_rise_h']:.1f} h"
-             + (f" (at a prediction of {s['lower_bound_rise_at_h']:g} h)" if s["lower_bound_rise_h"] > 0 else "")
+    facts = [f"{label}: score quantile {' / '.join(f'{q:.3g}' for q in s['q90_by_bin'])}, lower bound 0 h up to a "
+             f"prediction of {s['lower_bound_zero_up_to_h']:g} h"
              for label, s in (("shipped", res["shipped"]), ("calibrate-sim", res["calibrate_sim"]))]
-    lines += ["", "Most the lower bound rises as the prediction falls (0 for a monotone interval): " + "; ".join(rises) + "."]
+    lines += ["", "90 % score quantile (shipped: of |error| / (prediction + offset); calibrate-sim: of |error| by bin, "
+              f"{' / '.join(f'{b:g}' for b in SIM_INTERVAL_BINS)} h) and where the monotone lower bound leaves 0 h: "
+              + "; ".join(facts) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from scipy.stats import t as student_t
+from scipy.special import stdtrit
 
 from core.assets import AssetConfig, Quantity
 from core.errors import GenEdgeError
@@ -89,39 +89,30 @@ CONFIRM_WINDOWS = 3
 CONFIRM_IN = 2
 
 
+def _confirming(windows: Sequence[Mapping[str, float]], key: str) -> Mapping[str, float]:
+    """Of the newest :data:`CONFIRM_WINDOWS` windows, the one whose ``key`` is the
+    :data:`CONFIRM_IN`-th largest: what that many windows reach (the only window, if only one)."""
+    recent = sorted(windows[-CONFIRM_WINDOWS:], key=lambda f: _finite(f.get(key, 0.0)), reverse=True)
+    return recent[min(CONFIRM_IN, len(recent)) - 1]
+
+
 def confirmed_envelope(envelopes: Sequence[Mapping[str, float]]) -> dict[str, float] | None:
     """One channel's envelope features as the peaks that persist show them (windows oldest first).
 
     A healthy bearing's envelope spectrum has four defect frequencies and their harmonics to stand
-    out by chance, and now and then one window's does (6-8 times the floor on the demo's healthy
-    machines), which would flip a healthy asset to ``watch`` for one window. So each defect
+    out by chance, and now and then one window's does (above 6 times the floor on the demo's
+    healthy machines), which would flip a healthy asset to ``watch`` for one window. So each defect
     frequency takes the features of the window where it is the :data:`CONFIRM_IN`-th strongest
     of the newest :data:`CONFIRM_WINDOWS`: it is a peak only when that many windows show it, at the
     weaker one's SNR. ``None`` with fewer than :data:`CONFIRM_IN` windows.
     """
-    recent = list(envelopes[-CONFIRM_WINDOWS:])
-    if len(recent) < CONFIRM_IN:
+    if len(envelopes) < CONFIRM_IN:
         return None
-    out = dict(recent[-1])
-    for defect in DEFECT_FAULT:
-        key = f"env_{defect}_snr"
-        ranked = sorted(recent, key=lambda f: -_finite(f.get(key, 0.0)))
-        confirming = ranked[CONFIRM_IN - 1]
-        for name in [k for k in out if k.startswith(f"env_{defect}_")]:
-            del out[name]
-        out.update({k: v for k, v in confirming.items() if k.startswith(f"env_{defect}_")})
+    prefixes = tuple(f"env_{defect}_" for defect in DEFECT_FAULT)
+    out = {k: v for k, v in envelopes[-1].items() if not k.startswith(prefixes)}
+    for prefix in prefixes:
+        out.update((k, v) for k, v in _confirming(envelopes, f"{prefix}snr").items() if k.startswith(prefix))
     return out
-
-
-def _confirmed_level(series: Sequence[Mapping[str, float]]) -> tuple[int, float]:
-    """The ISO zone and velocity that :data:`CONFIRM_IN` of the newest :data:`CONFIRM_WINDOWS`
-    windows reach (the newest window's alone while there is only one), so one noisy window neither
-    trips zone D nor makes a zone."""
-    recent = series[-CONFIRM_WINDOWS:]
-    k = min(CONFIRM_IN, len(recent)) - 1
-    zone = sorted((int(f["iso_zone"]) for f in recent), reverse=True)[k]
-    velocity = sorted((float(f["vel_rms_mm_s"]) for f in recent), reverse=True)[k]
-    return zone, velocity
 
 
 def _finite(x: float) -> float:
@@ -154,9 +145,10 @@ def vibration_and_temperature(
         if series:
             (t0, first), (t1, _) = series[0], series[-1]
             has_prev = t1 > t0
-            now_zone, now_vel = _confirmed_level([f for _, f in series])
+            # the zone follows the velocity: the level CONFIRM_IN of the newest windows reach
+            level = _confirming([f for _, f in series], "vel_rms_mm_s")
             zone = ZoneState(
-                zone=now_zone, velocity_mm_s=now_vel,
+                zone=int(level["iso_zone"]), velocity_mm_s=float(level["vel_rms_mm_s"]),
                 previous_zone=int(first["iso_zone"]) if has_prev else None,
                 previous_velocity_mm_s=float(first["vel_rms_mm_s"]) if has_prev else None,
                 lookback_h=(t1 - t0).total_seconds() / 3600.0 * time_scale if has_prev else None,
@@ -183,8 +175,8 @@ def temperature_trend(hours: np.ndarray, values: np.ndarray) -> TemperatureTrend
     95 % lower confidence bound (Student t on the residual scatter).
 
     A trend needs three readings at distinct times: a line through two has no scatter to judge its
-    noise by, and two readings an hour apart differ by the sensor noise alone (about 1 K in the
-    simulator), which would read as a rise of 1 K/h.
+    noise by, and two readings an hour apart differ by the sensor noise alone, which can read as
+    a rise of 1 K/h or more.
     """
     latest = float(values[-1])
     x = hours - hours.mean()
@@ -194,7 +186,7 @@ def temperature_trend(hours: np.ndarray, values: np.ndarray) -> TemperatureTrend
     slope = float(x @ (values - values.mean())) / sxx
     resid = values - values.mean() - slope * x
     se = math.sqrt(float(resid @ resid) / (len(hours) - 2) / sxx)
-    low = slope - float(student_t.ppf(0.95, len(hours) - 2)) * se
+    low = slope - float(stdtrit(len(hours) - 2, 0.95)) * se  # Student t quantile
     return TemperatureTrend(latest_c=latest, slope_c_per_h=slope, lookback_h=float(np.ptp(hours)), slope_low_c_per_h=low)
 
 

@@ -141,7 +141,7 @@ class SplitConformal:
         """
         p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
         q = self.bin_quantiles(coverage)
-        if not self.bin_scores_ or len(q) == 1:
+        if not self.bin_scores_:
             return self._bounds(p, q[0])
         which = self._bin_of(p)
         lower, upper = self._bounds(p, q[which])
