@@ -90,7 +90,7 @@ CONFIRM_IN = 2
 
 
 def _confirming(windows: Sequence[Mapping[str, float]], key: str) -> Mapping[str, float]:
-    """Of the newest :data:`CONFIRM_WINDOWS` windows, the one whose ``key`` is the
+    """Of the last :data:`CONFIRM_WINDOWS` of ``windows``, the one whose ``key`` is the
     :data:`CONFIRM_IN`-th largest: what that many windows reach (the only window, if only one)."""
     recent = sorted(windows[-CONFIRM_WINDOWS:], key=lambda f: _finite(f.get(key, 0.0)), reverse=True)
     return recent[min(CONFIRM_IN, len(recent)) - 1]
@@ -143,10 +143,14 @@ def vibration_and_temperature(
     if vib is not None:
         series = [(t, f[vib]) for t, f in windows if vib in f and "vel_rms_mm_s" in f[vib] and "iso_zone" in f[vib]]
         if series:
-            (t0, first), (t1, _) = series[0], series[-1]
+            t0, t1 = series[0][0], series[-1][0]
             has_prev = t1 > t0
-            # the zone follows the velocity: the level CONFIRM_IN of the newest windows reach
-            level = _confirming([f for _, f in series], "vel_rms_mm_s")
+            # the zone follows the velocity: the level CONFIRM_IN of the newest windows reach; the
+            # trend compares it with the level the oldest windows reach the same way, so that one
+            # noisy window at either end makes no trend
+            frames = [f for _, f in series]
+            level = _confirming(frames, "vel_rms_mm_s")
+            first = _confirming(frames[:CONFIRM_WINDOWS], "vel_rms_mm_s")
             zone = ZoneState(
                 zone=int(level["iso_zone"]), velocity_mm_s=float(level["vel_rms_mm_s"]),
                 previous_zone=int(first["iso_zone"]) if has_prev else None,

@@ -270,3 +270,22 @@ def test_one_noisy_window_neither_trips_zone_d_nor_makes_zone_c() -> None:
     spike = Evidence(asset=AssetFacts(asset_id="P-1", criticality=2), at=T0 + timedelta(hours=3),
                      zone=vibration_and_temperature(ws)[0])
     assert assess(spike).state != "stop_now"
+
+
+def test_zone_trend_compares_confirmed_levels_at_both_ends_of_the_look_back() -> None:
+    from prescribe.evidence import vibration_and_temperature
+
+    def trend_of(*velocities: float) -> str:
+        ws = [(T0 + timedelta(hours=k), {"vib_de": {"iso_zone": 1.0, "vel_rms_mm_s": v}})
+              for k, v in enumerate(velocities)]
+        zone = vibration_and_temperature(ws)[0]
+        assert zone is not None
+        return zone.trend
+
+    # one low window at the start of a steady zone-B look-back is no rise (2.4 / 1.6 would read 1.5x)
+    assert trend_of(1.6, 2.4, 2.4, 2.4, 2.4, 2.4) == "steady"
+    # nor is one high window at its end
+    assert trend_of(2.0, 2.0, 2.0, 2.0, 2.0, 3.0) == "steady"
+    # a rise the windows at both ends agree on is one
+    assert trend_of(2.0, 2.0, 2.1, 2.6, 2.9, 3.0) == "rising"
+    assert trend_of(3.0, 3.0, 2.9, 2.2, 2.0, 2.0) == "falling"
