@@ -11,11 +11,12 @@ their rate is set exactly and every sequence number they queue is logged, which 
 lost and duplicated messages needs; the path from the queue on is the agent's own code.
 
 A ramp first measures the highest end-to-end rate the topology sustains (stored rate keeps up
-with the offered rate); the soak runs at 80 % of it (or at ``--rate``) for ``--minutes``, with
-each fault once, spread over the run: SIGKILL of a publisher (restarted: its queue replays), of
-an ingest worker (restarted), of the central broker (restarted from its persistence file), the
-site A bridge cut at the relay (60 s in a 10-minute run, scaled with the run), PostgreSQL
-stopped and started, and the queue disk of a publisher filled (a 16 MiB tmpfs; then freed).
+with the offered rate); the soak runs at 80 % of it (or at ``--rate``) for ``--minutes`` (and on
+until :data:`RECOVERY_TAIL_S` after the last fault clears), with each fault once, spread over the
+run: SIGKILL of a publisher (restarted: its queue replays), of an ingest worker (restarted), of
+the central broker (restarted from its persistence file), the site A bridge cut at the relay (60 s
+in a 10-minute run, scaled with the run), PostgreSQL stopped and started, and the queue disk of a
+publisher filled (a 16 MiB tmpfs; then freed).
 
 Measured: lost (a sequence number a publisher's queue accepted but the store lacks after the
 drain), duplicated (a sequence number stored twice), order (first arrivals at the centre per
@@ -62,6 +63,9 @@ RECOVERY_WINDOW_S = 3
 RECOVERY_RATE_SHARE = 0.9
 #: Lag bound of a recovered second: this many times the pre-fault p99 lag, and at least the floor.
 LAG_FACTOR, LAG_FLOOR_S = 3.0, 2.0
+#: The soak runs on at least this long after the last fault clears, so that the last fault has
+#: time to show its recovery in a short run too (a restarted process takes seconds to start).
+RECOVERY_TAIL_S = 15.0
 #: Memory is flat when the fitted growth over the second half stays under both bounds' maximum.
 FLAT_MIB, FLAT_SHARE = 8.0, 0.10
 #: Seconds after a process starts before its memory counts toward the flatness judgement.
@@ -483,7 +487,7 @@ def _run(topo: Topology, minutes: float, rate: float | None, drain_s: float,
             time.sleep(max(0.0, t0 + f.at * duration - time.time()))
             log(f"t={time.time() - t0:5.0f}s fault {f.name} ({f.outage_s:.0f} s)")
             inject(topo, f)
-        time.sleep(max(0.0, t0 + duration - time.time()))
+        time.sleep(max(0.0, max(t0 + duration, faults[-1].cleared + RECOVERY_TAIL_S) - time.time()))
         t_end = time.time()
         topo.set_rate(0.0)
         drained = drain(topo, engine, drain_s)
