@@ -145,12 +145,14 @@ def vibration_and_temperature(
         if series:
             t0, t1 = series[0][0], series[-1][0]
             has_prev = t1 > t0
-            # the zone follows the velocity: the level CONFIRM_IN of the newest windows reach; the
-            # trend compares it with the level the oldest windows reach the same way, so that one
-            # noisy window at either end makes no trend
+            # the zone follows the velocity: the level CONFIRM_IN of the newest windows reach. The
+            # trend compares it with the level the oldest windows before those reach the same way
+            # (so one noisy window at either end of a long look-back makes no trend), or with the
+            # oldest window while there are no others
             frames = [f for _, f in series]
             level = _confirming(frames, "vel_rms_mm_s")
-            first = _confirming(frames[:CONFIRM_WINDOWS], "vel_rms_mm_s")
+            older = frames[:-CONFIRM_WINDOWS] or frames[:1]
+            first = _confirming(older[:CONFIRM_WINDOWS], "vel_rms_mm_s")
             zone = ZoneState(
                 zone=int(level["iso_zone"]), velocity_mm_s=float(level["vel_rms_mm_s"]),
                 previous_zone=int(first["iso_zone"]) if has_prev else None,

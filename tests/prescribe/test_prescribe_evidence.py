@@ -289,3 +289,5 @@ def test_zone_trend_compares_confirmed_levels_at_both_ends_of_the_look_back() ->
     # a rise the windows at both ends agree on is one
     assert trend_of(2.0, 2.0, 2.1, 2.6, 2.9, 3.0) == "rising"
     assert trend_of(3.0, 3.0, 2.9, 2.2, 2.0, 2.0) == "falling"
+    # with no windows before the newest three, the oldest window is the reference
+    assert trend_of(1.6, 2.4, 2.4) == "rising"
