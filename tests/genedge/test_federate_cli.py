@@ -2,7 +2,7 @@
 
 The refusals go through Typer's runner (nothing starts). The end-to-end test runs ``genedge federate
 local`` as a subprocess on the real C-MAPSS FD001 training file: a SuperLink and three SuperNodes,
-two SecAgg+ rounds of unit-level DP-SGD, each plant registering the final model in its own registry.
+a SecAgg+ round of unit-level DP-SGD, each plant registering the final model in its own registry.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from genedge.federate_cli import parse_units
 from tests._factories import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
+#: Rounds of the end-to-end federations: one exercises every process, SecAgg+ stage and registry;
+#: several rounds over real processes (the aggregate, the history) are checked in
+#: tests/models/test_federated_deploy.py, the privacy budget over rounds in test_federated_privacy.py.
+ROUNDS = 1
 
 
 @pytest.fixture(scope="module")
@@ -126,17 +130,17 @@ def _audit(path: Path) -> list[dict[str, Any]]:
 def test_local_federation_registers_a_private_model_in_every_plant(cmapss_dir: Path, tmp_path: Path) -> None:
     registry, work = tmp_path / "registries", tmp_path / "work"
     cmd = [sys.executable, "-m", "genedge", "federate", "local", "--data", str(cmapss_dir), "--subsets", "FD001",
-           "--rounds", "2", "--dp-epsilon", "8", "--registry", str(registry), "--workdir", str(work), "--timeout", "900"]
+           "--rounds", str(ROUNDS), "--dp-epsilon", "8", "--registry", str(registry), "--workdir", str(work), "--timeout", "900"]
     for item in SMALL_NET:
         cmd += ["--set", item]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1200, check=False)
-    print(f"genedge federate local: 3 plants, 2 SecAgg+ DP rounds in {time.perf_counter() - started:.0f} s")
+    print(f"genedge federate local: 3 plants, {ROUNDS} SecAgg+ DP round(s) in {time.perf_counter() - started:.0f} s")
     assert proc.returncode == 0, f"{proc.stderr[-6000:]}\n{proc.stdout[-2000:]}"
 
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     plants = ["FD001-a", "FD001-b", "FD001-c"]
-    assert summary["rounds"] == 2 and summary["secagg"] is True and summary["strategy"] == "fedavg"
+    assert summary["rounds"] == ROUNDS and summary["secagg"] is True and summary["strategy"] == "fedavg"
     assert summary["plants"] == plants and summary["dp_epsilon"] == 8.0
     assert all(np.isfinite(summary["val_rmse"][p]) for p in plants)
 
@@ -146,7 +150,7 @@ def test_local_federation_registers_a_private_model_in_every_plant(cmapss_dir: P
         assert [(v.name, v.version, v.promoted) for v in versions] == [("cmapss-FD001", "v1", False)]
         fed = (versions[0].card.model_extra or {})["federation"]
         assert fed["run_id"] == summary["run_id"] and fed["registered_by"] == plant
-        assert fed["rounds"] == 2 and fed["plants"] == plants and fed["secure_aggregation"] is True
+        assert fed["rounds"] == ROUNDS and fed["plants"] == plants and fed["secure_aggregation"] is True
         privacy = fed["privacy"]
         assert 0 < privacy["epsilon_spent"] <= 8.0 and privacy["privacy_unit"] == "engine run"
         assert privacy["steps"] == privacy["planned_steps"] > 0  # the budget is spent over exactly the planned rounds
@@ -160,8 +164,8 @@ def test_local_federation_registers_a_private_model_in_every_plant(cmapss_dir: P
         lines = _audit(Path(summary["registered"][plant]["audit_log"]))
         assert lines and all(line["error"] is None and line["plant"] == plant for line in lines)
         assert [line["secagg_stage"] for line in lines if line["secagg_stage"]] == [
-            "setup", "share_keys", "collect_masked_vectors", "unmask"] * 2  # fmt: skip
-        assert sum(line["message_type"] == "evaluate" for line in lines) == 2
+            "setup", "share_keys", "collect_masked_vectors", "unmask"] * ROUNDS  # fmt: skip
+        assert sum(line["message_type"] == "evaluate" for line in lines) == ROUNDS
         for line in lines:
             for entry in line["records"]:
                 assert entry["record"] in ALLOWED_RECORDS
@@ -205,7 +209,7 @@ def test_server_and_sim_clients_federate_the_demo_plants_model(
     genedge = [sys.executable, "-m", "genedge", "federate"]
     server = subprocess.Popen(
         [*genedge, "server", "--out", str(tmp_path / "out"), "--host", "127.0.0.1", "--port", str(port), "--insecure",
-         "--rounds", "2", "--min-plants", "3", "--timeout", "900"],
+         "--rounds", str(ROUNDS), "--min-plants", "3", "--timeout", "900"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     mixes = {"bearings": "outer_race,inner_race,ball,cage", "drives": "imbalance,misalignment", "mixed": "outer_race,imbalance"}
@@ -222,7 +226,7 @@ def test_server_and_sim_clients_federate_the_demo_plants_model(
         out, err = server.communicate(timeout=1000)
         assert server.returncode == 0, err[-6000:]
         summary = json.loads(out.strip().splitlines()[-1])
-        assert summary["rounds"] == 2 and sorted(summary["plants"]) == sorted(mixes)
+        assert summary["rounds"] == ROUNDS and sorted(summary["plants"]) == sorted(mixes)
         # a plant leaves by stopping its SuperNode; it reports what it registered meanwhile
         reports, stderr = {}, {}
         for plant, proc in clients.items():
@@ -239,6 +243,6 @@ def test_server_and_sim_clients_federate_the_demo_plants_model(
         versions = ModelRegistry(tmp_path / "reg" / plant).list()
         assert [(v.name, v.version, v.promoted) for v in versions] == [("sim-bearing", "v1", False)]
         fed = (versions[0].card.model_extra or {})["federation"]
-        assert fed["run_id"] == summary["run_id"] and fed["registered_by"] == plant and fed["rounds"] == 2
+        assert fed["run_id"] == summary["run_id"] and fed["registered_by"] == plant and fed["rounds"] == ROUNDS
         assert sorted(fed["plants"]) == sorted(mixes) and fed["secure_aggregation"] is True
         assert [r["version"] for r in reports[plant]["registered"]] == ["v1"]
