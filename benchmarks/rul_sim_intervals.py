@@ -117,8 +117,9 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {r['method']}, recalibrated on {r['k_units']} units, scored on the rest ({N_SPLITS} "
                      f"splits) | {r['coverage_mean']:.3f} | {r['coverage_p10']:.3f} | {r['width']:.1f} | "
                      f"{r['coverage_near_failure']:.3f} |")
-    facts = [f"{label}: score quantile {' / '.join(f'{q:.3g}' for q in s['q90_by_bin'])}, lower bound 0 h up to a "
-             f"prediction of {s['lower_bound_zero_up_to_h']:g} h"
+    facts = [f"{label}: score quantile {' / '.join(f'{q:.3g}' for q in s['q90_by_bin'])}, "
+             + (f"lower bound 0 h up to a prediction of {s['lower_bound_zero_up_to_h']:g} h"
+                if s["lower_bound_zero_up_to_h"] is not None else "lower bound above 0 h everywhere")
              for label, s in (("shipped", res["shipped"]), ("calibrate-sim", res["calibrate_sim"]))]
     lines += ["", "90 % score quantile (shipped: of |error| / (prediction + offset); calibrate-sim: of |error| by bin, "
               f"{' / '.join(f'{b:g}' for b in SIM_INTERVAL_BINS)} h) and where the monotone lower bound leaves 0 h: "

@@ -247,15 +247,19 @@ def test_an_envelope_peak_counts_only_when_two_of_the_newest_three_windows_show_
     assert confirmed_envelope([bpfo[2]]) is None and vibration_and_temperature(windows(bpfo[2]))[1] == ()
 
 
+def _zone_windows(*levels: tuple[int, float]) -> list[tuple[datetime, dict[str, dict[str, float]]]]:
+    """Hourly feature windows of ``vib_de`` at the given (ISO zone, velocity mm/s), oldest first."""
+    return [(T0 + timedelta(hours=k), {"vib_de": {"iso_zone": float(z), "vel_rms_mm_s": v}})
+            for k, (z, v) in enumerate(levels)]
+
+
 def test_one_noisy_window_neither_trips_zone_d_nor_makes_zone_c() -> None:
     from prescribe.evidence import vibration_and_temperature
     from prescribe.policy import assess
     from prescribe.schema import AssetFacts
 
     def zone_of(*levels: tuple[int, float]) -> tuple[int, float]:
-        ws = [(T0 + timedelta(hours=k), {"vib_de": {"iso_zone": float(z), "vel_rms_mm_s": v}})
-              for k, (z, v) in enumerate(levels)]
-        zone = vibration_and_temperature(ws)[0]
+        zone = vibration_and_temperature(_zone_windows(*levels))[0]
         assert zone is not None
         return zone.zone, zone.velocity_mm_s
 
@@ -265,10 +269,8 @@ def test_one_noisy_window_neither_trips_zone_d_nor_makes_zone_c() -> None:
     assert zone_of(d, d, b, b, b) == b  # only the newest three count
     assert zone_of(d) == d  # a single window is all there is
     # and so the decision: a zone-D spike on a machine otherwise in zone B is no trip
-    ws = [(T0 + timedelta(hours=k), {"vib_de": {"iso_zone": float(z), "vel_rms_mm_s": v}}) for k, (z, v) in
-          enumerate((b, b, d))]
     spike = Evidence(asset=AssetFacts(asset_id="P-1", criticality=2), at=T0 + timedelta(hours=3),
-                     zone=vibration_and_temperature(ws)[0])
+                     zone=vibration_and_temperature(_zone_windows(b, b, d))[0])
     assert assess(spike).state != "stop_now"
 
 
@@ -276,9 +278,7 @@ def test_zone_trend_compares_confirmed_levels_at_both_ends_of_the_look_back() ->
     from prescribe.evidence import vibration_and_temperature
 
     def trend_of(*velocities: float) -> str:
-        ws = [(T0 + timedelta(hours=k), {"vib_de": {"iso_zone": 1.0, "vel_rms_mm_s": v}})
-              for k, v in enumerate(velocities)]
-        zone = vibration_and_temperature(ws)[0]
+        zone = vibration_and_temperature(_zone_windows(*((1, v) for v in velocities)))[0]
         assert zone is not None
         return zone.trend
 
