@@ -142,6 +142,9 @@ class CMAPSSDataModule(WindowDataModule):
             normaliser is fitted on every unit (settings and sensors only, never the RUL), the same
             for all K folds.
         fold: which of the ``n_folds`` folds is held out (``0 .. n_folds - 1``).
+        val_units: name the validation units instead of drawing them (``val_fraction`` is then
+            unused; not with ``n_folds``): the split recipe replicated with another group held
+            out, e.g. to give every training unit an error from a model that never trained on it.
         holdout_units: units of ``subset`` kept out of everything (training, validation, the
             normaliser) before the split, for a nested evaluation: score the trained model on them
             afterwards (e.g. a cross-fit against a split ensemble on the same untouched units).
@@ -175,6 +178,7 @@ class CMAPSSDataModule(WindowDataModule):
         fold: int = 0,
         holdout_units: tuple[int, ...] | list[int] = (),
         age_channel: bool = False,
+        val_units: tuple[int, ...] | list[int] | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -215,6 +219,9 @@ class CMAPSSDataModule(WindowDataModule):
         self.n_folds = n_folds
         self.fold = fold
         self.holdout_units = tuple(int(u) for u in holdout_units)
+        if val_units is not None and (n_folds is not None or not val_units):
+            raise ModelError("val_units names a non-empty validation group and cannot be combined with n_folds")
+        self.requested_val_units = None if val_units is None else tuple(sorted(int(u) for u in val_units))
         self.age_channel = bool(age_channel)
         self.normalizer: ConditionNormalizer | None = None
 
@@ -244,6 +251,12 @@ class CMAPSSDataModule(WindowDataModule):
                 raise ModelError(f"{units.size} units cannot be split into {self.n_folds} folds")
             self.fold_units = [np.sort(f) for f in np.array_split(perm, self.n_folds)]
             self.val_units = self.fold_units[self.fold]
+            self.train_units = np.setdiff1d(units, self.val_units)
+        elif self.requested_val_units is not None:
+            unknown = sorted(set(self.requested_val_units) - set(units.tolist()))
+            if unknown:
+                raise ModelError(f"val_units {unknown} are not training units of {self.subset} (or are held out)")
+            self.val_units = np.asarray(self.requested_val_units)
             self.train_units = np.setdiff1d(units, self.val_units)
         else:
             n_val = max(1, round(units.size * self.val_fraction))

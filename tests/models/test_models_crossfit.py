@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,6 +67,40 @@ def test_holdout_units_are_kept_out_of_everything(cmapss_dir: Path) -> None:
     everything = fit_normalizer(df, 1, seed=1)
     assert dm.normalizer is not None
     assert dm.normalizer.to_dict() == remaining.to_dict() != everything.to_dict()
+
+
+def test_named_val_units_replicate_the_split_recipe_on_another_group(cmapss_dir: Path) -> None:
+    """``val_units`` holds out the named group: the rest trains, and the normaliser sees the rest only."""
+    group = [3, 8, 14, 27, 41, 55, 62, 70, 88, 99]
+    dm = CMAPSSDataModule(cmapss_dir, "FD001", window=20, n_val_cuts=2, seed=0, val_units=group[::-1])
+    dm.setup()
+    assert dm.val_units.tolist() == group
+    assert dm.train_units.tolist() == [u for u in range(1, 101) if u not in group]
+    assert set(np.unique(dm.val_cut_units).tolist()) == set(group)
+    df = load_cmapss(cmapss_dir, "FD001")
+    assert dm.normalizer is not None
+    assert dm.normalizer.to_dict() == fit_normalizer(df[~df["unit"].isin(group)], 1, seed=0).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"val_units": [1, 2], "n_folds": 3}, "cannot be combined with n_folds"),
+        ({"val_units": []}, "non-empty validation group"),
+    ],
+)
+def test_bad_named_val_units_are_refused(cmapss_dir: Path, kw: dict[str, Any], match: str) -> None:
+    with pytest.raises(ModelError, match=match):
+        CMAPSSDataModule(cmapss_dir, "FD001", **kw)
+
+
+def test_named_val_units_must_be_training_units(cmapss_dir: Path) -> None:
+    dm = CMAPSSDataModule(cmapss_dir, "FD001", val_units=[5, 101], holdout_units=[7])
+    with pytest.raises(ModelError, match=r"val_units \[101\] are not training units of FD001"):
+        dm.setup()
+    held = CMAPSSDataModule(cmapss_dir, "FD001", val_units=[5, 7], holdout_units=[7])
+    with pytest.raises(ModelError, match=r"val_units \[7\] are not training units"):
+        held.setup()
 
 
 @pytest.mark.parametrize(("n_folds", "fold"), [(1, 0), (3, 3), (3, -1)])
