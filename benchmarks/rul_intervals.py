@@ -14,6 +14,10 @@ width where the prediction is below 40 cycles (near failure, what a planner acts
 predicted-RUL band, and the leave-one-unit-out coverage re-weighted to how the *test* set's predictions
 spread over those bands (test_FD00X.txt's sensor rows only: no truth is read).
 
+The three calibrate the validation cuts only. FD001 and FD003 ship a calibration on every training
+unit instead (``benchmarks/rul_replica_intervals.py``); their rows here compare the methods on the
+same network's validation predictions.
+
     python benchmarks/rul_intervals.py [--data-dir ../shared/datasets/cmapss]
       -> benchmarks/results/rul_intervals.{json,md}
 """

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from benchmarks._archive import card_path
 from core.errors import ModelError
 from core.inference.calibration import SplitConformal
+from core.inference.card import read_card
 from core.inference.registry import SHIPPED_DIR, ModelRegistry
 from core.inference.runtime import OnnxRULPredictor
 from genedge.rul_cli import rul_app
@@ -23,8 +24,9 @@ from models.pipeline import recalibrate_version
 def registry(tmp_path: Path) -> Path:
     """The shipped FD001 model, with a pooled-quantile version promoted, in a scratch registry.
 
-    The pooled version is the one the shipped version was recalibrated from (``recalibrated_from``):
-    its archived card with the shipped ONNX file, which is the same file (the cards' hashes agree).
+    The pooled version is the first the shipped version was recalibrated from (``recalibrated_from``,
+    followed back past the versions calibrated by bin): its archived card with the shipped ONNX file,
+    which is the same file (the cards' hashes agree).
     """
     reg_dir = tmp_path / "registry"
     shutil.copytree(SHIPPED_DIR / "cmapss-FD001", reg_dir / "cmapss-FD001")
@@ -32,6 +34,9 @@ def registry(tmp_path: Path) -> Path:
     shipped = reg.promoted("cmapss-FD001")
     source = shipped.card.recalibrated_from
     assert source is not None, "the shipped FD001 model is a recalibrated one"
+    while "bins" in ((earlier := read_card(card_path(SHIPPED_DIR, "cmapss-FD001", source))).calibration or {}):
+        assert earlier.recalibrated_from is not None and earlier.model_sha256 == shipped.card.model_sha256
+        source = earlier.recalibrated_from
     pooled_dir = reg_dir / "cmapss-FD001" / source
     pooled_dir.mkdir()
     shutil.copyfile(card_path(SHIPPED_DIR, "cmapss-FD001", source), pooled_dir / "card.json")
