@@ -215,7 +215,7 @@ METHODS: dict[str, Method] = {
 }
 
 
-def _score(conf: SplitConformal, y: np.ndarray, pred: np.ndarray, units: np.ndarray) -> dict[str, float]:
+def unit_weighted_score(conf: SplitConformal, y: np.ndarray, pred: np.ndarray, units: np.ndarray) -> dict[str, float]:
     """Coverage and width, each unit weighted equally; near-failure sums (with those weights) to pool over splits."""
     lo, hi = conf.interval(pred, COVERAGE)
     _, inverse, counts = np.unique(units, return_inverse=True, return_counts=True)
@@ -245,8 +245,8 @@ def evaluate(a: Arrays, n_permutations: int = N_PERMUTATIONS, seed: int = 0) -> 
             ratios.append(ensemble_error_ratio(a["val_y"][cal], a["val_ship"][cal], a["val_single"][:, cal]))
             for name, method in METHODS.items():
                 conf = method(a, cal_units)
-                row = _score(conf, a["dense_y"][test], a["dense_ship"][test], a["dense_units"][test])
-                row["cov5"] = _score(conf, a["val_y"][~cal], a["val_ship"][~cal], a["val_units"][~cal])["cov"]
+                row = unit_weighted_score(conf, a["dense_y"][test], a["dense_ship"][test], a["dense_units"][test])
+                row["cov5"] = unit_weighted_score(conf, a["val_y"][~cal], a["val_ship"][~cal], a["val_units"][~cal])["cov"]
                 per[name].append(row)
     out: dict[str, Any] = {}
     for name, method in METHODS.items():
@@ -255,7 +255,9 @@ def evaluate(a: Arrays, n_permutations: int = N_PERMUTATIONS, seed: int = 0) -> 
         for unit in units:
             held = a["dense_units"] == unit
             louo.append(
-                _score(method(a, units[units != unit]), a["dense_y"][held], a["dense_ship"][held], a["dense_units"][held])
+                unit_weighted_score(
+                    method(a, units[units != unit]), a["dense_y"][held], a["dense_ship"][held], a["dense_units"][held]
+                )
             )
         lo = {k: np.array([row[k] for row in louo]) for k in louo[0]}
         out[name] = {

@@ -55,6 +55,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.rul_oof_intervals import dense_cuts  # noqa: E402
+from benchmarks.rul_oof_intervals import unit_weighted_score as score  # noqa: E402
 from core.inference.calibration import SplitConformal  # noqa: E402
 from core.inference.registry import SHIPPED_DIR, ModelRegistry, ModelVersion  # noqa: E402
 from core.inference.runtime import OnnxRULPredictor  # noqa: E402
@@ -181,21 +182,6 @@ def calibrate(a: Arrays, cal_units: np.ndarray) -> SplitConformal:
     """Mondrian calibration on every :data:`CAL_STEP`-th truncation of ``cal_units``."""
     cal = np.isin(a["units"], cal_units) & ((a["rul"] - 1) % CAL_STEP == 0)
     return SplitConformal(bins=BINS).fit(a["y"][cal], a["pred"][cal])
-
-
-def score(conf: SplitConformal, y: np.ndarray, pred: np.ndarray, units: np.ndarray) -> dict[str, float]:
-    """Coverage and width, each unit weighted equally; near-failure sums (with those weights) to pool over splits."""
-    lo, hi = conf.interval(pred, COVERAGE)
-    _, inverse, counts = np.unique(units, return_inverse=True, return_counts=True)
-    w = 1.0 / counts[inverse]
-    hits, width, near = (y >= lo) & (y <= hi), hi - lo, pred < NEAR_FAILURE_RUL
-    return {
-        "cov": float(np.sum(w * hits) / w.sum()),
-        "width": float(np.sum(w * width) / w.sum()),
-        "near_n": float(np.sum(w * near)),
-        "near_width": float(np.sum(w * width * near)),
-        "near_hits": float(np.sum(w * hits * near)),
-    }
 
 
 def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
