@@ -68,6 +68,8 @@ BINS = CMAPSS_INTERVAL_BINS
 N_GROUPS = 5
 GROUP_SEED = 0
 N_PERMUTATIONS = 200
+#: predicted-RUL bands the leave-one-unit-out coverage is broken down by (as in benchmarks/rul_intervals.py)
+BANDS = (0.0, 25.0, 50.0, 75.0, 100.0, 115.0)
 #: calibration cuts: every CAL_STEP-th admissible truncation of each calibration unit
 CAL_STEP = 5
 #: member processes of a replica's training (each on one thread, as the card's num_threads says)
@@ -206,10 +208,14 @@ def evaluate(a: Arrays, n_permutations: int = N_PERMUTATIONS, seed: int = 0) -> 
         for held in (first, np.setdiff1d(units, first)):
             test = np.isin(a["units"], held)
             halves.append(score(calibrate(a, np.setdiff1d(units, held)), a["y"][test], a["pred"][test], a["units"][test]))
-    louo = []
+    louo, hits = [], np.zeros(a["y"].size, dtype=bool)
     for unit in units:
         test = a["units"] == unit
-        louo.append(score(calibrate(a, units[units != unit]), a["y"][test], a["pred"][test], a["units"][test]))
+        conf = calibrate(a, units[units != unit])
+        louo.append(score(conf, a["y"][test], a["pred"][test], a["units"][test]))
+        lo, hi = conf.interval(a["pred"][test], COVERAGE)
+        hits[test] = (a["y"][test] >= lo) & (a["y"][test] <= hi)
+    band = np.searchsorted(BANDS, a["pred"], side="right") - 1
     # the card's calibration: the shipped model's 5 validation cuts of group 0, scored on groups 1..4
     card_conf = SplitConformal(bins=BINS).fit(a["val_y"], a["val_pred"])
     unseen = a["group"] > 0
@@ -220,7 +226,7 @@ def evaluate(a: Arrays, n_permutations: int = N_PERMUTATIONS, seed: int = 0) -> 
     card_cov = np.array([p["cov"] for p in per_unit])
     return {
         "halvings": _summary(halves),
-        "louo": _summary(louo),
+        "louo": {**_summary(louo), "band_coverage": [float(hits[band == b].mean()) for b in range(len(BANDS))]},
         "card_calibration_on_replica_units": {
             **_summary(per_unit),
             "coverage_unit_ci95": _unit_bootstrap(card_cov, seed),
@@ -343,6 +349,17 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         lines.append(f"| {r['subset']} | " + " | ".join(f"{v:.2f}" for v in r["mae_by_group"]) + " |")
+    bands = " / ".join(f"{b:.0f}-" for b in BANDS)
+    lines += [
+        "",
+        "Leave-one-unit-out coverage by band of the prediction (every cut counted once; the guarantee is per bin, not per band):",
+        "",
+        f"| subset | {bands} |",
+        "| --- | --- |",
+    ]
+    for r in rows:
+        cov = r["louo"].get("band_coverage")
+        lines.append(f"| {r['subset']} | {'-' if cov is None else ' / '.join(f'{c:.2f}' for c in cov)} |")
     return "\n".join(lines) + "\n"
 
 
