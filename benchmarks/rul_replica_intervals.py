@@ -138,8 +138,8 @@ def subset_predictions(
     Keys: ``y`` (capped truth), ``rul`` (uncapped RUL of the cut), ``units``, ``group``, ``pred``; and
     ``val_*``: the shipped model's 5 validation cuts per unit (what its card calibrated on).
     """
-    from benchmarks.rul_crossfit import nested_setup
     from models.export.compact import export_int8_compact
+    from models.pipeline import card_datamodule
 
     cache = checkpoint_dir / f"replica_predictions_{subset}_{mv.version}.npz"
     if cache.is_file() and not overrides:
@@ -147,7 +147,7 @@ def subset_predictions(
             return {k: z[k] for k in z.files}
     if mv.card.variant != "int8-compact":
         raise SystemExit(f"{subset} {mv.version}: replicas are exported as int8-compact, the card says {mv.card.variant}")
-    split_dm = nested_setup(data_dir, subset, mv.version, checkpoint_dir)[0]
+    split_dm = card_datamodule(mv.card, data_dir)  # raises unless the card's seed rebuilds its validation units
     ship = OnnxRULPredictor(mv.model_path, mv.card)
     groups = unit_groups(mv)
     replica_card = mv.card.model_copy(update={"model_sha256": None})  # the shipped card names its own file only
