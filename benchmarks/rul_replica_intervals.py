@@ -78,9 +78,9 @@ N_JOBS = 2
 Arrays = dict[str, np.ndarray]
 
 
-def shipped(subset: str, version: str | None = None) -> ModelVersion:
-    """The shipped registry entry (the promoted version unless ``version``)."""
-    reg = ModelRegistry(SHIPPED_DIR)
+def shipped(subset: str, version: str | None = None, registry_dir: Path = SHIPPED_DIR) -> ModelVersion:
+    """The registry entry of ``subset`` (the promoted version unless ``version``; default: the shipped registry)."""
+    reg = ModelRegistry(registry_dir)
     name = f"cmapss-{subset}"
     return reg.get(name, version) if version else reg.promoted(name)
 
@@ -141,7 +141,8 @@ def subset_predictions(
     from models.export.compact import export_int8_compact
     from models.pipeline import card_datamodule
 
-    cache = checkpoint_dir / f"replica_predictions_{subset}_{mv.version}.npz"
+    # named by the file's hash too: another registry may hold a different model under the same version
+    cache = checkpoint_dir / f"replica_predictions_{subset}_{mv.version}_{(mv.card.model_sha256 or 'unregistered')[:12]}.npz"
     if cache.is_file() and not overrides:
         with np.load(cache) as z:
             return {k: z[k] for k in z.files}
@@ -244,9 +245,11 @@ def _mae(a: Arrays, mask: np.ndarray) -> float:
     return float(np.mean(np.abs(a["pred"][mask] - a["y"][mask])))
 
 
-def run_subset(data_dir: Path, subset: str, checkpoint_dir: Path, version: str | None = None) -> dict[str, Any]:
+def run_subset(
+    data_dir: Path, subset: str, checkpoint_dir: Path, version: str | None = None, registry_dir: Path = SHIPPED_DIR
+) -> dict[str, Any]:
     """One subset's results row."""
-    mv = shipped(subset, version)
+    mv = shipped(subset, version, registry_dir)
     a = subset_predictions(data_dir, subset, mv, checkpoint_dir)
     units = np.unique(a["units"])
     grid = (a["rul"] - 1) % CAL_STEP == 0
@@ -268,12 +271,18 @@ def run_subset(data_dir: Path, subset: str, checkpoint_dir: Path, version: str |
     }
 
 
-def register(data_dir: Path, subset: str, checkpoint_dir: Path, registry_dir: Path, version: str | None = None) -> str:
-    """Register the shipped ONNX file again with the all-unit calibration, promoted; returns the new version."""
+def register(
+    data_dir: Path, subset: str, checkpoint_dir: Path, registry_dir: Path = SHIPPED_DIR, version: str | None = None
+) -> str:
+    """Register the model's ONNX file again with the all-unit calibration, promoted; returns the new version."""
+    mv = shipped(subset, version, registry_dir)
+    return register_calibration(mv, subset_predictions(data_dir, subset, mv, checkpoint_dir), registry_dir).version
+
+
+def register_calibration(mv: ModelVersion, a: Arrays, registry_dir: Path) -> ModelVersion:
+    """``mv``'s file as a new promoted version in ``registry_dir``, calibrated on every unit of ``a``."""
     from models._recipe import register_recalibrated
 
-    mv = shipped(subset, version)
-    a = subset_predictions(data_dir, subset, mv, checkpoint_dir)
     units = np.unique(a["units"])
     ev = evaluate(a)
     # about 3,000 scores: kept to 1e-4 cycles, a third of the card's size at full float precision
@@ -283,8 +292,8 @@ def register(data_dir: Path, subset: str, checkpoint_dir: Path, registry_dir: Pa
     stored = SplitConformal.from_dict(full).to_dict()
     source = (
         f"out-of-group errors of {mv.version}'s recipe on all {units.size} training units: {mv.version} itself on its "
-        f"validation units, 4 replicas of its recipe (each holding out 20 of its training units) on the rest; every "
-        f"{CAL_STEP}th admissible truncation; benchmarks/rul_replica_intervals.py"
+        f"validation units, {N_GROUPS - 1} replicas of its recipe (each holding out a quarter of its training units) "
+        f"on the rest; every {CAL_STEP}th admissible truncation; benchmarks/rul_replica_intervals.py"
     )
     # the interval figures are the replicas' (every unit out of group); the validation-cut interval
     # figures of the card describe the calibration being replaced, so they do not carry over
@@ -298,9 +307,7 @@ def register(data_dir: Path, subset: str, checkpoint_dir: Path, registry_dir: Pa
         "interval_width": ev["louo"]["width"],
         "interval_width_near_failure": ev["louo"]["width_near_failure"],
     }
-    reg = ModelRegistry(registry_dir)
-    new = register_recalibrated(reg, reg.get(mv.name, mv.version), {**stored, "source": source}, metrics, promote=True)
-    return new.version
+    return register_recalibrated(ModelRegistry(registry_dir), mv, {**stored, "source": source}, metrics, promote=True)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -390,7 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint-dir", type=Path, default=ROOT / "var" / "checkpoints" / "replicas")
     ap.add_argument("--train-groups", default=None, help="only train the replicas of these groups (comma-separated, 1-4)")
     ap.add_argument("--register", action="store_true", help="register the all-unit calibration as a new promoted version")
-    ap.add_argument("--registry-dir", type=Path, default=SHIPPED_DIR)
+    ap.add_argument(
+        "--registry-dir", type=Path, default=SHIPPED_DIR, help="registry the model is read from and --register writes to"
+    )
     ap.add_argument("--merge", action="store_true")
     args = ap.parse_args(argv)
     if args.merge:
@@ -398,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for subset in args.subset:
         if args.train_groups is not None:
-            mv = shipped(subset, args.version)
+            mv = shipped(subset, args.version, args.registry_dir)
             for g in (int(k) for k in args.train_groups.split(",")):
                 if not 1 <= g < N_GROUPS:
                     raise SystemExit(f"--train-groups: replicas are groups 1..{N_GROUPS - 1}, got {g}")
@@ -407,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.register:
             print(register(args.data_dir, subset, args.checkpoint_dir, args.registry_dir, args.version))
             continue
-        part = run_subset(args.data_dir, subset, args.checkpoint_dir, args.version)
+        part = run_subset(args.data_dir, subset, args.checkpoint_dir, args.version, args.registry_dir)
         PARTS.mkdir(parents=True, exist_ok=True)
         (PARTS / f"{subset}.json").write_text(json.dumps(part, indent=1) + "\n", encoding="utf-8")
         print(markdown([part]), end="")

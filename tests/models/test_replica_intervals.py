@@ -9,6 +9,7 @@ drawn from units easier than the rest; the shipped FD001/FD003 cards hold the co
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ import pytest
 from benchmarks import rul_replica_intervals as rep
 from core.datasets.cmapss import load_cmapss
 from core.inference.calibration import SplitConformal
+from core.inference.registry import SHIPPED_DIR, ModelRegistry
+from core.inference.runtime import OnnxRULPredictor
 
 N_UNITS = 100
 RESULTS = rep.RESULTS / "rul_replica_intervals.json"
@@ -99,16 +102,22 @@ def test_the_shipped_intervals_are_the_committed_all_unit_calibration() -> None:
         assert "val_coverage_louo" not in m  # the replaced calibration's figures do not carry over
 
 
-def test_a_reduced_run_on_real_data_predicts_every_unit_out_of_group(cmapss_dir: Path, tmp_path: Path) -> None:
-    """The benchmark end to end on FD001 with one-epoch, one-member replicas: the shipped file on its
-    validation units, a replica on each other group, every admissible truncation of every unit once."""
-    from core.inference.runtime import OnnxRULPredictor
+@pytest.fixture(scope="module")
+def reduced(cmapss_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[rep.Arrays, Path]:
+    """The benchmark's predictions on FD001 with one-epoch, one-member replicas, and its checkpoint folder."""
+    ckpt = tmp_path_factory.mktemp("replicas")
+    small = {"max_epochs": 1, "n_members": 1, "n_jobs": 1, "d_model": 16}
+    return rep.subset_predictions(cmapss_dir, "FD001", rep.shipped("FD001"), ckpt, overrides=small), ckpt
+
+
+def test_a_reduced_run_on_real_data_predicts_every_unit_out_of_group(reduced: tuple[rep.Arrays, Path], cmapss_dir: Path) -> None:
+    """The shipped file on its validation units, a replica on each other group, every admissible
+    truncation of every unit once."""
     from models.pipeline import card_datamodule
 
+    a, ckpt = reduced
+    assert not list(ckpt.glob("*.npz"))  # a reduced run is never cached as the recipe's predictions
     mv = rep.shipped("FD001")
-    small = {"max_epochs": 1, "n_members": 1, "n_jobs": 1, "d_model": 16}
-    a = rep.subset_predictions(cmapss_dir, "FD001", mv, tmp_path, overrides=small)
-    assert not list(tmp_path.glob("*.npz"))  # a reduced run is never cached as the recipe's predictions
     groups = rep.unit_groups(mv)
     for g, units in enumerate(groups):
         assert np.unique(a["units"][a["group"] == g]).tolist() == units.tolist()
@@ -121,4 +130,23 @@ def test_a_reduced_run_on_real_data_predicts_every_unit_out_of_group(cmapss_dir:
     # group 0 is the shipped file itself, on the same cuts as its card's validation
     dm = card_datamodule(mv.card, cmapss_dir)
     np.testing.assert_allclose(a["val_pred"], OnnxRULPredictor(mv.model_path, mv.card).predict_windows(dm.X_val))
-    assert rep.evaluate(a, n_permutations=2)["louo"]["width"] > 0
+
+
+def test_register_ships_the_same_file_with_the_all_unit_calibration(reduced: tuple[rep.Arrays, Path], tmp_path: Path) -> None:
+    a, _ = reduced
+    shutil.copytree(SHIPPED_DIR / "cmapss-FD001", tmp_path / "cmapss-FD001")
+    before = rep.shipped("FD001", registry_dir=tmp_path)
+    new = rep.register_calibration(before, a, tmp_path)
+    reg = ModelRegistry(tmp_path)
+    assert reg.promoted("cmapss-FD001").version == new.version != before.version
+    assert new.card.model_sha256 == before.card.model_sha256 and new.card.recalibrated_from == before.version
+    conf = SplitConformal.from_dict(new.card.calibration or {})
+    assert conf.bin_quantiles(rep.COVERAGE).tolist() == pytest.approx(
+        rep.calibrate(a, np.unique(a["units"])).bin_quantiles(rep.COVERAGE).tolist(), abs=1e-4
+    )
+    m = new.card.metrics
+    assert m["interval_n_units"] == 100 and 0.0 < m["interval_coverage_halvings_p10"] <= m["interval_coverage_halvings"]
+    assert m["val_rmse_onnx"] == before.card.metrics["val_rmse_onnx"]  # the file's own figures carry over
+    # the edge runtime loads it and answers with the new bounds
+    lo, hi = OnnxRULPredictor.from_registry(tmp_path, "cmapss-FD001").interval(np.array([20.0, 110.0]))
+    assert np.all(lo < [20.0, 110.0]) and np.all(hi > [20.0, 110.0])
