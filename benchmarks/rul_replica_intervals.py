@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.rul_intervals import BANDS  # noqa: E402  (the predicted-RUL bands coverage is broken down by)
 from benchmarks.rul_oof_intervals import dense_cuts  # noqa: E402
 from benchmarks.rul_oof_intervals import unit_weighted_score as score  # noqa: E402
 from core.inference.calibration import SplitConformal  # noqa: E402
@@ -68,8 +69,6 @@ BINS = CMAPSS_INTERVAL_BINS
 N_GROUPS = 5
 GROUP_SEED = 0
 N_PERMUTATIONS = 200
-#: predicted-RUL bands the leave-one-unit-out coverage is broken down by (as in benchmarks/rul_intervals.py)
-BANDS = (0.0, 25.0, 50.0, 75.0, 100.0, 115.0)
 #: calibration cuts: every CAL_STEP-th admissible truncation of each calibration unit
 CAL_STEP = 5
 #: member processes of a replica's training (each on one thread, as the card's num_threads says)
